@@ -1,0 +1,236 @@
+// `trapscope run GUEST`: run a guest under KVM, print its console output and every VM exit.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "cli/exit_codes.hpp"
+#include "guests/catalog.hpp"
+#include "trace/exit_stats.hpp"
+#include "trace/printer.hpp"
+#include "trace/trace_file.hpp"
+#include "vmm/doctor.hpp"
+#include "vmm/machine.hpp"
+
+namespace trapscope::cli {
+namespace {
+
+struct RunOptions {
+  std::string guest;
+  std::string mode;  // empty: the guest's own mode (built-in) or real (file)
+  uint64_t load = vmm::kDefaultLoadAddress;
+  uint64_t mem_mib = 16;
+  std::string trace_file;
+  std::string format = "text";
+  double timeout_s = 10.0;
+  uint64_t max_exits = 0;
+  bool quiet = false;
+  bool no_timing = false;
+  bool stats = false;
+};
+
+struct LoadedGuest {
+  std::string name;
+  std::string default_mode;
+  std::vector<uint8_t> image;
+};
+
+// A name from the catalog, or a path (anything containing '/', or not a built-in name).
+std::optional<LoadedGuest> resolve_guest(const std::string& arg, uint64_t mem_bytes,
+                                         std::string* error) {
+  if (arg.find('/') == std::string::npos) {
+    if (auto g = guests::find(arg)) {
+      return LoadedGuest{arg, std::string(g->mode), {g->image.begin(), g->image.end()}};
+    }
+  }
+  struct stat st {};
+  if (::stat(arg.c_str(), &st) != 0) {
+    std::string names;
+    for (const auto& e : guests::catalog()) names += std::string(names.empty() ? "" : ", ") + e.name;
+    *error = "no guest file or built-in guest named '" + arg + "': " + std::strerror(errno) +
+             " (built-in guests: " + names + ")";
+    return std::nullopt;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *error = "'" + arg + "' is not a regular file";
+    return std::nullopt;
+  }
+  if (static_cast<uint64_t>(st.st_size) > mem_bytes) {
+    *error = "'" + arg + "' (" + std::to_string(st.st_size) +
+             " bytes) is larger than guest memory (" + std::to_string(mem_bytes) +
+             " bytes); use a larger --mem";
+    return std::nullopt;
+  }
+  std::ifstream in(arg, std::ios::binary);
+  std::vector<uint8_t> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    *error = "cannot read '" + arg + "'";
+    return std::nullopt;
+  }
+  if (image.empty()) {
+    *error = "'" + arg + "' is empty: a guest must contain at least one instruction";
+    return std::nullopt;
+  }
+  return LoadedGuest{arg, "real", std::move(image)};
+}
+
+std::atomic<vmm::KvmMachine*> g_running{nullptr};
+
+void on_sigint(int) {
+  if (vmm::KvmMachine* m = g_running.load()) m->request_stop();
+}
+
+int run(const RunOptions& o) {
+  const uint64_t mem_bytes = o.mem_mib << 20;
+  std::string error;
+  auto guest = resolve_guest(o.guest, mem_bytes, &error);
+  if (!guest) {
+    std::fprintf(stderr, "trapscope run: %s\n", error.c_str());
+    return kBadInput;
+  }
+  const std::string mode_name = o.mode.empty() ? guest->default_mode : o.mode;
+  vmm::MachineConfig cfg;
+  cfg.memory_bytes = mem_bytes;
+  cfg.mode = *vmm::parse_boot_mode(mode_name);
+  cfg.load_address = o.load;
+
+  std::unique_ptr<vmm::KvmMachine> machine;
+  try {
+    machine = std::make_unique<vmm::KvmMachine>(cfg);
+  } catch (const std::exception& e) {
+    struct stat st {};
+    std::fprintf(stderr, "trapscope run: KVM is not usable: %s\n", e.what());
+    if (::stat("/dev/kvm", &st) != 0) {
+      std::fprintf(stderr,
+                   "  /dev/kvm does not exist on this host. The software simulator backend "
+                   "(--backend sim) runs guests without KVM once it is built (see README);\n"
+                   "  `trapscope doctor` says more.\n");
+    } else {
+      std::fprintf(stderr, "  `trapscope doctor` says more.\n");
+    }
+    return kNoKvm;
+  }
+  try {
+    machine->load(guest->image);
+  } catch (const vmm::LoadError& e) {
+    std::fprintf(stderr, "trapscope run: cannot load '%s': %s\n", guest->name.c_str(), e.what());
+    return kBadInput;
+  }
+
+  const trace::Format format = o.format == "jsonl" ? trace::Format::kJsonl : trace::Format::kText;
+  std::FILE* info = format == trace::Format::kJsonl ? stderr : stdout;
+  trace::TeeSink tee;
+  std::optional<trace::PrintSink> printer;
+  if (!o.quiet) {
+    printer.emplace(stdout, trace::PrintOptions{format, !o.no_timing});
+    tee.add(&*printer);
+  }
+  trace::ExitStats stats;
+  if (o.stats) tee.add(&stats);
+  std::unique_ptr<trace::TraceWriter> writer;
+  if (!o.trace_file.empty()) {
+    trace::TraceMetadata meta;
+    meta.tool_version = TRAPSCOPE_VERSION;
+    meta.backend = "kvm";
+    meta.guest = guest->name;
+    meta.mode = mode_name;
+    meta.load_address = o.load;
+    meta.memory_bytes = mem_bytes;
+    meta.host = vmm::host_kvm_module();
+    try {
+      writer = std::make_unique<trace::TraceWriter>(o.trace_file, meta);
+    } catch (const trace::TraceError& e) {
+      std::fprintf(stderr, "trapscope run: %s\n", e.what());
+      return kBadInput;
+    }
+    tee.add(writer.get());
+  }
+  const bool tracing = !o.quiet || o.stats || writer;
+  if (o.quiet) machine->devices().console.set_echo(info);
+
+  g_running.store(machine.get());
+  struct sigaction sa {}, old {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old);
+  vmm::RunResult r;
+  try {
+    r = machine->run({o.timeout_s, o.max_exits}, tracing ? &tee : nullptr);
+    if (writer) writer->finish();
+  } catch (const std::exception& e) {
+    sigaction(SIGINT, &old, nullptr);
+    g_running.store(nullptr);
+    std::fprintf(stderr, "trapscope run: %s\n", e.what());
+    return kGuestFault;
+  }
+  sigaction(SIGINT, &old, nullptr);
+  g_running.store(nullptr);
+  std::fflush(stdout);
+
+  const std::string& console = machine->devices().console.text();
+  if (!o.quiet) {
+    std::fprintf(info, "--- guest console (%zu bytes) ---\n%s", console.size(), console.c_str());
+    if (!console.empty() && console.back() != '\n') std::fputc('\n', info);
+    std::fprintf(info, "---\n");
+  }
+  if (o.stats) std::fprintf(info, "%s", stats.table().c_str());
+  std::fprintf(info, "run ended: %s", std::string(trace::to_string(r.reason)).c_str());
+  if (r.reason == trace::RunEndReason::kGuestExit) std::fprintf(info, " %u", r.exit_code);
+  std::fprintf(info, " after %llu VM exits in %.3f ms (rip=0x%llx)\n",
+               static_cast<unsigned long long>(r.exits), static_cast<double>(r.duration_ns) / 1e6,
+               static_cast<unsigned long long>(r.regs.rip));
+  if (!r.detail.empty()) std::fprintf(info, "%s", r.detail.c_str());
+  if (!machine->devices().mmio_writes.empty()) {
+    std::fprintf(info, "%zu writes to unbacked guest-physical memory were ignored\n",
+                 machine->devices().mmio_writes.size());
+  }
+  return exit_code_for(r.reason, r.exit_code);
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int* status) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Run a guest under KVM and print every VM exit and its console output");
+  cmd->add_option("GUEST", o->guest,
+                  "A built-in guest (see `trapscope guests`) or a flat binary file")
+      ->required();
+  cmd->add_option("--mode", o->mode,
+                  "CPU mode the VMM enters the guest in (default: the guest's own; files: real)")
+      ->check(CLI::IsMember({"real", "protected", "long"}));
+  cmd->add_option("--load", o->load, "Guest-physical load address = entry point (e.g. 0x8000)")
+      ->capture_default_str();
+  cmd->add_option("--mem", o->mem_mib, "Guest memory in MiB")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
+      ->capture_default_str();
+  cmd->add_option("--trace", o->trace_file, "Also record every event to this trace file");
+  cmd->add_option("--format", o->format, "Event output format")
+      ->check(CLI::IsMember({"text", "jsonl"}))
+      ->capture_default_str();
+  cmd->add_option("--timeout", o->timeout_s, "Stop the guest after this many seconds")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
+  cmd->add_option("--max-exits", o->max_exits, "Stop after this many VM exits (0: no limit)")
+      ->capture_default_str();
+  cmd->add_flag("-q,--quiet", o->quiet,
+                "Do not print events; echo the guest console live (fastest: tracing off)");
+  cmd->add_flag("--stats", o->stats, "Print VM exit statistics per exit reason at the end");
+  cmd->add_flag("--no-timing", o->no_timing,
+                "Leave out timestamps and handling times (deterministic output)");
+  cmd->footer(
+      "Exit status: 0 guest halted or exit code 0; 1 guest exit code != 0; 2 bad input;\n"
+      "3 guest fault (triple fault, emulation failure, ...); 4 time/exit limit; 5 no KVM;\n"
+      "130 interrupted.");
+  cmd->callback([o, status] { *status = run(*o); });
+}
+
+}  // namespace trapscope::cli

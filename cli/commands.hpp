@@ -1,0 +1,14 @@
+// cli/commands.hpp — one function pair per subcommand: add_* declares its options on the
+// CLI11 app, and the callback it installs stores the command's exit status in `*status`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace trapscope::cli {
+
+void add_run_command(CLI::App& app, int* status);
+void add_show_command(CLI::App& app, int* status);
+void add_doctor_command(CLI::App& app, int* status);
+void add_guests_command(CLI::App& app, int* status);
+
+}  // namespace trapscope::cli

@@ -1,0 +1,9 @@
+# The teaching guests. MODE is the mode the VMM enters the guest in (trapscope run --mode).
+trapscope_guest(hello MODE real
+  DESCRIPTION "real mode: writes a message to the debug console (port 0xE9) and halts")
+trapscope_guest(long-hello MODE long
+  DESCRIPTION "entered in 64-bit long mode by the VMM: writes to the COM1 UART and halts")
+trapscope_guest(boot MODE real
+  DESCRIPTION "switches itself from real to protected to long mode, reporting each step")
+trapscope_guest(rings MODE long
+  DESCRIPTION "GDT, IDT and TSS, iretq to CPL 3: privileged instructions and a bad access trap to CPL 0")

@@ -1,0 +1,58 @@
+#include "trace/event.hpp"
+
+namespace trapscope::trace {
+
+std::string_view to_string(CpuMode mode) {
+  switch (mode) {
+    case CpuMode::kReal16: return "real";
+    case CpuMode::kProtected16: return "protected16";
+    case CpuMode::kProtected32: return "protected32";
+    case CpuMode::kLong64: return "long64";
+    case CpuMode::kCompat32: return "compat32";
+    case CpuMode::kCompat16: return "compat16";
+    case CpuMode::kUnknown:
+    case CpuMode::kMax: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(EventType type) {
+  switch (type) {
+    case EventType::kVmExit: return "vm_exit";
+    case EventType::kRunEnd: return "run_end";
+    case EventType::kMax: break;
+  }
+  return "?";
+}
+
+std::string_view exit_reason_name(uint32_t reason) {
+  // Names as in <linux/kvm.h> KVM_EXIT_<NAME> (KVM API 5, "struct kvm_run").
+  static constexpr std::string_view kNames[] = {
+      "UNKNOWN", "EXCEPTION", "IO", "HYPERCALL", "DEBUG", "HLT", "MMIO", "IRQ_WINDOW_OPEN",
+      "SHUTDOWN", "FAIL_ENTRY", "INTR", "SET_TPR", "TPR_ACCESS", "S390_SIEIC", "S390_RESET",
+      "DCR", "NMI", "INTERNAL_ERROR", "OSI", "PAPR_HCALL", "S390_UCONTROL", "WATCHDOG",
+      "S390_TSCH", "EPR", "SYSTEM_EVENT", "S390_STSI", "IOAPIC_EOI", "HYPERV", "ARM_NISV",
+      "X86_RDMSR", "X86_WRMSR", "DIRTY_RING_FULL", "AP_RESET_HOLD", "X86_BUS_LOCK", "XEN",
+      "RISCV_SBI", "RISCV_CSR", "NOTIFY"};
+  return reason < std::size(kNames) ? kNames[reason] : "?";
+}
+
+std::string_view to_string(RunEndReason reason) {
+  switch (reason) {
+    case RunEndReason::kHalted: return "guest halted";
+    case RunEndReason::kGuestExit: return "guest exit code";
+    case RunEndReason::kTripleFault: return "triple fault";
+    case RunEndReason::kEmulationFailure: return "emulation failure";
+    case RunEndReason::kFailEntry: return "VM entry failed";
+    case RunEndReason::kTimeLimit: return "time limit";
+    case RunEndReason::kExitLimit: return "exit-count limit";
+    case RunEndReason::kUnhandledExit: return "unhandled VM exit";
+    case RunEndReason::kDebug: return "debug exit";
+    case RunEndReason::kStopped: return "stopped";
+    case RunEndReason::kInternalError: return "KVM internal error";
+    case RunEndReason::kMax: break;
+  }
+  return "?";
+}
+
+}  // namespace trapscope::trace

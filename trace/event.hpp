@@ -1,0 +1,214 @@
+// trace/event.hpp — the one event schema shared by the VMM, the simulator, the trace file and
+// the visualizer.
+//
+// [SECTION] Shape
+//   Every event is a packed plain struct that starts with an EventHeader. Records have a fixed
+//   size per type (kEventSize[] below, checked by static_assert), so a recorder can keep them in
+//   flat arrays and a trace file can check each record's length against the table.
+//   Text that can be derived from recorded bytes is not stored: the disassembly of a VM exit's
+//   instruction is produced from `insn`/`insn_len` and `cpu_mode` by the Zydis adapter
+//   (sim/decode) when the event is printed.
+//
+// [SECTION] Units
+//   time_ns, handle_ns: nanoseconds, host CLOCK_MONOTONIC. Addresses: bytes. CPL: 0..3.
+//
+// [SECTION] Compatibility
+//   EventType values and struct layouts are part of the trace file format (trace/trace_file.hpp).
+//   Change a layout → bump kTraceFormatVersion there. New types get new numbers; numbers are never
+//   reused.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace trapscope::trace {
+
+enum class EventType : uint8_t {
+  kVmExit = 1,  // a VM exit that reached the VMM (KVM exit to user space, or the simulator's VMM)
+  kRunEnd = 2,  // the run ended; always the last event of a run
+  kMax,         // sentinel
+};
+
+// The processor mode the guest was in when the event happened (decides how bytes disassemble).
+enum class CpuMode : uint8_t {
+  kUnknown = 0,
+  kReal16 = 1,       // real mode (CR0.PE = 0)
+  kProtected16 = 2,  // protected mode, 16-bit code segment (CS.D = 0)
+  kProtected32 = 3,  // protected mode, 32-bit code segment (CS.D = 1)
+  kLong64 = 4,       // IA-32e 64-bit mode (EFER.LMA = 1, CS.L = 1)
+  kCompat32 = 5,     // IA-32e compatibility mode, 32-bit code segment
+  kCompat16 = 6,     // IA-32e compatibility mode, 16-bit code segment
+  kMax,
+};
+
+std::string_view to_string(CpuMode mode);
+std::string_view to_string(EventType type);
+
+#pragma pack(push, 1)
+
+// 32 bytes at the start of every record.
+struct EventHeader {
+  EventType type;    // what follows
+  uint8_t cpl;       // current privilege level 0..3 at the event; kCplUnknown if not known
+  CpuMode cpu_mode;  // processor mode at the event
+  uint8_t flags;     // type-specific flag bits
+  uint16_t size;     // size of the whole record in bytes (== kEventSize[type])
+  uint16_t reserved;
+  uint64_t seq;      // sequence number, 0-based and dense within a run
+  uint64_t time_ns;  // host CLOCK_MONOTONIC when the event happened
+  uint64_t rip;      // guest RIP at the event (for exits: the exiting instruction, see VmExitEvent)
+};
+static_assert(sizeof(EventHeader) == 32);
+
+inline constexpr uint8_t kCplUnknown = 0xFF;
+
+// Exit reasons are KVM's numbers (KVM API, "struct kvm_run", exit_reason, <linux/kvm.h>
+// KVM_EXIT_*). The simulator's VMM uses the same numbers for the same events so that views and
+// tests work on either backend.
+enum class ExitReason : uint32_t {
+  kUnknown = 0,
+  kException = 1,
+  kIo = 2,
+  kHypercall = 3,
+  kDebug = 4,
+  kHlt = 5,
+  kMmio = 6,
+  kIrqWindowOpen = 7,
+  kShutdown = 8,
+  kFailEntry = 9,
+  kIntr = 10,
+  kSetTpr = 11,
+  kTprAccess = 12,
+  kNmi = 16,
+  kInternalError = 17,
+  kSystemEvent = 24,
+  kX86Rdmsr = 29,
+  kX86Wrmsr = 30,
+  kX86BusLock = 33,
+  kNotify = 37,
+};
+
+// "IO", "HLT", … as KVM names them (KVM_EXIT_<name>); "UNKNOWN_<n>" style names are not
+// returned: unknown numbers give "?" and callers print the number beside the name.
+std::string_view exit_reason_name(uint32_t kvm_exit_reason);
+
+// Payloads of a VM exit, one per reason that carries data (KVM API 5. "struct kvm_run").
+struct ExitIoData {
+  uint16_t port;
+  uint8_t size;       // bytes per element: 1, 2 or 4
+  uint8_t direction;  // 0 = in, 1 = out (KVM_EXIT_IO_IN / KVM_EXIT_IO_OUT)
+  uint32_t count;     // elements (> 1 for rep ins/outs)
+  uint64_t value;     // first element, zero-extended (for `in`: the value the VMM returned)
+  uint8_t pad[8];
+};
+struct ExitMmioData {
+  uint64_t gpa;     // guest-physical address of the access
+  uint8_t len;      // 1..8 bytes
+  uint8_t is_write;
+  uint8_t pad[6];
+  uint64_t data;    // little-endian bytes written, or returned to a read
+};
+struct ExitInternalErrorData {
+  uint32_t suberror;  // KVM_INTERNAL_ERROR_* (1 = emulation failure)
+  uint32_t ndata;     // number of valid data words in the kernel's report
+  uint64_t data[2];   // first two data words
+};
+struct ExitFailEntryData {
+  uint64_t hardware_entry_failure_reason;
+  uint32_t cpu;
+  uint8_t pad[12];
+};
+struct ExitDebugData {
+  uint32_t exception;  // vector (1 = #DB, 3 = #BP)
+  uint32_t pad;
+  uint64_t dr6;
+  uint64_t dr7;
+};
+struct ExitSystemEventData {
+  uint32_t type;  // KVM_SYSTEM_EVENT_*
+  uint32_t ndata;
+  uint64_t data[2];
+};
+inline constexpr uint8_t kExitFlagRipAdvanced = 1 << 0;
+
+union ExitPayload {
+  ExitIoData io;
+  ExitMmioData mmio;
+  ExitInternalErrorData internal;
+  ExitFailEntryData fail_entry;
+  ExitDebugData debug;
+  ExitSystemEventData system_event;
+  uint8_t raw[24];
+};
+static_assert(sizeof(ExitPayload) == 24);
+
+// One VM exit. header.rip is the RIP of the instruction that caused the exit, whatever the host:
+// hardware-assisted KVM leaves RIP on an `in`/`out` until the next KVM_RUN completes it, a KVM
+// that emulates the instruction (kvm_pvm, any emulated CPL 0 code) has already moved RIP past
+// it, and every KVM moves RIP past `hlt`. When the VMM found RIP past the instruction it sets
+// kExitFlagRipAdvanced in header.flags. insn holds the instruction's bytes, read through the
+// guest's page tables from guest-linear address insn_addr.
+struct VmExitEvent {
+  EventHeader header;
+  uint32_t reason;     // KVM exit reason number (ExitReason)
+  uint32_t handle_ns;  // host time spent in the VMM handling this exit, ns
+  uint64_t insn_addr;  // guest-linear address the instruction bytes were read from
+  uint8_t insn_len;    // 0 when the bytes could not be read (address not mapped)
+  uint8_t insn[15];    // up to 15 bytes (the x86 maximum instruction length)
+  ExitPayload payload;
+};
+static_assert(sizeof(VmExitEvent) == 88);
+
+// Why a run ended (also the meaning of `trapscope run`'s exit status, see cli/exit_codes.hpp).
+enum class RunEndReason : uint8_t {
+  kHalted = 1,           // guest executed `hlt` with interrupts it cannot receive
+  kGuestExit = 2,        // guest wrote an exit code to the control port
+  kTripleFault = 3,      // KVM_EXIT_SHUTDOWN
+  kEmulationFailure = 4, // KVM_EXIT_INTERNAL_ERROR (the kernel could not emulate an instruction)
+  kFailEntry = 5,        // KVM_EXIT_FAIL_ENTRY (the processor refused the guest state)
+  kTimeLimit = 6,        // --timeout reached
+  kExitLimit = 7,        // --max-exits reached
+  kUnhandledExit = 8,    // an exit reason the VMM does not handle
+  kDebug = 9,            // stopped at a debug exit (breakpoint, single step)
+  kStopped = 10,         // stopped on request (e.g. Ctrl-C)
+  kInternalError = 11,   // KVM_EXIT_INTERNAL_ERROR other than an emulation failure
+  kMax,
+};
+std::string_view to_string(RunEndReason reason);
+
+struct RunEndEvent {
+  EventHeader header;
+  RunEndReason reason;
+  uint8_t pad[3];
+  uint32_t exit_code;    // guest's exit code for kGuestExit, else 0
+  uint64_t exits;        // VM exits during the run
+  uint64_t duration_ns;  // run wall time, ns
+};
+static_assert(sizeof(RunEndEvent) == 56);
+
+#pragma pack(pop)
+
+// Record size per EventType, indexed by the type's number; 0 = not a valid type.
+inline constexpr uint16_t kEventSize[static_cast<size_t>(EventType::kMax)] = {
+    0,                    // 0: invalid
+    sizeof(VmExitEvent),  // kVmExit
+    sizeof(RunEndEvent),  // kRunEnd
+};
+
+constexpr uint16_t event_size(EventType type) {
+  auto i = static_cast<size_t>(type);
+  return i < static_cast<size_t>(EventType::kMax) ? kEventSize[i] : 0;
+}
+
+// A filled header for a record of type T (size set from the table).
+template <typename T>
+constexpr EventHeader make_header(EventType type) {
+  EventHeader h{};
+  h.type = type;
+  h.size = sizeof(T);
+  h.cpl = kCplUnknown;
+  return h;
+}
+
+}  // namespace trapscope::trace

@@ -1,0 +1,198 @@
+#include "trace/printer.hpp"
+
+#include <cinttypes>
+#include <nlohmann/json.hpp>
+#include <span>
+
+#include "sim/decode/disasm.hpp"
+
+namespace trapscope::trace {
+namespace {
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+std::string bytes_hex(const uint8_t* p, size_t n) {
+  std::string s;
+  char buf[4];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", p[i]);
+    s += buf;
+  }
+  return s;
+}
+
+std::string duration(uint64_t ns) {
+  char buf[32];
+  if (ns < 10'000) {
+    std::snprintf(buf, sizeof buf, "%.2fus", static_cast<double>(ns) / 1e3);
+  } else if (ns < 10'000'000) {
+    std::snprintf(buf, sizeof buf, "%.1fus", static_cast<double>(ns) / 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1fms", static_cast<double>(ns) / 1e6);
+  }
+  return buf;
+}
+
+std::string disasm_of(const VmExitEvent& e) {
+  if (e.insn_len == 0) return "(instruction bytes not readable)";
+  return decode::disassemble(std::span<const uint8_t>(e.insn, e.insn_len), e.header.cpu_mode,
+                             e.insn_addr)
+      .text;
+}
+
+std::string printable(uint64_t v, unsigned size) {
+  char buf[8] = "";
+  if (size == 1 && v >= 0x20 && v < 0x7f) std::snprintf(buf, sizeof buf, " '%c'", char(v));
+  if (size == 1 && v == '\n') std::snprintf(buf, sizeof buf, " '\\n'");
+  return buf;
+}
+
+std::string exit_detail_text(const VmExitEvent& e) {
+  char buf[160];
+  const ExitPayload& p = e.payload;
+  switch (static_cast<ExitReason>(e.reason)) {
+    case ExitReason::kIo:
+      std::snprintf(buf, sizeof buf, "port=0x%x %s size=%u%s value=0x%" PRIx64 "%s",
+                    p.io.port, p.io.direction ? "out" : "in", p.io.size,
+                    p.io.count > 1 ? (" count=" + std::to_string(p.io.count)).c_str() : "",
+                    p.io.value, printable(p.io.value, p.io.size).c_str());
+      return buf;
+    case ExitReason::kMmio:
+      std::snprintf(buf, sizeof buf, "gpa=0x%" PRIx64 " %s len=%u data=0x%" PRIx64, p.mmio.gpa,
+                    p.mmio.is_write ? "write" : "read", p.mmio.len, p.mmio.data);
+      return buf;
+    case ExitReason::kInternalError:
+      std::snprintf(buf, sizeof buf, "suberror=%u%s ndata=%u", p.internal.suberror,
+                    p.internal.suberror == 1 ? " (emulation failure)" : "", p.internal.ndata);
+      return buf;
+    case ExitReason::kFailEntry:
+      std::snprintf(buf, sizeof buf, "hardware_entry_failure_reason=0x%" PRIx64 " cpu=%u",
+                    p.fail_entry.hardware_entry_failure_reason, p.fail_entry.cpu);
+      return buf;
+    case ExitReason::kDebug:
+      std::snprintf(buf, sizeof buf, "exception=%u dr6=0x%" PRIx64 " dr7=0x%" PRIx64,
+                    p.debug.exception, p.debug.dr6, p.debug.dr7);
+      return buf;
+    case ExitReason::kSystemEvent:
+      std::snprintf(buf, sizeof buf, "type=%u", p.system_event.type);
+      return buf;
+    default:
+      return "";
+  }
+}
+
+nlohmann::json exit_detail_json(const VmExitEvent& e) {
+  const ExitPayload& p = e.payload;
+  switch (static_cast<ExitReason>(e.reason)) {
+    case ExitReason::kIo:
+      return {{"io",
+               {{"port", p.io.port},
+                {"direction", p.io.direction ? "out" : "in"},
+                {"size", p.io.size},
+                {"count", p.io.count},
+                {"value", p.io.value}}}};
+    case ExitReason::kMmio:
+      return {{"mmio",
+               {{"gpa", hex(p.mmio.gpa)},
+                {"direction", p.mmio.is_write ? "write" : "read"},
+                {"len", p.mmio.len},
+                {"data", hex(p.mmio.data)}}}};
+    case ExitReason::kInternalError:
+      return {{"internal_error",
+               {{"suberror", p.internal.suberror},
+                {"ndata", p.internal.ndata},
+                {"data", {hex(p.internal.data[0]), hex(p.internal.data[1])}}}}};
+    case ExitReason::kFailEntry:
+      return {{"fail_entry",
+               {{"hardware_entry_failure_reason", hex(p.fail_entry.hardware_entry_failure_reason)},
+                {"cpu", p.fail_entry.cpu}}}};
+    case ExitReason::kDebug:
+      return {{"debug",
+               {{"exception", p.debug.exception},
+                {"dr6", hex(p.debug.dr6)},
+                {"dr7", hex(p.debug.dr7)}}}};
+    case ExitReason::kSystemEvent:
+      return {{"system_event", {{"type", p.system_event.type}}}};
+    default:
+      return nlohmann::json::object();
+  }
+}
+
+}  // namespace
+
+std::string EventFormatter::format(const EventHeader& event) {
+  if (!have_base_) {
+    have_base_ = true;
+    base_ns_ = event.time_ns;
+  }
+  return options_.format == Format::kJsonl ? jsonl(event) : text(event);
+}
+
+std::string EventFormatter::text(const EventHeader& h) {
+  std::string line = "#";
+  line += std::to_string(h.seq);
+  line.resize(std::max<size_t>(line.size(), 6), ' ');
+  if (options_.timing) {
+    line += " +" + duration(h.time_ns - base_ns_);
+    line.resize(std::max<size_t>(line.size(), 18), ' ');
+  }
+  if (h.type == EventType::kVmExit && h.size == sizeof(VmExitEvent)) {
+    const auto& e = reinterpret_cast<const VmExitEvent&>(h);
+    char head[96];
+    std::snprintf(head, sizeof head, " VM exit %-14s rip=0x%-8" PRIx64 " cpl=%s %-8s",
+                  std::string(exit_reason_name(e.reason)).c_str(), h.rip,
+                  h.cpl == kCplUnknown ? "?" : std::to_string(h.cpl).c_str(),
+                  std::string(to_string(h.cpu_mode)).c_str());
+    line += head;
+    std::string dis = disasm_of(e);
+    dis.resize(std::max<size_t>(dis.size(), 22), ' ');
+    line += " " + dis + " " + exit_detail_text(e);
+    if (options_.timing) line += "  handled in " + duration(e.handle_ns);
+  } else if (h.type == EventType::kRunEnd && h.size == sizeof(RunEndEvent)) {
+    const auto& e = reinterpret_cast<const RunEndEvent&>(h);
+    line += " run end: " + std::string(to_string(e.reason));
+    if (e.reason == RunEndReason::kGuestExit) line += " " + std::to_string(e.exit_code);
+    line += " at rip=" + hex(h.rip) + " after " + std::to_string(e.exits) + " VM exits";
+    if (options_.timing) line += " in " + duration(e.duration_ns);
+  } else {
+    line += " event type " + std::to_string(static_cast<unsigned>(h.type));
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  return line;
+}
+
+std::string EventFormatter::jsonl(const EventHeader& h) {
+  nlohmann::json j{{"seq", h.seq}, {"type", to_string(h.type)}, {"rip", hex(h.rip)},
+                   {"mode", to_string(h.cpu_mode)}};
+  if (h.cpl != kCplUnknown) j["cpl"] = h.cpl;
+  if (options_.timing) j["time_ns"] = h.time_ns;
+  if (h.type == EventType::kVmExit && h.size == sizeof(VmExitEvent)) {
+    const auto& e = reinterpret_cast<const VmExitEvent&>(h);
+    j["reason"] = exit_reason_name(e.reason);
+    j["kvm_exit_reason"] = e.reason;
+    j["insn_addr"] = hex(e.insn_addr);
+    j["insn_bytes"] = bytes_hex(e.insn, e.insn_len);
+    j["disasm"] = disasm_of(e);
+    if (options_.timing) j["handle_ns"] = e.handle_ns;
+    j.update(exit_detail_json(e));
+  } else if (h.type == EventType::kRunEnd && h.size == sizeof(RunEndEvent)) {
+    const auto& e = reinterpret_cast<const RunEndEvent&>(h);
+    j["reason"] = to_string(e.reason);
+    j["exit_code"] = e.exit_code;
+    j["exits"] = e.exits;
+    if (options_.timing) j["duration_ns"] = e.duration_ns;
+  }
+  return j.dump();
+}
+
+void PrintSink::on_event(const EventHeader& event) {
+  std::string line = formatter_.format(event);
+  line += '\n';
+  std::fwrite(line.data(), 1, line.size(), out_);
+}
+
+}  // namespace trapscope::trace

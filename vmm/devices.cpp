@@ -1,0 +1,122 @@
+#include "vmm/devices.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace trapscope::vmm {
+
+void PioBus::insert(uint16_t base, uint16_t len, PioDevice* device) {
+  const uint32_t end = uint32_t{base} + len;
+  if (len == 0 || end > 0x10000) throw std::invalid_argument("PioBus: bad port range");
+  for (const Range& r : ranges_) {
+    if (base < r.base + uint32_t{r.len} && r.base < end) {
+      throw std::invalid_argument("PioBus: ports of " + std::string(device->name()) +
+                                  " overlap " + std::string(r.device->name()));
+    }
+  }
+  ranges_.push_back({base, len, device});
+}
+
+PioDevice* PioBus::find(uint16_t port, uint16_t* offset) const {
+  for (const Range& r : ranges_) {
+    if (port >= r.base && port - r.base < r.len) {
+      *offset = static_cast<uint16_t>(port - r.base);
+      return r.device;
+    }
+  }
+  return nullptr;
+}
+
+bool PioBus::read(uint16_t port, std::span<uint8_t> data) {
+  uint16_t offset;
+  if (PioDevice* d = find(port, &offset)) {
+    d->read(offset, data);
+    return true;
+  }
+  std::memset(data.data(), 0xFF, data.size());
+  return false;
+}
+
+bool PioBus::write(uint16_t port, std::span<const uint8_t> data) {
+  uint16_t offset;
+  if (PioDevice* d = find(port, &offset)) {
+    d->write(offset, data);
+    return true;
+  }
+  return false;
+}
+
+void ConsoleOutput::put(uint8_t byte) {
+  text_.push_back(static_cast<char>(byte));
+  if (echo_ != nullptr) {
+    std::fputc(byte, echo_);
+    if (byte == '\n') std::fflush(echo_);
+  }
+}
+
+void DebugConsole::read(uint16_t, std::span<uint8_t> data) {
+  std::memset(data.data(), 0, data.size());
+  if (!data.empty()) data[0] = 0xE9;
+}
+
+void DebugConsole::write(uint16_t, std::span<const uint8_t> data) {
+  if (!data.empty()) out_.put(data[0]);  // one byte of output per access, as Bochs does
+}
+
+// 16550 registers (offset from base; DLAB = LCR bit 7):
+//   0 RBR (read) / THR (write) / DLL (DLAB)   1 IER / DLM (DLAB)   2 IIR (read) / FCR (write)
+//   3 LCR   4 MCR   5 LSR   6 MSR   7 SCR
+void Uart16550::read(uint16_t offset, std::span<uint8_t> data) {
+  const bool dlab = lcr_ & 0x80;
+  uint8_t v = 0;
+  switch (offset) {
+    case 0: v = dlab ? dll_ : 0; break;          // no receive data
+    case 1: v = dlab ? dlm_ : ier_; break;
+    case 2: v = 0x01; break;                      // IIR: no interrupt pending
+    case 3: v = lcr_; break;
+    case 4: v = mcr_; break;
+    case 5: v = 0x60; break;                      // LSR: THRE | TEMT, no data ready
+    case 6: v = 0xB0; break;                      // MSR: DCD, DSR, CTS asserted
+    case 7: v = scr_; break;
+  }
+  std::memset(data.data(), 0, data.size());
+  if (!data.empty()) data[0] = v;
+}
+
+void Uart16550::write(uint16_t offset, std::span<const uint8_t> data) {
+  if (data.empty()) return;
+  const uint8_t v = data[0];
+  const bool dlab = lcr_ & 0x80;
+  switch (offset) {
+    case 0:
+      if (dlab) dll_ = v;
+      else out_.put(v);
+      break;
+    case 1:
+      if (dlab) dlm_ = v;
+      else ier_ = v & 0x0F;
+      break;
+    case 3: lcr_ = v; break;
+    case 4: mcr_ = v & 0x1F; break;
+    case 7: scr_ = v; break;
+    default: break;  // FCR, LSR, MSR writes have no effect here
+  }
+}
+
+void ControlPort::read(uint16_t, std::span<uint8_t> data) {
+  std::memset(data.data(), 0, data.size());
+}
+
+void ControlPort::write(uint16_t, std::span<const uint8_t> data) {
+  uint32_t v = 0;
+  std::memcpy(&v, data.data(), data.size() < 4 ? data.size() : 4);
+  exit_code_ = v;
+}
+
+Devices::Devices() {
+  pio.insert(kDebugConsolePort, 1, &debug_console);
+  pio.insert(kCom1Base, 8, &uart);
+  pio.insert(kControlPort, 1, &control);
+}
+
+}  // namespace trapscope::vmm

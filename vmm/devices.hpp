@@ -1,0 +1,126 @@
+// vmm/devices.hpp — the guest-visible devices, shared by the KVM backend and the simulator.
+// No KVM types here: a device sees read/write(offset, bytes) from a port-I/O bus (after
+// Firecracker's vstate/bus.rs), so either backend and any test can drive it.
+//
+// Port map (the guest contract, guests/include/trapscope.inc):
+//   0x0E9         debug console: out writes one byte of console output; in returns 0xE9
+//                 (the Bochs/QEMU "port E9 hack" convention, so a guest can detect it)
+//   0x3F8–0x3FF   COM1, a minimal 16550 UART (National Semiconductor PC16550D data sheet):
+//                 THR output, LSR always "transmitter empty" (0x60), DLAB/divisor latch, IER,
+//                 LCR, MCR, SCR stored; no receive data, no interrupts
+//   0x0F4         trapscope control port: out of a value V (1, 2 or 4 bytes) ends the run with
+//                 guest exit code V (0 = test passed, anything else = failed with that code);
+//                 in returns 0
+// Unclaimed ports read as all ones and ignore writes (as an ISA bus with nothing on it).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trapscope::vmm {
+
+inline constexpr uint16_t kDebugConsolePort = 0xE9;
+inline constexpr uint16_t kCom1Base = 0x3F8;
+inline constexpr uint16_t kControlPort = 0xF4;
+
+class PioDevice {
+ public:
+  virtual ~PioDevice() = default;
+  virtual std::string_view name() const = 0;
+  // offset: port − the device's base port. data: the access, 1, 2 or 4 bytes, little-endian.
+  virtual void read(uint16_t offset, std::span<uint8_t> data) = 0;
+  virtual void write(uint16_t offset, std::span<const uint8_t> data) = 0;
+};
+
+// Port-I/O bus: devices at non-overlapping port ranges.
+class PioBus {
+ public:
+  // Throws std::invalid_argument if [base, base + len) overlaps a range already on the bus.
+  void insert(uint16_t base, uint16_t len, PioDevice* device);
+  // False if no device claims `port` (reads then return all ones).
+  bool read(uint16_t port, std::span<uint8_t> data);
+  bool write(uint16_t port, std::span<const uint8_t> data);
+  PioDevice* find(uint16_t port, uint16_t* offset) const;
+
+ private:
+  struct Range {
+    uint16_t base;
+    uint16_t len;
+    PioDevice* device;
+  };
+  std::vector<Range> ranges_;
+};
+
+// Where console output goes: kept in memory (tests, the GUI) and optionally echoed live.
+class ConsoleOutput {
+ public:
+  void set_echo(std::FILE* out) { echo_ = out; }
+  void put(uint8_t byte);
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+  std::FILE* echo_ = nullptr;
+};
+
+class DebugConsole final : public PioDevice {
+ public:
+  explicit DebugConsole(ConsoleOutput& out) : out_(out) {}
+  std::string_view name() const override { return "debug-console"; }
+  void read(uint16_t offset, std::span<uint8_t> data) override;
+  void write(uint16_t offset, std::span<const uint8_t> data) override;
+
+ private:
+  ConsoleOutput& out_;
+};
+
+class Uart16550 final : public PioDevice {
+ public:
+  explicit Uart16550(ConsoleOutput& out) : out_(out) {}
+  std::string_view name() const override { return "uart16550"; }
+  void read(uint16_t offset, std::span<uint8_t> data) override;
+  void write(uint16_t offset, std::span<const uint8_t> data) override;
+
+ private:
+  ConsoleOutput& out_;
+  uint8_t ier_ = 0, lcr_ = 0, mcr_ = 0, scr_ = 0, dll_ = 0, dlm_ = 0;
+};
+
+class ControlPort final : public PioDevice {
+ public:
+  std::string_view name() const override { return "control"; }
+  void read(uint16_t offset, std::span<uint8_t> data) override;
+  void write(uint16_t offset, std::span<const uint8_t> data) override;
+  std::optional<uint32_t> exit_code() const { return exit_code_; }
+
+ private:
+  std::optional<uint32_t> exit_code_;
+};
+
+// A write to guest-physical memory that no memory backs (recorded, otherwise ignored).
+struct MmioWrite {
+  uint64_t gpa;
+  uint8_t len;
+  uint64_t data;
+};
+
+// The standard device set of a trapscope machine, wired on its bus.
+struct Devices {
+  Devices();
+  Devices(const Devices&) = delete;
+  Devices& operator=(const Devices&) = delete;
+
+  ConsoleOutput console;
+  DebugConsole debug_console{console};
+  Uart16550 uart{console};
+  ControlPort control;
+  PioBus pio;
+  std::vector<MmioWrite> mmio_writes;
+};
+
+}  // namespace trapscope::vmm

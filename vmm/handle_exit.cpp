@@ -1,0 +1,77 @@
+#include "vmm/handle_exit.hpp"
+
+#include <cstring>
+
+namespace trapscope::vmm {
+namespace {
+
+using trace::RunEndReason;
+
+// [SECTION] IO — each element of a (rep) ins/outs is one access to the bus.
+ExitAction on_io_out(Devices& d, const ExitIoOut& e) {
+  for (uint32_t i = 0; i < e.count; ++i) {
+    d.pio.write(e.port, e.data.subspan(size_t{i} * e.size, e.size));
+  }
+  if (e.port == kControlPort && d.control.exit_code()) {
+    return ExitAction::end(RunEndReason::kGuestExit, *d.control.exit_code());
+  }
+  return ExitAction::resume();
+}
+
+ExitAction on_io_in(Devices& d, const ExitIoIn& e) {
+  for (uint32_t i = 0; i < e.count; ++i) {
+    d.pio.read(e.port, e.data.subspan(size_t{i} * e.size, e.size));
+  }
+  return ExitAction::resume();
+}
+
+// [SECTION] MMIO — nothing is memory-mapped yet.
+ExitAction on_mmio_read(Devices&, const ExitMmioRead& e) {
+  std::memset(e.data.data(), 0xFF, e.data.size());
+  return ExitAction::resume();
+}
+
+ExitAction on_mmio_write(Devices& d, const ExitMmioWrite& e) {
+  uint64_t v = 0;
+  std::memcpy(&v, e.data.data(), e.data.size() < 8 ? e.data.size() : 8);
+  d.mmio_writes.push_back({e.gpa, static_cast<uint8_t>(e.data.size()), v});
+  return ExitAction::resume();
+}
+
+// [SECTION] Exits that end the run.
+ExitAction on_internal_error(const ExitInternalError& e) {
+  return ExitAction::end(e.suberror == 1 ? RunEndReason::kEmulationFailure
+                                         : RunEndReason::kInternalError);
+}
+
+struct Dispatch {
+  Devices& d;
+  ExitAction operator()(const ExitIoOut& e) const { return on_io_out(d, e); }
+  ExitAction operator()(const ExitIoIn& e) const { return on_io_in(d, e); }
+  ExitAction operator()(const ExitMmioRead& e) const { return on_mmio_read(d, e); }
+  ExitAction operator()(const ExitMmioWrite& e) const { return on_mmio_write(d, e); }
+  ExitAction operator()(const ExitHlt&) const { return ExitAction::end(RunEndReason::kHalted); }
+  ExitAction operator()(const ExitShutdown&) const {
+    return ExitAction::end(RunEndReason::kTripleFault);
+  }
+  ExitAction operator()(const ExitInternalError& e) const { return on_internal_error(e); }
+  ExitAction operator()(const ExitFailEntry&) const {
+    return ExitAction::end(RunEndReason::kFailEntry);
+  }
+  ExitAction operator()(const ExitDebug&) const { return ExitAction::end(RunEndReason::kDebug); }
+  ExitAction operator()(const ExitSystemEvent&) const {
+    return ExitAction::end(RunEndReason::kUnhandledExit);
+  }
+  ExitAction operator()(const ExitInterrupted&) const { return ExitAction::resume(); }
+  ExitAction operator()(const ExitOther&) const {
+    return ExitAction::end(RunEndReason::kUnhandledExit);
+  }
+};
+
+}  // namespace
+
+ExitAction handle_exit(Devices& devices, const VcpuExit& exit) {
+  return std::visit(Dispatch{devices}, exit);
+}
+
+}  // namespace trapscope::vmm

@@ -1,0 +1,401 @@
+#include "vmm/machine.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstring>
+#include <mutex>
+
+#include "sim/decode/disasm.hpp"
+#include "vmm/guest_paging.hpp"
+#include "vmm/handle_exit.hpp"
+
+namespace trapscope::vmm {
+namespace {
+
+using trace::RunEndReason;
+
+// [SECTION] Time limit: a per-run POSIX timer that kicks the vCPU out of KVM_RUN.
+
+void on_timer_signal(int, siginfo_t* info, void*) {
+  if (const auto* vcpu = static_cast<const Vcpu*>(info->si_value.sival_ptr)) vcpu->kick();
+}
+
+int timer_signal() { return SIGRTMIN; }
+
+void install_timer_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = on_timer_signal;
+    sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: KVM_RUN must return EINTR
+    sigemptyset(&sa.sa_mask);
+    sigaction(timer_signal(), &sa, nullptr);
+  });
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, timer_signal());
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+class RunTimer {
+ public:
+  RunTimer(const Vcpu& vcpu, double seconds) {
+    install_timer_handler();
+    sigevent sev{};
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev._sigev_un._tid = static_cast<pid_t>(::gettid());
+    sev.sigev_signo = timer_signal();
+    sev.sigev_value.sival_ptr = const_cast<Vcpu*>(&vcpu);
+    if (timer_create(CLOCK_MONOTONIC, &sev, &id_) != 0) throw KvmError("timer_create", errno);
+    itimerspec spec{};
+    const auto ns = static_cast<int64_t>(seconds * 1e9);
+    spec.it_value.tv_sec = ns / 1'000'000'000;
+    spec.it_value.tv_nsec = ns % 1'000'000'000;
+    if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
+    // Re-fire every 50 ms after the deadline in case a kick is consumed by a racing exit.
+    spec.it_interval.tv_nsec = 50'000'000;
+    if (timer_settime(id_, 0, &spec, nullptr) != 0) {
+      int err = errno;
+      timer_delete(id_);
+      throw KvmError("timer_settime", err);
+    }
+  }
+  ~RunTimer() { timer_delete(id_); }
+  RunTimer(const RunTimer&) = delete;
+  RunTimer& operator=(const RunTimer&) = delete;
+
+ private:
+  timer_t id_{};
+};
+
+// [SECTION] Set-up helpers.
+
+Vcpu create_vcpu(const Kvm& kvm, Vm& vm, GuestMemory& memory) {
+  vm.set_user_memory_region(0, 0, memory.size(), memory.host_address());
+  if (vm.check_extension(KVM_CAP_SET_TSS_ADDR) > 0) {
+    vm.set_tss_addr(0xFFFBD000);  // 3 pages below 4 GiB, outside guest RAM (as QEMU does)
+  }
+  Vcpu vcpu = vm.create_vcpu(0);
+  vcpu.set_cpuid(kvm.supported_cpuid());
+  return vcpu;
+}
+
+kvm_segment to_kvm(const SegmentState& s) {
+  kvm_segment k{};
+  k.base = s.base;
+  k.limit = s.limit;
+  k.selector = s.selector;
+  k.type = s.type;
+  k.present = s.present;
+  k.dpl = s.dpl;
+  k.db = s.db;
+  k.s = s.s;
+  k.l = s.l;
+  k.g = s.g;
+  return k;
+}
+
+uint8_t cpl_of(const kvm_sregs& s, uint64_t rflags) {
+  if (!(s.cr0 & 1)) return 0;
+  if (rflags & (1ull << 17)) return 3;  // virtual-8086
+  return s.cs.selector & 3;
+}
+
+trace::CpuMode mode_of(const kvm_sregs& s, uint64_t rflags) {
+  return cpu_mode(s.cr0, s.efer, s.cs.l, s.cs.db, rflags);
+}
+
+// Reads up to 15 instruction bytes at a guest-linear address through the guest's page tables.
+uint8_t read_insn(const GuestMemory& mem, const kvm_sregs& s, uint64_t linear, uint8_t* out) {
+  const PagingRegs pr{s.cr0, s.cr3, s.cr4, s.efer};
+  uint8_t n = 0;
+  while (n < 15) {
+    const uint64_t la = linear + n;
+    auto gpa = guest_linear_to_physical(mem.bytes(), pr, la);
+    if (!gpa) break;
+    const uint64_t in_page = 0x1000 - (la & 0xFFF);
+    const uint64_t want = std::min<uint64_t>(15 - n, in_page);
+    if (*gpa >= mem.size()) break;
+    const uint64_t avail = std::min<uint64_t>(want, mem.size() - *gpa);
+    std::memcpy(out + n, mem.host_address() + *gpa, avail);
+    n = static_cast<uint8_t>(n + avail);
+    if (avail < want) break;
+  }
+  return n;
+}
+
+uint64_t linear_rip(const kvm_sregs& s, uint64_t rip, trace::CpuMode mode) {
+  if (mode == trace::CpuMode::kLong64) return rip;
+  return (s.cs.base + rip) & 0xFFFFFFFFull;
+}
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+}  // namespace
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+KvmMachine::KvmMachine(const MachineConfig& config)
+    : config_(config),
+      kvm_(Kvm::open()),
+      vm_(kvm_.create_vm()),
+      memory_(config.memory_bytes),
+      vcpu_(create_vcpu(kvm_, vm_, memory_)) {}
+
+KvmMachine::~KvmMachine() = default;
+
+void KvmMachine::load(std::span<const uint8_t> image) {
+  load_image(memory_.bytes(), image, config_.load_address, config_.mode);
+  const BootState b = prepare_boot(memory_.bytes(), config_.mode, config_.load_address);
+
+  kvm_sregs s = vcpu_.get_sregs();
+  s.cs = to_kvm(b.cs);
+  s.ds = to_kvm(b.ds);
+  s.es = to_kvm(b.es);
+  s.fs = to_kvm(b.fs);
+  s.gs = to_kvm(b.gs);
+  s.ss = to_kvm(b.ss);
+  s.gdt.base = b.gdt_base;
+  s.gdt.limit = b.gdt_limit;
+  s.idt.base = 0;
+  s.idt.limit = config_.mode == BootMode::kReal ? 0x3FF : 0;
+  s.cr0 = b.cr0;
+  s.cr3 = b.cr3;
+  s.cr4 = b.cr4;
+  s.efer = b.efer;
+  vcpu_.set_sregs(s);
+
+  kvm_regs r{};
+  r.rip = b.rip;
+  r.rsp = b.rsp;
+  r.rflags = b.rflags;
+  vcpu_.set_regs(r);
+}
+
+void KvmMachine::request_stop() {
+  stop_requested_.store(true);
+  vcpu_.kick();
+}
+
+void KvmMachine::record_exit(trace::EventSink& sink, const VcpuExit& exit, uint64_t seq,
+                             uint64_t t_exit) {
+  const kvm_regs& regs = vcpu_.synced_regs();
+  const kvm_sregs& s = vcpu_.synced_sregs();
+  trace::VmExitEvent e{};
+  e.header = trace::make_header<trace::VmExitEvent>(trace::EventType::kVmExit);
+  e.header.seq = seq;
+  e.header.time_ns = t_exit;
+  e.header.rip = regs.rip;
+  e.header.cpu_mode = mode_of(s, regs.rflags);
+  e.header.cpl = cpl_of(s, regs.rflags);
+  e.reason = kvm_exit_reason(exit);
+  e.handle_ns = static_cast<uint32_t>(std::min<uint64_t>(monotonic_ns() - t_exit, UINT32_MAX));
+
+  uint64_t linear = linear_rip(s, regs.rip, e.header.cpu_mode);
+  if (const auto* ie = std::get_if<ExitInternalError>(&exit); ie && ie->insn_len > 0) {
+    e.insn_len = ie->insn_len;
+    std::memcpy(e.insn, ie->insn, ie->insn_len);
+  } else {
+    e.insn_len = read_insn(memory_, s, linear, e.insn);
+  }
+  // Point at the exiting instruction if KVM has already completed it (see trace/event.hpp).
+  const bool is_io = std::holds_alternative<ExitIoIn>(exit) || std::holds_alternative<ExitIoOut>(exit);
+  const bool is_hlt = std::holds_alternative<ExitHlt>(exit);
+  if (is_io || is_hlt) {
+    auto matches = [&](const decode::Disassembly& d) { return d.ok && (is_io ? d.port_io : d.halt); };
+    const auto here = decode::disassemble({e.insn, e.insn_len}, e.header.cpu_mode, regs.rip);
+    if (!matches(here)) {
+      for (uint8_t back = 1; back <= 4 && back <= linear; ++back) {
+        uint8_t bytes[15];
+        const uint8_t n = read_insn(memory_, s, linear - back, bytes);
+        const auto d = decode::disassemble({bytes, n}, e.header.cpu_mode, regs.rip - back);
+        if (matches(d) && d.length == back) {
+          linear -= back;
+          e.header.rip = regs.rip - back;
+          e.header.flags |= trace::kExitFlagRipAdvanced;
+          e.insn_len = n;
+          std::memcpy(e.insn, bytes, n);
+          break;
+        }
+      }
+    }
+  }
+  e.insn_addr = linear;
+
+  trace::ExitPayload& p = e.payload;
+  if (const auto* io = std::get_if<ExitIoOut>(&exit)) {
+    p.io = {io->port, io->size, 1, io->count, 0, {}};
+    std::memcpy(&p.io.value, io->data.data(), std::min<size_t>(io->size, 8));
+  } else if (const auto* io = std::get_if<ExitIoIn>(&exit)) {
+    p.io = {io->port, io->size, 0, io->count, 0, {}};
+    std::memcpy(&p.io.value, io->data.data(), std::min<size_t>(io->size, 8));
+  } else if (const auto* m = std::get_if<ExitMmioRead>(&exit)) {
+    p.mmio.gpa = m->gpa;
+    p.mmio.len = static_cast<uint8_t>(m->data.size());
+    std::memcpy(&p.mmio.data, m->data.data(), m->data.size());
+  } else if (const auto* m = std::get_if<ExitMmioWrite>(&exit)) {
+    p.mmio.gpa = m->gpa;
+    p.mmio.len = static_cast<uint8_t>(m->data.size());
+    p.mmio.is_write = 1;
+    std::memcpy(&p.mmio.data, m->data.data(), m->data.size());
+  } else if (const auto* ie = std::get_if<ExitInternalError>(&exit)) {
+    p.internal = {ie->suberror, ie->ndata, {ie->data[0], ie->data[1]}};
+  } else if (const auto* fe = std::get_if<ExitFailEntry>(&exit)) {
+    p.fail_entry.hardware_entry_failure_reason = fe->hardware_entry_failure_reason;
+    p.fail_entry.cpu = fe->cpu;
+  } else if (const auto* d = std::get_if<ExitDebug>(&exit)) {
+    p.debug = {d->exception, 0, d->dr6, d->dr7};
+  } else if (const auto* se = std::get_if<ExitSystemEvent>(&exit)) {
+    p.system_event.type = se->type;
+  }
+  sink.on_event(e.header);
+}
+
+std::string KvmMachine::describe_state(const kvm_regs& r, const kvm_sregs& s) const {
+  char buf[640];
+  auto seg = [](const kvm_segment& g) {
+    char b[96];
+    std::snprintf(b, sizeof b, "%04x base=%" PRIx64 " limit=%x type=%x dpl=%u l=%u db=%u",
+                  g.selector, static_cast<uint64_t>(g.base), g.limit, g.type, g.dpl, g.l, g.db);
+    return std::string(b);
+  };
+  const auto mode = mode_of(s, r.rflags);
+  std::snprintf(buf, sizeof buf,
+                "  vCPU: rip=%" PRIx64 " rsp=%" PRIx64 " rflags=%" PRIx64 " cpl=%u mode=%s\n"
+                "        rax=%" PRIx64 " rbx=%" PRIx64 " rcx=%" PRIx64 " rdx=%" PRIx64 "\n"
+                "        cr0=%" PRIx64 " cr2=%" PRIx64 " cr3=%" PRIx64 " cr4=%" PRIx64
+                " efer=%" PRIx64 "\n"
+                "        gdt=%" PRIx64 "/%x idt=%" PRIx64 "/%x\n",
+                static_cast<uint64_t>(r.rip), static_cast<uint64_t>(r.rsp),
+                static_cast<uint64_t>(r.rflags), cpl_of(s, r.rflags),
+                std::string(trace::to_string(mode)).c_str(), static_cast<uint64_t>(r.rax),
+                static_cast<uint64_t>(r.rbx), static_cast<uint64_t>(r.rcx),
+                static_cast<uint64_t>(r.rdx), static_cast<uint64_t>(s.cr0),
+                static_cast<uint64_t>(s.cr2), static_cast<uint64_t>(s.cr3),
+                static_cast<uint64_t>(s.cr4), static_cast<uint64_t>(s.efer),
+                static_cast<uint64_t>(s.gdt.base), s.gdt.limit,
+                static_cast<uint64_t>(s.idt.base), s.idt.limit);
+  return std::string(buf) + "        cs=" + seg(s.cs) + "\n        ss=" + seg(s.ss) + "\n";
+}
+
+RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
+  RunResult res;
+  const bool tracing = sink != nullptr;
+  vcpu_.set_sync_regs(tracing);
+  stop_requested_.store(false);
+  vcpu_.clear_kick();
+
+  const uint64_t start = monotonic_ns();
+  const uint64_t deadline = start + static_cast<uint64_t>(limits.timeout_s * 1e9);
+  ExitInternalError failure{};
+  {
+    RunTimer timer(vcpu_, limits.timeout_s);
+    uint64_t seq = 0;
+    for (;;) {
+      if (limits.max_exits != 0 && res.exits >= limits.max_exits) {
+        res.reason = RunEndReason::kExitLimit;
+        break;
+      }
+      VcpuExit exit = vcpu_.run();
+      if (std::holds_alternative<ExitInterrupted>(exit)) {
+        vcpu_.clear_kick();
+        if (stop_requested_.load()) {
+          res.reason = RunEndReason::kStopped;
+          break;
+        }
+        if (monotonic_ns() >= deadline) {
+          res.reason = RunEndReason::kTimeLimit;
+          break;
+        }
+        continue;  // a signal for someone else
+      }
+      ++res.exits;
+      const uint64_t t_exit = tracing ? monotonic_ns() : 0;
+      const ExitAction action = handle_exit(devices_, exit);
+      if (tracing) record_exit(*sink, exit, seq++, t_exit);
+      if (action.stop) {
+        res.reason = action.reason;
+        res.exit_code = action.exit_code;
+        res.last_exit_reason = kvm_exit_reason(exit);
+        if (const auto* ie = std::get_if<ExitInternalError>(&exit)) failure = *ie;
+        break;
+      }
+    }
+  }
+  res.duration_ns = monotonic_ns() - start;
+  res.regs = vcpu_.get_regs();
+  res.sregs = vcpu_.get_sregs();
+
+  const auto mode = mode_of(res.sregs, res.regs.rflags);
+  switch (res.reason) {
+    case RunEndReason::kTripleFault:
+      res.detail = "triple fault (KVM_EXIT_SHUTDOWN): an exception occurred while the CPU "
+                   "was delivering a double fault (e.g. no valid IDT or stack)\n" +
+                   describe_state(res.regs, res.sregs);
+      break;
+    case RunEndReason::kEmulationFailure:
+    case RunEndReason::kInternalError: {
+      uint8_t bytes[15];
+      uint8_t n = failure.insn_len;
+      if (n > 0) {
+        std::memcpy(bytes, failure.insn, n);
+      } else {
+        n = read_insn(memory_, res.sregs, linear_rip(res.sregs, res.regs.rip, mode), bytes);
+      }
+      const auto d = decode::disassemble({bytes, n}, mode, res.regs.rip);
+      std::string hexbytes;
+      for (uint8_t i = 0; i < (d.ok ? d.length : n); ++i) {
+        char b[4];
+        std::snprintf(b, sizeof b, "%02x", bytes[i]);
+        hexbytes += b;
+      }
+      res.detail = (res.reason == RunEndReason::kEmulationFailure
+                        ? "KVM could not emulate the instruction at rip=" + hex(res.regs.rip) +
+                              ": " + d.text + " [" + hexbytes + "]"
+                        : "KVM internal error, suberror " + std::to_string(failure.suberror)) +
+                   "\n" + describe_state(res.regs, res.sregs);
+      break;
+    }
+    case RunEndReason::kFailEntry:
+      res.detail = "VM entry failed (KVM_EXIT_FAIL_ENTRY): the CPU refused the guest state\n" +
+                   describe_state(res.regs, res.sregs);
+      break;
+    case RunEndReason::kUnhandledExit:
+      res.detail = "unhandled VM exit " +
+                   std::string(trace::exit_reason_name(res.last_exit_reason)) + " (" +
+                   std::to_string(res.last_exit_reason) + ")\n" +
+                   describe_state(res.regs, res.sregs);
+      break;
+    default: break;
+  }
+
+  if (tracing) {
+    trace::RunEndEvent end{};
+    end.header = trace::make_header<trace::RunEndEvent>(trace::EventType::kRunEnd);
+    end.header.seq = res.exits;  // dense: one event per exit, then this one
+    end.header.time_ns = start + res.duration_ns;
+    end.header.rip = res.regs.rip;
+    end.header.cpu_mode = mode;
+    end.header.cpl = cpl_of(res.sregs, res.regs.rflags);
+    end.reason = res.reason;
+    end.exit_code = res.exit_code;
+    end.exits = res.exits;
+    end.duration_ns = res.duration_ns;
+    sink->on_event(end.header);
+  }
+  return res;
+}
+
+}  // namespace trapscope::vmm

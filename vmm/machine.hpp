@@ -1,0 +1,91 @@
+// vmm/machine.hpp — a trapscope virtual machine on KVM: one VM, one memory slot, one vCPU, the
+// standard devices, and the run loop that records every VM exit.
+//
+// The run loop (KvmMachine::run) is a small state machine: KVM_RUN → typed exit →
+// handle_exit() → (record the event) → continue or stop. It ends with a RunResult whose reason
+// is one of trace::RunEndReason. A guest that never exits is stopped by the time limit: a POSIX
+// timer sends a real-time signal to the vCPU thread whose handler sets kvm_run.immediate_exit
+// (KVM API 4.?? KVM_RUN, "immediate_exit"; KVM_CAP_IMMEDIATE_EXIT), so the limit holds even if
+// the signal lands between two KVM_RUN calls.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "trace/recorder.hpp"
+#include "vmm/devices.hpp"
+#include "vmm/kvm.hpp"
+#include "vmm/loader.hpp"
+#include "vmm/memory.hpp"
+
+namespace trapscope::vmm {
+
+struct MachineConfig {
+  uint64_t memory_bytes = 16ull << 20;  // guest RAM at GPA 0; a multiple of 4 KiB
+  BootMode mode = BootMode::kReal;
+  uint64_t load_address = kDefaultLoadAddress;
+};
+
+struct RunLimits {
+  double timeout_s = 10.0;  // wall-clock limit of the run, seconds (> 0)
+  uint64_t max_exits = 0;   // stop after this many VM exits; 0 = no limit
+};
+
+struct RunResult {
+  trace::RunEndReason reason = trace::RunEndReason::kStopped;
+  uint32_t exit_code = 0;       // the guest's code for kGuestExit
+  uint64_t exits = 0;           // VM exits handled
+  uint64_t duration_ns = 0;
+  uint32_t last_exit_reason = 0;  // KVM number of the exit that ended the run (if one did)
+  kvm_regs regs{};              // the vCPU's registers at the end
+  kvm_sregs sregs{};
+  std::string detail;           // for faults: what happened, the instruction, the vCPU state
+};
+
+class KvmMachine {
+ public:
+  // Opens /dev/kvm, creates the VM, its memory slot and vCPU 0 with the supported CPUID.
+  // Throws KvmError (or std::system_error for memory) on failure.
+  explicit KvmMachine(const MachineConfig& config);
+  ~KvmMachine();
+
+  // Loads a flat binary at the configured load address and sets the vCPU up to enter it in the
+  // configured mode. Throws LoadError for an image that does not fit.
+  void load(std::span<const uint8_t> image);
+
+  // Runs until the guest halts, exits, faults or a limit is hit. Every VM exit is given to
+  // `sink` as a trace::VmExitEvent (and the end as a trace::RunEndEvent); sink may be null
+  // (tracing off: no per-exit register copy or clock reads).
+  RunResult run(const RunLimits& limits, trace::EventSink* sink);
+
+  // Async-signal-safe: ends the current run with RunEndReason::kStopped (e.g. on Ctrl-C).
+  void request_stop();
+
+  Devices& devices() { return devices_; }
+  GuestMemory& memory() { return memory_; }
+  Vcpu& vcpu() { return vcpu_; }
+  const Kvm& kvm() const { return kvm_; }
+  const MachineConfig& config() const { return config_; }
+
+ private:
+  void record_exit(trace::EventSink& sink, const VcpuExit& exit, uint64_t seq, uint64_t t_exit);
+  std::string describe_state(const kvm_regs& regs, const kvm_sregs& sregs) const;
+
+  MachineConfig config_;
+  Kvm kvm_;
+  Vm vm_;
+  GuestMemory memory_;
+  Vcpu vcpu_;
+  Devices devices_;
+  std::atomic<bool> stop_requested_{false};
+};
+
+// Host CLOCK_MONOTONIC in ns.
+uint64_t monotonic_ns();
+
+}  // namespace trapscope::vmm
