@@ -24,10 +24,10 @@
 ; NOT VM exits: the CPU (or, on this project's kvm_pvm host, the kernel's KVM) delivers them to
 ; the guest's own IDT without asking the VMM — the guest kernel handles its own user program.
 ;
-; Host note (kvm_pvm, see docs/kvm-host.md): the CPL 3 code runs natively, the CPL 0 code runs in
-; KVM's instruction emulator; `int n` and `syscall`/`sysret` do not work there, which is why the
-; user code enters the kernel only through exceptions. On VT-x/AMD-V everything runs natively and
-; the output is identical.
+; Host note (kvm_pvm, a KVM without hardware nesting): the CPL 3 code runs natively, the CPL 0
+; code runs in KVM's instruction emulator; `int n` and `syscall`/`sysret` do not work there, which
+; is why the user code enters the kernel only through exceptions. On VT-x/AMD-V everything runs
+; natively and the output is identical.
 %include "trapscope.inc"
 bits 64
 org TS_LOAD_DEFAULT

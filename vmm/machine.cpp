@@ -290,6 +290,22 @@ std::string KvmMachine::describe_state(const kvm_regs& r, const kvm_sregs& s) co
   return std::string(buf) + "        cs=" + seg(s.cs) + "\n        ss=" + seg(s.ss) + "\n";
 }
 
+void KvmMachine::complete_pending_io(const VcpuExit& exit) {
+  // Hardware-assisted KVM completes an `in`/`out` or MMIO access (and moves RIP past it) at
+  // the next KVM_RUN; with immediate_exit set, KVM_RUN does that and returns EINTR at once
+  // (KVM API 5, kvm_run.immediate_exit). So the final state is the same on every host: the
+  // exiting instruction has completed.
+  const bool pending = std::holds_alternative<ExitIoIn>(exit) ||
+                       std::holds_alternative<ExitIoOut>(exit) ||
+                       std::holds_alternative<ExitMmioRead>(exit) ||
+                       std::holds_alternative<ExitMmioWrite>(exit);
+  if (!pending) return;
+  vcpu_.kick();
+  VcpuExit after = vcpu_.run();
+  vcpu_.clear_kick();
+  (void)after;  // ExitInterrupted expected; anything else is the next exit, not run
+}
+
 RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
   RunResult res;
   const bool tracing = sink != nullptr;
@@ -330,6 +346,7 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
         res.exit_code = action.exit_code;
         res.last_exit_reason = kvm_exit_reason(exit);
         if (const auto* ie = std::get_if<ExitInternalError>(&exit)) failure = *ie;
+        complete_pending_io(exit);
         break;
       }
     }

@@ -73,6 +73,7 @@ class KvmMachine {
   const MachineConfig& config() const { return config_; }
 
  private:
+  void complete_pending_io(const VcpuExit& exit);
   void record_exit(trace::EventSink& sink, const VcpuExit& exit, uint64_t seq, uint64_t t_exit);
   std::string describe_state(const kvm_regs& regs, const kvm_sregs& sregs) const;
 

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# trapscope set-up: install the Debian packages that are missing, configure and build with
+# CMake, then do one job:
+#   scripts/setup.sh run    the main job: the visualizer when a display is present (once it
+#                           exists), otherwise the terminal trace of the teaching guests
+#   scripts/setup.sh test   every test (ctest), including real-KVM tests
+#   scripts/setup.sh build  only install and build
+# Environment: BUILD_DIR (default: build), BUILD_TYPE (default: Release), JOBS (default: nproc).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+job="${1:-build}"
+build_dir="${BUILD_DIR:-$here/build}"
+build_type="${BUILD_TYPE:-Release}"
+jobs="${JOBS:-$(nproc)}"
+
+packages=(
+  cmake g++ make nasm pkg-config
+  libzydis-dev catch2 libcli11-dev nlohmann-json3-dev
+)
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    local sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+build() {
+  cmake -S "$here" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type"
+  cmake --build "$build_dir" -j "$jobs"
+}
+
+install_missing
+build
+case "$job" in
+  build) ;;
+  run)
+    exe="$build_dir/cli/trapscope"
+    "$exe" doctor || { echo "setup: KVM is not usable here (see above)"; exit 5; }
+    for guest in hello rings; do
+      echo
+      echo "=== trapscope run $guest ==="
+      "$exe" run "$guest" --stats
+    done
+    ;;
+  test)
+    (cd "$build_dir" && ctest --output-on-failure -j "$jobs" --timeout 300)
+    # The same tests built with AddressSanitizer + UndefinedBehaviorSanitizer.
+    asan_dir="${ASAN_BUILD_DIR:-$here/build-asan}"
+    cmake -S "$here" -B "$asan_dir" -DCMAKE_BUILD_TYPE=Debug -DTRAPSCOPE_SANITIZE=ON \
+          -DTRAPSCOPE_BUILD_BENCH=OFF
+    cmake --build "$asan_dir" -j "$jobs"
+    (cd "$asan_dir" && ctest --output-on-failure -j "$jobs" --timeout 300)
+    ;;
+  *)
+    echo "usage: scripts/setup.sh [build|run|test]" >&2
+    exit 2
+    ;;
+esac
