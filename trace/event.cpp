@@ -20,6 +20,10 @@ std::string_view to_string(EventType type) {
   switch (type) {
     case EventType::kVmExit: return "vm_exit";
     case EventType::kRunEnd: return "run_end";
+    case EventType::kPageWalk: return "page_walk";
+    case EventType::kRingTransition: return "ring_transition";
+    case EventType::kException: return "exception";
+    case EventType::kInstruction: return "instruction";
     case EventType::kMax: break;
   }
   return "?";
@@ -35,6 +39,23 @@ std::string_view exit_reason_name(uint32_t reason) {
       "X86_RDMSR", "X86_WRMSR", "DIRTY_RING_FULL", "AP_RESET_HOLD", "X86_BUS_LOCK", "XEN",
       "RISCV_SBI", "RISCV_CSR", "NOTIFY"};
   return reason < std::size(kNames) ? kNames[reason] : "?";
+}
+
+std::string_view to_string(RingCause cause) {
+  switch (cause) {
+    case RingCause::kException: return "exception";
+    case RingCause::kInterrupt: return "interrupt";
+    case RingCause::kSoftwareInt: return "int";
+    case RingCause::kSyscall: return "syscall";
+    case RingCause::kSysret: return "sysret";
+    case RingCause::kIret: return "iret";
+    case RingCause::kFarCall: return "far call";
+    case RingCause::kFarReturn: return "far return";
+    case RingCause::kFarJump: return "far jump";
+    case RingCause::kSysenter: return "sysenter";
+    case RingCause::kSysexit: return "sysexit";
+  }
+  return "?";
 }
 
 std::string_view to_string(RunEndReason reason) {

@@ -27,7 +27,11 @@ namespace trapscope::trace {
 enum class EventType : uint8_t {
   kVmExit = 1,  // a VM exit that reached the VMM (KVM exit to user space, or the simulator's VMM)
   kRunEnd = 2,  // the run ended; always the last event of a run
-  kMax,         // sentinel
+  kPageWalk = 3,        // a translation that missed the TLB (simulator)
+  kRingTransition = 4,  // the CPL changed (simulator)
+  kException = 5,       // an exception or interrupt was delivered (simulator)
+  kInstruction = 6,     // an instruction retired (simulator, when recording instructions)
+  kMax,                 // sentinel
 };
 
 // The processor mode the guest was in when the event happened (decides how bytes disassemble).
@@ -187,6 +191,60 @@ struct RunEndEvent {
 };
 static_assert(sizeof(RunEndEvent) == 56);
 
+// One guest page walk (a TLB miss): each level's table entry, read from guest-physical memory.
+// Sources: Intel SDM Vol. 3A 4.3 (32-bit), 4.4 (PAE), 4.5 (4-level paging).
+struct PageWalkLevel {
+  uint64_t entry_address;  // guest-physical address of the table entry
+  uint64_t entry;          // its value (after the walk set A/D bits)
+};
+struct PageWalkEvent {
+  EventHeader header;
+  uint64_t linear;         // the guest-linear address translated
+  uint64_t physical;       // the result (valid unless faulted)
+  uint8_t levels;          // table entries read (0 with paging off)
+  uint8_t access;          // 0 read, 1 write, 2 execute
+  uint8_t user;            // 1: a CPL 3 access
+  uint8_t faulted;         // 1: the walk ended in a page fault (error_code valid)
+  uint32_t error_code;     // #PF error code (SDM Vol. 3A 4.7)
+  PageWalkLevel level[4];  // root first
+};
+static_assert(sizeof(PageWalkEvent) == 120);
+
+enum class RingCause : uint8_t {
+  kException = 1, kInterrupt = 2, kSoftwareInt = 3, kSyscall = 4, kSysret = 5, kIret = 6,
+  kFarCall = 7, kFarReturn = 8, kFarJump = 9, kSysenter = 10, kSysexit = 11,
+};
+std::string_view to_string(RingCause cause);
+
+struct RingTransitionEvent {  // header.rip: where execution continues at the new CPL
+  EventHeader header;
+  uint8_t from_cpl;
+  uint8_t to_cpl;
+  RingCause cause;
+  uint8_t vector;        // for exceptions and interrupts
+  uint32_t pad;
+  uint64_t from_rip;     // the instruction that caused the transition
+};
+static_assert(sizeof(RingTransitionEvent) == 48);
+
+struct ExceptionEvent {  // header.rip: the faulting (or, for traps, the next) instruction
+  EventHeader header;
+  uint8_t vector;
+  uint8_t has_error_code;
+  uint8_t software;      // 1: `int n`, `int3`, `into`
+  uint8_t pad;
+  uint32_t error_code;
+  uint64_t cr2;          // for #PF
+};
+static_assert(sizeof(ExceptionEvent) == 48);
+
+struct InstructionEvent {  // header.rip: the instruction
+  EventHeader header;
+  uint8_t len;
+  uint8_t bytes[15];
+};
+static_assert(sizeof(InstructionEvent) == 48);
+
 #pragma pack(pop)
 
 // Record size per EventType, indexed by the type's number; 0 = not a valid type.
@@ -194,6 +252,10 @@ inline constexpr uint16_t kEventSize[static_cast<size_t>(EventType::kMax)] = {
     0,                    // 0: invalid
     sizeof(VmExitEvent),  // kVmExit
     sizeof(RunEndEvent),  // kRunEnd
+    sizeof(PageWalkEvent),        // kPageWalk
+    sizeof(RingTransitionEvent),  // kRingTransition
+    sizeof(ExceptionEvent),       // kException
+    sizeof(InstructionEvent),     // kInstruction
 };
 
 constexpr uint16_t event_size(EventType type) {

@@ -18,8 +18,20 @@ constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
 constexpr uint64_t kFnvPrime = 0x100000001b3ull;
 constexpr size_t kBufferBytes = 1 << 16;
 
+// FNV-1a over 64-bit little-endian words (records are multiples of 8 bytes; a tail is padded
+// with zeros), which is 8x fewer multiplications than the byte-wise hash.
 uint64_t fnv1a(uint64_t h, const uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * kFnvPrime;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ w) * kFnvPrime;
+  }
+  if (i < n) {
+    uint64_t w = 0;
+    std::memcpy(&w, p + i, n - i);
+    h = (h ^ w) * kFnvPrime;
+  }
   return h;
 }
 

@@ -7,7 +7,8 @@
 //   metadata M bytes   JSON object (TraceMetadata), M <= kMaxMetadataBytes
 //   records            events back to back, each a struct of trace/event.hpp whose header.size
 //                      must equal event_size(header.type)
-//   trailer  24 bytes  magic "TSTRAILR", u64 event count, u64 FNV-1a 64 of all record bytes
+//   trailer  24 bytes  magic "TSTRAILR", u64 event count, u64 FNV-1a 64 over the records' 64-bit
+//                      little-endian words
 //
 // Errors: the reader throws TraceError naming the file and what is wrong (bad magic,
 // unsupported version, truncation with the byte offset, unknown event type, wrong record size,

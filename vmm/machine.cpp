@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "sim/decode/disasm.hpp"
+#include "vmm/exit_insn.hpp"
 #include "vmm/guest_paging.hpp"
 #include "vmm/handle_exit.hpp"
 
@@ -210,18 +211,28 @@ void KvmMachine::record_exit(trace::EventSink& sink, const VcpuExit& exit, uint6
   } else {
     e.insn_len = read_insn(memory_, s, linear, e.insn);
   }
-  // Point at the exiting instruction if KVM has already completed it (see trace/event.hpp).
-  const bool is_io = std::holds_alternative<ExitIoIn>(exit) || std::holds_alternative<ExitIoOut>(exit);
+  // Point at the exiting instruction if KVM has already completed it (see trace/event.hpp):
+  // try RIP itself (hardware-assisted KVM), then the instructions ending at RIP.
+  const auto* io_in = std::get_if<ExitIoIn>(&exit);
+  const auto* io_out = std::get_if<ExitIoOut>(&exit);
   const bool is_hlt = std::holds_alternative<ExitHlt>(exit);
-  if (is_io || is_hlt) {
-    auto matches = [&](const decode::Disassembly& d) { return d.ok && (is_io ? d.port_io : d.halt); };
-    const auto here = decode::disassemble({e.insn, e.insn_len}, e.header.cpu_mode, regs.rip);
-    if (!matches(here)) {
-      for (uint8_t back = 1; back <= 4 && back <= linear; ++back) {
+  if (io_in || io_out || is_hlt) {
+    const bool m64 = e.header.cpu_mode == trace::CpuMode::kLong64;
+    const bool d16 = e.header.cpu_mode == trace::CpuMode::kReal16 ||
+                     e.header.cpu_mode == trace::CpuMode::kProtected16 ||
+                     e.header.cpu_mode == trace::CpuMode::kCompat16;
+    IoExitInfo io{};
+    if (io_in) io = {io_in->port, io_in->size, false};
+    if (io_out) io = {io_out->port, io_out->size, true};
+    const auto dx = static_cast<uint16_t>(regs.rdx);
+    auto match = [&](std::span<const uint8_t> b) {
+      return is_hlt ? match_hlt(b, m64) : match_io_instruction(b, io, dx, d16, m64);
+    };
+    if (match({e.insn, e.insn_len}) == 0) {
+      for (uint8_t back = 1; back <= 15 && back <= linear; ++back) {
         uint8_t bytes[15];
         const uint8_t n = read_insn(memory_, s, linear - back, bytes);
-        const auto d = decode::disassemble({bytes, n}, e.header.cpu_mode, regs.rip - back);
-        if (matches(d) && d.length == back) {
+        if (n >= back && match({bytes, back}) == back) {
           linear -= back;
           e.header.rip = regs.rip - back;
           e.header.flags |= trace::kExitFlagRipAdvanced;
