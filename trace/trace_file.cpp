@@ -123,8 +123,12 @@ void TraceWriter::finish() {
 TraceFile parse_trace(const std::vector<uint8_t>& bytes, const std::string& name) {
   const size_t n = bytes.size();
   const uint8_t* b = bytes.data();
-  if (n < kHeaderSize || std::memcmp(b, kMagic, 8) != 0) {
+  if (n < 8 || std::memcmp(b, kMagic, 8) != 0) {
     throw TraceError(name + ": not a trapscope trace file (missing \"TRAPSCOP\" magic)");
+  }
+  if (n < kHeaderSize) {
+    throw TraceError(name + ": truncated inside the file header (" + std::to_string(n) +
+                     " of " + std::to_string(kHeaderSize) + " bytes)");
   }
   const auto version = get<uint16_t>(b + 8);
   if (version != kTraceFormatVersion) {

@@ -171,8 +171,10 @@ kvm_vcpu_events Vcpu::get_vcpu_events() const {
 
 void Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
   std::vector<uint8_t> buf = cpuid_buffer(static_cast<uint32_t>(entries.size()));
-  std::memcpy(buf.data() + sizeof(Cpuid2Header), entries.data(),
-              entries.size() * sizeof(kvm_cpuid_entry2));
+  if (!entries.empty()) {
+    std::memcpy(buf.data() + sizeof(Cpuid2Header), entries.data(),
+                entries.size() * sizeof(kvm_cpuid_entry2));
+  }
   checked_ioctl(fd_.get(), kSetCpuid2, "KVM_SET_CPUID2", buf.data());
 }
 

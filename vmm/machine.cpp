@@ -148,6 +148,40 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+const HostRipBehaviour& host_rip_advances() {
+  static HostRipBehaviour behaviour;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Real mode: out 0x80, al; in al, 0x80; hlt. At each IO exit, is RIP still on the
+    // instruction (hardware-assisted KVM's fast path) or past it (an emulating KVM)?
+    try {
+      MachineConfig cfg;
+      cfg.memory_bytes = 1 << 20;
+      KvmMachine m(cfg);
+      const uint8_t code[] = {0xE6, 0x80, 0xE4, 0x80, 0xF4};
+      m.load(code);
+      const uint64_t entry = cfg.load_address;
+      for (int i = 0; i < 3; ++i) {
+        VcpuExit exit = m.vcpu().run();
+        const uint64_t rip = m.vcpu().get_regs().rip;
+        if (const auto* o = std::get_if<ExitIoOut>(&exit)) {
+          behaviour.after_out = rip == entry + 2;
+          (void)o;
+        } else if (const auto* in = std::get_if<ExitIoIn>(&exit)) {
+          behaviour.after_in = rip == entry + 4;
+          in->data[0] = 0;
+        } else {
+          break;
+        }
+      }
+      behaviour.probed = true;
+    } catch (const std::exception&) {
+      // No KVM: nothing will be traced on it anyway.
+    }
+  });
+  return behaviour;
+}
+
 KvmMachine::KvmMachine(const MachineConfig& config)
     : config_(config),
       kvm_(Kvm::open()),
@@ -211,8 +245,10 @@ void KvmMachine::record_exit(trace::EventSink& sink, const VcpuExit& exit, uint6
   } else {
     e.insn_len = read_insn(memory_, s, linear, e.insn);
   }
-  // Point at the exiting instruction if KVM has already completed it (see trace/event.hpp):
-  // try RIP itself (hardware-assisted KVM), then the instructions ending at RIP.
+  // Point at the exiting instruction if KVM has already completed it (see trace/event.hpp).
+  // KVM always moves RIP past `hlt`; whether it has moved past an `in`/`out` depends on the
+  // host (probed once per process: host_rip_advances()). The predicted place is tried first,
+  // the other one second, so adjacent identical instructions are told apart by the probe.
   const auto* io_in = std::get_if<ExitIoIn>(&exit);
   const auto* io_out = std::get_if<ExitIoOut>(&exit);
   const bool is_hlt = std::holds_alternative<ExitHlt>(exit);
@@ -228,7 +264,7 @@ void KvmMachine::record_exit(trace::EventSink& sink, const VcpuExit& exit, uint6
     auto match = [&](std::span<const uint8_t> b) {
       return is_hlt ? match_hlt(b, m64) : match_io_instruction(b, io, dx, d16, m64);
     };
-    if (match({e.insn, e.insn_len}) == 0) {
+    auto find_before = [&]() -> bool {
       for (uint8_t back = 1; back <= 15 && back <= linear; ++back) {
         uint8_t bytes[15];
         const uint8_t n = read_insn(memory_, s, linear - back, bytes);
@@ -238,9 +274,19 @@ void KvmMachine::record_exit(trace::EventSink& sink, const VcpuExit& exit, uint6
           e.header.flags |= trace::kExitFlagRipAdvanced;
           e.insn_len = n;
           std::memcpy(e.insn, bytes, n);
-          break;
+          return true;
         }
       }
+      return false;
+    };
+    const HostRipBehaviour& host = host_rip_advances();
+    const bool advanced = is_hlt || (io_out ? host.after_out : host.after_in);
+    if (advanced) {
+      if (!find_before() && match({e.insn, e.insn_len}) == 0) {
+        // Neither place holds the instruction (self-modifying code?): leave RIP as KVM gave it.
+      }
+    } else if (match({e.insn, e.insn_len}) == 0) {
+      find_before();
     }
   }
   e.insn_addr = linear;

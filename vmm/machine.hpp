@@ -86,6 +86,16 @@ class KvmMachine {
   std::atomic<bool> stop_requested_{false};
 };
 
+// Whether this host's KVM has already moved RIP past an `in`/`out` when it reports the IO exit
+// (an emulating KVM such as kvm_pvm does for `out`; hardware-assisted KVM's fast path does not).
+// Probed once per process with a 5-byte real-mode guest.
+struct HostRipBehaviour {
+  bool probed = false;
+  bool after_out = false;
+  bool after_in = false;
+};
+const HostRipBehaviour& host_rip_advances();
+
 // Host CLOCK_MONOTONIC in ns.
 uint64_t monotonic_ns();
 
