@@ -12,12 +12,14 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/guest_file.hpp"
 #include "cli/exit_codes.hpp"
 #include "guests/catalog.hpp"
 #include "trace/exit_stats.hpp"
 #include "trace/printer.hpp"
 #include "trace/trace_file.hpp"
 #include "vmm/doctor.hpp"
+#include "backend/backend.hpp"
 #include "vmm/machine.hpp"
 
 namespace trapscope::cli {
@@ -35,15 +37,14 @@ struct RunOptions {
   bool quiet = false;
   bool no_timing = false;
   bool stats = false;
+  std::string backend;  // empty: kvm where usable, else sim
+  std::string technique = "emulation";
+  uint64_t max_instructions = 0;
+  bool record_instructions = false;
 };
 
-struct LoadedGuest {
-  std::string name;
-  std::string default_mode;
-  std::vector<uint8_t> image;
-};
+}  // namespace
 
-// A name from the catalog, or a path (anything containing '/', or not a built-in name).
 std::optional<LoadedGuest> resolve_guest(const std::string& arg, uint64_t mem_bytes,
                                          std::string* error) {
   if (arg.find('/') == std::string::npos) {
@@ -82,10 +83,12 @@ std::optional<LoadedGuest> resolve_guest(const std::string& arg, uint64_t mem_by
   return LoadedGuest{arg, "real", std::move(image)};
 }
 
-std::atomic<vmm::KvmMachine*> g_running{nullptr};
+namespace {
+
+std::atomic<backend::Backend*> g_running{nullptr};
 
 void on_sigint(int) {
-  if (vmm::KvmMachine* m = g_running.load()) m->request_stop();
+  if (backend::Backend* m = g_running.load()) m->request_stop();
 }
 
 int run(const RunOptions& o) {
@@ -97,24 +100,42 @@ int run(const RunOptions& o) {
     return kBadInput;
   }
   const std::string mode_name = o.mode.empty() ? guest->default_mode : o.mode;
-  vmm::MachineConfig cfg;
+  backend::Config cfg;
   cfg.memory_bytes = mem_bytes;
   cfg.mode = *vmm::parse_boot_mode(mode_name);
   cfg.load_address = o.load;
+  cfg.record_instructions = o.record_instructions;
 
-  std::unique_ptr<vmm::KvmMachine> machine;
+  backend::Kind kind = backend::Kind::kKvm;
+  std::string why_no_kvm;
+  if (o.backend == "sim") {
+    kind = backend::Kind::kSim;
+  } else if (o.backend.empty() && !backend::kvm_usable(&why_no_kvm)) {
+    kind = backend::Kind::kSim;
+    std::fprintf(stderr, "trapscope run: KVM is not usable here (%s); using the simulator\n",
+                 why_no_kvm.c_str());
+  }
+  if (kind == backend::Kind::kKvm && (o.max_instructions || o.record_instructions)) {
+    std::fprintf(stderr, "trapscope run: --max-instructions and --record-instructions need "
+                         "--backend sim (KVM does not report retired instructions)\n");
+    return kBadInput;
+  }
+  if (kind == backend::Kind::kKvm && o.technique != "emulation") {
+    std::fprintf(stderr, "trapscope run: --technique applies to --backend sim\n");
+    return kBadInput;
+  }
+
+  std::unique_ptr<backend::Backend> machine;
   try {
-    machine = std::make_unique<vmm::KvmMachine>(cfg);
+    machine = backend::make_backend(kind, cfg);
   } catch (const std::exception& e) {
     struct stat st {};
     std::fprintf(stderr, "trapscope run: KVM is not usable: %s\n", e.what());
     if (::stat("/dev/kvm", &st) != 0) {
-      std::fprintf(stderr,
-                   "  /dev/kvm does not exist on this host. The software simulator backend "
-                   "(--backend sim) runs guests without KVM once it is built (see README);\n"
-                   "  `trapscope doctor` says more.\n");
+      std::fprintf(stderr, "  /dev/kvm does not exist on this host: use --backend sim (the "
+                           "software simulator); `trapscope doctor` says more.\n");
     } else {
-      std::fprintf(stderr, "  `trapscope doctor` says more.\n");
+      std::fprintf(stderr, "  `trapscope doctor` says more; --backend sim runs without KVM.\n");
     }
     return kNoKvm;
   }
@@ -139,12 +160,12 @@ int run(const RunOptions& o) {
   if (!o.trace_file.empty()) {
     trace::TraceMetadata meta;
     meta.tool_version = TRAPSCOPE_VERSION;
-    meta.backend = "kvm";
+    meta.backend = std::string(backend::to_string(kind));
     meta.guest = guest->name;
     meta.mode = mode_name;
     meta.load_address = o.load;
     meta.memory_bytes = mem_bytes;
-    meta.host = vmm::host_kvm_module();
+    meta.host = kind == backend::Kind::kKvm ? vmm::host_kvm_module() : "simulator";
     try {
       writer = std::make_unique<trace::TraceWriter>(o.trace_file, meta);
     } catch (const trace::TraceError& e) {
@@ -161,9 +182,9 @@ int run(const RunOptions& o) {
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old);
-  vmm::RunResult r;
+  backend::RunOutcome r;
   try {
-    r = machine->run({o.timeout_s, o.max_exits}, tracing ? &tee : nullptr);
+    r = machine->run({o.timeout_s, o.max_exits, o.max_instructions}, tracing ? &tee : nullptr);
     if (writer) writer->finish();
   } catch (const std::exception& e) {
     sigaction(SIGINT, &old, nullptr);
@@ -184,9 +205,14 @@ int run(const RunOptions& o) {
   if (o.stats) std::fprintf(info, "%s", stats.table().c_str());
   std::fprintf(info, "run ended: %s", std::string(trace::to_string(r.reason)).c_str());
   if (r.reason == trace::RunEndReason::kGuestExit) std::fprintf(info, " %u", r.exit_code);
-  std::fprintf(info, " after %llu VM exits in %.3f ms (rip=0x%llx)\n",
-               static_cast<unsigned long long>(r.exits), static_cast<double>(r.duration_ns) / 1e6,
-               static_cast<unsigned long long>(r.regs.rip));
+  const sim::CpuState regs = machine->registers();
+  std::fprintf(info, " after %llu VM exits", static_cast<unsigned long long>(r.exits));
+  if (kind == backend::Kind::kSim) {
+    std::fprintf(info, " and %llu instructions", static_cast<unsigned long long>(r.instructions));
+  }
+  std::fprintf(info, " in %.3f ms (rip=0x%llx, %s)\n", static_cast<double>(r.duration_ns) / 1e6,
+               static_cast<unsigned long long>(regs.rip),
+               kind == backend::Kind::kKvm ? "KVM" : "simulator");
   if (!r.detail.empty()) std::fprintf(info, "%s", r.detail.c_str());
   if (!machine->devices().mmio_writes.empty()) {
     std::fprintf(info, "%zu writes to unbacked guest-physical memory were ignored\n",
@@ -224,6 +250,17 @@ void add_run_command(CLI::App& app, int* status) {
   cmd->add_flag("-q,--quiet", o->quiet,
                 "Do not print events; echo the guest console live (fastest: tracing off)");
   cmd->add_flag("--stats", o->stats, "Print VM exit statistics per exit reason at the end");
+  cmd->add_option("--backend", o->backend,
+                  "kvm (the KVM VMM) or sim (the software simulator); default: kvm where usable")
+      ->check(CLI::IsMember({"kvm", "sim"}));
+  cmd->add_option("--technique", o->technique,
+                  "Simulator technique: emulation (the interpreter)")
+      ->check(CLI::IsMember({"emulation"}))
+      ->capture_default_str();
+  cmd->add_option("--max-instructions", o->max_instructions,
+                  "Simulator: stop after this many instructions (0: no limit)");
+  cmd->add_flag("--record-instructions", o->record_instructions,
+                "Simulator: an event for every retired instruction");
   cmd->add_flag("--no-timing", o->no_timing,
                 "Leave out timestamps and handling times (deterministic output)");
   cmd->footer(

@@ -10,5 +10,6 @@ void add_run_command(CLI::App& app, int* status);
 void add_show_command(CLI::App& app, int* status);
 void add_doctor_command(CLI::App& app, int* status);
 void add_guests_command(CLI::App& app, int* status);
+void add_cosim_command(CLI::App& app, int* status);
 
 }  // namespace trapscope::cli

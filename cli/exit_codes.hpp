@@ -21,8 +21,12 @@ inline int exit_code_for(trace::RunEndReason reason, uint32_t guest_exit_code) {
     case R::kHalted: return kOk;
     case R::kGuestExit: return guest_exit_code == 0 ? kOk : kGuestFailed;
     case R::kTimeLimit:
-    case R::kExitLimit: return kLimit;
+    case R::kExitLimit:
+    case R::kInstructionLimit: return kLimit;
     case R::kStopped: return kInterrupted;
+    case R::kBreakpoint:
+    case R::kStep:
+    case R::kEventMatched: return kOk;
     default: return kGuestFault;
   }
 }

@@ -7,3 +7,4 @@ trapscope_guest(boot MODE real
   DESCRIPTION "switches itself from real to protected to long mode, reporting each step")
 trapscope_guest(rings MODE long
   DESCRIPTION "GDT, IDT and TSS, iretq to CPL 3: privileged instructions and a bad access trap to CPL 0")
+trapscope_guest(compute MODE real DESCRIPTION "boot-sector integer loop of bench/interp_mips")

@@ -226,6 +226,15 @@ trap_common:
     push rdi
     push rbp
     mov rbp, rsp
+    ; Use the kernel's own data segments. `iretq` to CPL 3 nulls DS/ES/FS/GS when their DPL is
+    ; below the new CPL (SDM Vol. 2, IRET: return to outer privilege level); a kernel must not
+    ; depend on what they hold when it is entered from user mode. (This project's kvm_pvm hosts
+    ; keep 0x10 there; the SDM and the simulator null them: reloading makes both agree.)
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov fs, ax
+    mov gs, ax
     inc qword [rel trap_count]
 
     ; trap: vector=13 (#GP) error=0x0 from CPL 3 rip=0x... [cr2=0x...] [instruction]
@@ -449,12 +458,16 @@ vector_name:                        ; rax = vector -> rsi = its short name
 
 ; ------------------------------------------------------------------------------ kernel data
 align 8
+; The code and data descriptors have their accessed bit (type bit 0) already set: the CPU sets it
+; on the first load (SDM Vol. 3A 3.4.5.1) and a kernel that sets it up front keeps its GDT from
+; being written to. (This project's kvm_pvm hosts do not set it on the `iretq` to CPL 3; the
+; SDM and the simulator do.)
 gdt:
     dq 0                            ; 0x00: null
-    dq 0x00AF9A000000FFFF           ; 0x08: kernel code: L=1 (64-bit), DPL 0
-    dq 0x00CF92000000FFFF           ; 0x10: kernel data: DPL 0, writable
-    dq 0x00CFF2000000FFFF           ; 0x18: user data:   DPL 3, writable
-    dq 0x00AFFA000000FFFF           ; 0x20: user code:   L=1 (64-bit), DPL 3
+    dq 0x00AF9B000000FFFF           ; 0x08: kernel code: L=1 (64-bit), DPL 0
+    dq 0x00CF93000000FFFF           ; 0x10: kernel data: DPL 0, writable
+    dq 0x00CFF3000000FFFF           ; 0x18: user data:   DPL 3, writable
+    dq 0x00AFFB000000FFFF           ; 0x20: user code:   L=1 (64-bit), DPL 3
     ; 0x28: TSS descriptor — 16 bytes in long mode (a 64-bit base does not fit in 8)
     dw tss_end - tss - 1            ; limit 15..0
     dw ABS(tss) & 0xFFFF            ; base 15..0

@@ -71,6 +71,11 @@ std::string_view to_string(RunEndReason reason) {
     case RunEndReason::kDebug: return "debug exit";
     case RunEndReason::kStopped: return "stopped";
     case RunEndReason::kInternalError: return "KVM internal error";
+    case RunEndReason::kInstructionLimit: return "instruction limit";
+    case RunEndReason::kUnsupported: return "unsupported instruction";
+    case RunEndReason::kBreakpoint: return "breakpoint";
+    case RunEndReason::kStep: return "single step";
+    case RunEndReason::kEventMatched: return "event matched";
     case RunEndReason::kMax: break;
   }
   return "?";

@@ -177,6 +177,11 @@ enum class RunEndReason : uint8_t {
   kDebug = 9,            // stopped at a debug exit (breakpoint, single step)
   kStopped = 10,         // stopped on request (e.g. Ctrl-C)
   kInternalError = 11,   // KVM_EXIT_INTERNAL_ERROR other than an emulation failure
+  kInstructionLimit = 12,  // the simulator's instruction limit was reached
+  kUnsupported = 13,     // the simulator met an instruction outside its subset
+  kBreakpoint = 14,      // reached the address breakpoint (StopCondition::breakpoint)
+  kStep = 15,            // one instruction executed (single-step)
+  kEventMatched = 16,    // an event of a requested kind happened (StopCondition::stop_on)
   kMax,
 };
 std::string_view to_string(RunEndReason reason);

@@ -37,6 +37,14 @@ std::string duration(uint64_t ns) {
   return buf;
 }
 
+// Mnemonics of the exception vectors (SDM Vol. 3A table 6-1).
+std::string_view vector_name(uint8_t v) {
+  static constexpr std::string_view kNames[] = {
+      "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP",
+      "#SS", "#GP", "#PF", "(15)", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+  return v < std::size(kNames) ? kNames[v] : "interrupt";
+}
+
 std::string disasm_of(const VmExitEvent& e) {
   if (e.insn_len == 0) return "(instruction bytes not readable)";
   return decode::disassemble(std::span<const uint8_t>(e.insn, e.insn_len), e.header.cpu_mode,
@@ -158,6 +166,38 @@ std::string EventFormatter::text(const EventHeader& h) {
     if (e.reason == RunEndReason::kGuestExit) line += " " + std::to_string(e.exit_code);
     line += " at rip=" + hex(h.rip) + " after " + std::to_string(e.exits) + " VM exits";
     if (options_.timing) line += " in " + duration(e.duration_ns);
+  } else if (h.type == EventType::kRingTransition && h.size == sizeof(RingTransitionEvent)) {
+    const auto& e = reinterpret_cast<const RingTransitionEvent&>(h);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " ring    CPL %u -> %u by %s", e.from_cpl, e.to_cpl,
+                  std::string(to_string(e.cause)).c_str());
+    line += buf;
+    if (e.cause == RingCause::kException || e.cause == RingCause::kInterrupt ||
+        e.cause == RingCause::kSoftwareInt) {
+      line += " (vector " + std::to_string(e.vector) + ")";
+    }
+    line += " at rip=" + hex(e.from_rip) + " -> " + hex(h.rip);
+  } else if (h.type == EventType::kException && h.size == sizeof(ExceptionEvent)) {
+    const auto& e = reinterpret_cast<const ExceptionEvent&>(h);
+    line += " exception " + std::string(vector_name(e.vector)) + " (vector " +
+            std::to_string(e.vector) + ")";
+    if (e.has_error_code) line += " error=" + hex(e.error_code);
+    if (e.vector == 14) line += " cr2=" + hex(e.cr2);
+    line += std::string(e.software ? " software" : "") + " at rip=" + hex(h.rip) +
+            " cpl=" + std::to_string(h.cpl);
+  } else if (h.type == EventType::kPageWalk && h.size == sizeof(PageWalkEvent)) {
+    const auto& e = reinterpret_cast<const PageWalkEvent&>(h);
+    static constexpr const char* kAccess[] = {"read", "write", "fetch"};
+    line += " walk    " + hex(e.linear) + " " + kAccess[e.access % 3] +
+            (e.user ? " user" : " supervisor") + ":";
+    for (unsigned i = 0; i < e.levels && i < 4; ++i) {
+      line += " [" + hex(e.level[i].entry_address) + "]=" + hex(e.level[i].entry);
+    }
+    line += e.faulted ? " -> #PF error=" + hex(e.error_code) : " -> " + hex(e.physical);
+  } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
+    const auto& e = reinterpret_cast<const InstructionEvent&>(h);
+    line += " insn    rip=" + hex(h.rip) + " cpl=" + std::to_string(h.cpl) + " " +
+            decode::disassemble({e.bytes, e.len}, h.cpu_mode, h.rip).text;
   } else {
     line += " event type " + std::to_string(static_cast<unsigned>(h.type));
   }
@@ -179,6 +219,37 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     j["disasm"] = disasm_of(e);
     if (options_.timing) j["handle_ns"] = e.handle_ns;
     j.update(exit_detail_json(e));
+  } else if (h.type == EventType::kRingTransition && h.size == sizeof(RingTransitionEvent)) {
+    const auto& e = reinterpret_cast<const RingTransitionEvent&>(h);
+    j["from_cpl"] = e.from_cpl;
+    j["to_cpl"] = e.to_cpl;
+    j["cause"] = to_string(e.cause);
+    j["vector"] = e.vector;
+    j["from_rip"] = hex(e.from_rip);
+  } else if (h.type == EventType::kException && h.size == sizeof(ExceptionEvent)) {
+    const auto& e = reinterpret_cast<const ExceptionEvent&>(h);
+    j["vector"] = e.vector;
+    j["name"] = vector_name(e.vector);
+    if (e.has_error_code) j["error_code"] = e.error_code;
+    if (e.vector == 14) j["cr2"] = hex(e.cr2);
+    j["software"] = e.software != 0;
+  } else if (h.type == EventType::kPageWalk && h.size == sizeof(PageWalkEvent)) {
+    const auto& e = reinterpret_cast<const PageWalkEvent&>(h);
+    j["linear"] = hex(e.linear);
+    j["access"] = e.access == 0 ? "read" : e.access == 1 ? "write" : "fetch";
+    j["user"] = e.user != 0;
+    nlohmann::json levels = nlohmann::json::array();
+    for (unsigned i = 0; i < e.levels && i < 4; ++i) {
+      levels.push_back({{"entry_address", hex(e.level[i].entry_address)},
+                        {"entry", hex(e.level[i].entry)}});
+    }
+    j["levels"] = levels;
+    if (e.faulted) j["page_fault_error"] = e.error_code;
+    else j["physical"] = hex(e.physical);
+  } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
+    const auto& e = reinterpret_cast<const InstructionEvent&>(h);
+    j["insn_bytes"] = bytes_hex(e.bytes, e.len);
+    j["disasm"] = decode::disassemble({e.bytes, e.len}, h.cpu_mode, h.rip).text;
   } else if (h.type == EventType::kRunEnd && h.size == sizeof(RunEndEvent)) {
     const auto& e = reinterpret_cast<const RunEndEvent&>(h);
     j["reason"] = to_string(e.reason);

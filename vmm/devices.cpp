@@ -67,17 +67,17 @@ void DebugConsole::write(uint16_t, std::span<const uint8_t> data) {
 //   0 RBR (read) / THR (write) / DLL (DLAB)   1 IER / DLM (DLAB)   2 IIR (read) / FCR (write)
 //   3 LCR   4 MCR   5 LSR   6 MSR   7 SCR
 void Uart16550::read(uint16_t offset, std::span<uint8_t> data) {
-  const bool dlab = lcr_ & 0x80;
+  const bool dlab = r_.lcr & 0x80;
   uint8_t v = 0;
   switch (offset) {
-    case 0: v = dlab ? dll_ : 0; break;          // no receive data
-    case 1: v = dlab ? dlm_ : ier_; break;
+    case 0: v = dlab ? r_.dll : 0; break;        // no receive data
+    case 1: v = dlab ? r_.dlm : r_.ier; break;
     case 2: v = 0x01; break;                      // IIR: no interrupt pending
-    case 3: v = lcr_; break;
-    case 4: v = mcr_; break;
+    case 3: v = r_.lcr; break;
+    case 4: v = r_.mcr; break;
     case 5: v = 0x60; break;                      // LSR: THRE | TEMT, no data ready
     case 6: v = 0xB0; break;                      // MSR: DCD, DSR, CTS asserted
-    case 7: v = scr_; break;
+    case 7: v = r_.scr; break;
   }
   std::memset(data.data(), 0, data.size());
   if (!data.empty()) data[0] = v;
@@ -86,19 +86,19 @@ void Uart16550::read(uint16_t offset, std::span<uint8_t> data) {
 void Uart16550::write(uint16_t offset, std::span<const uint8_t> data) {
   if (data.empty()) return;
   const uint8_t v = data[0];
-  const bool dlab = lcr_ & 0x80;
+  const bool dlab = r_.lcr & 0x80;
   switch (offset) {
     case 0:
-      if (dlab) dll_ = v;
+      if (dlab) r_.dll = v;
       else out_.put(v);
       break;
     case 1:
-      if (dlab) dlm_ = v;
-      else ier_ = v & 0x0F;
+      if (dlab) r_.dlm = v;
+      else r_.ier = v & 0x0F;
       break;
-    case 3: lcr_ = v; break;
-    case 4: mcr_ = v & 0x1F; break;
-    case 7: scr_ = v; break;
+    case 3: r_.lcr = v; break;
+    case 4: r_.mcr = v & 0x1F; break;
+    case 7: r_.scr = v; break;
     default: break;  // FCR, LSR, MSR writes have no effect here
   }
 }
@@ -111,6 +111,17 @@ void ControlPort::write(uint16_t, std::span<const uint8_t> data) {
   uint32_t v = 0;
   std::memcpy(&v, data.data(), data.size() < 4 ? data.size() : 4);
   exit_code_ = v;
+}
+
+Devices::State Devices::save() const {
+  return {console.text(), uart.registers(), control.exit_code(), mmio_writes};
+}
+
+void Devices::restore(const State& st) {
+  console.set_text(st.console);
+  uart.set_registers(st.uart);
+  control.set_exit_code(st.exit_code);
+  mmio_writes = st.mmio_writes;
 }
 
 Devices::Devices() {

@@ -59,6 +59,7 @@ class PioBus {
 // Where console output goes: kept in memory (tests, the GUI) and optionally echoed live.
 class ConsoleOutput {
  public:
+  void set_text(std::string text) { text_ = std::move(text); }
   void set_echo(std::FILE* out) { echo_ = out; }
   void put(uint8_t byte);
   const std::string& text() const { return text_; }
@@ -85,10 +86,15 @@ class Uart16550 final : public PioDevice {
   std::string_view name() const override { return "uart16550"; }
   void read(uint16_t offset, std::span<uint8_t> data) override;
   void write(uint16_t offset, std::span<const uint8_t> data) override;
+  struct Registers {
+    uint8_t ier = 0, lcr = 0, mcr = 0, scr = 0, dll = 0, dlm = 0;
+  };
+  Registers registers() const { return r_; }
+  void set_registers(const Registers& r) { r_ = r; }
 
  private:
   ConsoleOutput& out_;
-  uint8_t ier_ = 0, lcr_ = 0, mcr_ = 0, scr_ = 0, dll_ = 0, dlm_ = 0;
+  Registers r_;
 };
 
 class ControlPort final : public PioDevice {
@@ -97,6 +103,7 @@ class ControlPort final : public PioDevice {
   void read(uint16_t offset, std::span<uint8_t> data) override;
   void write(uint16_t offset, std::span<const uint8_t> data) override;
   std::optional<uint32_t> exit_code() const { return exit_code_; }
+  void set_exit_code(std::optional<uint32_t> code) { exit_code_ = code; }
 
  private:
   std::optional<uint32_t> exit_code_;
@@ -114,6 +121,16 @@ struct Devices {
   Devices();
   Devices(const Devices&) = delete;
   Devices& operator=(const Devices&) = delete;
+
+  // Everything a snapshot must keep of the devices.
+  struct State {
+    std::string console;
+    Uart16550::Registers uart;
+    std::optional<uint32_t> exit_code;
+    std::vector<MmioWrite> mmio_writes;
+  };
+  State save() const;
+  void restore(const State& state);
 
   ConsoleOutput console;
   DebugConsole debug_console{console};

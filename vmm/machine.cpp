@@ -219,6 +219,22 @@ void KvmMachine::load(std::span<const uint8_t> image) {
   vcpu_.set_regs(r);
 }
 
+void KvmMachine::set_debug(bool single_step, bool breakpoint, uint64_t linear) {
+  if (!single_step && !breakpoint && !debug_on_) return;
+  kvm_guest_debug dbg{};
+  if (single_step || breakpoint) {
+    dbg.control = KVM_GUESTDBG_ENABLE;
+    if (single_step) dbg.control |= KVM_GUESTDBG_SINGLESTEP;
+    if (breakpoint) {
+      dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+      dbg.arch.debugreg[0] = linear;
+      dbg.arch.debugreg[7] = 0x1;  // L0: local enable, execute breakpoint, length 1
+    }
+  }
+  vcpu_.set_guest_debug(dbg);
+  debug_on_ = single_step || breakpoint;
+}
+
 void KvmMachine::request_stop() {
   stop_requested_.store(true);
   vcpu_.kick();

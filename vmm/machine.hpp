@@ -66,6 +66,10 @@ class KvmMachine {
   // Async-signal-safe: ends the current run with RunEndReason::kStopped (e.g. on Ctrl-C).
   void request_stop();
 
+  // KVM_SET_GUEST_DEBUG: single-step and/or one hardware execution breakpoint (DR0) at a guest
+  // linear address; a hit ends run() with RunEndReason::kDebug. All off: debugging disabled.
+  void set_debug(bool single_step, bool breakpoint, uint64_t linear);
+
   Devices& devices() { return devices_; }
   GuestMemory& memory() { return memory_; }
   Vcpu& vcpu() { return vcpu_; }
@@ -84,6 +88,7 @@ class KvmMachine {
   Vcpu vcpu_;
   Devices devices_;
   std::atomic<bool> stop_requested_{false};
+  bool debug_on_ = false;
 };
 
 // Whether this host's KVM has already moved RIP past an `in`/`out` when it reports the IO exit

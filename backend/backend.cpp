@@ -1,0 +1,256 @@
+#include "backend/backend.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+
+#include "sim/machine.hpp"
+#include "vmm/machine.hpp"
+
+namespace trapscope::backend {
+namespace {
+
+sim::Segment from_kvm(const kvm_segment& k) {
+  sim::Segment s;
+  s.selector = k.selector;
+  s.base = k.base;
+  s.limit = k.limit;
+  s.type = k.type;
+  s.s = k.s;
+  s.dpl = k.dpl;
+  s.present = k.present;
+  s.db = k.db;
+  s.l = k.l;
+  s.g = k.g;
+  s.avl = k.avl;
+  s.unusable = k.unusable;
+  return s;
+}
+
+kvm_segment to_kvm(const sim::Segment& s) {
+  kvm_segment k{};
+  k.selector = s.selector;
+  k.base = s.base;
+  k.limit = s.limit;
+  k.type = s.type;
+  k.s = s.s;
+  k.dpl = s.dpl;
+  k.present = s.present;
+  k.db = s.db;
+  k.l = s.l;
+  k.g = s.g;
+  k.avl = s.avl;
+  k.unusable = s.unusable;
+  return k;
+}
+
+bool write_span(std::span<uint8_t> mem, uint64_t gpa, std::span<const uint8_t> bytes) {
+  if (gpa > mem.size() || bytes.size() > mem.size() - gpa) return false;
+  std::memcpy(mem.data() + gpa, bytes.data(), bytes.size());
+  return true;
+}
+
+sim::CpuState from_kvm(const kvm_regs& r, const kvm_sregs& s) {
+  sim::CpuState c;
+  const uint64_t gprs[16] = {r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi,
+                             r.r8,  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15};
+  for (int i = 0; i < 16; ++i) c.gpr[i] = gprs[i];
+  c.rip = r.rip;
+  c.rflags = r.rflags;
+  c.seg[sim::kEs] = from_kvm(s.es);
+  c.seg[sim::kCs] = from_kvm(s.cs);
+  c.seg[sim::kSs] = from_kvm(s.ss);
+  c.seg[sim::kDs] = from_kvm(s.ds);
+  c.seg[sim::kFs] = from_kvm(s.fs);
+  c.seg[sim::kGs] = from_kvm(s.gs);
+  c.tr = from_kvm(s.tr);
+  c.ldtr = from_kvm(s.ldt);
+  c.gdtr = {s.gdt.base, s.gdt.limit};
+  c.idtr = {s.idt.base, s.idt.limit};
+  c.cr0 = s.cr0;
+  c.cr2 = s.cr2;
+  c.cr3 = s.cr3;
+  c.cr4 = s.cr4;
+  c.cr8 = s.cr8;
+  c.efer = s.efer;
+  return c;
+}
+
+class KvmBackend final : public Backend {
+ public:
+  explicit KvmBackend(const Config& c) : machine_(vmm::MachineConfig{c.memory_bytes, c.mode, c.load_address}) {}
+  Kind kind() const override { return Kind::kKvm; }
+  void load(std::span<const uint8_t> image) override { machine_.load(image); }
+  RunOutcome run(const StopCondition& stop, trace::EventSink* sink) override {
+    const uint32_t vm_exit_bit = 1u << static_cast<unsigned>(trace::EventType::kVmExit);
+    if (stop.max_instructions != 0 || (stop.stop_on & ~vm_exit_bit) != 0) {
+      throw std::invalid_argument(
+          "KVM does not report retired instructions, ring transitions, exceptions or page "
+          "walks to the VMM: use the simulator (--backend sim) for that stop condition");
+    }
+    uint64_t max_exits = stop.max_exits;
+    if (stop.stop_on & vm_exit_bit) max_exits = 1;
+    machine_.set_debug(false, stop.has_breakpoint, stop.breakpoint);
+    vmm::RunResult r = machine_.run({stop.timeout_s, max_exits}, sink);
+    machine_.set_debug(false, false, 0);
+    if ((stop.stop_on & vm_exit_bit) && r.reason == trace::RunEndReason::kExitLimit) {
+      r.reason = trace::RunEndReason::kEventMatched;
+    }
+    if (stop.has_breakpoint && r.reason == trace::RunEndReason::kDebug) {
+      r.reason = trace::RunEndReason::kBreakpoint;
+    }
+    return {r.reason, r.exit_code, r.exits, 0, r.duration_ns, r.detail};
+  }
+  RunOutcome step(trace::EventSink* sink) override {
+    machine_.set_debug(true, false, 0);
+    vmm::RunResult r = machine_.run({10.0, 0}, sink);
+    machine_.set_debug(false, false, 0);
+    if (r.reason == trace::RunEndReason::kDebug) r.reason = trace::RunEndReason::kStep;
+    return {r.reason, r.exit_code, r.exits, 0, r.duration_ns, r.detail};
+  }
+  Snapshot snapshot() override {
+    Snapshot s;
+    s.kind = Kind::kKvm;
+    s.registers = registers();
+    const auto m = memory();
+    s.memory.assign(m.begin(), m.end());
+    s.devices = machine_.devices().save();
+    return s;
+  }
+  void restore(const Snapshot& s) override {
+    if (s.kind != Kind::kKvm || s.memory.size() != memory().size()) {
+      throw std::invalid_argument("snapshot of another machine");
+    }
+    std::memcpy(machine_.memory().bytes().data(), s.memory.data(), s.memory.size());
+    set_registers(s.registers);
+    machine_.devices().restore(s.devices);
+  }
+  sim::CpuState registers() override {
+    return from_kvm(machine_.vcpu().get_regs(), machine_.vcpu().get_sregs());
+  }
+  void set_registers(const sim::CpuState& c) override {
+    kvm_regs r{};
+    __u64* gprs[16] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, &r.rsp, &r.rbp, &r.rsi, &r.rdi,
+                          &r.r8,  &r.r9,  &r.r10, &r.r11, &r.r12, &r.r13, &r.r14, &r.r15};
+    for (int i = 0; i < 16; ++i) *gprs[i] = c.gpr[i];
+    r.rip = c.rip;
+    r.rflags = c.rflags;
+    kvm_sregs s = machine_.vcpu().get_sregs();
+    s.es = to_kvm(c.seg[sim::kEs]);
+    s.cs = to_kvm(c.seg[sim::kCs]);
+    s.ss = to_kvm(c.seg[sim::kSs]);
+    s.ds = to_kvm(c.seg[sim::kDs]);
+    s.fs = to_kvm(c.seg[sim::kFs]);
+    s.gs = to_kvm(c.seg[sim::kGs]);
+    s.tr = to_kvm(c.tr);
+    s.ldt = to_kvm(c.ldtr);
+    s.gdt.base = c.gdtr.base;
+    s.gdt.limit = c.gdtr.limit;
+    s.idt.base = c.idtr.base;
+    s.idt.limit = c.idtr.limit;
+    s.cr0 = c.cr0;
+    s.cr2 = c.cr2;
+    s.cr3 = c.cr3;
+    s.cr4 = c.cr4;
+    s.cr8 = c.cr8;
+    s.efer = c.efer;
+    machine_.vcpu().set_sregs(s);
+    machine_.vcpu().set_regs(r);
+  }
+  std::span<const uint8_t> memory() const override {
+    return const_cast<vmm::KvmMachine&>(machine_).memory().bytes();
+  }
+  bool write_memory(uint64_t gpa, std::span<const uint8_t> bytes) override {
+    return write_span(machine_.memory().bytes(), gpa, bytes);
+  }
+  vmm::Devices& devices() override { return machine_.devices(); }
+  void request_stop() override { machine_.request_stop(); }
+
+ private:
+  vmm::KvmMachine machine_;
+};
+
+class SimBackend final : public Backend {
+ public:
+  explicit SimBackend(const Config& c)
+      : machine_(sim::SimConfig{c.memory_bytes, c.mode, c.load_address, c.record_instructions}) {}
+  Kind kind() const override { return Kind::kSim; }
+  void load(std::span<const uint8_t> image) override { machine_.load(image); }
+  RunOutcome run(const StopCondition& stop, trace::EventSink* sink) override {
+    sim::SimLimits limits;
+    limits.max_instructions = stop.max_instructions;
+    limits.max_exits = stop.max_exits;
+    limits.timeout_s = stop.timeout_s;
+    limits.has_breakpoint = stop.has_breakpoint;
+    limits.breakpoint = stop.breakpoint;
+    limits.stop_on = stop.stop_on;
+    const sim::SimResult r = machine_.run(limits, sink);
+    return {r.reason, r.exit_code, r.exits, r.instructions, r.duration_ns, r.detail};
+  }
+  RunOutcome step(trace::EventSink* sink) override {
+    sim::SimLimits limits;
+    limits.max_instructions = 1;
+    sim::SimResult r = machine_.run(limits, sink);
+    if (r.reason == trace::RunEndReason::kInstructionLimit) r.reason = trace::RunEndReason::kStep;
+    return {r.reason, r.exit_code, r.exits, r.instructions, r.duration_ns, r.detail};
+  }
+  Snapshot snapshot() override {
+    Snapshot s;
+    s.kind = Kind::kSim;
+    s.registers = machine_.cpu().s;
+    const auto m = machine_.memory().span();
+    s.memory.assign(m.begin(), m.end());
+    s.devices = machine_.devices().save();
+    s.instructions = machine_.instructions();
+    return s;
+  }
+  void restore(const Snapshot& s) override {
+    if (s.kind != Kind::kSim || s.memory.size() != machine_.memory().size()) {
+      throw std::invalid_argument("snapshot of another machine");
+    }
+    std::memcpy(machine_.memory().data(), s.memory.data(), s.memory.size());
+    machine_.restore_state(s.registers, s.instructions);
+    machine_.devices().restore(s.devices);
+  }
+  sim::CpuState registers() override { return machine_.cpu().s; }
+  void set_registers(const sim::CpuState& c) override {
+    const uint64_t tsc = machine_.cpu().s.tsc;
+    machine_.cpu().s = c;
+    machine_.cpu().s.tsc = tsc;
+    machine_.cpu().flush_tlb();
+  }
+  bool write_memory(uint64_t gpa, std::span<const uint8_t> bytes) override {
+    machine_.cpu().flush_tlb();
+    return write_span(machine_.memory().span(), gpa, bytes);
+  }
+  std::span<const uint8_t> memory() const override {
+    return const_cast<sim::SimMachine&>(machine_).memory().span();
+  }
+  vmm::Devices& devices() override { return machine_.devices(); }
+  void request_stop() override { machine_.request_stop(); }
+
+ private:
+  sim::SimMachine machine_;
+};
+
+}  // namespace
+
+std::string_view to_string(Kind kind) { return kind == Kind::kKvm ? "kvm" : "sim"; }
+
+std::unique_ptr<Backend> make_backend(Kind kind, const Config& config) {
+  if (kind == Kind::kKvm) return std::make_unique<KvmBackend>(config);
+  return std::make_unique<SimBackend>(config);
+}
+
+bool kvm_usable(std::string* why) {
+  try {
+    vmm::Kvm kvm = vmm::Kvm::open();
+    vmm::Vm vm = kvm.create_vm();
+    return true;
+  } catch (const std::exception& e) {
+    if (why) *why = e.what();
+    return false;
+  }
+}
+
+}  // namespace trapscope::backend

@@ -1,0 +1,96 @@
+// backend/backend.hpp — the one interface that the KVM backend and the simulator both offer, so
+// that every command, view, lesson and test works on either.
+//
+// Registers are seen as sim::CpuState (the KVM backend converts from kvm_regs/kvm_sregs, KVM API
+// 4.11–4.14). Events go to a trace::EventSink in the one schema (trace/event.hpp): VM exits with
+// KVM's exit-reason numbers on both backends; the simulator adds ring transitions, exceptions,
+// page walks and, on request, retired instructions.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sim/cpu_state.hpp"
+#include "trace/recorder.hpp"
+#include "vmm/devices.hpp"
+#include "vmm/loader.hpp"
+
+namespace trapscope::backend {
+
+enum class Kind : uint8_t { kKvm, kSim };
+std::string_view to_string(Kind kind);
+
+struct Config {
+  uint64_t memory_bytes = 16ull << 20;
+  vmm::BootMode mode = vmm::BootMode::kReal;
+  uint64_t load_address = vmm::kDefaultLoadAddress;
+  bool record_instructions = false;  // simulator: an event per retired instruction
+};
+
+struct StopCondition {
+  double timeout_s = 10.0;        // host wall clock
+  uint64_t max_exits = 0;         // VM exits (simulator: the same events); 0 = no limit
+  uint64_t max_instructions = 0;  // simulator only; 0 = no limit
+  bool has_breakpoint = false;    // stop before the instruction at guest RIP `breakpoint`
+  uint64_t breakpoint = 0;        //   (KVM: a hardware breakpoint on the linear address)
+  uint32_t stop_on = 0;           // bits (1 << trace::EventType): stop after such an event
+                                  //   (KVM observes only VM exits: other bits are refused)
+};
+
+// Everything needed to return a machine to an earlier point (step back = restore + re-run on
+// the deterministic simulator). KVM snapshots hold the registers, segment, descriptor-table and
+// control state, EFER and memory; not the FPU/SSE state or other MSRs.
+struct Snapshot {
+  Kind kind = Kind::kSim;
+  sim::CpuState registers;
+  std::vector<uint8_t> memory;
+  vmm::Devices::State devices;
+  uint64_t instructions = 0;  // simulator: instructions retired at the snapshot
+};
+
+struct RunOutcome {
+  trace::RunEndReason reason = trace::RunEndReason::kStopped;
+  uint32_t exit_code = 0;
+  uint64_t exits = 0;
+  uint64_t instructions = 0;  // retired instructions (simulator; 0 on KVM: not observable)
+  uint64_t duration_ns = 0;
+  std::string detail;         // faults: what happened and the vCPU state
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Kind kind() const = 0;
+  // Throws vmm::LoadError for an image that does not fit.
+  virtual void load(std::span<const uint8_t> image) = 0;
+  // Throws std::invalid_argument for a stop condition the backend cannot observe.
+  virtual RunOutcome run(const StopCondition& stop, trace::EventSink* sink) = 0;
+  // Executes one instruction (reason kStep, or how the run ended if it did). On KVM this uses
+  // KVM_GUESTDBG_SINGLESTEP, which this project's kvm_pvm hosts report only for emulated code
+  // (CPL 0, real mode), not for natively run CPL 3 code (`trapscope doctor`).
+  virtual RunOutcome step(trace::EventSink* sink) = 0;
+  virtual Snapshot snapshot() = 0;
+  virtual void restore(const Snapshot& snapshot) = 0;  // std::invalid_argument if foreign
+  virtual sim::CpuState registers() = 0;
+  // Sets the general registers, RIP, RFLAGS and the segment, descriptor-table, control and EFER
+  // state (the KVM backend: KVM_SET_REGS + KVM_SET_SREGS). Throws vmm::KvmError if KVM refuses.
+  virtual void set_registers(const sim::CpuState& state) = 0;
+  virtual std::span<const uint8_t> memory() const = 0;  // guest-physical [0, size)
+  // False (nothing written) if [gpa, gpa + bytes.size()) is not inside guest memory.
+  virtual bool write_memory(uint64_t gpa, std::span<const uint8_t> bytes) = 0;
+  virtual vmm::Devices& devices() = 0;
+  // Async-signal-safe: ends the current run with RunEndReason::kStopped.
+  virtual void request_stop() = 0;
+};
+
+// Throws vmm::KvmError (or std::system_error) when KVM is not usable.
+std::unique_ptr<Backend> make_backend(Kind kind, const Config& config);
+
+// True when /dev/kvm can be opened and a VM created (the default backend is KVM then).
+bool kvm_usable(std::string* why = nullptr);
+
+}  // namespace trapscope::backend

@@ -1,0 +1,399 @@
+#include "sim/cpu.hpp"
+
+#include <time.h>
+
+#include <bit>
+
+#include "sim/mmu.hpp"
+
+namespace trapscope::sim {
+
+uint64_t Cpu::event_time() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void raise(uint8_t vector) { throw CpuFault{vector, false, 0}; }
+void raise(uint8_t vector, uint32_t error_code) { throw CpuFault{vector, true, error_code}; }
+
+trace::CpuMode CpuState::mode() const {
+  using trace::CpuMode;
+  if (!(cr0 & kCr0Pe) || (rflags & kVM)) return CpuMode::kReal16;
+  if (efer & kEferLma) {
+    if (seg[kCs].l) return CpuMode::kLong64;
+    return seg[kCs].db ? CpuMode::kCompat32 : CpuMode::kCompat16;
+  }
+  return seg[kCs].db ? CpuMode::kProtected32 : CpuMode::kProtected16;
+}
+
+// [SECTION] Registers
+
+uint64_t Cpu::gpr(unsigned index, unsigned size) const { return s.gpr[index] & mask(size); }
+
+void Cpu::set_gpr(unsigned index, unsigned size, uint64_t value) {
+  uint64_t& r = s.gpr[index];
+  switch (size) {
+    case 1: r = (r & ~0xFFull) | (value & 0xFF); break;
+    case 2: r = (r & ~0xFFFFull) | (value & 0xFFFF); break;
+    case 4: r = value & 0xFFFFFFFFull; break;
+    default: r = value; break;
+  }
+}
+
+// [SECTION] Operands
+
+uint64_t Cpu::effective_address(const Instruction& insn, const Operand& op) const {
+  uint64_t ea = static_cast<uint64_t>(op.disp);
+  if (op.base == kRipBase) {
+    ea += s.rip;
+  } else if (op.base != kNoReg) {
+    ea += s.gpr[op.base];
+  }
+  if (op.index != kNoReg) ea += s.gpr[op.index] * op.scale;
+  return ea & mask(insn.address_size / 8);
+}
+
+uint64_t Cpu::read_op(const Instruction& insn, unsigned i) {
+  const Operand& op = insn.ops[i];
+  switch (op.kind) {
+    case OperandKind::kReg:
+      switch (op.reg_class) {
+        case RegClass::kGpr: return gpr(op.reg, op.size);
+        case RegClass::kGprHigh: return (s.gpr[op.reg] >> 8) & 0xFF;
+        case RegClass::kSeg: return s.seg[op.reg].selector;
+        case RegClass::kCr:
+          switch (op.reg) {
+            case 0: return s.cr0;
+            case 2: return s.cr2;
+            case 3: return s.cr3;
+            case 4: return s.cr4;
+            case 8: return s.cr8;
+            default: raise(vec::kUD);
+          }
+        case RegClass::kDr: return s.dr[op.reg & 7];
+        case RegClass::kOther: break;
+      }
+      throw Unsupported("register operand");
+    case OperandKind::kMem:
+      return read(static_cast<SegReg>(op.seg), effective_address(insn, op), op.size);
+    case OperandKind::kImm: return op.imm & mask(op.size ? op.size : 8);
+    case OperandKind::kFarPtr: return op.imm;
+    case OperandKind::kNone: break;
+  }
+  throw Unsupported("operand kind");
+}
+
+void Cpu::write_op(const Instruction& insn, unsigned i, uint64_t value) {
+  const Operand& op = insn.ops[i];
+  switch (op.kind) {
+    case OperandKind::kReg:
+      if (op.reg_class == RegClass::kGpr) return set_gpr(op.reg, op.size, value);
+      if (op.reg_class == RegClass::kGprHigh) {
+        s.gpr[op.reg] = (s.gpr[op.reg] & ~0xFF00ull) | ((value & 0xFF) << 8);
+        return;
+      }
+      throw Unsupported("write to a special register through write_op");
+    case OperandKind::kMem:
+      return write(static_cast<SegReg>(op.seg), effective_address(insn, op), op.size, value);
+    default: throw Unsupported("write to a non-writable operand");
+  }
+}
+
+// [SECTION] Segmentation (SDM Vol. 3A 5.3 limit checking, 5.4 type checking; 3.3.7.1
+// canonical addressing in 64-bit mode)
+
+uint64_t Cpu::linear_address(SegReg seg, uint64_t offset, unsigned size, Access access) {
+  const Segment& sg = s.seg[seg];
+  if (mode64()) {
+    const uint64_t base = (seg == kFs || seg == kGs) ? sg.base : 0;
+    const uint64_t la = base + offset;
+    const auto canonical = [](uint64_t a) {
+      return static_cast<uint64_t>(static_cast<int64_t>(a << 16) >> 16) == a;
+    };
+    if (!canonical(la) || !canonical(la + size - 1)) raise(seg == kSs ? vec::kSS : vec::kGP, 0);
+    return la;
+  }
+  const uint8_t fault = seg == kSs ? vec::kSS : vec::kGP;
+  if (protected_mode() && !(s.rflags & kVM)) {
+    if (sg.unusable || (sg.selector < 4 && seg != kCs && seg != kSs && sg.s == 1 && !sg.present)) {
+      raise(fault, 0);
+    }
+    const bool code = sg.type & 0x8;
+    if (access == Access::kWrite && (code || !(sg.type & 0x2))) raise(fault, 0);
+    if (access == Access::kRead && code && !(sg.type & 0x2)) raise(fault, 0);
+    const bool expand_down = !code && (sg.type & 0x4);
+    const uint64_t last = offset + size - 1;
+    if (expand_down) {
+      const uint64_t upper = sg.db ? 0xFFFFFFFFull : 0xFFFFull;
+      if (offset <= sg.limit || last > upper) raise(fault, 0);
+    } else if (last > sg.limit || last < offset) {
+      raise(fault, 0);
+    }
+  } else {
+    if (offset + size - 1 > sg.limit) raise(fault, 0);
+  }
+  return (sg.base + offset) & 0xFFFFFFFFull;
+}
+
+// [SECTION] Memory
+
+uint64_t Cpu::physical_read(uint64_t gpa, unsigned size) {
+  uint64_t v = 0;
+  if (mem_.contains(gpa, size)) {
+    std::memcpy(&v, mem_.data() + gpa, size);
+    return v;
+  }
+  record_exit_mmio(gpa, size, false, mask(size));
+  return mask(size);  // unbacked: all ones, as on the KVM backend
+}
+
+void Cpu::physical_write(uint64_t gpa, unsigned size, uint64_t value) {
+  if (mem_.contains(gpa, size)) {
+    std::memcpy(mem_.data() + gpa, &value, size);
+    return;
+  }
+  devices_.mmio_writes.push_back({gpa, static_cast<uint8_t>(size), value & mask(size)});
+  record_exit_mmio(gpa, size, true, value);
+}
+
+uint64_t Cpu::translate(uint64_t linear, Access access, bool user) {
+  return mmu_translate(*this, linear, access, user);
+}
+
+uint64_t Cpu::read(SegReg seg, uint64_t offset, unsigned size, Access access) {
+  const uint64_t la = linear_address(seg, offset, size, access);
+  const bool user = cpl() == 3;
+  const uint64_t pa = translate(la, access, user);
+  if ((la & 0xFFF) + size <= 0x1000) return physical_read(pa, size);
+  // Crosses a page: translate both pages before reading.
+  const unsigned first = static_cast<unsigned>(0x1000 - (la & 0xFFF));
+  const uint64_t pa2 = translate(la + first, access, user);
+  const uint64_t lo = physical_read(pa, first);
+  const uint64_t hi = physical_read(pa2, size - first);
+  return lo | (hi << (8 * first));
+}
+
+void Cpu::write(SegReg seg, uint64_t offset, unsigned size, uint64_t value) {
+  const uint64_t la = linear_address(seg, offset, size, Access::kWrite);
+  const bool user = cpl() == 3;
+  const uint64_t pa = translate(la, Access::kWrite, user);
+  if ((la & 0xFFF) + size <= 0x1000) return physical_write(pa, size, value);
+  const unsigned first = static_cast<unsigned>(0x1000 - (la & 0xFFF));
+  const uint64_t pa2 = translate(la + first, Access::kWrite, user);
+  physical_write(pa, first, value);
+  physical_write(pa2, size - first, value >> (8 * first));
+}
+
+uint64_t Cpu::read_system(uint64_t linear, unsigned size) {
+  const uint64_t pa = translate(linear, Access::kRead, false);
+  if ((linear & 0xFFF) + size <= 0x1000) return physical_read(pa, size);
+  const unsigned first = static_cast<unsigned>(0x1000 - (linear & 0xFFF));
+  const uint64_t pa2 = translate(linear + first, Access::kRead, false);
+  return physical_read(pa, first) | (physical_read(pa2, size - first) << (8 * first));
+}
+
+void Cpu::write_system(uint64_t linear, unsigned size, uint64_t value) {
+  const uint64_t pa = translate(linear, Access::kWrite, false);
+  if ((linear & 0xFFF) + size <= 0x1000) return physical_write(pa, size, value);
+  const unsigned first = static_cast<unsigned>(0x1000 - (linear & 0xFFF));
+  const uint64_t pa2 = translate(linear + first, Access::kWrite, false);
+  physical_write(pa, first, value);
+  physical_write(pa2, size - first, value >> (8 * first));
+}
+
+unsigned Cpu::fetch(uint8_t* out, unsigned max) {
+  const Segment& cs = s.seg[kCs];
+  uint64_t la = mode64() ? s.rip : ((cs.base + s.rip) & 0xFFFFFFFFull);
+  if (!mode64() && s.rip > cs.limit) raise(vec::kGP, 0);
+  if (!mode64()) max = static_cast<unsigned>(std::min<uint64_t>(max, uint64_t{cs.limit} - s.rip + 1));
+  const bool user = cpl() == 3;
+  unsigned n = 0;
+  while (n < max) {
+    uint64_t pa;
+    if (n == 0) {
+      pa = translate(la, Access::kExecute, user);
+    } else {
+      try {
+        pa = translate(la + n, Access::kExecute, user);
+      } catch (const CpuFault&) {
+        // The next page is not fetchable: decode what we have; if the instruction needs it,
+        // the step loop re-raises the fault for that address.
+        break;
+      }
+    }
+    const unsigned chunk = std::min<unsigned>(max - n, static_cast<unsigned>(0x1000 - ((la + n) & 0xFFF)));
+    for (unsigned i = 0; i < chunk; ++i) out[n + i] = static_cast<uint8_t>(physical_read(pa + i, 1));
+    n += chunk;
+  }
+  return n;
+}
+
+// [SECTION] Stack
+
+unsigned Cpu::stack_address_size() const {
+  if (mode64()) return 8;
+  return s.seg[kSs].db ? 4 : 2;
+}
+
+void Cpu::push(uint64_t value, unsigned size) {
+  const unsigned as = stack_address_size();
+  const uint64_t rsp = (s.gpr[kRsp] - size) & mask(as);
+  write(kSs, rsp, size, value);
+  set_gpr(kRsp, as == 4 && !mode64() ? 4 : as, rsp);
+  if (as == 2) s.gpr[kRsp] = (s.gpr[kRsp] & ~0xFFFFull) | rsp;
+}
+
+uint64_t Cpu::pop(unsigned size) {
+  const unsigned as = stack_address_size();
+  const uint64_t rsp = s.gpr[kRsp] & mask(as);
+  const uint64_t v = read(kSs, rsp, size);
+  const uint64_t next = (rsp + size) & mask(as);
+  if (as == 2) s.gpr[kRsp] = (s.gpr[kRsp] & ~0xFFFFull) | next;
+  else set_gpr(kRsp, as, next);
+  return v;
+}
+
+// [SECTION] Flags (SDM Vol. 1 3.4.3.1, Appendix A)
+
+bool Cpu::cond(uint8_t cc) const {
+  const uint64_t f = s.rflags;
+  bool r;
+  switch (cc >> 1) {
+    case 0: r = f & kOF; break;                                   // O
+    case 1: r = f & kCF; break;                                   // B/C
+    case 2: r = f & kZF; break;                                   // E/Z
+    case 3: r = (f & kCF) || (f & kZF); break;                    // BE
+    case 4: r = f & kSF; break;                                   // S
+    case 5: r = f & kPF; break;                                   // P
+    case 6: r = !(f & kSF) != !(f & kOF); break;                  // L
+    default: r = (f & kZF) || (!(f & kSF) != !(f & kOF)); break;  // LE
+  }
+  return (cc & 1) ? !r : r;
+}
+
+void Cpu::flags_szp(uint64_t result, unsigned size) {
+  result &= mask(size);
+  uint64_t f = s.rflags & ~(kSF | kZF | kPF);
+  if (result == 0) f |= kZF;
+  if (result & sign_bit(size)) f |= kSF;
+  if (!(std::popcount(static_cast<uint8_t>(result)) & 1)) f |= kPF;
+  s.rflags = f;
+}
+
+void Cpu::flags_logic(uint64_t result, unsigned size) {
+  s.rflags &= ~(kCF | kOF | kAF);
+  flags_szp(result, size);
+}
+
+void Cpu::flags_add(uint64_t a, uint64_t b, uint64_t carry, uint64_t result, unsigned size) {
+  const uint64_t m = mask(size);
+  a &= m;
+  b &= m;
+  result &= m;
+  flags_szp(result, size);
+  uint64_t f = s.rflags & ~(kCF | kOF | kAF);
+  const bool cf = carry ? result <= a : result < a;
+  if (cf) f |= kCF;
+  if (((a ^ result) & (b ^ result)) & sign_bit(size)) f |= kOF;
+  if ((a ^ b ^ result) & 0x10) f |= kAF;
+  s.rflags = f;
+}
+
+void Cpu::flags_sub(uint64_t a, uint64_t b, uint64_t borrow, uint64_t result, unsigned size) {
+  const uint64_t m = mask(size);
+  a &= m;
+  b &= m;
+  result &= m;
+  flags_szp(result, size);
+  uint64_t f = s.rflags & ~(kCF | kOF | kAF);
+  const bool cf = borrow ? a <= b : a < b;
+  if (cf) f |= kCF;
+  if (((a ^ b) & (a ^ result)) & sign_bit(size)) f |= kOF;
+  if ((a ^ b ^ result) & 0x10) f |= kAF;
+  s.rflags = f;
+}
+
+// [SECTION] Port I/O (SDM Vol. 1 19.5: IOPL, then the TSS I/O permission bitmap)
+
+bool Cpu::io_allowed(uint16_t port, unsigned size) {
+  if (!protected_mode()) return true;
+  const unsigned iopl = (s.rflags & kIOPL) >> 12;
+  if (!(s.rflags & kVM) && cpl() <= iopl) return true;
+  // The TSS must be a 32/64-bit TSS (type 9 or 11) with a bitmap covering the bits.
+  const Segment& tr = s.tr;
+  if (tr.unusable || (tr.type & 0xD) != 0x9 || tr.limit < 103) return false;
+  const uint64_t map_base = read_system(tr.base + 102, 2);
+  const uint64_t byte = map_base + port / 8;
+  if (byte + 1 > tr.limit) return false;
+  const uint64_t bits = read_system(tr.base + byte, 2);
+  const uint64_t want = mask(size) << (port & 7);
+  return (bits & want) == 0;
+}
+
+uint64_t Cpu::port_in(uint16_t port, unsigned size) {
+  if (!io_allowed(port, size)) raise(vec::kGP, 0);
+  uint8_t buf[8] = {};
+  devices_.pio.read(port, {buf, size});
+  uint64_t v = 0;
+  std::memcpy(&v, buf, size);
+  return v;
+}
+
+void Cpu::port_out(uint16_t port, unsigned size, uint64_t value) {
+  if (!io_allowed(port, size)) raise(vec::kGP, 0);
+  uint8_t buf[8];
+  std::memcpy(buf, &value, 8);
+  devices_.pio.write(port, {buf, size});
+}
+
+// [SECTION] VM-exit-equivalent events
+
+namespace {
+trace::VmExitEvent exit_event(Cpu& cpu, trace::ExitReason reason) {
+  trace::VmExitEvent e{};
+  e.header = trace::make_header<trace::VmExitEvent>(trace::EventType::kVmExit);
+  e.header.seq = cpu.next_seq();
+  e.header.time_ns = Cpu::event_time();
+  e.header.rip = cpu.fault_rip;
+  e.header.cpl = cpu.cpl();
+  e.header.cpu_mode = cpu.s.mode();
+  e.reason = static_cast<uint32_t>(reason);
+  const Segment& cs = cpu.s.seg[kCs];
+  e.insn_addr = cpu.mode64() ? cpu.fault_rip : ((cs.base + cpu.fault_rip) & 0xFFFFFFFFull);
+  e.insn_len = cpu.insn_len;
+  std::memcpy(e.insn, cpu.insn_bytes, cpu.insn_len);
+  return e;
+}
+}  // namespace
+
+void Cpu::record_exit_io(uint16_t port, unsigned size, bool out, uint32_t count, uint64_t value) {
+  ++exits;
+  if (out && port == vmm::kControlPort && devices_.control.exit_code()) exit_requested = true;
+  if (!sink_) return;
+  trace::VmExitEvent e = exit_event(*this, trace::ExitReason::kIo);
+  e.payload.io = {port, static_cast<uint8_t>(size), static_cast<uint8_t>(out), count,
+                  value & mask(size), {}};
+  sink_->on_event(e.header);
+}
+
+void Cpu::record_exit_mmio(uint64_t gpa, unsigned size, bool write, uint64_t value) {
+  ++exits;
+  if (!sink_) return;
+  trace::VmExitEvent e = exit_event(*this, trace::ExitReason::kMmio);
+  e.payload.mmio.gpa = gpa;
+  e.payload.mmio.len = static_cast<uint8_t>(size);
+  e.payload.mmio.is_write = write;
+  e.payload.mmio.data = value & mask(size);
+  sink_->on_event(e.header);
+}
+
+void Cpu::record_exit_hlt() {
+  ++exits;
+  halted = true;
+  if (!sink_) return;
+  trace::VmExitEvent e = exit_event(*this, trace::ExitReason::kHlt);
+  sink_->on_event(e.header);
+}
+
+}  // namespace trapscope::sim

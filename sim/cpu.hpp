@@ -1,0 +1,166 @@
+// sim/cpu.hpp — the simulator's processor: architectural state plus the operations that every
+// instruction handler uses (operand access, segmentation, paging, stack, flags, port I/O).
+//
+// [SECTION] Faults
+//   A handler that must raise an exception throws CpuFault; the step loop (sim/machine.cpp)
+//   restores RIP to the faulting instruction and delivers it through the IDT (or IVT in real
+//   mode). Handlers do their checks and reads before their writes so that a fault leaves the
+//   state unchanged (as the SDM requires of faults).
+// [SECTION] RIP
+//   While a handler runs, s.rip already points at the next instruction (so RIP-relative
+//   operands and `call` see the right value); a branch assigns s.rip.
+// [SECTION] Sizes
+//   Sizes are in bytes (1, 2, 4, 8) unless a name says bits.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "sim/cpu_state.hpp"
+#include "sim/insn.hpp"
+#include "sim/memory.hpp"
+#include "sim/mmu.hpp"
+#include "trace/recorder.hpp"
+#include "vmm/devices.hpp"
+
+namespace trapscope::sim {
+
+// Exception vectors (SDM Vol. 3A 6.3.1), as vec::kGP etc.
+namespace vec {
+inline constexpr uint8_t kDE = 0, kDB = 1, kNMI = 2, kBP = 3, kOF = 4, kBR = 5, kUD = 6, kNM = 7,
+                         kDF = 8, kTS = 10, kNP = 11, kSS = 12, kGP = 13, kPF = 14, kMF = 16,
+                         kAC = 17;
+}  // namespace vec
+
+struct CpuFault {
+  uint8_t vector;
+  bool has_error_code = false;
+  uint32_t error_code = 0;
+};
+[[noreturn]] void raise(uint8_t vector);                       // no error code
+[[noreturn]] void raise(uint8_t vector, uint32_t error_code);  // with error code
+
+// An instruction or situation outside the simulator's documented subset.
+struct Unsupported : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+using trace::RingCause;
+
+class Cpu {
+ public:
+  Cpu(PhysicalMemory& memory, vmm::Devices& devices) : mem_(memory), devices_(devices) {}
+
+  CpuState s;
+
+  // --- registers -------------------------------------------------------------------------
+  uint64_t gpr(unsigned index, unsigned size) const;
+  // Writes the low `size` bytes; a 4-byte write zero-extends to 64 bits (SDM Vol. 1 3.4.1.1).
+  void set_gpr(unsigned index, unsigned size, uint64_t value);
+
+  // --- operands --------------------------------------------------------------------------
+  // Reads/writes explicit operand i of the instruction (register, memory or immediate), with
+  // the operand's own size.
+  uint64_t read_op(const Instruction& insn, unsigned i);
+  void write_op(const Instruction& insn, unsigned i, uint64_t value);
+  // The effective address (offset within the segment) of a memory operand, masked to the
+  // instruction's address size.
+  uint64_t effective_address(const Instruction& insn, const Operand& op) const;
+
+  // --- memory ----------------------------------------------------------------------------
+  // Segment-relative accesses: segmentation (limit and type checks outside 64-bit mode), then
+  // paging with the current CPL, then guest-physical memory or MMIO. Throw #GP/#SS/#PF.
+  uint64_t read(SegReg seg, uint64_t offset, unsigned size, Access access = Access::kRead);
+  void write(SegReg seg, uint64_t offset, unsigned size, uint64_t value);
+  // Linear-address accesses for the processor's own system-structure references (GDT, IDT,
+  // TSS, page tables): supervisor accesses whatever the CPL.
+  uint64_t read_system(uint64_t linear, unsigned size);
+  void write_system(uint64_t linear, unsigned size, uint64_t value);
+  // Linear → physical through the MMU; throws #PF (and sets CR2) on a fault.
+  uint64_t translate(uint64_t linear, Access access, bool user);
+  uint64_t linear_address(SegReg seg, uint64_t offset, unsigned size, Access access);
+  // Fetches up to `max` instruction bytes at CS:RIP into out; returns how many are readable
+  // (#PF is raised only if not even the first byte is).
+  unsigned fetch(uint8_t* out, unsigned max);
+
+  // --- stack -----------------------------------------------------------------------------
+  unsigned stack_address_size() const;  // bytes: 8 in 64-bit mode, else 4 if SS.B, else 2
+  void push(uint64_t value, unsigned size);
+  uint64_t pop(unsigned size);
+
+  // --- flags -----------------------------------------------------------------------------
+  bool cond(uint8_t cc) const;  // SDM Vol. 1 B.1 condition codes
+  void set_flag(uint64_t flag, bool on) { s.rflags = on ? (s.rflags | flag) : (s.rflags & ~flag); }
+  bool flag(uint64_t f) const { return (s.rflags & f) != 0; }
+  // Arithmetic flags after an operation of `size` bytes (results are truncated to size).
+  void flags_logic(uint64_t result, unsigned size);  // CF = OF = 0, AF undefined → 0
+  void flags_add(uint64_t a, uint64_t b, uint64_t carry, uint64_t result, unsigned size);
+  void flags_sub(uint64_t a, uint64_t b, uint64_t borrow, uint64_t result, unsigned size);
+  void flags_szp(uint64_t result, unsigned size);  // SF, ZF, PF only
+
+  // --- port I/O --------------------------------------------------------------------------
+  // IOPL and TSS I/O-permission-bitmap check (SDM Vol. 1 19.5), then the device bus.
+  uint64_t port_in(uint16_t port, unsigned size);
+  void port_out(uint16_t port, unsigned size, uint64_t value);
+  bool io_allowed(uint16_t port, unsigned size);
+
+  // --- modes -----------------------------------------------------------------------------
+  uint8_t cpl() const { return s.cpl(); }
+  bool protected_mode() const { return s.cr0 & kCr0Pe; }
+  bool mode64() const { return s.code64(); }
+
+  // --- events and devices ----------------------------------------------------------------
+  vmm::Devices& devices() { return devices_; }
+  PhysicalMemory& memory() { return mem_; }
+  void set_sink(trace::EventSink* sink) { sink_ = sink; }
+  trace::EventSink* sink() const { return sink_; }
+  uint64_t next_seq() { return seq_++; }
+  // Event timestamps: host CLOCK_MONOTONIC ns, as on the KVM backend (trace/event.hpp). The
+  // guest's own clock (s.tsc) counts retired instructions and is what keeps runs deterministic.
+  static uint64_t event_time();
+  uint64_t seq() const { return seq_; }
+  void set_seq(uint64_t seq) { seq_ = seq; }
+  // Records that the CPL changed (called by whoever changed CS).
+  void note_ring_transition(uint8_t from_cpl, uint8_t to_cpl, RingCause cause, uint8_t vector);
+
+  // What the KVM backend would have seen as a VM exit to user space: the simulator records the
+  // same trace::VmExitEvent (same KVM exit reason numbers) so that traces, views and
+  // co-simulation compare directly. Handlers of in/out/ins/outs call record_exit_io after the
+  // access (value: the first element); `hlt` calls record_exit_hlt.
+  void record_exit_io(uint16_t port, unsigned size, bool out, uint32_t count, uint64_t value);
+  void record_exit_hlt();
+  void record_exit_mmio(uint64_t gpa, unsigned size, bool write, uint64_t value);
+  uint64_t exits = 0;             // VM-exit-equivalent events so far
+
+  // Requests from handlers to the step loop.
+  bool halted = false;            // `hlt` executed
+  bool exit_requested = false;    // the guest wrote the control port
+  uint64_t fault_rip = 0;         // RIP of the instruction being executed
+  uint8_t insn_bytes[15] = {};    // its bytes (set by the step loop)
+  uint8_t insn_len = 0;
+
+  // The TLB (sim/mmu.hpp): flush on MOV to CR3/CR0/CR4 and per page on INVLPG.
+  Tlb tlb;
+  void flush_tlb() { tlb.flush(); }
+  void flush_tlb_page(uint64_t linear) { tlb.flush_page(linear >> 12); }
+
+ private:
+  uint64_t physical_read(uint64_t gpa, unsigned size);
+  void physical_write(uint64_t gpa, unsigned size, uint64_t value);
+  PhysicalMemory& mem_;
+  vmm::Devices& devices_;
+  trace::EventSink* sink_ = nullptr;
+  uint64_t seq_ = 0;
+};
+
+// Masks a value to `size` bytes.
+constexpr uint64_t mask(unsigned size) { return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1; }
+constexpr uint64_t sign_bit(unsigned size) { return 1ull << (8 * size - 1); }
+constexpr int64_t sign_extend(uint64_t v, unsigned size) {
+  return size >= 8 ? static_cast<int64_t>(v)
+                   : static_cast<int64_t>((v & mask(size)) ^ sign_bit(size)) -
+                         static_cast<int64_t>(sign_bit(size));
+}
+
+}  // namespace trapscope::sim

@@ -1,0 +1,268 @@
+#include "sim/machine.hpp"
+
+#include <time.h>
+
+#include <cinttypes>
+#include <cstring>
+
+#include "sim/decode/decoder.hpp"
+#include "sim/decode/disasm.hpp"
+#include "sim/interp/handlers.hpp"
+#include "sim/interp/protection.hpp"
+
+namespace trapscope::sim {
+namespace {
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+Segment from_boot(const vmm::SegmentState& b) {
+  Segment s;
+  s.selector = b.selector;
+  s.base = b.base;
+  s.limit = b.limit;
+  s.type = b.type;
+  s.s = b.s;
+  s.dpl = b.dpl;
+  s.present = b.present;
+  s.db = b.db;
+  s.l = b.l;
+  s.g = b.g;
+  return s;
+}
+
+std::string describe(const CpuState& s) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "  vCPU: rip=%" PRIx64 " rsp=%" PRIx64 " rflags=%" PRIx64 " cpl=%u mode=%s\n"
+                "        cr0=%" PRIx64 " cr2=%" PRIx64 " cr3=%" PRIx64 " cr4=%" PRIx64
+                " efer=%" PRIx64 "\n        gdt=%" PRIx64 "/%x idt=%" PRIx64 "/%x cs=%04x ss=%04x\n",
+                s.rip, s.gpr[kRsp], s.rflags, s.cpl(), std::string(trace::to_string(s.mode())).c_str(),
+                s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.gdtr.base, s.gdtr.limit, s.idtr.base,
+                s.idtr.limit, s.seg[kCs].selector, s.seg[kSs].selector);
+  return buf;
+}
+
+}  // namespace
+
+void apply_boot_state(CpuState& s, const vmm::BootState& b) {
+  s = CpuState{};
+  s.rip = b.rip;
+  s.gpr[kRsp] = b.rsp;
+  s.rflags = b.rflags;
+  s.seg[kCs] = from_boot(b.cs);
+  s.seg[kDs] = from_boot(b.ds);
+  s.seg[kEs] = from_boot(b.es);
+  s.seg[kFs] = from_boot(b.fs);
+  s.seg[kGs] = from_boot(b.gs);
+  s.seg[kSs] = from_boot(b.ss);
+  s.gdtr = {b.gdt_base, b.gdt_limit};
+  // As KvmMachine::load: the real-mode IVT at 0, no IDT otherwise.
+  s.idtr = {0, static_cast<uint16_t>((b.cr0 & kCr0Pe) ? 0 : 0x3FF)};
+  s.tr = Segment{};
+  s.tr.type = 0xB;  // busy 32-bit TSS, as after reset (SDM Vol. 3A 9.1.1)
+  s.tr.s = 0;
+  s.ldtr = Segment{};
+  s.ldtr.type = 0x2;
+  s.ldtr.s = 0;
+  s.cr0 = b.cr0;
+  s.cr3 = b.cr3;
+  s.cr4 = b.cr4;
+  s.efer = b.efer;
+}
+
+SimMachine::SimMachine(const SimConfig& config)
+    : config_(config), memory_(config.memory_bytes), cpu_(memory_, devices_) {}
+
+void SimMachine::load(std::span<const uint8_t> image) {
+  vmm::load_image(memory_.span(), image, config_.load_address, config_.mode);
+  const vmm::BootState b = vmm::prepare_boot(memory_.span(), config_.mode, config_.load_address);
+  apply_boot_state(cpu_.s, b);
+  cpu_.flush_tlb();
+}
+
+StepStatus SimMachine::step() {
+  Cpu& c = cpu_;
+  c.fault_rip = c.s.rip;
+  uint8_t bytes[15];
+  unsigned n = 0;
+  Instruction insn;
+  try {
+    try {
+      n = c.fetch(bytes, 15);
+      const auto st = decode::decode({bytes, n}, c.s.mode(), &insn);
+      if (st == decode::DecodeStatus::kTruncated) {
+        if (n < 15) {
+          // The instruction continues on a page (or past a limit) that cannot be fetched:
+          // fault on the first byte that is missing.
+          const Segment& cs = c.s.seg[kCs];
+          const uint64_t la = (c.mode64() ? c.s.rip : cs.base + c.s.rip) + n;
+          if (!c.mode64() && c.s.rip + n > cs.limit) raise(vec::kGP, 0);
+          c.translate(c.mode64() ? la : la & 0xFFFFFFFFull, Access::kExecute, c.cpl() == 3);
+        }
+        raise(vec::kGP, 0);  // longer than 15 bytes (SDM Vol. 2 2.3.11)
+      }
+      if (st == decode::DecodeStatus::kInvalid) raise(vec::kUD);
+      std::memcpy(c.insn_bytes, bytes, insn.length);
+      c.insn_len = insn.length;
+      if (insn.op == Op::kUnsupported) {
+        detail_ = "unsupported: " +
+                  decode::disassemble({bytes, insn.length}, c.s.mode(), c.s.rip).text + " at " +
+                  hex(c.s.rip);
+        return StepStatus::kUnsupported;
+      }
+      uint64_t next = c.s.rip + insn.length;
+      if (!c.mode64()) next &= c.s.seg[kCs].db ? 0xFFFFFFFFull : 0xFFFFull;
+      c.s.rip = next;
+      kHandlers[static_cast<size_t>(insn.op)](c, insn);
+      ++c.s.tsc;
+      ++instructions_;
+      if (config_.record_instructions && c.sink()) {
+        trace::InstructionEvent e{};
+        e.header = trace::make_header<trace::InstructionEvent>(trace::EventType::kInstruction);
+        e.header.seq = c.next_seq();
+        e.header.time_ns = Cpu::event_time();
+        e.header.rip = c.fault_rip;
+        e.header.cpl = c.cpl();
+        e.header.cpu_mode = c.s.mode();
+        e.len = insn.length;
+        std::memcpy(e.bytes, bytes, insn.length);
+        c.sink()->on_event(e.header);
+      }
+    } catch (const CpuFault& f) {
+      c.s.rip = c.fault_rip;
+      deliver(c, f.vector, EventSource::kException, f.has_error_code, f.error_code, c.fault_rip);
+    }
+  } catch (const TripleFault& t) {
+    detail_ = std::string("triple fault: ") + t.what() + "\n" + describe(c.s);
+    return StepStatus::kTripleFault;
+  } catch (const Unsupported& u) {
+    const auto d = decode::disassemble({bytes, n}, c.s.mode(), c.fault_rip);
+    detail_ = "unsupported: " + d.text + " at " + hex(c.fault_rip) + " (" + u.what() + ")";
+    c.s.rip = c.fault_rip;
+    return StepStatus::kUnsupported;
+  }
+  if (c.halted) return StepStatus::kHalted;
+  if (c.exit_requested) return StepStatus::kGuestExit;
+  return StepStatus::kOk;
+}
+
+namespace {
+// Passes events on and notes whether one of the watched types went by.
+class WatchSink final : public trace::EventSink {
+ public:
+  WatchSink(trace::EventSink* next, uint32_t mask) : next_(next), mask_(mask) {}
+  void on_event(const trace::EventHeader& e) override {
+    if (mask_ & (1u << static_cast<unsigned>(e.type))) matched = true;
+    if (next_) next_->on_event(e);
+  }
+  bool matched = false;
+
+ private:
+  trace::EventSink* next_;
+  uint32_t mask_;
+};
+}  // namespace
+
+SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink) {
+  using trace::RunEndReason;
+  SimResult r;
+  WatchSink watch(outer_sink, limits.stop_on);
+  trace::EventSink* sink = limits.stop_on ? &watch : outer_sink;
+  cpu_.set_sink(sink);
+  cpu_.halted = false;
+  cpu_.exit_requested = false;
+  stop_.store(false);
+  const uint64_t start = now_ns();
+  const uint64_t deadline = start + static_cast<uint64_t>(limits.timeout_s * 1e9);
+  const uint64_t first_instruction = instructions_;
+  const uint64_t first_exit = cpu_.exits;
+  for (uint64_t i = 0;; ++i) {
+    if (limits.max_instructions && instructions_ - first_instruction >= limits.max_instructions) {
+      r.reason = RunEndReason::kInstructionLimit;
+      break;
+    }
+    if (limits.max_exits && cpu_.exits - first_exit >= limits.max_exits) {
+      r.reason = RunEndReason::kExitLimit;
+      break;
+    }
+    if ((i & 0xFFF) == 0) {
+      if (stop_.load(std::memory_order_relaxed)) {
+        r.reason = RunEndReason::kStopped;
+        break;
+      }
+      if (now_ns() >= deadline) {
+        r.reason = RunEndReason::kTimeLimit;
+        break;
+      }
+    }
+    if (limits.has_breakpoint && i > 0 && cpu_.s.rip == limits.breakpoint) {
+      r.reason = RunEndReason::kBreakpoint;
+      break;
+    }
+    const StepStatus st = step();
+    if (st == StepStatus::kOk) {
+      if (watch.matched) {
+        r.reason = RunEndReason::kEventMatched;
+        break;
+      }
+      continue;
+    }
+    if (st == StepStatus::kHalted) {
+      r.reason = RunEndReason::kHalted;
+    } else if (st == StepStatus::kGuestExit) {
+      r.reason = RunEndReason::kGuestExit;
+      r.exit_code = *devices_.control.exit_code();
+    } else if (st == StepStatus::kTripleFault) {
+      r.reason = RunEndReason::kTripleFault;
+      ++cpu_.exits;  // KVM reports it as KVM_EXIT_SHUTDOWN
+      if (sink) {
+        trace::VmExitEvent e{};
+        e.header = trace::make_header<trace::VmExitEvent>(trace::EventType::kVmExit);
+        e.header.seq = cpu_.next_seq();
+        e.header.time_ns = Cpu::event_time();
+        e.header.rip = cpu_.s.rip;
+        e.header.cpl = cpu_.cpl();
+        e.header.cpu_mode = cpu_.s.mode();
+        e.reason = static_cast<uint32_t>(trace::ExitReason::kShutdown);
+        sink->on_event(e.header);
+      }
+    } else {
+      r.reason = RunEndReason::kUnsupported;
+    }
+    r.detail = detail_;
+    break;
+  }
+  r.instructions = instructions_ - first_instruction;
+  r.exits = cpu_.exits - first_exit;
+  r.duration_ns = now_ns() - start;
+  if (sink && r.reason != RunEndReason::kEventMatched && r.reason != RunEndReason::kBreakpoint) {
+    // A pause (breakpoint, matched event) is not the end of the run: no RunEndEvent, so that a
+    // later run continues the same event stream.
+    trace::RunEndEvent end{};
+    end.header = trace::make_header<trace::RunEndEvent>(trace::EventType::kRunEnd);
+    end.header.seq = cpu_.next_seq();
+    end.header.time_ns = Cpu::event_time();
+    end.header.rip = cpu_.s.rip;
+    end.header.cpl = cpu_.cpl();
+    end.header.cpu_mode = cpu_.s.mode();
+    end.reason = r.reason;
+    end.exit_code = r.exit_code;
+    end.exits = r.exits;
+    end.duration_ns = r.duration_ns;
+    sink->on_event(end.header);
+  }
+  cpu_.set_sink(nullptr);
+  return r;
+}
+
+}  // namespace trapscope::sim

@@ -1,0 +1,101 @@
+// sim/machine.hpp — the software machine: a Cpu, guest-physical memory, the standard devices
+// (shared with the KVM backend: vmm/devices.hpp), and the step loop of the interpreter (the
+// "emulation" technique: fetch, decode with Zydis, execute the handler, deliver exceptions).
+//
+// Deterministic: the same guest and limits give the same events, registers and memory on every
+// run and host (the time-stamp counter counts retired instructions).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "sim/cpu.hpp"
+#include "sim/memory.hpp"
+#include "trace/recorder.hpp"
+#include "vmm/devices.hpp"
+#include "vmm/loader.hpp"
+
+namespace trapscope::sim {
+
+struct SimConfig {
+  uint64_t memory_bytes = 16ull << 20;
+  vmm::BootMode mode = vmm::BootMode::kReal;
+  uint64_t load_address = vmm::kDefaultLoadAddress;
+  bool record_instructions = false;  // emit a trace::InstructionEvent per retired instruction
+};
+
+struct SimLimits {
+  uint64_t max_instructions = 0;  // 0 = no limit
+  uint64_t max_exits = 0;         // VM-exit-equivalent events; 0 = no limit
+  double timeout_s = 10.0;        // host wall-clock limit
+  bool has_breakpoint = false;    // stop before executing the instruction at `breakpoint`
+  uint64_t breakpoint = 0;        //   (RIP; not checked for the run's first instruction)
+  uint32_t stop_on = 0;           // bit (1 << EventType): stop after an event of that type
+};
+
+enum class StepStatus : uint8_t {
+  kOk,           // one instruction retired (or one exception delivered)
+  kHalted,       // `hlt`
+  kGuestExit,    // control port written
+  kTripleFault,
+  kUnsupported,  // an instruction outside the subset: stop (detail says which, where)
+};
+
+struct SimResult {
+  trace::RunEndReason reason = trace::RunEndReason::kStopped;
+  uint32_t exit_code = 0;
+  uint64_t instructions = 0;
+  uint64_t exits = 0;
+  uint64_t duration_ns = 0;  // host time
+  std::string detail;        // "unsupported: <disassembly> at <rip>", triple-fault state, …
+};
+
+class SimMachine {
+ public:
+  explicit SimMachine(const SimConfig& config);
+
+  // Loads a flat binary and sets the CPU up exactly as the KVM backend does (vmm/loader.hpp).
+  // Throws vmm::LoadError.
+  void load(std::span<const uint8_t> image);
+
+  // Executes one instruction (delivering any exception it raises).
+  StepStatus step();
+  const std::string& stop_detail() const { return detail_; }
+
+  // Runs until the guest halts, exits, faults or a limit is hit; events go to `sink` (may be
+  // null) and end with a trace::RunEndEvent.
+  SimResult run(const SimLimits& limits, trace::EventSink* sink);
+
+  // Returns the CPU to a saved state (memory is restored by the caller): flushes the TLB.
+  void restore_state(const CpuState& state, uint64_t instructions) {
+    cpu_.s = state;
+    cpu_.halted = false;
+    cpu_.exit_requested = false;
+    cpu_.flush_tlb();
+    instructions_ = instructions;
+  }
+
+  // Async-signal-safe: ends the current run with RunEndReason::kStopped.
+  void request_stop() { stop_.store(true); }
+
+  Cpu& cpu() { return cpu_; }
+  vmm::Devices& devices() { return devices_; }
+  PhysicalMemory& memory() { return memory_; }
+  uint64_t instructions() const { return instructions_; }
+
+ private:
+  SimConfig config_;
+  PhysicalMemory memory_;
+  vmm::Devices devices_;
+  Cpu cpu_;
+  uint64_t instructions_ = 0;
+  std::string detail_;
+  std::atomic<bool> stop_{false};
+};
+
+// Sets a CPU's state from the loader's boot state (shared with the KVM backend's set-up).
+void apply_boot_state(CpuState& s, const vmm::BootState& boot);
+
+}  // namespace trapscope::sim
