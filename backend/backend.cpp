@@ -221,7 +221,9 @@ class SimBackend final : public Backend {
   }
   bool write_memory(uint64_t gpa, std::span<const uint8_t> bytes) override {
     machine_.cpu().flush_tlb();
-    return write_span(machine_.memory().span(), gpa, bytes);
+    if (!write_span(machine_.memory().span(), gpa, bytes)) return false;
+    if (!bytes.empty()) machine_.cpu().note_write(gpa, static_cast<unsigned>(bytes.size()));
+    return true;
   }
   std::span<const uint8_t> memory() const override {
     return const_cast<sim::SimMachine&>(machine_).memory().span();

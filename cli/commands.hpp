@@ -11,5 +11,6 @@ void add_show_command(CLI::App& app, int* status);
 void add_doctor_command(CLI::App& app, int* status);
 void add_guests_command(CLI::App& app, int* status);
 void add_cosim_command(CLI::App& app, int* status);
+void add_gui_command(CLI::App& app, int* status);
 
 }  // namespace trapscope::cli

@@ -4,6 +4,7 @@
 #   scripts/setup.sh run    the main job: the visualizer when a display is present (once it
 #                           exists), otherwise the terminal trace of the teaching guests
 #   scripts/setup.sh test   every test (ctest), including real-KVM tests
+#   scripts/setup.sh bench  the benchmarks (also installs Bochs and QEMU, the interpreter's peers)
 #   scripts/setup.sh build  only install and build
 # Environment: BUILD_DIR (default: build), BUILD_TYPE (default: Release), JOBS (default: nproc).
 set -euo pipefail
@@ -17,6 +18,10 @@ jobs="${JOBS:-$(nproc)}"
 packages=(
   cmake g++ make nasm pkg-config
   libzydis-dev catch2 libcli11-dev nlohmann-json3-dev
+  # the visualizer: GLFW, Dear ImGui 1.86 (+ backends), glad (loader generated at build time),
+  # stb (PNG screenshots), DejaVu fonts; Xvfb + Mesa + xauth run it without a screen (tests)
+  libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
+  xvfb xauth libgl1-mesa-dri
 )
 
 install_missing() {
@@ -62,8 +67,14 @@ case "$job" in
     cmake --build "$asan_dir" -j "$jobs"
     (cd "$asan_dir" && ctest --output-on-failure -j "$jobs" --timeout 300)
     ;;
+  bench)
+    packages=(bochs bochs-sdl bochsbios vgabios qemu-system-x86)
+    install_missing
+    "$build_dir/bench/exit_roundtrip"
+    "$build_dir/bench/interp_mips"
+    ;;
   *)
-    echo "usage: scripts/setup.sh [build|run|test]" >&2
+    echo "usage: scripts/setup.sh [build|run|test|bench]" >&2
     exit 2
     ;;
 esac

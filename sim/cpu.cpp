@@ -17,16 +17,6 @@ uint64_t Cpu::event_time() {
 void raise(uint8_t vector) { throw CpuFault{vector, false, 0}; }
 void raise(uint8_t vector, uint32_t error_code) { throw CpuFault{vector, true, error_code}; }
 
-trace::CpuMode CpuState::mode() const {
-  using trace::CpuMode;
-  if (!(cr0 & kCr0Pe) || (rflags & kVM)) return CpuMode::kReal16;
-  if (efer & kEferLma) {
-    if (seg[kCs].l) return CpuMode::kLong64;
-    return seg[kCs].db ? CpuMode::kCompat32 : CpuMode::kCompat16;
-  }
-  return seg[kCs].db ? CpuMode::kProtected32 : CpuMode::kProtected16;
-}
-
 // [SECTION] Registers
 
 uint64_t Cpu::gpr(unsigned index, unsigned size) const { return s.gpr[index] & mask(size); }
@@ -77,7 +67,7 @@ uint64_t Cpu::read_op(const Instruction& insn, unsigned i) {
       throw Unsupported("register operand");
     case OperandKind::kMem:
       return read(static_cast<SegReg>(op.seg), effective_address(insn, op), op.size);
-    case OperandKind::kImm: return op.imm & mask(op.size ? op.size : 8);
+    case OperandKind::kImm: return op.imm & mask(insn.operand_size >= 8 ? insn.operand_size / 8 : 8);
     case OperandKind::kFarPtr: return op.imm;
     case OperandKind::kNone: break;
   }
@@ -151,14 +141,11 @@ uint64_t Cpu::physical_read(uint64_t gpa, unsigned size) {
 void Cpu::physical_write(uint64_t gpa, unsigned size, uint64_t value) {
   if (mem_.contains(gpa, size)) {
     std::memcpy(mem_.data() + gpa, &value, size);
+    note_write(gpa, size);
     return;
   }
   devices_.mmio_writes.push_back({gpa, static_cast<uint8_t>(size), value & mask(size)});
   record_exit_mmio(gpa, size, true, value);
-}
-
-uint64_t Cpu::translate(uint64_t linear, Access access, bool user) {
-  return mmu_translate(*this, linear, access, user);
 }
 
 uint64_t Cpu::read(SegReg seg, uint64_t offset, unsigned size, Access access) {
@@ -327,7 +314,7 @@ bool Cpu::io_allowed(uint16_t port, unsigned size) {
   const uint64_t byte = map_base + port / 8;
   if (byte + 1 > tr.limit) return false;
   const uint64_t bits = read_system(tr.base + byte, 2);
-  const uint64_t want = mask(size) << (port & 7);
+  const uint64_t want = ((1ull << size) - 1) << (port & 7);  // one bit per port accessed
   return (bits & want) == 0;
 }
 
@@ -361,8 +348,8 @@ trace::VmExitEvent exit_event(Cpu& cpu, trace::ExitReason reason) {
   e.reason = static_cast<uint32_t>(reason);
   const Segment& cs = cpu.s.seg[kCs];
   e.insn_addr = cpu.mode64() ? cpu.fault_rip : ((cs.base + cpu.fault_rip) & 0xFFFFFFFFull);
-  e.insn_len = cpu.insn_len;
-  std::memcpy(e.insn, cpu.insn_bytes, cpu.insn_len);
+  e.insn_len = cpu.insn_bytes ? cpu.insn_len : 0;
+  if (cpu.insn_bytes) std::memcpy(e.insn, cpu.insn_bytes, e.insn_len);
   return e;
 }
 }  // namespace

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "sim/cpu_state.hpp"
 #include "sim/insn.hpp"
@@ -50,7 +51,11 @@ using trace::RingCause;
 
 class Cpu {
  public:
-  Cpu(PhysicalMemory& memory, vmm::Devices& devices) : mem_(memory), devices_(devices) {}
+  Cpu(PhysicalMemory& memory, vmm::Devices& devices)
+      : mem_(memory),
+        devices_(devices),
+        page_gen_(memory.size() / 4096 + 1, 0),
+        code_page_(memory.size() / 4096 + 1, 0) {}
 
   CpuState s;
 
@@ -77,8 +82,18 @@ class Cpu {
   // TSS, page tables): supervisor accesses whatever the CPL.
   uint64_t read_system(uint64_t linear, unsigned size);
   void write_system(uint64_t linear, unsigned size, uint64_t value);
-  // Linear → physical through the MMU; throws #PF (and sets CR2) on a fault.
-  uint64_t translate(uint64_t linear, Access access, bool user);
+  // Linear → physical through the MMU; throws #PF (and sets CR2) on a fault. Paging off and TLB
+  // hits are handled inline; a miss walks the tables (mmu_translate).
+  uint64_t translate(uint64_t linear, Access access, bool user) {
+    if (!(s.cr0 & kCr0Pg)) return linear;
+    const uint64_t vpn = linear >> 12;
+    const Tlb::Entry& e = tlb.slot(vpn);
+    if (e.vpn == vpn && (e.allow & Tlb::need_bit(access, user))) {
+      ++tlb.hits;
+      return (e.pfn << 12) | (linear & 0xFFF);
+    }
+    return mmu_translate(*this, linear, access, user);
+  }
   uint64_t linear_address(SegReg seg, uint64_t offset, unsigned size, Access access);
   // Fetches up to `max` instruction bytes at CS:RIP into out; returns how many are readable
   // (#PF is raised only if not even the first byte is).
@@ -137,7 +152,7 @@ class Cpu {
   bool halted = false;            // `hlt` executed
   bool exit_requested = false;    // the guest wrote the control port
   uint64_t fault_rip = 0;         // RIP of the instruction being executed
-  uint8_t insn_bytes[15] = {};    // its bytes (set by the step loop)
+  const uint8_t* insn_bytes = nullptr;  // its bytes (set by the step loop; valid during it)
   uint8_t insn_len = 0;
 
   // The TLB (sim/mmu.hpp): flush on MOV to CR3/CR0/CR4 and per page on INVLPG.
@@ -145,11 +160,37 @@ class Cpu {
   void flush_tlb() { tlb.flush(); }
   void flush_tlb_page(uint64_t linear) { tlb.flush_page(linear >> 12); }
 
+  // Self-modifying code: the decode cache (sim/machine.cpp) keys instructions by physical
+  // address and remembers the page's generation; every write to a page that holds cached code
+  // bumps it. All writes to guest memory go through physical_write or note_write.
+  uint32_t code_generation(uint64_t gpa) const {
+    return (gpa >> 12) < page_gen_.size() ? page_gen_[gpa >> 12] : 0;
+  }
+  void mark_code_page(uint64_t gpa) {
+    if ((gpa >> 12) < code_page_.size()) code_page_[gpa >> 12] = 1;
+  }
+  void note_write(uint64_t gpa, unsigned size) {
+    for (uint64_t pg = gpa >> 12; pg <= (gpa + size - 1) >> 12 && pg < code_page_.size(); ++pg) {
+      if (code_page_[pg]) {
+        ++page_gen_[pg];
+        code_page_[pg] = 0;
+      }
+    }
+  }
+  void invalidate_all_code() {
+    for (size_t pg = 0; pg < page_gen_.size(); ++pg) {
+      ++page_gen_[pg];
+      code_page_[pg] = 0;
+    }
+  }
+
  private:
   uint64_t physical_read(uint64_t gpa, unsigned size);
   void physical_write(uint64_t gpa, unsigned size, uint64_t value);
   PhysicalMemory& mem_;
   vmm::Devices& devices_;
+  std::vector<uint32_t> page_gen_;  // per 4 KiB guest-physical page
+  std::vector<uint8_t> code_page_;  // 1: the decode cache holds instructions from the page
   trace::EventSink* sink_ = nullptr;
   uint64_t seq_ = 0;
 };

@@ -79,7 +79,15 @@ struct CpuState {
   }
   bool long_mode_active() const { return efer & kEferLma; }
   bool code64() const { return long_mode_active() && seg[kCs].l; }
-  trace::CpuMode mode() const;
+  trace::CpuMode mode() const {
+    using trace::CpuMode;
+    if (!(cr0 & kCr0Pe) || (rflags & kVM)) return CpuMode::kReal16;
+    if (efer & kEferLma) {
+      if (seg[1].l) return CpuMode::kLong64;  // seg[kCs]
+      return seg[1].db ? CpuMode::kCompat32 : CpuMode::kCompat16;
+    }
+    return seg[1].db ? CpuMode::kProtected32 : CpuMode::kProtected16;
+  }
 };
 
 }  // namespace trapscope::sim

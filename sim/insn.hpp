@@ -45,7 +45,10 @@ struct Operand {
   int8_t index = kNoReg;
   uint8_t scale = 0;
   int64_t disp = 0;
-  // kImm (sign- or zero-extended as the instruction defines) and kFarPtr
+  // kImm: the value sign-extended to 64 bits when the encoding sign-extends it (e.g. imm8 of
+  // `add r32, imm8`), else zero-extended; `size` is then the ENCODED width (1 for imm8), and
+  // Cpu::read_op returns the value truncated to the instruction's operand size.
+  // kFarPtr: the offset (the selector is far_selector).
   uint64_t imm = 0;
   uint16_t far_selector = 0;
 };

@@ -81,63 +81,145 @@ void apply_boot_state(CpuState& s, const vmm::BootState& b) {
 }
 
 SimMachine::SimMachine(const SimConfig& config)
-    : config_(config), memory_(config.memory_bytes), cpu_(memory_, devices_) {}
+    : config_(config), memory_(config.memory_bytes), cpu_(memory_, devices_) {
+  if (!decode_cache_) throw std::bad_alloc();
+}
 
 void SimMachine::load(std::span<const uint8_t> image) {
   vmm::load_image(memory_.span(), image, config_.load_address, config_.mode);
   const vmm::BootState b = vmm::prepare_boot(memory_.span(), config_.mode, config_.load_address);
   apply_boot_state(cpu_.s, b);
   cpu_.flush_tlb();
+  cpu_.invalidate_all_code();
 }
 
+inline void SimMachine::execute(const Instruction& insn, const uint8_t* bytes) {
+  Cpu& c = cpu_;
+  c.insn_bytes = bytes;
+  c.insn_len = insn.length;
+  uint64_t next = c.s.rip + insn.length;
+  if (!c.mode64()) next &= c.s.seg[kCs].db ? 0xFFFFFFFFull : 0xFFFFull;
+  c.s.rip = next;
+  kHandlers[static_cast<size_t>(insn.op)](c, insn);
+  ++c.s.tsc;
+  ++instructions_;
+  if (config_.record_instructions && c.sink()) [[unlikely]] record_instruction(insn, bytes);
+}
+
+void SimMachine::record_instruction(const Instruction& insn, const uint8_t* bytes) {
+  Cpu& c = cpu_;
+  trace::InstructionEvent e;
+  e.header = trace::make_header<trace::InstructionEvent>(trace::EventType::kInstruction);
+  e.header.seq = c.next_seq();
+  // A clock read per instruction would cost more than the instruction: instruction events
+  // carry the host time sampled every 4096 instructions (run()).
+  e.header.time_ns = clock_ns_;
+  e.header.rip = c.fault_rip;
+  e.header.cpl = c.cpl();
+  e.header.cpu_mode = c.s.mode();
+  e.len = insn.length;
+  std::memcpy(e.bytes, bytes, insn.length);
+  std::memset(e.bytes + insn.length, 0, sizeof e.bytes - insn.length);
+  c.sink()->on_event(e.header);
+}
+
+// The common case: the instruction at CS:RIP is in the decode cache and its page's translation
+// is in the TLB (or paging is off). Anything else goes to step_slow(), which fetches, decodes,
+// fills the cache and raises fetch faults.
 StepStatus SimMachine::step() {
   Cpu& c = cpu_;
   c.fault_rip = c.s.rip;
+  c.insn_bytes = nullptr;
+  const CpuState& s = c.s;
+  const trace::CpuMode mode = s.mode();
+  const bool m64 = mode == trace::CpuMode::kLong64;
+  const Segment& cs = s.seg[kCs];
+  if (!m64 && s.rip > cs.limit) return step_slow();
+  const uint64_t la = m64 ? s.rip : ((cs.base + s.rip) & 0xFFFFFFFFull);
+  uint64_t pa = la;
+  if (s.cr0 & kCr0Pg) {
+    const uint64_t vpn = la >> 12;
+    const Tlb::Entry& t = c.tlb.slot(vpn);
+    if (t.vpn != vpn || !(t.allow & Tlb::need_bit(Access::kExecute, c.cpl() == 3))) {
+      return step_slow();
+    }
+    pa = (t.pfn << 12) | (la & 0xFFF);
+  }
+  const DecodedEntry& e = decode_cache_[(pa ^ (pa >> 14)) & (kDecodeCacheEntries - 1)];
+  if (e.tag != pa + 1 || e.mode != mode || e.generation != c.code_generation(pa) ||
+      (!m64 && s.rip + e.insn.length - 1 > cs.limit)) {
+    return step_slow();
+  }
+  try {
+    execute(e.insn, e.bytes);
+  } catch (...) {
+    return recover(std::current_exception(), nullptr, 0);
+  }
+  if (c.halted) return StepStatus::kHalted;
+  if (c.exit_requested) return StepStatus::kGuestExit;
+  return StepStatus::kOk;
+}
+
+StepStatus SimMachine::step_slow() {
+  Cpu& c = cpu_;
   uint8_t bytes[15];
   unsigned n = 0;
-  Instruction insn;
+  try {
+    const trace::CpuMode mode = c.s.mode();
+    const bool m64 = mode == trace::CpuMode::kLong64;
+    const Segment& cs = c.s.seg[kCs];
+    DecodedEntry* slot = nullptr;
+    uint64_t pa = 0;
+    if (m64 || c.s.rip <= cs.limit) {
+      const uint64_t la = m64 ? c.s.rip : ((cs.base + c.s.rip) & 0xFFFFFFFFull);
+      pa = c.translate(la, Access::kExecute, c.cpl() == 3);
+      slot = &decode_cache_[(pa ^ (pa >> 14)) & (kDecodeCacheEntries - 1)];
+    }
+    Instruction insn;
+    n = c.fetch(bytes, 15);
+    const auto st = decode::decode({bytes, n}, mode, &insn);
+    if (st == decode::DecodeStatus::kTruncated) {
+      if (n < 15) {
+        // The instruction continues on a page (or past a limit) that cannot be fetched:
+        // fault on the first byte that is missing.
+        const uint64_t la = (m64 ? c.s.rip : cs.base + c.s.rip) + n;
+        if (!m64 && c.s.rip + n > cs.limit) raise(vec::kGP, 0);
+        c.translate(m64 ? la : la & 0xFFFFFFFFull, Access::kExecute, c.cpl() == 3);
+      }
+      raise(vec::kGP, 0);  // longer than 15 bytes (SDM Vol. 2 2.3.11)
+    }
+    if (st == decode::DecodeStatus::kInvalid) raise(vec::kUD);
+    if (insn.op == Op::kUnsupported) {
+      detail_ = "unsupported: " + decode::disassemble({bytes, insn.length}, mode, c.s.rip).text +
+                " at " + hex(c.s.rip);
+      return StepStatus::kUnsupported;
+    }
+    // Cache it if it lies within one page of guest RAM.
+    if (slot != nullptr && (pa & 0xFFF) + insn.length <= 0x1000 &&
+        memory_.contains(pa, insn.length)) {
+      slot->tag = pa + 1;
+      slot->mode = mode;
+      slot->generation = c.code_generation(pa);
+      slot->insn = insn;
+      std::memcpy(slot->bytes, bytes, insn.length);
+      c.mark_code_page(pa);
+    }
+    execute(insn, bytes);
+  } catch (...) {
+    return recover(std::current_exception(), bytes, n);
+  }
+  if (c.halted) return StepStatus::kHalted;
+  if (c.exit_requested) return StepStatus::kGuestExit;
+  return StepStatus::kOk;
+}
+
+// An exception from fetch, decode or a handler: deliver a CPU fault through the IDT (or end the
+// run on a triple fault), or stop on an unsupported instruction.
+StepStatus SimMachine::recover(std::exception_ptr error, const uint8_t* fetched, unsigned n) {
+  Cpu& c = cpu_;
   try {
     try {
-      n = c.fetch(bytes, 15);
-      const auto st = decode::decode({bytes, n}, c.s.mode(), &insn);
-      if (st == decode::DecodeStatus::kTruncated) {
-        if (n < 15) {
-          // The instruction continues on a page (or past a limit) that cannot be fetched:
-          // fault on the first byte that is missing.
-          const Segment& cs = c.s.seg[kCs];
-          const uint64_t la = (c.mode64() ? c.s.rip : cs.base + c.s.rip) + n;
-          if (!c.mode64() && c.s.rip + n > cs.limit) raise(vec::kGP, 0);
-          c.translate(c.mode64() ? la : la & 0xFFFFFFFFull, Access::kExecute, c.cpl() == 3);
-        }
-        raise(vec::kGP, 0);  // longer than 15 bytes (SDM Vol. 2 2.3.11)
-      }
-      if (st == decode::DecodeStatus::kInvalid) raise(vec::kUD);
-      std::memcpy(c.insn_bytes, bytes, insn.length);
-      c.insn_len = insn.length;
-      if (insn.op == Op::kUnsupported) {
-        detail_ = "unsupported: " +
-                  decode::disassemble({bytes, insn.length}, c.s.mode(), c.s.rip).text + " at " +
-                  hex(c.s.rip);
-        return StepStatus::kUnsupported;
-      }
-      uint64_t next = c.s.rip + insn.length;
-      if (!c.mode64()) next &= c.s.seg[kCs].db ? 0xFFFFFFFFull : 0xFFFFull;
-      c.s.rip = next;
-      kHandlers[static_cast<size_t>(insn.op)](c, insn);
-      ++c.s.tsc;
-      ++instructions_;
-      if (config_.record_instructions && c.sink()) {
-        trace::InstructionEvent e{};
-        e.header = trace::make_header<trace::InstructionEvent>(trace::EventType::kInstruction);
-        e.header.seq = c.next_seq();
-        e.header.time_ns = Cpu::event_time();
-        e.header.rip = c.fault_rip;
-        e.header.cpl = c.cpl();
-        e.header.cpu_mode = c.s.mode();
-        e.len = insn.length;
-        std::memcpy(e.bytes, bytes, insn.length);
-        c.sink()->on_event(e.header);
-      }
+      std::rethrow_exception(error);
     } catch (const CpuFault& f) {
       c.s.rip = c.fault_rip;
       deliver(c, f.vector, EventSource::kException, f.has_error_code, f.error_code, c.fault_rip);
@@ -146,7 +228,9 @@ StepStatus SimMachine::step() {
     detail_ = std::string("triple fault: ") + t.what() + "\n" + describe(c.s);
     return StepStatus::kTripleFault;
   } catch (const Unsupported& u) {
-    const auto d = decode::disassemble({bytes, n}, c.s.mode(), c.fault_rip);
+    const auto d = c.insn_bytes
+                       ? decode::disassemble({c.insn_bytes, c.insn_len}, c.s.mode(), c.fault_rip)
+                       : decode::disassemble({fetched, fetched ? n : 0}, c.s.mode(), c.fault_rip);
     detail_ = "unsupported: " + d.text + " at " + hex(c.fault_rip) + " (" + u.what() + ")";
     c.s.rip = c.fault_rip;
     return StepStatus::kUnsupported;
@@ -196,11 +280,12 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
       break;
     }
     if ((i & 0xFFF) == 0) {
+      clock_ns_ = now_ns();
       if (stop_.load(std::memory_order_relaxed)) {
         r.reason = RunEndReason::kStopped;
         break;
       }
-      if (now_ns() >= deadline) {
+      if (clock_ns_ >= deadline) {
         r.reason = RunEndReason::kTimeLimit;
         break;
       }

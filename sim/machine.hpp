@@ -7,9 +7,13 @@
 #pragma once
 
 #include <atomic>
+#include <exception>
+#include <cstdlib>
+#include <memory>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "sim/cpu.hpp"
 #include "sim/memory.hpp"
@@ -68,12 +72,14 @@ class SimMachine {
   // null) and end with a trace::RunEndEvent.
   SimResult run(const SimLimits& limits, trace::EventSink* sink);
 
-  // Returns the CPU to a saved state (memory is restored by the caller): flushes the TLB.
+  // Returns the CPU to a saved state (memory is restored by the caller): flushes the TLB and
+  // the decode cache.
   void restore_state(const CpuState& state, uint64_t instructions) {
     cpu_.s = state;
     cpu_.halted = false;
     cpu_.exit_requested = false;
     cpu_.flush_tlb();
+    cpu_.invalidate_all_code();
     instructions_ = instructions;
   }
 
@@ -92,7 +98,31 @@ class SimMachine {
   Cpu cpu_;
   uint64_t instructions_ = 0;
   std::string detail_;
+
+  // Decoded instructions by guest-physical address (Bochs's "icache" idea): a hit skips fetch
+  // and Zydis. Direct-mapped; an entry is valid while its page's code generation is unchanged.
+  // The array comes from calloc: all-zero bytes are an empty entry (tag 0), and the host maps
+  // the pages lazily, so a machine that runs little code pays for little of it.
+  struct DecodedEntry {
+    uint64_t tag;  // guest-physical address + 1; 0 = empty
+    uint32_t generation;
+    trace::CpuMode mode;
+    Instruction insn;
+    uint8_t bytes[15];
+  };
+  struct FreeDeleter {
+    void operator()(DecodedEntry* p) const { std::free(p); }
+  };
+  static constexpr size_t kDecodeCacheEntries = 1u << 14;
+  std::unique_ptr<DecodedEntry[], FreeDeleter> decode_cache_{
+      static_cast<DecodedEntry*>(std::calloc(kDecodeCacheEntries, sizeof(DecodedEntry)))};
+  void execute(const Instruction& insn, const uint8_t* bytes);
+  void record_instruction(const Instruction& insn, const uint8_t* bytes);
+  [[gnu::noinline]] StepStatus step_slow();
+  [[gnu::noinline]] StepStatus recover(std::exception_ptr error, const uint8_t* fetched,
+                                       unsigned n);
   std::atomic<bool> stop_{false};
+  uint64_t clock_ns_ = 0;  // host time sampled by run() every 4096 instructions
 };
 
 // Sets a CPU's state from the loader's boot state (shared with the KVM backend's set-up).

@@ -11,15 +11,6 @@ constexpr uint64_t kP = 1, kRW = 2, kUS = 4, kA = 1 << 5, kD = 1 << 6, kPS = 1 <
 constexpr uint64_t kXD = 1ull << 63;
 constexpr uint64_t kAddr = 0x000F'FFFF'FFFF'F000ull;
 
-uint8_t need_bit(Access access, bool user) {
-  switch (access) {
-    case Access::kRead: return user ? Tlb::kAllowUserRead : Tlb::kAllowSupRead;
-    case Access::kWrite: return user ? Tlb::kAllowUserWrite : Tlb::kAllowSupWrite;
-    case Access::kExecute: return user ? Tlb::kAllowUserExec : Tlb::kAllowSupExec;
-  }
-  return 0;
-}
-
 struct Walker {
   Cpu& cpu;
   uint64_t linear;
@@ -34,7 +25,10 @@ struct Walker {
     return v;
   }
   void write_entry(uint64_t gpa, unsigned size, uint64_t v) {
-    if (cpu.memory().contains(gpa, size)) std::memcpy(cpu.memory().data() + gpa, &v, size);
+    if (cpu.memory().contains(gpa, size)) {
+      std::memcpy(cpu.memory().data() + gpa, &v, size);
+      cpu.note_write(gpa, size);
+    }
   }
   void record(uint64_t gpa, uint64_t entry) {
     if (ev.levels < 4) ev.level[ev.levels] = {gpa, entry};
@@ -93,7 +87,7 @@ uint64_t mmu_translate(Cpu& cpu, uint64_t linear, Access access, bool user) {
   if (!(s.cr0 & kCr0Pg)) return linear;
   const uint64_t vpn = linear >> 12;
   Tlb& tlb = cpu.tlb;
-  const uint8_t need = need_bit(access, user);
+  const uint8_t need = Tlb::need_bit(access, user);
   Tlb::Entry& e = tlb.slot(vpn);
   if (e.vpn == vpn && (e.allow & need)) {
     ++tlb.hits;

@@ -31,6 +31,14 @@ class Tlb {
     kAllowSupRead = 8, kAllowSupWrite = 16, kAllowSupExec = 32,
   };
   Entry& slot(uint64_t vpn) { return entries_[vpn % kEntries]; }
+  static uint8_t need_bit(Access access, bool user) {
+    switch (access) {
+      case Access::kRead: return user ? kAllowUserRead : kAllowSupRead;
+      case Access::kWrite: return user ? kAllowUserWrite : kAllowSupWrite;
+      case Access::kExecute: return user ? kAllowUserExec : kAllowSupExec;
+    }
+    return 0;
+  }
   void flush() {
     for (Entry& e : entries_) e.vpn = ~0ull;
   }

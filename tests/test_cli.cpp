@@ -219,3 +219,31 @@ TEST_CASE("random bytes as a guest end with a reason, never a crash or hang", "[
     CHECK_THAT(r.out, Catch::Contains("run ended: "));
   }
 }
+
+TEST_CASE("random bytes on the simulator end with a reason, never a crash or hang",
+          "[cli][sim][bad-input]") {
+  std::mt19937 rng(20261123);
+  const char* modes[] = {"real", "protected", "long"};
+  for (int i = 0; i < 30; ++i) {
+    std::vector<unsigned char> bytes(64 + rng() % 4096);
+    for (auto& b : bytes) b = static_cast<unsigned char>(rng());
+    const auto path = temp_path("random-sim.bin");
+    write_file(path, bytes);
+    const char* mode = modes[i % 3];
+    auto r = run_trapscope({"run", path, "--backend", "sim", "--mode", mode, "-q", "--timeout",
+                            "2", "--max-instructions", "200000"},
+                           30);
+    INFO("seed index " << i << " mode " << mode << "\n" << r.out << r.err);
+    CHECK((r.exit_code == 0 || r.exit_code == 1 || r.exit_code == 3 || r.exit_code == 4));
+    CHECK_THAT(r.out, Catch::Contains("run ended: "));
+  }
+}
+
+TEST_CASE("an instruction outside the simulator's subset stops the run with its disassembly",
+          "[cli][sim]") {
+  const auto path = temp_path("sse.bin");
+  write_file(path, {0x66, 0x0F, 0xEF, 0xC0, 0xF4});  // pxor xmm0, xmm0; hlt
+  auto r = run_trapscope({"run", path, "--backend", "sim", "-q"});
+  CHECK(r.exit_code == 3);
+  CHECK_THAT(r.out, Catch::Contains("unsupported: pxor xmm0, xmm0 at 0x8000"));
+}

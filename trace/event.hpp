@@ -243,7 +243,8 @@ struct ExceptionEvent {  // header.rip: the faulting (or, for traps, the next) i
 };
 static_assert(sizeof(ExceptionEvent) == 48);
 
-struct InstructionEvent {  // header.rip: the instruction
+// header.rip: the instruction; header.time_ns: host time sampled every 4096 instructions.
+struct InstructionEvent {
   EventHeader header;
   uint8_t len;
   uint8_t bytes[15];

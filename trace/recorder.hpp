@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "trace/event.hpp"
@@ -18,17 +19,18 @@ class EventSink {
   virtual void on_event(const EventHeader& event) = 0;
 };
 
-// Keeps every event in memory: records packed back to back in one byte array, plus the offset
-// of each. Memory: the record sizes (88 bytes per VM exit) + 8 bytes per event.
+// Keeps every event in memory: records packed back to back in 8 MiB chunks (never copied as
+// the recording grows; the host is asked for huge pages), plus the location of each.
+// Memory: the record sizes (88 bytes per VM exit, 48 per instruction) + 8 bytes per event.
 class Recorder final : public EventSink {
  public:
   void on_event(const EventHeader& event) override;
 
-  size_t size() const { return offsets_.size(); }
-  bool empty() const { return offsets_.empty(); }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
   void clear();
 
-  // The i-th event's header (i < size()).
+  // The i-th event's header (i < size(); std::out_of_range otherwise).
   const EventHeader& at(size_t i) const;
 
   // The i-th event as T; nullptr if it is of another type.
@@ -39,9 +41,16 @@ class Recorder final : public EventSink {
   }
 
  private:
-  std::vector<std::max_align_t> storage_;  // aligned bytes; records are 8-byte multiples
-  size_t used_ = 0;                        // bytes used in storage_
-  std::vector<uint64_t> offsets_;
+  static constexpr size_t kChunkBytes = 8u << 20;
+  static constexpr size_t kIndexPerChunk = 1u << 20;
+  struct FreeDeleter {
+    void operator()(void* p) const;
+  };
+  std::byte* new_chunk();
+  std::vector<std::unique_ptr<std::byte[], FreeDeleter>> chunks_;       // records
+  size_t used_ = kChunkBytes;                                          // bytes used in the last
+  std::vector<std::unique_ptr<uint64_t[], FreeDeleter>> index_;        // chunk << 32 | offset
+  size_t count_ = 0;
 };
 
 // Forwards each event to several sinks (e.g. a Recorder and a trace file).

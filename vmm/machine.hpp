@@ -5,7 +5,7 @@
 // handle_exit() → (record the event) → continue or stop. It ends with a RunResult whose reason
 // is one of trace::RunEndReason. A guest that never exits is stopped by the time limit: a POSIX
 // timer sends a real-time signal to the vCPU thread whose handler sets kvm_run.immediate_exit
-// (KVM API 4.?? KVM_RUN, "immediate_exit"; KVM_CAP_IMMEDIATE_EXIT), so the limit holds even if
+// (KVM API 5, "struct kvm_run", immediate_exit; KVM_CAP_IMMEDIATE_EXIT), so the limit holds even if
 // the signal lands between two KVM_RUN calls.
 #pragma once
 

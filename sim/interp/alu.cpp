@@ -2,9 +2,24 @@
 // tests and scans, and the flag instructions (see sim/ops.def).
 //
 // Sources: Intel SDM Vol. 2 (each instruction's "Operation" and "Flags Affected" sections) and
-// Vol. 1 Appendix A (EFLAGS cross-reference). Where the SDM calls a flag "undefined", the value
-// computed here is what this project's reference host (AMD EPYC, measured natively at CPL 3 by
-// the differential tests in tests/test_sim_integer.cpp) produces; each such place says so.
+// Vol. 1 Appendix A (EFLAGS cross-reference). Where the SDM calls a flag or result "undefined",
+// the value computed here is what this project's reference host (AMD EPYC, measured natively at
+// CPL 3 by the differential tests in tests/test_sim_integer.cpp, "[diff]") produces:
+//   and/or/xor/test     AF = 0
+//   shl/shr/sar         AF = 1; OF for counts > 1: shl MSB(r) ^ CF, shr/sar bit N-1 ^ bit N-2 of r
+//                       (0 for shr, 0 for sar); 8/16-bit counts past the width: shl/shr give
+//                       0 with CF = 0 (shl by exactly the width: CF = bit 0), sar gives the sign
+//   rol/ror/rcl/rcr     OF for counts > 1: rol/rcl MSB(r) ^ CF, ror/rcr bit N-1 ^ bit N-2 of r,
+//                       also when the rotation is a multiple of the width (rcl al, 9 sets OF)
+//   shld/shrd           AF = 1; OF as shl/shr above; 16-bit counts 16..31: see double_shift
+//   mul/imul            SF, ZF, AF, PF unchanged
+//   div/idiv            SF = ZF = PF = 0, AF = 1, CF and OF unchanged
+//   bt/bts/btr/btc      OF, SF, AF, PF unchanged
+//   bsf/bsr             CF, OF, SF, AF, PF unchanged; zero source: ZF = 1, destination unchanged
+//                       (a 32-bit register keeps its upper half)
+// These are also Bochs's choices except mul/imul (Bochs: SF/ZF/PF from the low half, AF = 0),
+// div/idiv (Bochs: unchanged), the shift AF (Bochs: 0) and 16-bit shld/shrd past 16. Intel
+// processors differ in places (e.g. the SDM's "undefined" OF after multi-bit shifts).
 //
 // Operands: ops[0] is the destination (and first source), ops[1] the source. An immediate's
 // Operand::size is its ENCODED width (1 for an imm8) while op.imm is already sign-extended to 64
@@ -57,6 +72,37 @@ inline void wr(Cpu& cpu, const Instruction& insn, unsigned i, uint64_t v) {
   }
 }
 
+// The same with the operand size S (bytes) known at compile time: the hot handlers switch on the
+// operand size once and run a specialised body (constant masks and sign bits).
+template <unsigned S>
+inline uint64_t rd_n(Cpu& cpu, const Instruction& insn, unsigned i) {
+  const Operand& op = insn.ops[i];
+  if (op.kind == OperandKind::kReg && op.reg_class == RegClass::kGpr) {
+    return cpu.s.gpr[op.reg] & mask(S);
+  }
+  if (op.kind == OperandKind::kImm) return op.imm & mask(S);
+  return cpu.read_op(insn, i);
+}
+
+template <unsigned S>
+inline void wr_n(Cpu& cpu, const Instruction& insn, unsigned i, uint64_t v) {
+  const Operand& op = insn.ops[i];
+  if (op.kind == OperandKind::kReg && op.reg_class == RegClass::kGpr) {
+    put_gpr(cpu.s, op.reg, S, v);
+  } else {
+    cpu.write_op(insn, i, v);
+  }
+}
+
+// Calls BODY<..., S>(cpu, insn) for the size of the first operand.
+#define TRAPSCOPE_BY_SIZE(BODY, ...)                                   \
+  switch (insn.ops[0].size) {                                          \
+    case 1: return BODY<__VA_ARGS__ __VA_OPT__(,) 1>(cpu, insn);        \
+    case 2: return BODY<__VA_ARGS__ __VA_OPT__(,) 2>(cpu, insn);        \
+    case 4: return BODY<__VA_ARGS__ __VA_OPT__(,) 4>(cpu, insn);        \
+    default: return BODY<__VA_ARGS__ __VA_OPT__(,) 8>(cpu, insn);       \
+  }
+
 // --- flags -----------------------------------------------------------------------------------
 
 inline bool parity_even(uint64_t v) { return !(__builtin_popcount(static_cast<uint8_t>(v)) & 1); }
@@ -74,34 +120,57 @@ inline void set_flags(CpuState& s, uint64_t r, unsigned size, bool cf, bool of, 
   s.rflags = f;
 }
 
+// Inline equivalents of Cpu::flags_add/flags_sub (a, b, r already truncated to `size`), so that
+// the hot arithmetic handlers need no call for their flags.
+inline uint64_t szp(uint64_t r, unsigned size) {
+  return (r == 0 ? kZF : 0) | ((r & sign_bit(size)) ? kSF : 0) | (parity_even(r) ? kPF : 0);
+}
+inline void flags_add(CpuState& s, uint64_t a, uint64_t b, uint64_t carry, uint64_t r,
+                      unsigned size) {
+  const bool cf = carry ? r <= a : r < a;
+  s.rflags = (s.rflags & ~kArithFlags) | szp(r, size) | (cf ? kCF : 0) |
+             ((((a ^ r) & (b ^ r)) & sign_bit(size)) ? kOF : 0) | ((a ^ b ^ r) & kAF);
+}
+inline void flags_sub(CpuState& s, uint64_t a, uint64_t b, uint64_t borrow, uint64_t r,
+                      unsigned size) {
+  const bool cf = borrow ? a <= b : a < b;
+  s.rflags = (s.rflags & ~kArithFlags) | szp(r, size) | (cf ? kCF : 0) |
+             ((((a ^ b) & (a ^ r)) & sign_bit(size)) ? kOF : 0) | ((a ^ b ^ r) & kAF);
+}
+
+// CF and OF only (the others kept).
+inline void set_cf_of(CpuState& s, bool cf, bool of) {
+  s.rflags = (s.rflags & ~(kCF | kOF)) | (cf ? kCF : 0) | (of ? kOF : 0);
+}
+
 inline bool msb(uint64_t v, unsigned size) { return (v & sign_bit(size)) != 0; }
 
 // --- two-operand arithmetic and logic ------------------------------------------------------
 
 enum class Alu { kAdd, kAdc, kSub, kSbb, kAnd, kOr, kXor, kCmp, kTest };
 
-template <Alu K>
+template <Alu K, unsigned S>
 inline void alu2(Cpu& cpu, const Instruction& insn) {
-  const unsigned size = insn.ops[0].size;
-  const uint64_t a = rd(cpu, insn, 0);
-  const uint64_t b = rd_src(cpu, insn, 1, size);
-  const uint64_t m = mask(size);
+  constexpr unsigned size = S;
+  const uint64_t a = rd_n<S>(cpu, insn, 0);
+  const uint64_t b = rd_n<S>(cpu, insn, 1);
+  constexpr uint64_t m = mask(size);
   if constexpr (K == Alu::kAdd || K == Alu::kAdc) {
     const uint64_t c = K == Alu::kAdc ? (cpu.s.rflags & kCF) : 0;
     const uint64_t r = (a + b + c) & m;
-    wr(cpu, insn, 0, r);
-    cpu.flags_add(a, b, c, r, size);
+    wr_n<S>(cpu, insn, 0, r);
+    flags_add(cpu.s, a, b, c, r, size);
   } else if constexpr (K == Alu::kSub || K == Alu::kSbb || K == Alu::kCmp) {
     const uint64_t c = K == Alu::kSbb ? (cpu.s.rflags & kCF) : 0;
     const uint64_t r = (a - b - c) & m;
-    if constexpr (K != Alu::kCmp) wr(cpu, insn, 0, r);
-    cpu.flags_sub(a, b, c, r, size);
+    if constexpr (K != Alu::kCmp) wr_n<S>(cpu, insn, 0, r);
+    flags_sub(cpu.s, a, b, c, r, size);
   } else {
     uint64_t r;
     if constexpr (K == Alu::kAnd || K == Alu::kTest) r = a & b;
     else if constexpr (K == Alu::kOr) r = a | b;
     else r = a ^ b;
-    if constexpr (K != Alu::kTest) wr(cpu, insn, 0, r);
+    if constexpr (K != Alu::kTest) wr_n<S>(cpu, insn, 0, r);
     // CF = OF = 0; AF is undefined: the reference host clears it (as Bochs does).
     set_flags(cpu.s, r, size, false, false, false);
   }
@@ -128,12 +197,12 @@ inline void count_zero(Cpu& cpu, const Instruction& insn) {
 
 enum class Sh { kShl, kShr, kSar, kRol, kRor, kRcl, kRcr };
 
-template <Sh K>
+template <Sh K, unsigned S>
 inline void shift(Cpu& cpu, const Instruction& insn) {
-  const unsigned size = insn.ops[0].size;
-  const unsigned bits = size * 8;
-  const uint64_t m = mask(size);
-  const uint64_t v = rd(cpu, insn, 0);
+  constexpr unsigned size = S;
+  constexpr unsigned bits = size * 8;
+  constexpr uint64_t m = mask(size);
+  const uint64_t v = rd_n<S>(cpu, insn, 0);
   const unsigned count = shift_count(cpu, insn, 1, size);
   if (count == 0) return count_zero(cpu, insn);
   CpuState& s = cpu.s;
@@ -145,15 +214,14 @@ inline void shift(Cpu& cpu, const Instruction& insn) {
     r = count < 64 ? (v << count) & m : 0;
     cf = count <= bits ? (v >> (bits - count)) & 1 : false;
     of = msb(r, size) != cf;
-    wr(cpu, insn, 0, r);
-    // AF after a shift is undefined: the reference host sets it (see the differential tests).
-    set_flags(s, r, size, cf, of, true);
+    wr_n<S>(cpu, insn, 0, r);
+    set_flags(s, r, size, cf, of, true);  // AF = 1 (undefined: as the reference host)
     return;
   } else if constexpr (K == Sh::kShr) {
     r = v >> count;  // v is zero above bit `bits`, so counts past the width give 0
     cf = (v >> (count - 1)) & 1;
-    of = count == 1 ? msb(v, size) : msb(v, size);
-    wr(cpu, insn, 0, r);
+    of = msb(r ^ (r << 1), size);  // count 1: MSB(dest); larger counts: 0
+    wr_n<S>(cpu, insn, 0, r);
     set_flags(s, r, size, cf, of, true);
     return;
   } else if constexpr (K == Sh::kSar) {
@@ -161,8 +229,8 @@ inline void shift(Cpu& cpu, const Instruction& insn) {
     const unsigned c = count < bits ? count : bits - 1;
     r = static_cast<uint64_t>(sv >> c) & m;
     cf = count < bits ? (static_cast<uint64_t>(sv) >> (count - 1)) & 1 : sv < 0;
-    of = false;
-    wr(cpu, insn, 0, r);
+    of = false;  // count 1: 0; larger counts: bit N-1 ^ bit N-2 of r, which is also 0
+    wr_n<S>(cpu, insn, 0, r);
     set_flags(s, r, size, cf, of, true);
     return;
   } else if constexpr (K == Sh::kRol) {
@@ -201,8 +269,8 @@ inline void shift(Cpu& cpu, const Instruction& insn) {
     }
     of = msb(r, size) != msb(r << 1, size);
   }
-  // Rotates change only CF and OF.
-  wr(cpu, insn, 0, r);
+  // Rotates change only CF and OF (count 1: as the SDM; larger counts: as the reference host).
+  wr_n<S>(cpu, insn, 0, r);
   s.rflags = (s.rflags & ~(kCF | kOF)) | (cf ? kCF : 0) | (of ? kOF : 0);
 }
 
@@ -217,27 +285,32 @@ inline void double_shift(Cpu& cpu, const Instruction& insn) {
   const unsigned count = shift_count(cpu, insn, 2, size);
   if (count == 0) return count_zero(cpu, insn);
   uint64_t r;
-  bool cf;
-  if (bits == 16) {
-    // 16-bit operands with count > 16: the result is undefined; modelled (as on the reference
-    // host and in Bochs) as a shift of the 32-bit (48-bit) pattern dest:src:dest.
+  bool cf, of;
+  if (bits == 16 && count >= 16) {
+    // 16-bit operands with a count of 16..31: the result is undefined. The reference host
+    // (AMD) gives the source rotated by count - 16 (the pattern src:src) with CF = 0 past 16;
+    // at exactly 16 the result is the source and CF the last bit shifted out of the
+    // destination (shld: OF = CF; shrd: OF as below).
+    const uint64_t w = (src << 16) | src;
+    const unsigned c = count - 16;
     if constexpr (Left) {
-      const uint64_t w = (d << 32) | (src << 16) | d;
-      r = (w << count >> 32) & m;
-      cf = (w >> (48 - count)) & 1;
+      r = ((w << c) >> 16) & m;
+      cf = count == 16 ? d & 1 : false;
+      of = cf;
     } else {
-      const uint64_t w = (d << 32) | (src << 16) | d;
-      r = (w >> count) & m;
-      cf = (w >> (count - 1)) & 1;
+      r = (w >> c) & m;
+      cf = count == 16 ? (d >> 15) & 1 : false;
+      of = msb(r ^ (r << 1), size);
     }
   } else if constexpr (Left) {
-    r = ((d << count) | (count ? src >> (bits - count) : 0)) & m;
+    r = ((d << count) | (src >> (bits - count))) & m;
     cf = (d >> (bits - count)) & 1;
+    of = msb(r, size) != cf;  // count 1: the sign changed; larger counts: as the host
   } else {
     r = ((d >> count) | (src << (bits - count))) & m;
     cf = (d >> (count - 1)) & 1;
+    of = msb(r ^ (r << 1), size);  // count 1: the sign changed; larger counts: as the host
   }
-  const bool of = msb(r, size) != msb(d, size);
   wr(cpu, insn, 0, r);
   set_flags(cpu.s, r, size, cf, of, true);
 }
@@ -288,36 +361,32 @@ inline void bit_test(Cpu& cpu, const Instruction& insn) {
 
 // [SECTION] Arithmetic and logic
 
-void exec_kAdd(Cpu& cpu, const Instruction& insn) { alu2<Alu::kAdd>(cpu, insn); }
-void exec_kAdc(Cpu& cpu, const Instruction& insn) { alu2<Alu::kAdc>(cpu, insn); }
-void exec_kSub(Cpu& cpu, const Instruction& insn) { alu2<Alu::kSub>(cpu, insn); }
-void exec_kSbb(Cpu& cpu, const Instruction& insn) { alu2<Alu::kSbb>(cpu, insn); }
-void exec_kAnd(Cpu& cpu, const Instruction& insn) { alu2<Alu::kAnd>(cpu, insn); }
-void exec_kOr(Cpu& cpu, const Instruction& insn) { alu2<Alu::kOr>(cpu, insn); }
-void exec_kXor(Cpu& cpu, const Instruction& insn) { alu2<Alu::kXor>(cpu, insn); }
-void exec_kCmp(Cpu& cpu, const Instruction& insn) { alu2<Alu::kCmp>(cpu, insn); }
-void exec_kTest(Cpu& cpu, const Instruction& insn) { alu2<Alu::kTest>(cpu, insn); }
+void exec_kAdd(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu::kAdd) }
+void exec_kAdc(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu::kAdc) }
+void exec_kSub(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu::kSub) }
+void exec_kSbb(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu::kSbb) }
+void exec_kAnd(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu::kAnd) }
+void exec_kOr(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu::kOr) }
+void exec_kXor(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu::kXor) }
+void exec_kCmp(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu::kCmp) }
+void exec_kTest(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu::kTest) }
 
 // inc/dec: like add/sub 1 but CF is preserved.
-void exec_kInc(Cpu& cpu, const Instruction& insn) {
-  const unsigned size = insn.ops[0].size;
-  const uint64_t a = rd(cpu, insn, 0);
-  const uint64_t r = (a + 1) & mask(size);
-  wr(cpu, insn, 0, r);
+namespace {
+template <bool Inc, unsigned S>
+inline void inc_dec(Cpu& cpu, const Instruction& insn) {
+  const uint64_t a = rd_n<S>(cpu, insn, 0);
+  const uint64_t r = (Inc ? a + 1 : a - 1) & mask(S);
+  wr_n<S>(cpu, insn, 0, r);
   const uint64_t cf = cpu.s.rflags & kCF;
-  cpu.flags_add(a, 1, 0, r, size);
+  if constexpr (Inc) flags_add(cpu.s, a, 1, 0, r, S);
+  else flags_sub(cpu.s, a, 1, 0, r, S);
   cpu.s.rflags = (cpu.s.rflags & ~kCF) | cf;
 }
+}  // namespace
 
-void exec_kDec(Cpu& cpu, const Instruction& insn) {
-  const unsigned size = insn.ops[0].size;
-  const uint64_t a = rd(cpu, insn, 0);
-  const uint64_t r = (a - 1) & mask(size);
-  wr(cpu, insn, 0, r);
-  const uint64_t cf = cpu.s.rflags & kCF;
-  cpu.flags_sub(a, 1, 0, r, size);
-  cpu.s.rflags = (cpu.s.rflags & ~kCF) | cf;
-}
+void exec_kInc(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(inc_dec, true) }
+void exec_kDec(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(inc_dec, false) }
 
 // neg: 0 - dest; CF = (dest != 0).
 void exec_kNeg(Cpu& cpu, const Instruction& insn) {
@@ -325,7 +394,7 @@ void exec_kNeg(Cpu& cpu, const Instruction& insn) {
   const uint64_t a = rd(cpu, insn, 0);
   const uint64_t r = (0 - a) & mask(size);
   wr(cpu, insn, 0, r);
-  cpu.flags_sub(0, a, 0, r, size);
+  flags_sub(cpu.s, 0, a, 0, r, size);
 }
 
 // not: no flags.
@@ -335,20 +404,20 @@ void exec_kNot(Cpu& cpu, const Instruction& insn) {
 
 // [SECTION] Shifts and rotates
 
-void exec_kShl(Cpu& cpu, const Instruction& insn) { shift<Sh::kShl>(cpu, insn); }
-void exec_kShr(Cpu& cpu, const Instruction& insn) { shift<Sh::kShr>(cpu, insn); }
-void exec_kSar(Cpu& cpu, const Instruction& insn) { shift<Sh::kSar>(cpu, insn); }
-void exec_kRol(Cpu& cpu, const Instruction& insn) { shift<Sh::kRol>(cpu, insn); }
-void exec_kRor(Cpu& cpu, const Instruction& insn) { shift<Sh::kRor>(cpu, insn); }
-void exec_kRcl(Cpu& cpu, const Instruction& insn) { shift<Sh::kRcl>(cpu, insn); }
-void exec_kRcr(Cpu& cpu, const Instruction& insn) { shift<Sh::kRcr>(cpu, insn); }
+void exec_kShl(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(shift, Sh::kShl) }
+void exec_kShr(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(shift, Sh::kShr) }
+void exec_kSar(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(shift, Sh::kSar) }
+void exec_kRol(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(shift, Sh::kRol) }
+void exec_kRor(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(shift, Sh::kRor) }
+void exec_kRcl(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(shift, Sh::kRcl) }
+void exec_kRcr(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(shift, Sh::kRcr) }
 void exec_kShld(Cpu& cpu, const Instruction& insn) { double_shift<true>(cpu, insn); }
 void exec_kShrd(Cpu& cpu, const Instruction& insn) { double_shift<false>(cpu, insn); }
 
 // [SECTION] Multiply and divide
 
 // mul r/m: AX = AL * src, DX:AX, EDX:EAX, RDX:RAX = accumulator * src. CF = OF = (upper half
-// != 0). SF, ZF, AF, PF are undefined: computed as on the reference host (see below).
+// != 0). SF, ZF, AF, PF are undefined: the reference host (AMD) leaves them unchanged.
 void exec_kMul(Cpu& cpu, const Instruction& insn) {
   const unsigned size = insn.ops[0].size;
   const uint64_t src = rd(cpu, insn, 0);
@@ -388,12 +457,12 @@ void exec_kMul(Cpu& cpu, const Instruction& insn) {
     }
   }
   const bool over = hi != 0;
-  set_flags(s, lo, size, over, over, false);
+  set_cf_of(s, over, over);
 }
 
 // imul: one operand (signed accumulator * src into the double-width pair), two operands
 // (dest = dest * src) and three operands (dest = src * imm). CF = OF = the signed product does
-// not fit the destination.
+// not fit the destination. SF, ZF, AF, PF: unchanged, as on the reference host.
 void exec_kImul(Cpu& cpu, const Instruction& insn) {
   const unsigned size = insn.ops[0].size;
   CpuState& s = cpu.s;
@@ -434,7 +503,7 @@ void exec_kImul(Cpu& cpu, const Instruction& insn) {
         break;
       }
     }
-    set_flags(s, lo, size, over, over, false);
+    set_cf_of(s, over, over);
     return;
   }
   const unsigned a = insn.operand_count == 3 ? 1 : 0;
@@ -444,11 +513,14 @@ void exec_kImul(Cpu& cpu, const Instruction& insn) {
   const uint64_t lo = static_cast<uint64_t>(p) & mask(size);
   const bool over = p != static_cast<i128>(sign_extend(lo, size));
   wr(cpu, insn, 0, lo);
-  set_flags(s, lo, size, over, over, false);
+  set_cf_of(s, over, over);
 }
 
-// div r/m: unsigned; #DE on a zero divisor or a quotient that does not fit. All arithmetic flags
-// are undefined: unchanged on the reference host.
+// The arithmetic flags after div/idiv are undefined; the reference host (AMD) clears SF, ZF and
+// PF, sets AF and keeps CF and OF, whatever the operands.
+inline void div_flags(CpuState& s) { s.rflags = (s.rflags & ~(kSF | kZF | kPF)) | kAF; }
+
+// div r/m: unsigned; #DE on a zero divisor or a quotient that does not fit.
 void exec_kDiv(Cpu& cpu, const Instruction& insn) {
   const unsigned size = insn.ops[0].size;
   const uint64_t d = rd(cpu, insn, 0);
@@ -486,6 +558,7 @@ void exec_kDiv(Cpu& cpu, const Instruction& insn) {
       break;
     }
   }
+  div_flags(s);
 }
 
 // idiv r/m: signed, quotient truncated toward zero, remainder with the dividend's sign; #DE on
@@ -536,6 +609,7 @@ void exec_kIdiv(Cpu& cpu, const Instruction& insn) {
       break;
     }
   }
+  div_flags(s);
 }
 
 // [SECTION] Bit test and scan
@@ -550,7 +624,6 @@ void exec_kBtc(Cpu& cpu, const Instruction& insn) { bit_test<Bt::kComplement>(cp
 // as on the reference host.
 template <bool Forward>
 inline void bit_scan(Cpu& cpu, const Instruction& insn) {
-  const unsigned size = insn.ops[0].size;
   const uint64_t v = rd(cpu, insn, 1);
   CpuState& s = cpu.s;
   if (v == 0) {
@@ -561,7 +634,6 @@ inline void bit_scan(Cpu& cpu, const Instruction& insn) {
                                : 63u - static_cast<unsigned>(__builtin_clzll(v));
   wr(cpu, insn, 0, idx);
   s.rflags &= ~kZF;
-  (void)size;
 }
 
 void exec_kBsf(Cpu& cpu, const Instruction& insn) { bit_scan<true>(cpu, insn); }

@@ -56,7 +56,7 @@ inline void set_sp(CpuState& s, unsigned as, uint64_t v) {
 // so the prefix bytes of the instruction (Cpu::insn_bytes, set by the step loop) say which; in
 // 64-bit mode only FS and GS overrides count.
 SegReg data_segment(const Cpu& cpu, const Instruction& insn) {
-  if (!insn.seg_override) return kDs;
+  if (!insn.seg_override || !cpu.insn_bytes) return kDs;
   const bool m64 = cpu.mode64();
   SegReg seg = kDs;
   const unsigned n = cpu.insn_len < 15 ? cpu.insn_len : 15;

@@ -31,7 +31,7 @@ inline void put_gpr(CpuState& s, unsigned reg, unsigned size, uint64_t v) {
 // reports only THAT there is a segment override, so the prefix bytes (Cpu::insn_bytes, set by
 // the step loop) say which; in 64-bit mode only FS and GS overrides count.
 SegReg source_segment(const Cpu& cpu, const Instruction& insn) {
-  if (!insn.seg_override) return kDs;
+  if (!insn.seg_override || !cpu.insn_bytes) return kDs;
   const bool m64 = cpu.mode64();
   SegReg seg = kDs;
   const unsigned n = cpu.insn_len < 15 ? cpu.insn_len : 15;

@@ -22,6 +22,11 @@
 //   `Transaction`: a copy of the CpuState is restored if a fault escapes, so a faulting
 //   instruction leaves the registers unchanged (CR2 excepted: #PF sets it). Stack writes done
 //   before the fault stay in memory, as on hardware.
+// [SECTION] Events
+//   deliver() emits a trace::ExceptionEvent for every delivery attempt (so a #GP that turns into
+//   #DF shows both), and a trace::RingTransitionEvent whenever the CPL changes (exceptions,
+//   int n, iret, far call/return through gates, syscall/sysret). Timestamps: Cpu::event_time(),
+//   as every other simulator event (host ns, see sim/cpu.hpp); s.tsc is the guest's clock.
 // [SECTION] Not modelled (reported as Unsupported or documented as omitted)
 //   task switches (task gates, jmp/call to a TSS, iret with NT=1 outside IA-32e mode),
 //   virtual-8086 mode, SYSENTER/SYSEXIT, debug breakpoints (DR0–DR7 are stored only), CR4.VME/
@@ -487,7 +492,8 @@ uint8_t deliver_protected(Cpu& cpu, uint8_t vector, EventSource source, bool has
 
   if (long_mode) {
     // SDM 6.14.4/6.14.5: the stack is ISTn if the gate names one, else RSPn of the TSS on a
-    // privilege change, else the current one; aligned to 16 bytes; SS:RSP always pushed.
+    // privilege change, else the current one; SDM 6.14.2: RSP aligned to 16 bytes before the
+    // pushes, and SS:RSP always pushed (64-bit mode frame).
     uint64_t rsp = old_rsp;
     if (gate.gate_ist()) {
       ctx.stage = "reading IST" + std::to_string(gate.gate_ist()) + " from the TSS";
@@ -881,7 +887,7 @@ void exec_kRetFar(Cpu& cpu, const Instruction& insn) {
   const uint64_t ip = cpu.pop(size);
   const uint16_t csel = static_cast<uint16_t>(cpu.pop(size));
   if (real_mode(cpu)) {
-    if ((ip & mask(size)) > s.seg[kCs].limit && size == 2) raise(vec::kGP, 0);
+    if ((ip & mask(size)) > s.seg[kCs].limit) raise(vec::kGP, 0);
     load_real(cpu, kCs, csel);
     s.rip = ip & mask(size);
     add_sp(cpu, imm);
@@ -1363,7 +1369,7 @@ void exec_kIret(Cpu& cpu, const Instruction& insn) {
     const uint64_t ip = cpu.pop(size);
     const uint16_t csel = static_cast<uint16_t>(cpu.pop(size));
     const uint64_t fl = cpu.pop(size);
-    if (size == 2 && ip > s.seg[kCs].limit) raise(vec::kGP, 0);
+    if ((ip & mask(size)) > s.seg[kCs].limit) raise(vec::kGP, 0);
     load_real(cpu, kCs, csel);
     s.rip = ip & mask(size);
     if (size == 2) {

@@ -1,0 +1,180 @@
+// `trapscope gui [GUEST | TRACE_FILE | --lesson ID]`: the visualizer (visualizer/). A guest runs
+// live on a backend behind the views; a trace file (`trapscope run --trace`) opens the same
+// views over the recorded events.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "backend/backend.hpp"
+#include "cli/commands.hpp"
+#include "cli/exit_codes.hpp"
+#include "cli/guest_file.hpp"
+#include "trace/trace_file.hpp"
+#include "visualizer/core/live_controller.hpp"
+#include "visualizer/core/script.hpp"
+#include "visualizer/core/trace_replay.hpp"
+#include "visualizer/gui_main.hpp"
+#include "vmm/doctor.hpp"
+
+namespace trapscope::cli {
+namespace {
+
+struct GuiCommandOptions {
+  std::string source = "hello";
+  std::string lesson;
+  std::string backend = "sim";
+  std::string mode;
+  uint64_t load = vmm::kDefaultLoadAddress;
+  uint64_t mem_mib = 16;
+  bool no_instructions = false;
+  uint64_t max_events = 20'000'000;
+  std::string script;
+  std::string dump_state;
+  double script_timeout = 120;
+  std::string size = "1600x900";
+  float font_scale = 1.0f;
+};
+
+bool is_trace_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  return in.read(magic, sizeof magic) && std::string(magic, 8) == "TRAPSCOP";
+}
+
+int gui(const GuiCommandOptions& o) {
+  if (!o.lesson.empty()) {
+    std::fprintf(stderr, "trapscope gui: lessons are not available yet (--lesson %s)\n",
+                 o.lesson.c_str());
+    return kBadInput;
+  }
+  viz::GuiOptions g;
+  int w = 0, h = 0;
+  char x = 0;
+  std::istringstream size(o.size);
+  if (!(size >> w >> x >> h) || x != 'x' || w < 320 || h < 240 || w > 8192 || h > 8192) {
+    std::fprintf(stderr, "trapscope gui: --size takes WIDTHxHEIGHT, e.g. 1600x900\n");
+    return kBadInput;
+  }
+  g.width = w;
+  g.height = h;
+  g.font_scale = o.font_scale;
+  g.dump_path = o.dump_state;
+  g.script_timeout_s = o.script_timeout;
+  if (!o.script.empty()) {
+    std::ifstream in(o.script);
+    if (!in) {
+      std::fprintf(stderr, "trapscope gui: cannot read the script '%s'\n", o.script.c_str());
+      return kBadInput;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string error;
+    auto commands = viz::parse_script(text.str(), &error);
+    if (!commands) {
+      std::fprintf(stderr, "trapscope gui: %s: %s\n", o.script.c_str(), error.c_str());
+      return kBadInput;
+    }
+    g.has_script = true;
+    g.script_path = o.script;
+    g.script = std::move(*commands);
+  }
+
+  if (o.source.find('/') != std::string::npos || is_trace_file(o.source)) {
+    if (is_trace_file(o.source)) {
+      try {
+        trace::TraceFile t = trace::read_trace(o.source);
+        g.title = "trapscope — " + o.source;
+        g.driver = std::make_unique<viz::TraceReplay>(std::move(t), o.source);
+        return viz::run_gui(std::move(g));
+      } catch (const trace::TraceError& e) {
+        std::fprintf(stderr, "trapscope gui: %s\n", e.what());
+        return kBadInput;
+      }
+    }
+  }
+
+  const uint64_t mem_bytes = o.mem_mib << 20;
+  std::string error;
+  auto guest = resolve_guest(o.source, mem_bytes, &error);
+  if (!guest) {
+    std::fprintf(stderr, "trapscope gui: %s\n", error.c_str());
+    return kBadInput;
+  }
+  viz::LiveSource src;
+  src.kind = o.backend == "kvm" ? backend::Kind::kKvm : backend::Kind::kSim;
+  if (src.kind == backend::Kind::kKvm) {
+    std::string why;
+    if (!backend::kvm_usable(&why)) {
+      std::fprintf(stderr, "trapscope gui: KVM is not usable here (%s); --backend sim runs the "
+                           "simulator (`trapscope doctor` says more)\n", why.c_str());
+      return kNoKvm;
+    }
+    src.host = vmm::host_kvm_module();
+  }
+  const std::string mode = o.mode.empty() ? guest->default_mode : o.mode;
+  src.config.memory_bytes = mem_bytes;
+  src.config.mode = *vmm::parse_boot_mode(mode);
+  src.config.load_address = o.load;
+  src.config.record_instructions = src.kind == backend::Kind::kSim && !o.no_instructions;
+  src.image = std::move(guest->image);
+  src.name = guest->name;
+  src.max_events = o.max_events;
+  src.memory_address = o.load & ~0xFull;
+  g.title = "trapscope — " + guest->name + " (" +
+            (src.kind == backend::Kind::kSim ? "simulator" : "KVM") + ")";
+  g.driver = std::make_unique<viz::LiveController>(std::move(src));
+  return viz::run_gui(std::move(g));
+}
+
+}  // namespace
+
+void add_gui_command(CLI::App& app, int* status) {
+  auto o = std::make_shared<GuiCommandOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "gui", "Step through a guest in the visualizer (Dear ImGui), or open a trace file");
+  cmd->add_option("SOURCE", o->source,
+                  "A built-in guest (see `trapscope guests`), a flat binary, or a trace file "
+                  "written by `trapscope run --trace`")
+      ->capture_default_str();
+  cmd->add_option("--lesson", o->lesson, "Open a guided lesson (not available yet)");
+  cmd->add_option("--backend", o->backend,
+                  "sim (default): the simulator, which can step, stop at any event and step "
+                  "back; kvm: the KVM VMM, which reports only VM exits (and on kvm_pvm hosts "
+                  "single-steps only CPL 0 and real-mode code)")
+      ->check(CLI::IsMember({"kvm", "sim"}))
+      ->capture_default_str();
+  cmd->add_option("--mode", o->mode,
+                  "CPU mode the VMM enters the guest in (default: the guest's own; files: real)")
+      ->check(CLI::IsMember({"real", "protected", "long"}));
+  cmd->add_option("--load", o->load, "Guest-physical load address = entry point")
+      ->capture_default_str();
+  cmd->add_option("--mem", o->mem_mib, "Guest memory in MiB")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
+      ->capture_default_str();
+  cmd->add_flag("--no-instructions", o->no_instructions,
+                "Simulator: do not record an event per retired instruction");
+  cmd->add_option("--max-events", o->max_events, "Stop a run when this many events are held")
+      ->capture_default_str();
+  cmd->add_option("--script", o->script,
+                  "Run the commands in FILE (step, step-to exit, screenshot out.png, dump "
+                  "state.json, assert-cpl 3, …; see visualizer/core/script.hpp), then quit");
+  cmd->add_option("--dump-state", o->dump_state,
+                  "At exit, write the GUI's state (selection, CPL shown, registers, …) as JSON");
+  cmd->add_option("--script-timeout", o->script_timeout, "Give up on a script after SECONDS")
+      ->capture_default_str();
+  cmd->add_option("--size", o->size, "Window size WIDTHxHEIGHT")->capture_default_str();
+  cmd->add_option("--font-scale", o->font_scale, "Scale the fonts (e.g. 1.25 on large screens)")
+      ->check(CLI::Range(0.5f, 3.0f))
+      ->capture_default_str();
+  cmd->footer(
+      "The simulator is the default: on it the visualizer can single-step every instruction,\n"
+      "stop at ring transitions, exceptions and page walks, and step back. KVM shows only VM\n"
+      "exits, and on kvm_pvm hosts it single-steps only emulated code (CPL 0, real mode).\n"
+      "No display? Run it under Xvfb: xvfb-run -a trapscope gui hello --script s.txt\n"
+      "Exit status: 0 ok; 1 a script assertion failed; 2 bad input, or no window could be\n"
+      "opened; 4 the script timed out; 5 KVM is not usable.");
+  cmd->callback([o, status] { *status = gui(*o); });
+}
+
+}  // namespace trapscope::cli

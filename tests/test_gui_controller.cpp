@@ -1,0 +1,448 @@
+// The visualizer's drivers without a window: the live controller (a backend on a worker
+// thread, commands in, model updates out) on the simulator and on KVM, and the trace replay.
+// The GUI's state must match what the backend itself reports at the same point.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "backend/backend.hpp"
+#include "guests/catalog.hpp"
+#include "tests/support.hpp"
+#include "trace/trace_file.hpp"
+#include "visualizer/core/live_controller.hpp"
+#include "visualizer/core/state_dump.hpp"
+#include "visualizer/core/trace_replay.hpp"
+#include "vmm/doctor.hpp"
+
+using namespace trapscope;
+using namespace trapscope::viz;
+using trace::EventType;
+
+namespace {
+
+LiveSource source_for(const std::string& name, backend::Kind kind = backend::Kind::kSim) {
+  const auto g = guests::find(name);
+  REQUIRE(g);
+  LiveSource s;
+  s.kind = kind;
+  s.config.mode = *vmm::parse_boot_mode(g->mode);
+  s.config.record_instructions = kind == backend::Kind::kSim;
+  s.image.assign(g->image.begin(), g->image.end());
+  s.name = name;
+  if (kind == backend::Kind::kKvm) s.host = vmm::host_kvm_module();
+  return s;
+}
+
+// Polls until the driver is idle (as the GUI does once a frame).
+void settle(Driver& d, Model& m, double timeout_s = 20) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (;;) {
+    d.poll(m);
+    if (!d.busy()) {
+      d.poll(m);
+      return;
+    }
+    REQUIRE(std::chrono::steady_clock::now() < end);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void send(Driver& d, Model& m, Command::Op op, StepKind kind = StepKind::kInstruction,
+          uint64_t count = 1) {
+  Command c;
+  c.op = op;
+  c.kind = kind;
+  c.count = count;
+  d.send(c);
+  settle(d, m);
+}
+
+void set_breakpoints(Driver& d, Model& m, std::vector<Breakpoint> bps) {
+  m.breakpoints() = bps;
+  Command c;
+  c.op = Command::Op::kSetBreakpoints;
+  c.breakpoints = std::move(bps);
+  d.send(c);
+}
+
+// The same guest on a bare backend, for comparison.
+std::unique_ptr<backend::Backend> reference(const std::string& name, bool record = true) {
+  const auto g = guests::find(name);
+  backend::Config cfg;
+  cfg.mode = *vmm::parse_boot_mode(g->mode);
+  cfg.record_instructions = record;
+  auto b = backend::make_backend(backend::Kind::kSim, cfg);
+  b->load(g->image);
+  return b;
+}
+
+void check_same_registers(const sim::CpuState& a, const sim::CpuState& b) {
+  CHECK(a.rip == b.rip);
+  CHECK(a.rflags == b.rflags);
+  for (int i = 0; i < 16; ++i) CHECK(a.gpr[i] == b.gpr[i]);
+  for (int i = 0; i < sim::kSegCount; ++i) CHECK(a.seg[i].selector == b.seg[i].selector);
+  CHECK(a.cr0 == b.cr0);
+  CHECK(a.cr3 == b.cr3);
+  CHECK(a.cpl() == b.cpl());
+}
+
+}  // namespace
+
+TEST_CASE("gui controller (simulator): load, step, step to an exit, run", "[gui]") {
+  Model m;
+  LiveController c(source_for("hello"));
+  settle(c, m);
+  REQUIRE(m.status().state == RunState::kIdle);
+  REQUIRE(m.has_registers());
+  CHECK(m.registers().rip == 0x8000);
+  CHECK(m.events().size() == 0);
+  CHECK(m.status().backend == "simulator");
+  CHECK(c.capabilities().step_back);
+
+  SECTION("step one instruction") {
+    send(c, m, Command::Op::kStep);
+    CHECK(m.registers().rip == 0x8003);
+    CHECK(m.previous_registers().rip == 0x8000);
+    CHECK(m.status().instructions == 1);
+    REQUIRE(m.events().size() == 1);  // the retired instruction
+    CHECK(m.selected() == 0);
+    CHECK(m.events().type(0) == EventType::kInstruction);
+    send(c, m, Command::Op::kStep, StepKind::kInstruction, 2);
+    CHECK(m.registers().rip == 0x8007);
+    CHECK(m.status().instructions == 3);
+  }
+
+  SECTION("step to the next VM exit: the first `out` to the debug console") {
+    send(c, m, Command::Op::kStepTo, StepKind::kVmExit);
+    REQUIRE(m.selected() >= 0);
+    const auto sel = static_cast<size_t>(m.selected());
+    CHECK(m.lane(EventType::kVmExit) == std::vector<uint32_t>{static_cast<uint32_t>(sel)});
+    EventRecord r;
+    m.events().load(sel, &r);
+    REQUIRE(r.header.type == EventType::kVmExit);
+    CHECK(r.exit.reason == static_cast<uint32_t>(trace::ExitReason::kIo));
+    CHECK(r.exit.payload.io.port == 0xE9);
+    CHECK(r.exit.payload.io.value == 'H');
+    CHECK(m.console() == "H");
+    CHECK(m.shown_cpl() == 0);
+    // The backend itself, stopped after its first VM exit, is in the same state.
+    auto ref = reference("hello");
+    backend::StopCondition stop;
+    stop.stop_on = 1u << static_cast<unsigned>(EventType::kVmExit);
+    trace::Recorder rec;
+    REQUIRE(ref->run(stop, &rec).reason == trace::RunEndReason::kEventMatched);
+    check_same_registers(m.registers(), ref->registers());
+    CHECK(m.events().size() == rec.size());
+  }
+
+  SECTION("run to the end: console, statistics, finished") {
+    send(c, m, Command::Op::kRun);
+    CHECK(m.status().state == RunState::kFinished);
+    REQUIRE(m.status().end);
+    CHECK(*m.status().end == trace::RunEndReason::kHalted);
+    CHECK(m.console() == "Hello from a real-mode guest!\n");
+    CHECK(m.exit_stats().by_reason().at(2).count == 30);  // one IO exit per byte
+    CHECK(m.exit_stats().by_reason().at(5).count == 1);   // hlt
+    CHECK(m.events().type(m.events().size() - 1) == EventType::kRunEnd);
+    CHECK(m.selected() == static_cast<int64_t>(m.events().size()) - 1);
+    send(c, m, Command::Op::kStep);
+    CHECK(m.status().message_is_error);
+    CHECK(m.status().message.find("reset") != std::string::npos);
+    send(c, m, Command::Op::kReset);
+    CHECK(m.status().state == RunState::kIdle);
+    CHECK(m.events().size() == 0);
+    CHECK(m.registers().rip == 0x8000);
+    CHECK(m.console().empty());
+  }
+
+  SECTION("step to a translation says why it cannot") {
+    send(c, m, Command::Op::kStepTo, StepKind::kTranslation);
+    CHECK(m.status().message_is_error);
+    CHECK(m.status().message.find("translation") != std::string::npos);
+    CHECK(m.status().state == RunState::kIdle);
+  }
+
+  SECTION("step to a page walk in a real-mode guest runs to the end") {
+    send(c, m, Command::Op::kStepTo, StepKind::kPageWalk);
+    CHECK(m.status().state == RunState::kFinished);
+    CHECK(m.lane(EventType::kPageWalk).empty());
+  }
+}
+
+TEST_CASE("gui controller (simulator): breakpoints", "[gui]") {
+  Model m;
+  LiveController c(source_for("hello"));
+  settle(c, m);
+
+  SECTION("an address breakpoint stops before the instruction") {
+    Breakpoint b;
+    b.id = 1;
+    b.address = 0x800E;  // hlt
+    set_breakpoints(c, m, {b});
+    send(c, m, Command::Op::kRun);
+    CHECK(m.status().state == RunState::kIdle);
+    CHECK(m.registers().rip == 0x800E);
+    CHECK(m.console() == "Hello from a real-mode guest!\n");
+    send(c, m, Command::Op::kRun);  // continues past it
+    CHECK(m.status().state == RunState::kFinished);
+  }
+
+  SECTION("several address breakpoints (instruction by instruction)") {
+    Breakpoint a, b;
+    a.id = 1;
+    a.address = 0x800E;
+    b.id = 2;
+    b.address = 0x800B;  // out dx, al
+    set_breakpoints(c, m, {a, b});
+    send(c, m, Command::Op::kRun);
+    CHECK(m.registers().rip == 0x800B);
+    CHECK(m.console().empty());
+    send(c, m, Command::Op::kRun);
+    CHECK(m.registers().rip == 0x800B);
+    CHECK(m.console() == "H");
+  }
+
+  SECTION("an event breakpoint with a condition skips events that do not satisfy it") {
+    std::string err;
+    auto b = parse_event_breakpoint("exit reason=IO port=0xe9", &err);
+    REQUIRE(b);
+    b->id = 1;
+    set_breakpoints(c, m, {*b});
+    send(c, m, Command::Op::kRun);
+    CHECK(m.console() == "H");
+    auto hlt = parse_event_breakpoint("exit reason=HLT", &err);
+    hlt->id = 2;
+    set_breakpoints(c, m, {*hlt});
+    send(c, m, Command::Op::kRun);
+    CHECK(m.console() == "Hello from a real-mode guest!\n");
+    EventRecord r;
+    m.events().load(static_cast<size_t>(m.selected()), &r);
+    CHECK(r.header.type == EventType::kVmExit);
+    CHECK(r.exit.reason == static_cast<uint32_t>(trace::ExitReason::kHlt));
+  }
+}
+
+TEST_CASE("gui controller (simulator): rings, exceptions and page walks in `rings`", "[gui]") {
+  Model m;
+  LiveController c(source_for("rings"));
+  settle(c, m);
+  CHECK(m.shown_cpl() == 0);
+
+  SECTION("step to the first ring transition: iretq into CPL 3") {
+    send(c, m, Command::Op::kStepTo, StepKind::kRing);
+    EventRecord r;
+    m.events().load(static_cast<size_t>(m.selected()), &r);
+    REQUIRE(r.header.type == EventType::kRingTransition);
+    CHECK(r.ring.from_cpl == 0);
+    CHECK(r.ring.to_cpl == 3);
+    CHECK(m.shown_cpl() == 3);
+    CHECK(m.registers().cpl() == 3);
+    send(c, m, Command::Op::kStepTo, StepKind::kException);
+    m.events().load(static_cast<size_t>(m.selected()), &r);
+    REQUIRE(r.header.type == EventType::kException);
+    CHECK(r.exception.vector == 13);  // cli at CPL 3
+    CHECK(m.shown_cpl() == 0);        // now in the kernel's handler
+  }
+
+  SECTION("a breakpoint on #PF from CPL 3") {
+    std::string err;
+    auto b = parse_event_breakpoint("exception vector=14", &err);
+    b->id = 7;
+    set_breakpoints(c, m, {*b});
+    send(c, m, Command::Op::kRun);
+    EventRecord r;
+    m.events().load(static_cast<size_t>(m.selected()), &r);
+    REQUIRE(r.header.type == EventType::kException);
+    CHECK(r.exception.vector == 14);
+    CHECK(r.exception.cr2 == 0x400000);
+    CHECK(m.status().message.find("breakpoint 7") != std::string::npos);
+    CHECK(m.lane(EventType::kException).size() == 6);  // #GP for cli, hlt, mov cr3, in, out; #PF
+  }
+
+  SECTION("the whole run") {
+    send(c, m, Command::Op::kRun);
+    CHECK(m.status().state == RunState::kFinished);
+    CHECK(*m.status().end == trace::RunEndReason::kGuestExit);
+    CHECK(m.status().exit_code == 0);
+    CHECK(m.lane(EventType::kException).size() == 7);
+    CHECK(m.lane(EventType::kPageWalk).size() > 0);
+    CHECK(m.cpl_spans().size() > 2);
+  }
+}
+
+TEST_CASE("gui controller (simulator): step back re-executes deterministically", "[gui]") {
+  Model m;
+  LiveSource src = source_for("rings");
+  src.snapshot_interval = 97;  // many snapshots, so that restores start from different ones
+  LiveController c(std::move(src));
+  settle(c, m);
+
+  // Where was the machine after 500 and 800 instructions? (A fresh controller records it.)
+  send(c, m, Command::Op::kStep, StepKind::kInstruction, 500);
+  const sim::CpuState at500 = m.registers();
+  const size_t events500 = m.events().size();
+  const std::string console500 = m.console();
+  send(c, m, Command::Op::kStep, StepKind::kInstruction, 300);
+  REQUIRE(m.status().instructions == 800);
+  const sim::CpuState at800 = m.registers();
+
+  send(c, m, Command::Op::kStepBack, StepKind::kInstruction, 300);
+  CHECK(m.status().instructions == 500);
+  check_same_registers(m.registers(), at500);
+  CHECK(m.events().size() == events500);
+  CHECK(m.console() == console500);
+
+  send(c, m, Command::Op::kStep, StepKind::kInstruction, 300);
+  check_same_registers(m.registers(), at800);
+
+  SECTION("from the end of the run, one instruction back is just before the last one") {
+    send(c, m, Command::Op::kRun);
+    REQUIRE(m.status().state == RunState::kFinished);
+    const uint64_t n = m.status().instructions;
+    send(c, m, Command::Op::kStepBack);
+    CHECK(m.status().state == RunState::kIdle);
+    CHECK(m.status().instructions == n - 1);
+    auto ref = reference("rings");
+    backend::StopCondition stop;
+    stop.max_instructions = n - 1;
+    ref->run(stop, nullptr);
+    check_same_registers(m.registers(), ref->registers());
+    send(c, m, Command::Op::kStep);
+    CHECK(m.status().state == RunState::kFinished);
+  }
+
+  SECTION("after stopping at an exception, one back is the boundary before its delivery") {
+    send(c, m, Command::Op::kReset);
+    send(c, m, Command::Op::kStepTo, StepKind::kException);
+    const uint64_t n = m.status().instructions;
+    const uint64_t faulting_rip = [&] {
+      EventRecord r;
+      m.events().load(static_cast<size_t>(m.selected()), &r);
+      return r.header.rip;
+    }();
+    send(c, m, Command::Op::kStepBack);
+    CHECK(m.status().instructions == n);
+    CHECK(m.registers().rip == faulting_rip);
+    CHECK(m.registers().cpl() == 3);
+  }
+}
+
+TEST_CASE("gui controller (simulator): pause and animated runs", "[gui]") {
+  // `jmp $` forever, in real mode.
+  LiveSource src;
+  src.image = {0xEB, 0xFE};
+  src.name = "loop";
+  src.config.record_instructions = false;
+  Model m;
+  LiveController c(std::move(src));
+  settle(c, m);
+
+  SECTION("pause stops a free run") {
+    Command run;
+    run.op = Command::Op::kRun;
+    c.send(run);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    c.poll(m);
+    Command pause;
+    pause.op = Command::Op::kPause;
+    c.send(pause);
+    settle(c, m);
+    CHECK(m.status().state == RunState::kIdle);
+    CHECK(m.status().message.find("paused") != std::string::npos);
+    CHECK(m.status().instructions > 1000);
+    CHECK(m.registers().rip == 0x8000);
+  }
+
+  SECTION("a speed makes the run animated: about `speed` instructions a second") {
+    c.set_speed(100);
+    Command run;
+    run.op = Command::Op::kRun;
+    c.send(run);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    c.poll(m);
+    CHECK(m.has_registers());
+    Command pause;
+    pause.op = Command::Op::kPause;
+    c.send(pause);
+    settle(c, m);
+    CHECK(m.status().instructions >= 2);
+    CHECK(m.status().instructions < 200);
+  }
+}
+
+TEST_CASE("gui controller (KVM): exits only; no step back, said plainly", "[gui][kvm]") {
+  REQUIRE_KVM_OR_SKIP();
+  Model m;
+  LiveController c(source_for("hello", backend::Kind::kKvm));
+  settle(c, m);
+  REQUIRE(m.status().state == RunState::kIdle);
+  CHECK(m.status().backend.rfind("KVM", 0) == 0);
+  CHECK_FALSE(c.capabilities().step_back);
+
+  send(c, m, Command::Op::kStepTo, StepKind::kVmExit);
+  REQUIRE(m.selected() >= 0);
+  EventRecord r;
+  m.events().load(static_cast<size_t>(m.selected()), &r);
+  CHECK(r.exit.payload.io.port == 0xE9);
+  CHECK(m.console() == "H");
+
+  send(c, m, Command::Op::kStepTo, StepKind::kRing);
+  CHECK(m.status().message_is_error);
+  CHECK(m.status().message.find("only VM exits") != std::string::npos);
+
+  send(c, m, Command::Op::kStepBack);
+  CHECK(m.status().message_is_error);
+  CHECK(m.status().message.find("cannot step back") != std::string::npos);
+
+  // Real-mode code is emulated even on kvm_pvm: single-step works here.
+  const uint64_t rip = m.registers().rip;
+  send(c, m, Command::Op::kStep);
+  CHECK(m.registers().rip != rip);
+
+  send(c, m, Command::Op::kRun);
+  INFO(m.status().message);
+  CHECK(m.status().state == RunState::kFinished);
+  CHECK(m.console() == "Hello from a real-mode guest!\n");
+}
+
+TEST_CASE("gui trace replay: the same commands move through a recording", "[gui]") {
+  const std::string path = test::temp_path("gui-replay.trace");
+  {
+    auto b = reference("hello", false);
+    trace::TraceMetadata meta;
+    meta.backend = "sim";
+    meta.guest = "hello";
+    trace::TraceWriter w(path, meta);
+    b->run({}, &w);
+    w.finish();
+  }
+  TraceReplay t(trace::read_trace(path), path);
+  Model m;
+  settle(t, m);
+  CHECK(m.status().state == RunState::kTrace);
+  CHECK(m.events().size() == 32);  // 30 IO exits, HLT, run end
+  CHECK(m.selected() == -1);
+  CHECK_FALSE(m.has_registers());
+
+  send(t, m, Command::Op::kStepTo, StepKind::kVmExit);
+  CHECK(m.selected() == 0);
+  CHECK(m.console() == "H");
+  CHECK(m.shown_cpl() == 0);
+  send(t, m, Command::Op::kStep, StepKind::kInstruction, 4);
+  CHECK(m.selected() == 4);
+  CHECK(m.console() == "Hello");
+  send(t, m, Command::Op::kStepBack);
+  CHECK(m.selected() == 3);
+  send(t, m, Command::Op::kRun);
+  CHECK(m.selected() == 31);
+  CHECK(m.console() == "Hello from a real-mode guest!\n");
+  send(t, m, Command::Op::kStep);
+  CHECK(m.selected() == 31);
+  CHECK(m.status().message_is_error);
+  CHECK(m.status().message.find("recorded end") != std::string::npos);
+  send(t, m, Command::Op::kReset);
+  CHECK(m.selected() == -1);
+  CHECK(m.console().empty());
+}

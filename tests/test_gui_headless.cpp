@@ -1,0 +1,256 @@
+// The visualizer's app and panels without a window: Dear ImGui runs headless (a built font
+// atlas, a fixed display size, input written into ImGuiIO by hand), so tests can click the
+// timeline, press the shortcut keys and draw every panel in every machine state.
+#include <catch2/catch.hpp>
+
+#include <imgui.h>
+
+#include <cstring>
+
+#include "visualizer/app/app.hpp"
+#include "visualizer/app/theme.hpp"
+#include "visualizer/core/model.hpp"
+
+using namespace trapscope;
+using namespace trapscope::viz;
+using trace::EventType;
+
+namespace {
+
+class RecordingDriver final : public Driver {
+ public:
+  RecordingDriver() {
+    caps.live = true;
+    caps.step_back = true;
+    caps.step_kinds = ~0u;
+  }
+  void send(Command c) override { sent.push_back(std::move(c)); }
+  void set_speed(double ips) override { speed = ips; }
+  bool poll(Model&) override { return false; }
+  bool busy() const override { return false; }
+  const Capabilities& capabilities() const override { return caps; }
+  std::vector<Command> sent;
+  Capabilities caps;
+  double speed = 0;
+};
+
+int key_index(Key k) { return 300 + static_cast<int>(k); }
+
+struct Headless {
+  Headless() {
+    ImGui::CreateContext();
+    ImGuiIO& io = ImGui::GetIO();
+    io.IniFilename = nullptr;
+    io.DisplaySize = ImVec2(1600, 900);
+    io.DeltaTime = 1.0f / 60.0f;
+    fonts = theme::load_fonts(1.0f);
+    theme::apply_style();
+    unsigned char* px;
+    int w, h;
+    io.Fonts->GetTexDataAsRGBA32(&px, &w, &h);
+  }
+  ~Headless() { ImGui::DestroyContext(); }
+  void frame(App& app) {
+    ImGui::NewFrame();
+    app.frame();
+    ImGui::Render();
+  }
+  theme::Fonts fonts;
+};
+
+void add(Model& m, EventType type, uint64_t rip, uint8_t cpl, uint32_t reason = 2) {
+  EventRecord r{};
+  switch (type) {
+    case EventType::kVmExit:
+      r.exit.header = trace::make_header<trace::VmExitEvent>(type);
+      r.exit.reason = reason;
+      r.exit.insn_len = 1;
+      r.exit.insn[0] = 0xEE;
+      r.exit.payload.io = {0xE9, 1, 1, 1, 'A', {}};
+      break;
+    case EventType::kException:
+      r.exception.header = trace::make_header<trace::ExceptionEvent>(type);
+      r.exception.vector = 13;
+      r.exception.has_error_code = 1;
+      break;
+    case EventType::kRingTransition:
+      r.ring.header = trace::make_header<trace::RingTransitionEvent>(type);
+      r.ring.from_cpl = cpl == 0 ? 3 : 0;
+      r.ring.to_cpl = cpl;
+      r.ring.cause = trace::RingCause::kIret;
+      break;
+    default:
+      r.insn.header = trace::make_header<trace::InstructionEvent>(EventType::kInstruction);
+      r.insn.len = 1;
+      r.insn.bytes[0] = 0x90;
+      break;
+  }
+  r.header.rip = rip;
+  r.header.cpl = cpl;
+  r.header.cpu_mode = trace::CpuMode::kLong64;
+  m.append(r.header);
+}
+
+void fill(Model& m) {
+  for (int i = 0; i < 4; ++i) add(m, EventType::kInstruction, 0x8000 + i, 0);
+  add(m, EventType::kVmExit, 0x8004, 0);              // 4
+  add(m, EventType::kRingTransition, 0x9000, 3);      // 5
+  add(m, EventType::kInstruction, 0x9000, 3);         // 6
+  add(m, EventType::kException, 0x9001, 3);           // 7
+  add(m, EventType::kRingTransition, 0x8100, 0);      // 8
+  for (int i = 0; i < 7; ++i) add(m, EventType::kInstruction, 0x8100 + i, 0);
+  add(m, EventType::kVmExit, 0x8107, 0, 5);           // 16: hlt
+  MachineState s;
+  s.status.state = RunState::kIdle;
+  s.status.backend = "simulator";
+  s.status.source = "test";
+  s.stop = true;
+  s.has_registers = true;
+  s.registers.cr0 = sim::kCr0Pe | sim::kCr0Pg;
+  s.registers.efer = sim::kEferLme | sim::kEferLma;
+  s.registers.seg[sim::kCs].l = 1;
+  s.registers.seg[sim::kCs].selector = 0x08;
+  s.registers.rip = 0x8108;
+  s.console = "A";
+  s.select = 16;
+  m.apply(s);
+}
+
+}  // namespace
+
+TEST_CASE("gui headless: clicking an event in the timeline selects it everywhere", "[gui]") {
+  Headless h;
+  Model m;
+  fill(m);
+  RecordingDriver d;
+  App app(d, m, h.fonts, &key_index);
+  for (int i = 0; i < 3; ++i) h.frame(app);
+  REQUIRE(m.selected() == 16);
+
+  // The exception (#7) sits in the timeline's third lane.
+  const TimelineState& t = app.timeline_state();
+  REQUIRE(t.data_w > 100);
+  const double span = t.view_end - t.view_start;
+  const float x = t.data_x0 + static_cast<float>((7.5 - t.view_start) / span * t.data_w);
+  const float y = (t.lane_top[2] + t.lane_bottom[2]) * 0.5f;
+  ImGuiIO& io = ImGui::GetIO();
+  io.MousePos = ImVec2(x, y);
+  h.frame(app);
+  io.MouseDown[0] = true;
+  h.frame(app);
+  io.MouseDown[0] = false;
+  h.frame(app);
+  CHECK(m.selected() == 7);
+
+  SECTION("a click on empty lane space selects nothing new") {
+    io.MousePos = ImVec2(t.data_x0 + static_cast<float>((1.5 - t.view_start) / span * t.data_w),
+                         (t.lane_top[2] + t.lane_bottom[2]) * 0.5f);
+    h.frame(app);
+    io.MouseDown[0] = true;
+    h.frame(app);
+    io.MouseDown[0] = false;
+    h.frame(app);
+    CHECK(m.selected() == 7);
+  }
+  SECTION("the wheel zooms around the pointer") {
+    const double before = t.view_end - t.view_start;
+    io.MouseWheel = 2;
+    h.frame(app);
+    io.MouseWheel = 0;
+    h.frame(app);
+    CHECK(t.view_end - t.view_start < before);
+  }
+}
+
+TEST_CASE("gui headless: the shortcut keys send the stepping commands", "[gui]") {
+  Headless h;
+  Model m;
+  fill(m);
+  RecordingDriver d;
+  App app(d, m, h.fonts, &key_index);
+  h.frame(app);
+  ImGuiIO& io = ImGui::GetIO();
+  auto press = [&](Key k, bool ctrl = false, bool shift = false) {
+    io.KeyCtrl = ctrl;
+    io.KeyShift = shift;
+    io.KeysDown[key_index(k)] = true;
+    h.frame(app);
+    io.KeysDown[key_index(k)] = false;
+    io.KeyCtrl = io.KeyShift = false;
+    h.frame(app);
+    REQUIRE_FALSE(d.sent.empty());
+    const Command c = d.sent.back();
+    d.sent.clear();
+    return c;
+  };
+  CHECK(press(Key::kS).op == Command::Op::kStep);
+  CHECK(press(Key::kF10).op == Command::Op::kStep);
+  CHECK(press(Key::kF10, false, true).op == Command::Op::kStepBack);
+  CHECK(press(Key::kB).op == Command::Op::kStepBack);
+  Command c = press(Key::kX);
+  CHECK(c.op == Command::Op::kStepTo);
+  CHECK(c.kind == StepKind::kVmExit);
+  CHECK(press(Key::kR).kind == StepKind::kRing);
+  CHECK(press(Key::kE).kind == StepKind::kException);
+  CHECK(press(Key::kW).kind == StepKind::kPageWalk);
+  CHECK(press(Key::kA).kind == StepKind::kAny);
+  CHECK(press(Key::kF5).op == Command::Op::kRun);
+  CHECK(press(Key::kR, true).op == Command::Op::kReset);
+
+  SECTION("while running, F5 pauses and stepping keys do nothing") {
+    MachineState s;
+    s.status.state = RunState::kRunning;
+    m.apply(s);
+    CHECK(press(Key::kSpace).op == Command::Op::kPause);
+    io.KeysDown[key_index(Key::kS)] = true;
+    h.frame(app);
+    io.KeysDown[key_index(Key::kS)] = false;
+    h.frame(app);
+    CHECK(d.sent.empty());
+  }
+}
+
+TEST_CASE("gui headless: every panel draws in every machine state", "[gui]") {
+  Headless h;
+  RecordingDriver d;
+  for (RunState state : {RunState::kStarting, RunState::kIdle, RunState::kRunning,
+                         RunState::kFinished, RunState::kError, RunState::kTrace}) {
+    Model m;
+    if (state != RunState::kStarting) fill(m);
+    MachineState s;
+    s.status.state = state;
+    s.status.message = "a message";
+    s.status.message_is_error = state == RunState::kError;
+    m.apply(s);
+    App app(d, m, h.fonts, &key_index);
+    app.show_window("breakpoints", true);
+    app.show_window("help", true);
+    for (int i = 0; i < 3; ++i) h.frame(app);
+    INFO("state " << to_string(state));
+    CHECK(ImGui::GetDrawData()->TotalVtxCount > 2000);
+  }
+}
+
+TEST_CASE("gui headless: breakpoints and filters go through the actions", "[gui]") {
+  Headless h;
+  Model m;
+  fill(m);
+  RecordingDriver d;
+  App app(d, m, h.fonts, &key_index);
+  h.frame(app);
+  app.toggle_address_breakpoint(0x8100);
+  REQUIRE(m.breakpoints().size() == 1);
+  REQUIRE_FALSE(d.sent.empty());
+  CHECK(d.sent.back().op == Command::Op::kSetBreakpoints);
+  CHECK(d.sent.back().breakpoints.size() == 1);
+  app.toggle_address_breakpoint(0x8100);
+  CHECK(m.breakpoints().empty());
+  CHECK(d.sent.back().breakpoints.empty());
+  std::string err;
+  REQUIRE(app.set_filter("exit", &err));
+  m.advance_filter(100);
+  CHECK(m.visible_count() == 2);
+  app.set_speed(50);
+  CHECK(d.speed == 50);
+  h.frame(app);
+}

@@ -1,0 +1,364 @@
+// `trapscope gui` end to end, without a screen: the GUI runs a script under Xvfb with Mesa
+// (xvfb-run), draws real frames, writes PNG screenshots (stb_image_write) and a JSON dump of
+// what it shows; the tests decode the PNGs (stb_image) and compare the dumped state with the
+// backend's own state at the same point. Skipped, with a reason, where xvfb-run is missing.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stb_image.h>
+
+#include "backend/backend.hpp"
+#include "guests/catalog.hpp"
+#include "tests/support.hpp"
+#include "trace/trace_file.hpp"
+
+extern char** environ;
+
+using namespace trapscope;
+using nlohmann::json;
+
+namespace {
+
+struct Run {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs argv[0] (searched in PATH) in its own process group, with `env` added to (or, for
+// "NAME=" entries, removed from) this process's environment; kills the group on timeout.
+Run run(const std::vector<std::string>& args, const std::vector<std::string>& env_changes,
+        double timeout_s = 90) {
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e) {
+    const std::string kv = *e;
+    bool replaced = false;
+    for (const std::string& c : env_changes) {
+      if (kv.substr(0, kv.find('=') + 1) == c.substr(0, c.find('=') + 1)) replaced = true;
+    }
+    if (!replaced) env_s.push_back(kv);
+  }
+  for (const std::string& c : env_changes) {
+    if (c.back() != '=') env_s.push_back(c);
+  }
+  std::vector<char*> envp, argv;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args_s = args;
+  for (auto& a : args_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int out_pipe[2], err_pipe[2];
+  REQUIRE(pipe2(out_pipe, O_CLOEXEC) == 0);
+  REQUIRE(pipe2(err_pipe, O_CLOEXEC) == 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  pid_t pid;
+  const int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  REQUIRE(rc == 0);
+
+  Run res;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(timeout_s * 1000));
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  bool killed = false;
+  while (open_fds > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 && !killed) {
+      kill(-pid, SIGKILL);  // the process group this test started
+      killed = true;
+    }
+    if (poll(fds, 2, killed ? 1000 : static_cast<int>(left.count())) < 0) break;
+    for (auto& f : fds) {
+      if (f.fd < 0 || !(f.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[4096];
+      const ssize_t n = read(f.fd, buf, sizeof buf);
+      if (n <= 0) {
+        close(f.fd);
+        f.fd = -1;
+        --open_fds;
+      } else {
+        (&f == &fds[0] ? res.out : res.err).append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  res.exit_code = (!killed && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
+  return res;
+}
+
+bool have_xvfb_run() {
+  for (const char* dir : {"/usr/bin/", "/usr/local/bin/", "/bin/"}) {
+    if (access((std::string(dir) + "xvfb-run").c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
+#define REQUIRE_XVFB_OR_SKIP()                                                              \
+  do {                                                                                      \
+    if (!have_xvfb_run()) {                                                                 \
+      WARN("SKIPPED: xvfb-run is not installed (Debian: xvfb xauth libgl1-mesa-dri), so the " \
+           "GUI cannot be run without a screen here");                                      \
+      return;                                                                               \
+    }                                                                                       \
+  } while (0)
+
+// trapscope gui ARGS under Xvfb (a fresh server per run; -n spreads parallel tests apart).
+Run gui(std::vector<std::string> args) {
+  static int counter = 0;
+  const int base = 200 + static_cast<int>((getpid() * 7 + counter++ * 13) % 700);
+  std::vector<std::string> argv{"xvfb-run", "-a", "-n", std::to_string(base), "-s",
+                                "-screen 0 1600x1000x24", TRAPSCOPE_EXE, "gui"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  // Mesa and X keep allocations to process exit: not this project's leaks (ASan builds).
+  return run(argv, {"ASAN_OPTIONS=detect_leaks=0", "LIBGL_ALWAYS_SOFTWARE=1"});
+}
+
+std::string write_script(const std::string& name, const std::string& text) {
+  const std::string path = test::temp_path(name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in);
+  return json::parse(in);
+}
+
+// Width, height, and whether the picture has structure (not one flat colour).
+struct Png {
+  int w = 0, h = 0;
+  double stddev = 0;
+  int distinct_rows = 0;
+};
+Png inspect_png(const std::string& path) {
+  Png p;
+  int channels = 0;
+  unsigned char* px = stbi_load(path.c_str(), &p.w, &p.h, &channels, 3);
+  REQUIRE(px != nullptr);
+  double sum = 0, sum2 = 0;
+  const size_t n = static_cast<size_t>(p.w) * static_cast<size_t>(p.h) * 3;
+  for (size_t i = 0; i < n; ++i) {
+    sum += px[i];
+    sum2 += static_cast<double>(px[i]) * px[i];
+  }
+  const double mean = sum / static_cast<double>(n);
+  p.stddev = std::sqrt(std::max(0.0, sum2 / static_cast<double>(n) - mean * mean));
+  for (int y = 1; y < p.h; ++y) {
+    if (std::memcmp(px + static_cast<size_t>(y) * p.w * 3, px + static_cast<size_t>(y - 1) * p.w * 3,
+                    static_cast<size_t>(p.w) * 3) != 0) {
+      ++p.distinct_rows;
+    }
+  }
+  stbi_image_free(px);
+  return p;
+}
+
+std::unique_ptr<backend::Backend> reference(const std::string& name) {
+  const auto g = guests::find(name);
+  backend::Config cfg;
+  cfg.mode = *vmm::parse_boot_mode(g->mode);
+  cfg.record_instructions = true;
+  auto b = backend::make_backend(backend::Kind::kSim, cfg);
+  b->load(g->image);
+  return b;
+}
+
+void check_registers(const json& shown, const sim::CpuState& r) {
+  static constexpr const char* kGpr[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                                         "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+  REQUIRE(shown.is_object());
+  for (int i = 0; i < 16; ++i) {
+    INFO(kGpr[i]);
+    CHECK(shown[kGpr[i]].get<uint64_t>() == r.gpr[i]);
+  }
+  CHECK(shown["rip"].get<uint64_t>() == r.rip);
+  CHECK(shown["rflags"].get<uint64_t>() == r.rflags);
+  CHECK(shown["cr0"].get<uint64_t>() == r.cr0);
+  CHECK(shown["cr3"].get<uint64_t>() == r.cr3);
+  CHECK(shown["efer"].get<uint64_t>() == r.efer);
+  CHECK(shown["cs"]["selector"].get<uint64_t>() == r.seg[sim::kCs].selector);
+  CHECK(shown["cpl"].get<int>() == r.cpl());
+}
+
+}  // namespace
+
+TEST_CASE("gui under Xvfb: step to the first VM exit of hello, screenshot, state", "[gui][xvfb]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string png = test::temp_path("hello-exit.png");
+  const std::string state = test::temp_path("hello-exit.json");
+  const std::string script = write_script("hello.script",
+                                          "step-to exit\n"
+                                          "assert-selected exit reason=IO port=0xe9\n"
+                                          "assert-cpl 0\n"
+                                          "assert-console H\n"
+                                          "screenshot " + png + "\n"
+                                          "dump " + state + "\n");
+  const Run r = gui({"hello", "--backend", "sim", "--size", "1280x800", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+
+  const Png p = inspect_png(png);
+  CHECK(p.w == 1280);
+  CHECK(p.h == 800);
+  CHECK(p.stddev > 20.0);          // panels, text and colours, not a cleared screen
+  CHECK(p.distinct_rows > 300);    // many rows of text and widgets
+
+  const json s = read_json(state);
+  CHECK(s["gui"]["frames"].get<int>() > 2);
+  CHECK(s["state"] == "stopped");
+  REQUIRE(s["selected"].is_object());
+  CHECK(s["selected"]["type"] == "VM exit");
+  CHECK(s["selected"]["exit_reason"] == "IO");
+  CHECK(s["selected"]["port"] == 0xE9);
+  CHECK(s["selected"]["value"] == 'H');
+  CHECK(s["cpl_shown"] == 0);
+  CHECK(s["console"] == "H");
+  CHECK(s["lanes"]["vm_exit"] == 1);
+
+  // The backend, run by itself to its first VM exit, has the registers the GUI shows, and the
+  // selected event is that first exit.
+  auto b = reference("hello");
+  backend::StopCondition stop;
+  stop.stop_on = 1u << static_cast<unsigned>(trace::EventType::kVmExit);
+  trace::Recorder rec;
+  REQUIRE(b->run(stop, &rec).reason == trace::RunEndReason::kEventMatched);
+  check_registers(s["registers"], b->registers());
+  CHECK(s["events"].get<size_t>() == rec.size());
+  size_t first_exit = 0;
+  while (first_exit < rec.size() && rec.at(first_exit).type != trace::EventType::kVmExit) {
+    ++first_exit;
+  }
+  CHECK(s["selected"]["index"].get<size_t>() == first_exit);
+}
+
+TEST_CASE("gui under Xvfb: rings — into CPL 3, a #GP back to CPL 0", "[gui][xvfb]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string user = test::temp_path("rings-user.json");
+  const std::string kernel = test::temp_path("rings-kernel.json");
+  const std::string png = test::temp_path("rings.png");
+  const std::string script = write_script("rings.script",
+                                          "step-to ring\n"
+                                          "assert-cpl 3\n"
+                                          "assert-selected ring cpl=3\n"
+                                          "dump " + user + "\n"
+                                          "step-to exception\n"
+                                          "assert-selected exception vector=13 cpl=3\n"
+                                          "assert-cpl 0\n"
+                                          "step-back\n"
+                                          "assert-cpl 3\n"
+                                          "step\n"
+                                          "screenshot " + png + "\n"
+                                          "dump " + kernel + "\n");
+  const Run r = gui({"rings", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+
+  const json u = read_json(user);
+  CHECK(u["cpl_shown"] == 3);
+  CHECK(u["selected"]["type"] == "ring");
+  CHECK(u["selected"]["from_cpl"] == 0);
+  CHECK(u["selected"]["to_cpl"] == 3);
+  auto b = reference("rings");
+  backend::StopCondition stop;
+  stop.stop_on = 1u << static_cast<unsigned>(trace::EventType::kRingTransition);
+  REQUIRE(b->run(stop, nullptr).reason == trace::RunEndReason::kEventMatched);
+  check_registers(u["registers"], b->registers());
+
+  const json k = read_json(kernel);
+  CHECK(k["cpl_shown"] == 0);
+  CHECK(k["lanes"]["exception"] == 1);  // stepped back over it and through it again: once
+  const Png p = inspect_png(png);
+  CHECK(p.w == 1600);
+  CHECK(p.stddev > 20.0);
+}
+
+TEST_CASE("gui under Xvfb: a trace file opens the same views", "[gui][xvfb]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string trace_path = test::temp_path("hello.trace");
+  {
+    auto b = reference("hello");
+    trace::TraceMetadata meta;
+    meta.backend = "sim";
+    meta.guest = "hello";
+    trace::TraceWriter w(trace_path, meta);
+    b->run({}, &w);
+    w.finish();
+  }
+  const std::string state = test::temp_path("trace.json");
+  const std::string script = write_script("trace.script",
+                                          "step-to exit\nstep-to exit\n"
+                                          "assert-console He\n"
+                                          "run\n"
+                                          "step\n"  // past the recorded end: refused, said
+                                          "dump " + state + "\n");
+  const Run r = gui({trace_path, "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json s = read_json(state);
+  CHECK(s["state"] == "trace");
+  CHECK(s["registers"].is_null());
+  CHECK(s["console"] == "Hello from a real-mode guest!\n");
+  CHECK(s["message_is_error"] == true);
+  CHECK(s["message"].get<std::string>().find("recorded end") != std::string::npos);
+  CHECK(s["selected"]["type"] == "run end");
+}
+
+TEST_CASE("gui: a failed script assertion exits 1 and names the line", "[gui][xvfb]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string script = write_script("fail.script", "step\nassert-cpl 3\nstep\n");
+  const Run r = gui({"hello", "--script", script});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("line 2") != std::string::npos);
+  CHECK(r.err.find("CPL 0") != std::string::npos);
+}
+
+TEST_CASE("gui: usage errors need no screen", "[gui]") {
+  SECTION("a malformed script is refused before a window opens") {
+    const std::string script = write_script("bad.script", "step\nstep-to nowhere\n");
+    const auto r = test::run_trapscope({"gui", "hello", "--script", script});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("line 2") != std::string::npos);
+  }
+  SECTION("lessons do not exist yet") {
+    const auto r = test::run_trapscope({"gui", "--lesson", "rings"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("lessons are not available yet") != std::string::npos);
+  }
+  SECTION("no display: exit 2 and a hint about Xvfb") {
+    const Run r = run({TRAPSCOPE_EXE, "gui", "hello"},
+                      {"DISPLAY=", "WAYLAND_DISPLAY=", "ASAN_OPTIONS=detect_leaks=0"}, 30);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("xvfb-run") != std::string::npos);
+  }
+  SECTION("an unknown guest") {
+    const auto r = test::run_trapscope({"gui", "no-such-guest"});
+    CHECK(r.exit_code == 2);
+  }
+}

@@ -1,0 +1,233 @@
+#include "visualizer/core/commands.hpp"
+
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <sstream>
+
+#include "visualizer/core/event_store.hpp"
+
+namespace trapscope::viz {
+namespace {
+
+using trace::EventType;
+
+constexpr uint32_t bit(EventType t) { return 1u << static_cast<unsigned>(t); }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+// [SECTION] Step kinds
+
+std::string_view to_string(StepKind kind) {
+  switch (kind) {
+    case StepKind::kInstruction: return "insn";
+    case StepKind::kVmExit: return "exit";
+    case StepKind::kRing: return "ring";
+    case StepKind::kException: return "exception";
+    case StepKind::kPageWalk: return "walk";
+    case StepKind::kTranslation: return "translation";
+    case StepKind::kAny: return "any";
+    case StepKind::kCount: break;
+  }
+  return "?";
+}
+
+std::string_view describe(StepKind kind) {
+  switch (kind) {
+    case StepKind::kInstruction: return "instruction";
+    case StepKind::kVmExit: return "VM exit";
+    case StepKind::kRing: return "ring transition";
+    case StepKind::kException: return "exception";
+    case StepKind::kPageWalk: return "page walk";
+    case StepKind::kTranslation: return "translation";
+    case StepKind::kAny: return "event";
+    case StepKind::kCount: break;
+  }
+  return "?";
+}
+
+std::optional<StepKind> parse_step_kind(std::string_view t) {
+  if (iequals(t, "insn") || iequals(t, "instruction") || iequals(t, "step")) {
+    return StepKind::kInstruction;
+  }
+  if (iequals(t, "exit") || iequals(t, "vmexit") || iequals(t, "vm-exit")) return StepKind::kVmExit;
+  if (iequals(t, "ring") || iequals(t, "cpl")) return StepKind::kRing;
+  if (iequals(t, "exception") || iequals(t, "exc") || iequals(t, "trap")) {
+    return StepKind::kException;
+  }
+  if (iequals(t, "walk") || iequals(t, "pagewalk") || iequals(t, "page-walk")) {
+    return StepKind::kPageWalk;
+  }
+  if (iequals(t, "translation") || iequals(t, "tu")) return StepKind::kTranslation;
+  if (iequals(t, "any") || iequals(t, "event")) return StepKind::kAny;
+  return std::nullopt;
+}
+
+uint32_t event_mask(StepKind kind) {
+  switch (kind) {
+    case StepKind::kVmExit: return bit(EventType::kVmExit);
+    case StepKind::kRing: return bit(EventType::kRingTransition);
+    case StepKind::kException: return bit(EventType::kException);
+    case StepKind::kPageWalk: return bit(EventType::kPageWalk);
+    case StepKind::kAny:
+      return bit(EventType::kVmExit) | bit(EventType::kRingTransition) |
+             bit(EventType::kException) | bit(EventType::kPageWalk);
+    case StepKind::kInstruction:
+    case StepKind::kTranslation:
+    case StepKind::kCount: break;
+  }
+  return 0;
+}
+
+StepKind step_kind_of(EventType type) {
+  switch (type) {
+    case EventType::kVmExit: return StepKind::kVmExit;
+    case EventType::kRingTransition: return StepKind::kRing;
+    case EventType::kException: return StepKind::kException;
+    case EventType::kPageWalk: return StepKind::kPageWalk;
+    default: return StepKind::kInstruction;
+  }
+}
+
+// [SECTION] Breakpoints
+
+bool matches(const Breakpoint& bp, const EventRecord& e) {
+  if (bp.kind != Breakpoint::Kind::kEvent) return false;
+  const EventType type = e.header.type;
+  if (bp.event == StepKind::kInstruction) {
+    if (type != EventType::kInstruction) return false;
+  } else if (!(event_mask(bp.event) & (1u << static_cast<unsigned>(type)))) {
+    return false;
+  }
+  if (bp.cpl && e.header.cpl != *bp.cpl) return false;
+  if (bp.exit_reason && (type != EventType::kVmExit || e.exit.reason != *bp.exit_reason)) {
+    return false;
+  }
+  if (bp.port) {
+    if (type != EventType::kVmExit ||
+        e.exit.reason != static_cast<uint32_t>(trace::ExitReason::kIo) ||
+        e.exit.payload.io.port != *bp.port) {
+      return false;
+    }
+  }
+  if (bp.vector) {
+    if (type == EventType::kException) {
+      if (e.exception.vector != *bp.vector) return false;
+    } else if (type == EventType::kRingTransition) {
+      if (e.ring.vector != *bp.vector) return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string to_string(const Breakpoint& bp) {
+  if (bp.kind == Breakpoint::Kind::kAddress) return hex(bp.address);
+  std::string s(to_string(bp.event));
+  if (bp.exit_reason) {
+    const std::string_view name = trace::exit_reason_name(*bp.exit_reason);
+    s += " reason=" + (name == "?" ? std::to_string(*bp.exit_reason) : std::string(name));
+  }
+  if (bp.port) s += " port=" + hex(*bp.port);
+  if (bp.vector) s += " vector=" + std::to_string(*bp.vector);
+  if (bp.cpl) s += " cpl=" + std::to_string(*bp.cpl);
+  return s;
+}
+
+std::optional<uint64_t> parse_number(std::string_view t) {
+  int base = 10;
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+    t.remove_prefix(2);
+    base = 16;
+  }
+  if (t.empty()) return std::nullopt;
+  uint64_t v = 0;
+  const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v, base);
+  if (ec != std::errc() || p != t.data() + t.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<Breakpoint> parse_event_breakpoint(std::string_view text, std::string* error) {
+  std::istringstream in{std::string(text)};
+  std::string word;
+  if (!(in >> word)) {
+    *error = "expected an event kind (exit, ring, exception, walk, any)";
+    return std::nullopt;
+  }
+  Breakpoint bp;
+  bp.kind = Breakpoint::Kind::kEvent;
+  const auto kind = parse_step_kind(word);
+  if (!kind || *kind == StepKind::kInstruction || *kind == StepKind::kTranslation) {
+    *error = "'" + word + "' is not an event kind a breakpoint can watch (exit, ring, exception, "
+             "walk, any)";
+    return std::nullopt;
+  }
+  bp.event = *kind;
+  while (in >> word) {
+    const size_t eq = word.find('=');
+    if (eq == std::string::npos) {
+      *error = "expected key=value, got '" + word + "'";
+      return std::nullopt;
+    }
+    const std::string key = word.substr(0, eq);
+    const std::string value = word.substr(eq + 1);
+    const auto n = parse_number(value);
+    if (key == "reason") {
+      if (n) {
+        bp.exit_reason = static_cast<uint32_t>(*n);
+      } else {
+        for (uint32_t r = 0; r < 64 && !bp.exit_reason; ++r) {
+          if (iequals(trace::exit_reason_name(r), value)) bp.exit_reason = r;
+        }
+        if (!bp.exit_reason) {
+          *error = "unknown exit reason '" + value + "' (IO, HLT, MMIO, SHUTDOWN, … or a number)";
+          return std::nullopt;
+        }
+      }
+    } else if (key == "port" && n && *n <= 0xFFFF) {
+      bp.port = static_cast<uint16_t>(*n);
+    } else if ((key == "vector" || key == "vec") && n && *n <= 255) {
+      bp.vector = static_cast<uint8_t>(*n);
+    } else if (key == "cpl" && n && *n <= 3) {
+      bp.cpl = static_cast<uint8_t>(*n);
+    } else {
+      *error = "bad condition '" + word + "' (reason=NAME, port=N, vector=N, cpl=0..3)";
+      return std::nullopt;
+    }
+  }
+  return bp;
+}
+
+std::string_view to_string(Command::Op op) {
+  switch (op) {
+    case Command::Op::kReset: return "reset";
+    case Command::Op::kStep: return "step";
+    case Command::Op::kStepTo: return "step-to";
+    case Command::Op::kRun: return "run";
+    case Command::Op::kPause: return "pause";
+    case Command::Op::kStepBack: return "step-back";
+    case Command::Op::kSetBreakpoints: return "set-breakpoints";
+    case Command::Op::kSetMemoryWindow: return "set-memory-window";
+  }
+  return "?";
+}
+
+}  // namespace trapscope::viz

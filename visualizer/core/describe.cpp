@@ -1,0 +1,554 @@
+#include "visualizer/core/describe.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "sim/decode/disasm.hpp"
+#include "trace/printer.hpp"
+
+namespace trapscope::viz {
+
+using trace::EventType;
+
+// [SECTION] Numbers
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+std::string hex_fixed(uint64_t v, int digits) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%0*" PRIx64, digits, v);
+  return buf;
+}
+
+std::string with_commas(uint64_t v) {
+  const std::string digits = std::to_string(v);
+  std::string s;
+  s.reserve(digits.size() + digits.size() / 3);
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s.push_back(',');
+    s.push_back(digits[i]);
+  }
+  return s;
+}
+
+std::string duration_ns(uint64_t ns) {
+  char buf[32];
+  if (ns < 1000) {
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " ns", ns);
+  } else if (ns < 1'000'000) {
+    std::snprintf(buf, sizeof buf, "%.2f µs", static_cast<double>(ns) / 1e3);
+  } else if (ns < 1'000'000'000) {
+    std::snprintf(buf, sizeof buf, "%.2f ms", static_cast<double>(ns) / 1e6);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f s", static_cast<double>(ns) / 1e9);
+  }
+  return buf;
+}
+
+// [SECTION] Events
+
+std::string event_summary(const EventRecord& e) {
+  trace::EventFormatter f(trace::PrintOptions{trace::Format::kText, false});
+  std::string line = f.format(e.header);
+  // Drop "#<seq>" and the padding after it.
+  size_t i = 0;
+  if (!line.empty() && line[0] == '#') {
+    while (i < line.size() && line[i] != ' ') ++i;
+  }
+  while (i < line.size() && line[i] == ' ') ++i;
+  // Collapse the printer's column padding.
+  std::string out;
+  out.reserve(line.size() - i);
+  for (; i < line.size(); ++i) {
+    if (line[i] == ' ' && !out.empty() && out.back() == ' ') continue;
+    out.push_back(line[i]);
+  }
+  return out;
+}
+
+std::string event_brief(const EventRecord& e) {
+  const trace::EventHeader& h = e.header;
+  const std::string dot = " \u00B7 ";
+  switch (h.type) {
+    case EventType::kVmExit: {
+      const auto& x = e.exit;
+      std::string s = x.insn_len ? decode::disassemble({x.insn, x.insn_len}, h.cpu_mode, x.insn_addr).text
+                                 : std::string("(no bytes)");
+      const trace::ExitPayload& p = x.payload;
+      switch (static_cast<trace::ExitReason>(x.reason)) {
+        case trace::ExitReason::kIo: {
+          s += dot;
+          s += "port " + hex(p.io.port) + (p.io.direction ? " out" : " in");
+          s += dot;
+          s += hex(p.io.value);
+          if (p.io.size == 1 && p.io.value >= 0x20 && p.io.value < 0x7F) {
+            s += " '";
+            s += static_cast<char>(p.io.value);
+            s += "'";
+          } else if (p.io.size == 1 && p.io.value == '\n') {
+            s += " '\\n'";
+          }
+          break;
+        }
+        case trace::ExitReason::kMmio:
+          s += dot;
+          s += (p.mmio.is_write ? "write " : "read ") + hex(p.mmio.gpa);
+          break;
+        default:
+          break;
+      }
+      return s;
+    }
+    case EventType::kInstruction:
+      return decode::disassemble({e.insn.bytes, e.insn.len}, h.cpu_mode, h.rip).text;
+    case EventType::kException: {
+      std::string s = vector_mnemonic(e.exception.vector);
+      s += " ";
+      s += vector_long_name(e.exception.vector);
+      if (e.exception.has_error_code) s += dot + "error " + hex(e.exception.error_code);
+      if (e.exception.vector == 14) s += dot + "CR2 " + hex(e.exception.cr2);
+      return s;
+    }
+    case EventType::kRingTransition: {
+      std::string s = "CPL " + std::to_string(e.ring.from_cpl) + " \u2192 " +
+                      std::to_string(e.ring.to_cpl) + " by ";
+      s += trace::to_string(e.ring.cause);
+      if (e.ring.cause == trace::RingCause::kException ||
+          e.ring.cause == trace::RingCause::kInterrupt ||
+          e.ring.cause == trace::RingCause::kSoftwareInt) {
+        s += " (" + vector_mnemonic(e.ring.vector) + ")";
+      }
+      return s;
+    }
+    case EventType::kPageWalk: {
+      static constexpr const char* kAccess[] = {"read", "write", "fetch"};
+      std::string s = hex(e.walk.linear);
+      s += " ";
+      s += kAccess[e.walk.access % 3];
+      s += e.walk.user ? " user" : " supervisor";
+      s += e.walk.faulted ? " \u2192 #PF" : " \u2192 " + hex(e.walk.physical);
+      s += dot + std::to_string(e.walk.levels) + " levels";
+      return s;
+    }
+    case EventType::kRunEnd: {
+      std::string s(trace::to_string(e.run_end.reason));
+      if (e.run_end.reason == trace::RunEndReason::kGuestExit) {
+        s += " " + std::to_string(e.run_end.exit_code);
+      }
+      return s;
+    }
+    default:
+      return event_summary(e);
+  }
+}
+
+std::string_view type_label(EventType type) {
+  switch (type) {
+    case EventType::kVmExit: return "VM exit";
+    case EventType::kRunEnd: return "run end";
+    case EventType::kPageWalk: return "walk";
+    case EventType::kRingTransition: return "ring";
+    case EventType::kException: return "exception";
+    case EventType::kInstruction: return "insn";
+    default: return "?";
+  }
+}
+
+namespace {
+
+std::string cpl_text(uint8_t cpl) {
+  return cpl == trace::kCplUnknown ? "unknown" : std::to_string(cpl);
+}
+
+std::string bytes_text(const uint8_t* p, size_t n) {
+  std::string s;
+  char b[4];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, i ? " %02x" : "%02x", p[i]);
+    s += b;
+  }
+  return s;
+}
+
+void exit_fields(const trace::VmExitEvent& e, std::vector<Field>* f) {
+  const std::string_view name = trace::exit_reason_name(e.reason);
+  f->push_back({"exit reason", std::string(name) + " (" + std::to_string(e.reason) + ")",
+                "KVM_EXIT_" + std::string(name) + " — KVM API 5, struct kvm_run"});
+  if (e.insn_len) {
+    const auto d = decode::disassemble({e.insn, e.insn_len}, e.header.cpu_mode, e.insn_addr);
+    f->push_back({"instruction", d.text, "the instruction that caused the exit (Zydis)"});
+    f->push_back({"bytes", bytes_text(e.insn, e.insn_len), "read at linear " + hex(e.insn_addr)});
+  } else {
+    f->push_back({"instruction", "(bytes not readable)", ""});
+  }
+  if (e.header.flags & trace::kExitFlagRipAdvanced) {
+    f->push_back({"RIP", "advanced past the instruction",
+                  "the host emulated it before the VMM saw the exit (kvm_pvm, hlt)"});
+  }
+  const trace::ExitPayload& p = e.payload;
+  switch (static_cast<trace::ExitReason>(e.reason)) {
+    case trace::ExitReason::kIo: {
+      f->push_back({"port", hex(p.io.port),
+                    p.io.port == 0xE9   ? "debug console"
+                    : p.io.port == 0xF4 ? "trapscope control port (ends the run)"
+                    : (p.io.port >= 0x3F8 && p.io.port <= 0x3FF) ? "COM1 (16550 UART)"
+                                                                 : ""});
+      f->push_back({"direction", p.io.direction ? "out (guest → device)" : "in (device → guest)",
+                    ""});
+      f->push_back({"size", std::to_string(p.io.size) + " byte(s)" +
+                                (p.io.count > 1 ? " × " + std::to_string(p.io.count) : ""),
+                    ""});
+      std::string v = hex(p.io.value);
+      if (p.io.size == 1 && p.io.value >= 0x20 && p.io.value < 0x7F) {
+        v += " '" + std::string(1, static_cast<char>(p.io.value)) + "'";
+      } else if (p.io.size == 1 && p.io.value == '\n') {
+        v += " '\\n'";
+      }
+      f->push_back({"value", v, ""});
+      break;
+    }
+    case trace::ExitReason::kMmio:
+      f->push_back({"GPA", hex(p.mmio.gpa), "guest-physical address not backed by memory"});
+      f->push_back({"access", std::string(p.mmio.is_write ? "write" : "read") + ", " +
+                                  std::to_string(p.mmio.len) + " byte(s)",
+                    ""});
+      f->push_back({"data", hex(p.mmio.data), ""});
+      break;
+    case trace::ExitReason::kInternalError:
+      f->push_back({"suberror", std::to_string(p.internal.suberror),
+                    p.internal.suberror == 1 ? "emulation failure: KVM could not emulate it" : ""});
+      break;
+    case trace::ExitReason::kDebug:
+      f->push_back({"exception", vector_mnemonic(static_cast<uint8_t>(p.debug.exception)), ""});
+      f->push_back({"DR6", hex(p.debug.dr6), ""});
+      break;
+    default:
+      break;
+  }
+  f->push_back({"handling time", e.handle_ns ? duration_ns(e.handle_ns) : "not measured",
+                e.handle_ns ? "host time in the VMM's handler" : "the simulator does not time its VMM"});
+}
+
+}  // namespace
+
+std::vector<Field> event_fields(const EventRecord& e) {
+  std::vector<Field> f;
+  const trace::EventHeader& h = e.header;
+  std::string event = "#";
+  event += with_commas(h.seq);
+  event += "  ";
+  event += type_label(h.type);
+  f.push_back({"event", event, ""});
+  f.push_back({"RIP", hex(h.rip), ""});
+  f.push_back({"CPL", cpl_text(h.cpl), h.cpl <= 3 ? std::string(ring_name(h.cpl)) : ""});
+  f.push_back({"mode", std::string(cpu_mode_name(h.cpu_mode)), ""});
+  switch (h.type) {
+    case EventType::kVmExit:
+      exit_fields(e.exit, &f);
+      break;
+    case EventType::kException: {
+      const auto& x = e.exception;
+      f.push_back({"vector", vector_mnemonic(x.vector) + " (" + std::to_string(x.vector) + ")",
+                   std::string(vector_long_name(x.vector))});
+      if (x.has_error_code) {
+        f.push_back({"error code", hex(x.error_code),
+                     x.vector == 14 ? page_fault_error(x.error_code)
+                                    : (x.error_code ? "selector index " +
+                                                          std::to_string(x.error_code >> 3)
+                                                    : "0")});
+      }
+      if (x.vector == 14) f.push_back({"CR2", hex(x.cr2), "the linear address that faulted"});
+      f.push_back({"source", x.software ? "software (int n / int3 / into)" : "the processor", ""});
+      f.push_back({"note", "delivered through the guest's IDT",
+                   "not a VM exit: the guest kernel handles it without the VMM"});
+      break;
+    }
+    case EventType::kRingTransition: {
+      const auto& r = e.ring;
+      f.push_back({"transition", "CPL " + std::to_string(r.from_cpl) + " → " +
+                                     std::to_string(r.to_cpl),
+                   std::string(ring_name(r.to_cpl))});
+      f.push_back({"cause", std::string(trace::to_string(r.cause)), ""});
+      if (r.cause == trace::RingCause::kException || r.cause == trace::RingCause::kInterrupt ||
+          r.cause == trace::RingCause::kSoftwareInt) {
+        f.push_back({"vector", vector_mnemonic(r.vector) + " (" + std::to_string(r.vector) + ")",
+                     ""});
+      }
+      f.push_back({"from RIP", hex(r.from_rip), "the instruction that caused it"});
+      f.push_back({"to RIP", hex(h.rip), "where execution continues"});
+      break;
+    }
+    case EventType::kPageWalk: {
+      const auto& w = e.walk;
+      static constexpr const char* kAccess[] = {"read", "write", "instruction fetch"};
+      f.push_back({"linear address", hex(w.linear), "guest-virtual (GVA)"});
+      f.push_back({"access", std::string(kAccess[w.access % 3]) +
+                                 (w.user ? " at CPL 3 (user)" : " (supervisor)"),
+                   ""});
+      for (unsigned i = 0; i < w.levels && i < 4; ++i) {
+        f.push_back({std::string(walk_level_name(w.levels, i)) + " entry",
+                     hex(w.level[i].entry),
+                     "at GPA " + hex(w.level[i].entry_address) + ": " +
+                         pte_flags(w.level[i].entry)});
+      }
+      if (w.faulted) {
+        f.push_back({"result", "#PF, error " + hex(w.error_code), page_fault_error(w.error_code)});
+      } else {
+        f.push_back({"physical address", hex(w.physical), "guest-physical (GPA)"});
+      }
+      break;
+    }
+    case EventType::kInstruction: {
+      const auto& i = e.insn;
+      const auto d = decode::disassemble({i.bytes, i.len}, h.cpu_mode, h.rip);
+      f.push_back({"instruction", d.text, "retired"});
+      f.push_back({"bytes", bytes_text(i.bytes, i.len), ""});
+      break;
+    }
+    case EventType::kRunEnd: {
+      const auto& r = e.run_end;
+      std::string v(trace::to_string(r.reason));
+      if (r.reason == trace::RunEndReason::kGuestExit) v += " " + std::to_string(r.exit_code);
+      f.push_back({"run ended", v, ""});
+      f.push_back({"VM exits", with_commas(r.exits), "during the run"});
+      break;
+    }
+    default:
+      break;
+  }
+  return f;
+}
+
+std::string explain(const EventRecord& e) {
+  const trace::EventHeader& h = e.header;
+  const std::string where = h.cpl <= 3 ? " at CPL " + std::to_string(h.cpl) : "";
+  switch (h.type) {
+    case EventType::kVmExit: {
+      std::string insn = "an instruction";
+      if (e.exit.insn_len) {
+        insn = "`" +
+               decode::disassemble({e.exit.insn, e.exit.insn_len}, h.cpu_mode, e.exit.insn_addr)
+                   .text +
+               "`";
+      }
+      const auto reason = static_cast<trace::ExitReason>(e.exit.reason);
+      if (reason == trace::ExitReason::kIo) {
+        return "The guest executed " + insn + where +
+               ". Port I/O is intercepted: the CPU left the guest (a VM exit, reason IO) and the "
+               "VMM emulated the device at port " + hex(e.exit.payload.io.port) +
+               ", then resumed the guest after the instruction.";
+      }
+      if (reason == trace::ExitReason::kHlt) {
+        return "The guest executed " + insn + where +
+               ": it has nothing to do until an interrupt. The VMM got the exit (reason HLT); "
+               "with no interrupt to deliver, the run ends.";
+      }
+      if (reason == trace::ExitReason::kMmio) {
+        return "The guest accessed guest-physical memory that no RAM backs" + where +
+               ": the access exits to the VMM (reason MMIO), which emulates it.";
+      }
+      if (reason == trace::ExitReason::kShutdown) {
+        return "A triple fault: delivering an exception failed twice" + where +
+               ", so the processor shut down; the VMM sees a SHUTDOWN exit.";
+      }
+      return "The guest left to the VMM (a VM exit, reason " +
+             std::string(trace::exit_reason_name(e.exit.reason)) + ")" + where + ".";
+    }
+    case EventType::kException:
+      return "The processor raised " + vector_mnemonic(e.exception.vector) + " (" +
+             std::string(vector_long_name(e.exception.vector)) + ")" + where +
+             " and delivered it through the guest's IDT to the guest kernel's handler. It is "
+             "not a VM exit: the VMM does not see it.";
+    case EventType::kRingTransition:
+      return "The CPL changed from " + std::to_string(e.ring.from_cpl) + " to " +
+             std::to_string(e.ring.to_cpl) + " (" + std::string(trace::to_string(e.ring.cause)) +
+             "): the processor switched privilege level" +
+             (e.ring.to_cpl < e.ring.from_cpl ? ", and stacks, to the more privileged ring."
+                                              : " back to the less privileged ring.");
+    case EventType::kPageWalk:
+      return std::string("The TLB had no translation for ") + hex(e.walk.linear) +
+             ", so the MMU walked the guest's page tables (" + std::to_string(e.walk.levels) +
+             " levels, each a guest-physical read)" +
+             (e.walk.faulted ? " and found no valid mapping: #PF." : ".");
+    case EventType::kInstruction:
+      return "An instruction retired" + where + ".";
+    case EventType::kRunEnd:
+      return "The run ended: " + std::string(trace::to_string(e.run_end.reason)) + ".";
+    default:
+      return "";
+  }
+}
+
+// [SECTION] Exceptions
+
+std::string vector_mnemonic(uint8_t v) {
+  static constexpr const char* kNames[] = {
+      "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
+      "#NP", "#SS", "#GP", "#PF", "(15)", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+  if (v < std::size(kNames)) return kNames[v];
+  return "int " + std::to_string(v);
+}
+
+std::string_view vector_long_name(uint8_t v) {
+  static constexpr std::string_view kNames[] = {
+      "divide error", "debug", "non-maskable interrupt", "breakpoint", "overflow",
+      "BOUND range exceeded", "invalid opcode", "device not available", "double fault",
+      "coprocessor segment overrun", "invalid TSS", "segment not present",
+      "stack-segment fault", "general protection", "page fault", "reserved",
+      "x87 floating-point error", "alignment check", "machine check", "SIMD floating-point",
+      "virtualization exception", "control protection"};
+  return v < std::size(kNames) ? kNames[v] : "interrupt";
+}
+
+// [SECTION] Flags and control registers
+
+std::vector<Bit> rflags_bits(uint64_t f) {
+  using namespace sim;
+  return {{"CF", "carry", (f & kCF) != 0},          {"PF", "parity", (f & kPF) != 0},
+          {"AF", "auxiliary carry", (f & kAF) != 0}, {"ZF", "zero", (f & kZF) != 0},
+          {"SF", "sign", (f & kSF) != 0},           {"TF", "trap (single-step)", (f & kTF) != 0},
+          {"IF", "interrupts enabled", (f & kIF) != 0},
+          {"DF", "direction (string ops go down)", (f & kDF) != 0},
+          {"OF", "overflow", (f & kOF) != 0},       {"NT", "nested task", (f & kNT) != 0},
+          {"RF", "resume (suppress #DB)", (f & kRF) != 0},
+          {"VM", "virtual-8086 mode", (f & kVM) != 0},
+          {"AC", "alignment check / SMAP access", (f & kAC) != 0},
+          {"VIF", "virtual IF", (f & kVIF) != 0},   {"VIP", "virtual interrupt pending", (f & kVIP) != 0},
+          {"ID", "CPUID available", (f & kID) != 0}};
+}
+
+std::vector<Bit> cr0_bits(uint64_t v) {
+  using namespace sim;
+  return {{"PE", "protection enable (protected mode)", (v & kCr0Pe) != 0},
+          {"MP", "monitor coprocessor", (v & kCr0Mp) != 0},
+          {"EM", "x87 emulation", (v & kCr0Em) != 0},
+          {"TS", "task switched", (v & kCr0Ts) != 0},
+          {"ET", "extension type", (v & kCr0Et) != 0},
+          {"NE", "numeric error", (v & kCr0Ne) != 0},
+          {"WP", "write protect (supervisor honours R/W)", (v & kCr0Wp) != 0},
+          {"AM", "alignment mask", (v & kCr0Am) != 0},
+          {"NW", "not write-through", (v & kCr0Nw) != 0},
+          {"CD", "cache disable", (v & kCr0Cd) != 0},
+          {"PG", "paging", (v & kCr0Pg) != 0}};
+}
+
+std::vector<Bit> cr4_bits(uint64_t v) {
+  using namespace sim;
+  return {{"VME", "virtual-8086 mode extensions", (v & kCr4Vme) != 0},
+          {"PVI", "protected-mode virtual interrupts", (v & kCr4Pvi) != 0},
+          {"TSD", "RDTSC only at CPL 0", (v & kCr4Tsd) != 0},
+          {"DE", "debugging extensions", (v & kCr4De) != 0},
+          {"PSE", "4 MiB pages (32-bit paging)", (v & kCr4Pse) != 0},
+          {"PAE", "physical address extension", (v & kCr4Pae) != 0},
+          {"PGE", "global pages", (v & kCr4Pge) != 0},
+          {"OSFXSR", "FXSAVE/SSE enabled", (v & kCr4Osfxsr) != 0},
+          {"UMIP", "SGDT/SIDT/SLDT/SMSW/STR only at CPL 0", (v & kCr4Umip) != 0}};
+}
+
+std::vector<Bit> efer_bits(uint64_t v) {
+  using namespace sim;
+  return {{"SCE", "SYSCALL/SYSRET enabled", (v & kEferSce) != 0},
+          {"LME", "long mode enable", (v & kEferLme) != 0},
+          {"LMA", "long mode active", (v & kEferLma) != 0},
+          {"NXE", "no-execute pages", (v & kEferNxe) != 0}};
+}
+
+std::string set_bit_names(const std::vector<Bit>& bits) {
+  std::string s;
+  for (const Bit& b : bits) {
+    if (!b.set) continue;
+    if (!s.empty()) s += ' ';
+    s += b.name;
+  }
+  return s.empty() ? "—" : s;
+}
+
+// [SECTION] Segments
+
+std::string segment_type(const sim::Segment& s) {
+  if (s.unusable) return "unusable";
+  const unsigned t = s.type & 0xF;
+  if (s.s) {
+    std::string out;
+    if (t & 8) {
+      out = "code, execute";
+      if (t & 2) out += "/read";
+      if (t & 4) out += ", conforming";
+    } else {
+      out = "data, read";
+      if (t & 2) out += "/write";
+      if (t & 4) out += ", expand-down";
+    }
+    if (t & 1) out += ", accessed";
+    return out;
+  }
+  switch (t) {
+    case 0x2: return "LDT";
+    case 0x1: return "16-bit TSS (available)";
+    case 0x3: return "16-bit TSS (busy)";
+    case 0x9: return "TSS (available)";
+    case 0xB: return "TSS (busy)";
+    case 0xC: return "call gate";
+    case 0xE: return "interrupt gate";
+    case 0xF: return "trap gate";
+    default: return "system type " + std::to_string(t);
+  }
+}
+
+std::string_view cpu_mode_name(trace::CpuMode mode) {
+  switch (mode) {
+    case trace::CpuMode::kReal16: return "real mode (16-bit)";
+    case trace::CpuMode::kProtected16: return "protected mode, 16-bit code";
+    case trace::CpuMode::kProtected32: return "protected mode, 32-bit code";
+    case trace::CpuMode::kLong64: return "long mode, 64-bit code";
+    case trace::CpuMode::kCompat32: return "long mode, 32-bit compatibility code";
+    case trace::CpuMode::kCompat16: return "long mode, 16-bit compatibility code";
+    default: return "unknown mode";
+  }
+}
+
+std::string_view ring_name(uint8_t cpl) {
+  switch (cpl) {
+    case 0: return "ring 0 — kernel (most privileged)";
+    case 1: return "ring 1";
+    case 2: return "ring 2";
+    case 3: return "ring 3 — user (least privileged)";
+    default: return "unknown ring";
+  }
+}
+
+// [SECTION] Paging
+
+std::string pte_flags(uint64_t e) {
+  if (!(e & 1)) return "not present";
+  std::string s = "P";
+  s += (e & 2) ? " RW" : " RO";
+  s += (e & 4) ? " US" : " S";
+  if (e & 0x20) s += " A";
+  if (e & 0x40) s += " D";
+  if (e & 0x80) s += " PS";
+  if (e & 0x100) s += " G";
+  if (e & (1ull << 63)) s += " NX";
+  return s;
+}
+
+std::string page_fault_error(uint32_t ec) {
+  std::string s = (ec & 1) ? "protection violation" : "page not present";
+  s += (ec & 2) ? ", write" : ", read";
+  s += (ec & 4) ? ", user mode (CPL 3)" : ", supervisor mode";
+  if (ec & 8) s += ", reserved bit set";
+  if (ec & 16) s += ", instruction fetch";
+  return s;
+}
+
+std::string_view walk_level_name(unsigned levels, unsigned index) {
+  static constexpr std::string_view k4[] = {"PML4", "PDPT", "PD", "PT"};
+  if (levels > 4 || index >= levels) return "?";
+  return k4[4 - levels + index];
+}
+
+}  // namespace trapscope::viz

@@ -1,0 +1,82 @@
+// visualizer/core/event_store.hpp — the visualizer's compact, append-only store of events (the
+// "consumer" side of producer → consumer → view, after Tracy's server/TracyWorker).
+//
+// [SECTION] Shape
+//   One 24-byte row per event (type, CPL, CPU mode, flags, RIP, time, payload offset) plus the
+//   type-specific payload packed into a byte arena with its variable parts trimmed: an
+//   instruction keeps only its `len` bytes, a VM exit only its `insn_len` instruction bytes, a
+//   page walk only its `levels` table entries. load() rebuilds the full trace/event.hpp record.
+//   Memory (measured by memory_bytes()): 24 + ~5 bytes per instruction event, 24 + ~45 per VM
+//   exit, 24 + 24 + 16 per walk level per page walk; plus the model's lane index (4 bytes).
+//
+// [SECTION] Indexes
+//   Events are numbered 0..size()-1 in arrival order; the visualizer uses this number as its
+//   "event #" everywhere (the timeline's x axis, the event list, selection). header.seq of a
+//   loaded record is set to this number, not to the producer's per-run sequence number.
+//
+// [SECTION] Limits
+//   The arena is addressed with 32-bit offsets: at most 4 GiB of payload (tens of millions of
+//   events). append() returns false (and stores nothing) when an event would not fit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "trace/event.hpp"
+
+namespace trapscope::viz {
+
+// Any event record, big enough for every type of trace/event.hpp.
+union EventRecord {
+  trace::EventHeader header;
+  trace::VmExitEvent exit;
+  trace::RunEndEvent run_end;
+  trace::PageWalkEvent walk;
+  trace::RingTransitionEvent ring;
+  trace::ExceptionEvent exception;
+  trace::InstructionEvent insn;
+  uint8_t raw[sizeof(trace::PageWalkEvent)];
+};
+static_assert(sizeof(EventRecord) >= sizeof(trace::VmExitEvent));
+
+class EventStore {
+ public:
+  // Copies a record (event.size bytes, one of the structs of trace/event.hpp). False if the
+  // record's size does not match its type or the store is full.
+  bool append(const trace::EventHeader& event);
+  size_t size() const { return rows_.size(); }
+  bool empty() const { return rows_.empty(); }
+  void truncate(size_t n);  // keep events [0, n)
+  void clear();
+
+  trace::EventType type(size_t i) const { return rows_[i].type; }
+  uint8_t cpl(size_t i) const { return rows_[i].cpl; }
+  uint64_t rip(size_t i) const { return rows_[i].rip; }
+  uint64_t time_ns(size_t i) const { return rows_[i].time_ns; }
+  // The exit reason of a VM exit event (KVM's number); 0 for other types.
+  uint32_t exit_reason(size_t i) const;
+
+  // Rebuilds the full record of event i into *out (header.seq = i).
+  void load(size_t i, EventRecord* out) const;
+
+  // Bytes held (rows and arena, by capacity).
+  size_t memory_bytes() const;
+  void reserve(size_t events, size_t payload_bytes);
+
+ private:
+  struct Row {
+    uint64_t rip;
+    uint64_t time_ns;
+    uint32_t offset;  // payload start in arena_
+    trace::EventType type;
+    uint8_t cpl;
+    trace::CpuMode mode;
+    uint8_t flags;
+  };
+  static_assert(sizeof(Row) == 24);
+  std::vector<Row> rows_;
+  std::vector<uint8_t> arena_;
+};
+
+}  // namespace trapscope::viz

@@ -1,0 +1,60 @@
+// visualizer/core/script.hpp — `trapscope gui --script FILE`: the commands a script can give,
+// one per line ('#' starts a comment). Every command that drives the machine waits until the
+// machine has stopped and the views show the result before the next line runs, so a script is
+// deterministic on the simulator.
+//
+//   step [N]                 execute N instructions (default 1)
+//   step-to KIND             to the next exit | ring | exception | walk | translation | any
+//   step-back [N]            N instructions back (simulator; a trace moves its cursor back)
+//   run                      until a breakpoint or the end of the guest's run
+//   run-for MS               run, and pause after MS milliseconds of wall time
+//   pause | reset | wait-idle
+//   select N                 select event #N (as a click on it would)
+//   select-next KIND         select the next event of a kind after the selection
+//   break ADDR               address breakpoint (stop before executing RIP = ADDR)
+//   break-event KIND [reason=NAME|N] [port=N] [vector=N] [cpl=N]
+//   clear-breaks
+//   filter [TEXT]            the event list's filter (empty: none)
+//   memory ADDR              the memory view's guest-physical address
+//   speed N                  animated run speed, instructions per second (0: full speed)
+//   frames N                 render N more frames
+//   timeline FIRST LAST      show events FIRST..LAST in the timeline ("timeline fit": all)
+//   show breakpoints|help    open a window (hide …: close it)
+//   screenshot FILE.png      write the window's pixels (after the frame is drawn)
+//   dump FILE.json           write the GUI's state (visualizer/core/state_dump.hpp)
+//   assert-cpl N             the CPL the GUI shows is N
+//   assert-selected KIND [conditions as break-event]
+//   assert-console TEXT      the console shows TEXT (rest of the line)
+//   quit
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "visualizer/core/commands.hpp"
+
+namespace trapscope::viz {
+
+struct ScriptCommand {
+  enum class Op : uint8_t {
+    kStep, kStepTo, kStepBack, kRun, kRunFor, kPause, kReset, kWaitIdle, kSelect, kSelectNext,
+    kBreak, kBreakEvent, kClearBreaks, kFilter, kMemory, kSpeed, kFrames, kScreenshot, kDump,
+    kAssertCpl, kAssertSelected, kAssertConsole, kTimeline, kShow, kHide, kQuit,
+  };
+  Op op = Op::kWaitIdle;
+  int line = 0;            // 1-based line in the script
+  uint64_t number = 1;     // counts, addresses, milliseconds, CPL, speed; timeline FIRST
+  uint64_t number2 = 0;    // timeline LAST (UINT64_MAX: fit)
+  StepKind kind = StepKind::kInstruction;
+  Breakpoint breakpoint;   // kBreakEvent, kAssertSelected (its conditions)
+  std::string text;        // file names, filter text, console text
+  std::string source;      // the line as written
+};
+
+// Parses a whole script. nullopt with *error = "line N: …" for the first bad line.
+std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, std::string* error);
+
+}  // namespace trapscope::viz

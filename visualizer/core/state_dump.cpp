@@ -1,0 +1,124 @@
+#include "visualizer/core/state_dump.hpp"
+
+#include "visualizer/core/describe.hpp"
+
+namespace trapscope::viz {
+
+using nlohmann::json;
+using trace::EventType;
+
+json dump_registers(const sim::CpuState& r) {
+  static constexpr const char* kGpr[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                                         "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+  static constexpr const char* kSeg[] = {"es", "cs", "ss", "ds", "fs", "gs"};
+  json j;
+  for (int i = 0; i < 16; ++i) j[kGpr[i]] = r.gpr[i];
+  j["rip"] = r.rip;
+  j["rflags"] = r.rflags;
+  j["cr0"] = r.cr0;
+  j["cr2"] = r.cr2;
+  j["cr3"] = r.cr3;
+  j["cr4"] = r.cr4;
+  j["efer"] = r.efer;
+  for (int i = 0; i < sim::kSegCount; ++i) {
+    const sim::Segment& s = r.seg[i];
+    j[kSeg[i]] = {{"selector", s.selector}, {"base", s.base}, {"limit", s.limit}, {"dpl", s.dpl}};
+  }
+  j["cpl"] = r.cpl();
+  return j;
+}
+
+json dump_event(const EventRecord& e) {
+  const trace::EventHeader& h = e.header;
+  json j{{"index", h.seq},
+         {"type", std::string(type_label(h.type))},
+         {"summary", event_summary(e)},
+         {"rip", h.rip},
+         {"mode", std::string(trace::to_string(h.cpu_mode))}};
+  j["cpl"] = h.cpl <= 3 ? json(h.cpl) : json(nullptr);
+  switch (h.type) {
+    case EventType::kVmExit:
+      j["exit_reason"] = std::string(trace::exit_reason_name(e.exit.reason));
+      j["kvm_exit_reason"] = e.exit.reason;
+      if (e.exit.reason == static_cast<uint32_t>(trace::ExitReason::kIo)) {
+        j["port"] = e.exit.payload.io.port;
+        j["direction"] = e.exit.payload.io.direction ? "out" : "in";
+        j["size"] = e.exit.payload.io.size;
+        j["value"] = e.exit.payload.io.value;
+      }
+      break;
+    case EventType::kException:
+      j["vector"] = e.exception.vector;
+      if (e.exception.has_error_code) j["error_code"] = e.exception.error_code;
+      break;
+    case EventType::kRingTransition:
+      j["from_cpl"] = e.ring.from_cpl;
+      j["to_cpl"] = e.ring.to_cpl;
+      j["vector"] = e.ring.vector;
+      break;
+    case EventType::kPageWalk:
+      j["linear"] = e.walk.linear;
+      j["physical"] = e.walk.physical;
+      j["faulted"] = e.walk.faulted != 0;
+      break;
+    case EventType::kRunEnd:
+      j["reason"] = std::string(trace::to_string(e.run_end.reason));
+      j["exit_code"] = e.run_end.exit_code;
+      break;
+    default:
+      break;
+  }
+  return j;
+}
+
+json dump_state(const Model& m) {
+  const Status& st = m.status();
+  json j;
+  j["source"] = st.source;
+  j["backend"] = st.backend;
+  j["state"] = std::string(to_string(st.state));
+  j["message"] = st.message;
+  j["message_is_error"] = st.message_is_error;
+  j["events"] = m.events().size();
+  j["lanes"] = {{"vm_exit", m.lane(EventType::kVmExit).size()},
+                {"exception", m.lane(EventType::kException).size()},
+                {"page_walk", m.lane(EventType::kPageWalk).size()},
+                {"ring_transition", m.lane(EventType::kRingTransition).size()},
+                {"instruction", m.lane(EventType::kInstruction).size()},
+                {"run_end", m.lane(EventType::kRunEnd).size()}};
+  if (m.selected() >= 0) {
+    EventRecord r;
+    m.events().load(static_cast<size_t>(m.selected()), &r);
+    j["selected"] = dump_event(r);
+  } else {
+    j["selected"] = nullptr;
+  }
+  const auto cpl = m.shown_cpl();
+  j["cpl_shown"] = cpl ? json(*cpl) : json(nullptr);
+  const auto mode = m.shown_mode();
+  j["mode_shown"] = mode ? json(std::string(cpu_mode_name(*mode))) : json(nullptr);
+  j["registers"] = m.has_registers() ? dump_registers(m.registers()) : json(nullptr);
+  j["instructions"] = st.instructions_known ? json(st.instructions) : json(nullptr);
+  j["console"] = m.console();
+  j["end"] = st.end ? json(std::string(trace::to_string(*st.end))) : json(nullptr);
+  j["exit_code"] = st.exit_code;
+  json stats = json::array();
+  for (const auto& [reason, s] : m.exit_stats().by_reason()) {
+    stats.push_back({{"reason", std::string(trace::exit_reason_name(reason))},
+                     {"kvm_exit_reason", reason},
+                     {"count", s.count},
+                     {"total_ns", s.total_ns},
+                     {"min_ns", s.count ? s.min_ns : 0},
+                     {"max_ns", s.max_ns}});
+  }
+  j["exit_stats"] = stats;
+  j["filter"] = {{"text", m.filter().text()}, {"visible", m.visible_count()}};
+  json bps = json::array();
+  for (const Breakpoint& b : m.breakpoints()) {
+    bps.push_back({{"id", b.id}, {"enabled", b.enabled}, {"what", to_string(b)}});
+  }
+  j["breakpoints"] = bps;
+  return j;
+}
+
+}  // namespace trapscope::viz

@@ -1,0 +1,24 @@
+// visualizer/core/state_dump.hpp — the GUI's state as JSON (`--dump-state FILE`, the script's
+// `dump FILE`), built from the same model calls the panels draw from, so a test can compare
+// what the GUI shows with what the backend says.
+//
+// Keys: source, backend, state, message, events, lanes{vm_exit, exception, page_walk,
+// ring_transition, instruction, run_end}, selected{index, type, summary, rip, cpl, mode, and
+// per type: exit_reason, kvm_exit_reason, port, direction, size, value | vector, error_code |
+// from_cpl, to_cpl | linear, physical}, cpl_shown, mode_shown, registers{rax…r15, rip, rflags,
+// cr0, cr2, cr3, cr4, efer, cs/ss/ds/es/fs/gs{selector, base, limit, dpl}}, instructions,
+// console, end, exit_stats[{reason, kvm_exit_reason, count, total_ns, min_ns, max_ns}], filter,
+// breakpoints[]. Registers and numbers are JSON numbers.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "visualizer/core/model.hpp"
+
+namespace trapscope::viz {
+
+nlohmann::json dump_state(const Model& model);
+nlohmann::json dump_registers(const sim::CpuState& registers);
+nlohmann::json dump_event(const EventRecord& event);
+
+}  // namespace trapscope::viz

@@ -1,0 +1,32 @@
+// visualizer/gui_main.hpp — the entry of `trapscope gui` (cli/cmd_gui.cpp parses the command
+// line and builds the driver): opens the window and runs the frame loop, interactively or
+// under a script.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "visualizer/core/driver.hpp"
+#include "visualizer/core/script.hpp"
+
+namespace trapscope::viz {
+
+struct GuiOptions {
+  std::unique_ptr<Driver> driver;
+  std::string title = "trapscope";
+  int width = 1600;
+  int height = 900;
+  float font_scale = 1.0f;
+  bool has_script = false;
+  std::string script_path;
+  std::vector<ScriptCommand> script;
+  double script_timeout_s = 120;
+  std::string dump_path;  // the state after the script (or at exit)
+};
+
+// Exit status: 0 ok; 1 a script assertion failed; 2 no window could be opened; 4 the script
+// timed out.
+int run_gui(GuiOptions options);
+
+}  // namespace trapscope::viz

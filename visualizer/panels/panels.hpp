@@ -1,0 +1,134 @@
+// visualizer/panels/panels.hpp — the views, one file each (after Tracy's TracyView_*.cpp).
+//
+// A panel draws one ImGui window from the Model and asks for changes only through Actions
+// (select an event, send a command, edit breakpoints): it never reaches into a backend. Its
+// own UI state (scroll, zoom, text fields) lives in a struct below that the App owns — no
+// static locals.
+//
+// [SECTION] Actions           what a panel may ask for
+// [SECTION] Shortcuts         the stepping keys, shown in tooltips
+// [SECTION] Panel states
+// [SECTION] Panels            draw_* functions
+// [SECTION] Widgets           help markers, chips (widgets.cpp)
+#pragma once
+
+#include <imgui.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "visualizer/app/theme.hpp"
+#include "visualizer/core/disasm_window.hpp"
+#include "visualizer/core/driver.hpp"
+#include "visualizer/core/model.hpp"
+
+namespace trapscope::viz {
+
+// [SECTION] Actions
+
+class Actions {
+ public:
+  virtual ~Actions() = default;
+  virtual void select(int64_t event) = 0;  // everywhere: list, timeline, details
+  virtual void command(Command::Op op, StepKind kind = StepKind::kInstruction) = 0;
+  virtual void toggle_run() = 0;  // run, or pause a running machine
+  virtual void set_speed(float instructions_per_second) = 0;  // 0: full speed
+  virtual float speed() const = 0;
+  virtual bool set_filter(const std::string& text, std::string* error) = 0;
+  virtual void set_memory_address(uint64_t gpa) = 0;
+  virtual void toggle_address_breakpoint(uint64_t rip) = 0;
+  virtual void add_breakpoint(Breakpoint bp) = 0;  // id assigned here
+  virtual void remove_breakpoint(uint32_t id) = 0;
+  virtual void breakpoints_changed() = 0;  // after editing Model::breakpoints() in place
+  virtual const Capabilities& capabilities() const = 0;
+};
+
+// [SECTION] Shortcuts
+
+enum class Shortcut : uint8_t {
+  kStep, kStepBack, kStepExit, kStepRing, kStepException, kStepWalk, kStepTranslation,
+  kStepAny, kRunPause, kReset, kCount,
+};
+const char* shortcut_keys(Shortcut s);  // "S or F10", for tooltips and the help window
+Shortcut shortcut_for(StepKind kind);
+
+// [SECTION] Panel states
+
+struct TimelineState {
+  double view_start = 0, view_end = 64;  // event numbers shown
+  bool follow = true;                    // keep the newest events in view
+  bool dragging = false;
+  float drag_x = 0;
+  uint64_t seen_selection = 0;
+  size_t seen_events = 0;
+  // Where the last frame drew the data area and each lane (screen pixels), for tests.
+  float data_x0 = 0, data_w = 0;
+  float lane_top[6] = {}, lane_bottom[6] = {};
+};
+
+struct EventListState {
+  char filter[256] = "";
+  std::string filter_error;
+  uint64_t seen_selection = 0;
+  bool focus_filter = false;
+};
+
+struct DisassemblyState {
+  CodeWindow cached;  // the window the lines were made from
+  std::vector<DisasmLine> lines;
+  uint64_t seen_selection = 0;  // trace mode: scroll to the selection when it changes
+};
+
+struct MemoryState {
+  char address[32] = "0x8000";
+  uint64_t shown_address = 0;
+  bool follow_rip = false;
+};
+
+struct ConsoleState {
+  size_t seen_bytes = 0;
+};
+
+struct BreakpointsState {
+  char address[32] = "";
+  char condition[160] = "exit reason=IO port=0xe9";
+  std::string error;
+};
+
+struct PanelContext {
+  Model& model;
+  Actions& actions;
+  const theme::Fonts& fonts;
+};
+
+// [SECTION] Panels
+
+void draw_toolbar(PanelContext& ctx, bool* show_breakpoints);
+void draw_timeline(PanelContext& ctx, TimelineState& state);
+void draw_event_list(PanelContext& ctx, EventListState& state);
+void draw_event_details(PanelContext& ctx);
+void draw_registers(PanelContext& ctx);
+void draw_disassembly(PanelContext& ctx, DisassemblyState& state);
+void draw_memory(PanelContext& ctx, MemoryState& state);
+void draw_console(PanelContext& ctx, ConsoleState& state);
+void draw_exit_stats(PanelContext& ctx);
+void draw_breakpoints(PanelContext& ctx, BreakpointsState& state, bool* open);
+void draw_help(PanelContext& ctx, bool* open);
+
+// [SECTION] Widgets
+
+void help_marker(const char* text);  // a "(?)" whose tooltip is `text`
+void tooltip(const char* text);      // tooltip for the last item, when hovered
+// A small filled rounded rectangle in `color`, then the text on the same line.
+void chip(ImU32 color, const char* text);
+// A button that shows `tip` (and the shortcut) when hovered; greyed out if !enabled.
+bool tool_button(const char* label, const char* tip, Shortcut shortcut, bool enabled,
+                 const char* disabled_why = nullptr);
+// Text in a colour, in the mono font.
+void mono_text(const theme::Fonts& fonts, ImU32 color, const char* text);
+// The value of `i` under the mouse, as text in the mono font, highlighted if changed.
+void value_cell(const theme::Fonts& fonts, const std::string& text, bool changed,
+                const std::string& was = "");
+
+}  // namespace trapscope::viz
