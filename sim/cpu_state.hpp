@@ -70,12 +70,14 @@ struct CpuState {
   uint64_t efer = 0, star = 0, lstar = 0, cstar = 0, fmask = 0, kernel_gs_base = 0;
   uint64_t tsc = 0;  // the model's time-stamp counter: retired instructions
 
-  // CPL = CS.selector RPL in protected mode (= SS.DPL), 0 in real mode, 3 in virtual-8086 mode
-  // (SDM Vol. 3A 5.5).
+  // CPL: 0 in real mode, 3 in virtual-8086 mode, else SS.DPL, which the processor keeps equal
+  // to the CPL (SDM Vol. 3A 5.5; VMX guest state does the same, 24.4.1). Not CS.RPL: between
+  // setting CR0.PE and the far jump, CS still holds a real-mode selector whose low bits are not
+  // a privilege level.
   uint8_t cpl() const {
     if (!(cr0 & kCr0Pe)) return 0;
     if (rflags & kVM) return 3;
-    return seg[kCs].selector & 3;
+    return seg[kSs].dpl;
   }
   bool long_mode_active() const { return efer & kEferLma; }
   bool code64() const { return long_mode_active() && seg[kCs].l; }

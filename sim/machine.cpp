@@ -100,6 +100,10 @@ inline void SimMachine::execute(const Instruction& insn, const uint8_t* bytes) {
   uint64_t next = c.s.rip + insn.length;
   if (!c.mode64()) next &= c.s.seg[kCs].db ? 0xFFFFFFFFull : 0xFFFFull;
   c.s.rip = next;
+  // RF suppresses instruction breakpoints for one instruction and is cleared when an
+  // instruction completes (SDM Vol. 3A 17.3.1.1); no breakpoints are modelled, so clearing it
+  // before each instruction gives the same RFLAGS to anything the instruction pushes.
+  c.s.rflags &= ~kRF;
   kHandlers[static_cast<size_t>(insn.op)](c, insn);
   ++c.s.tsc;
   ++instructions_;
