@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # trapscope set-up: install the Debian packages that are missing, configure and build with
 # CMake, then do one job:
-#   scripts/setup.sh run    the main job: the visualizer when a display is present (once it
-#                           exists), otherwise the terminal trace of the teaching guests
+#   scripts/setup.sh run    the main job: the visualizer when a display is present, otherwise
+#                           the terminal trace of the teaching guests
 #   scripts/setup.sh test   every test (ctest), including real-KVM tests
 #   scripts/setup.sh bench  the benchmarks (also installs Bochs and QEMU, the interpreter's peers)
 #   scripts/setup.sh build  only install and build
@@ -51,6 +51,10 @@ case "$job" in
   build) ;;
   run)
     exe="$build_dir/cli/trapscope"
+    if [[ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]]; then
+      # A display: step through the rings guest in the visualizer (the simulator backend).
+      exec "$exe" gui rings
+    fi
     "$exe" doctor || { echo "setup: KVM is not usable here (see above)"; exit 5; }
     for guest in hello rings; do
       echo
