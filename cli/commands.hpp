@@ -12,5 +12,6 @@ void add_doctor_command(CLI::App& app, int* status);
 void add_guests_command(CLI::App& app, int* status);
 void add_cosim_command(CLI::App& app, int* status);
 void add_gui_command(CLI::App& app, int* status);
+void add_classify_command(CLI::App& app, int* status);
 
 }  // namespace trapscope::cli

@@ -357,7 +357,8 @@ TEST_CASE("gui disassembly around RIP lands on instruction boundaries", "[gui]")
   CHECK(lines[rip_line].text == "out dx, al");
   CHECK(lines[0].address == 0x8000);  // decoding starts at the image, where bytes are readable
   CHECK(lines[0].text.rfind("mov si", 0) == 0);
-  CHECK(lines[rip_line].pg == PgClass::kUnclassified);  // the hook until issue 6
+  CHECK(lines[rip_line].pg == PgClass::kPrivileged);  // out: IOPL-sensitive I/O (issue 6)
+  CHECK(lines[0].pg == PgClass::kInnocuous);           // mov si, …
 }
 
 TEST_CASE("gui descriptions decode control registers, segments and faults", "[gui]") {

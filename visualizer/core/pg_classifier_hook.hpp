@@ -3,21 +3,21 @@
 // The disassembly view marks each instruction as privileged (traps when executed outside
 // CPL 0), sensitive (reads or changes machine state that a VMM must control, whether or not
 // it traps), or innocuous — Popek & Goldberg, "Formal requirements for virtualizable third
-// generation architectures", CACM 17(7), 1974. Until the classifier exists, every instruction
-// is kUnclassified and the view says so. Replace the body of classify_popek_goldberg() (or
-// forward it to the classifier) and the view picks the classes up; nothing else changes.
+// generation architectures", CACM 17(7), 1974. The classes come from the simulator's classifier
+// (sim/virt/classify.hpp, issue 6); bytes that do not decode are kUnclassified.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string_view>
 
+#include "sim/virt/classify.hpp"
 #include "trace/event.hpp"
 
 namespace trapscope::viz {
 
 enum class PgClass : uint8_t {
-  kUnclassified,  // the classifier does not exist yet (issue 6)
+  kUnclassified,  // the bytes do not decode as an instruction
   kInnocuous,
   kSensitive,     // sensitive but not privileged: the x86 virtualization holes (popf, sgdt, …)
   kPrivileged,    // privileged (and sensitive): traps outside CPL 0
@@ -34,8 +34,14 @@ inline std::string_view to_string(PgClass c) {
 }
 
 // The one hook: the class of the instruction at the start of `bytes` in `mode`.
-inline PgClass classify_popek_goldberg(std::span<const uint8_t> /*bytes*/,
-                                       trace::CpuMode /*mode*/) {
+inline PgClass classify_popek_goldberg(std::span<const uint8_t> bytes, trace::CpuMode mode) {
+  const virt::ClassifiedInstruction ci = virt::classify_bytes(bytes, mode, 0);
+  if (!ci.ok) return PgClass::kUnclassified;
+  switch (ci.c.cls) {
+    case virt::PgClass::kInnocuous: return PgClass::kInnocuous;
+    case virt::PgClass::kSensitive: return PgClass::kSensitive;
+    case virt::PgClass::kPrivileged: return PgClass::kPrivileged;
+  }
   return PgClass::kUnclassified;
 }
 

@@ -1,6 +1,6 @@
 // Disassembly around RIP (Zydis, through sim/decode/disasm.hpp), with the Popek–Goldberg class
-// of each instruction from the classifier hook (visualizer/core/pg_classifier_hook.hpp: every
-// instruction is "unclassified" until issue 6 provides the classifier). Click the gutter to set
+// of each instruction from the classifier hook (visualizer/core/pg_classifier_hook.hpp, which
+// forwards to sim/virt/classify.hpp). Click the gutter to set
 // or clear an address breakpoint.
 #include <algorithm>
 #include <cstdio>
@@ -108,8 +108,8 @@ void draw_disassembly(PanelContext& ctx, DisassemblyState& s) {
       "Instructions around RIP, decoded by Zydis in the current mode. Lines before RIP are a "
       "best guess (x86 cannot be decoded backwards).\n\nThe last column is the "
       "Popek\u2013Goldberg class — privileged (traps outside ring 0), sensitive (touches state a "
-      "VMM must control) or innocuous. The classifier arrives with the Popek\u2013Goldberg "
-      "issue; until then every instruction shows \"unclassified\".\n\nClick the gutter to "
+      "VMM must control but does not trap) or innocuous; `trapscope classify` gives the "
+      "reason.\n\nClick the gutter to "
       "toggle an address breakpoint.");
 
   const ImGuiTableFlags flags = ImGuiTableFlags_ScrollY | ImGuiTableFlags_RowBg |
