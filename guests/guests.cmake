@@ -8,3 +8,5 @@ trapscope_guest(boot MODE real
 trapscope_guest(rings MODE long
   DESCRIPTION "GDT, IDT and TSS, iretq to CPL 3: privileged instructions and a bad access trap to CPL 0")
 trapscope_guest(compute MODE real DESCRIPTION "boot-sector integer loop of bench/interp_mips")
+trapscope_guest(popek MODE protected
+  DESCRIPTION "a 32-bit kernel that runs pushf/popf, push cs, sgdt/sidt/str/smsw and prints what it sees (Popek-Goldberg)")

@@ -36,3 +36,4 @@ TEST_CASE("co-simulation reports the first divergence", "[cosim][kvm][sim]") {
   CHECK_FALSE(r.equal);
   CHECK_THAT(r.report, Catch::Contains("VM exit #0"));
 }
+TEST_CASE("co-simulation: popek", "[cosim][kvm][sim]") { check_guest("popek"); }

@@ -191,3 +191,16 @@ TEST_CASE("classify rejects bad input with exit status 2", "[pg][cli][bad-input]
     CHECK_FALSE(r.err.empty());
   }
 }
+
+TEST_CASE("popek guest prints what a CPL 0 kernel sees, on the simulator", "[pg][sim]") {
+  auto r = run_trapscope({"run", "popek", "--backend", "sim", "-q"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("after cli:        IF=0 IOPL=0\n") != std::string::npos);
+  CHECK(r.out.find("after popf(IF=1): IF=1 IOPL=3\n") != std::string::npos);
+  CHECK(r.out.find("push cs:   0008 (CPL 0)\n") != std::string::npos);
+  CHECK(r.out.find("mov ax,ss: 0010 (CPL 0)\n") != std::string::npos);
+  CHECK(r.out.find("str:  0018\n") != std::string::npos);
+  CHECK(r.out.find("smsw: 0011\n") != std::string::npos);
+  CHECK(r.out.find("popek: done") != std::string::npos);
+}
