@@ -372,7 +372,7 @@ TEST_CASE("gui controller (simulator): pause and animated runs", "[gui]") {
   }
 }
 
-TEST_CASE("gui controller (KVM): exits only; no step back, said plainly", "[gui][kvm]") {
+TEST_CASE("gui controller (KVM): exits only, and no step back (said plainly)", "[gui][kvm]") {
   REQUIRE_KVM_OR_SKIP();
   Model m;
   LiveController c(source_for("hello", backend::Kind::kKvm));

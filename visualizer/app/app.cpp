@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "visualizer/core/describe.hpp"
 
@@ -133,8 +134,8 @@ void App::shortcuts() {
 // [SECTION] Layout
 //
 // Dear ImGui 1.86 (Debian) has no docking, so the default layout tiles the windows: the
-// controls and the timeline across the top; events and details on the left; disassembly,
-// memory and console in the middle; registers and exit statistics on the right. Windows can
+// controls and the timeline across the top; events, details and exit statistics on the left;
+// disassembly, memory and console in the middle; registers (with segments) on the right. Windows can
 // be moved and resized; View → Reset layout (or a new window size) tiles them again.
 
 void App::place(const char* window) {
@@ -156,15 +157,23 @@ void App::place(const char* window) {
   };
   Rect r{0, 0, 400, 300};
   const std::string_view name = window;
+  auto part = [&](float from, float to) {  // a vertical slice of the area under the timeline
+    const float a = std::floor(h * from), b = std::floor(h * to);
+    return std::pair<float, float>{y + a, b - a};
+  };
+  auto column = [&](float x, float w, float from, float to) {
+    const auto [top_y, height] = part(from, to);
+    return Rect{x, top_y, w, height};
+  };
   if (name == "Controls") r = {0, top, d.x, tool_h};
   else if (name == "Timeline") r = {0, time_y, d.x, time_h};
-  else if (name == "Events") r = {0, y, aw, std::floor(h * 0.58f)};
-  else if (name == "Event details") r = {0, y + std::floor(h * 0.58f), aw, h - std::floor(h * 0.58f)};
-  else if (name == "Disassembly") r = {aw, y, bw, std::floor(h * 0.46f)};
-  else if (name == "Memory") r = {aw, y + std::floor(h * 0.46f), bw, std::floor(h * 0.28f)};
-  else if (name == "Guest console") r = {aw, y + std::floor(h * 0.74f), bw, h - std::floor(h * 0.74f)};
-  else if (name == "Registers") r = {aw + bw, y, cw, std::floor(h * 0.78f)};
-  else if (name == "Exit statistics") r = {aw + bw, y + std::floor(h * 0.78f), cw, h - std::floor(h * 0.78f)};
+  else if (name == "Events") r = column(0, aw, 0.0f, 0.44f);
+  else if (name == "Event details") r = column(0, aw, 0.44f, 0.78f);
+  else if (name == "Exit statistics") r = column(0, aw, 0.78f, 1.0f);
+  else if (name == "Disassembly") r = column(aw, bw, 0.0f, 0.46f);
+  else if (name == "Memory") r = column(aw, bw, 0.46f, 0.74f);
+  else if (name == "Guest console") r = column(aw, bw, 0.74f, 1.0f);
+  else if (name == "Registers") r = column(aw + bw, cw, 0.0f, 1.0f);
   const ImGuiCond cond = layout_pending_ ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
   ImGui::SetNextWindowPos(ImVec2(r.x, r.y), cond);
   ImGui::SetNextWindowSize(ImVec2(r.w, r.h), cond);

@@ -20,10 +20,15 @@ json dump_registers(const sim::CpuState& r) {
   j["cr3"] = r.cr3;
   j["cr4"] = r.cr4;
   j["efer"] = r.efer;
-  for (int i = 0; i < sim::kSegCount; ++i) {
-    const sim::Segment& s = r.seg[i];
-    j[kSeg[i]] = {{"selector", s.selector}, {"base", s.base}, {"limit", s.limit}, {"dpl", s.dpl}};
-  }
+  auto segment = [](const sim::Segment& s) {
+    return json{{"selector", s.selector}, {"base", s.base}, {"limit", s.limit},
+                {"type", s.type},         {"s", s.s},       {"dpl", s.dpl},
+                {"present", s.present},   {"l", s.l},       {"db", s.db},
+                {"g", s.g}};
+  };
+  for (int i = 0; i < sim::kSegCount; ++i) j[kSeg[i]] = segment(r.seg[i]);
+  j["ldtr"] = segment(r.ldtr);
+  j["tr"] = segment(r.tr);
   j["cpl"] = r.cpl();
   return j;
 }

@@ -6,7 +6,8 @@
 // ring_transition, instruction, run_end}, selected{index, type, summary, rip, cpl, mode, and
 // per type: exit_reason, kvm_exit_reason, port, direction, size, value | vector, error_code |
 // from_cpl, to_cpl | linear, physical}, cpl_shown, mode_shown, registers{rax…r15, rip, rflags,
-// cr0, cr2, cr3, cr4, efer, cs/ss/ds/es/fs/gs{selector, base, limit, dpl}}, instructions,
+// cr0, cr2, cr3, cr4, efer, cs/ss/ds/es/fs/gs/ldtr/tr{selector, base, limit, type, s, dpl, present,
+//   l, db, g} (the descriptor cache, SDM Vol. 3A 3.4.5)}, instructions,
 // console, end, exit_stats[{reason, kvm_exit_reason, count, total_ns, min_ns, max_ns}], filter,
 // breakpoints[]. Registers and numbers are JSON numbers.
 #pragma once

@@ -22,7 +22,7 @@ void draw_exit_stats(PanelContext& ctx) {
   ImGui::SameLine();
   help_marker("One row per exit reason (KVM's KVM_EXIT_* numbers), with perf kvm stat's "
               "columns. Time is the host time the VMM spent handling the exit (KVM backend); "
-              "the simulator does not time its VMM, so its times are 0.\n\nClick a row to show "
+              "the simulator does not time its VMM, so its time columns show \u2014.\n\nClick a row to show "
               "only those exits in the event list.");
   if (rows.empty()) {
     ImGui::TextDisabled("No VM exits yet.");
@@ -30,8 +30,8 @@ void draw_exit_stats(PanelContext& ctx) {
     return;
   }
   const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV |
-                                ImGuiTableFlags_SizingStretchProp | ImGuiTableFlags_ScrollY |
-                                ImGuiTableFlags_BordersOuterH;
+                                ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_ScrollX |
+                                ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersOuterH;
   if (ImGui::BeginTable("stats", 8, flags)) {
     ImGui::TableSetupScrollFreeze(0, 1);
     for (const char* h : {"VM-EXIT", "Samples", "Samples%", "Time%", "Min time", "Max time",
@@ -56,7 +56,8 @@ void draw_exit_stats(PanelContext& ctx) {
       auto cell = [&](const std::string& t) {
         ImGui::TableNextColumn();
         const float w = ImGui::CalcTextSize(t.c_str()).x;
-        ImGui::SetCursorPosX(ImGui::GetCursorPosX() + ImGui::GetColumnWidth() - w);
+        // Right-aligned; never shifted left of the column, so auto-fit sees the full width.
+        ImGui::SetCursorPosX(ImGui::GetCursorPosX() + std::max(0.0f, ImGui::GetColumnWidth() - w));
         mono_text(ctx.fonts, theme::kText, t.c_str());
       };
       char buf[32];
@@ -64,10 +65,17 @@ void draw_exit_stats(PanelContext& ctx) {
       std::snprintf(buf, sizeof buf, "%.2f%%", 100.0 * static_cast<double>(s.count) /
                                                   static_cast<double>(std::max<uint64_t>(stats.total(), 1)));
       cell(buf);
-      std::snprintf(buf, sizeof buf, "%.2f%%", total_ns ? 100.0 * static_cast<double>(s.total_ns) /
-                                                              static_cast<double>(total_ns)
-                                                        : 0.0);
+      if (total_ns) {
+        std::snprintf(buf, sizeof buf, "%.2f%%",
+                      100.0 * static_cast<double>(s.total_ns) / static_cast<double>(total_ns));
+      } else {
+        std::snprintf(buf, sizeof buf, "\u2014");
+      }
       cell(buf);
+      if (total_ns == 0) {  // untimed (the simulator, a trace recorded with --no-timing)
+        for (int c = 0; c < 4; ++c) cell("\u2014");
+        continue;
+      }
       cell(duration_ns(s.count ? s.min_ns : 0));
       cell(duration_ns(s.max_ns));
       cell(duration_ns(s.count ? s.total_ns / s.count : 0));

@@ -133,7 +133,11 @@ void draw_registers(PanelContext& ctx) {
   if (ImGui::CollapsingHeader("Segments", ImGuiTreeNodeFlags_DefaultOpen)) {
     const ImGuiTableFlags sf = ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit |
                                ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_ScrollX;
-    if (ImGui::BeginTable("seg", 11, sf)) {
+    // A table with ScrollX is a child window: without an explicit height it takes whatever is
+    // left of the panel (often one row). Give it room for its header, 8 rows and the scrollbar;
+    // the panel itself scrolls.
+    const float seg_h = 9 * ImGui::GetFrameHeight() + ImGui::GetStyle().ScrollbarSize;
+    if (ImGui::BeginTable("seg", 11, sf, ImVec2(0, seg_h))) {
       for (const char* h : {"", "selector", "base", "limit", "type", "S", "DPL", "P", "L", "D/B", "G"}) {
         ImGui::TableSetupColumn(h);
       }
