@@ -203,8 +203,43 @@ void check_registers(const json& shown, const sim::CpuState& r) {
   CHECK(shown["cr0"].get<uint64_t>() == r.cr0);
   CHECK(shown["cr3"].get<uint64_t>() == r.cr3);
   CHECK(shown["efer"].get<uint64_t>() == r.efer);
-  CHECK(shown["cs"]["selector"].get<uint64_t>() == r.seg[sim::kCs].selector);
   CHECK(shown["cpl"].get<int>() == r.cpl());
+  // The segment table: every descriptor-cache field the panel shows.
+  auto check_segment = [&](const char* name, const sim::Segment& seg) {
+    INFO("segment " << name);
+    const json& j = shown[name];
+    REQUIRE(j.is_object());
+    CHECK(j["selector"].get<uint64_t>() == seg.selector);
+    CHECK(j["base"].get<uint64_t>() == seg.base);
+    CHECK(j["limit"].get<uint64_t>() == seg.limit);
+    CHECK(j["type"].get<int>() == seg.type);
+    CHECK(j["s"].get<int>() == seg.s);
+    CHECK(j["dpl"].get<int>() == seg.dpl);
+    CHECK(j["present"].get<int>() == seg.present);
+    CHECK(j["l"].get<int>() == seg.l);
+    CHECK(j["db"].get<int>() == seg.db);
+    CHECK(j["g"].get<int>() == seg.g);
+  };
+  static constexpr const char* kSeg[] = {"es", "cs", "ss", "ds", "fs", "gs"};
+  for (int i = 0; i < sim::kSegCount; ++i) check_segment(kSeg[i], r.seg[i]);
+  check_segment("tr", r.tr);
+  check_segment("ldtr", r.ldtr);
+}
+
+// Runs `b`, stopping after events of the types in `stop_on`, until pred(rec, i) holds for a
+// new event i (the events seen go to `rec`; a stop can record more than one event, e.g. an
+// exception and the ring transition that delivers it).
+template <typename Pred>
+bool run_until(backend::Backend& b, uint32_t stop_on, trace::Recorder& rec, Pred pred) {
+  backend::StopCondition stop;
+  stop.stop_on = stop_on;
+  for (;;) {
+    const size_t from = rec.size();
+    if (b.run(stop, &rec).reason != trace::RunEndReason::kEventMatched) return false;
+    for (size_t i = from; i < rec.size(); ++i) {
+      if ((stop_on >> static_cast<unsigned>(rec.at(i).type) & 1) && pred(rec, i)) return true;
+    }
+  }
 }
 
 }  // namespace
@@ -361,4 +396,146 @@ TEST_CASE("gui: usage errors need no screen", "[gui]") {
     const auto r = test::run_trapscope({"gui", "no-such-guest"});
     CHECK(r.exit_code == 2);
   }
+}
+
+TEST_CASE("gui under Xvfb: breakpoints on an event with conditions and on an address", "[gui][xvfb]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string at_pf = test::temp_path("bp-pf.json");
+  const std::string at_addr = test::temp_path("bp-addr.json");
+  const std::string at_exit = test::temp_path("bp-exit.json");
+  const std::string png = test::temp_path("bp.png");
+  // rings' user program raises #GP five times before its #PF (vector 14): the condition, not
+  // the kind alone, decides where the run stops.
+  const std::string script = write_script("bp.script",
+                                          "break-event exception vector=14 cpl=3\n"
+                                          "run\n"
+                                          "assert-selected exception vector=14 cpl=3\n"
+                                          "dump " + at_pf + "\n"
+                                          "clear-breaks\n"
+                                          "reset\n"
+                                          "break 0xa02d\n"
+                                          "run\n"
+                                          "assert-cpl 3\n"
+                                          "dump " + at_addr + "\n"
+                                          "clear-breaks\n"
+                                          "break-event exit reason=IO port=0xe9 cpl=0\n"
+                                          "run\n"
+                                          "assert-selected exit reason=IO port=0xe9\n"
+                                          "show breakpoints\n"
+                                          "screenshot " + png + "\n"
+                                          "dump " + at_exit + "\n");
+  const Run r = gui({"rings", "--backend", "sim", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+
+  const uint32_t exceptions = 1u << static_cast<unsigned>(trace::EventType::kException);
+  {
+    const json s = read_json(at_pf);
+    CHECK(s["state"] == "stopped");
+    CHECK(s["selected"]["vector"] == 14);
+    CHECK(s["lanes"]["exception"] == 6);  // five #GPs went by without stopping
+    auto b = reference("rings");
+    trace::Recorder rec;
+    size_t pf = 0;
+    REQUIRE(run_until(*b, exceptions, rec, [&](const trace::Recorder& events, size_t i) {
+      const auto* e = events.get<trace::ExceptionEvent>(i, trace::EventType::kException);
+      pf = i;
+      return e && e->vector == 14 && e->header.cpl == 3;
+    }));
+    check_registers(s["registers"], b->registers());
+    CHECK(s["registers"]["cr2"].get<uint64_t>() == b->registers().cr2);
+    CHECK(s["selected"]["index"].get<size_t>() == pf);
+    CHECK(s["events"].get<size_t>() == rec.size());
+  }
+  {
+    const json s = read_json(at_addr);
+    CHECK(s["registers"]["rip"] == 0xa02d);
+    CHECK(s["cpl_shown"] == 3);
+    auto b = reference("rings");
+    backend::StopCondition stop;
+    stop.has_breakpoint = true;
+    stop.breakpoint = 0xa02d;
+    REQUIRE(b->run(stop, nullptr).reason == trace::RunEndReason::kBreakpoint);
+    check_registers(s["registers"], b->registers());
+  }
+  {
+    const json s = read_json(at_exit);
+    CHECK(s["selected"]["type"] == "VM exit");
+    CHECK(s["selected"]["port"] == 0xE9);
+    REQUIRE(s["breakpoints"].size() == 1);
+    CHECK(s["breakpoints"][0]["what"].get<std::string>().find("port=0xe9") != std::string::npos);
+  }
+  const Png p = inspect_png(png);
+  CHECK(p.stddev > 20.0);
+  CHECK(p.distinct_rows > 300);
+}
+
+TEST_CASE("gui under Xvfb: the KVM backend, its exits, breakpoints and its plain no to step back",
+          "[gui][xvfb][kvm]") {
+  REQUIRE_XVFB_OR_SKIP();
+  REQUIRE_KVM_OR_SKIP();
+  const std::string at_exit = test::temp_path("kvm-exit.json");
+  const std::string at_bp = test::temp_path("kvm-bp.json");
+  const std::string at_user = test::temp_path("kvm-user.json");
+  const std::string png = test::temp_path("kvm.png");
+  const std::string script = write_script("kvm.script",
+                                          "step-to exit\n"
+                                          "step-to exit\n"
+                                          "step-to exit\n"
+                                          "step-back\n"
+                                          "screenshot " + png + "\n"
+                                          "dump " + at_exit + "\n"
+                                          "break-event exit reason=IO port=0xe9 cpl=0\n"
+                                          "run\n"
+                                          "dump " + at_bp + "\n"
+                                          "clear-breaks\n"
+                                          // rings' #GP handler stub, at CPL 0: on kvm_pvm CPL 3
+                                          // code runs natively and cannot stop at an address.
+                                          "break 0x82ff\n"
+                                          "run\n"
+                                          "assert-cpl 0\n"
+                                          "dump " + at_user + "\n");
+  const Run r = gui({"rings", "--backend", "kvm", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+
+  const uint32_t exits = 1u << static_cast<unsigned>(trace::EventType::kVmExit);
+  backend::Config cfg;
+  cfg.mode = *vmm::parse_boot_mode(guests::find("rings")->mode);
+  {
+    const json s = read_json(at_exit);
+    CHECK(s["backend"].get<std::string>().rfind("KVM", 0) == 0);
+    CHECK(s["message_is_error"] == true);
+    CHECK(s["message"].get<std::string>().find("cannot step back") != std::string::npos);
+    CHECK(s["selected"]["index"] == 2);
+    CHECK(s["console"] == "rin");
+    CHECK(s["exit_stats"][0]["reason"] == "IO");
+    CHECK(s["exit_stats"][0]["count"] == 3);
+    auto b = backend::make_backend(backend::Kind::kKvm, cfg);
+    b->load(guests::find("rings")->image);
+    trace::Recorder rec;
+    int seen = 0;
+    REQUIRE(run_until(*b, exits, rec, [&](const trace::Recorder&, size_t) { return ++seen == 3; }));
+    check_registers(s["registers"], b->registers());
+  }
+  {
+    const json s = read_json(at_bp);
+    CHECK(s["selected"]["index"] == 3);  // the next exit that satisfies the condition
+    CHECK(s["console"] == "ring");
+  }
+  {
+    const json s = read_json(at_user);
+    CHECK(s["registers"]["rip"] == 0x82ff);
+    CHECK(s["message"].get<std::string>().find("breakpoint") != std::string::npos);
+    CHECK(s["console"].get<std::string>().find("trap:") == std::string::npos);  // the first #GP
+    auto b = backend::make_backend(backend::Kind::kKvm, cfg);
+    b->load(guests::find("rings")->image);
+    backend::StopCondition stop;
+    stop.has_breakpoint = true;
+    stop.breakpoint = 0x82ff;
+    REQUIRE(b->run(stop, nullptr).reason == trace::RunEndReason::kBreakpoint);
+    check_registers(s["registers"], b->registers());
+  }
+  const Png p = inspect_png(png);
+  CHECK(p.stddev > 20.0);
 }

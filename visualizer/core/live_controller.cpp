@@ -659,6 +659,12 @@ std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run) {
       default:
         if (terminal(r.reason)) {
           finish(r);
+          if (kvm && !addresses.empty() && source_.host == "kvm_pvm") {
+            // kvm-host.md: on kvm_pvm CPL 3 code runs natively, out of the debug registers' reach.
+            message_ += " (the address breakpoint at " + hex(addresses[0]) +
+                        " was not reached: on kvm_pvm only CPL 0 and real-mode code, which KVM "
+                        "emulates, can stop at an address)";
+          }
           // The event that ended the run (a `hlt` exit) may be what was asked for.
           for (const auto& [index, rec] : sink_->watched) {
             bool hit = target_mask & (1u << static_cast<unsigned>(rec.header.type));
