@@ -76,6 +76,8 @@ case "$job" in
     install_missing
     "$build_dir/bench/exit_roundtrip"
     "$build_dir/bench/interp_mips"
+    # The visualizer's work per frame and memory per event with 1,000,000 events (headless).
+    "$build_dir/visualizer/bench_gui_frame"
     ;;
   *)
     echo "usage: scripts/setup.sh [build|run|test|bench]" >&2
