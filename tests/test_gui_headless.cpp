@@ -160,6 +160,23 @@ TEST_CASE("gui headless: clicking an event in the timeline selects it everywhere
     h.frame(app);
     CHECK(t.view_end - t.view_start < before);
   }
+  SECTION("dragging pans a zoomed-in view and keeps its span") {
+    app.set_timeline_view(4, 12);
+    h.frame(app);
+    const double start = t.view_start, width = t.view_end - t.view_start;
+    io.MousePos = ImVec2(t.data_x0 + t.data_w * 0.25f, (t.lane_top[0] + t.lane_bottom[0]) * 0.5f);
+    h.frame(app);
+    io.MouseDown[0] = true;
+    h.frame(app);
+    for (int i = 0; i < 8; ++i) {  // drag right by half the lane width: earlier events come in
+      io.MousePos.x += t.data_w * 0.5f / 8;
+      h.frame(app);
+    }
+    io.MouseDown[0] = false;
+    h.frame(app);
+    CHECK(t.view_start < start - 1.0);
+    CHECK(t.view_end - t.view_start == Approx(width));
+  }
 }
 
 TEST_CASE("gui headless: the shortcut keys send the stepping commands", "[gui]") {
