@@ -1,0 +1,199 @@
+#include "lessons/predicate.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+
+namespace trapscope::lessons {
+namespace {
+
+using trace::EventHeader;
+using trace::EventType;
+
+struct KindInfo {
+  EventKind kind;
+  std::string_view name;
+  std::optional<EventType> type;
+  std::vector<std::string_view> fields;
+};
+
+const std::array<KindInfo, 7>& kinds() {
+  static const std::array<KindInfo, 7> k = {{
+      {EventKind::kVmExit, "vm_exit", EventType::kVmExit,
+       {"reason", "port", "direction", "size", "value", "cpl", "rip"}},
+      {EventKind::kRingTransition, "ring_transition", EventType::kRingTransition,
+       {"from_cpl", "to_cpl", "cause", "vector", "cpl", "rip"}},
+      {EventKind::kException, "exception", EventType::kException,
+       {"vector", "error_code", "software", "cr2", "cpl", "rip"}},
+      {EventKind::kPageWalk, "page_walk", EventType::kPageWalk,
+       {"linear", "physical", "levels", "faulted", "access", "user", "cpl", "rip"}},
+      {EventKind::kInstruction, "instruction", EventType::kInstruction, {"rip", "cpl"}},
+      {EventKind::kRunEnd, "run_end", EventType::kRunEnd, {"reason", "exit_code", "exits"}},
+      {EventKind::kAny, "any", std::nullopt, {"cpl", "rip"}},
+  }};
+  return k;
+}
+
+const KindInfo& info(EventKind kind) { return kinds()[static_cast<size_t>(kind)]; }
+
+// A field's value: a number (compared numerically) or a name (compared ignoring case).
+struct Value {
+  std::optional<uint64_t> number;
+  std::string text;
+};
+
+Value num(uint64_t v, bool hex) {
+  char buf[24];
+  if (hex) {
+    buf[0] = '0';
+    buf[1] = 'x';
+    auto r = std::to_chars(buf + 2, buf + sizeof buf, v, 16);
+    return {v, std::string(buf, r.ptr)};
+  }
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return {v, std::string(buf, r.ptr)};
+}
+Value name(std::string_view s) { return {std::nullopt, std::string(s)}; }
+
+template <typename T>
+const T& as(const EventHeader& e) {
+  return *reinterpret_cast<const T*>(&e);
+}
+
+std::optional<Value> lookup(const EventHeader& e, std::string_view field) {
+  if (field == "cpl" && e.type != EventType::kRunEnd) {
+    if (e.cpl == trace::kCplUnknown) return std::nullopt;
+    return num(e.cpl, false);
+  }
+  if (field == "rip" && e.type != EventType::kRunEnd) return num(e.rip, true);
+  switch (e.type) {
+    case EventType::kVmExit: {
+      const auto& x = as<trace::VmExitEvent>(e);
+      if (field == "reason") return name(trace::exit_reason_name(x.reason));
+      if (x.reason != static_cast<uint32_t>(trace::ExitReason::kIo)) return std::nullopt;
+      const auto& io = x.payload.io;
+      if (field == "port") return num(io.port, true);
+      if (field == "direction") return name(io.direction ? "out" : "in");
+      if (field == "size") return num(io.size, false);
+      if (field == "value") return num(io.value, true);
+      return std::nullopt;
+    }
+    case EventType::kRingTransition: {
+      const auto& x = as<trace::RingTransitionEvent>(e);
+      if (field == "from_cpl") return num(x.from_cpl, false);
+      if (field == "to_cpl") return num(x.to_cpl, false);
+      if (field == "cause") return name(trace::to_string(x.cause));
+      if (field == "vector") return num(x.vector, false);
+      return std::nullopt;
+    }
+    case EventType::kException: {
+      const auto& x = as<trace::ExceptionEvent>(e);
+      if (field == "vector") return num(x.vector, false);
+      if (field == "error_code" && x.has_error_code) return num(x.error_code, true);
+      if (field == "software") return num(x.software, false);
+      if (field == "cr2" && x.vector == 14) return num(x.cr2, true);
+      return std::nullopt;
+    }
+    case EventType::kPageWalk: {
+      const auto& x = as<trace::PageWalkEvent>(e);
+      if (field == "linear") return num(x.linear, true);
+      if (field == "physical" && !x.faulted) return num(x.physical, true);
+      if (field == "levels") return num(x.levels, false);
+      if (field == "faulted") return num(x.faulted, false);
+      if (field == "access") return name(x.access == 0 ? "read" : x.access == 1 ? "write" : "execute");
+      if (field == "user") return num(x.user, false);
+      return std::nullopt;
+    }
+    case EventType::kRunEnd: {
+      const auto& x = as<trace::RunEndEvent>(e);
+      if (field == "reason") return name(trace::to_string(x.reason));
+      if (field == "exit_code") return num(x.exit_code, false);
+      if (field == "exits") return num(x.exits, false);
+      return std::nullopt;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+bool iequal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool holds(const Condition& c, const Value& v) {
+  if (c.number) return v.number && *v.number == *c.number;
+  return iequal(c.text, v.text);
+}
+
+bool of_kind(EventKind kind, const EventHeader& e) {
+  const KindInfo& k = info(kind);
+  if (k.type && e.type != *k.type) return false;
+  if (e.type == EventType::kRunEnd) {
+    // Only a run that is over is a run_end; "any" never stops at the pause markers either.
+    return is_terminal(as<trace::RunEndEvent>(e).reason);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool is_terminal(trace::RunEndReason reason) {
+  using R = trace::RunEndReason;
+  return reason != R::kEventMatched && reason != R::kStep && reason != R::kBreakpoint &&
+         reason != R::kInstructionLimit && reason != R::kDebug;
+}
+
+std::optional<EventKind> parse_event_kind(std::string_view text) {
+  for (const KindInfo& k : kinds())
+    if (k.name == text) return k.kind;
+  return std::nullopt;
+}
+
+std::string_view to_string(EventKind kind) { return info(kind).name; }
+
+std::vector<std::string_view> fields_of(EventKind kind) { return info(kind).fields; }
+
+std::optional<std::string> field_value(const EventHeader& event, std::string_view field) {
+  auto v = lookup(event, field);
+  if (!v) return std::nullopt;
+  return v->text;
+}
+
+bool Predicate::matches(const EventHeader& event) const {
+  return of_kind(kind, event) && mismatch(event).empty();
+}
+
+std::string Predicate::mismatch(const EventHeader& event) const {
+  for (const Condition& c : conditions) {
+    auto v = lookup(event, c.field);
+    if (!v) return c.field + " is not in this event, expected " + c.text;
+    if (!holds(c, *v)) return c.field + " is " + v->text + ", expected " + c.text;
+  }
+  return {};
+}
+
+std::string Predicate::describe() const {
+  std::string s(to_string(kind));
+  for (const Condition& c : conditions) s += " " + c.field + "=" + c.text;
+  return s;
+}
+
+uint32_t Predicate::stop_mask() const {
+  const KindInfo& k = info(kind);
+  if (!k.type) {  // any: every kind but the end of the run (which stops the run anyway)
+    uint32_t all = 0;
+    for (unsigned t = 1; t < static_cast<unsigned>(EventType::kMax); ++t)
+      if (t != static_cast<unsigned>(EventType::kRunEnd)) all |= 1u << t;
+    return all;
+  }
+  if (*k.type == EventType::kRunEnd) return 0;
+  return 1u << static_cast<unsigned>(*k.type);
+}
+
+}  // namespace trapscope::lessons

@@ -1,0 +1,66 @@
+// lessons/predicate.hpp — "an event of this kind whose fields have these values": what a lesson
+// step runs until, and what it expects of the event it stopped at.
+//
+// Kinds and their fields (the names printed by `trapscope show`; trace/event.hpp):
+//   vm_exit          reason (KVM_EXIT_<name> without the prefix: IO, HLT, MMIO, …), port,
+//                    direction (in|out), size, value, cpl, rip
+//   ring_transition  from_cpl, to_cpl, cause (exception, interrupt, int, syscall, sysret, iret,
+//                    far call, far return, far jump), vector, cpl, rip
+//   exception        vector, error_code, software (0|1), cr2, cpl, rip
+//   page_walk        linear, physical, levels, faulted (0|1), access (read|write|execute),
+//                    user (0|1), cpl, rip
+//   instruction      rip, cpl
+//   run_end          reason (halted, guest exit, triple fault, … as trace::to_string prints it),
+//                    exit_code, exits
+//   any              cpl, rip (the first event of any kind)
+// Numbers are decimal or 0x-hexadecimal; a condition holds when the field equals the value.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "trace/event.hpp"
+
+namespace trapscope::lessons {
+
+enum class EventKind : uint8_t {
+  kVmExit, kRingTransition, kException, kPageWalk, kInstruction, kRunEnd, kAny,
+};
+std::optional<EventKind> parse_event_kind(std::string_view text);
+std::string_view to_string(EventKind kind);
+
+struct Condition {
+  std::string field;
+  std::string text;                // the value as written (names, and for messages)
+  std::optional<uint64_t> number;  // set when the value is a number
+};
+
+struct Predicate {
+  EventKind kind = EventKind::kAny;
+  std::vector<Condition> conditions;
+
+  // True when `event` is of this kind and every condition holds. A RunEndEvent that only
+  // marks where a run call paused (event matched, step, breakpoint, instruction limit) is not
+  // a run_end.
+  bool matches(const trace::EventHeader& event) const;
+  // The first condition that does not hold for `event` (of this kind), as
+  // "port is 0x3f8, expected 0xe9"; empty when all hold.
+  std::string mismatch(const trace::EventHeader& event) const;
+  std::string describe() const;  // "vm_exit reason=IO port=0xe9"
+  // The bit of trace::EventType a backend run can stop on for this kind (0: run_end, any).
+  uint32_t stop_mask() const;
+};
+
+// The fields a kind has (for validating lesson files); empty for an unknown kind.
+std::vector<std::string_view> fields_of(EventKind kind);
+// The value of `field` in `event` as text ("IO", "0xe9", "3"); nullopt if the event has none.
+std::optional<std::string> field_value(const trace::EventHeader& event, std::string_view field);
+
+// True when a run that ended for `reason` is over (halted, exited, faulted, a limit), not
+// paused to report something (event matched, step, breakpoint).
+bool is_terminal(trace::RunEndReason reason);
+
+}  // namespace trapscope::lessons
