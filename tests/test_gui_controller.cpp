@@ -138,6 +138,7 @@ TEST_CASE("gui controller (simulator): load, step, step to an exit, run", "[gui]
   }
 
   SECTION("run to the end: console, statistics, finished") {
+    send(c, m, Command::Op::kStepTo, StepKind::kVmExit);  // two backend runs, one guest run
     send(c, m, Command::Op::kRun);
     CHECK(m.status().state == RunState::kFinished);
     REQUIRE(m.status().end);
@@ -146,6 +147,9 @@ TEST_CASE("gui controller (simulator): load, step, step to an exit, run", "[gui]
     CHECK(m.exit_stats().by_reason().at(2).count == 30);  // one IO exit per byte
     CHECK(m.exit_stats().by_reason().at(5).count == 1);   // hlt
     CHECK(m.events().type(m.events().size() - 1) == EventType::kRunEnd);
+    EventRecord end;
+    m.events().load(m.events().size() - 1, &end);
+    CHECK(end.run_end.exits == 31);  // every exit of the guest's run, not the last run()'s
     CHECK(m.selected() == static_cast<int64_t>(m.events().size()) - 1);
     send(c, m, Command::Op::kStep);
     CHECK(m.status().message_is_error);

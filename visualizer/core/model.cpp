@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 namespace trapscope::viz {
 
@@ -23,9 +24,18 @@ std::string_view to_string(RunState s) {
 
 void Model::append(const trace::EventHeader& e) {
   const size_t i = store_.size();
-  if (!store_.append(e)) return;
+  if (!store_.append(whole_run(e))) return;
   index(i, e);
   ++revision_;
+}
+
+// A live session is many backend runs (steps, slices, runs to a stop), and each run's RunEnd
+// counts only its own VM exits; the one run end the GUI shows counts every exit before it.
+const trace::EventHeader& Model::whole_run(const trace::EventHeader& e) {
+  if (e.type != EventType::kRunEnd || e.size != sizeof(trace::RunEndEvent)) return e;
+  std::memcpy(&run_end_, &e, sizeof run_end_);
+  run_end_.exits = lanes_[static_cast<size_t>(EventType::kVmExit)].size();
+  return run_end_.header;
 }
 
 void Model::append_records(std::span<const uint8_t> records) {
@@ -34,7 +44,7 @@ void Model::append_records(std::span<const uint8_t> records) {
     const auto* h = reinterpret_cast<const trace::EventHeader*>(records.data() + off);
     if (h->size < sizeof(trace::EventHeader) || off + h->size > records.size()) break;
     const size_t i = store_.size();
-    if (store_.append(*h)) index(i, *h);
+    if (store_.append(whole_run(*h))) index(i, *h);
     off += h->size;
   }
   ++revision_;

@@ -164,6 +164,8 @@ class Model {
 
  private:
   void index(size_t i, const trace::EventHeader& event);
+  const trace::EventHeader& whole_run(const trace::EventHeader& event);
+  trace::RunEndEvent run_end_{};  // whole_run()'s copy
   void rebuild_stats();
   void apply_state(MachineState&& s);
 
