@@ -44,8 +44,10 @@ bool is_trace_file(const std::string& path) {
 
 int gui(const GuiCommandOptions& o) {
   if (!o.lesson.empty()) {
-    std::fprintf(stderr, "trapscope gui: lessons are not available yet (--lesson %s)\n",
-                 o.lesson.c_str());
+    std::fprintf(stderr,
+                 "trapscope gui: lessons are not available yet in the visualizer (--lesson %s); "
+                 "`trapscope lesson run %s` runs the lesson in the terminal\n",
+                 o.lesson.c_str(), o.lesson.c_str());
     return kBadInput;
   }
   viz::GuiOptions g;
@@ -137,7 +139,7 @@ void add_gui_command(CLI::App& app, int* status) {
                   "A built-in guest (see `trapscope guests`), a flat binary, or a trace file "
                   "written by `trapscope run --trace`")
       ->capture_default_str();
-  cmd->add_option("--lesson", o->lesson, "Open a guided lesson (not available yet)");
+  cmd->add_option("--lesson", o->lesson, "A guided lesson in the visualizer (not available yet: `trapscope lesson run ID` runs one in the terminal)");
   cmd->add_option("--backend", o->backend,
                   "sim (default): the simulator, which can step, stop at any event and step "
                   "back; kvm: the KVM VMM, which reports only VM exits (and on kvm_pvm hosts "

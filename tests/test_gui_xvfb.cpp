@@ -385,6 +385,7 @@ TEST_CASE("gui: usage errors need no screen", "[gui]") {
     const auto r = test::run_trapscope({"gui", "--lesson", "rings"});
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("lessons are not available yet") != std::string::npos);
+    CHECK(r.err.find("trapscope lesson run rings") != std::string::npos);
   }
   SECTION("no display: exit 2 and a hint about Xvfb") {
     const Run r = run({TRAPSCOPE_EXE, "gui", "hello"},
