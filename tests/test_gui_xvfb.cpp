@@ -23,6 +23,7 @@
 #include "guests/catalog.hpp"
 #include "tests/support.hpp"
 #include "trace/trace_file.hpp"
+#include "vmm/doctor.hpp"
 
 extern char** environ;
 
@@ -539,4 +540,50 @@ TEST_CASE("gui under Xvfb: the KVM backend, its exits, breakpoints and its plain
   }
   const Png p = inspect_png(png);
   CHECK(p.stddev > 20.0);
+}
+
+TEST_CASE("gui under Xvfb: KVM single-steps the kernel's iretq to CPL 3, and says what kvm_pvm did",
+          "[gui][xvfb][kvm]") {
+  REQUIRE_XVFB_OR_SKIP();
+  REQUIRE_KVM_OR_SKIP();
+  // The kernel's iretq into the user program: the instruction retired right after the
+  // simulator's first ring transition (the transition is recorded before the retirement).
+  uint64_t iretq = 0;
+  {
+    auto b = reference("rings");
+    trace::Recorder rec;
+    backend::StopCondition stop;
+    stop.stop_on = 1u << static_cast<unsigned>(trace::EventType::kInstruction);
+    bool after_ring = false;
+    for (int i = 0; i < 200000 && !iretq; ++i) {
+      const size_t from = rec.size();
+      REQUIRE(b->run(stop, &rec).reason == trace::RunEndReason::kEventMatched);
+      for (size_t k = from; k < rec.size(); ++k) {
+        if (rec.at(k).type == trace::EventType::kRingTransition) after_ring = true;
+        if (after_ring && rec.at(k).type == trace::EventType::kInstruction) iretq = rec.at(k).rip;
+      }
+    }
+    REQUIRE(iretq != 0);
+  }
+  const std::string state = test::temp_path("kvm-iretq.json");
+  const std::string script = write_script("kvm-iretq.script",
+                                          "break " + std::to_string(iretq) + "\n"
+                                          "run\n"
+                                          "clear-breaks\n"
+                                          "step\n"
+                                          "dump " + state + "\n");
+  const Run r = gui({"rings", "--backend", "kvm", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json s = read_json(state);
+  const std::string message = s["message"].get<std::string>();
+  INFO(message);
+  if (vmm::host_kvm_module() == "kvm_pvm") {
+    // CPL 3 runs natively: the step ends in the kernel's trap handler, and the GUI says why.
+    CHECK(s["cpl_shown"] == 0);
+    CHECK(message.find("runs natively on kvm_pvm") != std::string::npos);
+  } else {
+    CHECK(s["cpl_shown"] == 3);  // hardware-assisted KVM single-steps into the user program
+    CHECK(message.find("natively") == std::string::npos);
+  }
 }

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "visualizer/core/describe.hpp"
+#include "visualizer/core/disasm_window.hpp"
 #include "vmm/guest_paging.hpp"
 
 namespace trapscope::viz {
@@ -472,12 +473,26 @@ void LiveController::finish(const backend::RunOutcome& r) {
              !(r.reason == RunEndReason::kGuestExit && r.exit_code == 0));
 }
 
+// On kvm_pvm (shared/docs/kvm-host.md) CPL 3 code runs natively, so a single step of a
+// return to CPL 3 goes on until the guest is back in emulated code (a trap, an interrupt).
+// True if the instruction at RIP is such a return: iret, sysret or a far return.
+bool LiveController::returns_to_user_natively(const sim::CpuState& r) const {
+  if (source_.kind != backend::Kind::kKvm || source_.host != "kvm_pvm") return false;
+  const std::vector<DisasmLine> at = disassemble_around(read_code(r), 0, 0);
+  if (at.empty() || !at.front().ok || !at.front().is_rip) return false;
+  const std::string& t = at.front().text;
+  return t.rfind("iret", 0) == 0 || t.rfind("sysret", 0) == 0 || t.rfind("retf", 0) == 0 ||
+         t.rfind("ret far", 0) == 0;
+}
+
 void LiveController::do_step(uint64_t count) {
   if (!can_execute()) return;
   const uint8_t cpl_before = backend_->registers().cpl();
   uint64_t done = 0;
+  bool ran_natively = false;
   for (; done < count; ++done) {
     if (pause_) break;
+    ran_natively = ran_natively || returns_to_user_natively(backend_->registers());
     {
       std::lock_guard<std::mutex> lock(mu_);
       active_ = backend_.get();
@@ -505,8 +520,13 @@ void LiveController::do_step(uint64_t count) {
     say(m, true);
     return;
   }
-  say("stepped " + std::to_string(done) + " instruction" + (done == 1 ? "" : "s") +
-      "; next rip=" + hex(backend_->registers().rip));
+  std::string m = "stepped " + std::to_string(done) + " instruction" + (done == 1 ? "" : "s") +
+                  "; next rip=" + hex(backend_->registers().rip);
+  if (ran_natively) {
+    m += " — the step returned to CPL 3, which runs natively on kvm_pvm (no single-step there): "
+         "the CPL 3 code ran on until the guest was back in code KVM emulates";
+  }
+  say(m);
 }
 
 std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run) {

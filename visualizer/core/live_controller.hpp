@@ -91,6 +91,7 @@ class LiveController final : public Driver {
   void post(Update update);
   void say(std::string message, bool error = false);
   Status status() const;
+  bool returns_to_user_natively(const sim::CpuState& r) const;
   CodeWindow read_code(const sim::CpuState& regs) const;
   MemoryWindow read_memory() const;
   bool sleep_for(double seconds);  // false if paused meanwhile
