@@ -173,7 +173,8 @@ class KvmBackend final : public Backend {
 class SimBackend final : public Backend {
  public:
   explicit SimBackend(const Config& c)
-      : machine_(sim::SimConfig{c.memory_bytes, c.mode, c.load_address, c.record_instructions}) {}
+      : machine_(sim::SimConfig{c.memory_bytes, c.mode, c.load_address, c.record_instructions,
+                                c.technique, c.deprivilege}) {}
   Kind kind() const override { return Kind::kSim; }
   void load(std::span<const uint8_t> image) override { machine_.load(image); }
   RunOutcome run(const StopCondition& stop, trace::EventSink* sink) override {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sim/cpu_state.hpp"
+#include "sim/virt/monitor.hpp"
 #include "trace/recorder.hpp"
 #include "vmm/devices.hpp"
 #include "vmm/loader.hpp"
@@ -29,6 +30,10 @@ struct Config {
   vmm::BootMode mode = vmm::BootMode::kReal;
   uint64_t load_address = vmm::kDefaultLoadAddress;
   bool record_instructions = false;  // simulator: an event per retired instruction
+  // Simulator: the virtualization technique (sim/virt/monitor.hpp) and, for trap-and-emulate,
+  // the real CPL of the guest kernel (1 or 3).
+  virt::Technique technique = virt::Technique::kEmulation;
+  uint8_t deprivilege = 1;
 };
 
 struct StopCondition {

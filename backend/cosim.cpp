@@ -60,9 +60,75 @@ std::string registers_text(const sim::CpuState& s) {
 
 }  // namespace
 
+namespace {
+
+struct Side {
+  std::string name;
+  Backend* machine;
+  const RunOutcome* outcome;
+  const trace::Recorder* events;
+};
+
+// Compares two finished runs: VM exits in order, how the run ended, console, final registers,
+// guest memory; the report names the first difference.
+CosimResult compare(const Side& a, const Side& b) {
+  CosimResult res;
+  const auto ae = exits_of(*a.events);
+  const auto be = exits_of(*b.events);
+  const std::string pa = "\n  " + a.name + ": ", pb = "\n  " + b.name + ": ";
+  for (size_t i = 0; i < ae.size() || i < be.size(); ++i) {
+    const std::string x = i < ae.size() ? ae[i] : "<none: the run had ended>";
+    const std::string y = i < be.size() ? be[i] : "<none: the run had ended>";
+    if (x != y) {
+      res.report = "first divergence at VM exit #" + std::to_string(i) + ":" + pa + x + pb + y;
+      if (!b.outcome->detail.empty()) res.report += "\n  " + b.name + " stopped with: " + b.outcome->detail;
+      return res;
+    }
+  }
+  res.exits = ae.size();
+  const RunOutcome& ar = *a.outcome;
+  const RunOutcome& br = *b.outcome;
+  if (ar.reason != br.reason || ar.exit_code != br.exit_code) {
+    res.report = "runs ended differently after " + std::to_string(ae.size()) + " equal exits:" +
+                 pa + std::string(trace::to_string(ar.reason)) + " " +
+                 std::to_string(ar.exit_code) + pb + std::string(trace::to_string(br.reason)) +
+                 " " + std::to_string(br.exit_code) +
+                 (br.detail.empty() ? "" : "\n  " + b.name + ": " + br.detail);
+    return res;
+  }
+  if (a.machine->devices().console.text() != b.machine->devices().console.text()) {
+    res.report = "console output differs:" + pa + a.machine->devices().console.text() + pb +
+                 b.machine->devices().console.text();
+    return res;
+  }
+  const std::string aregs = registers_text(a.machine->registers());
+  const std::string bregs = registers_text(b.machine->registers());
+  if (aregs != bregs) {
+    res.report = "final registers differ:" + pa + aregs + pb + bregs;
+    return res;
+  }
+  const auto am = a.machine->memory();
+  const auto bm = b.machine->memory();
+  for (size_t i = 0; i < am.size() && i < bm.size(); ++i) {
+    if (am[i] != bm[i]) {
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "guest memory differs first at GPA 0x%zx: %s %02x, %s %02x",
+                    i, a.name.c_str(), am[i], b.name.c_str(), bm[i]);
+      res.report = buf;
+      return res;
+    }
+  }
+  res.equal = true;
+  res.report = "equal: " + std::to_string(ae.size()) + " VM exits, console, run end (" +
+               std::string(trace::to_string(ar.reason)) + "), registers and " +
+               std::to_string(am.size() >> 20) + " MiB of memory";
+  return res;
+}
+
+}  // namespace
+
 CosimResult cosimulate(std::span<const uint8_t> image, const Config& config,
                        const StopCondition& stop) {
-  CosimResult res;
   auto kvm = make_backend(Kind::kKvm, config);
   auto sim = make_backend(Kind::kSim, config);
   kvm->load(image);
@@ -72,56 +138,26 @@ CosimResult cosimulate(std::span<const uint8_t> image, const Config& config,
   kvm_stop.max_instructions = 0;  // not observable on KVM; the simulator still honours it
   const RunOutcome kr = kvm->run(kvm_stop, &kvm_events);
   const RunOutcome sr = sim->run(stop, &sim_events);
+  return compare({"kvm", kvm.get(), &kr, &kvm_events}, {"sim", sim.get(), &sr, &sim_events});
+}
 
-  const auto ke = exits_of(kvm_events);
-  const auto se = exits_of(sim_events);
-  for (size_t i = 0; i < ke.size() || i < se.size(); ++i) {
-    const std::string a = i < ke.size() ? ke[i] : "<none: the run had ended>";
-    const std::string b = i < se.size() ? se[i] : "<none: the run had ended>";
-    if (a != b) {
-      res.report = "first divergence at VM exit #" + std::to_string(i) + ":\n  kvm: " + a +
-                   "\n  sim: " + b;
-      if (!sr.detail.empty()) res.report += "\n  simulator stopped with: " + sr.detail;
-      return res;
-    }
-  }
-  res.exits = ke.size();
-  if (kr.reason != sr.reason || kr.exit_code != sr.exit_code) {
-    res.report = "runs ended differently after " + std::to_string(ke.size()) +
-                 " equal exits:\n  kvm: " + std::string(trace::to_string(kr.reason)) + " " +
-                 std::to_string(kr.exit_code) + "\n  sim: " +
-                 std::string(trace::to_string(sr.reason)) + " " + std::to_string(sr.exit_code) +
-                 (sr.detail.empty() ? "" : "\n  simulator: " + sr.detail);
-    return res;
-  }
-  if (kvm->devices().console.text() != sim->devices().console.text()) {
-    res.report = "console output differs:\n  kvm: " + kvm->devices().console.text() +
-                 "\n  sim: " + sim->devices().console.text();
-    return res;
-  }
-  const std::string kregs = registers_text(kvm->registers());
-  const std::string sregs = registers_text(sim->registers());
-  if (kregs != sregs) {
-    res.report = "final registers differ:\n  kvm: " + kregs + "\n  sim: " + sregs;
-    return res;
-  }
-  const auto km = kvm->memory();
-  const auto sm = sim->memory();
-  for (size_t i = 0; i < km.size() && i < sm.size(); ++i) {
-    if (km[i] != sm[i]) {
-      char buf[160];
-      std::snprintf(buf, sizeof buf,
-                    "guest memory differs first at GPA 0x%zx: kvm %02x, sim %02x", i, km[i],
-                    sm[i]);
-      res.report = buf;
-      return res;
-    }
-  }
-  res.equal = true;
-  res.report = "equal: " + std::to_string(ke.size()) + " VM exits, console, run end (" +
-               std::string(trace::to_string(kr.reason)) + "), registers and " +
-               std::to_string(km.size() >> 20) + " MiB of memory";
-  return res;
+CosimResult compare_with_native(std::span<const uint8_t> image, const Config& config,
+                                const StopCondition& stop) {
+  Config native_cfg = config;
+  native_cfg.technique = virt::Technique::kEmulation;
+  native_cfg.record_instructions = false;
+  Config virt_cfg = config;
+  virt_cfg.record_instructions = false;
+  auto native = make_backend(Kind::kSim, native_cfg);
+  auto virtualized = make_backend(Kind::kSim, virt_cfg);
+  native->load(image);
+  virtualized->load(image);
+  trace::Recorder native_events, virt_events;
+  const RunOutcome nr = native->run(stop, &native_events);
+  const RunOutcome vr = virtualized->run(stop, &virt_events);
+  return compare({"native", native.get(), &nr, &native_events},
+                 {std::string(virt::to_string(config.technique)), virtualized.get(), &vr,
+                  &virt_events});
 }
 
 }  // namespace trapscope::backend

@@ -21,4 +21,11 @@ struct CosimResult {
 CosimResult cosimulate(std::span<const uint8_t> image, const Config& config,
                        const StopCondition& stop);
 
+// The equivalence check of a virtualization technique (Popek & Goldberg's equivalence
+// property): runs the guest on the simulator natively (technique emulation) and under
+// config.technique, compares the same things as cosimulate; sides are named "native" and the
+// technique ("trap-emulate", "vt").
+CosimResult compare_with_native(std::span<const uint8_t> image, const Config& config,
+                                const StopCondition& stop);
+
 }  // namespace trapscope::backend

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "trace/trace_file.hpp"
 #include "vmm/doctor.hpp"
 #include "backend/backend.hpp"
+#include "backend/cosim.hpp"
 #include "vmm/machine.hpp"
 
 namespace trapscope::cli {
@@ -41,6 +43,7 @@ struct RunOptions {
   std::string technique = "emulation";
   uint64_t max_instructions = 0;
   bool record_instructions = false;
+  unsigned deprivilege = 1;
 };
 
 }  // namespace
@@ -87,6 +90,43 @@ namespace {
 
 std::atomic<backend::Backend*> g_running{nullptr};
 
+// Counts the events of a virtualization technique for the run's summary.
+class TechniqueCounter final : public trace::EventSink {
+ public:
+  void on_event(const trace::EventHeader& h) override {
+    if (h.type == trace::EventType::kVmmTrap) ++traps;
+    if (h.type == trace::EventType::kSensitiveNoTrap) ++no_trap;
+    if (h.type == trace::EventType::kVmTransition && h.size == sizeof(trace::VirtEvent)) {
+      const auto& e = reinterpret_cast<const trace::VirtEvent&>(h);
+      cycles += e.cost_cycles;
+      if (!(h.flags & trace::kVirtFlagEntry)) ++exits[e.exit_reason];
+    }
+  }
+  std::string summary(const backend::Config& cfg) const {
+    std::string s;
+    if (cfg.technique == virt::Technique::kTrapEmulate) {
+      s = "trap-and-emulate (guest kernel at real CPL " + std::to_string(cfg.deprivilege) +
+          "): " + std::to_string(traps) + " privileged instructions trapped to the VMM, " +
+          std::to_string(no_trap) + " sensitive instructions did NOT trap\n";
+    } else {
+      uint64_t n = 0;
+      std::string by;
+      for (const auto& [reason, count] : exits) {
+        n += count;
+        by += (by.empty() ? "" : ", ") + std::to_string(count) + " " +
+              std::string(trace::vmx_exit_reason_name(reason)) + " (" + std::to_string(reason) +
+              ")";
+      }
+      s = "VT-x model: " + std::to_string(n) + " VM exits" + (by.empty() ? "" : " [" + by + "]") +
+          ", modelled cost of exits + entries " + std::to_string(cycles) +
+          " cycles (a model: Adams & Agesen 2006, Core 2)\n";
+    }
+    return s;
+  }
+  uint64_t traps = 0, no_trap = 0, cycles = 0;
+  std::map<uint32_t, uint64_t> exits;
+};
+
 void on_sigint(int) {
   if (backend::Backend* m = g_running.load()) m->request_stop();
 }
@@ -105,6 +145,8 @@ int run(const RunOptions& o) {
   cfg.mode = *vmm::parse_boot_mode(mode_name);
   cfg.load_address = o.load;
   cfg.record_instructions = o.record_instructions;
+  cfg.technique = *virt::parse_technique(o.technique);
+  cfg.deprivilege = static_cast<uint8_t>(o.deprivilege);
 
   backend::Kind kind = backend::Kind::kKvm;
   std::string why_no_kvm;
@@ -120,7 +162,9 @@ int run(const RunOptions& o) {
                          "--backend sim (KVM does not report retired instructions)\n");
     return kBadInput;
   }
-  if (kind == backend::Kind::kKvm && o.technique != "emulation") {
+  if (o.technique != "emulation" && o.backend.empty()) {
+    kind = backend::Kind::kSim;  // a technique implies the simulator
+  } else if (kind == backend::Kind::kKvm && o.technique != "emulation") {
     std::fprintf(stderr, "trapscope run: --technique applies to --backend sim\n");
     return kBadInput;
   }
@@ -156,6 +200,8 @@ int run(const RunOptions& o) {
   }
   trace::ExitStats stats;
   if (o.stats) tee.add(&stats);
+  TechniqueCounter virt_counts;
+  if (cfg.technique != virt::Technique::kEmulation) tee.add(&virt_counts);
   std::unique_ptr<trace::TraceWriter> writer;
   if (!o.trace_file.empty()) {
     trace::TraceMetadata meta;
@@ -174,7 +220,7 @@ int run(const RunOptions& o) {
     }
     tee.add(writer.get());
   }
-  const bool tracing = !o.quiet || o.stats || writer;
+  const bool tracing = !o.quiet || o.stats || writer || cfg.technique != virt::Technique::kEmulation;
   if (o.quiet) machine->devices().console.set_echo(info);
 
   g_running.store(machine.get());
@@ -214,6 +260,12 @@ int run(const RunOptions& o) {
                static_cast<unsigned long long>(regs.rip),
                kind == backend::Kind::kKvm ? "KVM" : "simulator");
   if (!r.detail.empty()) std::fprintf(info, "%s", r.detail.c_str());
+  if (cfg.technique != virt::Technique::kEmulation) {
+    std::fprintf(info, "%s", virt_counts.summary(cfg).c_str());
+    const auto eq = backend::compare_with_native(guest->image, cfg,
+                                                 {o.timeout_s, o.max_exits, o.max_instructions});
+    std::fprintf(info, "equivalence with the native simulator run: %s\n", eq.report.c_str());
+  }
   if (!machine->devices().mmio_writes.empty()) {
     std::fprintf(info, "%zu writes to unbacked guest-physical memory were ignored\n",
                  machine->devices().mmio_writes.size());
@@ -254,8 +306,13 @@ void add_run_command(CLI::App& app, int* status) {
                   "kvm (the KVM VMM) or sim (the software simulator); default: kvm where usable")
       ->check(CLI::IsMember({"kvm", "sim"}));
   cmd->add_option("--technique", o->technique,
-                  "Simulator technique: emulation (the interpreter)")
-      ->check(CLI::IsMember({"emulation"}))
+                  "Simulator technique: emulation (the interpreter), trap-emulate (ring "
+                  "compression on classic x86) or vt (the VT-x model); implies --backend sim")
+      ->check(CLI::IsMember({"emulation", "trap-emulate", "vt"}))
+      ->capture_default_str();
+  cmd->add_option("--deprivilege", o->deprivilege,
+                  "trap-emulate: the real CPL the guest kernel runs at (1 or 3)")
+      ->check(CLI::IsMember({1u, 3u}))
       ->capture_default_str();
   cmd->add_option("--max-instructions", o->max_instructions,
                   "Simulator: stop after this many instructions (0: no limit)");

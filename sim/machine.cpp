@@ -83,6 +83,9 @@ void apply_boot_state(CpuState& s, const vmm::BootState& b) {
 SimMachine::SimMachine(const SimConfig& config)
     : config_(config), memory_(config.memory_bytes), cpu_(memory_, devices_) {
   if (!decode_cache_) throw std::bad_alloc();
+  if (config.technique != virt::Technique::kEmulation) {
+    monitor_ = std::make_unique<virt::Monitor>(config.technique, config.deprivilege);
+  }
 }
 
 void SimMachine::load(std::span<const uint8_t> image) {
@@ -104,7 +107,11 @@ inline void SimMachine::execute(const Instruction& insn, const uint8_t* bytes) {
   // instruction completes (SDM Vol. 3A 17.3.1.1); no breakpoints are modelled, so clearing it
   // before each instruction gives the same RFLAGS to anything the instruction pushes.
   c.s.rflags &= ~kRF;
-  kHandlers[static_cast<size_t>(insn.op)](c, insn);
+  if (!monitor_) [[likely]] {
+    kHandlers[static_cast<size_t>(insn.op)](c, insn);
+  } else {
+    monitor_->execute(c, insn, bytes);
+  }
   ++c.s.tsc;
   ++instructions_;
   if (config_.record_instructions && c.sink()) [[unlikely]] record_instruction(insn, bytes);
@@ -226,6 +233,7 @@ StepStatus SimMachine::recover(std::exception_ptr error, const uint8_t* fetched,
       std::rethrow_exception(error);
     } catch (const CpuFault& f) {
       c.s.rip = c.fault_rip;
+      if (monitor_) monitor_->on_exception(c, f.vector, f.has_error_code, f.error_code);
       deliver(c, f.vector, EventSource::kException, f.has_error_code, f.error_code, c.fault_rip);
     }
   } catch (const TripleFault& t) {

@@ -17,6 +17,7 @@
 
 #include "sim/cpu.hpp"
 #include "sim/memory.hpp"
+#include "sim/virt/monitor.hpp"
 #include "trace/recorder.hpp"
 #include "vmm/devices.hpp"
 #include "vmm/loader.hpp"
@@ -28,6 +29,8 @@ struct SimConfig {
   vmm::BootMode mode = vmm::BootMode::kReal;
   uint64_t load_address = vmm::kDefaultLoadAddress;
   bool record_instructions = false;  // emit a trace::InstructionEvent per retired instruction
+  virt::Technique technique = virt::Technique::kEmulation;  // sim/virt/monitor.hpp
+  uint8_t deprivilege = 1;  // trap-and-emulate: the real CPL of the guest kernel (1 or 3)
 };
 
 struct SimLimits {
@@ -90,6 +93,8 @@ class SimMachine {
   vmm::Devices& devices() { return devices_; }
   PhysicalMemory& memory() { return memory_; }
   uint64_t instructions() const { return instructions_; }
+  // The VMM of a virtualization technique; null under plain emulation.
+  virt::Monitor* monitor() { return monitor_.get(); }
 
  private:
   SimConfig config_;
@@ -121,6 +126,7 @@ class SimMachine {
   [[gnu::noinline]] StepStatus step_slow();
   [[gnu::noinline]] StepStatus recover(std::exception_ptr error, const uint8_t* fetched,
                                        unsigned n);
+  std::unique_ptr<virt::Monitor> monitor_;  // null: emulation (the step loop's fast path)
   std::atomic<bool> stop_{false};
   uint64_t clock_ns_ = 0;  // host time sampled by run() every 4096 instructions
 };

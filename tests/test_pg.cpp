@@ -1,6 +1,7 @@
 // Popek–Goldberg (issue 6): the classifier (sim/virt/classify.hpp) and `trapscope classify`.
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -203,4 +204,205 @@ TEST_CASE("popek guest prints what a CPL 0 kernel sees, on the simulator", "[pg]
   CHECK(r.out.find("str:  0018\n") != std::string::npos);
   CHECK(r.out.find("smsw: 0011\n") != std::string::npos);
   CHECK(r.out.find("popek: done") != std::string::npos);
+}
+
+// --- trap-and-emulate and the VT-x model (sim/virt/monitor.hpp) -------------------------------
+
+#include "backend/cosim.hpp"
+#include "guests/catalog.hpp"
+#include "sim/machine.hpp"
+#include "trace/recorder.hpp"
+
+namespace {
+
+using trapscope::virt::Technique;
+
+struct Ran {
+  trapscope::sim::CpuState regs;
+  std::vector<uint8_t> memory;
+  std::vector<const trapscope::trace::VirtEvent*> virt;  // valid while `events` lives
+  trapscope::trace::RunEndReason reason{};
+};
+
+// Runs 32-bit protected-mode code at CPL 0 (entered by the VMM) under a technique.
+Ran run_code(std::vector<uint8_t> code, Technique t, uint8_t deprivilege,
+             trapscope::trace::Recorder& events,
+             void (*configure)(trapscope::virt::VmcsControls&) = nullptr) {
+  trapscope::sim::SimConfig cfg;
+  cfg.mode = trapscope::vmm::BootMode::kProtected;
+  cfg.technique = t;
+  cfg.deprivilege = deprivilege;
+  trapscope::sim::SimMachine m(cfg);
+  m.load(code);
+  if (configure && m.monitor()) configure(m.monitor()->controls());
+  trapscope::sim::SimLimits lim;
+  lim.max_instructions = 1000;
+  Ran r;
+  r.reason = m.run(lim, &events).reason;
+  r.regs = m.cpu().s;
+  r.memory.assign(m.memory().span().begin(), m.memory().span().end());
+  for (size_t i = 0; i < events.size(); ++i) {
+    const auto& h = events.at(i);
+    if (h.type == trapscope::trace::EventType::kVmmTrap ||
+        h.type == trapscope::trace::EventType::kSensitiveNoTrap ||
+        h.type == trapscope::trace::EventType::kVmTransition) {
+      r.virt.push_back(reinterpret_cast<const trapscope::trace::VirtEvent*>(&h));
+    }
+  }
+  return r;
+}
+
+size_t count(const Ran& r, trapscope::trace::EventType t) {
+  size_t n = 0;
+  for (const auto* e : r.virt) n += e->header.type == t;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("trap-and-emulate: sensitive instructions run against the real state", "[pg][sim]") {
+  using trapscope::trace::EventType;
+  trapscope::trace::Recorder en, et, e3;
+  // cli; pushfd; pop eax; push cs; pop ebx; smsw ecx; sgdt [0x9000]; str dx; hlt
+  const std::vector<uint8_t> code = {0xFA, 0x9C, 0x58, 0x0E, 0x5B, 0x0F, 0x01, 0xE1,
+                                     0x0F, 0x01, 0x05, 0x00, 0x90, 0x00, 0x00,
+                                     0x66, 0x0F, 0x00, 0xCA, 0xF4};
+  const Ran native = run_code(code, Technique::kEmulation, 1, en);
+  const Ran te = run_code(code, Technique::kTrapEmulate, 1, et);
+  const Ran te3 = run_code(code, Technique::kTrapEmulate, 3, e3);
+  REQUIRE(native.reason == trapscope::trace::RunEndReason::kHalted);
+  REQUIRE(te.reason == trapscope::trace::RunEndReason::kHalted);
+  // pushf: natively IF = 0 after cli; deprivileged it shows the real IF = 1
+  CHECK((native.regs.gpr[0] & 0x200) == 0);
+  CHECK((te.regs.gpr[0] & 0x200) == 0x200);
+  // push cs: the RPL is the real CPL
+  CHECK((native.regs.gpr[3] & 3) == 0);
+  CHECK((te.regs.gpr[3] & 3) == 1);
+  CHECK((te3.regs.gpr[3] & 3) == 3);
+  // smsw: the host's CR0 bits 15:0
+  CHECK((native.regs.gpr[1] & 0xFFFF) == (native.regs.cr0 & 0xFFFF));
+  CHECK((te.regs.gpr[1] & 0xFFFF) == (trapscope::virt::kHostState.cr0 & 0xFFFF));
+  // sgdt: the VMM's GDT base; str: the VMM's TR
+  uint32_t native_base, te_base;
+  std::memcpy(&native_base, &native.memory[0x9002], 4);
+  std::memcpy(&te_base, &te.memory[0x9002], 4);
+  CHECK(native_base == native.regs.gdtr.base);
+  CHECK(te_base == trapscope::virt::kHostState.gdt_base);
+  CHECK((te.regs.gpr[2] & 0xFFFF) == trapscope::virt::kHostState.tr);
+  // the virtual state itself is untouched: the guest's IF stays 0 (the VMM emulated cli), its
+  // CS selector and GDTR are its own
+  CHECK((te.regs.rflags & 0x200) == 0);
+  CHECK(te.regs.seg[1].selector == native.regs.seg[1].selector);
+  CHECK(te.regs.gdtr.base == native.regs.gdtr.base);
+  // events: cli and hlt trapped; pushfd, push cs, smsw, sgdt, str did not
+  CHECK(count(te, EventType::kVmmTrap) == 2);
+  CHECK(count(te, EventType::kSensitiveNoTrap) == 5);
+  CHECK(count(native, EventType::kVmmTrap) == 0);
+  CHECK(te.virt.front()->real_cpl == 1);
+}
+
+TEST_CASE("trap-and-emulate: popf silently keeps IF and IOPL; lar sees the real CPL", "[pg][sim]") {
+  trapscope::trace::Recorder en, et;
+  // mov eax, 0x3202; push eax; popfd; mov ecx, 0x10; lar edx, ecx; setz bl; hlt
+  const std::vector<uint8_t> code = {0xB8, 0x02, 0x32, 0x00, 0x00, 0x50, 0x9D, 0xB9, 0x10,
+                                     0x00, 0x00, 0x00, 0x0F, 0x02, 0xD1, 0x0F, 0x94, 0xC3, 0xF4};
+  const Ran native = run_code(code, Technique::kEmulation, 1, en);
+  const Ran te = run_code(code, Technique::kTrapEmulate, 1, et);
+  CHECK((native.regs.rflags & 0x3200) == 0x3200);  // IF = 1, IOPL = 3
+  CHECK((te.regs.rflags & 0x3200) == 0);           // neither changed, and no trap
+  CHECK((native.regs.gpr[3] & 0xFF) == 1);         // lar of the DPL 0 data segment: ZF = 1
+  CHECK((te.regs.gpr[3] & 0xFF) == 0);             // at real CPL 1: not visible, ZF = 0
+}
+
+TEST_CASE("trap-and-emulate: privileged instructions trap and give the native result", "[pg][sim]") {
+  trapscope::trace::Recorder en, et;
+  // mov eax, cr0; or eax, 0x8 (TS); mov cr0, eax; clts; mov ebx, cr0; out 0xe9, al; hlt
+  const std::vector<uint8_t> code = {0x0F, 0x20, 0xC0, 0x83, 0xC8, 0x08, 0x0F, 0x22, 0xC0,
+                                     0x0F, 0x06, 0x0F, 0x20, 0xC3, 0xE6, 0xE9, 0xF4};
+  const Ran native = run_code(code, Technique::kEmulation, 1, en);
+  const Ran te = run_code(code, Technique::kTrapEmulate, 3, et);
+  CHECK(te.regs.gpr[3] == native.regs.gpr[3]);
+  CHECK(te.regs.cr0 == native.regs.cr0);
+  CHECK(count(te, trapscope::trace::EventType::kVmmTrap) == 6);
+  CHECK(count(te, trapscope::trace::EventType::kSensitiveNoTrap) == 0);
+}
+
+TEST_CASE("VT-x model: exit reasons and exit qualifications", "[pg][sim]") {
+  using trapscope::trace::EventType;
+  trapscope::trace::Recorder ev;
+  // cpuid; mov cr3, ebx; mov eax, cr3; out 0xe9, al; mov dx, 0x3f8; in al, dx; ud2
+  const std::vector<uint8_t> code = {0x0F, 0xA2, 0x0F, 0x22, 0xDB, 0x0F, 0x20, 0xD8, 0xE6, 0xE9,
+                                     0x66, 0xBA, 0xF8, 0x03, 0xEC, 0x0F, 0x0B};
+  const Ran r = run_code(code, Technique::kVt, 1, ev, [](trapscope::virt::VmcsControls& c) {
+    c.exception_bitmap = 1u << 6;  // #UD exits
+  });
+  std::vector<const trapscope::trace::VirtEvent*> exits;
+  for (const auto* e : r.virt) {
+    if (!(e->header.flags & trapscope::trace::kVirtFlagEntry)) exits.push_back(e);
+  }
+  REQUIRE(exits.size() >= 6);
+  CHECK(count(r, EventType::kVmTransition) >= 12);  // each exit has its entry
+  CHECK(exits[0]->exit_reason == 10);               // CPUID
+  CHECK(exits[1]->exit_reason == 28);               // mov to CR3
+  CHECK(exits[1]->qualification == (3 | (0 << 4) | (3 << 8)));  // CR3, mov to CR, EBX
+  CHECK(exits[2]->exit_reason == 28);
+  CHECK(exits[2]->qualification == (3 | (1 << 4) | (0 << 8)));  // CR3, mov from CR, EAX
+  CHECK(exits[3]->exit_reason == 30);               // out 0xe9, al
+  CHECK(exits[3]->qualification == ((0xE9u << 16) | (1 << 6)));  // size 1, out, immediate
+  CHECK(exits[4]->exit_reason == 30);               // in al, dx
+  CHECK(exits[4]->qualification == ((0x3F8u << 16) | (1 << 3)));  // size 1, in, DX
+  CHECK(exits[5]->exit_reason == 0);                // #UD through the exception bitmap
+  CHECK(exits[5]->interruption_info == 0x80000306u);
+  CHECK(exits[0]->cost_cycles == 1186);
+}
+
+TEST_CASE("VT-x model: the I/O bitmap, HLT exiting and the interrupt window", "[pg][sim]") {
+  trapscope::trace::Recorder ev;
+  // out 0xe9, al; sti; nop; hlt
+  const std::vector<uint8_t> code = {0xE6, 0xE9, 0xFB, 0x90, 0xF4};
+  const Ran r = run_code(code, Technique::kVt, 1, ev, [](trapscope::virt::VmcsControls& c) {
+    c.io_bitmap.reset(0xE9);  // port 0xE9 passes through
+    c.hlt_exiting = false;
+    c.interrupt_window_exiting = true;
+  });
+  std::vector<uint32_t> reasons;
+  for (const auto* e : r.virt) {
+    if (!(e->header.flags & trapscope::trace::kVirtFlagEntry)) reasons.push_back(e->exit_reason);
+  }
+  CHECK(reasons == std::vector<uint32_t>{7});  // only the interrupt window, once
+}
+
+TEST_CASE("VT-x model: every teaching guest is equivalent to the native run", "[pg][sim]") {
+  for (const char* name : {"hello", "boot", "rings", "long-hello", "popek"}) {
+    auto g = trapscope::guests::find(name);
+    REQUIRE(g);
+    trapscope::backend::Config cfg;
+    cfg.mode = *trapscope::vmm::parse_boot_mode(g->mode);
+    cfg.technique = Technique::kVt;
+    const auto r = trapscope::backend::compare_with_native(g->image, cfg, {30.0, 0, 5'000'000});
+    INFO(name << ": " << r.report);
+    CHECK(r.equal);
+  }
+}
+
+TEST_CASE("trap-and-emulate: popek diverges at the first sensitive read", "[pg][sim][cli]") {
+  auto r = run_trapscope({"run", "popek", "--technique", "trap-emulate", "-q"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("after cli:        IF=1 IOPL=0\n") != std::string::npos);
+  CHECK(r.out.find("push cs:   0009 (CPL 1)") != std::string::npos);
+  CHECK(r.out.find("sgdt: base=ffc00000") != std::string::npos);
+  CHECK(r.out.find("sensitive instructions did NOT trap") != std::string::npos);
+  CHECK(r.out.find("equivalence with the native simulator run: first divergence at VM exit #") !=
+        std::string::npos);
+  r = run_trapscope({"run", "popek", "--technique", "trap-emulate", "--deprivilege", "3", "-q"});
+  CHECK(r.out.find("push cs:   000b (CPL 3)") != std::string::npos);
+  r = run_trapscope({"run", "popek", "--technique", "vt", "--no-timing"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("VM exit  30 IO_INSTRUCTION") != std::string::npos);
+  CHECK(r.out.find("cost=1186 cycles (model)") != std::string::npos);
+  CHECK(r.out.find("equivalence with the native simulator run: equal") != std::string::npos);
+  CHECK(run_trapscope({"run", "popek", "--technique", "vt", "--backend", "kvm"}).exit_code == 2);
+  CHECK(run_trapscope({"run", "popek", "--technique", "trap-emulate", "--deprivilege", "2"})
+            .exit_code == 2);
 }

@@ -24,7 +24,29 @@ std::string_view to_string(EventType type) {
     case EventType::kRingTransition: return "ring_transition";
     case EventType::kException: return "exception";
     case EventType::kInstruction: return "instruction";
+    case EventType::kVmmTrap: return "vmm_trap";
+    case EventType::kSensitiveNoTrap: return "sensitive_no_trap";
+    case EventType::kVmTransition: return "vm_transition";
     case EventType::kMax: break;
+  }
+  return "?";
+}
+
+std::string_view vmx_exit_reason_name(uint32_t reason) {
+  switch (static_cast<VmxExitReason>(reason)) {
+    case VmxExitReason::kExceptionOrNmi: return "EXCEPTION_NMI";
+    case VmxExitReason::kInterruptWindow: return "INTERRUPT_WINDOW";
+    case VmxExitReason::kCpuid: return "CPUID";
+    case VmxExitReason::kHlt: return "HLT";
+    case VmxExitReason::kInvd: return "INVD";
+    case VmxExitReason::kInvlpg: return "INVLPG";
+    case VmxExitReason::kRdtsc: return "RDTSC";
+    case VmxExitReason::kCrAccess: return "CR_ACCESS";
+    case VmxExitReason::kDrAccess: return "DR_ACCESS";
+    case VmxExitReason::kIoInstruction: return "IO_INSTRUCTION";
+    case VmxExitReason::kRdmsr: return "MSR_READ";
+    case VmxExitReason::kWrmsr: return "MSR_WRITE";
+    case VmxExitReason::kWbinvd: return "WBINVD";
   }
   return "?";
 }

@@ -31,7 +31,13 @@ enum class EventType : uint8_t {
   kRingTransition = 4,  // the CPL changed (simulator)
   kException = 5,       // an exception or interrupt was delivered (simulator)
   kInstruction = 6,     // an instruction retired (simulator, when recording instructions)
-  kMax,                 // sentinel
+  // 7..9: reserved (memory virtualization)
+  kVmmTrap = 10,          // trap-and-emulate: a privileged instruction of the deprivileged guest
+                          //   kernel trapped to the VMM, which emulated it (VirtEvent)
+  kSensitiveNoTrap = 11,  // trap-and-emulate: a sensitive but unprivileged instruction ran
+                          //   without trapping, against the real (deprivileged) state (VirtEvent)
+  kVmTransition = 12,     // VT-x model: a VM exit (flags bit 0 clear) or VM entry (set) (VirtEvent)
+  kMax,                   // sentinel
 };
 
 // The processor mode the guest was in when the event happened (decides how bytes disassemble).
@@ -251,6 +257,50 @@ struct InstructionEvent {
 };
 static_assert(sizeof(InstructionEvent) == 48);
 
+// The virtualization techniques' events (sim/virt/monitor.hpp). header.rip: the instruction.
+//   kVmmTrap:         exit_reason = the exception the deprivileged instruction raised (13 = #GP);
+//                     cost_cycles = 0 (not modelled).
+//   kSensitiveNoTrap: exit_reason = 0.
+//   kVmTransition:    exit_reason = Intel's basic exit reason (SDM Vol. 3C Appendix C, e.g. 28 =
+//                     control-register access, 30 = I/O instruction), qualification = the exit
+//                     qualification (SDM Vol. 3C 28.2.1), interruption_info = the VM-exit
+//                     interruption information for exception exits (bit 31 valid, bits 10:8
+//                     type, 7:0 vector); cost_cycles = the modelled cost of this transition
+//                     (a model: sim/virt/monitor.hpp cites the source). The same fields are
+//                     repeated on the matching VM entry.
+inline constexpr uint8_t kVirtFlagEntry = 1 << 0;
+// Intel VMX basic exit reasons used by the VT-x model (SDM Vol. 3C Appendix C).
+enum class VmxExitReason : uint32_t {
+  kExceptionOrNmi = 0,
+  kInterruptWindow = 7,
+  kCpuid = 10,
+  kHlt = 12,
+  kInvd = 13,
+  kInvlpg = 14,
+  kRdtsc = 16,
+  kCrAccess = 28,
+  kDrAccess = 29,
+  kIoInstruction = 30,
+  kRdmsr = 31,
+  kWrmsr = 32,
+  kWbinvd = 54,
+};
+// "CR_ACCESS", "IO_INSTRUCTION", … (SDM Vol. 3C Appendix C names); "?" for others.
+std::string_view vmx_exit_reason_name(uint32_t reason);  // kVmTransition: VM entry (else VM exit)
+struct VirtEvent {
+  EventHeader header;
+  uint8_t technique;     // 1 = trap-and-emulate, 2 = VT-x model
+  uint8_t real_cpl;      // the CPL the hardware really ran at (trap-and-emulate: 1 or 3)
+  uint8_t insn_len;      // 0: no instruction (e.g. an interrupt-window exit)
+  uint8_t insn[15];
+  uint16_t pad;
+  uint32_t exit_reason;
+  uint32_t interruption_info;
+  uint32_t cost_cycles;
+  uint64_t qualification;
+};
+static_assert(sizeof(VirtEvent) == 72);
+
 #pragma pack(pop)
 
 // Record size per EventType, indexed by the type's number; 0 = not a valid type.
@@ -262,6 +312,10 @@ inline constexpr uint16_t kEventSize[static_cast<size_t>(EventType::kMax)] = {
     sizeof(RingTransitionEvent),  // kRingTransition
     sizeof(ExceptionEvent),       // kException
     sizeof(InstructionEvent),     // kInstruction
+    0, 0, 0,                      // 7..9: reserved
+    sizeof(VirtEvent),            // kVmmTrap
+    sizeof(VirtEvent),            // kSensitiveNoTrap
+    sizeof(VirtEvent),            // kVmTransition
 };
 
 constexpr uint16_t event_size(EventType type) {

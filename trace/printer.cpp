@@ -198,6 +198,10 @@ std::string EventFormatter::text(const EventHeader& h) {
     const auto& e = reinterpret_cast<const InstructionEvent&>(h);
     line += " insn    rip=" + hex(h.rip) + " cpl=" + std::to_string(h.cpl) + " " +
             decode::disassemble({e.bytes, e.len}, h.cpu_mode, h.rip).text;
+  } else if (h.size == sizeof(VirtEvent) &&
+             (h.type == EventType::kVmmTrap || h.type == EventType::kSensitiveNoTrap ||
+              h.type == EventType::kVmTransition)) {
+    line += " " + virt_event_text(reinterpret_cast<const VirtEvent&>(h), true);
   } else {
     line += " event type " + std::to_string(static_cast<unsigned>(h.type));
   }
@@ -250,6 +254,25 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     const auto& e = reinterpret_cast<const InstructionEvent&>(h);
     j["insn_bytes"] = bytes_hex(e.bytes, e.len);
     j["disasm"] = decode::disassemble({e.bytes, e.len}, h.cpu_mode, h.rip).text;
+  } else if (h.size == sizeof(VirtEvent) &&
+             (h.type == EventType::kVmmTrap || h.type == EventType::kSensitiveNoTrap ||
+              h.type == EventType::kVmTransition)) {
+    const auto& e = reinterpret_cast<const VirtEvent&>(h);
+    j["technique"] = e.technique == 1 ? "trap-emulate" : "vt";
+    j["real_cpl"] = e.real_cpl;
+    j["insn_bytes"] = bytes_hex(e.insn, e.insn_len);
+    j["disasm"] = e.insn_len ? decode::disassemble({e.insn, e.insn_len}, h.cpu_mode, h.rip).text
+                             : std::string();
+    if (h.type == EventType::kVmTransition) {
+      j["transition"] = (h.flags & kVirtFlagEntry) ? "vm_entry" : "vm_exit";
+      j["vmx_exit_reason"] = e.exit_reason;
+      j["vmx_exit_reason_name"] = vmx_exit_reason_name(e.exit_reason);
+      j["exit_qualification"] = hex(e.qualification);
+      if (e.interruption_info) j["interruption_info"] = hex(e.interruption_info);
+      j["modelled_cycles"] = e.cost_cycles;
+    } else if (h.type == EventType::kVmmTrap) {
+      j["trap_vector"] = e.exit_reason;
+    }
   } else if (h.type == EventType::kRunEnd && h.size == sizeof(RunEndEvent)) {
     const auto& e = reinterpret_cast<const RunEndEvent&>(h);
     j["reason"] = to_string(e.reason);
@@ -258,6 +281,37 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     if (options_.timing) j["duration_ns"] = e.duration_ns;
   }
   return j.dump();
+}
+
+std::string virt_event_text(const VirtEvent& e, bool with_cost) {
+  const EventHeader& h = e.header;
+  const std::string dis =
+      e.insn_len ? decode::disassemble({e.insn, e.insn_len}, h.cpu_mode, h.rip).text : "";
+  char buf[200];
+  if (h.type == EventType::kVmmTrap) {
+    std::snprintf(buf, sizeof buf,
+                  "trap    rip=0x%" PRIx64 " %s: privileged at real CPL %u -> #GP, trapped to the "
+                  "VMM, emulated",
+                  h.rip, dis.c_str(), e.real_cpl);
+  } else if (h.type == EventType::kSensitiveNoTrap) {
+    std::snprintf(buf, sizeof buf,
+                  "NO TRAP rip=0x%" PRIx64 " %s: sensitive instruction did not trap (ran at real "
+                  "CPL %u against the real state)",
+                  h.rip, dis.c_str(), e.real_cpl);
+  } else {
+    const bool entry = h.flags & kVirtFlagEntry;
+    std::string s = std::string(entry ? "VM entry" : "VM exit ") + " " +
+                    std::to_string(e.exit_reason) + " " +
+                    std::string(vmx_exit_reason_name(e.exit_reason)) + " rip=" + hex(h.rip);
+    if (!dis.empty()) s += " " + dis;
+    if (!entry) {
+      s += " qualification=" + hex(e.qualification);
+      if (e.interruption_info) s += " interruption-info=" + hex(e.interruption_info);
+    }
+    if (with_cost) s += " cost=" + std::to_string(e.cost_cycles) + " cycles (model)";
+    return s;
+  }
+  return buf;
 }
 
 void PrintSink::on_event(const EventHeader& event) {

@@ -34,6 +34,10 @@ class EventFormatter {
   uint64_t base_ns_ = 0;
 };
 
+// The text of a trap-and-emulate or VT-x model event (trace::VirtEvent), without sequence
+// number or time; `with_cost` adds the VT-x model's cycle cost.
+std::string virt_event_text(const VirtEvent& event, bool with_cost);
+
 // An EventSink that prints each event as a line to a stdio stream.
 class PrintSink final : public EventSink {
  public:

@@ -105,6 +105,10 @@ std::string event_brief(const EventRecord& e) {
     }
     case EventType::kInstruction:
       return decode::disassemble({e.insn.bytes, e.insn.len}, h.cpu_mode, h.rip).text;
+    case EventType::kVmmTrap:
+    case EventType::kSensitiveNoTrap:
+    case EventType::kVmTransition:
+      return trace::virt_event_text(e.virt, true);
     case EventType::kException: {
       std::string s = vector_mnemonic(e.exception.vector);
       s += " ";
@@ -154,6 +158,9 @@ std::string_view type_label(EventType type) {
     case EventType::kRingTransition: return "ring";
     case EventType::kException: return "exception";
     case EventType::kInstruction: return "insn";
+    case EventType::kVmmTrap: return "VMM trap";
+    case EventType::kSensitiveNoTrap: return "no trap";
+    case EventType::kVmTransition: return "VT-x";
     default: return "?";
   }
 }

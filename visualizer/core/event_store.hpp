@@ -36,6 +36,7 @@ union EventRecord {
   trace::RingTransitionEvent ring;
   trace::ExceptionEvent exception;
   trace::InstructionEvent insn;
+  trace::VirtEvent virt;  // trap-and-emulate / VT-x model events (issue 6)
   uint8_t raw[sizeof(trace::PageWalkEvent)];
 };
 static_assert(sizeof(EventRecord) >= sizeof(trace::VmExitEvent));
