@@ -13,6 +13,7 @@ void add_guests_command(CLI::App& app, int* status);
 void add_cosim_command(CLI::App& app, int* status);
 void add_gui_command(CLI::App& app, int* status);
 void add_classify_command(CLI::App& app, int* status);
+void add_demo_command(CLI::App& app, int* status);
 void add_lesson_command(CLI::App& app, int* status);
 
 }  // namespace trapscope::cli

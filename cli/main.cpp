@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   trapscope::cli::add_cosim_command(app, &status);
   trapscope::cli::add_gui_command(app, &status);
   trapscope::cli::add_classify_command(app, &status);
+  trapscope::cli::add_demo_command(app, &status);
   trapscope::cli::add_lesson_command(app, &status);
   try {
     app.parse(argc, argv);

@@ -406,3 +406,43 @@ TEST_CASE("trap-and-emulate: popek diverges at the first sensitive read", "[pg][
   CHECK(run_trapscope({"run", "popek", "--technique", "trap-emulate", "--deprivilege", "2"})
             .exit_code == 2);
 }
+
+TEST_CASE("demo popek shows the three runs side by side and the divergences", "[pg][cli]") {
+  auto r = run_trapscope({"demo", "popek", "--sim"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("native (simulator)") != std::string::npos);
+  CHECK(r.out.find("| trap-and-emulate (kernel at CPL 1)") != std::string::npos);
+  CHECK(r.out.find("| VT-x model (non-root, CPL 0)") != std::string::npos);
+  // a row: native | *trap-and-emulate | VT-x (same as native)
+  CHECK(r.out.find("  push cs:   0008 (CPL 0)              |*push cs:   0009 (CPL 1)              "
+                   "| push cs:   0008 (CPL 0)\n") != std::string::npos);
+  CHECK(r.out.find("|*sgdt: base=ffc00000 limit=00ff") != std::string::npos);
+  CHECK(r.out.find("|*after cli:        IF=1 IOPL=0") != std::string::npos);
+  CHECK(r.out.find("  popek: done                          | popek: done") != std::string::npos);
+  CHECK(r.out.find("sensitive w/o trap") != std::string::npos);
+  CHECK(r.out.find("cycles (model)") != std::string::npos);
+  CHECK(r.out.find("trap-emulate vs native: first divergence at VM exit #") != std::string::npos);
+  CHECK(r.out.find("vt vs native: equal") != std::string::npos);
+
+  r = run_trapscope({"demo", "popek", "--sim", "--deprivilege", "3"});
+  CHECK(r.out.find("|*push cs:   000b (CPL 3)") != std::string::npos);
+  CHECK(run_trapscope({"demo", "/nonexistent/guest"}).exit_code == 2);
+  CHECK(run_trapscope({"demo", "popek", "--deprivilege", "0"}).exit_code == 2);
+}
+
+TEST_CASE("virtualization events survive a trace file and show", "[pg][cli][trace]") {
+  const std::string path = trapscope::test::temp_path("vt.trace");
+  auto r = run_trapscope({"run", "popek", "--technique", "vt", "--trace", path, "-q"});
+  REQUIRE(r.exit_code == 0);
+  r = run_trapscope({"show", path, "--no-timing"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("VM exit  30 IO_INSTRUCTION") != std::string::npos);
+  CHECK(r.out.find("VM entry 12 HLT") != std::string::npos);
+  r = run_trapscope({"run", "popek", "--technique", "trap-emulate", "--trace", path, "-q"});
+  r = run_trapscope({"show", path, "--format", "jsonl"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("\"type\":\"sensitive_no_trap\"") != std::string::npos);
+  CHECK(r.out.find("\"type\":\"vmm_trap\"") != std::string::npos);
+}
