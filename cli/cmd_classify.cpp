@@ -191,6 +191,10 @@ int classify_bytes(const Options& o) {
   if (rows.empty()) return status;
   std::printf("mode: %s (classes on classic x86: no CR4.UMIP; IOPL 0 and CR4.TSD set by a VMM)\n",
               mode_name.c_str());
+  if (mode == trace::CpuMode::kReal16) {
+    std::printf("note: real mode has no CPL, so nothing traps for privilege there; the classes "
+                "are those the instructions have in protected mode\n");
+  }
   print_table(rows, false);
   print_summary(rows, false);
   return status;

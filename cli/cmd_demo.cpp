@@ -56,6 +56,7 @@ int demo(const DemoOptions& o) {
   const backend::StopCondition stop{10.0, 100000, 10'000'000};
 
   std::vector<Column> cols;
+  std::string ground_truth;  // KVM against the native simulator run, when KVM ran
   // 1. native
   {
     std::string why;
@@ -71,6 +72,7 @@ int demo(const DemoOptions& o) {
     backend::StopCondition s = stop;
     if (kvm) s.max_instructions = 0;
     const backend::RunOutcome r = m->run(s, nullptr);
+    if (kvm) ground_truth = "kvm vs native simulator: " + backend::cosimulate(guest->image, base, stop).report;
     cols.push_back({kvm ? "native (KVM)" : "native (simulator)",
                     split_lines(m->devices().console.text()),
                     std::to_string(r.exits) + " VM exits; " +
@@ -128,6 +130,7 @@ int demo(const DemoOptions& o) {
               std::string(w, '-').c_str());
   print_row(cols[0].footer, ' ', cols[1].footer, ' ', cols[2].footer);
   std::printf("\n* = differs from the native output\n");
+  if (!ground_truth.empty()) std::printf("%s\n", ground_truth.c_str());
   for (const std::string& d : divergences) std::printf("%s\n", d.c_str());
   return kOk;
 }

@@ -13,7 +13,7 @@ using trapscope::test::temp_path;
 using trapscope::test::write_file;
 
 TEST_CASE("every command has --help", "[cli]") {
-  for (const char* cmd : {"run", "show", "doctor", "guests"}) {
+  for (const char* cmd : {"run", "show", "doctor", "guests", "classify", "demo"}) {
     auto r = run_trapscope({cmd, "--help"});
     INFO(cmd << ": " << r.err);
     CHECK(r.exit_code == 0);

@@ -446,3 +446,12 @@ TEST_CASE("virtualization events survive a trace file and show", "[pg][cli][trac
   CHECK(r.out.find("\"type\":\"sensitive_no_trap\"") != std::string::npos);
   CHECK(r.out.find("\"type\":\"vmm_trap\"") != std::string::npos);
 }
+
+TEST_CASE("demo popek: KVM is the ground truth for the native column", "[pg][cli][kvm]") {
+  REQUIRE_KVM_OR_SKIP();
+  auto r = run_trapscope({"demo", "popek"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("native (KVM)") != std::string::npos);
+  CHECK(r.out.find("kvm vs native simulator: equal") != std::string::npos);
+}
