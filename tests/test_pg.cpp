@@ -455,3 +455,37 @@ TEST_CASE("demo popek: KVM is the ground truth for the native column", "[pg][cli
   CHECK(r.out.find("native (KVM)") != std::string::npos);
   CHECK(r.out.find("kvm vs native simulator: equal") != std::string::npos);
 }
+
+#include "visualizer/core/describe.hpp"
+#include "visualizer/core/event_store.hpp"
+
+TEST_CASE("the visualizer stores and describes the virtualization events", "[pg][gui]") {
+  trapscope::trace::Recorder ev;
+  const std::vector<uint8_t> code = {0x9C, 0xFA, 0xF4};  // pushfd; cli; hlt
+  run_code(code, Technique::kTrapEmulate, 1, ev);
+  trapscope::trace::Recorder vt;
+  run_code({0x0F, 0xA2, 0xF4}, Technique::kVt, 1, vt);  // cpuid; hlt
+  trapscope::viz::EventStore store;
+  for (size_t i = 0; i < ev.size(); ++i) REQUIRE(store.append(ev.at(i)));
+  for (size_t i = 0; i < vt.size(); ++i) REQUIRE(store.append(vt.at(i)));
+  std::vector<std::string> briefs, labels;
+  for (size_t i = 0; i < store.size(); ++i) {
+    trapscope::viz::EventRecord rec;
+    store.load(i, &rec);
+    briefs.push_back(trapscope::viz::event_brief(rec));
+    labels.push_back(std::string(trapscope::viz::type_label(rec.header.type)));
+  }
+  auto has = [](const std::vector<std::string>& v, const std::string& what) {
+    for (const auto& s : v) {
+      if (s.find(what) != std::string::npos) return true;
+    }
+    return false;
+  };
+  CHECK(has(labels, "no trap"));
+  CHECK(has(labels, "VMM trap"));
+  CHECK(has(labels, "VT-x"));
+  CHECK(has(briefs, "pushfd: sensitive instruction did not trap"));
+  CHECK(has(briefs, "cli: privileged at real CPL 1"));
+  CHECK(has(briefs, "VM exit  10 CPUID"));
+  CHECK(has(briefs, "VM entry 10 CPUID"));
+}
