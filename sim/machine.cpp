@@ -96,6 +96,7 @@ void SimMachine::load(std::span<const uint8_t> image) {
   cpu_.invalidate_all_code();
 }
 
+template <bool kVirtualized>
 inline void SimMachine::execute(const Instruction& insn, const uint8_t* bytes) {
   Cpu& c = cpu_;
   c.insn_bytes = bytes;
@@ -107,10 +108,10 @@ inline void SimMachine::execute(const Instruction& insn, const uint8_t* bytes) {
   // instruction completes (SDM Vol. 3A 17.3.1.1); no breakpoints are modelled, so clearing it
   // before each instruction gives the same RFLAGS to anything the instruction pushes.
   c.s.rflags &= ~kRF;
-  if (!monitor_) [[likely]] {
-    kHandlers[static_cast<size_t>(insn.op)](c, insn);
+  if constexpr (kVirtualized) {
+    monitor_->execute(c, insn, bytes);  // a technique's VMM (step_slow only: never cached)
   } else {
-    monitor_->execute(c, insn, bytes);
+    kHandlers[static_cast<size_t>(insn.op)](c, insn);
   }
   ++c.s.tsc;
   ++instructions_;
@@ -205,8 +206,10 @@ StepStatus SimMachine::step_slow() {
                 " at " + hex(c.s.rip);
       return StepStatus::kUnsupported;
     }
-    // Cache it if it lies within one page of guest RAM.
-    if (slot != nullptr && (pa & 0xFFF) + insn.length <= 0x1000 &&
+    // Cache it if it lies within one page of guest RAM. Under a virtualization technique
+    // nothing is cached, so every instruction comes here and the fast path step() never
+    // needs to check for a monitor.
+    if (!monitor_ && slot != nullptr && (pa & 0xFFF) + insn.length <= 0x1000 &&
         memory_.contains(pa, insn.length)) {
       slot->tag = pa + 1;
       slot->mode = mode;
@@ -215,7 +218,11 @@ StepStatus SimMachine::step_slow() {
       std::memcpy(slot->bytes, bytes, insn.length);
       c.mark_code_page(pa);
     }
-    execute(insn, bytes);
+    if (monitor_) [[unlikely]] {
+      execute<true>(insn, bytes);
+    } else {
+      execute(insn, bytes);
+    }
   } catch (...) {
     return recover(std::current_exception(), bytes, n);
   }

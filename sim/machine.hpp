@@ -121,6 +121,7 @@ class SimMachine {
   static constexpr size_t kDecodeCacheEntries = 1u << 14;
   std::unique_ptr<DecodedEntry[], FreeDeleter> decode_cache_{
       static_cast<DecodedEntry*>(std::calloc(kDecodeCacheEntries, sizeof(DecodedEntry)))};
+  template <bool kVirtualized = false>  // true: through monitor_ (step_slow only)
   void execute(const Instruction& insn, const uint8_t* bytes);
   void record_instruction(const Instruction& insn, const uint8_t* bytes);
   [[gnu::noinline]] StepStatus step_slow();
