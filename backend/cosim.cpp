@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <vector>
 
+#include "sim/decode/disasm.hpp"
 #include "trace/printer.hpp"
 
 namespace trapscope::backend {
@@ -81,6 +82,7 @@ CosimResult compare(const Side& a, const Side& b) {
     const std::string y = i < be.size() ? be[i] : "<none: the run had ended>";
     if (x != y) {
       res.report = "first divergence at VM exit #" + std::to_string(i) + ":" + pa + x + pb + y;
+      res.exits = i;  // equal exits before the divergence
       if (!b.outcome->detail.empty()) res.report += "\n  " + b.name + " stopped with: " + b.outcome->detail;
       return res;
     }
@@ -155,9 +157,31 @@ CosimResult compare_with_native(std::span<const uint8_t> image, const Config& co
   trace::Recorder native_events, virt_events;
   const RunOutcome nr = native->run(stop, &native_events);
   const RunOutcome vr = virtualized->run(stop, &virt_events);
-  return compare({"native", native.get(), &nr, &native_events},
-                 {std::string(virt::to_string(config.technique)), virtualized.get(), &vr,
-                  &virt_events});
+  CosimResult res = compare({"native", native.get(), &nr, &native_events},
+                            {std::string(virt::to_string(config.technique)), virtualized.get(),
+                             &vr, &virt_events});
+  if (res.equal || res.report.rfind("first divergence at VM exit", 0) != 0) return res;
+  // Name the likely cause: the last sensitive instruction that ran without trapping before the
+  // diverging exit.
+  size_t seen = 0, at = virt_events.size();
+  for (size_t i = 0; i < virt_events.size(); ++i) {
+    if (virt_events.at(i).type == trace::EventType::kVmExit && seen++ == res.exits) {
+      at = i;
+      break;
+    }
+  }
+  for (size_t i = at; i-- > 0;) {
+    const auto* e = virt_events.get<trace::VirtEvent>(i, trace::EventType::kSensitiveNoTrap);
+    if (!e) continue;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " at rip=0x%" PRIx64, e->header.rip);
+    res.report += "\n  last sensitive instruction that did not trap before it: " +
+                  decode::disassemble({e->insn, e->insn_len}, e->header.cpu_mode, e->header.rip)
+                      .text +
+                  buf;
+    break;
+  }
+  return res;
 }
 
 }  // namespace trapscope::backend

@@ -15,7 +15,7 @@ namespace trapscope::backend {
 struct CosimResult {
   bool equal = false;
   std::string report;  // "equal: N exits, …" or the first divergence with both sides
-  uint64_t exits = 0;  // exits compared
+  uint64_t exits = 0;  // exits compared (equal ones, before a divergence at a VM exit)
 };
 
 CosimResult cosimulate(std::span<const uint8_t> image, const Config& config,

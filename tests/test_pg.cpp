@@ -423,6 +423,8 @@ TEST_CASE("demo popek shows the three runs side by side and the divergences", "[
   CHECK(r.out.find("sensitive w/o trap") != std::string::npos);
   CHECK(r.out.find("cycles (model)") != std::string::npos);
   CHECK(r.out.find("trap-emulate vs native: first divergence at VM exit #") != std::string::npos);
+  CHECK(r.out.find("last sensitive instruction that did not trap before it: pushfd at rip=0x") !=
+        std::string::npos);
   CHECK(r.out.find("vt vs native: equal") != std::string::npos);
 
   r = run_trapscope({"demo", "popek", "--sim", "--deprivilege", "3"});
