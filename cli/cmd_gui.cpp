@@ -42,6 +42,32 @@ bool is_trace_file(const std::string& path) {
   return in.read(magic, sizeof magic) && std::string(magic, 8) == "TRAPSCOP";
 }
 
+// A simulator trace of a guest that is at hand (built in, or its file still readable) can be
+// re-executed for registers and memory (visualizer/core/trace_reexec.hpp).
+std::unique_ptr<viz::TraceReexecution> reexecution_for(const trace::TraceFile& t, std::string* why) {
+  const trace::TraceMetadata& m = t.metadata;
+  if (m.backend != "sim") {
+    *why = "A KVM trace cannot be re-executed (KVM is not deterministic).";
+    return nullptr;
+  }
+  const auto mode = vmm::parse_boot_mode(m.mode);
+  std::string error;
+  auto guest = resolve_guest(m.guest, m.memory_bytes, &error);
+  if (!mode || !guest || m.memory_bytes == 0) {
+    *why = "The recorded guest '" + m.guest + "' is not at hand to re-execute" +
+           (error.empty() ? "." : " (" + error + ").");
+    return nullptr;
+  }
+  backend::Config cfg;
+  cfg.mode = *mode;
+  cfg.load_address = m.load_address;
+  cfg.memory_bytes = m.memory_bytes;
+  for (size_t i = 0; i < t.events.size() && !cfg.record_instructions; ++i) {
+    cfg.record_instructions = t.events.at(i).type == trace::EventType::kInstruction;
+  }
+  return std::make_unique<viz::TraceReexecution>(std::move(guest->image), cfg);
+}
+
 int gui(const GuiCommandOptions& o) {
   if (!o.lesson.empty()) {
     std::fprintf(stderr,
@@ -87,7 +113,10 @@ int gui(const GuiCommandOptions& o) {
       try {
         trace::TraceFile t = trace::read_trace(o.source);
         g.title = "trapscope — " + o.source;
-        g.driver = std::make_unique<viz::TraceReplay>(std::move(t), o.source);
+        std::string why;
+        auto reexec = reexecution_for(t, &why);
+        g.driver = std::make_unique<viz::TraceReplay>(std::move(t), o.source, std::move(reexec),
+                                                      why);
         return viz::run_gui(std::move(g));
       } catch (const trace::TraceError& e) {
         std::fprintf(stderr, "trapscope gui: %s\n", e.what());

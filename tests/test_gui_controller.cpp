@@ -78,6 +78,16 @@ std::unique_ptr<backend::Backend> reference(const std::string& name, bool record
   return b;
 }
 
+// Runs `b` to its end, recording every event to a trace file at `path` (backend "sim").
+void write_sim_trace(backend::Backend& b, const std::string& path, const std::string& guest) {
+  trace::TraceMetadata meta;
+  meta.backend = "sim";
+  meta.guest = guest;
+  trace::TraceWriter w(path, meta);
+  b.run({}, &w);
+  w.finish();
+}
+
 void check_same_registers(const sim::CpuState& a, const sim::CpuState& b) {
   CHECK(a.rip == b.rip);
   CHECK(a.rflags == b.rflags);
@@ -413,15 +423,7 @@ TEST_CASE("gui controller (KVM): exits only, and no step back (said plainly)", "
 
 TEST_CASE("gui trace replay: the same commands move through a recording", "[gui]") {
   const std::string path = test::temp_path("gui-replay.trace");
-  {
-    auto b = reference("hello", false);
-    trace::TraceMetadata meta;
-    meta.backend = "sim";
-    meta.guest = "hello";
-    trace::TraceWriter w(path, meta);
-    b->run({}, &w);
-    w.finish();
-  }
+  write_sim_trace(*reference("hello", false), path, "hello");
   TraceReplay t(trace::read_trace(path), path);
   Model m;
   settle(t, m);
@@ -449,4 +451,72 @@ TEST_CASE("gui trace replay: the same commands move through a recording", "[gui]
   send(t, m, Command::Op::kReset);
   CHECK(m.selected() == -1);
   CHECK(m.console().empty());
+}
+
+TEST_CASE("gui trace replay: a simulator trace re-executed shows the registers at each event",
+          "[gui]") {
+  const auto g = guests::find("rings");
+  backend::Config cfg;
+  cfg.mode = *vmm::parse_boot_mode(g->mode);
+  cfg.record_instructions = true;
+  auto load = [&](const std::string& path) {
+    write_sim_trace(*reference("rings"), path, "rings");
+    return trace::read_trace(path);
+  };
+  const std::string path = test::temp_path("gui-reexec.trace");
+  const std::vector<uint8_t> image(g->image.begin(), g->image.end());
+
+  SECTION("the same guest: registers match the backend at the event, forward and back") {
+    TraceReplay t(load(path), path, std::make_unique<TraceReexecution>(image, cfg));
+    Model m;
+    settle(t, m);
+    REQUIRE(m.has_registers());  // the cursor before the first event: the machine as loaded
+    CHECK(m.registers().rip == cfg.load_address);
+
+    send(t, m, Command::Op::kStepTo, StepKind::kException);
+    send(t, m, Command::Op::kStepTo, StepKind::kException);
+    REQUIRE(m.selected() > 0);
+    const auto at = static_cast<size_t>(m.selected());
+    INFO(m.status().message);
+    CHECK_FALSE(m.status().message_is_error);
+    REQUIRE(m.has_registers());
+    // The backend itself, stopped after its second exception.
+    auto ref = reference("rings");
+    backend::StopCondition stop;
+    stop.stop_on = 1u << static_cast<unsigned>(EventType::kException);
+    trace::Recorder rec;
+    REQUIRE(ref->run(stop, &rec).reason == trace::RunEndReason::kEventMatched);
+    REQUIRE(ref->run(stop, &rec).reason == trace::RunEndReason::kEventMatched);
+    check_same_registers(m.registers(), ref->registers());
+    CHECK(m.shown_cpl() == ref->registers().cpl());
+    CHECK(m.code().valid);
+    CHECK(m.code().rip == ref->registers().rip);
+
+    // Back one event (re-executed from the start) and forward again: the same machine.
+    send(t, m, Command::Op::kStepBack);
+    CHECK(m.selected() == static_cast<int64_t>(at) - 1);
+    CHECK(m.registers().rip != ref->registers().rip);
+    send(t, m, Command::Op::kStep);
+    CHECK(m.selected() == static_cast<int64_t>(at));
+    check_same_registers(m.registers(), ref->registers());
+
+    send(t, m, Command::Op::kReset);
+    CHECK(m.registers().rip == cfg.load_address);
+  }
+
+  SECTION("another guest's image diverges at once, and the views say so") {
+    const auto other = guests::find("hello");
+    backend::Config hello_cfg;
+    hello_cfg.mode = *vmm::parse_boot_mode(other->mode);
+    hello_cfg.record_instructions = true;
+    TraceReplay t(load(path), path,
+                  std::make_unique<TraceReexecution>(
+                      std::vector<uint8_t>(other->image.begin(), other->image.end()), hello_cfg));
+    Model m;
+    settle(t, m);
+    send(t, m, Command::Op::kStepTo, StepKind::kVmExit);
+    CHECK(m.status().message_is_error);
+    CHECK(m.status().message.find("diverged") != std::string::npos);
+    CHECK_FALSE(m.has_registers());
+  }
 }

@@ -587,3 +587,38 @@ TEST_CASE("gui under Xvfb: KVM single-steps the kernel's iretq to CPL 3, and say
     CHECK(message.find("natively") == std::string::npos);
   }
 }
+
+TEST_CASE("gui under Xvfb: a simulator trace shows registers and memory by re-execution",
+          "[gui][xvfb]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string trace_path = test::temp_path("rings-sim.trace");
+  const auto rec = test::run_trapscope({"run", "rings", "--backend", "sim",
+                                        "--record-instructions", "-q", "--trace", trace_path});
+  REQUIRE(rec.exit_code == 0);
+  const std::string state = test::temp_path("rings-trace.json");
+  const std::string png = test::temp_path("rings-trace.png");
+  const std::string script = write_script("rings-trace.script",
+                                          "break-event exception vector=14\n"
+                                          "run\n"
+                                          "assert-selected exception vector=14 cpl=3\n"
+                                          "memory 0xa000\n"
+                                          "screenshot " + png + "\n"
+                                          "dump " + state + "\n");
+  const Run r = gui({trace_path, "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json s = read_json(state);
+  CHECK(s["state"] == "trace");
+  REQUIRE(s["registers"].is_object());
+  auto b = reference("rings");
+  trace::Recorder events;
+  const uint32_t exceptions = 1u << static_cast<unsigned>(trace::EventType::kException);
+  REQUIRE(run_until(*b, exceptions, events, [&](const trace::Recorder& e, size_t i) {
+    const auto* x = e.get<trace::ExceptionEvent>(i, trace::EventType::kException);
+    return x && x->vector == 14;
+  }));
+  check_registers(s["registers"], b->registers());
+  CHECK(s["cpl_shown"] == 0);  // the machine after delivering the #PF to the kernel
+  const Png p = inspect_png(png);
+  CHECK(p.stddev > 20.0);
+}

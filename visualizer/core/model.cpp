@@ -225,7 +225,7 @@ std::optional<size_t> Model::row_of(size_t event) const {
 // [SECTION] Machine state
 
 std::optional<uint8_t> Model::shown_cpl() const {
-  if (status_.state != RunState::kTrace && has_registers_) return registers_.cpl();
+  if (has_registers_) return registers_.cpl();
   if (selected_ >= 0 && store_.cpl(static_cast<size_t>(selected_)) <= 3) {
     return store_.cpl(static_cast<size_t>(selected_));
   }
@@ -233,7 +233,7 @@ std::optional<uint8_t> Model::shown_cpl() const {
 }
 
 std::optional<trace::CpuMode> Model::shown_mode() const {
-  if (status_.state != RunState::kTrace && has_registers_) return registers_.mode();
+  if (has_registers_) return registers_.mode();
   if (selected_ >= 0) {
     EventRecord r;
     store_.load(static_cast<size_t>(selected_), &r);

@@ -149,7 +149,8 @@ class Model {
   const CodeWindow& code() const { return code_; }
   const MemoryWindow& memory() const { return memory_; }
   const MemoryWindow& previous_memory() const { return previous_memory_; }
-  // The CPL the GUI shows: the registers' on a live machine, the selected event's in a trace.
+  // The CPL the GUI shows: the registers' when there are (a live machine, a re-executed
+  // simulator trace), else the selected event's (a trace without re-execution).
   std::optional<uint8_t> shown_cpl() const;
   std::optional<trace::CpuMode> shown_mode() const;
 

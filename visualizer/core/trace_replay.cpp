@@ -3,11 +3,16 @@
 #include <algorithm>
 
 #include "visualizer/core/describe.hpp"
+#include "visualizer/core/guest_view.hpp"
 
 namespace trapscope::viz {
 
-TraceReplay::TraceReplay(trace::TraceFile trace, std::string path)
-    : metadata_(std::move(trace.metadata)), events_(std::move(trace.events)), path_(std::move(path)) {
+TraceReplay::TraceReplay(trace::TraceFile trace, std::string path,
+                         std::unique_ptr<TraceReexecution> reexec, std::string no_reexec_why)
+    : metadata_(std::move(trace.metadata)),
+      events_(std::move(trace.events)),
+      path_(std::move(path)),
+      reexec_(std::move(reexec)) {
   caps_.live = false;
   caps_.step_back = true;  // moving the cursor back is always possible in a recording
   for (int k = 0; k < static_cast<int>(StepKind::kCount); ++k) {
@@ -18,7 +23,15 @@ TraceReplay::TraceReplay(trace::TraceFile trace, std::string path)
   caps_.limits = "A recorded trace (" + (metadata_.backend.empty() ? "?" : metadata_.backend) +
                  " backend, guest " + metadata_.guest +
                  "): stepping moves through the recorded events and stops at the recorded "
-                 "end. Registers and memory are not recorded in trace files.";
+                 "end. Registers and memory are not recorded in trace files";
+  if (reexec_) {
+    caps_.limits += ": they come from re-executing the guest on the simulator (checked event "
+                    "by event against the recording).";
+  } else {
+    caps_.limits += ". ";
+    caps_.limits += no_reexec_why;
+  }
+  memory_address_ = metadata_.load_address;
   if (metadata_.backend == "kvm") {
     caps_.limits += " KVM traces hold only VM exits.";
   }
@@ -32,6 +45,10 @@ void TraceReplay::send(Command c) {
   if (c.op == Command::Op::kSetBreakpoints) {
     breakpoints_ = std::move(c.breakpoints);
     return;
+  }
+  if (c.op == Command::Op::kSetMemoryWindow) {
+    memory_address_ = c.address;
+    memory_length_ = c.length;
   }
   commands_.push_back(std::move(c));
 }
@@ -124,6 +141,10 @@ void TraceReplay::execute(const Command& c, Model& model) {
                     : "back at the start of the recording";
       break;
     }
+    case Command::Op::kSetMemoryWindow:  // a new memory window: the same stop, re-published
+      msg = model.status().message;
+      error = model.status().message_is_error;
+      break;
     default:
       break;
   }
@@ -156,6 +177,28 @@ void TraceReplay::publish(Model& model, std::string message, bool error) {
     if (r.header.type == trace::EventType::kRunEnd) {
       s.status.end = r.run_end.reason;
       s.status.exit_code = r.run_end.exit_code;
+    }
+  }
+  if (reexec_ && !reexec_->failed()) {
+    std::string why;
+    bool ok = true;
+    if (cur < 0) {
+      reexec_->rewind();
+    } else {
+      ok = reexec_->seek(static_cast<size_t>(cur), model.events(), &why);
+    }
+    if (ok) {
+      backend::Backend& b = reexec_->machine();
+      s.stop = true;
+      s.has_registers = true;
+      s.registers = b.registers();
+      s.code = code_window(b.memory(), s.registers);
+      s.memory = memory_window(b.memory(), memory_address_, memory_length_);
+    } else {
+      s.reset = true;  // forget the registers shown so far
+      s.status.message += (s.status.message.empty() ? "" : "; ") + why +
+                          ": registers and memory are no longer shown";
+      s.status.message_is_error = true;
     }
   }
   model.apply(std::move(s));

@@ -1,22 +1,28 @@
 // visualizer/core/trace_replay.hpp — a recorded trace behind the views (`trapscope gui
 // FILE`): the same commands move a cursor (the selection) through the recorded events instead
-// of running a machine. Nothing can be stepped past the recorded end; registers and memory are
-// not in a trace file, so those views say so; the console is rebuilt from the recorded
-// debug-console and COM1 output exits up to the cursor.
+// of running a machine. Nothing can be stepped past the recorded end. Registers and memory are
+// not in a trace file: for a simulator trace whose guest image is at hand they come from
+// re-executing it (trace_reexec.hpp), otherwise those views say so. The console is rebuilt from
+// the recorded debug-console and COM1 output exits up to the cursor.
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <string>
 
 #include "trace/trace_file.hpp"
 #include "visualizer/core/driver.hpp"
+#include "visualizer/core/trace_reexec.hpp"
 
 namespace trapscope::viz {
 
 class TraceReplay final : public Driver {
  public:
   // Takes the events of a trace read with trace::read_trace (the model is filled on first poll).
-  TraceReplay(trace::TraceFile trace, std::string path);
+  // `reexec` (optional): the recorded guest on the simulator, for registers and memory;
+  // `no_reexec_why` says why there is none (shown in the limits).
+  TraceReplay(trace::TraceFile trace, std::string path,
+              std::unique_ptr<TraceReexecution> reexec = nullptr, std::string no_reexec_why = "");
 
   void send(Command command) override;
   void set_speed(double) override {}
@@ -35,6 +41,8 @@ class TraceReplay final : public Driver {
   Capabilities caps_;
   std::deque<Command> commands_;
   std::vector<Breakpoint> breakpoints_;
+  std::unique_ptr<TraceReexecution> reexec_;
+  uint64_t memory_address_ = 0x8000, memory_length_ = 4096;
   bool loaded_ = false;
   uint64_t commands_done_ = 0;
 };

@@ -11,8 +11,9 @@ namespace trapscope::viz {
 void draw_memory(PanelContext& ctx, MemoryState& s) {
   ImGui::Begin("Memory");
   const Model& m = ctx.model;
-  if (m.status().state == RunState::kTrace) {
-    ImGui::TextDisabled("A trace file does not hold guest memory.");
+  if (m.status().state == RunState::kTrace && !m.has_registers()) {
+    ImGui::TextDisabled("A trace file does not hold guest memory (a simulator trace whose guest "
+                        "is at hand shows it by re-execution).");
     ImGui::End();
     return;
   }

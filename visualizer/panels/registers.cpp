@@ -38,8 +38,9 @@ void draw_registers(PanelContext& ctx) {
   const Model& m = ctx.model;
   if (!m.has_registers()) {
     ImGui::TextDisabled(m.status().state == RunState::kTrace
-                            ? "A trace file records events, not registers: the CPL shown is the "
-                              "selected event's."
+                            ? "A trace file records events, not registers (a simulator trace "
+                              "whose guest is at hand shows them by re-execution): the CPL "
+                              "shown is the selected event's."
                             : "No registers yet.");
     ImGui::End();
     return;
