@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "guests/catalog.hpp"
+#include "sim/virt/monitor.hpp"
 
 namespace trapscope::lessons {
 namespace {
@@ -105,15 +106,38 @@ Predicate predicate(const Where& w, const YAML::Node& node, const std::string& f
   return p;
 }
 
+std::string technique(const Where& w, const YAML::Node& node, const std::string& field) {
+  const std::string t = scalar(w, node, field);
+  if (!virt::parse_technique(t))
+    w.fail(node, field, "unknown technique '" + t + "' (emulation, trap-emulate, vt)");
+  return t;
+}
+
+int deprivilege(const Where& w, const YAML::Node& node, const std::string& field) {
+  const std::string d = scalar(w, node, field);
+  if (d != "1" && d != "3") w.fail(node, field, "the guest kernel's real CPL: 1 or 3");
+  return d[0] - '0';
+}
+
 Step step(const Where& w, const YAML::Node& node, const std::string& field) {
   if (!node.IsMap()) w.fail(node, field, "a step must be a map with at least `text`");
   only_keys(w, node, field,
-            {"title", "text", "run_until", "expect", "console", "exits", "question", "answer", "show"});
+            {"title", "text", "restart", "run_until", "expect", "console", "exits", "question",
+             "answer", "show"});
   Step s;
   s.line = node.Mark().line + 1;
   if (node["title"]) s.title = text(w, node["title"], field + ".title");
   if (!node["text"]) w.fail(node, field + ".text", "missing");
   s.text = text(w, node["text"], field + ".text");
+  if (const YAML::Node r = node["restart"]) {
+    if (!r.IsMap()) w.fail(r, field + ".restart", "must be a map such as {technique: vt}");
+    only_keys(w, r, field + ".restart", {"technique", "deprivilege"});
+    Restart restart;
+    if (!r["technique"]) w.fail(r, field + ".restart.technique", "missing");
+    restart.technique = technique(w, r["technique"], field + ".restart.technique");
+    if (r["deprivilege"]) restart.deprivilege = deprivilege(w, r["deprivilege"], field + ".restart.deprivilege");
+    s.restart = restart;
+  }
   if (node["run_until"]) s.run_until = predicate(w, node["run_until"], field + ".run_until", {});
   if (node["expect"]) {
     if (!s.run_until) w.fail(node["expect"], field + ".expect", "needs a run_until in the step");
@@ -172,7 +196,7 @@ Lesson parse_lesson(std::string_view yaml, const std::string& file) {
   try {
     only_keys(w, root, "",
               {"id", "number", "title", "summary", "guest", "mode", "backends", "technique",
-               "timeout", "steps"});
+               "deprivilege", "timeout", "steps"});
     Lesson l;
     l.file = file;
     for (const char* req : {"id", "number", "title", "summary", "guest", "steps"})
@@ -208,11 +232,8 @@ Lesson parse_lesson(std::string_view yaml, const std::string& file) {
     } else {
       l.backends = {"kvm", "sim"};
     }
-    if (root["technique"]) {
-      l.technique = scalar(w, root["technique"], "technique");
-      if (l.technique != "emulation")
-        w.fail(root["technique"], "technique", "this trapscope has only 'emulation'");
-    }
+    if (root["technique"]) l.technique = technique(w, root["technique"], "technique");
+    if (root["deprivilege"]) l.deprivilege = deprivilege(w, root["deprivilege"], "deprivilege");
     if (root["timeout"]) {
       auto t = parse_number(scalar(w, root["timeout"], "timeout"));
       if (!t || *t == 0 || *t > 3600) w.fail(root["timeout"], "timeout", "seconds, 1..3600");
@@ -222,6 +243,13 @@ Lesson parse_lesson(std::string_view yaml, const std::string& file) {
     if (!steps.IsSequence() || steps.size() == 0) w.fail(steps, "steps", "a non-empty list");
     for (size_t i = 0; i < steps.size(); ++i)
       l.steps.push_back(step(w, steps[i], "steps[" + std::to_string(i + 1) + "]"));
+    const bool sim_only = l.backends.size() == 1 && l.backends[0] == "sim";
+    if (!sim_only && l.technique != "emulation")
+      w.fail(root["technique"], "technique", "a technique other than emulation needs backends: [sim]");
+    for (size_t i = 0; i < l.steps.size(); ++i)
+      if (l.steps[i].restart && !sim_only)
+        w.fail(steps[i]["restart"], "steps[" + std::to_string(i + 1) + "].restart",
+               "restarting under a technique needs backends: [sim]");
     return l;
   } catch (const YAML::Exception& e) {
     throw LessonError(file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);

@@ -32,14 +32,21 @@ struct Text {
 // What the lesson shows after its step's action ran.
 enum class Show : uint8_t { kEvents, kRegisters, kStats, kConsole };
 
+// Starts the guest again from its first instruction under another technique (simulator only).
+struct Restart {
+  std::string technique;  // "emulation", "trap-emulate", "vt"
+  int deprivilege = 1;    // trap-and-emulate: the real CPL of the guest kernel (1 or 3)
+};
+
 struct Step {
   int line = 0;                        // line of the step in the lesson file (1-based)
   std::optional<Text> title;
   Text text;                           // Markdown
+  std::optional<Restart> restart;      // first, start the guest again (before run_until)
   std::optional<Predicate> run_until;  // the action: run until an event matches
   std::optional<Predicate> expect;     // checked on the event that ended the action
   std::optional<std::string> console;  // the guest's console output so far contains this
-  std::optional<uint64_t> exits;       // VM exits since the lesson started, after the action
+  std::optional<uint64_t> exits;       // VM exits since the guest (re)started, after the action
   std::optional<Text> question;        // asked before the action runs
   std::optional<Text> answer;          // revealed after it
   std::vector<Show> show;              // printed after the action (default: the events)
@@ -54,7 +61,8 @@ struct Lesson {
   std::string guest;    // a built-in guest name
   std::string mode;     // "" = the guest's own boot mode
   std::vector<std::string> backends;  // "kvm", "sim": where the lesson may run, preferred first
-  std::string technique = "emulation";  // the simulator's technique
+  std::string technique = "emulation";  // the simulator's technique (sim/virt/monitor.hpp)
+  int deprivilege = 1;                  // trap-and-emulate: the guest kernel's real CPL
   double timeout_s = 10;                // limit of each action (host seconds)
   std::vector<Step> steps;
   bool allows(std::string_view backend) const;

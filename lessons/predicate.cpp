@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "sim/decode/disasm.hpp"
+
 namespace trapscope::lessons {
 namespace {
 
@@ -19,10 +21,10 @@ struct KindInfo {
   std::vector<std::string_view> fields;
 };
 
-const std::array<KindInfo, 7>& kinds() {
-  static const std::array<KindInfo, 7> k = {{
+const std::array<KindInfo, 10>& kinds() {
+  static const std::array<KindInfo, 10> k = {{
       {EventKind::kVmExit, "vm_exit", EventType::kVmExit,
-       {"reason", "port", "direction", "size", "value", "cpl", "rip"}},
+       {"reason", "port", "direction", "size", "value", "mnemonic", "cpl", "rip"}},
       {EventKind::kRingTransition, "ring_transition", EventType::kRingTransition,
        {"from_cpl", "to_cpl", "cause", "vector", "cpl", "rip"}},
       {EventKind::kException, "exception", EventType::kException,
@@ -32,6 +34,11 @@ const std::array<KindInfo, 7>& kinds() {
       {EventKind::kInstruction, "instruction", EventType::kInstruction, {"rip", "cpl"}},
       {EventKind::kRunEnd, "run_end", EventType::kRunEnd, {"reason", "exit_code", "exits"}},
       {EventKind::kAny, "any", std::nullopt, {"cpl", "rip"}},
+      {EventKind::kVmmTrap, "vmm_trap", EventType::kVmmTrap, {"mnemonic", "real_cpl", "cpl", "rip"}},
+      {EventKind::kSensitiveNoTrap, "sensitive_no_trap", EventType::kSensitiveNoTrap,
+       {"mnemonic", "real_cpl", "cpl", "rip"}},
+      {EventKind::kVmTransition, "vm_transition", EventType::kVmTransition,
+       {"exit_reason", "qualification", "entry", "cost_cycles", "mnemonic", "cpl", "rip"}},
   }};
   return k;
 }
@@ -62,6 +69,13 @@ const T& as(const EventHeader& e) {
   return *reinterpret_cast<const T*>(&e);
 }
 
+// The first word of the disassembly of `len` bytes at the event's RIP ("" if none).
+Value mnemonic(const EventHeader& e, const uint8_t* bytes, size_t len) {
+  if (len == 0) return name("");
+  const auto d = decode::disassemble({bytes, len}, e.cpu_mode, e.rip);
+  return name(d.ok ? std::string_view(d.text).substr(0, d.text.find(' ')) : "(bad)");
+}
+
 std::optional<Value> lookup(const EventHeader& e, std::string_view field) {
   if (field == "cpl" && e.type != EventType::kRunEnd) {
     if (e.cpl == trace::kCplUnknown) return std::nullopt;
@@ -72,6 +86,7 @@ std::optional<Value> lookup(const EventHeader& e, std::string_view field) {
     case EventType::kVmExit: {
       const auto& x = as<trace::VmExitEvent>(e);
       if (field == "reason") return name(trace::exit_reason_name(x.reason));
+      if (field == "mnemonic") return mnemonic(e, x.insn, std::min<size_t>(x.insn_len, 15));
       if (x.reason != static_cast<uint32_t>(trace::ExitReason::kIo)) return std::nullopt;
       const auto& io = x.payload.io;
       if (field == "port") return num(io.port, true);
@@ -111,6 +126,19 @@ std::optional<Value> lookup(const EventHeader& e, std::string_view field) {
       if (field == "reason") return name(trace::to_string(x.reason));
       if (field == "exit_code") return num(x.exit_code, false);
       if (field == "exits") return num(x.exits, false);
+      return std::nullopt;
+    }
+    case EventType::kVmmTrap:
+    case EventType::kSensitiveNoTrap:
+    case EventType::kVmTransition: {
+      const auto& x = as<trace::VirtEvent>(e);
+      if (field == "mnemonic") return mnemonic(e, x.insn, std::min<size_t>(x.insn_len, 15));
+      if (field == "real_cpl" && e.type != EventType::kVmTransition) return num(x.real_cpl, false);
+      if (e.type != EventType::kVmTransition) return std::nullopt;
+      if (field == "exit_reason") return num(x.exit_reason, false);
+      if (field == "qualification") return num(x.qualification, true);
+      if (field == "entry") return num(e.flags & 1, false);
+      if (field == "cost_cycles") return num(x.cost_cycles, false);
       return std::nullopt;
     }
     default:

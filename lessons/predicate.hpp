@@ -3,17 +3,24 @@
 //
 // Kinds and their fields (the names printed by `trapscope show`; trace/event.hpp):
 //   vm_exit          reason (KVM_EXIT_<name> without the prefix: IO, HLT, MMIO, …), port,
-//                    direction (in|out), size, value, cpl, rip
+//                    direction (in|out), size, value, mnemonic, cpl, rip
 //   ring_transition  from_cpl, to_cpl, cause (exception, interrupt, int, syscall, sysret, iret,
 //                    far call, far return, far jump), vector, cpl, rip
 //   exception        vector, error_code, software (0|1), cr2, cpl, rip
 //   page_walk        linear, physical, levels, faulted (0|1), access (read|write|execute),
 //                    user (0|1), cpl, rip
 //   instruction      rip, cpl
+//   vmm_trap         mnemonic, real_cpl, cpl, rip   (trap-and-emulate: a privileged instruction
+//                    trapped to the VMM)
+//   sensitive_no_trap  mnemonic, real_cpl, cpl, rip (trap-and-emulate: a sensitive instruction
+//                    ran without trapping)
+//   vm_transition    exit_reason (Intel basic exit reason number), qualification, entry (0 exit,
+//                    1 entry), cost_cycles, mnemonic, cpl, rip   (the VT-x model)
 //   run_end          reason (halted, guest exit, triple fault, … as trace::to_string prints it),
 //                    exit_code, exits
 //   any              cpl, rip (the first event of any kind)
 // Numbers are decimal or 0x-hexadecimal; a condition holds when the field equals the value.
+// mnemonic: the instruction's first word as Zydis disassembles it ("popfd", "out", "sgdt").
 #pragma once
 
 #include <cstdint>
@@ -28,6 +35,7 @@ namespace trapscope::lessons {
 
 enum class EventKind : uint8_t {
   kVmExit, kRingTransition, kException, kPageWalk, kInstruction, kRunEnd, kAny,
+  kVmmTrap, kSensitiveNoTrap, kVmTransition,
 };
 std::optional<EventKind> parse_event_kind(std::string_view text);
 std::string_view to_string(EventKind kind);

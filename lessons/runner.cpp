@@ -58,18 +58,16 @@ class Session {
     if (!lesson_.allows(backend_name))
       throw LessonError("lesson " + lesson_.id + " does not run on " + std::string(backend_name) +
                         " (backends: " + join(lesson_.backends) + ")");
-    backend::Config cfg;
-    cfg.mode = *vmm::parse_boot_mode(lesson_.mode.empty() ? guest->mode : lesson_.mode);
-    machine_ = backend::make_backend(o_.backend, cfg);
-    machine_->load(guest->image);
-
+    start(lesson_.technique, lesson_.deprivilege);
     LessonResult result;
     if (!o_.check) {
       say("\n%s %d — %s\n", o_.lang == Lang::kEs ? "Lección" : "Lesson", lesson_.number,
           lesson_.title.in(o_.lang).c_str());
       say("%s\n", terminal_text(lesson_.summary.in(o_.lang)).c_str());
-      say("(%s: %s, backend %s)\n", o_.lang == Lang::kEs ? "invitado" : "guest",
-          lesson_.guest.c_str(), std::string(backend_name).c_str());
+      say("(%s: %s, backend %s%s%s)\n", o_.lang == Lang::kEs ? "invitado" : "guest",
+          lesson_.guest.c_str(), std::string(backend_name).c_str(),
+          o_.backend == backend::Kind::kSim ? ", " : "",
+          o_.backend == backend::Kind::kSim ? lesson_.technique.c_str() : "");
     }
     for (size_t i = 0; i < lesson_.steps.size(); ++i) {
       std::string failure = run_step(i);
@@ -127,6 +125,21 @@ class Session {
     return out;
   }
 
+  // (Re)starts the guest from its first instruction on a fresh machine.
+  void start(const std::string& technique, int deprivilege) {
+    const auto guest = guests::find(lesson_.guest);
+    backend::Config cfg;
+    cfg.mode = *vmm::parse_boot_mode(lesson_.mode.empty() ? guest->mode : lesson_.mode);
+    cfg.technique = *virt::parse_technique(technique);
+    cfg.deprivilege = static_cast<uint8_t>(deprivilege);
+    machine_ = backend::make_backend(o_.backend, cfg);
+    machine_->load(guest->image);
+    sink_.pending.clear();
+    ended_ = false;
+    end_detail_.clear();
+    exits_ = 0;
+  }
+
   std::string run_step(size_t i) {
     const Step& s = lesson_.steps[i];
     const Lang lang = o_.lang;
@@ -140,6 +153,13 @@ class Session {
       }
     }
     std::vector<std::vector<uint8_t>> seen;  // the events this step's action took
+    if (s.restart) {
+      start(s.restart->technique, s.restart->deprivilege);
+      if (!o_.check)
+        say("(%s: %s)\n", lang == Lang::kEs ? "el invitado vuelve a empezar con la técnica"
+                                          : "the guest starts again under the technique",
+            s.restart->technique.c_str());
+    }
     if (s.run_until) {
       std::string failure = run_until(*s.run_until, seen);
       if (!failure.empty()) return failure;

@@ -145,6 +145,53 @@ TEST_CASE("a malformed lesson gets an error naming the file, line and field", "[
              Catch::Contains("steps: a non-empty list"));
 }
 
+TEST_CASE("lessons restart the guest under another technique; its events are predicates",
+          "[lessons]") {
+  // Validation: techniques other than emulation, and restarts, need the simulator only.
+  CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [sim]\ntechnique: binary")),
+             Catch::StartsWith("t.yaml:7: technique: unknown technique 'binary'"));
+  CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [kvm, sim]\ntechnique: vt")),
+             Catch::Contains("technique: a technique other than emulation needs backends: [sim]"));
+  CHECK_THAT(error_of(std::string(kMinimal) + "    restart: {technique: vt, deprivilege: 2}\n"),
+             Catch::StartsWith("t.yaml:11: steps[1].restart.deprivilege: the guest kernel's real CPL"));
+  CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [kvm]") +
+                      "    restart: {technique: vt}\n"),
+             Catch::Contains("steps[1].restart: restarting under a technique needs backends: [sim]"));
+
+  // The popek guest: a privileged instruction traps under trap-and-emulate (real CPL 3 here),
+  // then the same guest restarted under the VT-x model exits on its first `out`.
+  const std::string popek = R"(id: p
+number: 51
+title: {es: P, en: P}
+summary: {es: P, en: P}
+guest: popek
+backends: [sim]
+technique: trap-emulate
+deprivilege: 3
+steps:
+  - text: {es: uno, en: one}
+    run_until: {event: vmm_trap, mnemonic: lgdt}
+    expect: {real_cpl: 3, cpl: 0}
+  - text: {es: dos, en: two}
+    run_until: {event: sensitive_no_trap, mnemonic: smsw}
+  - text: {es: tres, en: three}
+    restart: {technique: vt}
+    run_until: {event: vm_transition}
+    expect: {exit_reason: 30, entry: 0, mnemonic: out, qualification: 0xe90000}
+    exits: 1
+  - text: {es: cuatro, en: four}
+    run_until: {event: vm_transition, entry: 1}
+    expect: {exit_reason: 30}
+)";
+  auto r = check(parse_lesson(popek, "p.yaml"), backend::Kind::kSim);
+  INFO(r.failure);
+  CHECK(r.passed);
+  // Under emulation there are no VMM traps: the run ends first.
+  r = check(parse_lesson(replace(popek, "technique: trap-emulate", "technique: emulation"), "p.yaml"),
+            backend::Kind::kSim);
+  CHECK_THAT(r.failure, Catch::Contains("step 1") && Catch::Contains("run ended (guest halted)"));
+}
+
 TEST_CASE("predicates match an event's fields; a paused run is not a run end", "[lessons]") {
   trace::VmExitEvent io{};
   io.header.type = trace::EventType::kVmExit;
