@@ -174,7 +174,7 @@ class SimBackend final : public Backend {
  public:
   explicit SimBackend(const Config& c)
       : machine_(sim::SimConfig{c.memory_bytes, c.mode, c.load_address, c.record_instructions,
-                                c.technique, c.deprivilege}) {}
+                                c.technique, c.deprivilege, c.paging, c.tlb_entries}) {}
   Kind kind() const override { return Kind::kSim; }
   void load(std::span<const uint8_t> image) override { machine_.load(image); }
   RunOutcome run(const StopCondition& stop, trace::EventSink* sink) override {
@@ -231,6 +231,10 @@ class SimBackend final : public Backend {
   }
   vmm::Devices& devices() override { return machine_.devices(); }
   void request_stop() override { machine_.request_stop(); }
+  std::optional<PagingCounters> paging_counters() const override {
+    const sim::Cpu& c = const_cast<sim::SimMachine&>(machine_).cpu();
+    return PagingCounters{c.tlb.hits, c.tlb.misses, c.tlb.flushes, c.tlb.entries(), c.vmm.stats};
+  }
 
  private:
   sim::SimMachine machine_;

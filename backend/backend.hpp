@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 
 #include "sim/cpu_state.hpp"
 #include "sim/virt/monitor.hpp"
+#include "sim/mmu.hpp"
 #include "trace/recorder.hpp"
 #include "vmm/devices.hpp"
 #include "vmm/loader.hpp"
@@ -34,6 +36,16 @@ struct Config {
   // the real CPL of the guest kernel (1 or 3).
   virt::Technique technique = virt::Technique::kEmulation;
   uint8_t deprivilege = 1;
+  // Simulator: how its VMM virtualizes memory, and the TLB size (sim/mmu.hpp).
+  sim::VmmPaging paging = sim::VmmPaging::kNative;
+  unsigned tlb_entries = sim::Tlb::kDefaultEntries;
+};
+
+// The simulator's memory-virtualization counters (sim/mmu.hpp), for `run --stats`.
+struct PagingCounters {
+  uint64_t tlb_hits = 0, tlb_misses = 0, tlb_flushes = 0;
+  unsigned tlb_entries = 0;
+  sim::PagingStats stats;
 };
 
 struct StopCondition {
@@ -90,6 +102,8 @@ class Backend {
   virtual vmm::Devices& devices() = 0;
   // Async-signal-safe: ends the current run with RunEndReason::kStopped.
   virtual void request_stop() = 0;
+  // The simulator's memory-virtualization counters; nullopt on KVM (not observable there).
+  virtual std::optional<PagingCounters> paging_counters() const { return std::nullopt; }
 };
 
 // Throws vmm::KvmError (or std::system_error) when KVM is not usable.

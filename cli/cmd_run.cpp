@@ -44,7 +44,56 @@ struct RunOptions {
   uint64_t max_instructions = 0;
   bool record_instructions = false;
   unsigned deprivilege = 1;
+  std::string paging = "native";
+  unsigned tlb_entries = sim::Tlb::kDefaultEntries;
 };
+
+// Basic exit reasons of the simulator's VMM-internal exits (SDM Vol. 3D Appendix C).
+const char* intel_exit_name(uint32_t reason) {
+  switch (reason) {
+    case 0: return "exception or NMI (#PF)";
+    case 14: return "INVLPG";
+    case 28: return "control-register access (MOV to CR3)";
+    case 48: return "EPT violation";
+    default: return "?";
+  }
+}
+
+std::string paging_table(const backend::PagingCounters& c, const std::string& mode) {
+  const sim::PagingStats& p = c.stats;
+  std::string t;
+  char buf[200];
+  auto line = [&](const char* name, uint64_t v, const char* note) {
+    std::snprintf(buf, sizeof buf, *note ? "  %-34s %12llu  %s\n" : "  %-34s %12llu%s\n", name,
+                  static_cast<unsigned long long>(v), note);
+    t += buf;
+  };
+  t += "memory virtualization (simulator, --paging " + mode + "):\n";
+  std::snprintf(buf, sizeof buf, "  TLB: %u entries, direct-mapped\n", c.tlb_entries);
+  t += buf;
+  line("TLB hits", c.tlb_hits, "");
+  line("TLB misses", c.tlb_misses, "");
+  line("TLB flushes", c.tlb_flushes, "CR3 writes keep global entries (SDM 4.10.4.1)");
+  line("page walks", p.walks, "TLB misses that walked");
+  line("page-walk references", p.walk_refs(), "entries the hardware read, all tables");
+  line("  guest-table references", p.guest_refs, "native, EPT");
+  line("  EPT references", p.nested_refs, "EPT: n*m + n + m per 2D walk");
+  line("  shadow-table references", p.shadow_refs, "shadow: 4 per walk (4-level shadow)");
+  line("guest-table reads by the VMM", p.vmm_guest_refs, "shadow: software walks");
+  line("true page faults", p.guest_page_faults, "#PF delivered to the guest");
+  line("hidden page faults", p.hidden_faults, "shadow: resolved by the VMM, guest never sees");
+  line("page-table writes trapped", p.pt_write_traps, "shadow: emulated + resynchronized");
+  line("shadow entries dropped", p.shadow_dropped, "shadow: resynchronization");
+  t += "  VM exits inside the VMM, by Intel basic exit reason (SDM Vol. 3D Appendix C):\n";
+  const auto exits = p.exits_by_reason();
+  if (exits.empty()) t += "    none\n";
+  for (const auto& [reason, n] : exits) {
+    std::snprintf(buf, sizeof buf, "    %2u %-38s %12llu\n", reason, intel_exit_name(reason),
+                  static_cast<unsigned long long>(n));
+    t += buf;
+  }
+  return t;
+}
 
 }  // namespace
 
@@ -112,6 +161,8 @@ int run(const RunOptions& o) {
   cfg.record_instructions = o.record_instructions;
   cfg.technique = *virt::parse_technique(o.technique);
   cfg.deprivilege = static_cast<uint8_t>(o.deprivilege);
+  cfg.paging = *sim::parse_vmm_paging(o.paging);
+  cfg.tlb_entries = o.tlb_entries;
 
   backend::Kind kind = backend::Kind::kKvm;
   std::string why_no_kvm;
@@ -127,9 +178,23 @@ int run(const RunOptions& o) {
                          "--backend sim (KVM does not report retired instructions)\n");
     return kBadInput;
   }
-  if (o.technique != "emulation" && o.backend.empty()) {
-    kind = backend::Kind::kSim;  // a technique implies the simulator
-  } else if (kind == backend::Kind::kKvm && o.technique != "emulation") {
+  const bool paging_options =
+      o.paging != "native" || o.tlb_entries != sim::Tlb::kDefaultEntries;
+  if ((o.technique != "emulation" || paging_options) && o.backend.empty()) {
+    kind = backend::Kind::kSim;  // a technique or a memory-virtualization mode implies the simulator
+  }
+  if (kind == backend::Kind::kKvm && paging_options) {
+    std::fprintf(stderr, "trapscope run: --paging and --tlb-entries need --backend sim (KVM's "
+                         "own memory virtualization is not selectable from user space)\n");
+    return kBadInput;
+  }
+  if (o.tlb_entries == 0 || o.tlb_entries > sim::Tlb::kMaxEntries ||
+      (o.tlb_entries & (o.tlb_entries - 1))) {
+    std::fprintf(stderr, "trapscope run: --tlb-entries must be a power of two from 1 to %u\n",
+                 sim::Tlb::kMaxEntries);
+    return kBadInput;
+  }
+  if (kind == backend::Kind::kKvm && o.technique != "emulation") {
     std::fprintf(stderr, "trapscope run: --technique applies to --backend sim\n");
     return kBadInput;
   }
@@ -214,6 +279,11 @@ int run(const RunOptions& o) {
     std::fprintf(info, "---\n");
   }
   if (o.stats) std::fprintf(info, "%s", stats.table().c_str());
+  if (o.stats) {
+    if (const auto pc = machine->paging_counters()) {
+      std::fprintf(info, "%s", paging_table(*pc, o.paging).c_str());
+    }
+  }
   std::fprintf(info, "run ended: %s", std::string(trace::to_string(r.reason)).c_str());
   if (r.reason == trace::RunEndReason::kGuestExit) std::fprintf(info, " %u", r.exit_code);
   const sim::CpuState regs = machine->registers();
@@ -278,6 +348,14 @@ void add_run_command(CLI::App& app, int* status) {
   cmd->add_option("--deprivilege", o->deprivilege,
                   "trap-emulate: the real CPL the guest kernel runs at (1 or 3)")
       ->check(CLI::IsMember({1u, 3u}))
+      ->capture_default_str();
+  cmd->add_option("--paging", o->paging,
+                  "Simulator: how its VMM virtualizes memory: native (the guest's tables only), "
+                  "shadow (shadow page tables), ept (nested paging)")
+      ->check(CLI::IsMember({"native", "shadow", "ept"}))
+      ->capture_default_str();
+  cmd->add_option("--tlb-entries", o->tlb_entries,
+                  "Simulator: TLB entries (a power of two, 1-4096; direct-mapped)")
       ->capture_default_str();
   cmd->add_option("--max-instructions", o->max_instructions,
                   "Simulator: stop after this many instructions (0: no limit)");

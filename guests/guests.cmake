@@ -10,3 +10,5 @@ trapscope_guest(rings MODE long
 trapscope_guest(compute MODE real DESCRIPTION "boot-sector integer loop of bench/interp_mips")
 trapscope_guest(popek MODE protected
   DESCRIPTION "a 32-bit kernel that runs pushf/popf, push cs, sgdt/sidt/str/smsw and prints what it sees (Popek-Goldberg)")
+trapscope_guest(paging MODE long
+  DESCRIPTION "its own page tables: demand paging via #PF, PTE changes, unmapping, two address spaces (CR3)")

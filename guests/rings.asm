@@ -73,15 +73,6 @@ org TS_LOAD_DEFAULT
 %define EXIT_UNEXPECTED    3        ; a trap at an unexpected rip, or with the wrong vector/error/cr2
 %define EXIT_WRONG_STACK   4        ; the handler is not running on the TSS.RSP0 stack
 
-; PUTS "text": print a string literal on the debug console (the text is stored inline, jumped over).
-%macro PUTS 1
-    lea rsi, [rel %%text]
-    call print_str
-    jmp %%after
-%%text: db %1, 0
-%%after:
-%endmacro
-
 ; =================================================================================== kernel
 start:
     PUTS {"rings: kernel at CPL 0 sets up its GDT, TSS, IDT and page tables", 10}

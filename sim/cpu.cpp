@@ -201,9 +201,11 @@ unsigned Cpu::fetch(uint8_t* out, unsigned max) {
     if (n == 0) {
       pa = translate(la, Access::kExecute, user);
     } else {
+      const uint64_t cr2 = s.cr2;
       try {
         pa = translate(la + n, Access::kExecute, user);
       } catch (const CpuFault&) {
+        s.cr2 = cr2;  // no #PF is delivered for this look-ahead
         // The next page is not fetchable: decode what we have; if the instruction needs it,
         // the step loop re-raises the fault for that address.
         break;

@@ -85,7 +85,7 @@ class Cpu {
   // Linear → physical through the MMU; throws #PF (and sets CR2) on a fault. Paging off and TLB
   // hits are handled inline; a miss walks the tables (mmu_translate).
   uint64_t translate(uint64_t linear, Access access, bool user) {
-    if (!(s.cr0 & kCr0Pg)) return linear;
+    if (!(s.cr0 & kCr0Pg) && vmm.mode != VmmPaging::kEpt) return linear;
     const uint64_t vpn = linear >> 12;
     const Tlb::Entry& e = tlb.slot(vpn);
     if (e.vpn == vpn && (e.allow & Tlb::need_bit(access, user))) {
@@ -155,10 +155,14 @@ class Cpu {
   const uint8_t* insn_bytes = nullptr;  // its bytes (set by the step loop; valid during it)
   uint8_t insn_len = 0;
 
-  // The TLB (sim/mmu.hpp): flush on MOV to CR3/CR0/CR4 and per page on INVLPG.
+  // The TLB (sim/mmu.hpp): flush on MOV to CR3 (global entries kept), CR0/CR4 paging changes
+  // and per page on INVLPG (mmu_cr3_written, mmu_invlpg).
   Tlb tlb;
-  void flush_tlb() { tlb.flush(); }
-  void flush_tlb_page(uint64_t linear) { tlb.flush_page(linear >> 12); }
+  // The VMM's memory virtualization (native, shadow, EPT) and its counters.
+  VmmPagingState vmm;
+  // Everything cached about translations: the TLB, and the shadow tables under shadow paging
+  // (a paging-mode change, or state written from outside the guest).
+  void flush_tlb() { mmu_flush_all(*this); }
 
   // Self-modifying code: the decode cache (sim/machine.cpp) keys instructions by physical
   // address and remembers the page's generation; every write to a page that holds cached code

@@ -1,5 +1,7 @@
 #include "sim/machine.hpp"
 
+#include <stdexcept>
+
 #include <time.h>
 
 #include <cinttypes>
@@ -86,6 +88,12 @@ SimMachine::SimMachine(const SimConfig& config)
   if (config.technique != virt::Technique::kEmulation) {
     monitor_ = std::make_unique<virt::Monitor>(config.technique, config.deprivilege);
   }
+  if (!cpu_.tlb.set_entries(config.tlb_entries)) {
+    throw std::invalid_argument("TLB entries must be a power of two from 1 to " +
+                                std::to_string(Tlb::kMaxEntries));
+  }
+  cpu_.vmm.mode = config.paging;
+  cpu_.vmm.ept.assign(512, 0);  // the EPT PML4; the VMM fills the rest on EPT violations
 }
 
 void SimMachine::load(std::span<const uint8_t> image) {

@@ -31,6 +31,8 @@ struct SimConfig {
   bool record_instructions = false;  // emit a trace::InstructionEvent per retired instruction
   virt::Technique technique = virt::Technique::kEmulation;  // sim/virt/monitor.hpp
   uint8_t deprivilege = 1;  // trap-and-emulate: the real CPL of the guest kernel (1 or 3)
+  VmmPaging paging = VmmPaging::kNative;     // how the VMM virtualizes memory (sim/mmu.hpp)
+  unsigned tlb_entries = Tlb::kDefaultEntries;  // a power of two, 1 … Tlb::kMaxEntries
 };
 
 struct SimLimits {

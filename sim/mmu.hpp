@@ -1,15 +1,25 @@
 // sim/mmu.hpp — the simulator's paging unit: 32-bit, PAE and 4-level paging with accessed and
-// dirty bits, U/S, R/W (with CR0.WP) and NX checks, and a TLB.
+// dirty bits, U/S, R/W (with CR0.WP) and NX checks, a configurable TLB, and the three ways the
+// simulator's VMM can virtualize memory (native, shadow page tables, nested paging/EPT).
 //
 // Sources: Intel SDM Vol. 3A 4.3 (32-bit paging), 4.4 (PAE), 4.5 (4-level paging), 4.6
 // (access rights), 4.7 (page-fault exceptions: error code bits P, W/R, U/S, RSVD, I/D), 4.10
-// (TLBs: flushed by MOV to CR3 and by INVLPG for one page).
+// (TLBs: MOV to CR3 invalidates all entries except global ones (4.10.4.1); a MOV to CR4 that
+// changes PGE, PAE or PSE, and a MOV to CR0 that changes PG or WP, invalidate all; INVLPG one
+// page, global or not). Vol. 3C 29.3 (EPT), 27.2.1 table 27-7 (EPT violation exit
+// qualification), Vol. 3D Appendix C (basic exit reasons). Shadow paging: Adams & Agesen, ASPLOS
+// 2006; Bugnion et al., TOCS 2012. Nested walks: Bhargava et al., ASPLOS 2008.
 //
 // Every translation that misses the TLB walks the guest's tables and emits a
-// trace::PageWalkEvent (when a sink is attached) with each entry it read.
+// trace::PageWalkEvent (when a sink is attached) with each entry it read; the other modes add
+// trace::ShadowPagingEvent, trace::NestedWalkEvent and trace::EptViolationEvent.
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 namespace trapscope::sim {
 
@@ -17,20 +27,40 @@ class Cpu;
 
 enum class Access : uint8_t { kRead, kWrite, kExecute };
 
-// A direct-mapped TLB of 4 KiB translations (large pages are cached per 4 KiB page).
+// How the simulator's VMM virtualizes guest memory.
+//   kNative: the guest's tables are walked by the (simulated) hardware directly: the baseline,
+//            what a machine without a VMM does.
+//   kShadow: the VMM keeps shadow tables (GVA → HPA) built from the guest's, write-protects the
+//            guest's page-table pages and traps CR3 writes and INVLPG; the hardware walks only
+//            the shadow. A miss in the shadow is a hidden page fault (a VM exit the guest never
+//            sees); a fault of the guest's own tables is a true fault, reflected to the guest.
+//   kEpt:    the hardware walks the guest's tables and translates every guest-physical address
+//            it meets through a 4-level nested table (EPT) the VMM fills lazily; a missing EPT
+//            entry is an EPT violation VM exit.
+// Guest-visible behaviour (registers, memory, console, exit code) is the same in all three.
+enum class VmmPaging : uint8_t { kNative, kShadow, kEpt };
+std::string_view to_string(VmmPaging mode);
+std::optional<VmmPaging> parse_vmm_paging(std::string_view name);
+
+// A direct-mapped TLB of 4 KiB translations (large pages are cached per 4 KiB page). The
+// number of entries is a power of two, 1 … kMaxEntries (default kDefaultEntries).
 class Tlb {
  public:
-  static constexpr unsigned kEntries = 256;
+  static constexpr unsigned kMaxEntries = 4096;
+  static constexpr unsigned kDefaultEntries = 256;
   struct Entry {
     uint64_t vpn = ~0ull;  // linear page number; ~0 = invalid
     uint64_t pfn = 0;      // physical page number
     uint8_t allow = 0;     // kAllow* bits for which the cached translation may be used
+    uint8_t global = 0;    // G = 1 in the leaf with CR4.PGE = 1: survives MOV to CR3
   };
   enum : uint8_t {
     kAllowUserRead = 1, kAllowUserWrite = 2, kAllowUserExec = 4,
     kAllowSupRead = 8, kAllowSupWrite = 16, kAllowSupExec = 32,
+    kAllowAll = 63,
   };
-  Entry& slot(uint64_t vpn) { return entries_[vpn % kEntries]; }
+  Entry& slot(uint64_t vpn) { return entries_[vpn & mask_]; }
+  const Entry& slot(uint64_t vpn) const { return entries_[vpn & mask_]; }
   static uint8_t need_bit(Access access, bool user) {
     switch (access) {
       case Access::kRead: return user ? kAllowUserRead : kAllowSupRead;
@@ -39,21 +69,87 @@ class Tlb {
     }
     return 0;
   }
-  void flush() {
-    for (Entry& e : entries_) e.vpn = ~0ull;
+  // False (nothing changed) unless `entries` is a power of two in [1, kMaxEntries].
+  bool set_entries(unsigned entries);
+  unsigned entries() const { return static_cast<unsigned>(mask_ + 1); }
+  void flush() {  // every entry, global or not
+    for (uint64_t i = 0; i <= mask_; ++i) entries_[i].vpn = ~0ull;
+    ++flushes;
+  }
+  void flush_non_global() {  // MOV to CR3 (SDM 4.10.4.1)
+    for (uint64_t i = 0; i <= mask_; ++i) {
+      if (!entries_[i].global) entries_[i].vpn = ~0ull;
+    }
+    ++flushes;
   }
   void flush_page(uint64_t vpn) {
     Entry& e = slot(vpn);
     if (e.vpn == vpn) e.vpn = ~0ull;
   }
-  uint64_t hits = 0, misses = 0;
+  uint64_t hits = 0, misses = 0, flushes = 0;
 
  private:
-  Entry entries_[kEntries];
+  uint64_t mask_ = kDefaultEntries - 1;
+  Entry entries_[kMaxEntries];
+};
+
+// Counts of the memory-virtualization work, for `trapscope run --stats` and the tests. Exit
+// counts use Intel's basic exit reasons (SDM Vol. 3D Appendix C): they are VM exits inside the
+// simulator's VMM, which KVM would handle in the kernel without telling user space.
+struct PagingStats {
+  uint64_t walks = 0;             // TLB misses that walked (any mode)
+  uint64_t guest_refs = 0;        // guest paging-structure entries read by the hardware walker
+                                  // (native, EPT)
+  uint64_t nested_refs = 0;       // EPT entries read (EPT)
+  uint64_t shadow_refs = 0;       // shadow-table entries read by the hardware walker (shadow)
+  uint64_t vmm_guest_refs = 0;    // guest entries read by the shadow VMM's software walks
+  uint64_t guest_page_faults = 0; // #PF delivered to the guest (= true faults, every mode)
+  uint64_t hidden_faults = 0;     // shadow: #PF exits resolved by the VMM (guest never sees them)
+  uint64_t true_faults = 0;       // shadow: #PF exits reflected to the guest
+  uint64_t pt_write_traps = 0;    // shadow: writes to write-protected guest page tables
+  uint64_t cr3_exits = 0;         // shadow: MOV to CR3 (exit reason 28)
+  uint64_t invlpg_exits = 0;      // shadow: INVLPG (exit reason 14)
+  uint64_t ept_violations = 0;    // EPT: exit reason 48
+  uint64_t shadow_dropped = 0;    // shadow entries dropped by resynchronization
+  // VM exits by Intel basic exit reason (0 exception, 14 INVLPG, 28 CR access, 48 EPT violation)
+  std::vector<std::pair<uint32_t, uint64_t>> exits_by_reason() const;
+  uint64_t walk_refs() const { return guest_refs + nested_refs + shadow_refs; }
+};
+
+// The VMM's memory-virtualization state (shadow tables, EPT). Owned by the Cpu.
+struct ShadowEntry {
+  uint64_t pfn = 0;        // guest-physical (= host-physical in this model) page
+  uint8_t allow = 0;       // Tlb::kAllow* the shadow grants (guest_allow minus write on
+                           // write-protected page-table pages)
+  uint8_t guest_allow = 0; // Tlb::kAllow* the guest's tables grant
+  uint8_t global = 0;
+  uint8_t ntables = 0;
+  uint64_t tables[4] = {};  // guest-physical pages of the guest tables it was built from
+  uint64_t guest_leaf = 0;
+};
+struct VmmPagingState {
+  VmmPaging mode = VmmPaging::kNative;
+  // Shadow: one shadow table per guest CR3 (the VMM keeps the shadows of address spaces the
+  // guest switches between), GVA page → entry; and how many shadow entries were built from
+  // each guest page-table page (those pages are write-protected).
+  std::unordered_map<uint64_t, std::unordered_map<uint64_t, ShadowEntry>> shadows;
+  std::unordered_map<uint64_t, uint32_t> pt_pages;
+  // EPT: 4-level tables in host memory outside the guest's (host-physical kEptBase + offset);
+  // guest RAM sits at host-physical kGuestRamHpa + GPA.
+  static constexpr uint64_t kGuestRamHpa = 0x1'0000'0000ull;
+  static constexpr uint64_t kEptBase = 0x2'0000'0000ull;
+  std::vector<uint64_t> ept;  // 512-entry tables back to back; table 0 = the EPT PML4
+  PagingStats stats;
 };
 
 // Linear → guest-physical for an access at CPL 3 (`user`) or supervisor. Raises #PF (with CR2
 // set) through sim::raise on a fault.
 uint64_t mmu_translate(Cpu& cpu, uint64_t linear, Access access, bool user);
+
+// VMM hooks called by the instructions that the shadow-paging VMM traps.
+void mmu_cr3_written(Cpu& cpu);                  // after MOV to CR3
+void mmu_invlpg(Cpu& cpu, uint64_t linear);      // INVLPG
+void mmu_flush_all(Cpu& cpu);                    // paging-mode change, state restored
+void mmu_page_fault_delivered(Cpu& cpu, uint32_t error_code);
 
 }  // namespace trapscope::sim

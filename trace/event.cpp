@@ -27,6 +27,9 @@ std::string_view to_string(EventType type) {
     case EventType::kVmmTrap: return "vmm_trap";
     case EventType::kSensitiveNoTrap: return "sensitive_no_trap";
     case EventType::kVmTransition: return "vm_transition";
+    case EventType::kNestedWalk: return "nested_walk";
+    case EventType::kShadowPaging: return "shadow_paging";
+    case EventType::kEptViolation: return "ept_violation";
     case EventType::kMax: break;
   }
   return "?";
@@ -61,6 +64,19 @@ std::string_view exit_reason_name(uint32_t reason) {
       "X86_RDMSR", "X86_WRMSR", "DIRTY_RING_FULL", "AP_RESET_HOLD", "X86_BUS_LOCK", "XEN",
       "RISCV_SBI", "RISCV_CSR", "NOTIFY"};
   return reason < std::size(kNames) ? kNames[reason] : "?";
+}
+
+std::string_view to_string(ShadowAction action) {
+  switch (action) {
+    case ShadowAction::kHiddenFault: return "hidden page fault";
+    case ShadowAction::kTrueFault: return "true page fault";
+    case ShadowAction::kPtWrite: return "page-table write";
+    case ShadowAction::kCr3Write: return "CR3 write";
+    case ShadowAction::kInvlpg: return "invlpg";
+    case ShadowAction::kWriteProtect: return "write-protect";
+    case ShadowAction::kFlushAll: return "flush all";
+  }
+  return "?";
 }
 
 std::string_view to_string(RingCause cause) {

@@ -31,7 +31,9 @@ enum class EventType : uint8_t {
   kRingTransition = 4,  // the CPL changed (simulator)
   kException = 5,       // an exception or interrupt was delivered (simulator)
   kInstruction = 6,     // an instruction retired (simulator, when recording instructions)
-  // 7..9: reserved (memory virtualization)
+  kNestedWalk = 7,      // a two-dimensional (guest × EPT) walk under nested paging (simulator)
+  kShadowPaging = 8,    // a shadow-paging action of the simulator's VMM (hidden/true #PF, …)
+  kEptViolation = 9,    // an EPT violation VM exit and how the VMM resolved it (simulator)
   kVmmTrap = 10,          // trap-and-emulate: a privileged instruction of the deprivileged guest
                           //   kernel trapped to the VMM, which emulated it (VirtEvent)
   kSensitiveNoTrap = 11,  // trap-and-emulate: a sensitive but unprivileged instruction ran
@@ -204,6 +206,14 @@ static_assert(sizeof(RunEndEvent) == 56);
 
 // One guest page walk (a TLB miss): each level's table entry, read from guest-physical memory.
 // Sources: Intel SDM Vol. 3A 4.3 (32-bit), 4.4 (PAE), 4.5 (4-level paging).
+// header.flags: bits 1:0 the paging structure (kWalk32Bit, kWalkPae, kWalk4Level: decides each
+// reference's level name, index bits and entry size; trace/page_walk.hpp decodes them), bit 2
+// kWalkByVmm: the walk was the shadow-paging VMM's software walk of the guest's tables (a hidden
+// page fault), not the processor's. Each reference's level and index follow from its position
+// and entry address; a fault is at the last reference (P = 0) or, for an access-rights fault,
+// at the leaf.
+inline constexpr uint8_t kWalk32Bit = 1, kWalkPae = 2, kWalk4Level = 3, kWalkStructureMask = 3;
+inline constexpr uint8_t kWalkByVmm = 1 << 2;
 struct PageWalkLevel {
   uint64_t entry_address;  // guest-physical address of the table entry
   uint64_t entry;          // its value (after the walk set A/D bits)
@@ -300,6 +310,97 @@ struct VirtEvent {
   uint64_t qualification;
 };
 static_assert(sizeof(VirtEvent) == 72);
+// Nested paging (EPT; Intel SDM Vol. 3C 29.3; Bhargava et al., ASPLOS 2008). Each guest
+// paging-structure reference is itself a guest-physical address that the processor translates
+// through the EPT (m = 4 levels) before reading it, and so is the final guest-physical address:
+// an n-level guest walk makes n·m + n + m = (n+1)(m+1) − 1 references (24 for n = m = 4; 14 for
+// a 2-level 32-bit guest; 19 for PAE's 3; 4 with guest paging off). ref[] lists them in the
+// order the hardware makes them (the EPT walk for a guest entry's GPA, then that guest entry).
+enum class NestedRefKind : uint8_t { kEpt = 0, kGuest = 1 };
+struct NestedWalkRef {
+  uint64_t gpa;    // kEpt: the guest-physical address being translated; kGuest: the entry's GPA
+  uint64_t hpa;    // host-physical address of the entry read
+  uint64_t entry;  // the entry's value
+  NestedRefKind kind;
+  uint8_t level;   // 4 = PML4 / EPT PML4 … 1 = PT / EPT PT (32-bit guest: 2 = PD, 1 = PT)
+  uint16_t index;  // index of the entry in its table
+  uint8_t step;    // kEpt: which guest reference it serves (0 = the root's, …; guest_levels =
+                   // the final GPA)
+  uint8_t fault;   // 1: this reference ended the walk (not present / EPT violation)
+  uint8_t pad[2];
+};
+static_assert(sizeof(NestedWalkRef) == 32);
+inline constexpr unsigned kMaxNestedRefs = 24;
+struct NestedWalkEvent {
+  EventHeader header;   // flags: the guest's paging structure as in PageWalkEvent (0: paging off)
+  uint64_t linear;      // guest-virtual address
+  uint64_t gpa;         // the guest-physical result (valid unless faulted)
+  uint64_t hpa;         // the host-physical result (valid unless faulted)
+  uint8_t nrefs;        // entries of ref[] used
+  uint8_t guest_levels; // n: guest entries read (fewer than the structure's depth for a large
+                        // page, or when the walk faulted)
+  uint8_t access;       // 0 read, 1 write, 2 execute
+  uint8_t faulted;      // 0 no, 1 guest #PF (error_code), 2 EPT violation (a kEptViolation event
+                        // follows)
+  uint32_t error_code;  // #PF error code when faulted == 1
+  NestedWalkRef ref[kMaxNestedRefs];
+};
+static_assert(sizeof(NestedWalkEvent) == 32 + 32 + 24 * 32);
+
+// What the shadow-paging VMM did (the exits it takes: Intel SDM Vol. 3C 25.6 VM-execution
+// controls — exception bitmap, INVLPG exiting, CR3-load exiting; Adams & Agesen,
+// ASPLOS 2006; Bugnion et al., TOCS 2012 for the technique). intel_exit_reason is the basic exit
+// reason of SDM Vol. 3D Appendix C the action stands for: 0 exception (#PF), 14 INVLPG,
+// 28 control-register access.
+enum class ShadowAction : uint8_t {
+  kHiddenFault = 1,   // the shadow lacked the entry (or the right): the VMM walked the guest's
+                      // tables and filled the shadow; the guest never sees this fault
+  kTrueFault = 2,     // the guest's own tables deny the access: #PF reflected to the guest
+  kPtWrite = 3,       // a write to a write-protected guest page-table page: emulated, and the
+                      // shadow entries built from that page dropped (resynchronized)
+  kCr3Write = 4,      // MOV to CR3: the VMM switches to the shadow of the new address space
+  kInvlpg = 5,        // INVLPG: the VMM drops the shadow entry of that page
+  kWriteProtect = 6,  // a guest page became a page-table page: its shadow mappings lose write
+  kFlushAll = 7,      // a paging-mode change (CR0/CR4/EFER): every shadow table dropped
+};
+std::string_view to_string(ShadowAction action);
+struct ShadowPagingEvent {
+  EventHeader header;
+  ShadowAction action;
+  uint8_t access;          // 0 read, 1 write, 2 execute (faults and page-table writes)
+  uint8_t user;
+  uint8_t pad;
+  uint32_t intel_exit_reason;
+  uint64_t linear;         // GVA (or the new CR3 for kCr3Write)
+  uint64_t gpa;            // the guest-physical page concerned
+  uint64_t guest_entry;    // the guest's leaf entry (faults)
+  uint64_t shadow_entry;   // the shadow entry after the action (HPA | P RW US bits; 0 = none)
+  uint32_t error_code;     // #PF error code (kTrueFault)
+  uint32_t dropped;        // shadow entries dropped by this action
+};
+static_assert(sizeof(ShadowPagingEvent) == 32 + 48);
+
+// An EPT violation VM exit (basic exit reason 48, SDM Vol. 3D Appendix C): the exit
+// qualification's bits follow SDM Vol. 3C 27.2.1, table 27-7 "Exit Qualification for EPT
+// Violations" (28.2.1 / table 28-7 in the editions that renumbered the VMX chapters): 0 data read, 1 data write, 2 instruction fetch, 3–5 the AND of the R/W/X bits
+// of the EPT entries used (0 when an entry was not present), 7 guest linear address valid,
+// 8 (with bit 7) 1 = the access was to the translated linear address, 0 = to a guest
+// paging-structure entry.
+enum class EptResolution : uint8_t {
+  kMapped = 1,  // guest RAM touched for the first time: the VMM mapped the page (lazily)
+  kMmio = 2,    // no RAM at that GPA: the VMM emulates the access (an MMIO exit follows)
+};
+struct EptViolationEvent {
+  EventHeader header;
+  uint64_t gpa;
+  uint64_t linear;         // guest-linear address (valid when qualification bit 7 is set)
+  uint64_t qualification;
+  uint32_t intel_exit_reason;  // 48
+  EptResolution resolution;
+  uint8_t level;           // the EPT level whose entry was not present (4 … 1)
+  uint8_t pad[2];
+};
+static_assert(sizeof(EptViolationEvent) == 32 + 32);
 
 #pragma pack(pop)
 
@@ -312,7 +413,9 @@ inline constexpr uint16_t kEventSize[static_cast<size_t>(EventType::kMax)] = {
     sizeof(RingTransitionEvent),  // kRingTransition
     sizeof(ExceptionEvent),       // kException
     sizeof(InstructionEvent),     // kInstruction
-    0, 0, 0,                      // 7..9: reserved
+    sizeof(NestedWalkEvent),      // kNestedWalk
+    sizeof(ShadowPagingEvent),    // kShadowPaging
+    sizeof(EptViolationEvent),    // kEptViolation
     sizeof(VirtEvent),            // kVmmTrap
     sizeof(VirtEvent),            // kSensitiveNoTrap
     sizeof(VirtEvent),            // kVmTransition

@@ -5,6 +5,7 @@
 #include <span>
 
 #include "sim/decode/disasm.hpp"
+#include "trace/page_walk.hpp"
 
 namespace trapscope::trace {
 namespace {
@@ -38,6 +39,8 @@ std::string duration(uint64_t ns) {
 }
 
 // Mnemonics of the exception vectors (SDM Vol. 3A table 6-1).
+constexpr const char* kAccessName[] = {"read", "write", "fetch"};
+
 std::string_view vector_name(uint8_t v) {
   static constexpr std::string_view kNames[] = {
       "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP",
@@ -187,13 +190,59 @@ std::string EventFormatter::text(const EventHeader& h) {
             " cpl=" + std::to_string(h.cpl);
   } else if (h.type == EventType::kPageWalk && h.size == sizeof(PageWalkEvent)) {
     const auto& e = reinterpret_cast<const PageWalkEvent&>(h);
-    static constexpr const char* kAccess[] = {"read", "write", "fetch"};
-    line += " walk    " + hex(e.linear) + " " + kAccess[e.access % 3] +
-            (e.user ? " user" : " supervisor") + ":";
-    for (unsigned i = 0; i < e.levels && i < 4; ++i) {
-      line += " [" + hex(e.level[i].entry_address) + "]=" + hex(e.level[i].entry);
+    line += " walk    " + hex(e.linear) + " " + kAccessName[e.access % 3] +
+            (e.user ? " user" : " supervisor") + " (" +
+            std::string(walk_structure_name(h.flags)) +
+            ((h.flags & kWalkByVmm) ? ", by the shadow-paging VMM" : "") + "):";
+    for (const WalkRef& r : decode_walk(e)) {
+      line += " " + std::string(r.level_name) + "[" + std::to_string(r.index) + "]@" +
+              hex(r.entry_address) + "=" + hex(r.entry) + " (" + r.flags + ")";
     }
     line += e.faulted ? " -> #PF error=" + hex(e.error_code) : " -> " + hex(e.physical);
+  } else if (h.type == EventType::kNestedWalk && h.size == sizeof(NestedWalkEvent)) {
+    const auto& e = reinterpret_cast<const NestedWalkEvent&>(h);
+    line += " 2D walk " + hex(e.linear) + " " + kAccessName[e.access % 3] + " (" +
+            std::string(walk_structure_name(h.flags)) + " guest over 4-level EPT, " +
+            std::to_string(e.nrefs) + " references):";
+    for (unsigned i = 0; i < e.nrefs && i < kMaxNestedRefs; ++i) {
+      const NestedWalkRef& r = e.ref[i];
+      line += r.kind == NestedRefKind::kEpt
+                  ? " " + std::string(ept_level_name(r.level)) + "[" + std::to_string(r.index) +
+                        "]"
+                  : " | " + std::string(guest_level_name(h.flags, r.level)) + "[" +
+                        std::to_string(r.index) + "]@" + hex(r.gpa) + "=" + hex(r.entry) + " |";
+      if (r.fault) line += "!";
+    }
+    if (e.faulted == 1) line += " -> #PF error=" + hex(e.error_code);
+    else if (e.faulted == 2) line += " -> EPT violation";
+    else line += " -> GPA " + hex(e.gpa) + " HPA " + hex(e.hpa);
+  } else if (h.type == EventType::kShadowPaging && h.size == sizeof(ShadowPagingEvent)) {
+    const auto& e = reinterpret_cast<const ShadowPagingEvent&>(h);
+    line += " shadow  " + std::string(to_string(e.action)) + " (Intel exit reason " +
+            std::to_string(e.intel_exit_reason) + ")";
+    switch (e.action) {
+      case ShadowAction::kCr3Write: line += " cr3=" + hex(e.linear); break;
+      case ShadowAction::kFlushAll: break;
+      case ShadowAction::kWriteProtect: line += " gpa=" + hex(e.gpa); break;
+      default:
+        line += " gva=" + hex(e.linear) + " " + kAccessName[e.access % 3] +
+                (e.user ? " user" : " supervisor");
+        if (e.action != ShadowAction::kInvlpg) line += " gpa=" + hex(e.gpa);
+        break;
+    }
+    if (e.action == ShadowAction::kHiddenFault) {
+      line += " guest entry=" + hex(e.guest_entry) + " shadow entry=" + hex(e.shadow_entry);
+    }
+    if (e.action == ShadowAction::kTrueFault) line += " error=" + hex(e.error_code);
+    if (e.dropped) line += " dropped " + std::to_string(e.dropped) + " shadow entries";
+  } else if (h.type == EventType::kEptViolation && h.size == sizeof(EptViolationEvent)) {
+    const auto& e = reinterpret_cast<const EptViolationEvent&>(h);
+    line += " EPT violation (Intel exit reason " + std::to_string(e.intel_exit_reason) +
+            ") gpa=" + hex(e.gpa) + " gva=" + hex(e.linear) + " qualification=" +
+            hex(e.qualification) + " (" + ept_qualification_text(e.qualification) + ") at " +
+            std::string(ept_level_name(e.level)) +
+            (e.resolution == EptResolution::kMapped ? ": VMM mapped the page"
+                                                    : ": not RAM, VMM emulates (MMIO)");
   } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
     const auto& e = reinterpret_cast<const InstructionEvent&>(h);
     line += " insn    rip=" + hex(h.rip) + " cpl=" + std::to_string(h.cpl) + " " +
@@ -240,16 +289,65 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
   } else if (h.type == EventType::kPageWalk && h.size == sizeof(PageWalkEvent)) {
     const auto& e = reinterpret_cast<const PageWalkEvent&>(h);
     j["linear"] = hex(e.linear);
-    j["access"] = e.access == 0 ? "read" : e.access == 1 ? "write" : "fetch";
+    j["access"] = kAccessName[e.access % 3];
     j["user"] = e.user != 0;
+    j["structure"] = walk_structure_name(h.flags);
+    j["by_vmm"] = (h.flags & kWalkByVmm) != 0;
     nlohmann::json levels = nlohmann::json::array();
-    for (unsigned i = 0; i < e.levels && i < 4; ++i) {
-      levels.push_back({{"entry_address", hex(e.level[i].entry_address)},
-                        {"entry", hex(e.level[i].entry)}});
+    for (const WalkRef& r : decode_walk(e)) {
+      levels.push_back({{"level", r.level_name}, {"index", r.index},
+                        {"table", hex(r.table)}, {"entry_address", hex(r.entry_address)},
+                        {"entry", hex(r.entry)}, {"flags", r.flags}, {"fault", r.fault}});
     }
     j["levels"] = levels;
     if (e.faulted) j["page_fault_error"] = e.error_code;
     else j["physical"] = hex(e.physical);
+  } else if (h.type == EventType::kNestedWalk && h.size == sizeof(NestedWalkEvent)) {
+    const auto& e = reinterpret_cast<const NestedWalkEvent&>(h);
+    j["linear"] = hex(e.linear);
+    j["access"] = kAccessName[e.access % 3];
+    j["structure"] = walk_structure_name(h.flags);
+    j["guest_levels"] = e.guest_levels;
+    nlohmann::json refs = nlohmann::json::array();
+    for (unsigned i = 0; i < e.nrefs && i < kMaxNestedRefs; ++i) {
+      const NestedWalkRef& r = e.ref[i];
+      const bool ept = r.kind == NestedRefKind::kEpt;
+      refs.push_back({{"kind", ept ? "ept" : "guest"},
+                      {"level", ept ? ept_level_name(r.level) : guest_level_name(h.flags, r.level)},
+                      {"index", r.index}, {"gpa", hex(r.gpa)}, {"hpa", hex(r.hpa)},
+                      {"entry", hex(r.entry)},
+                      {"flags", ept ? ept_entry_flags(r.entry, r.level == 1)
+                                    : guest_entry_flags(r.entry, r.level == 1)},
+                      {"fault", r.fault != 0}});
+    }
+    j["refs"] = refs;
+    if (e.faulted == 1) j["page_fault_error"] = e.error_code;
+    else if (e.faulted == 2) j["ept_violation"] = true;
+    else {
+      j["gpa"] = hex(e.gpa);
+      j["hpa"] = hex(e.hpa);
+    }
+  } else if (h.type == EventType::kShadowPaging && h.size == sizeof(ShadowPagingEvent)) {
+    const auto& e = reinterpret_cast<const ShadowPagingEvent&>(h);
+    j["action"] = to_string(e.action);
+    j["intel_exit_reason"] = e.intel_exit_reason;
+    j["linear"] = hex(e.linear);
+    j["gpa"] = hex(e.gpa);
+    j["access"] = kAccessName[e.access % 3];
+    j["user"] = e.user != 0;
+    j["guest_entry"] = hex(e.guest_entry);
+    j["shadow_entry"] = hex(e.shadow_entry);
+    j["error_code"] = e.error_code;
+    j["dropped"] = e.dropped;
+  } else if (h.type == EventType::kEptViolation && h.size == sizeof(EptViolationEvent)) {
+    const auto& e = reinterpret_cast<const EptViolationEvent&>(h);
+    j["intel_exit_reason"] = e.intel_exit_reason;
+    j["gpa"] = hex(e.gpa);
+    j["linear"] = hex(e.linear);
+    j["qualification"] = hex(e.qualification);
+    j["qualification_text"] = ept_qualification_text(e.qualification);
+    j["ept_level"] = e.level;
+    j["resolution"] = e.resolution == EptResolution::kMapped ? "mapped" : "mmio";
   } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
     const auto& e = reinterpret_cast<const InstructionEvent&>(h);
     j["insn_bytes"] = bytes_hex(e.bytes, e.len);

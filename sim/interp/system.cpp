@@ -352,6 +352,9 @@ std::string describe_event(uint8_t vector, bool has_error, uint32_t error) {
 
 void emit_exception(Cpu& cpu, uint8_t vector, EventSource source, bool has_error, uint32_t error,
                     uint64_t rip) {
+  if (vector == vec::kPF && source != EventSource::kSoftware) {
+    mmu_page_fault_delivered(cpu, error);
+  }
   trace::EventSink* sink = cpu.sink();
   if (!sink) return;
   trace::ExceptionEvent e{};
@@ -1095,7 +1098,7 @@ void write_cr0(Cpu& cpu, uint64_t value) {
 void write_cr3(Cpu& cpu, uint64_t value) {
   if (cpu.s.long_mode_active() && (value >> 52)) raise(vec::kGP, 0);  // reserved bits
   cpu.s.cr3 = cpu.s.long_mode_active() ? value : value & 0xFFFFFFFFull;
-  cpu.flush_tlb();  // no PCIDs, no global entries kept: the whole TLB
+  mmu_cr3_written(cpu);  // no PCIDs: every non-global TLB entry (SDM 4.10.4.1)
 }
 
 void write_cr4(Cpu& cpu, uint64_t value) {
@@ -1199,7 +1202,7 @@ void exec_kInvlpg(Cpu& cpu, const Instruction& insn) {
   } else {
     la = (cpu.s.seg[seg].base + ea) & 0xFFFFFFFFull;
   }
-  cpu.flush_tlb_page(la);
+  mmu_invlpg(cpu, la);
 }
 
 // [SECTION] MSRs (SDM 2.2.1 EFER; Vol. 4 table 2-2; Vol. 2 RDMSR/WRMSR)

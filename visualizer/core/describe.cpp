@@ -161,6 +161,9 @@ std::string_view type_label(EventType type) {
     case EventType::kVmmTrap: return "VMM trap";
     case EventType::kSensitiveNoTrap: return "no trap";
     case EventType::kVmTransition: return "VT-x";
+    case EventType::kNestedWalk: return "2D walk";
+    case EventType::kShadowPaging: return "shadow";
+    case EventType::kEptViolation: return "EPT exit";
     default: return "?";
   }
 }
@@ -385,6 +388,32 @@ std::string explain(const EventRecord& e) {
       return "An instruction retired" + where + ".";
     case EventType::kRunEnd:
       return "The run ended: " + std::string(trace::to_string(e.run_end.reason)) + ".";
+    case EventType::kNestedWalk:
+      return "Nested paging: each of the guest's " + std::to_string(e.nested_walk.guest_levels) +
+             " table references, and the final guest-physical address, was translated through "
+             "the 4-level EPT: " + std::to_string(e.nested_walk.nrefs) +
+             " memory references in all (n\u00B7m + n + m; Bhargava et al., ASPLOS 2008).";
+    case EventType::kShadowPaging:
+      switch (e.shadow.action) {
+        case trace::ShadowAction::kHiddenFault:
+          return "A hidden page fault: the shadow table had no entry (or not the right) for " +
+                 hex(e.shadow.linear) + "; the VMM walked the guest's tables and filled the "
+                 "shadow. The guest never sees this fault.";
+        case trace::ShadowAction::kTrueFault:
+          return "A true page fault: the guest's own tables deny the access, so the VMM "
+                 "reflects #PF to the guest.";
+        case trace::ShadowAction::kPtWrite:
+          return "The guest wrote one of its page tables, which the VMM keeps write-protected: "
+                 "the VMM emulated the write and dropped the shadow entries built from it.";
+        default:
+          return "The shadow-paging VMM: " + std::string(trace::to_string(e.shadow.action)) + ".";
+      }
+    case EventType::kEptViolation:
+      return "An EPT violation VM exit (basic exit reason 48): the EPT had no entry for "
+             "guest-physical " + hex(e.ept_violation.gpa) +
+             (e.ept_violation.resolution == trace::EptResolution::kMapped
+                  ? "; the VMM mapped the page and the guest retries."
+                  : "; there is no RAM there, so the VMM emulates the access (MMIO).");
     default:
       return "";
   }

@@ -37,7 +37,10 @@ union EventRecord {
   trace::ExceptionEvent exception;
   trace::InstructionEvent insn;
   trace::VirtEvent virt;  // trap-and-emulate / VT-x model events (issue 6)
-  uint8_t raw[sizeof(trace::PageWalkEvent)];
+  trace::NestedWalkEvent nested_walk;
+  trace::ShadowPagingEvent shadow;
+  trace::EptViolationEvent ept_violation;
+  uint8_t raw[sizeof(trace::NestedWalkEvent)];
 };
 static_assert(sizeof(EventRecord) >= sizeof(trace::VmExitEvent));
 

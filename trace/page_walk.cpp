@@ -1,0 +1,131 @@
+#include "trace/page_walk.hpp"
+
+namespace trapscope::trace {
+
+unsigned walk_depth(uint8_t structure) {
+  switch (structure & kWalkStructureMask) {
+    case kWalk32Bit: return 2;
+    case kWalkPae: return 3;
+    case kWalk4Level: return 4;
+    default: return 0;
+  }
+}
+
+std::string_view walk_structure_name(uint8_t structure) {
+  switch (structure & kWalkStructureMask) {
+    case kWalk32Bit: return "32-bit";
+    case kWalkPae: return "PAE";
+    case kWalk4Level: return "4-level";
+    default: return "paging off";
+  }
+}
+
+std::string_view guest_level_name(uint8_t structure, unsigned level) {
+  static constexpr std::string_view kNames[] = {"?", "PT", "PD", "PDPT", "PML4"};
+  if ((structure & kWalkStructureMask) == kWalk32Bit && level > 2) return "?";
+  return level <= 4 ? kNames[level] : "?";
+}
+
+std::string_view ept_level_name(unsigned level) {
+  static constexpr std::string_view kNames[] = {"?", "EPT PT", "EPT PD", "EPT PDPT", "EPT PML4"};
+  return level <= 4 ? kNames[level] : "?";
+}
+
+namespace {
+// Appends `name` (space separated) when `on`.
+struct FlagList {
+  std::string s;
+  void operator()(bool on, const char* name) {
+    if (!on) return;
+    if (!s.empty()) s += ' ';
+    s += name;
+  }
+};
+}  // namespace
+
+std::string guest_entry_flags(uint64_t entry, bool leaf) {
+  FlagList add;
+  std::string& s = add.s;
+  add(entry & 1, "P");
+  if (!(entry & 1)) return s.empty() ? "not present" : s;
+  add(entry & 2, "RW");
+  add(entry & 4, "US");
+  add(entry & 8, "PWT");
+  add(entry & 16, "PCD");
+  add(entry & 32, "A");
+  add(leaf && (entry & 64), "D");
+  add(entry & 128, "PS");
+  add(leaf && (entry & 256), "G");
+  add(entry >> 63, "XD");
+  return s;
+}
+
+std::string ept_entry_flags(uint64_t entry, bool leaf) {
+  FlagList add;
+  std::string& s = add.s;
+  add(entry & 1, "R");
+  add(entry & 2, "W");
+  add(entry & 4, "X");
+  if (!(entry & 7)) return "not present";
+  if (leaf) {
+    static constexpr const char* kTypes[] = {"UC", "WC", "2?", "3?", "WT", "WP", "WB", "7?"};
+    s += std::string(" memtype=") + kTypes[(entry >> 3) & 7];
+  }
+  add(entry & 0x100, "A");
+  add(leaf && (entry & 0x200), "D");
+  return s;
+}
+
+std::vector<WalkRef> decode_walk(const PageWalkEvent& w) {
+  std::vector<WalkRef> out;
+  const uint8_t st = w.header.flags & kWalkStructureMask;
+  const unsigned depth = walk_depth(st);
+  const unsigned n = w.levels < 4 ? w.levels : 4;
+  for (unsigned i = 0; i < n; ++i) {
+    WalkRef r;
+    r.level = depth > i ? depth - i : 0;
+    r.level_name = guest_level_name(st, r.level);
+    r.entry_address = w.level[i].entry_address;
+    r.entry = w.level[i].entry;
+    const unsigned esize = st == kWalk32Bit ? 4 : 8;
+    if (st == kWalk32Bit) {
+      r.index_lo = r.level == 2 ? 22 : 12;
+      r.index_hi = r.index_lo + 9;
+      r.table = r.entry_address & ~0xFFFull;
+    } else if (st == kWalkPae && r.level == 3) {
+      r.index_lo = 30;
+      r.index_hi = 31;
+      r.table = r.entry_address & ~0x1Full;
+    } else {
+      r.index_lo = 12 + 9 * (r.level - 1);
+      r.index_hi = r.index_lo + 8;
+      r.table = r.entry_address & ~0xFFFull;
+    }
+    r.index = static_cast<unsigned>((r.entry_address - r.table) / esize);
+    const bool ps = (r.entry & 0x80) && (r.level == 2 || (r.level == 3 && st == kWalk4Level));
+    r.leaf = r.level == 1 || ps;
+    r.flags = (st == kWalkPae && r.level == 3) ? ((r.entry & 1) ? "P" : "not present")
+                                               : guest_entry_flags(r.entry, r.leaf);
+    out.push_back(std::move(r));
+  }
+  if (w.faulted && !out.empty()) out.back().fault = true;
+  return out;
+}
+
+std::string ept_qualification_text(uint64_t q) {
+  std::string s;
+  auto add = [&](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
+  if (q & 1) add("data read");
+  if (q & 2) add("data write");
+  if (q & 4) add("instruction fetch");
+  add((q & 0x38) ? std::string("EPT allowed ") + ((q & 8) ? "R" : "") + ((q & 16) ? "W" : "") +
+                       ((q & 32) ? "X" : "")
+                 : std::string("EPT entry not present"));
+  if (q & 0x80) {
+    add("guest-linear address valid");
+    add((q & 0x100) ? "access to the translated address" : "access to a guest paging-structure entry");
+  }
+  return s;
+}
+
+}  // namespace trapscope::trace
