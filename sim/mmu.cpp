@@ -1,5 +1,6 @@
 #include "sim/mmu.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "sim/cpu.hpp"
@@ -497,25 +498,25 @@ uint64_t ept_translate(Cpu& cpu, uint64_t linear, Access access, bool user, Tlb:
   const bool paging = cpu.s.cr0 & kCr0Pg;
   for (int attempt = 0;; ++attempt) {
     Nested nested(cpu, linear, access);
+    Walker w(cpu, linear, access, user);
+    w.nested = &nested;
+    w.structure = structure_of(cpu.s);
     uint64_t gpa = linear;
-    uint8_t allow = Tlb::kAllowAll, global = 0, structure = 0, levels = 0;
+    uint8_t allow = Tlb::kAllowAll, global = 0;
     try {
       if (paging) {
-        Walker w(cpu, linear, access, user);
-        w.nested = &nested;
         w.walk();
         gpa = w.out.phys;
         allow = w.out.allow;
         global = w.out.global;
-        structure = w.structure;
-        levels = w.out.levels;
       }
-      const uint64_t hpa = nested.translate(gpa, levels, true);
-      nested.emit(structure, gpa, hpa, 0, 0, levels);
+      const uint64_t hpa = nested.translate(gpa, w.out.levels, true);
+      nested.emit(w.structure, gpa, hpa, 0, 0, w.out.levels);
       fill_tlb(te, vpn, gpa, allow, global);  // the TLB caches GVA → HPA (data at the GPA here)
       return gpa;
     } catch (const EptExit& x) {
-      nested.emit(structure, gpa, 0, 2, 0, levels);
+      nested.emit(w.structure, x.final_access ? gpa : 0, 0, 2, 0,
+                  static_cast<uint8_t>(std::min<unsigned>(w.ev.levels, 4)));
       if (!resolve_ept_violation(cpu, x, linear, access) || attempt > 16) {
         return gpa;  // not RAM: the VMM emulates the access (MMIO); nothing is cached
       }
