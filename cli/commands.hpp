@@ -15,5 +15,6 @@ void add_gui_command(CLI::App& app, int* status);
 void add_classify_command(CLI::App& app, int* status);
 void add_demo_command(CLI::App& app, int* status);
 void add_lesson_command(CLI::App& app, int* status);
+void add_walk_command(CLI::App& app, int* status);
 
 }  // namespace trapscope::cli

@@ -292,3 +292,33 @@ TEST_CASE("run --stats prints the memory-virtualization counters", "[paging][cli
   const auto kvm = test::run_trapscope({"run", "paging", "--backend", "kvm", "--paging", "ept"});
   CHECK(kvm.exit_code == 2);
 }
+
+TEST_CASE("walk: the guest's walk of an address, then GPA -> host-virtual -> host-physical",
+          "[paging][cli]") {
+  const auto r = test::run_trapscope({"walk", "paging", "--backend", "sim", "--gva", "0x200000",
+                                      "--gva", "0x400000"});
+  REQUIRE(r.exit_code == 0);
+  // The final state of `paging`: heap page 0 re-pointed to 0x180000 (step 3).
+  CHECK_THAT(r.out, Catch::Contains("PD   [  1] at GPA 0x22008"));
+  CHECK_THAT(r.out, Catch::Contains("PT   [  0] at GPA 0x24000    = 0x0000000000180063  P RW A D"));
+  CHECK_THAT(r.out, Catch::Contains("-> GPA 0x180000"));
+  CHECK_THAT(r.out, Catch::Contains("host-virtual"));
+  // Root sees the frame; anyone else is told the host hides it.
+  CHECK_THAT(r.out, Catch::Contains("-> host-physical 0x") || Catch::Contains("hidden by the host"));
+  // 0x400000 is PD[2], which the guest never filled.
+  CHECK_THAT(r.out, Catch::Contains("PD   [  2] at GPA 0x22010    = 0x0000000000000000  not present"));
+  CHECK_THAT(r.out, Catch::Contains("not mapped"));
+  const auto bad = test::run_trapscope({"walk", "paging", "--backend", "sim"});
+  CHECK(bad.exit_code == 2);  // --gva is required
+}
+
+TEST_CASE("walk on KVM stops at the requested VM exit", "[paging][cli][kvm]") {
+  REQUIRE_KVM_OR_SKIP();
+  // After 100 exits (console bytes) `paging` runs on its own tables (CR3 = address space A).
+  const auto r = test::run_trapscope({"walk", "paging", "--backend", "kvm", "--at-exit", "100",
+                                      "--gva", "0x8000"});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("after 100 VM exits"));
+  CHECK_THAT(r.out, Catch::Contains("memory slot 0"));
+  CHECK_THAT(r.out, Catch::Contains("-> GPA 0x8000"));
+}
