@@ -248,6 +248,57 @@ TEST_CASE("gui headless: every panel draws in every machine state", "[gui]") {
   }
 }
 
+TEST_CASE("gui headless: the page-walk window shows a walk, a 2D walk and a shadow entry",
+          "[gui][paging]") {
+  Headless h;
+  RecordingDriver d;
+  Model m;
+  EventRecord w{};
+  w.walk.header = trace::make_header<trace::PageWalkEvent>(EventType::kPageWalk);
+  w.walk.header.flags = trace::kWalk4Level;
+  w.walk.linear = 0x200000;
+  w.walk.levels = 4;
+  w.walk.level[0] = {0x20000, 0x21023};
+  w.walk.level[1] = {0x21000, 0x22023};
+  w.walk.level[2] = {0x22008, 0x24023};
+  w.walk.level[3] = {0x24000, 0x100063};
+  w.walk.physical = 0x100000;
+  m.append(w.header);
+  EventRecord n{};
+  n.nested_walk.header = trace::make_header<trace::NestedWalkEvent>(EventType::kNestedWalk);
+  n.nested_walk.header.flags = trace::kWalk4Level;
+  n.nested_walk.nrefs = 24;
+  n.nested_walk.guest_levels = 4;
+  for (unsigned i = 0; i < 24; ++i) {
+    auto& r = n.nested_walk.ref[i];
+    r.step = static_cast<uint8_t>(i / 5);
+    r.kind = (i % 5 == 4) ? trace::NestedRefKind::kGuest : trace::NestedRefKind::kEpt;
+    r.level = static_cast<uint8_t>(r.kind == trace::NestedRefKind::kGuest ? 4 - i / 5 : 4 - i % 5);
+    r.entry = 0x1000 * i + 7;
+  }
+  m.append(n.header);
+  EventRecord s{};
+  s.shadow.header = trace::make_header<trace::ShadowPagingEvent>(EventType::kShadowPaging);
+  s.shadow.action = trace::ShadowAction::kHiddenFault;
+  s.shadow.guest_entry = 0x8063;
+  s.shadow.shadow_entry = 0x8003;
+  m.append(s.header);
+  App app(d, m, h.fonts, &key_index);
+  app.show_window("page walk", true);
+  int vertices[3] = {};
+  for (int e = 0; e < 3; ++e) {
+    m.select(e);
+    for (int i = 0; i < 2; ++i) h.frame(app);
+    vertices[e] = ImGui::GetDrawData()->TotalVtxCount;
+  }
+  m.select(-1);
+  for (int i = 0; i < 2; ++i) h.frame(app);
+  const int none = ImGui::GetDrawData()->TotalVtxCount;
+  // Each kind draws its own table (more than the "select a walk" hint).
+  for (int v : vertices) CHECK(v > none);
+  CHECK(vertices[1] > vertices[0]);  // the 2D grid has 24 cells
+}
+
 TEST_CASE("gui headless: breakpoints and filters go through the actions", "[gui]") {
   Headless h;
   Model m;

@@ -322,3 +322,23 @@ TEST_CASE("walk on KVM stops at the requested VM exit", "[paging][cli][kvm]") {
   CHECK_THAT(r.out, Catch::Contains("memory slot 0"));
   CHECK_THAT(r.out, Catch::Contains("-> GPA 0x8000"));
 }
+
+TEST_CASE("nested_grid: a 4-level 2D walk is 5 rows of EPT references and a guest entry",
+          "[paging][sim][ept]") {
+  auto r = run_sim("paging", sim::VmmPaging::kEpt);
+  const trace::NestedWalkEvent* full = nullptr;
+  for (const auto* w : all<trace::NestedWalkEvent>(r->events, EventType::kNestedWalk)) {
+    if (!w->faulted && w->nrefs == 24) full = w;
+  }
+  REQUIRE(full);
+  const auto rows = trace::nested_grid(*full);
+  REQUIRE(rows.size() == 5);
+  for (size_t i = 0; i < 5; ++i) {
+    for (const auto& c : rows[i].ept) CHECK(c.present);
+    CHECK(rows[i].guest.present == (i < 4));
+    CHECK(rows[i].final_row == (i == 4));
+  }
+  CHECK_THAT(rows[0].label, Catch::StartsWith("PML4"));
+  CHECK_THAT(rows[3].label, Catch::StartsWith("PT"));
+  CHECK(rows[4].gpa == full->gpa);
+}

@@ -1,5 +1,7 @@
 #include "trace/page_walk.hpp"
 
+#include <cstdio>
+
 namespace trapscope::trace {
 
 unsigned walk_depth(uint8_t structure) {
@@ -110,6 +112,34 @@ std::vector<WalkRef> decode_walk(const PageWalkEvent& w) {
   }
   if (w.faulted && !out.empty()) out.back().fault = true;
   return out;
+}
+
+std::vector<NestedRow> nested_grid(const NestedWalkEvent& w) {
+  std::vector<NestedRow> rows;
+  const unsigned n = w.nrefs < kMaxNestedRefs ? w.nrefs : kMaxNestedRefs;
+  for (unsigned i = 0; i < n; ++i) {
+    const NestedWalkRef& r = w.ref[i];
+    const unsigned step = r.step;
+    while (rows.size() <= step) rows.emplace_back();
+    NestedRow& row = rows[step];
+    NestedCell& c = r.kind == NestedRefKind::kEpt
+                        ? row.ept[r.level >= 1 && r.level <= 4 ? 4 - r.level : 0]
+                        : row.guest;
+    c = {true, r.hpa, r.entry, r.index, r.fault != 0};
+    row.gpa = r.gpa;
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    NestedRow& row = rows[i];
+    row.final_row = i == w.guest_levels && !row.guest.present;
+    const unsigned depth = walk_depth(w.header.flags);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " (GPA 0x%llx)", static_cast<unsigned long long>(row.gpa));
+    row.label = row.final_row ? "final" + std::string(buf)
+                              : std::string(guest_level_name(w.header.flags,
+                                                             depth > i ? depth - unsigned(i) : 0)) +
+                                    buf;
+  }
+  return rows;
 }
 
 std::string ept_qualification_text(uint64_t q) {

@@ -47,6 +47,26 @@ std::string ept_entry_flags(uint64_t entry, bool leaf);
 // structure.
 std::string_view ept_level_name(unsigned level);
 std::string_view guest_level_name(uint8_t structure, unsigned level);
+// A 2D walk as a grid in the order the hardware makes its references (Bhargava et al., figure
+// of the 2D walk): row r < guest_levels translates the guest table at step r through the EPT
+// (ept[0] = EPT PML4 … ept[3] = EPT PT) and then reads the guest entry; the last row translates
+// the final guest-physical address. Missing cells (the walk stopped) have present = false.
+struct NestedCell {
+  bool present = false;
+  uint64_t hpa = 0;
+  uint64_t entry = 0;
+  unsigned index = 0;
+  bool fault = false;
+};
+struct NestedRow {
+  std::string label;     // "PML4 (GPA 0x20000)", …, "final GPA 0x100000"
+  uint64_t gpa = 0;      // the guest-physical address this row translates
+  NestedCell ept[4];     // EPT PML4, PDPT, PD, PT
+  NestedCell guest;      // the guest entry (absent in the final row)
+  bool final_row = false;
+};
+std::vector<NestedRow> nested_grid(const NestedWalkEvent& walk);
+
 // The exit qualification of an EPT violation, decoded: "data read, guest-linear valid, access to
 // a guest paging-structure entry" (SDM Vol. 3C table 27-7).
 std::string ept_qualification_text(uint64_t qualification);

@@ -44,6 +44,7 @@ void App::frame() {
   draw_exit_stats(ctx);
   draw_breakpoints(ctx, breakpoints_, &show_breakpoints_);
   draw_help(ctx, &show_help_);
+  draw_page_walk(ctx, &show_page_walk_);
   layout_pending_ = false;
 }
 
@@ -77,6 +78,7 @@ void App::menu_bar() {
   }
   if (ImGui::BeginMenu("View")) {
     if (ImGui::MenuItem("Reset layout")) layout_pending_ = true;
+    ImGui::MenuItem("Page walk", nullptr, &show_page_walk_);
     ImGui::EndMenu();
   }
   if (ImGui::BeginMenu("Help")) {
@@ -198,6 +200,7 @@ void App::set_timeline_view(double first, double last) {
 void App::show_window(const std::string& name, bool show) {
   if (name == "breakpoints") show_breakpoints_ = show;
   if (name == "help") show_help_ = show;
+  if (name == "page walk") show_page_walk_ = show;
 }
 
 void App::command(Command::Op op, StepKind kind) {

@@ -27,7 +27,7 @@ class App final : public Actions {
   void request_layout() { layout_pending_ = true; }
   void send(Command command);  // as a button would (scripts use it too)
   void set_timeline_view(double first_event, double last_event);
-  void show_window(const std::string& name, bool show);  // "breakpoints", "help"
+  void show_window(const std::string& name, bool show);  // "breakpoints", "help", "page walk"
   const TimelineState& timeline_state() const { return timeline_; }
 
   // Actions
@@ -61,6 +61,7 @@ class App final : public Actions {
   BreakpointsState breakpoints_;
   bool show_breakpoints_ = false;
   bool show_help_ = false;
+  bool show_page_walk_ = false;
   bool layout_pending_ = true;
   float menu_height_ = 0;
   ImVec2 last_display_{0, 0};

@@ -115,6 +115,8 @@ void draw_console(PanelContext& ctx, ConsoleState& state);
 void draw_exit_stats(PanelContext& ctx);
 void draw_breakpoints(PanelContext& ctx, BreakpointsState& state, bool* open);
 void draw_help(PanelContext& ctx, bool* open);
+// The selected page walk / 2D walk / shadow entry (page_walk.cpp); a window opened from View.
+void draw_page_walk(PanelContext& ctx, bool* open);
 
 // [SECTION] Widgets
 
