@@ -342,3 +342,27 @@ TEST_CASE("nested_grid: a 4-level 2D walk is 5 rows of EPT references and a gues
   CHECK_THAT(rows[3].label, Catch::StartsWith("PT"));
   CHECK(rows[4].gpa == full->gpa);
 }
+
+TEST_CASE("trace files keep the memory-virtualization events", "[paging][cli]") {
+  for (const char* mode : {"shadow", "ept"}) {
+    INFO(mode);
+    const std::string path = test::temp_path(std::string("paging-") + mode + ".trace");
+    const auto r = test::run_trapscope(
+        {"run", "paging", "--backend", "sim", "--paging", mode, "--trace", path, "-q"});
+    REQUIRE(r.exit_code == 0);
+    const auto s = test::run_trapscope({"show", path, "--no-timing"});
+    REQUIRE(s.exit_code == 0);
+    if (std::string(mode) == "shadow") {
+      CHECK_THAT(s.out, Catch::Contains("shadow  hidden page fault (Intel exit reason 0)"));
+      CHECK_THAT(s.out, Catch::Contains("shadow  page-table write"));
+      CHECK_THAT(s.out, Catch::Contains("by the shadow-paging VMM"));
+    } else {
+      CHECK_THAT(s.out, Catch::Contains("24 references"));
+      CHECK_THAT(s.out, Catch::Contains("EPT violation (Intel exit reason 48)"));
+    }
+    const auto j = test::run_trapscope({"show", path, "--format", "jsonl", "--no-timing"});
+    CHECK_THAT(j.out, Catch::Contains(std::string("\"type\":\"") +
+                                      (std::string(mode) == "shadow" ? "shadow_paging"
+                                                                     : "nested_walk")));
+  }
+}

@@ -145,7 +145,9 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
       }
     } else if (word == "show" || word == "hide") {
       c.op = word == "show" ? Op::kShow : Op::kHide;
-      if (rest != "breakpoints" && rest != "help") return fail(word + " takes breakpoints or help");
+      if (rest != "breakpoints" && rest != "help" && rest != "page walk") {
+        return fail(word + " takes breakpoints, help or page walk");
+      }
       c.text = rest;
     } else if (word == "quit") {
       c.op = Op::kQuit;

@@ -19,7 +19,7 @@
 //   speed N                  animated run speed, instructions per second (0: full speed)
 //   frames N                 render N more frames
 //   timeline FIRST LAST      show events FIRST..LAST in the timeline ("timeline fit": all)
-//   show breakpoints|help    open a window (hide …: close it)
+//   show breakpoints|help|page walk   open a window (hide …: close it)
 //   screenshot FILE.png      write the window's pixels (after the frame is drawn)
 //   dump FILE.json           write the GUI's state (visualizer/core/state_dump.hpp)
 //   assert-cpl N             the CPL the GUI shows is N

@@ -155,6 +155,9 @@ void shadow_entry(PanelContext& ctx, const trace::ShadowPagingEvent& e) {
 
 void draw_page_walk(PanelContext& ctx, bool* open) {
   if (!*open) return;
+  const ImVec2 d = ImGui::GetIO().DisplaySize;  // first shown over the disassembly and memory
+  ImGui::SetNextWindowPos(ImVec2(d.x * 0.31f, d.y * 0.45f), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowSize(ImVec2(d.x * 0.52f, d.y * 0.3f), ImGuiCond_FirstUseEver);
   if (!ImGui::Begin("Page walk", open)) {
     ImGui::End();
     return;
