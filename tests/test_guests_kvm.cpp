@@ -124,6 +124,11 @@ TEST_CASE("rings: traps from CPL 3 handled at CPL 0, as in the golden trace", "[
   check_golden("rings");
 }
 
+TEST_CASE("paging: demand paging, PTE changes and CR3 switches, as in the golden trace",
+          "[kvm][golden]") {
+  check_golden("paging");
+}
+
 TEST_CASE("teaching guests end the way they should", "[kvm][guests]") {
   REQUIRE_KVM_OR_SKIP();
   vmm::RunResult r;
@@ -136,6 +141,11 @@ TEST_CASE("teaching guests end the way they should", "[kvm][guests]") {
     CHECK(r.reason == trace::RunEndReason::kHalted);
     CHECK((r.sregs.efer & 0x400) != 0);  // EFER.LMA
     CHECK(r.sregs.cs.l == 1);
+  }
+  SECTION("paging reports success through the control port") {
+    golden_text("paging", &r);
+    CHECK(r.reason == trace::RunEndReason::kGuestExit);
+    CHECK(r.exit_code == 0);
   }
   SECTION("rings reports success through the control port") {
     const std::string text = golden_text("rings", &r);
