@@ -164,8 +164,36 @@ TEST_CASE("gui event store: every event type round-trips through the compact for
   SECTION("an instruction event costs less than its 48-byte record") {
     EventStore big;
     const auto nop = insn(0x1000, {0x90}, 0);
-    for (int k = 0; k < 10000; ++k) big.append(nop.header);
-    CHECK(big.memory_bytes() < 10000 * sizeof(trace::InstructionEvent));
+    const size_t n = size_t{1} << 20;
+    for (size_t k = 0; k < n; ++k) big.append(nop.header);
+    CHECK(big.memory_bytes() < n * 30);  // a 24-byte row and 2 payload bytes, in chunks
+  }
+  SECTION("across row and payload chunks: every event intact, truncation and appending again") {
+    EventStore big;
+    const size_t n = 200'000;  // 3 row chunks; exits (~50 payload bytes) span arena chunks
+    for (size_t k = 0; k < n; ++k) {
+      if (k % 3) {
+        REQUIRE(big.append(insn(0x1000 + k, {0x0f, 0x01, 0xd8}, 3).header));
+      } else {
+        REQUIRE(big.append(io_exit(0x2000 + k, 0xE9, static_cast<uint8_t>(k)).header));
+      }
+    }
+    for (size_t k : {size_t{0}, size_t{65'535}, size_t{65'536}, size_t{131'072}, n - 1}) {
+      INFO(k);
+      big.load(k, &out);
+      CHECK(out.header.rip == (k % 3 ? 0x1000 + k : 0x2000 + k));
+      if (k % 3 == 0) {
+        CHECK(out.exit.payload.io.value == static_cast<uint8_t>(k));
+      } else {
+        CHECK(out.insn.len == 3);
+      }
+    }
+    big.truncate(65'536);
+    CHECK(big.size() == 65'536);
+    REQUIRE(big.append(e.header));
+    big.load(65'536, &out);
+    CHECK(out.header.type == EventType::kException);
+    CHECK(out.exception.vector == 14);
   }
 }
 

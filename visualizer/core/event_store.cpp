@@ -57,34 +57,51 @@ bool EventStore::append(const EventHeader& e) {
       std::memcpy(buf, body, n);
       break;
   }
-  if (arena_.size() + n > UINT32_MAX || rows_.size() >= UINT32_MAX) return false;
-  rows_.push_back({e.rip, e.time_ns, static_cast<uint32_t>(arena_.size()), e.type, e.cpl,
-                   e.cpu_mode, e.flags});
-  arena_.insert(arena_.end(), buf, buf + n);
+  // A payload never straddles two arena chunks: start the next chunk when it does not fit.
+  constexpr uint64_t kArenaChunk = uint64_t{1} << kArenaShift;
+  uint64_t offset = arena_end_;
+  if ((offset & (kArenaChunk - 1)) + n > kArenaChunk) offset = (offset | (kArenaChunk - 1)) + 1;
+  if (offset + n > UINT32_MAX || size_ >= UINT32_MAX) return false;
+  while ((offset + n + kArenaChunk - 1) >> kArenaShift > arena_chunks_.size()) {
+    arena_chunks_.push_back(std::make_unique_for_overwrite<uint8_t[]>(kArenaChunk));
+  }
+  if ((size_ >> kRowShift) >= row_chunks_.size()) {
+    row_chunks_.push_back(std::make_unique_for_overwrite<Row[]>(size_t{1} << kRowShift));
+  }
+  row_chunks_[size_ >> kRowShift][size_ & ((size_t{1} << kRowShift) - 1)] =
+      Row{e.rip, e.time_ns, static_cast<uint32_t>(offset), e.type, e.cpl, e.cpu_mode, e.flags};
+  std::memcpy(arena_chunks_[offset >> kArenaShift].get() + (offset & (kArenaChunk - 1)), buf, n);
+  arena_end_ = offset + n;
+  ++size_;
   return true;
 }
 
 void EventStore::truncate(size_t n) {
-  if (n >= rows_.size()) return;
-  arena_.resize(rows_[n].offset);
-  rows_.resize(n);
+  if (n >= size_) return;
+  arena_end_ = row(n).offset;
+  size_ = n;
+  // Give back the chunks past the new end.
+  row_chunks_.resize((size_ + (size_t{1} << kRowShift) - 1) >> kRowShift);
+  arena_chunks_.resize((arena_end_ + (uint64_t{1} << kArenaShift) - 1) >> kArenaShift);
 }
 
 void EventStore::clear() {
-  rows_.clear();
-  arena_.clear();
+  row_chunks_.clear();
+  arena_chunks_.clear();
+  size_ = 0;
+  arena_end_ = 0;
 }
 
 uint32_t EventStore::exit_reason(size_t i) const {
-  const Row& r = rows_[i];
+  const Row& r = row(i);
   if (r.type != EventType::kVmExit) return 0;
   uint32_t reason;
-  std::memcpy(&reason, arena_.data() + r.offset, sizeof reason);
+  std::memcpy(&reason, payload(r.offset), sizeof reason);
   return reason;
 }
 
 void EventStore::load(size_t i, EventRecord* out) const {
-  const Row& r = rows_[i];
+  const Row& r = row(i);
   std::memset(out, 0, sizeof *out);
   EventHeader& h = out->header;
   h.type = r.type;
@@ -96,7 +113,7 @@ void EventStore::load(size_t i, EventRecord* out) const {
   h.time_ns = r.time_ns;
   h.rip = r.rip;
   uint8_t* body = out->raw + kHeader;
-  const uint8_t* p = arena_.data() + r.offset;
+  const uint8_t* p = payload(r.offset);
   switch (r.type) {
     case EventType::kInstruction:
       out->insn.len = p[0];
@@ -122,12 +139,15 @@ void EventStore::load(size_t i, EventRecord* out) const {
 }
 
 size_t EventStore::memory_bytes() const {
-  return rows_.capacity() * sizeof(Row) + arena_.capacity();
+  return row_chunks_.size() * (sizeof(Row) << kRowShift) +
+         arena_chunks_.size() * (size_t{1} << kArenaShift) +
+         row_chunks_.capacity() * sizeof(row_chunks_[0]) +
+         arena_chunks_.capacity() * sizeof(arena_chunks_[0]);
 }
 
 void EventStore::reserve(size_t events, size_t payload_bytes) {
-  rows_.reserve(events);
-  arena_.reserve(payload_bytes);
+  row_chunks_.reserve((events >> kRowShift) + 1);
+  arena_chunks_.reserve((payload_bytes >> kArenaShift) + 1);
 }
 
 }  // namespace trapscope::viz

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "trace/event.hpp"
@@ -49,22 +50,22 @@ class EventStore {
   // Copies a record (event.size bytes, one of the structs of trace/event.hpp). False if the
   // record's size does not match its type or the store is full.
   bool append(const trace::EventHeader& event);
-  size_t size() const { return rows_.size(); }
-  bool empty() const { return rows_.empty(); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
   void truncate(size_t n);  // keep events [0, n)
   void clear();
 
-  trace::EventType type(size_t i) const { return rows_[i].type; }
-  uint8_t cpl(size_t i) const { return rows_[i].cpl; }
-  uint64_t rip(size_t i) const { return rows_[i].rip; }
-  uint64_t time_ns(size_t i) const { return rows_[i].time_ns; }
+  trace::EventType type(size_t i) const { return row(i).type; }
+  uint8_t cpl(size_t i) const { return row(i).cpl; }
+  uint64_t rip(size_t i) const { return row(i).rip; }
+  uint64_t time_ns(size_t i) const { return row(i).time_ns; }
   // The exit reason of a VM exit event (KVM's number); 0 for other types.
   uint32_t exit_reason(size_t i) const;
 
   // Rebuilds the full record of event i into *out (header.seq = i).
   void load(size_t i, EventRecord* out) const;
 
-  // Bytes held (rows and arena, by capacity).
+  // Bytes held (row and arena chunks allocated).
   size_t memory_bytes() const;
   void reserve(size_t events, size_t payload_bytes);
 
@@ -72,15 +73,28 @@ class EventStore {
   struct Row {
     uint64_t rip;
     uint64_t time_ns;
-    uint32_t offset;  // payload start in arena_
+    uint32_t offset;  // payload start in the arena (chunk << kArenaShift | offset in chunk)
     trace::EventType type;
     uint8_t cpl;
     trace::CpuMode mode;
     uint8_t flags;
   };
   static_assert(sizeof(Row) == 24);
-  std::vector<Row> rows_;
-  std::vector<uint8_t> arena_;
+  // Rows and payloads live in fixed-size chunks, never moved once written: appending to a
+  // store of millions of events costs the same at every size (a growing std::vector would
+  // copy all of them at each doubling — a frame of tens of milliseconds during a live run).
+  static constexpr unsigned kRowShift = 16;    // 65,536 rows (1.5 MiB) a chunk
+  static constexpr unsigned kArenaShift = 20;  // 1 MiB of payload a chunk
+  const Row& row(size_t i) const {
+    return row_chunks_[i >> kRowShift][i & ((size_t{1} << kRowShift) - 1)];
+  }
+  const uint8_t* payload(uint32_t offset) const {
+    return arena_chunks_[offset >> kArenaShift].get() + (offset & ((1u << kArenaShift) - 1));
+  }
+  std::vector<std::unique_ptr<Row[]>> row_chunks_;
+  std::vector<std::unique_ptr<uint8_t[]>> arena_chunks_;
+  size_t size_ = 0;
+  uint64_t arena_end_ = 0;  // next free payload offset
 };
 
 }  // namespace trapscope::viz
