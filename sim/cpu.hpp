@@ -170,6 +170,11 @@ class Cpu {
   uint32_t code_generation(uint64_t gpa) const {
     return (gpa >> 12) < page_gen_.size() ? page_gen_[gpa >> 12] : 0;
   }
+  // The counter itself (nullptr outside memory; stable for the Cpu's lifetime): the decode
+  // cache keeps a pointer to it so that its check is a single load.
+  const uint32_t* code_generation_counter(uint64_t gpa) const {
+    return (gpa >> 12) < page_gen_.size() ? &page_gen_[gpa >> 12] : nullptr;
+  }
   void mark_code_page(uint64_t gpa) {
     if ((gpa >> 12) < code_page_.size()) code_page_[gpa >> 12] = 1;
   }

@@ -4,8 +4,12 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cinttypes>
+#include <cstddef>
 #include <cstring>
+#include <iterator>
+#include <string_view>
 
 #include "sim/decode/decoder.hpp"
 #include "sim/decode/disasm.hpp"
@@ -52,6 +56,28 @@ std::string describe(const CpuState& s) {
                 s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.gdtr.base, s.gdtr.limit, s.idtr.base,
                 s.idtr.limit, s.seg[kCs].selector, s.seg[kSs].selector);
   return buf;
+}
+
+// Instructions that may change what SimMachine::FetchContext holds (CR0, EFER, CS, RFLAGS.VM,
+// the CPL): every system instruction (sim/ops.def family "system": far transfers, gates,
+// iret, segment and control register loads, wrmsr, ...), popf, and a pop of a segment
+// register. Exceptions are handled apart (recover()).
+constexpr bool kSystemFamily[] = {
+    false,  // kUnsupported
+#define TRAPSCOPE_OP(name, family) std::string_view(#family) == "system",
+#include "sim/ops.def"
+#undef TRAPSCOPE_OP
+};
+
+bool changes_fetch_context(const Instruction& insn) {
+  const auto op = static_cast<size_t>(insn.op);
+  if (op < std::size(kSystemFamily) && kSystemFamily[op]) return true;
+  if (insn.op == Op::kPopf) return true;
+  if (insn.op == Op::kPop && insn.ops[0].kind == OperandKind::kReg &&
+      insn.ops[0].reg_class == RegClass::kSeg) {
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -104,74 +130,88 @@ void SimMachine::load(std::span<const uint8_t> image) {
   cpu_.invalidate_all_code();
 }
 
-template <bool kVirtualized>
-inline void SimMachine::execute(const Instruction& insn, const uint8_t* bytes) {
-  Cpu& c = cpu_;
-  c.insn_bytes = bytes;
-  c.insn_len = insn.length;
-  uint64_t next = c.s.rip + insn.length;
-  if (!c.mode64()) next &= c.s.seg[kCs].db ? 0xFFFFFFFFull : 0xFFFFull;
-  c.s.rip = next;
-  // RF suppresses instruction breakpoints for one instruction and is cleared when an
-  // instruction completes (SDM Vol. 3A 17.3.1.1); no breakpoints are modelled, so clearing it
-  // before each instruction gives the same RFLAGS to anything the instruction pushes.
-  c.s.rflags &= ~kRF;
-  if constexpr (kVirtualized) {
-    monitor_->execute(c, insn, bytes);  // a technique's VMM (step_slow only: never cached)
-  } else {
-    kHandlers[static_cast<size_t>(insn.op)](c, insn);
-  }
-  ++c.s.tsc;
-  ++instructions_;
-  if (config_.record_instructions && c.sink()) [[unlikely]] record_instruction(insn, bytes);
+SimMachine::FetchContext SimMachine::fetch_context() const {
+  const CpuState& s = cpu_.s;
+  FetchContext x;
+  x.mode = s.mode();
+  x.m64 = x.mode == trace::CpuMode::kLong64;
+  x.paging = s.cr0 & kCr0Pg;
+  x.cpl = s.cpl();
+  x.user = x.cpl == 3;
+  x.cs_base = s.seg[kCs].base;
+  x.cs_limit = s.seg[kCs].limit;
+  x.rip_mask = x.m64 ? ~0ull : s.seg[kCs].db ? 0xFFFFFFFFull : 0xFFFFull;
+  return x;
 }
 
-void SimMachine::record_instruction(const Instruction& insn, const uint8_t* bytes) {
+void SimMachine::record_instruction(const uint8_t* code, uint8_t cpl, trace::CpuMode mode) {
   Cpu& c = cpu_;
   trace::InstructionEvent e;
-  e.header = trace::make_header<trace::InstructionEvent>(trace::EventType::kInstruction);
+  e.header.type = trace::EventType::kInstruction;
+  e.header.cpl = cpl;
+  e.header.cpu_mode = mode;
+  e.header.flags = 0;
+  e.header.size = sizeof(trace::InstructionEvent);
+  e.header.reserved = 0;
   e.header.seq = c.next_seq();
   // A clock read per instruction would cost more than the instruction: instruction events
   // carry the host time sampled every 4096 instructions (run()).
   e.header.time_ns = clock_ns_;
   e.header.rip = c.fault_rip;
-  e.header.cpl = c.cpl();
-  e.header.cpu_mode = c.s.mode();
-  e.len = insn.length;
-  std::memcpy(e.bytes, bytes, insn.length);
-  std::memset(e.bytes + insn.length, 0, sizeof e.bytes - insn.length);
+  static_assert(offsetof(trace::InstructionEvent, bytes) ==
+                offsetof(trace::InstructionEvent, len) + 1);
+  static_assert(sizeof(trace::InstructionEvent) - offsetof(trace::InstructionEvent, len) ==
+                sizeof(DecodedEntry::code));
+  std::memcpy(&e.len, code, sizeof(DecodedEntry::code));
   c.sink()->on_event(e.header);
 }
 
 // The common case: the instruction at CS:RIP is in the decode cache and its page's translation
-// is in the TLB (or paging is off). Anything else goes to step_slow(), which fetches, decodes,
-// fills the cache and raises fetch faults.
-StepStatus SimMachine::step() {
+// is in the TLB (or paging is off). The checks here are the fetch's (CS limit, execute
+// permission) for an instruction already decoded; anything else goes to step_slow(), which
+// fetches, decodes, fills the cache and raises fetch faults.
+inline const SimMachine::DecodedEntry* SimMachine::lookup(const FetchContext& x) {
   Cpu& c = cpu_;
-  c.fault_rip = c.s.rip;
-  c.insn_bytes = nullptr;
-  const CpuState& s = c.s;
-  const trace::CpuMode mode = s.mode();
-  const bool m64 = mode == trace::CpuMode::kLong64;
-  const Segment& cs = s.seg[kCs];
-  if (!m64 && s.rip > cs.limit) return step_slow();
-  const uint64_t la = m64 ? s.rip : ((cs.base + s.rip) & 0xFFFFFFFFull);
+  const uint64_t rip = c.s.rip;
+  const uint64_t la = x.m64 ? rip : ((x.cs_base + rip) & 0xFFFFFFFFull);
   uint64_t pa = la;
-  if (s.cr0 & kCr0Pg) {
+  if (x.paging) {
     const uint64_t vpn = la >> 12;
     const Tlb::Entry& t = c.tlb.slot(vpn);
-    if (t.vpn != vpn || !(t.allow & Tlb::need_bit(Access::kExecute, c.cpl() == 3))) {
-      return step_slow();
-    }
+    if (t.vpn != vpn || !(t.allow & Tlb::need_bit(Access::kExecute, x.user))) return nullptr;
     pa = (t.pfn << 12) | (la & 0xFFF);
   }
   const DecodedEntry& e = decode_cache_[(pa ^ (pa >> 14)) & (kDecodeCacheEntries - 1)];
-  if (e.tag != pa + 1 || e.mode != mode || e.generation != c.code_generation(pa) ||
-      (!m64 && s.rip + e.insn.length - 1 > cs.limit)) {
-    return step_slow();
+  // Outside 64-bit mode the whole instruction must lie within the CS limit (RIP < 2^32, so
+  // the sum does not wrap).
+  if (e.tag != pa + 1 || e.mode != x.mode || e.generation != *e.page_generation ||
+      (!x.m64 && rip + e.insn.length - 1 > x.cs_limit)) {
+    return nullptr;
   }
+  return &e;
+}
+
+inline StepStatus SimMachine::step_cached(const DecodedEntry& e, const FetchContext& x) {
+  Cpu& c = cpu_;
   try {
-    execute(e.insn, e.bytes);
+    c.insn_bytes = e.code + 1;
+    c.insn_len = e.insn.length;
+    c.s.rip = (c.s.rip + e.insn.length) & x.rip_mask;
+    // RF suppresses instruction breakpoints for one instruction and is cleared when an
+    // instruction completes (SDM Vol. 3A 17.3.1.1); no breakpoints are modelled, so clearing
+    // it before each instruction gives the same RFLAGS to anything the instruction pushes.
+    c.s.rflags &= ~kRF;
+    e.handler(c, e.insn);  // never under a technique: step_slow() caches nothing then
+    ++c.s.tsc;
+    ++instructions_;
+    if (config_.record_instructions && c.sink()) [[unlikely]] {
+      // The CPL and mode after the instruction: those of the context unless it changed them.
+      if (e.changes_context) {
+        record_instruction(e.code, c.cpl(), c.s.mode());
+      } else {
+        record_instruction(e.code, x.cpl, x.mode);
+      }
+    }
   } catch (...) {
     return recover(std::current_exception(), nullptr, 0);
   }
@@ -180,9 +220,46 @@ StepStatus SimMachine::step() {
   return StepStatus::kOk;
 }
 
+StepStatus SimMachine::step() {
+  Cpu& c = cpu_;
+  c.fault_rip = c.s.rip;
+  const FetchContext x = fetch_context();
+  const DecodedEntry* e = lookup(x);
+  return e ? step_cached(*e, x) : step_slow();
+}
+
+StepStatus SimMachine::burst(uint64_t n, uint64_t* done) {
+  Cpu& c = cpu_;
+  const uint64_t exits = c.exits;
+  FetchContext x = fetch_context();
+  uint64_t i = 0;
+  StepStatus st = StepStatus::kOk;
+  while (i < n) {
+    c.fault_rip = c.s.rip;
+    const DecodedEntry* e = lookup(x);
+    if (e != nullptr) [[likely]] {
+      st = step_cached(*e, x);
+      if (e->changes_context) refresh_context_ = true;
+    } else {
+      st = step_slow();
+    }
+    ++i;
+    if (st != StepStatus::kOk || c.exits != exits) [[unlikely]] break;
+    if (refresh_context_) [[unlikely]] {
+      refresh_context_ = false;
+      x = fetch_context();
+    }
+  }
+  *done = i;
+  return st;
+}
+
 StepStatus SimMachine::step_slow() {
   Cpu& c = cpu_;
-  uint8_t bytes[15];
+  c.insn_bytes = nullptr;
+  refresh_context_ = true;  // whatever the instruction was, the next one looks again
+  uint8_t code[16] = {};  // as DecodedEntry::code: the length, then the bytes
+  uint8_t* bytes = code + 1;
   unsigned n = 0;
   try {
     const trace::CpuMode mode = c.s.mode();
@@ -214,23 +291,38 @@ StepStatus SimMachine::step_slow() {
                 " at " + hex(c.s.rip);
       return StepStatus::kUnsupported;
     }
+    code[0] = insn.length;
+    std::memset(bytes + insn.length, 0, 15 - insn.length);
+    const Handler handler = select_handler(insn);
     // Cache it if it lies within one page of guest RAM. Under a virtualization technique
-    // nothing is cached, so every instruction comes here and the fast path step() never
-    // needs to check for a monitor.
+    // nothing is cached, so every instruction comes here and the fast path (step_cached())
+    // never needs to check for a monitor.
     if (!monitor_ && slot != nullptr && (pa & 0xFFF) + insn.length <= 0x1000 &&
         memory_.contains(pa, insn.length)) {
       slot->tag = pa + 1;
       slot->mode = mode;
       slot->generation = c.code_generation(pa);
+      slot->page_generation = c.code_generation_counter(pa);
+      slot->handler = handler;
+      slot->changes_context = changes_fetch_context(insn);
       slot->insn = insn;
-      std::memcpy(slot->bytes, bytes, insn.length);
+      std::memcpy(slot->code, code, sizeof code);
       c.mark_code_page(pa);
     }
+    c.insn_bytes = bytes;
+    c.insn_len = insn.length;
+    uint64_t next = c.s.rip + insn.length;
+    if (!m64) next &= cs.db ? 0xFFFFFFFFull : 0xFFFFull;
+    c.s.rip = next;
+    c.s.rflags &= ~kRF;  // as in step_cached()
     if (monitor_) [[unlikely]] {
-      execute<true>(insn, bytes);
+      monitor_->execute(c, insn, bytes);  // a technique's VMM
     } else {
-      execute(insn, bytes);
+      handler(c, insn);
     }
+    ++c.s.tsc;
+    ++instructions_;
+    if (config_.record_instructions && c.sink()) record_instruction(code, c.cpl(), c.s.mode());
   } catch (...) {
     return recover(std::current_exception(), bytes, n);
   }
@@ -243,6 +335,7 @@ StepStatus SimMachine::step_slow() {
 // run on a triple fault), or stop on an unsupported instruction.
 StepStatus SimMachine::recover(std::exception_ptr error, const uint8_t* fetched, unsigned n) {
   Cpu& c = cpu_;
+  refresh_context_ = true;  // the exception's delivery may change mode, CS and CPL
   try {
     try {
       std::rethrow_exception(error);
@@ -297,7 +390,11 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
   const uint64_t deadline = start + static_cast<uint64_t>(limits.timeout_s * 1e9);
   const uint64_t first_instruction = instructions_;
   const uint64_t first_exit = cpu_.exits;
-  for (uint64_t i = 0;; ++i) {
+  // Without a breakpoint or an event to stop on, the checks below are only due every 4096
+  // steps (the clock) or when an exit happened (burst() returns then). Under a technique's
+  // monitor any instruction may change the fetch context, so each is a step() of its own.
+  const bool fast = !monitor_ && !limits.has_breakpoint && !limits.stop_on;
+  for (uint64_t i = 0;;) {
     if (limits.max_instructions && instructions_ - first_instruction >= limits.max_instructions) {
       r.reason = RunEndReason::kInstructionLimit;
       break;
@@ -321,7 +418,18 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
       r.reason = RunEndReason::kBreakpoint;
       break;
     }
-    const StepStatus st = step();
+    StepStatus st;
+    if (fast) {
+      uint64_t n = 0x1000 - (i & 0xFFF), done = 0;
+      if (limits.max_instructions) {
+        n = std::min(n, limits.max_instructions - (instructions_ - first_instruction));
+      }
+      st = burst(n, &done);
+      i += done;
+    } else {
+      st = step();
+      ++i;
+    }
     if (st == StepStatus::kOk) {
       if (watch.matched) {
         r.reason = RunEndReason::kEventMatched;

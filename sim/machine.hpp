@@ -112,10 +112,17 @@ class SimMachine {
   // the pages lazily, so a machine that runs little code pays for little of it.
   struct DecodedEntry {
     uint64_t tag;  // guest-physical address + 1; 0 = empty
-    uint32_t generation;
+    uint32_t generation;       // of its page when cached
     trace::CpuMode mode;
+    // The instruction may change what FetchContext holds (system instructions, popf, pop of a
+    // segment register): burst() computes the context again after it.
+    bool changes_context;
+    void (*handler)(Cpu&, const Instruction&);  // interp/handlers.hpp select_handler()
+    const uint32_t* page_generation;            // Cpu::code_generation_counter(tag - 1)
     Instruction insn;
-    uint8_t bytes[15];
+    // The length, then the bytes zero-padded to 15: exactly InstructionEvent's `len` and
+    // `bytes`, so that recording an instruction copies 16 bytes.
+    uint8_t code[16];
   };
   struct FreeDeleter {
     void operator()(DecodedEntry* p) const { std::free(p); }
@@ -123,9 +130,29 @@ class SimMachine {
   static constexpr size_t kDecodeCacheEntries = 1u << 14;
   std::unique_ptr<DecodedEntry[], FreeDeleter> decode_cache_{
       static_cast<DecodedEntry*>(std::calloc(kDecodeCacheEntries, sizeof(DecodedEntry)))};
-  template <bool kVirtualized = false>  // true: through monitor_ (step_slow only)
-  void execute(const Instruction& insn, const uint8_t* bytes);
-  void record_instruction(const Instruction& insn, const uint8_t* bytes);
+  // What fetching depends on besides RIP: the processor mode, CS, paging and the CPL. It stays
+  // valid across instructions that do not change it (see DecodedEntry::changes_context) and is
+  // computed again after an exception or an instruction that took the slow path.
+  struct FetchContext {
+    trace::CpuMode mode;
+    bool m64;
+    bool paging;
+    bool user;        // CPL 3
+    uint8_t cpl;
+    uint64_t cs_base;
+    uint64_t cs_limit;
+    uint64_t rip_mask;  // of the next RIP: 16, 32 or 64 bits
+  };
+  FetchContext fetch_context() const;
+  // The cached instruction at CS:RIP, or nullptr if the fast path cannot be taken (not cached,
+  // TLB miss, limit, stale code): then step_slow() fetches, decodes and raises what is due.
+  const DecodedEntry* lookup(const FetchContext& x);
+  StepStatus step_cached(const DecodedEntry& e, const FetchContext& x);
+  // Runs up to `n` instructions with no per-instruction stop condition other than an exit,
+  // halt, guest exit or fault; *done counts the instructions (and delivered exceptions).
+  StepStatus burst(uint64_t n, uint64_t* done);
+  void record_instruction(const uint8_t* code, uint8_t cpl, trace::CpuMode mode);
+  bool refresh_context_ = false;  // set by step_slow() and recover()
   [[gnu::noinline]] StepStatus step_slow();
   [[gnu::noinline]] StepStatus recover(std::exception_ptr error, const uint8_t* fetched,
                                        unsigned n);

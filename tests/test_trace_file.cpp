@@ -7,6 +7,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support.hpp"
@@ -183,6 +184,71 @@ TEST_CASE("Recorder stores 10,000 mixed events and returns each intact", "[unit]
   rec.on_event(e.header);
   REQUIRE(rec.size() == 1);
   REQUIRE(std::memcmp(rec.get<VmExitEvent>(0, EventType::kVmExit), &e, sizeof e) == 0);
+}
+
+TEST_CASE("Recorder crosses chunks and index blocks; rewind() reuses its memory",
+          "[unit][trace-file]") {
+  // 1.2 Mi events: past an index block (1 Mi entries) and across several 8 MiB chunks, with
+  // records of two sizes so that chunk ends fall at different offsets.
+  constexpr size_t kN = (size_t{1} << 20) + 200'000;
+  auto insn = [](size_t i) {
+    trace::InstructionEvent e{};
+    e.header = trace::make_header<trace::InstructionEvent>(EventType::kInstruction);
+    e.header.seq = i;
+    e.header.rip = 0x1000 + i;
+    e.len = static_cast<uint8_t>(1 + i % 15);
+    for (unsigned k = 0; k < e.len; ++k) e.bytes[k] = static_cast<uint8_t>(i + k);
+    return e;
+  };
+  auto fill = [&](trace::Recorder& rec, size_t salt) {
+    for (size_t i = 0; i < kN; ++i) {
+      if (i % 7 == 3) {
+        const VmExitEvent e = io_exit(i, static_cast<uint16_t>(salt), i * 3, i % 2);
+        rec.on_event(e.header);
+      } else {
+        const trace::InstructionEvent e = insn(i + salt);
+        rec.on_event(e.header);
+      }
+    }
+  };
+  auto count_bad = [&](const trace::Recorder& rec, size_t salt) {
+    size_t bad = 0;
+    for (size_t i = 0; i < kN; ++i) {
+      if (i % 7 == 3) {
+        const VmExitEvent want = io_exit(i, static_cast<uint16_t>(salt), i * 3, i % 2);
+        const VmExitEvent* got = rec.get<VmExitEvent>(i, EventType::kVmExit);
+        if (got == nullptr || std::memcmp(got, &want, sizeof want) != 0) ++bad;
+      } else {
+        const trace::InstructionEvent want = insn(i + salt);
+        const auto* got = rec.get<trace::InstructionEvent>(i, EventType::kInstruction);
+        if (got == nullptr || std::memcmp(got, &want, sizeof want) != 0) ++bad;
+      }
+    }
+    return bad;
+  };
+  trace::Recorder rec;
+  fill(rec, 0);
+  REQUIRE(rec.size() == kN);
+  CHECK(count_bad(rec, 0) == 0);
+  const size_t held = rec.memory_bytes();
+  CHECK(held >= kN * sizeof(trace::InstructionEvent));
+
+  rec.rewind();
+  CHECK(rec.empty());
+  CHECK(rec.memory_bytes() == held);
+  REQUIRE_THROWS_AS(rec.at(0), std::out_of_range);
+  fill(rec, 5);
+  REQUIRE(rec.size() == kN);
+  CHECK(count_bad(rec, 5) == 0);
+  CHECK(rec.memory_bytes() == held);  // the same chunks, none added
+
+  trace::Recorder moved = std::move(rec);
+  CHECK(rec.empty());
+  CHECK(rec.memory_bytes() == 0);
+  REQUIRE(moved.size() == kN);
+  CHECK(count_bad(moved, 5) == 0);
+  moved.clear();
+  CHECK(moved.memory_bytes() == 0);
 }
 
 TEST_CASE("TeeSink forwards each event to every sink", "[unit][trace-file]") {

@@ -73,21 +73,31 @@ inline void wr(Cpu& cpu, const Instruction& insn, unsigned i, uint64_t v) {
 }
 
 // The same with the operand size S (bytes) known at compile time: the hot handlers switch on the
-// operand size once and run a specialised body (constant masks and sign bits).
-template <unsigned S>
+// operand size once and run a specialised body (constant masks and sign bits). F says what the
+// operand is when that is known when the instruction is decoded (select_alu_handler): then the
+// body has no operand-kind tests either.
+enum class Form { kAny, kReg, kImm };  // kReg: a general register (RegClass::kGpr)
+
+template <unsigned S, Form F = Form::kAny>
 inline uint64_t rd_n(Cpu& cpu, const Instruction& insn, unsigned i) {
   const Operand& op = insn.ops[i];
-  if (op.kind == OperandKind::kReg && op.reg_class == RegClass::kGpr) {
+  if constexpr (F == Form::kReg) {
     return cpu.s.gpr[op.reg] & mask(S);
+  } else if constexpr (F == Form::kImm) {
+    return op.imm & mask(S);
+  } else {
+    if (op.kind == OperandKind::kReg && op.reg_class == RegClass::kGpr) {
+      return cpu.s.gpr[op.reg] & mask(S);
+    }
+    if (op.kind == OperandKind::kImm) return op.imm & mask(S);
+    return cpu.read_op(insn, i);
   }
-  if (op.kind == OperandKind::kImm) return op.imm & mask(S);
-  return cpu.read_op(insn, i);
 }
 
-template <unsigned S>
+template <unsigned S, Form F = Form::kAny>
 inline void wr_n(Cpu& cpu, const Instruction& insn, unsigned i, uint64_t v) {
   const Operand& op = insn.ops[i];
-  if (op.kind == OperandKind::kReg && op.reg_class == RegClass::kGpr) {
+  if (F == Form::kReg || (op.kind == OperandKind::kReg && op.reg_class == RegClass::kGpr)) {
     put_gpr(cpu.s, op.reg, S, v);
   } else {
     cpu.write_op(insn, i, v);
@@ -149,28 +159,28 @@ inline bool msb(uint64_t v, unsigned size) { return (v & sign_bit(size)) != 0; }
 
 enum class Alu { kAdd, kAdc, kSub, kSbb, kAnd, kOr, kXor, kCmp, kTest };
 
-template <Alu K, unsigned S>
-inline void alu2(Cpu& cpu, const Instruction& insn) {
+template <Alu K, unsigned S, Form D = Form::kAny, Form Src = Form::kAny>
+void alu2(Cpu& cpu, const Instruction& insn) {
   constexpr unsigned size = S;
-  const uint64_t a = rd_n<S>(cpu, insn, 0);
-  const uint64_t b = rd_n<S>(cpu, insn, 1);
+  const uint64_t a = rd_n<S, D>(cpu, insn, 0);
+  const uint64_t b = rd_n<S, Src>(cpu, insn, 1);
   constexpr uint64_t m = mask(size);
   if constexpr (K == Alu::kAdd || K == Alu::kAdc) {
     const uint64_t c = K == Alu::kAdc ? (cpu.s.rflags & kCF) : 0;
     const uint64_t r = (a + b + c) & m;
-    wr_n<S>(cpu, insn, 0, r);
+    wr_n<S, D>(cpu, insn, 0, r);
     flags_add(cpu.s, a, b, c, r, size);
   } else if constexpr (K == Alu::kSub || K == Alu::kSbb || K == Alu::kCmp) {
     const uint64_t c = K == Alu::kSbb ? (cpu.s.rflags & kCF) : 0;
     const uint64_t r = (a - b - c) & m;
-    if constexpr (K != Alu::kCmp) wr_n<S>(cpu, insn, 0, r);
+    if constexpr (K != Alu::kCmp) wr_n<S, D>(cpu, insn, 0, r);
     flags_sub(cpu.s, a, b, c, r, size);
   } else {
     uint64_t r;
     if constexpr (K == Alu::kAnd || K == Alu::kTest) r = a & b;
     else if constexpr (K == Alu::kOr) r = a | b;
     else r = a ^ b;
-    if constexpr (K != Alu::kTest) wr_n<S>(cpu, insn, 0, r);
+    if constexpr (K != Alu::kTest) wr_n<S, D>(cpu, insn, 0, r);
     // CF = OF = 0; AF is undefined: the reference host clears it (as Bochs does).
     set_flags(cpu.s, r, size, false, false, false);
   }
@@ -197,12 +207,12 @@ inline void count_zero(Cpu& cpu, const Instruction& insn) {
 
 enum class Sh { kShl, kShr, kSar, kRol, kRor, kRcl, kRcr };
 
-template <Sh K, unsigned S>
-inline void shift(Cpu& cpu, const Instruction& insn) {
+template <Sh K, unsigned S, Form D = Form::kAny>
+void shift(Cpu& cpu, const Instruction& insn) {
   constexpr unsigned size = S;
   constexpr unsigned bits = size * 8;
   constexpr uint64_t m = mask(size);
-  const uint64_t v = rd_n<S>(cpu, insn, 0);
+  const uint64_t v = rd_n<S, D>(cpu, insn, 0);
   const unsigned count = shift_count(cpu, insn, 1, size);
   if (count == 0) return count_zero(cpu, insn);
   CpuState& s = cpu.s;
@@ -214,14 +224,14 @@ inline void shift(Cpu& cpu, const Instruction& insn) {
     r = count < 64 ? (v << count) & m : 0;
     cf = count <= bits ? (v >> (bits - count)) & 1 : false;
     of = msb(r, size) != cf;
-    wr_n<S>(cpu, insn, 0, r);
+    wr_n<S, D>(cpu, insn, 0, r);
     set_flags(s, r, size, cf, of, true);  // AF = 1 (undefined: as the reference host)
     return;
   } else if constexpr (K == Sh::kShr) {
     r = v >> count;  // v is zero above bit `bits`, so counts past the width give 0
     cf = (v >> (count - 1)) & 1;
     of = msb(r ^ (r << 1), size);  // count 1: MSB(dest); larger counts: 0
-    wr_n<S>(cpu, insn, 0, r);
+    wr_n<S, D>(cpu, insn, 0, r);
     set_flags(s, r, size, cf, of, true);
     return;
   } else if constexpr (K == Sh::kSar) {
@@ -230,7 +240,7 @@ inline void shift(Cpu& cpu, const Instruction& insn) {
     r = static_cast<uint64_t>(sv >> c) & m;
     cf = count < bits ? (static_cast<uint64_t>(sv) >> (count - 1)) & 1 : sv < 0;
     of = false;  // count 1: 0; larger counts: bit N-1 ^ bit N-2 of r, which is also 0
-    wr_n<S>(cpu, insn, 0, r);
+    wr_n<S, D>(cpu, insn, 0, r);
     set_flags(s, r, size, cf, of, true);
     return;
   } else if constexpr (K == Sh::kRol) {
@@ -270,7 +280,7 @@ inline void shift(Cpu& cpu, const Instruction& insn) {
     of = msb(r, size) != msb(r << 1, size);
   }
   // Rotates change only CF and OF (count 1: as the SDM; larger counts: as the reference host).
-  wr_n<S>(cpu, insn, 0, r);
+  wr_n<S, D>(cpu, insn, 0, r);
   s.rflags = (s.rflags & ~(kCF | kOF)) | (cf ? kCF : 0) | (of ? kOF : 0);
 }
 
@@ -373,11 +383,11 @@ void exec_kTest(Cpu& cpu, const Instruction& insn) { TRAPSCOPE_BY_SIZE(alu2, Alu
 
 // inc/dec: like add/sub 1 but CF is preserved.
 namespace {
-template <bool Inc, unsigned S>
-inline void inc_dec(Cpu& cpu, const Instruction& insn) {
-  const uint64_t a = rd_n<S>(cpu, insn, 0);
+template <bool Inc, unsigned S, Form D = Form::kAny>
+void inc_dec(Cpu& cpu, const Instruction& insn) {
+  const uint64_t a = rd_n<S, D>(cpu, insn, 0);
   const uint64_t r = (Inc ? a + 1 : a - 1) & mask(S);
-  wr_n<S>(cpu, insn, 0, r);
+  wr_n<S, D>(cpu, insn, 0, r);
   const uint64_t cf = cpu.s.rflags & kCF;
   if constexpr (Inc) flags_add(cpu.s, a, 1, 0, r, S);
   else flags_sub(cpu.s, a, 1, 0, r, S);
@@ -646,5 +656,116 @@ void exec_kStc(Cpu& cpu, const Instruction&) { cpu.s.rflags |= kCF; }
 void exec_kCmc(Cpu& cpu, const Instruction&) { cpu.s.rflags ^= kCF; }
 void exec_kCld(Cpu& cpu, const Instruction&) { cpu.s.rflags &= ~kDF; }
 void exec_kStd(Cpu& cpu, const Instruction&) { cpu.s.rflags |= kDF; }
+
+// [SECTION] Handlers specialised for an operand form
+
+namespace {
+
+inline bool is_gpr(const Operand& op) {
+  return op.kind == OperandKind::kReg && op.reg_class == RegClass::kGpr;
+}
+
+// &BODY<K, S, forms...> for the destination's size S (1, 2, 4 or 8 bytes), else nullptr.
+#define TRAPSCOPE_PICK(BODY, K, ...)              \
+  switch (insn.ops[0].size) {                     \
+    case 1: return &BODY<K, 1, __VA_ARGS__>;      \
+    case 2: return &BODY<K, 2, __VA_ARGS__>;      \
+    case 4: return &BODY<K, 4, __VA_ARGS__>;      \
+    case 8: return &BODY<K, 8, __VA_ARGS__>;      \
+    default: return nullptr;                      \
+  }
+
+// op reg, reg and op reg, imm.
+template <Alu K>
+Handler alu_form(const Instruction& insn) {
+  if (insn.operand_count != 2 || !is_gpr(insn.ops[0])) return nullptr;
+  if (is_gpr(insn.ops[1]) && insn.ops[1].size == insn.ops[0].size) {
+    TRAPSCOPE_PICK(alu2, K, Form::kReg, Form::kReg)
+  }
+  if (insn.ops[1].kind == OperandKind::kImm) {
+    TRAPSCOPE_PICK(alu2, K, Form::kReg, Form::kImm)
+  }
+  return nullptr;
+}
+
+// shift/rotate reg, imm|cl.
+template <Sh K>
+Handler shift_form(const Instruction& insn) {
+  if (insn.operand_count != 2 || !is_gpr(insn.ops[0])) return nullptr;
+  TRAPSCOPE_PICK(shift, K, Form::kReg)
+}
+
+// inc/dec reg.
+template <bool Inc>
+Handler inc_dec_form(const Instruction& insn) {
+  if (!is_gpr(insn.ops[0])) return nullptr;
+  TRAPSCOPE_PICK(inc_dec, Inc, Form::kReg)
+}
+
+// imul reg, reg (two operands) and imul reg, reg, imm (three): as exec_kImul.
+template <unsigned S, bool Three>
+void imul_form(Cpu& cpu, const Instruction& insn) {
+  CpuState& s = cpu.s;
+  const int64_t x = sign_extend(s.gpr[insn.ops[Three ? 1 : 0].reg], S);
+  const int64_t y = Three ? sign_extend(insn.ops[2].imm, S)
+                          : sign_extend(s.gpr[insn.ops[1].reg], S);
+  uint64_t lo;
+  bool over;
+  if constexpr (S <= 4) {
+    const int64_t p = x * y;  // |x|, |y| <= 2^31: no overflow
+    lo = static_cast<uint64_t>(p) & mask(S);
+    over = p != sign_extend(lo, S);
+  } else {
+    const i128 p = static_cast<i128>(x) * y;
+    lo = static_cast<uint64_t>(p);
+    over = p != static_cast<i128>(static_cast<int64_t>(lo));
+  }
+  put_gpr(s, insn.ops[0].reg, S, lo);
+  set_cf_of(s, over, over);
+}
+
+Handler imul_form_of(const Instruction& insn) {
+  const Operand* o = insn.ops;
+  const unsigned size = o[0].size;
+  if (size != 2 && size != 4 && size != 8) return nullptr;
+  if (!is_gpr(o[0]) || !is_gpr(o[1]) || o[1].size != size) return nullptr;
+  if (insn.operand_count == 3 && o[2].kind == OperandKind::kImm) {
+    return size == 2 ? &imul_form<2, true> : size == 4 ? &imul_form<4, true> : &imul_form<8, true>;
+  }
+  if (insn.operand_count == 2) {
+    return size == 2 ? &imul_form<2, false> : size == 4 ? &imul_form<4, false>
+                                                       : &imul_form<8, false>;
+  }
+  return nullptr;
+}
+
+#undef TRAPSCOPE_PICK
+
+}  // namespace
+
+Handler select_alu_handler(const Instruction& insn) {
+  switch (insn.op) {
+    case Op::kAdd: return alu_form<Alu::kAdd>(insn);
+    case Op::kAdc: return alu_form<Alu::kAdc>(insn);
+    case Op::kSub: return alu_form<Alu::kSub>(insn);
+    case Op::kSbb: return alu_form<Alu::kSbb>(insn);
+    case Op::kAnd: return alu_form<Alu::kAnd>(insn);
+    case Op::kOr: return alu_form<Alu::kOr>(insn);
+    case Op::kXor: return alu_form<Alu::kXor>(insn);
+    case Op::kCmp: return alu_form<Alu::kCmp>(insn);
+    case Op::kTest: return alu_form<Alu::kTest>(insn);
+    case Op::kInc: return inc_dec_form<true>(insn);
+    case Op::kDec: return inc_dec_form<false>(insn);
+    case Op::kShl: return shift_form<Sh::kShl>(insn);
+    case Op::kShr: return shift_form<Sh::kShr>(insn);
+    case Op::kSar: return shift_form<Sh::kSar>(insn);
+    case Op::kRol: return shift_form<Sh::kRol>(insn);
+    case Op::kRor: return shift_form<Sh::kRor>(insn);
+    case Op::kRcl: return shift_form<Sh::kRcl>(insn);
+    case Op::kRcr: return shift_form<Sh::kRcr>(insn);
+    case Op::kImul: return imul_form_of(insn);
+    default: return nullptr;
+  }
+}
 
 }  // namespace trapscope::sim

@@ -6,6 +6,9 @@
 // s.rip + displacement truncated to the operand size (a 16-bit IP wraps at 64 KiB). The target
 // is checked (CS limit outside 64-bit mode, canonical form in 64-bit mode: #GP(0)) before
 // anything is changed, so a faulting branch leaves the state as it was.
+#include <array>
+#include <utility>
+
 #include "sim/interp/handlers.hpp"
 
 namespace trapscope::sim {
@@ -118,5 +121,42 @@ void exec_kJcxz(Cpu& cpu, const Instruction& insn) {
 void exec_kLoop(Cpu& cpu, const Instruction& insn) { loop<LoopKind::kLoop>(cpu, insn); }
 void exec_kLoope(Cpu& cpu, const Instruction& insn) { loop<LoopKind::kLoope>(cpu, insn); }
 void exec_kLoopne(Cpu& cpu, const Instruction& insn) { loop<LoopKind::kLoopne>(cpu, insn); }
+
+// [SECTION] Jcc specialised for its condition code (the test of Cpu::cond inlined).
+
+namespace {
+
+template <uint8_t CC>
+void jcc(Cpu& cpu, const Instruction& insn) {
+  const uint64_t f = cpu.s.rflags;
+  bool r;
+  if constexpr ((CC >> 1) == 0) r = f & kOF;
+  else if constexpr ((CC >> 1) == 1) r = f & kCF;
+  else if constexpr ((CC >> 1) == 2) r = f & kZF;
+  else if constexpr ((CC >> 1) == 3) r = (f & kCF) || (f & kZF);
+  else if constexpr ((CC >> 1) == 4) r = f & kSF;
+  else if constexpr ((CC >> 1) == 5) r = f & kPF;
+  else if constexpr ((CC >> 1) == 6) r = !(f & kSF) != !(f & kOF);
+  else r = (f & kZF) || (!(f & kSF) != !(f & kOF));
+  if ((CC & 1) ? r : !r) return;
+  const uint64_t target = relative_target(cpu, insn);
+  check_target(cpu, target);
+  cpu.s.rip = target;
+}
+
+template <size_t... I>
+constexpr auto jcc_table(std::index_sequence<I...>) {
+  return std::array<Handler, sizeof...(I)>{&jcc<static_cast<uint8_t>(I)>...};
+}
+constexpr auto kJcc = jcc_table(std::make_index_sequence<16>{});
+
+}  // namespace
+
+Handler select_control_handler(const Instruction& insn) {
+  if (insn.op == Op::kJcc && insn.cc < 16 && insn.ops[0].kind == OperandKind::kImm) {
+    return kJcc[insn.cc];
+  }
+  return nullptr;
+}
 
 }  // namespace trapscope::sim

@@ -348,4 +348,60 @@ void exec_kXlat(Cpu& cpu, const Instruction& insn) {
   s.gpr[kRax] = (s.gpr[kRax] & ~0xFFull) | v;
 }
 
+// [SECTION] Handlers specialised for an operand form: mov reg, reg|imm|mem and mov mem, reg,
+// with the operand size S known at compile time (the same operations as exec_kMov).
+
+namespace {
+
+enum class MovForm { kRegReg, kRegImm, kRegMem, kMemReg };
+
+template <MovForm F, unsigned S>
+void mov_form(Cpu& cpu, const Instruction& insn) {
+  const Operand& dst = insn.ops[0];
+  const Operand& src = insn.ops[1];
+  CpuState& s = cpu.s;
+  if constexpr (F == MovForm::kRegReg) {
+    put_gpr(s, dst.reg, S, s.gpr[src.reg]);
+  } else if constexpr (F == MovForm::kRegImm) {
+    put_gpr(s, dst.reg, S, src.imm);
+  } else if constexpr (F == MovForm::kRegMem) {
+    put_gpr(s, dst.reg, S,
+            cpu.read(static_cast<SegReg>(src.seg), cpu.effective_address(insn, src), S));
+  } else {
+    cpu.write(static_cast<SegReg>(dst.seg), cpu.effective_address(insn, dst), S,
+              s.gpr[src.reg] & mask(S));
+  }
+}
+
+template <MovForm F>
+Handler mov_sized(unsigned size) {
+  switch (size) {
+    case 1: return &mov_form<F, 1>;
+    case 2: return &mov_form<F, 2>;
+    case 4: return &mov_form<F, 4>;
+    case 8: return &mov_form<F, 8>;
+    default: return nullptr;
+  }
+}
+
+inline bool is_gpr(const Operand& op) {
+  return op.kind == OperandKind::kReg && op.reg_class == RegClass::kGpr;
+}
+
+}  // namespace
+
+Handler select_datamov_handler(const Instruction& insn) {
+  if (insn.op != Op::kMov || insn.operand_count != 2) return nullptr;
+  const Operand& dst = insn.ops[0];
+  const Operand& src = insn.ops[1];
+  if (is_gpr(dst)) {
+    if (is_gpr(src) && src.size == dst.size) return mov_sized<MovForm::kRegReg>(dst.size);
+    if (src.kind == OperandKind::kImm) return mov_sized<MovForm::kRegImm>(dst.size);
+    if (is_mem(src) && src.size == dst.size) return mov_sized<MovForm::kRegMem>(dst.size);
+  } else if (is_mem(dst) && is_gpr(src) && src.size == dst.size) {
+    return mov_sized<MovForm::kMemReg>(dst.size);
+  }
+  return nullptr;
+}
+
 }  // namespace trapscope::sim

@@ -9,6 +9,13 @@ const Handler kHandlers[static_cast<size_t>(Op::kCount)] = {
 #undef TRAPSCOPE_OP
 };
 
+Handler select_handler(const Instruction& insn) {
+  if (Handler h = select_alu_handler(insn)) return h;
+  if (Handler h = select_datamov_handler(insn)) return h;
+  if (Handler h = select_control_handler(insn)) return h;
+  return kHandlers[static_cast<size_t>(insn.op)];
+}
+
 std::string_view op_name(Op op) {
   static constexpr std::string_view kNames[] = {
       "unsupported",
