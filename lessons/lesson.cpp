@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "guests/catalog.hpp"
+#include "sim/mmu.hpp"
 #include "sim/virt/monitor.hpp"
 
 namespace trapscope::lessons {
@@ -113,6 +114,12 @@ std::string technique(const Where& w, const YAML::Node& node, const std::string&
   return t;
 }
 
+std::string paging(const Where& w, const YAML::Node& node, const std::string& field) {
+  const std::string p = scalar(w, node, field);
+  if (!sim::parse_vmm_paging(p)) w.fail(node, field, "unknown paging '" + p + "' (native, shadow, ept)");
+  return p;
+}
+
 int deprivilege(const Where& w, const YAML::Node& node, const std::string& field) {
   const std::string d = scalar(w, node, field);
   if (d != "1" && d != "3") w.fail(node, field, "the guest kernel's real CPL: 1 or 3");
@@ -131,10 +138,10 @@ Step step(const Where& w, const YAML::Node& node, const std::string& field) {
   s.text = text(w, node["text"], field + ".text");
   if (const YAML::Node r = node["restart"]) {
     if (!r.IsMap()) w.fail(r, field + ".restart", "must be a map such as {technique: vt}");
-    only_keys(w, r, field + ".restart", {"technique", "deprivilege"});
+    only_keys(w, r, field + ".restart", {"technique", "deprivilege", "paging"});
     Restart restart;
-    if (!r["technique"]) w.fail(r, field + ".restart.technique", "missing");
-    restart.technique = technique(w, r["technique"], field + ".restart.technique");
+    if (r["technique"]) restart.technique = technique(w, r["technique"], field + ".restart.technique");
+    if (r["paging"]) restart.paging = paging(w, r["paging"], field + ".restart.paging");
     if (r["deprivilege"]) restart.deprivilege = deprivilege(w, r["deprivilege"], field + ".restart.deprivilege");
     s.restart = restart;
   }
@@ -196,7 +203,7 @@ Lesson parse_lesson(std::string_view yaml, const std::string& file) {
   try {
     only_keys(w, root, "",
               {"id", "number", "title", "summary", "guest", "mode", "backends", "technique",
-               "deprivilege", "timeout", "steps"});
+               "deprivilege", "paging", "timeout", "steps"});
     Lesson l;
     l.file = file;
     for (const char* req : {"id", "number", "title", "summary", "guest", "steps"})
@@ -233,6 +240,7 @@ Lesson parse_lesson(std::string_view yaml, const std::string& file) {
       l.backends = {"kvm", "sim"};
     }
     if (root["technique"]) l.technique = technique(w, root["technique"], "technique");
+    if (root["paging"]) l.paging = paging(w, root["paging"], "paging");
     if (root["deprivilege"]) l.deprivilege = deprivilege(w, root["deprivilege"], "deprivilege");
     if (root["timeout"]) {
       auto t = parse_number(scalar(w, root["timeout"], "timeout"));
@@ -246,6 +254,8 @@ Lesson parse_lesson(std::string_view yaml, const std::string& file) {
     const bool sim_only = l.backends.size() == 1 && l.backends[0] == "sim";
     if (!sim_only && l.technique != "emulation")
       w.fail(root["technique"], "technique", "a technique other than emulation needs backends: [sim]");
+    if (!sim_only && l.paging != "native")
+      w.fail(root["paging"], "paging", "shadow or nested paging needs backends: [sim]");
     for (size_t i = 0; i < l.steps.size(); ++i)
       if (l.steps[i].restart && !sim_only)
         w.fail(steps[i]["restart"], "steps[" + std::to_string(i + 1) + "].restart",

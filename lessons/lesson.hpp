@@ -32,10 +32,12 @@ struct Text {
 // What the lesson shows after its step's action ran.
 enum class Show : uint8_t { kEvents, kRegisters, kStats, kConsole };
 
-// Starts the guest again from its first instruction under another technique (simulator only).
+// Starts the guest again from its first instruction under another technique or memory
+// virtualization (simulator only).
 struct Restart {
   std::string technique;  // "emulation", "trap-emulate", "vt"
   int deprivilege = 1;    // trap-and-emulate: the real CPL of the guest kernel (1 or 3)
+  std::string paging;     // "native", "shadow", "ept"; "" = the lesson's
 };
 
 struct Step {
@@ -63,6 +65,7 @@ struct Lesson {
   std::vector<std::string> backends;  // "kvm", "sim": where the lesson may run, preferred first
   std::string technique = "emulation";  // the simulator's technique (sim/virt/monitor.hpp)
   int deprivilege = 1;                  // trap-and-emulate: the guest kernel's real CPL
+  std::string paging = "native";        // the simulator's memory virtualization (sim/mmu.hpp)
   double timeout_s = 10;                // limit of each action (host seconds)
   std::vector<Step> steps;
   bool allows(std::string_view backend) const;

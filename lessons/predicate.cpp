@@ -21,8 +21,8 @@ struct KindInfo {
   std::vector<std::string_view> fields;
 };
 
-const std::array<KindInfo, 10>& kinds() {
-  static const std::array<KindInfo, 10> k = {{
+const std::array<KindInfo, 13>& kinds() {
+  static const std::array<KindInfo, 13> k = {{
       {EventKind::kVmExit, "vm_exit", EventType::kVmExit,
        {"reason", "port", "direction", "size", "value", "mnemonic", "cpl", "rip"}},
       {EventKind::kRingTransition, "ring_transition", EventType::kRingTransition,
@@ -39,6 +39,12 @@ const std::array<KindInfo, 10>& kinds() {
        {"mnemonic", "real_cpl", "cpl", "rip"}},
       {EventKind::kVmTransition, "vm_transition", EventType::kVmTransition,
        {"exit_reason", "qualification", "entry", "cost_cycles", "mnemonic", "cpl", "rip"}},
+      {EventKind::kNestedWalk, "nested_walk", EventType::kNestedWalk,
+       {"linear", "gpa", "hpa", "references", "guest_levels", "faulted", "access", "cpl", "rip"}},
+      {EventKind::kShadow, "shadow", EventType::kShadowPaging,
+       {"action", "linear", "gpa", "access", "user", "error_code", "exit_reason", "cpl", "rip"}},
+      {EventKind::kEptViolation, "ept_violation", EventType::kEptViolation,
+       {"gpa", "linear", "qualification", "exit_reason", "resolution", "level", "cpl", "rip"}},
   }};
   return k;
 }
@@ -67,6 +73,10 @@ Value name(std::string_view s) { return {std::nullopt, std::string(s)}; }
 template <typename T>
 const T& as(const EventHeader& e) {
   return *reinterpret_cast<const T*>(&e);
+}
+
+Value access_name(uint8_t access) {
+  return name(access == 0 ? "read" : access == 1 ? "write" : "execute");
 }
 
 // The first word of the disassembly of `len` bytes at the event's RIP ("" if none).
@@ -117,7 +127,7 @@ std::optional<Value> lookup(const EventHeader& e, std::string_view field) {
       if (field == "physical" && !x.faulted) return num(x.physical, true);
       if (field == "levels") return num(x.levels, false);
       if (field == "faulted") return num(x.faulted, false);
-      if (field == "access") return name(x.access == 0 ? "read" : x.access == 1 ? "write" : "execute");
+      if (field == "access") return access_name(x.access);
       if (field == "user") return num(x.user, false);
       return std::nullopt;
     }
@@ -139,6 +149,40 @@ std::optional<Value> lookup(const EventHeader& e, std::string_view field) {
       if (field == "qualification") return num(x.qualification, true);
       if (field == "entry") return num(e.flags & 1, false);
       if (field == "cost_cycles") return num(x.cost_cycles, false);
+      return std::nullopt;
+    }
+    case EventType::kNestedWalk: {
+      const auto& x = as<trace::NestedWalkEvent>(e);
+      if (field == "linear") return num(x.linear, true);
+      if (field == "gpa" && !x.faulted) return num(x.gpa, true);
+      if (field == "hpa" && !x.faulted) return num(x.hpa, true);
+      if (field == "references") return num(x.nrefs, false);
+      if (field == "guest_levels") return num(x.guest_levels, false);
+      if (field == "faulted") return num(x.faulted, false);
+      if (field == "access") return access_name(x.access);
+      return std::nullopt;
+    }
+    case EventType::kShadowPaging: {
+      const auto& x = as<trace::ShadowPagingEvent>(e);
+      if (field == "action") return name(trace::to_string(x.action));
+      if (field == "linear") return num(x.linear, true);
+      if (field == "gpa") return num(x.gpa, true);
+      if (field == "access") return access_name(x.access);
+      if (field == "user") return num(x.user, false);
+      if (field == "error_code" && x.action == trace::ShadowAction::kTrueFault)
+        return num(x.error_code, true);
+      if (field == "exit_reason") return num(x.intel_exit_reason, false);
+      return std::nullopt;
+    }
+    case EventType::kEptViolation: {
+      const auto& x = as<trace::EptViolationEvent>(e);
+      if (field == "gpa") return num(x.gpa, true);
+      if (field == "linear" && (x.qualification & 0x80)) return num(x.linear, true);
+      if (field == "qualification") return num(x.qualification, true);
+      if (field == "exit_reason") return num(x.intel_exit_reason, false);
+      if (field == "resolution")
+        return name(x.resolution == trace::EptResolution::kMmio ? "mmio" : "mapped");
+      if (field == "level") return num(x.level, false);
       return std::nullopt;
     }
     default:

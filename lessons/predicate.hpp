@@ -14,6 +14,12 @@
 //                    trapped to the VMM)
 //   sensitive_no_trap  mnemonic, real_cpl, cpl, rip (trap-and-emulate: a sensitive instruction
 //                    ran without trapping)
+//   nested_walk      linear, gpa, hpa, references, guest_levels, faulted (0 no, 1 guest #PF,
+//                    2 EPT violation), access (read|write|execute)   (EPT: the 2D walk)
+//   shadow           action (hidden page fault, true page fault, page-table write, CR3 write,
+//                    invlpg, write-protect, flush all), linear, gpa, access, user, error_code,
+//                    exit_reason   (shadow paging: what the VMM did)
+//   ept_violation    gpa, linear, qualification, exit_reason, resolution (mapped|mmio), level
 //   vm_transition    exit_reason (Intel basic exit reason number), qualification, entry (0 exit,
 //                    1 entry), cost_cycles, mnemonic, cpl, rip   (the VT-x model)
 //   run_end          reason (halted, guest exit, triple fault, … as trace::to_string prints it),
@@ -35,7 +41,7 @@ namespace trapscope::lessons {
 
 enum class EventKind : uint8_t {
   kVmExit, kRingTransition, kException, kPageWalk, kInstruction, kRunEnd, kAny,
-  kVmmTrap, kSensitiveNoTrap, kVmTransition,
+  kVmmTrap, kSensitiveNoTrap, kVmTransition, kNestedWalk, kShadow, kEptViolation,
 };
 std::optional<EventKind> parse_event_kind(std::string_view text);
 std::string_view to_string(EventKind kind);

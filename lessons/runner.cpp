@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "guests/catalog.hpp"
+#include "sim/mmu.hpp"
 #include "trace/exit_stats.hpp"
 #include "trace/printer.hpp"
 
@@ -58,7 +59,7 @@ class Session {
     if (!lesson_.allows(backend_name))
       throw LessonError("lesson " + lesson_.id + " does not run on " + std::string(backend_name) +
                         " (backends: " + join(lesson_.backends) + ")");
-    start(lesson_.technique, lesson_.deprivilege);
+    start(lesson_.technique, lesson_.deprivilege, lesson_.paging);
     LessonResult result;
     if (!o_.check) {
       say("\n%s %d — %s\n", o_.lang == Lang::kEs ? "Lección" : "Lesson", lesson_.number,
@@ -67,7 +68,7 @@ class Session {
       say("(%s: %s, backend %s%s%s)\n", o_.lang == Lang::kEs ? "invitado" : "guest",
           lesson_.guest.c_str(), std::string(backend_name).c_str(),
           o_.backend == backend::Kind::kSim ? ", " : "",
-          o_.backend == backend::Kind::kSim ? lesson_.technique.c_str() : "");
+          o_.backend == backend::Kind::kSim ? (lesson_.technique + ", " + lesson_.paging + " paging").c_str() : "");
     }
     for (size_t i = 0; i < lesson_.steps.size(); ++i) {
       std::string failure = run_step(i);
@@ -126,12 +127,13 @@ class Session {
   }
 
   // (Re)starts the guest from its first instruction on a fresh machine.
-  void start(const std::string& technique, int deprivilege) {
+  void start(const std::string& technique, int deprivilege, const std::string& paging) {
     const auto guest = guests::find(lesson_.guest);
     backend::Config cfg;
     cfg.mode = *vmm::parse_boot_mode(lesson_.mode.empty() ? guest->mode : lesson_.mode);
     cfg.technique = *virt::parse_technique(technique);
     cfg.deprivilege = static_cast<uint8_t>(deprivilege);
+    cfg.paging = *sim::parse_vmm_paging(paging);
     machine_ = backend::make_backend(o_.backend, cfg);
     machine_->load(guest->image);
     sink_.pending.clear();
@@ -154,11 +156,14 @@ class Session {
     }
     std::vector<std::vector<uint8_t>> seen;  // the events this step's action took
     if (s.restart) {
-      start(s.restart->technique, s.restart->deprivilege);
+      const Restart& r = *s.restart;
+      technique_ = r.technique.empty() ? technique_ : r.technique;
+      paging_ = r.paging.empty() ? paging_ : r.paging;
+      start(technique_, r.deprivilege, paging_);
       if (!o_.check)
-        say("(%s: %s)\n", lang == Lang::kEs ? "el invitado vuelve a empezar con la técnica"
-                                          : "the guest starts again under the technique",
-            s.restart->technique.c_str());
+        say("(%s: %s, %s paging)\n",
+            lang == Lang::kEs ? "el invitado vuelve a empezar" : "the guest starts again",
+            technique_.c_str(), paging_.c_str());
     }
     if (s.run_until) {
       std::string failure = run_until(*s.run_until, seen);
@@ -291,6 +296,8 @@ class Session {
   std::unique_ptr<backend::Backend> machine_;
   bool ended_ = false;
   std::string end_detail_;
+  std::string technique_ = lesson_.technique;  // what the guest runs under now
+  std::string paging_ = lesson_.paging;
   trace::ExitStats stats_;
   PendingSink sink_{stats_};
   uint64_t instructions_ = 0;

@@ -625,8 +625,12 @@ void mmu_page_fault_delivered(Cpu& cpu, uint32_t error_code) {
   ++st.stats.guest_page_faults;
   if (st.mode != VmmPaging::kShadow) return;
   ++st.stats.true_faults;
-  emit_shadow(cpu, trace::ShadowAction::kTrueFault, cpu.s.cr2, Access::kRead, false, 0, 0, 0,
-              error_code, 0);
+  // The access, from the #PF error code (SDM Vol. 3A 4.7: bit 1 W/R, bit 2 U/S, bit 4 I/D).
+  const Access access = (error_code & 0x10) ? Access::kExecute
+                        : (error_code & 0x2) ? Access::kWrite
+                                             : Access::kRead;
+  emit_shadow(cpu, trace::ShadowAction::kTrueFault, cpu.s.cr2, access, (error_code & 0x4) != 0,
+              0, 0, 0, error_code, 0);
 }
 
 }  // namespace trapscope::sim

@@ -158,6 +158,11 @@ TEST_CASE("lessons restart the guest under another technique; its events are pre
                       "    restart: {technique: vt}\n"),
              Catch::Contains("steps[1].restart: restarting under a technique needs backends: [sim]"));
 
+  CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [sim]\npaging: npt")),
+             Catch::StartsWith("t.yaml:7: paging: unknown paging 'npt'"));
+  CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [kvm, sim]\npaging: ept")),
+             Catch::Contains("paging: shadow or nested paging needs backends: [sim]"));
+
   // The popek guest: a privileged instruction traps under trap-and-emulate (real CPL 3 here),
   // then the same guest restarted under the VT-x model exits on its first `out`.
   const std::string popek = R"(id: p
@@ -190,6 +195,39 @@ steps:
   r = check(parse_lesson(replace(popek, "technique: trap-emulate", "technique: emulation"), "p.yaml"),
             backend::Kind::kSim);
   CHECK_THAT(r.failure, Catch::Contains("step 1") && Catch::Contains("run ended (guest halted)"));
+}
+
+TEST_CASE("lessons restart the guest under shadow and nested paging", "[lessons]") {
+  const std::string paging = R"(id: m
+number: 52
+title: {es: M, en: M}
+summary: {es: M, en: M}
+guest: paging
+backends: [sim]
+steps:
+  - text: {es: uno, en: one}
+    run_until: {event: exception, vector: 14}
+    expect: {error_code: 0x2, cr2: 0x200000}
+  - text: {es: dos, en: two}
+    restart: {paging: shadow}
+    run_until: {event: shadow, action: true page fault}
+    expect: {linear: 0x200000, access: write, error_code: 0x2}
+  - text: {es: tres, en: three}
+    restart: {paging: ept}
+    run_until: {event: ept_violation}
+    expect: {exit_reason: 48, resolution: mapped}
+  - text: {es: cuatro, en: four}
+    run_until: {event: nested_walk, references: 24}
+    expect: {guest_levels: 4}
+)";
+  auto r = check(parse_lesson(paging, "m.yaml"), backend::Kind::kSim);
+  INFO(r.failure);
+  CHECK(r.passed);
+  // Natively there are no shadow-paging events: the run ends first.
+  r = check(parse_lesson(replace(paging, "restart: {paging: shadow}", "restart: {paging: native}"),
+                         "m.yaml"),
+            backend::Kind::kSim);
+  CHECK_THAT(r.failure, Catch::Contains("step 2") && Catch::Contains("run ended (guest exit code)"));
 }
 
 TEST_CASE("predicates match an event's fields; a paused run is not a run end", "[lessons]") {
