@@ -144,6 +144,7 @@ struct GuestWalk {
   uint64_t phys = 0;
   uint8_t allow = 0;
   uint8_t global = 0;
+  uint8_t shift = 12;  // log2 of the page size
   uint8_t ntables = 0;
   uint8_t levels = 0;
   uint64_t tables[4] = {};  // guest-physical pages of the tables read
@@ -275,6 +276,7 @@ struct Walker {
         leaf_gpa = pde_gpa;
         leaf = pde;
         leaf_size = 4;
+        out.shift = 22;
         phys = (pde & 0xFFC00000) | ((pde & 0x1FE000) << 19) | (la & 0x3FFFFF);
       } else {
         if (!(pde & kA)) set_accessed_later(pde_gpa, 4);
@@ -311,6 +313,7 @@ struct Walker {
         if (leaf_here) {
           leaf_gpa = gpa;
           leaf = entry;
+          out.shift = static_cast<uint8_t>(shift);
           const uint64_t page_mask = (1ull << shift) - 1;
           phys = (entry & kAddr & ~page_mask) | (linear & page_mask);
           break;
@@ -353,11 +356,14 @@ struct Walker {
   }
 };
 
-void fill_tlb(Tlb::Entry& e, uint64_t vpn, uint64_t phys, uint8_t allow, uint8_t global) {
+void fill_tlb(Cpu& cpu, Tlb::Entry& e, uint64_t vpn, uint64_t phys, uint8_t allow,
+              uint8_t global, uint8_t shift) {
   e.vpn = vpn;
   e.pfn = phys >> 12;
   e.allow = allow;
   e.global = global;
+  e.shift = shift;
+  if (shift > 12) cpu.tlb.note_large();
 }
 
 // --- shadow paging ----------------------------------------------------------------------------
@@ -431,7 +437,8 @@ uint64_t shadow_translate(Cpu& cpu, uint64_t linear, Access access, bool user, T
   st.stats.shadow_refs += 4;  // the hardware walks the (4-level) shadow table
   auto it = shadow.find(vpn);
   if (it != shadow.end() && (it->second.allow & need)) {
-    fill_tlb(te, vpn, (it->second.pfn << 12), it->second.allow, it->second.global);
+    fill_tlb(cpu, te, vpn, (it->second.pfn << 12), it->second.allow, it->second.global,
+             it->second.shift);
     return (it->second.pfn << 12) | (linear & 0xFFF);
   }
   // A #PF VM exit (exception bitmap bit 14). A write the guest's tables allow to a
@@ -456,6 +463,7 @@ uint64_t shadow_translate(Cpu& cpu, uint64_t linear, Access access, bool user, T
   e.pfn = w.out.phys >> 12;
   e.guest_allow = w.out.allow;
   e.global = w.out.global;
+  e.shift = w.out.shift;
   e.guest_leaf = w.out.leaf;
   e.ntables = w.out.ntables;
   std::memcpy(e.tables, w.out.tables, sizeof e.tables);
@@ -487,7 +495,7 @@ uint64_t shadow_translate(Cpu& cpu, uint64_t linear, Access access, bool user, T
   emit_shadow(cpu, trace::ShadowAction::kHiddenFault, linear, access, user, w.out.phys & ~0xFFFull,
               w.out.leaf, shadow_entry_value(placed), 0, 0);
   if (!(placed.allow & need)) return pt_write(placed.pfn, placed.guest_leaf);
-  fill_tlb(te, vpn, w.out.phys, placed.allow, placed.global);
+  fill_tlb(cpu, te, vpn, w.out.phys, placed.allow, placed.global, placed.shift);
   return w.out.phys;
 }
 
@@ -512,7 +520,7 @@ uint64_t ept_translate(Cpu& cpu, uint64_t linear, Access access, bool user, Tlb:
       }
       const uint64_t hpa = nested.translate(gpa, w.out.levels, true);
       nested.emit(w.structure, gpa, hpa, 0, 0, w.out.levels);
-      fill_tlb(te, vpn, gpa, allow, global);  // the TLB caches GVA → HPA (data at the GPA here)
+      fill_tlb(cpu, te, vpn, gpa, allow, global, w.out.shift);  // GVA → HPA (data at the GPA)
       return gpa;
     } catch (const EptExit& x) {
       nested.emit(w.structure, x.final_access ? gpa : 0, 0, 2, 0,
@@ -576,7 +584,7 @@ uint64_t mmu_translate(Cpu& cpu, uint64_t linear, Access access, bool user) {
   if (mode == VmmPaging::kEpt) return ept_translate(cpu, linear, access, user, e);
   Walker w(cpu, linear, access, user);
   w.walk();
-  fill_tlb(e, vpn, w.out.phys, w.out.allow, w.out.global);
+  fill_tlb(cpu, e, vpn, w.out.phys, w.out.allow, w.out.global, w.out.shift);
   return w.out.phys;
 }
 
@@ -589,20 +597,27 @@ void mmu_cr3_written(Cpu& cpu) {
 }
 
 void mmu_invlpg(Cpu& cpu, uint64_t linear) {
-  cpu.tlb.flush_page(linear >> 12);
+  const uint64_t vpn = linear >> 12;
+  cpu.tlb.invalidate_page(vpn);
   VmmPagingState& st = cpu.vmm;
   if (st.mode != VmmPaging::kShadow) return;
   ++st.stats.invlpg_exits;
   uint32_t dropped = 0;
   auto sh = st.shadows.find(cpu.s.cr3);
   if (sh != st.shadows.end()) {
-    auto it = sh->second.find(linear >> 12);
-    if (it != sh->second.end()) {
-      release_tables(st, it->second);
-      sh->second.erase(it);
-      dropped = 1;
-      ++st.stats.shadow_dropped;
+    // The shadow entries of the guest page that contains the address (all 4 KiB pieces of a
+    // large guest page).
+    for (auto it = sh->second.begin(); it != sh->second.end();) {
+      const unsigned k = it->second.shift - 12u;
+      if ((it->first >> k) == (vpn >> k)) {
+        release_tables(st, it->second);
+        it = sh->second.erase(it);
+        ++dropped;
+      } else {
+        ++it;
+      }
     }
+    st.stats.shadow_dropped += dropped;
   }
   emit_shadow(cpu, trace::ShadowAction::kInvlpg, linear, Access::kRead, false, 0, 0, 0, 0,
               dropped);

@@ -53,6 +53,7 @@ class Tlb {
     uint64_t pfn = 0;      // physical page number
     uint8_t allow = 0;     // kAllow* bits for which the cached translation may be used
     uint8_t global = 0;    // G = 1 in the leaf with CR4.PGE = 1: survives MOV to CR3
+    uint8_t shift = 12;    // log2 of the size of the page it came from (12, 21, 22 or 30)
   };
   enum : uint8_t {
     kAllowUserRead = 1, kAllowUserWrite = 2, kAllowUserExec = 4,
@@ -74,8 +75,22 @@ class Tlb {
   unsigned entries() const { return static_cast<unsigned>(mask_ + 1); }
   void flush() {  // every entry, global or not
     for (uint64_t i = 0; i <= mask_; ++i) entries_[i].vpn = ~0ull;
+    has_large_ = false;
     ++flushes;
   }
+  // INVLPG (SDM Vol. 2 INVLPG, Vol. 3A 4.10.4.1): every entry for the page that contains the
+  // address, global or not; for a large page, all the 4 KiB pieces cached from it.
+  void invalidate_page(uint64_t vpn) {
+    flush_page(vpn);
+    if (!has_large_) return;
+    for (uint64_t i = 0; i <= mask_; ++i) {
+      Entry& e = entries_[i];
+      if (e.vpn != ~0ull && e.shift > 12 && (e.vpn >> (e.shift - 12)) == (vpn >> (e.shift - 12))) {
+        e.vpn = ~0ull;
+      }
+    }
+  }
+  void note_large() { has_large_ = true; }
   void flush_non_global() {  // MOV to CR3 (SDM 4.10.4.1)
     for (uint64_t i = 0; i <= mask_; ++i) {
       if (!entries_[i].global) entries_[i].vpn = ~0ull;
@@ -90,6 +105,7 @@ class Tlb {
 
  private:
   uint64_t mask_ = kDefaultEntries - 1;
+  bool has_large_ = false;  // some entry may come from a large page (invalidate_page scans)
   Entry entries_[kMaxEntries];
 };
 
@@ -123,6 +139,7 @@ struct ShadowEntry {
                            // write-protected page-table pages)
   uint8_t guest_allow = 0; // Tlb::kAllow* the guest's tables grant
   uint8_t global = 0;
+  uint8_t shift = 12;       // log2 of the guest page's size
   uint8_t ntables = 0;
   uint64_t tables[4] = {};  // guest-physical pages of the guest tables it was built from
   uint64_t guest_leaf = 0;

@@ -366,3 +366,15 @@ TEST_CASE("trace files keep the memory-virtualization events", "[paging][cli]") 
                                                                      : "nested_walk")));
   }
 }
+
+TEST_CASE("TLB: INVLPG in a large page drops every 4 KiB piece cached from it", "[paging][sim]") {
+  sim::Tlb tlb;
+  for (uint64_t v = 0x200; v < 0x204; ++v) tlb.slot(v) = {v, v, sim::Tlb::kAllowSupRead, 0, 21};
+  tlb.slot(0x410) = {0x410, 0x410, sim::Tlb::kAllowSupRead, 0, 21};  // another 2 MiB page
+  tlb.slot(0x205) = {0x205, 0x205, sim::Tlb::kAllowSupRead, 0, 12};  // a 4 KiB page
+  tlb.note_large();
+  tlb.invalidate_page(0x201);
+  for (uint64_t v = 0x200; v < 0x204; ++v) CHECK(tlb.slot(v).vpn == ~0ull);
+  CHECK(tlb.slot(0x410).vpn == 0x410);
+  CHECK(tlb.slot(0x205).vpn == 0x205);
+}
