@@ -174,7 +174,11 @@ class SimBackend final : public Backend {
  public:
   explicit SimBackend(const Config& c)
       : machine_(sim::SimConfig{c.memory_bytes, c.mode, c.load_address, c.record_instructions,
-                                c.technique, c.deprivilege, c.paging, c.tlb_entries}) {}
+                                c.technique, c.deprivilege, c.paging, c.tlb_entries,
+                                c.bt_lookup_events}) {}
+  const sim::bt::BtStats* bt_stats() override {
+    return machine_.bt_cache() ? &machine_.bt_cache()->stats() : nullptr;
+  }
   Kind kind() const override { return Kind::kSim; }
   void load(std::span<const uint8_t> image) override { machine_.load(image); }
   RunOutcome run(const StopCondition& stop, trace::EventSink* sink) override {

@@ -22,6 +22,10 @@
 #include "vmm/devices.hpp"
 #include "vmm/loader.hpp"
 
+namespace trapscope::sim::bt {
+struct BtStats;
+}
+
 namespace trapscope::backend {
 
 enum class Kind : uint8_t { kKvm, kSim };
@@ -39,6 +43,7 @@ struct Config {
   // Simulator: how its VMM virtualizes memory, and the TLB size (sim/mmu.hpp).
   sim::VmmPaging paging = sim::VmmPaging::kNative;
   unsigned tlb_entries = sim::Tlb::kDefaultEntries;
+  bool bt_lookup_events = false;  // technique bt: an event per translation-cache lookup
 };
 
 // The simulator's memory-virtualization counters (sim/mmu.hpp), for `run --stats`.
@@ -104,6 +109,8 @@ class Backend {
   virtual void request_stop() = 0;
   // The simulator's memory-virtualization counters; nullopt on KVM (not observable there).
   virtual std::optional<PagingCounters> paging_counters() const { return std::nullopt; }
+  // The translation cache's counters under technique bt (sim/bt/translator.hpp); else null.
+  virtual const sim::bt::BtStats* bt_stats() { return nullptr; }
 };
 
 // Throws vmm::KvmError (or std::system_error) when KVM is not usable.

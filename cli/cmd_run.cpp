@@ -22,6 +22,7 @@
 #include "vmm/doctor.hpp"
 #include "backend/backend.hpp"
 #include "backend/cosim.hpp"
+#include "sim/bt/translator.hpp"
 #include "vmm/machine.hpp"
 
 namespace trapscope::cli {
@@ -46,6 +47,7 @@ struct RunOptions {
   unsigned deprivilege = 1;
   std::string paging = "native";
   unsigned tlb_entries = sim::Tlb::kDefaultEntries;
+  bool bt_lookup_events = false;
 };
 
 // Basic exit reasons of the simulator's VMM-internal exits (SDM Vol. 3D Appendix C).
@@ -163,6 +165,7 @@ int run(const RunOptions& o) {
   cfg.deprivilege = static_cast<uint8_t>(o.deprivilege);
   cfg.paging = *sim::parse_vmm_paging(o.paging);
   cfg.tlb_entries = o.tlb_entries;
+  cfg.bt_lookup_events = o.bt_lookup_events;
 
   backend::Kind kind = backend::Kind::kKvm;
   std::string why_no_kvm;
@@ -296,7 +299,11 @@ int run(const RunOptions& o) {
                kind == backend::Kind::kKvm ? "KVM" : "simulator");
   if (!r.detail.empty()) std::fprintf(info, "%s", r.detail.c_str());
   if (cfg.technique != virt::Technique::kEmulation) {
-    std::fprintf(info, "%s", virt_counts.summary(cfg).c_str());
+    if (const sim::bt::BtStats* bt = machine->bt_stats()) {
+      std::fprintf(info, "%s", bt->summary().c_str());
+    } else {
+      std::fprintf(info, "%s", virt_counts.summary(cfg).c_str());
+    }
     const auto eq = backend::compare_with_native(guest->image, cfg,
                                                  {o.timeout_s, o.max_exits, o.max_instructions});
     std::fprintf(info, "equivalence with the native simulator run: %s\n", eq.report.c_str());
@@ -342,8 +349,9 @@ void add_run_command(CLI::App& app, int* status) {
       ->check(CLI::IsMember({"kvm", "sim"}));
   cmd->add_option("--technique", o->technique,
                   "Simulator technique: emulation (the interpreter), trap-emulate (ring "
-                  "compression on classic x86) or vt (the VT-x model); implies --backend sim")
-      ->check(CLI::IsMember({"emulation", "trap-emulate", "vt"}))
+                  "compression on classic x86), vt (the VT-x model) or bt (binary translation: "
+                  "guest kernel code runs from a translation cache); implies --backend sim")
+      ->check(CLI::IsMember({"emulation", "trap-emulate", "vt", "bt"}))
       ->capture_default_str();
   cmd->add_option("--deprivilege", o->deprivilege,
                   "trap-emulate: the real CPL the guest kernel runs at (1 or 3)")
@@ -357,6 +365,8 @@ void add_run_command(CLI::App& app, int* status) {
   cmd->add_option("--tlb-entries", o->tlb_entries,
                   "Simulator: TLB entries (a power of two, 1-4096; direct-mapped)")
       ->capture_default_str();
+  cmd->add_flag("--bt-lookup-events", o->bt_lookup_events,
+                "bt: an event for every translation-cache lookup (hit or miss; slow)");
   cmd->add_option("--max-instructions", o->max_instructions,
                   "Simulator: stop after this many instructions (0: no limit)");
   cmd->add_flag("--record-instructions", o->record_instructions,

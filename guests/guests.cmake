@@ -12,3 +12,7 @@ trapscope_guest(popek MODE protected
   DESCRIPTION "a 32-bit kernel that runs pushf/popf, push cs, sgdt/sidt/str/smsw and prints what it sees (Popek-Goldberg)")
 trapscope_guest(paging MODE long
   DESCRIPTION "its own page tables: demand paging via #PF, PTE changes, unmapping, two address spaces (CR3)")
+trapscope_guest(smc MODE real
+  DESCRIPTION "real mode: a loop patches the instruction it runs next (self-modifying code)")
+trapscope_guest(kernelops MODE protected
+  DESCRIPTION "a 32-bit kernel loop of cli/sti, pushf/popf, CR0/CR3, lgdt, mov ds, invlpg (bench/bt_speed)")

@@ -183,9 +183,11 @@ class Cpu {
       if (code_page_[pg]) {
         ++page_gen_[pg];
         code_page_[pg] = 0;
+        ++code_writes;
       }
     }
   }
+  uint64_t code_writes = 0;  // writes that bumped a generation (binary translation: a "trap")
   void invalidate_all_code() {
     for (size_t pg = 0; pg < page_gen_.size(); ++pg) {
       ++page_gen_[pg];

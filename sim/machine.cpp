@@ -111,7 +111,10 @@ void apply_boot_state(CpuState& s, const vmm::BootState& b) {
 SimMachine::SimMachine(const SimConfig& config)
     : config_(config), memory_(config.memory_bytes), cpu_(memory_, devices_) {
   if (!decode_cache_) throw std::bad_alloc();
-  if (config.technique != virt::Technique::kEmulation) {
+  if (config.technique == virt::Technique::kBt) {
+    bt_ = std::make_unique<bt::Cache>();
+    bt_->lookup_events = config.bt_lookup_events;
+  } else if (config.technique != virt::Technique::kEmulation) {
     monitor_ = std::make_unique<virt::Monitor>(config.technique, config.deprivilege);
   }
   if (!cpu_.tlb.set_entries(config.tlb_entries)) {
@@ -128,6 +131,7 @@ void SimMachine::load(std::span<const uint8_t> image) {
   apply_boot_state(cpu_.s, b);
   cpu_.flush_tlb();
   cpu_.invalidate_all_code();
+  if (bt_) bt_->flush();
 }
 
 SimMachine::FetchContext SimMachine::fetch_context() const {
@@ -419,7 +423,16 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
       break;
     }
     StepStatus st;
-    if (fast) {
+    if (bt_) {
+      // Binary translation (sim/bt/execute.cpp): whole translation units, up to the next clock
+      // check or the instruction limit.
+      uint64_t n = 0x1000 - (i & 0xFFF), done = 0;
+      if (limits.max_instructions) {
+        n = std::min(n, limits.max_instructions - (instructions_ - first_instruction));
+      }
+      st = step_bt(n, limits, limits.stop_on ? &watch.matched : nullptr, &done);
+      i += std::max<uint64_t>(done, 1);
+    } else if (fast) {
       uint64_t n = 0x1000 - (i & 0xFFF), done = 0;
       if (limits.max_instructions) {
         n = std::min(n, limits.max_instructions - (instructions_ - first_instruction));

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/bt/translator.hpp"
 #include "sim/cpu.hpp"
 #include "sim/memory.hpp"
 #include "sim/virt/monitor.hpp"
@@ -33,6 +34,7 @@ struct SimConfig {
   uint8_t deprivilege = 1;  // trap-and-emulate: the real CPL of the guest kernel (1 or 3)
   VmmPaging paging = VmmPaging::kNative;     // how the VMM virtualizes memory (sim/mmu.hpp)
   unsigned tlb_entries = Tlb::kDefaultEntries;  // a power of two, 1 … Tlb::kMaxEntries
+  bool bt_lookup_events = false;  // bt: a kBtLookup event per translation-cache lookup
 };
 
 struct SimLimits {
@@ -85,6 +87,7 @@ class SimMachine {
     cpu_.exit_requested = false;
     cpu_.flush_tlb();
     cpu_.invalidate_all_code();
+    if (bt_) bt_->flush();
     instructions_ = instructions;
   }
 
@@ -97,6 +100,8 @@ class SimMachine {
   uint64_t instructions() const { return instructions_; }
   // The VMM of a virtualization technique; null under plain emulation.
   virt::Monitor* monitor() { return monitor_.get(); }
+  // The translation cache of binary translation (sim/bt/translator.hpp); null otherwise.
+  bt::Cache* bt_cache() { return bt_.get(); }
 
  private:
   SimConfig config_;
@@ -157,6 +162,9 @@ class SimMachine {
   [[gnu::noinline]] StepStatus recover(std::exception_ptr error, const uint8_t* fetched,
                                        unsigned n);
   std::unique_ptr<virt::Monitor> monitor_;  // null: emulation (the step loop's fast path)
+  std::unique_ptr<bt::Cache> bt_;           // technique bt (sim/bt/execute.cpp)
+  StepStatus step_bt(uint64_t budget, const SimLimits& limits, const bool* matched,
+                     uint64_t* done);
   std::atomic<bool> stop_{false};
   uint64_t clock_ns_ = 0;  // host time sampled by run() every 4096 instructions
 };

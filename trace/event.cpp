@@ -30,7 +30,26 @@ std::string_view to_string(EventType type) {
     case EventType::kNestedWalk: return "nested_walk";
     case EventType::kShadowPaging: return "shadow_paging";
     case EventType::kEptViolation: return "ept_violation";
+    case EventType::kBtTranslate: return "bt_translate";
+    case EventType::kBtChain: return "bt_chain";
+    case EventType::kBtLookup: return "bt_lookup";
+    case EventType::kBtInvalidate: return "bt_invalidate";
+    case EventType::kBtCallout: return "bt_callout";
     case EventType::kMax: break;
+  }
+  return "?";
+}
+
+std::string_view to_string(BtKind kind) {
+  switch (kind) {
+    case BtKind::kIdent: return "IDENT";
+    case BtKind::kPcRelative: return "pc-relative";
+    case BtKind::kDirectBranch: return "direct-branch";
+    case BtKind::kIndirectBranch: return "indirect-branch";
+    case BtKind::kInCache: return "in-cache";
+    case BtKind::kCallout: return "callout";
+    case BtKind::kAdaptive: return "adaptive-callout";
+    case BtKind::kMax: break;
   }
   return "?";
 }

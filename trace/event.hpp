@@ -39,6 +39,12 @@ enum class EventType : uint8_t {
   kSensitiveNoTrap = 11,  // trap-and-emulate: a sensitive but unprivileged instruction ran
                           //   without trapping, against the real (deprivileged) state (VirtEvent)
   kVmTransition = 12,     // VT-x model: a VM exit (flags bit 0 clear) or VM entry (set) (VirtEvent)
+  // 13..17: binary translation (sim/bt/translator.hpp)
+  kBtTranslate = 13,   // a translation unit was translated into the cache (BtTranslateEvent)
+  kBtChain = 14,       // a unit's exit was patched to its translated successor (BtChainEvent)
+  kBtLookup = 15,      // a translation-cache lookup, hit or miss (BtLookupEvent; only on request)
+  kBtInvalidate = 16,  // units were invalidated (a write to their code page) (BtInvalidateEvent)
+  kBtCallout = 17,     // translated code called out to the VMM (BtCalloutEvent)
   kMax,                   // sentinel
 };
 
@@ -402,6 +408,71 @@ struct EptViolationEvent {
 };
 static_assert(sizeof(EptViolationEvent) == 32 + 32);
 
+// Binary translation (sim/bt/translator.hpp; Adams & Agesen, ASPLOS 2006). Every record is fixed
+// size: a translation unit holds at most kBtMaxUnitInsns guest instructions.
+inline constexpr unsigned kBtMaxUnitInsns = 12;
+// How one guest instruction was translated (BtTranslateEvent::kind[i]).
+enum class BtKind : uint8_t {
+  kIdent = 0,           // IDENT: copied unchanged (innocuous, no PC dependence)
+  kPcRelative = 1,      // non-IDENT: RIP-relative operand rewritten to an absolute address
+  kDirectBranch = 2,    // non-IDENT: direct control flow, re-targeted to the translated successor
+  kIndirectBranch = 3,  // non-IDENT: indirect control flow, ends in a translation-cache lookup
+  kInCache = 4,         // non-IDENT: sensitive, emulated by an in-cache sequence on the
+                        //   virtual CPU (cli, sti, pushf, popf, sgdt, smsw, mov r/m Sreg, …)
+  kCallout = 5,         // non-IDENT: privileged or sensitive, a callout to the VMM
+  kAdaptive = 6,        // non-IDENT: retranslated into a callout because it trapped often
+  kMax,
+};
+std::string_view to_string(BtKind kind);  // "IDENT", "pc-relative", "direct", …
+// header.rip: the unit's first guest instruction (offset in CS).
+struct BtTranslateEvent {
+  EventHeader header;
+  uint64_t guest_pa;     // guest-physical address of the unit's first byte
+  uint32_t unit;         // unit id (dense from 0 within a run)
+  uint16_t guest_bytes;  // the unit covers [rip, rip + guest_bytes)
+  uint8_t count;         // guest instructions, 1..kBtMaxUnitInsns
+  uint8_t generation;    // 0: first translation of this address, n: n-th retranslation
+  uint8_t len[kBtMaxUnitInsns];   // each instruction's length in bytes (0 past count)
+  uint8_t kind[kBtMaxUnitInsns];  // each instruction's BtKind
+};
+static_assert(sizeof(BtTranslateEvent) == 72);
+// header.rip: the successor's first guest instruction; flags bit 0: the taken branch (else the
+// fall-through).
+inline constexpr uint8_t kBtFlagTaken = 1 << 0;
+struct BtChainEvent {
+  EventHeader header;
+  uint32_t from_unit;
+  uint32_t to_unit;
+};
+static_assert(sizeof(BtChainEvent) == 40);
+// header.rip: the looked-up guest RIP; flags bit 0: hit. Emitted only when asked for
+// (SimConfig::bt_lookup_events): one per unit executed would cost more than the unit.
+inline constexpr uint8_t kBtFlagHit = 1 << 0;
+struct BtLookupEvent {
+  EventHeader header;
+  uint32_t unit;  // the unit found (hit) or translated (miss)
+  uint32_t pad;
+};
+static_assert(sizeof(BtLookupEvent) == 40);
+// header.rip: the instruction whose write (or the lookup that found the write) invalidated.
+struct BtInvalidateEvent {
+  EventHeader header;
+  uint64_t page_pa;  // the guest-physical page (4 KiB aligned) whose units were dropped
+  uint32_t units;    // units dropped
+  uint32_t pad;
+};
+static_assert(sizeof(BtInvalidateEvent) == 48);
+// header.rip: the instruction; flags bit 0: an adaptive callout (BtKind::kAdaptive).
+inline constexpr uint8_t kBtFlagAdaptive = 1 << 0;
+struct BtCalloutEvent {
+  EventHeader header;
+  uint32_t unit;
+  uint8_t insn_len;
+  uint8_t insn[15];
+  uint32_t pad;
+};
+static_assert(sizeof(BtCalloutEvent) == 56);
+
 #pragma pack(pop)
 
 // Record size per EventType, indexed by the type's number; 0 = not a valid type.
@@ -419,6 +490,11 @@ inline constexpr uint16_t kEventSize[static_cast<size_t>(EventType::kMax)] = {
     sizeof(VirtEvent),            // kVmmTrap
     sizeof(VirtEvent),            // kSensitiveNoTrap
     sizeof(VirtEvent),            // kVmTransition
+    sizeof(BtTranslateEvent),     // kBtTranslate
+    sizeof(BtChainEvent),         // kBtChain
+    sizeof(BtLookupEvent),        // kBtLookup
+    sizeof(BtInvalidateEvent),    // kBtInvalidate
+    sizeof(BtCalloutEvent),       // kBtCallout
 };
 
 constexpr uint16_t event_size(EventType type) {

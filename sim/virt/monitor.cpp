@@ -165,12 +165,14 @@ std::string_view to_string(Technique t) {
     case Technique::kEmulation: return "emulation";
     case Technique::kTrapEmulate: return "trap-emulate";
     case Technique::kVt: return "vt";
+    case Technique::kBt: return "bt";
   }
   return "?";
 }
 
 std::optional<Technique> parse_technique(std::string_view name) {
-  for (Technique t : {Technique::kEmulation, Technique::kTrapEmulate, Technique::kVt}) {
+  for (Technique t : {Technique::kEmulation, Technique::kTrapEmulate, Technique::kVt,
+                      Technique::kBt}) {
     if (name == to_string(t)) return t;
   }
   return std::nullopt;

@@ -62,8 +62,9 @@
 
 namespace trapscope::virt {
 
-enum class Technique : uint8_t { kEmulation, kTrapEmulate, kVt };
-std::string_view to_string(Technique t);                       // "emulation", "trap-emulate", "vt"
+// kBt: binary translation (sim/bt/translator.hpp); no Monitor: SimMachine runs a bt::Cache.
+enum class Technique : uint8_t { kEmulation, kTrapEmulate, kVt, kBt };
+std::string_view to_string(Technique t);  // "emulation", "trap-emulate", "vt", "bt"
 std::optional<Technique> parse_technique(std::string_view name);
 
 // What the real hardware holds while a ring-compressed guest runs (the VMM's own tables, at

@@ -1,0 +1,311 @@
+#include "sim/bt/translator.hpp"
+
+#include <time.h>
+
+#include <cstring>
+
+#include "sim/decode/decoder.hpp"
+#include "sim/virt/classify.hpp"
+
+namespace trapscope::sim::bt {
+namespace {
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+bool is_direct(const Instruction& insn) {
+  switch (insn.op) {
+    case Op::kJcc: case Op::kJcxz: case Op::kLoop: case Op::kLoope: case Op::kLoopne: return true;
+    case Op::kJmp: case Op::kCall: return insn.ops[0].kind == OperandKind::kImm;
+    default: return false;
+  }
+}
+
+// Sensitive instructions whose emulation on the virtual CPU is short enough to stay in the
+// cache (Adams & Agesen 2006 section 3.2: "cli → vcpu.flags.IF = 0"); the rest call out.
+bool in_cache(const Instruction& insn) {
+  switch (insn.op) {
+    case Op::kCli: case Op::kSti: case Op::kPushf: case Op::kPopf: case Op::kSgdt:
+    case Op::kSidt: case Op::kSldt: case Op::kStr: case Op::kSmsw: case Op::kLar:
+    case Op::kLsl: case Op::kVerr: case Op::kVerw: case Op::kMovFromSeg:
+      return true;
+    case Op::kPush: return true;  // push Sreg (the only sensitive push)
+    default: return false;
+  }
+}
+
+template <typename E>
+E make_event(Cpu& cpu, trace::EventType type, uint64_t rip) {
+  E e{};
+  e.header = trace::make_header<E>(type);
+  e.header.seq = cpu.next_seq();
+  e.header.time_ns = Cpu::event_time();
+  e.header.rip = rip;
+  e.header.cpl = cpu.cpl();
+  e.header.cpu_mode = cpu.s.mode();
+  return e;
+}
+
+}  // namespace
+
+bool is_control_flow(Op op) {
+  switch (op) {
+    case Op::kJmp: case Op::kJcc: case Op::kCall: case Op::kRet: case Op::kJcxz:
+    case Op::kLoop: case Op::kLoope: case Op::kLoopne: case Op::kJmpFar: case Op::kCallFar:
+    case Op::kRetFar: case Op::kIret: case Op::kInt: case Op::kInt3: case Op::kInto:
+    case Op::kSyscall: case Op::kSysret: case Op::kUd: case Op::kHlt:
+      return true;
+    default: return false;
+  }
+}
+
+BtKind translate_insn(Instruction& insn, std::span<const uint8_t> bytes, uint64_t next_rip,
+                      std::string_view* reason) {
+  const virt::Classification c = virt::classify(insn, bytes);
+  if (c.cls != virt::PgClass::kInnocuous) {
+    *reason = c.reason;
+    return in_cache(insn) ? BtKind::kInCache : BtKind::kCallout;
+  }
+  if (is_direct(insn)) {
+    *reason = "direct control flow: exits re-targeted to the translated successors";
+    return BtKind::kDirectBranch;
+  }
+  if (is_control_flow(insn.op)) {
+    *reason = "indirect control flow: the target is looked up in the translation cache";
+    return BtKind::kIndirectBranch;
+  }
+  for (unsigned i = 0; i < insn.operand_count; ++i) {
+    Operand& op = insn.ops[i];
+    if (op.kind == OperandKind::kMem && op.base == kRipBase) {
+      // While the handler runs s.rip is next_rip (sim/cpu.hpp [SECTION] RIP): the same sum,
+      // made at translation time.
+      op.base = kNoReg;
+      op.disp = static_cast<int64_t>(next_rip + static_cast<uint64_t>(op.disp));
+      *reason = "PC-relative addressing: rewritten to an absolute address";
+      return BtKind::kPcRelative;
+    }
+  }
+  *reason = "";
+  return BtKind::kIdent;
+}
+
+std::string BtStats::summary() const {
+  char buf[1024];
+  const uint64_t entries = lookups + chained;
+  std::snprintf(
+      buf, sizeof buf,
+      "binary translation: %llu units in the cache, %llu translations (%llu guest "
+      "instructions: %llu IDENT, %llu non-IDENT), %.0f ns per translated instruction\n"
+      "  unit entries %llu: %llu by chain, %llu by hash lookup (%llu hits, lookup hit rate "
+      "%.2f%%); cache hit rate %.2f%% (entries that needed no translation)\n"
+      "  %llu chains patched, %llu callouts (%llu adaptive retranslations), %llu invalidations, "
+      "%llu flushes\n"
+      "  guest instructions: %llu from the cache, %llu directly (CPL 3 and fall-backs)\n",
+      static_cast<unsigned long long>(units), static_cast<unsigned long long>(translations),
+      static_cast<unsigned long long>(translated_insns), static_cast<unsigned long long>(ident),
+      static_cast<unsigned long long>(non_ident),
+      translated_insns ? static_cast<double>(translate_ns) / static_cast<double>(translated_insns)
+                       : 0.0,
+      static_cast<unsigned long long>(entries), static_cast<unsigned long long>(chained),
+      static_cast<unsigned long long>(lookups), static_cast<unsigned long long>(hits),
+      lookups ? 100.0 * static_cast<double>(hits) / static_cast<double>(lookups) : 0.0,
+      entries ? 100.0 * static_cast<double>(entries - (lookups - hits)) /
+                    static_cast<double>(entries)
+              : 0.0,
+      static_cast<unsigned long long>(chains), static_cast<unsigned long long>(callouts),
+      static_cast<unsigned long long>(adaptive), static_cast<unsigned long long>(invalidations),
+      static_cast<unsigned long long>(flushes), static_cast<unsigned long long>(cache_insns),
+      static_cast<unsigned long long>(direct_insns));
+  return buf;
+}
+
+Unit* Cache::find(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa, trace::CpuMode mode) {
+  ++stats_.lookups;
+  const auto it = map_.find(Key{rip, cs_base, pa, mode});
+  if (it == map_.end()) return nullptr;
+  Unit* u = it->second;
+  if (u->generation != cpu.code_generation(pa)) {
+    invalidate_page(cpu, pa >> 12, rip);
+    return nullptr;
+  }
+  ++stats_.hits;
+  if (lookup_events && cpu.sink()) {
+    auto e = make_event<trace::BtLookupEvent>(cpu, trace::EventType::kBtLookup, rip);
+    e.header.flags = trace::kBtFlagHit;
+    e.unit = u->id;
+    cpu.sink()->on_event(e.header);
+  }
+  return u;
+}
+
+void Cache::invalidate_page(Cpu& cpu, uint64_t page, uint64_t rip) {
+  auto it = by_page_.find(page);
+  if (it == by_page_.end()) return;
+  uint32_t n = 0;
+  for (Unit* u : it->second) {
+    if (!u->valid) continue;
+    u->valid = false;
+    map_.erase(Key{u->rip, u->cs_base, u->pa, u->mode});
+    ++n;
+  }
+  by_page_.erase(it);
+  stats_.invalidations += n;
+  stats_.units -= n;
+  if (n && cpu.sink()) {
+    auto e = make_event<trace::BtInvalidateEvent>(cpu, trace::EventType::kBtInvalidate, rip);
+    e.page_pa = page << 12;
+    e.units = n;
+    cpu.sink()->on_event(e.header);
+  }
+}
+
+void Cache::flush() {
+  if (!units_.empty()) ++stats_.flushes;
+  map_.clear();
+  by_page_.clear();
+  units_.clear();
+  trap_counts_.clear();
+  adaptive_.clear();
+  retranslations_.clear();
+  stats_.units = 0;
+}
+
+Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
+                       trace::CpuMode mode) {
+  const uint64_t start = now_ns();
+  if (units_.size() >= kBtMaxUnits) flush();
+  const uint8_t* mem = cpu.memory().data();
+  const uint64_t page_end = (pa | 0xFFF) + 1;
+  const uint64_t ip_mask =
+      mode == trace::CpuMode::kLong64 ? ~0ull
+      : cpu.s.seg[kCs].db              ? 0xFFFFFFFFull
+                                       : 0xFFFFull;
+  auto u = std::make_unique<Unit>();
+  u->rip = rip;
+  u->cs_base = cs_base;
+  u->pa = pa;
+  u->mode = mode;
+  u->generation = cpu.code_generation(pa);
+  uint64_t at = pa, ip = rip;
+  while (u->code.size() < kBtMaxUnitInsns && at < page_end) {
+    TransInsn t;
+    uint8_t* bytes = t.code + 1;
+    const unsigned avail = static_cast<unsigned>(std::min<uint64_t>(15, page_end - at));
+    std::memcpy(bytes, mem + at, avail);
+    if (decode::decode({bytes, avail}, mode, &t.insn) != decode::DecodeStatus::kOk ||
+        t.insn.op == Op::kUnsupported) {
+      break;  // the interpreter raises #UD/#GP/#PF or reports it when RIP gets there
+    }
+    const uint64_t next = (ip + t.insn.length) & ip_mask;
+    t.code[0] = t.insn.length;
+    std::memset(bytes + t.insn.length, 0, 15 - t.insn.length);
+    t.rip = ip;
+    t.next_rip = next;
+    t.kind = translate_insn(t.insn, {bytes, t.insn.length}, next, &t.reason);
+    if (adaptive_.count(at)) {
+      t.kind = BtKind::kAdaptive;
+      t.reason = "adaptive: trapped often, retranslated into a callout";
+    }
+    t.handler = select_handler(t.insn);
+    const BtKind kind = t.kind;
+    const Instruction insn = t.insn;
+    u->code.push_back(t);
+    at += insn.length;
+    ip = next;
+    if (kind == BtKind::kCallout || kind == BtKind::kAdaptive) break;
+    if (kind == BtKind::kDirectBranch) {
+      u->has_exit[0] = insn.op != Op::kJmp;  // jmp and call rel always take the branch
+      u->next_rip[0] = next;
+      u->has_exit[1] = true;
+      u->next_rip[1] = (next + insn.ops[0].imm) & mask(insn.operand_size / 8);
+      break;
+    }
+    if (is_control_flow(insn.op)) break;
+  }
+  if (u->code.empty()) return nullptr;
+  if (u->code.back().kind != BtKind::kDirectBranch && !is_control_flow(u->code.back().insn.op) &&
+      u->code.back().kind != BtKind::kCallout && u->code.back().kind != BtKind::kAdaptive) {
+    u->has_exit[0] = true;  // falls through to the next unit
+    u->next_rip[0] = ip;
+  }
+  u->guest_bytes = static_cast<uint16_t>(at - pa);
+  u->id = next_id_++;
+  const uint32_t times = retranslations_[pa]++;
+  u->translations = times + 1;
+  cpu.mark_code_page(pa);
+  Unit* raw = u.get();
+  units_.push_back(std::move(u));
+  map_[Key{rip, cs_base, pa, mode}] = raw;
+  by_page_[pa >> 12].push_back(raw);
+  ++stats_.units;
+  ++stats_.translations;
+  stats_.translated_insns += raw->code.size();
+  for (const TransInsn& t : raw->code) ++(t.kind == BtKind::kIdent ? stats_.ident : stats_.non_ident);
+  if (cpu.sink()) {
+    auto e = make_event<trace::BtTranslateEvent>(cpu, trace::EventType::kBtTranslate, rip);
+    e.guest_pa = pa;
+    e.unit = raw->id;
+    e.guest_bytes = raw->guest_bytes;
+    e.count = static_cast<uint8_t>(raw->code.size());
+    e.generation = static_cast<uint8_t>(std::min<uint32_t>(times, 255));
+    for (size_t i = 0; i < raw->code.size(); ++i) {
+      e.len[i] = raw->code[i].insn.length;
+      e.kind[i] = static_cast<uint8_t>(raw->code[i].kind);
+    }
+    cpu.sink()->on_event(e.header);
+    if (lookup_events) {
+      auto l = make_event<trace::BtLookupEvent>(cpu, trace::EventType::kBtLookup, rip);
+      l.unit = raw->id;
+      cpu.sink()->on_event(l.header);
+    }
+  }
+  stats_.translate_ns += now_ns() - start;
+  return raw;
+}
+
+bool Cache::note_trap(Cpu& cpu, Unit& u, size_t i) {
+  TransInsn& t = u.code[i];
+  if (t.kind == BtKind::kAdaptive || t.kind == BtKind::kCallout) return false;
+  ++t.traps;
+  // Counted by guest-physical address: the unit itself may be dropped and retranslated (a
+  // write to its own page) between two traps.
+  uint64_t at = u.pa;
+  for (size_t k = 0; k < i; ++k) at += u.code[k].insn.length;
+  if (++trap_counts_[at] < kBtAdaptiveThreshold) return false;
+  adaptive_[at] = true;
+  ++stats_.adaptive;
+  // Drop the unit (only it: the page was not written) so that the next lookup retranslates.
+  if (u.valid) {
+    u.valid = false;
+    map_.erase(Key{u.rip, u.cs_base, u.pa, u.mode});
+    --stats_.units;
+  }
+  (void)cpu;
+  return true;
+}
+
+void Cache::report_callout(Cpu& cpu, const Unit& u, const TransInsn& t) {
+  auto e = make_event<trace::BtCalloutEvent>(cpu, trace::EventType::kBtCallout, cpu.fault_rip);
+  e.header.flags = t.kind == BtKind::kAdaptive ? trace::kBtFlagAdaptive : 0;
+  e.unit = u.id;
+  e.insn_len = t.insn.length;
+  std::memcpy(e.insn, t.code + 1, sizeof e.insn);
+  cpu.sink()->on_event(e.header);
+}
+
+void Cache::link(Cpu& cpu, Unit& from, int slot, Unit& to) {
+  from.chain[slot] = &to;
+  ++stats_.chains;
+  if (cpu.sink()) {
+    auto e = make_event<trace::BtChainEvent>(cpu, trace::EventType::kBtChain, to.rip);
+    e.header.flags = slot == 1 ? trace::kBtFlagTaken : 0;
+    e.from_unit = from.id;
+    e.to_unit = to.id;
+    cpu.sink()->on_event(e.header);
+  }
+}
+
+}  // namespace trapscope::sim::bt

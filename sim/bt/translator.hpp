@@ -1,0 +1,190 @@
+// sim/bt/translator.hpp — binary translation (`--technique bt`): a VMware-style translator with
+// a translation cache, after Adams & Agesen, "A Comparison of Software and Hardware Techniques
+// for x86 Virtualization", ASPLOS 2006, section 3, and Bugnion et al., "Bringing Virtualization
+// to the x86 Architecture with the Original VMware Workstation", ACM TOCS 30(4), 2012.
+//
+// [SECTION] What it does
+//   Binary, dynamic, on demand, system level: guest code is translated only when it is about to
+//   run at CPL 0..2 (or in real mode, where there is no CPL 3); guest CPL 3 code runs directly
+//   on the interpreter's fast path (SimMachine::step). A TRANSLATION UNIT (TU) is a run of
+//   guest instructions that starts at the RIP to execute and ends after a control-flow
+//   instruction, after a callout, after kBtMaxUnitInsns (12) instructions, or before an
+//   instruction that would leave the 4 KiB guest page (so a unit lies in one physical page).
+//   The unit's translated form (its compiled code fragment, CCF) is real pre-decoded code: an
+//   array of decoded instructions, each with the handler it runs, executed without fetching or
+//   decoding again (SimMachine::step_bt in sim/bt/execute.cpp).
+//
+// [SECTION] IDENT and non-IDENT (trace::BtKind; the classifier is sim/virt/classify.hpp)
+//   IDENT: innocuous instructions are kept as they are.
+//   PC-relative: a RIP-relative memory operand becomes an absolute address (the unit is keyed
+//     by its RIP, so the address is known at translation time).
+//   direct control flow: jmp/jcc/call rel, loop, jcxz: the two possible next RIPs are computed
+//     at translation time and the unit's two exits are patched to the successor units once
+//     those exist (chaining).
+//   indirect control flow: ret, jmp/call r/m: the exit looks the target up in the translation
+//     cache's hash table.
+//   sensitive, in-cache: cli, sti, pushf, popf, sgdt, sidt, sldt, str, smsw, lar, lsl, verr,
+//     verw, mov r/m from Sreg, push Sreg: emulated against the virtual CPU inside the unit (no
+//     exit from the cache).
+//   privileged or sensitive, callout: everything else the classifier marks (mov CR, lgdt, in,
+//     out, hlt, iret, int n, far control transfers, mov Sreg, wrmsr, …): the unit ends and the
+//     VMM emulates the instruction on the virtual CPU (a kBtCallout event).
+//   The virtual CPU is the simulator's Cpu, so each kind runs the interpreter's handler for the
+//   instruction: equivalence with the interpreter holds by construction (tested in
+//   tests/test_bt.cpp, including against KVM).
+//
+// [SECTION] Chaining, coherence, adaptation
+//   Chaining: a unit ending in direct control flow or a fall-through keeps a pointer per exit
+//     (taken, not taken) to its successor, patched the first time that exit is taken; later
+//     the executor goes straight there without the hash lookup. A chained successor is used
+//     only if it is still valid and the current RIP still maps to its physical address.
+//   Coherence: translating a unit marks its physical page as code (Cpu::mark_code_page); any
+//     write to a marked page bumps the page's code generation (the decode cache uses the same
+//     counters). A unit whose page generation changed is dropped (with every unit of that page:
+//     a kBtInvalidate event) and translated again. The executor checks after every instruction,
+//     so self-modifying code inside the running unit takes effect on the next instruction.
+//   CR3 changes: units are keyed by guest RIP, CS base, guest-PHYSICAL address and mode; each
+//     lookup (and each chain step) translates the RIP through the current TLB, so after a
+//     MOV to CR3 a unit is reused only where the new address space maps the same page.
+//   Adaptive retranslation: an instruction that traps (raises a fault, or writes a page that
+//     holds translated code, which VMware detects with a write-protection trace) is counted;
+//     after kBtAdaptiveThreshold traps its unit is retranslated with the instruction turned
+//     into a callout (BtKind::kAdaptive), as Adams & Agesen describe for page-table writes.
+//
+// [SECTION] Costs
+//   Translation cost is measured in host nanoseconds (BtStats::translate_ns); the paper quotes
+//   about 2300 cycles per translated instruction for VMware (a figure, not a model here).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "sim/cpu.hpp"
+#include "sim/insn.hpp"
+#include "sim/interp/handlers.hpp"
+#include "trace/event.hpp"
+
+namespace trapscope::sim::bt {
+
+using trace::BtKind;
+using trace::kBtMaxUnitInsns;
+
+// Traps before an instruction is retranslated into a callout.
+inline constexpr uint32_t kBtAdaptiveThreshold = 4;
+// Units kept before the whole cache is flushed (VMware also flushed a full cache).
+inline constexpr size_t kBtMaxUnits = 1u << 16;
+
+// One translated guest instruction.
+struct TransInsn {
+  Handler handler = nullptr;  // the interpreter's handler for its form (select_handler)
+  uint64_t rip = 0;           // its guest RIP (a translation-time constant)
+  uint64_t next_rip = 0;      // the RIP after it, masked to the code size
+  Instruction insn;           // pre-decoded (PC-relative operands already made absolute)
+  uint8_t code[16] = {};      // the length, then the guest bytes (trace::InstructionEvent's
+                              //   `len` and `bytes`)
+  BtKind kind = BtKind::kIdent;
+  std::string_view reason;    // why non-IDENT (the classifier's sentence for sensitive ones)
+  uint32_t traps = 0;         // faults raised / code-page writes made by this translation
+};
+
+struct Unit {
+  uint32_t id = 0;
+  uint64_t rip = 0;       // guest RIP (offset in CS) of the first instruction
+  uint64_t cs_base = 0;
+  uint64_t pa = 0;        // guest-physical address of the first byte
+  trace::CpuMode mode = trace::CpuMode::kUnknown;
+  uint32_t generation = 0;  // the page's code generation when translated
+  uint16_t guest_bytes = 0;
+  bool valid = true;
+  std::vector<TransInsn> code;  // 1..kBtMaxUnitInsns
+  // Exits of a unit whose last instruction is direct control flow or which falls through:
+  // next_rip[0] = fall-through / not taken, next_rip[1] = taken (direct branch only).
+  uint64_t next_rip[2] = {0, 0};
+  bool has_exit[2] = {false, false};
+  Unit* chain[2] = {nullptr, nullptr};  // patched successors (chaining)
+  // Statistics (the translation-cache panel, like QEMU's hotblocks).
+  uint64_t executions = 0;
+  uint64_t instructions = 0;   // guest instructions executed from this unit
+  uint32_t translations = 1;   // times this address was translated (1 + retranslations)
+};
+
+struct BtStats {
+  uint64_t units = 0;            // units in the cache now
+  uint64_t translations = 0;     // units translated (including retranslations)
+  uint64_t translated_insns = 0; // guest instructions translated
+  uint64_t translate_ns = 0;     // host time spent translating
+  uint64_t lookups = 0;          // hash-table lookups (unit entries not reached by a chain)
+  uint64_t hits = 0;             // lookups that found a valid unit
+  uint64_t chained = 0;          // unit entries reached through a chain (no lookup)
+  uint64_t chains = 0;           // exits patched
+  uint64_t invalidations = 0;    // units dropped because their page was written
+  uint64_t flushes = 0;          // whole-cache flushes (capacity)
+  uint64_t callouts = 0;         // callouts executed
+  uint64_t adaptive = 0;         // instructions retranslated into callouts
+  uint64_t unit_executions = 0;  // units executed
+  uint64_t cache_insns = 0;      // guest instructions executed from the cache
+  uint64_t direct_insns = 0;     // guest instructions executed directly (CPL 3, fall-backs)
+  uint64_t ident = 0, non_ident = 0;  // instructions translated IDENT / non-IDENT
+  // "units 12, translations 14, …" (one line per group; `run --stats`).
+  std::string summary() const;
+};
+
+// Classifies one decoded instruction for translation (no Cpu needed; tests use it directly).
+// `next_rip`: the RIP after it. Returns the kind and rewrites `insn` where the kind says so.
+BtKind translate_insn(Instruction& insn, std::span<const uint8_t> bytes, uint64_t next_rip,
+                      std::string_view* reason);
+bool is_control_flow(Op op);
+
+class Cache {
+ public:
+  // The unit for (rip, cs_base, pa, mode) if one is cached and its page was not written since;
+  // a stale one is dropped with every unit of its page (reported through `sink`).
+  Unit* find(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa, trace::CpuMode mode);
+  // Translates the unit starting at rip (pa = its physical address, inside guest RAM). Returns
+  // null if not even the first instruction can be translated (crosses the page, invalid,
+  // unsupported: the interpreter then raises what is due).
+  Unit* translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa, trace::CpuMode mode);
+  // Counts a trap of instruction i of u; true if it just crossed the adaptive threshold (the
+  // unit was dropped and will be retranslated with that instruction as a callout).
+  bool note_trap(Cpu& cpu, Unit& u, size_t i);
+  void link(Cpu& cpu, Unit& from, int slot, Unit& to);
+  // Counts a callout of t (RIP already advanced: cpu.fault_rip is t's) and reports it.
+  void report_callout(Cpu& cpu, const Unit& u, const TransInsn& t);
+  void flush();  // drops every unit (restore_state, capacity)
+
+  BtStats& stats() { return stats_; }
+  const BtStats& stats() const { return stats_; }
+  // Every unit ever translated and still held (valid or not), in translation order.
+  const std::vector<std::unique_ptr<Unit>>& units() const { return units_; }
+  bool lookup_events = false;  // emit a kBtLookup event per lookup (SimConfig::bt_lookup_events)
+
+ private:
+  struct Key {
+    uint64_t rip, cs_base, pa;
+    trace::CpuMode mode;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<uint64_t>()(k.rip * 0x9E3779B97F4A7C15ull ^ k.pa ^ (k.cs_base << 7) ^
+                                   static_cast<uint64_t>(k.mode));
+    }
+  };
+  void invalidate_page(Cpu& cpu, uint64_t page, uint64_t rip);
+  std::unordered_map<Key, Unit*, KeyHash> map_;
+  std::unordered_map<uint64_t, std::vector<Unit*>> by_page_;  // pa >> 12 → its units
+  std::unordered_map<uint64_t, uint32_t> retranslations_;     // pa of a unit → times
+  std::unordered_map<uint64_t, uint32_t> trap_counts_;         // pa of an instruction → traps
+  std::unordered_map<uint64_t, bool> adaptive_;                // pa of an instruction → callout
+  std::vector<std::unique_ptr<Unit>> units_;
+  uint32_t next_id_ = 0;
+  BtStats stats_;
+};
+
+}  // namespace trapscope::sim::bt
