@@ -1,5 +1,6 @@
 #include "trace/printer.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -251,6 +252,8 @@ std::string EventFormatter::text(const EventHeader& h) {
              (h.type == EventType::kVmmTrap || h.type == EventType::kSensitiveNoTrap ||
               h.type == EventType::kVmTransition)) {
     line += " " + virt_event_text(reinterpret_cast<const VirtEvent&>(h), true);
+  } else if (std::string bt = bt_event_text(h); !bt.empty()) {
+    line += " " + bt;
   } else {
     line += " event type " + std::to_string(static_cast<unsigned>(h.type));
   }
@@ -371,6 +374,38 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     } else if (h.type == EventType::kVmmTrap) {
       j["trap_vector"] = e.exit_reason;
     }
+  } else if (h.type == EventType::kBtTranslate && h.size == sizeof(BtTranslateEvent)) {
+    const auto& e = reinterpret_cast<const BtTranslateEvent&>(h);
+    j["unit"] = e.unit;
+    j["guest_pa"] = hex(e.guest_pa);
+    j["guest_bytes"] = e.guest_bytes;
+    j["retranslation"] = e.generation;
+    nlohmann::json insns = nlohmann::json::array();
+    for (unsigned i = 0; i < e.count && i < kBtMaxUnitInsns; ++i) {
+      insns.push_back({{"len", e.len[i]},
+                       {"kind", to_string(static_cast<BtKind>(std::min<uint8_t>(
+                                    e.kind[i], static_cast<uint8_t>(BtKind::kMax))))}});
+    }
+    j["insns"] = insns;
+  } else if (h.type == EventType::kBtChain && h.size == sizeof(BtChainEvent)) {
+    const auto& e = reinterpret_cast<const BtChainEvent&>(h);
+    j["from_unit"] = e.from_unit;
+    j["to_unit"] = e.to_unit;
+    j["exit"] = (h.flags & kBtFlagTaken) ? "taken" : "fall-through";
+  } else if (h.type == EventType::kBtLookup && h.size == sizeof(BtLookupEvent)) {
+    j["unit"] = reinterpret_cast<const BtLookupEvent&>(h).unit;
+    j["hit"] = (h.flags & kBtFlagHit) != 0;
+  } else if (h.type == EventType::kBtInvalidate && h.size == sizeof(BtInvalidateEvent)) {
+    const auto& e = reinterpret_cast<const BtInvalidateEvent&>(h);
+    j["page_pa"] = hex(e.page_pa);
+    j["units"] = e.units;
+  } else if (h.type == EventType::kBtCallout && h.size == sizeof(BtCalloutEvent)) {
+    const auto& e = reinterpret_cast<const BtCalloutEvent&>(h);
+    const uint8_t len = std::min<uint8_t>(e.insn_len, 15);
+    j["unit"] = e.unit;
+    j["adaptive"] = (h.flags & kBtFlagAdaptive) != 0;
+    j["insn_bytes"] = bytes_hex(e.insn, len);
+    j["disasm"] = decode::disassemble({e.insn, len}, h.cpu_mode, h.rip).text;
   } else if (h.type == EventType::kRunEnd && h.size == sizeof(RunEndEvent)) {
     const auto& e = reinterpret_cast<const RunEndEvent&>(h);
     j["reason"] = to_string(e.reason);
@@ -379,6 +414,50 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     if (options_.timing) j["duration_ns"] = e.duration_ns;
   }
   return j.dump();
+}
+
+std::string bt_event_text(const EventHeader& h) {
+  if (h.size != event_size(h.type)) return "";
+  switch (h.type) {
+    case EventType::kBtTranslate: {
+      const auto& e = reinterpret_cast<const BtTranslateEvent&>(h);
+      std::string s = "bt translate unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) +
+                      ".." + hex(h.rip + e.guest_bytes) + " gpa=" + hex(e.guest_pa) + " " +
+                      std::to_string(e.count) + " insns";
+      if (e.generation) s += " (retranslation " + std::to_string(e.generation) + ")";
+      s += ":";
+      for (unsigned i = 0; i < e.count && i < kBtMaxUnitInsns; ++i) {
+        s += " " + std::to_string(e.len[i]) + ":" +
+             std::string(to_string(static_cast<BtKind>(std::min<uint8_t>(
+                 e.kind[i], static_cast<uint8_t>(BtKind::kMax)))));
+      }
+      return s;
+    }
+    case EventType::kBtChain: {
+      const auto& e = reinterpret_cast<const BtChainEvent&>(h);
+      return "bt chain  unit " + std::to_string(e.from_unit) +
+             ((h.flags & kBtFlagTaken) ? " (taken)" : " (fall-through)") + " -> unit " +
+             std::to_string(e.to_unit) + " at rip=" + hex(h.rip);
+    }
+    case EventType::kBtLookup: {
+      const auto& e = reinterpret_cast<const BtLookupEvent&>(h);
+      return std::string("bt lookup ") + ((h.flags & kBtFlagHit) ? "hit" : "miss") + " rip=" +
+             hex(h.rip) + " unit " + std::to_string(e.unit);
+    }
+    case EventType::kBtInvalidate: {
+      const auto& e = reinterpret_cast<const BtInvalidateEvent&>(h);
+      return "bt invalidate " + std::to_string(e.units) + " units of page gpa=" +
+             hex(e.page_pa) + " (written since translated)";
+    }
+    case EventType::kBtCallout: {
+      const auto& e = reinterpret_cast<const BtCalloutEvent&>(h);
+      return std::string("bt callout") + ((h.flags & kBtFlagAdaptive) ? " (adaptive)" : "") +
+             " unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) + " " +
+             decode::disassemble({e.insn, std::min<uint8_t>(e.insn_len, 15)}, h.cpu_mode, h.rip)
+                 .text;
+    }
+    default: return "";
+  }
 }
 
 std::string virt_event_text(const VirtEvent& e, bool with_cost) {

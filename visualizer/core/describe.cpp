@@ -164,6 +164,11 @@ std::string_view type_label(EventType type) {
     case EventType::kNestedWalk: return "2D walk";
     case EventType::kShadowPaging: return "shadow";
     case EventType::kEptViolation: return "EPT exit";
+    case EventType::kBtTranslate: return "BT translate";
+    case EventType::kBtChain: return "BT chain";
+    case EventType::kBtLookup: return "BT lookup";
+    case EventType::kBtInvalidate: return "BT invalidate";
+    case EventType::kBtCallout: return "BT callout";
     default: return "?";
   }
 }
@@ -408,6 +413,29 @@ std::string explain(const EventRecord& e) {
         default:
           return "The shadow-paging VMM: " + std::string(trace::to_string(e.shadow.action)) + ".";
       }
+    case EventType::kBtTranslate:
+      return "Binary translation: the code about to run at CPL " + std::to_string(h.cpl) +
+             " was translated into translation unit " + std::to_string(e.bt_translate.unit) +
+             " (" + std::to_string(e.bt_translate.count) +
+             " instructions; innocuous ones IDENT, the rest rewritten or turned into callouts; "
+             "Adams & Agesen, ASPLOS 2006).";
+    case EventType::kBtChain:
+      return "Chaining: the exit of unit " + std::to_string(e.bt_chain.from_unit) +
+             " now jumps straight to unit " + std::to_string(e.bt_chain.to_unit) +
+             ", with no translation-cache lookup.";
+    case EventType::kBtLookup:
+      return std::string("A translation-cache lookup: ") +
+             ((h.flags & trace::kBtFlagHit) ? "hit." : "miss, so the code was translated.");
+    case EventType::kBtInvalidate:
+      return "The guest wrote a page that holds translated code: its " +
+             std::to_string(e.bt_invalidate.units) +
+             " units were dropped and will be translated again (self-modifying code, page reuse).";
+    case EventType::kBtCallout:
+      return "A callout: translated code left the cache so that the VMM emulates a privileged "
+             "or sensitive instruction on the virtual CPU" +
+             std::string((h.flags & trace::kBtFlagAdaptive)
+                             ? " (adaptive: it trapped often, so it was retranslated into a callout)."
+                             : ".");
     case EventType::kEptViolation:
       return "An EPT violation VM exit (basic exit reason 48): the EPT had no entry for "
              "guest-physical " + hex(e.ept_violation.gpa) +

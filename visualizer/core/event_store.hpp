@@ -41,6 +41,11 @@ union EventRecord {
   trace::NestedWalkEvent nested_walk;
   trace::ShadowPagingEvent shadow;
   trace::EptViolationEvent ept_violation;
+  trace::BtTranslateEvent bt_translate;  // binary translation (issue 7)
+  trace::BtChainEvent bt_chain;
+  trace::BtLookupEvent bt_lookup;
+  trace::BtInvalidateEvent bt_invalidate;
+  trace::BtCalloutEvent bt_callout;
   uint8_t raw[sizeof(trace::NestedWalkEvent)];
 };
 static_assert(sizeof(EventRecord) >= sizeof(trace::VmExitEvent));

@@ -1,0 +1,212 @@
+// Binary translation (`--technique bt`, sim/bt/translator.hpp): IDENT/non-IDENT translation,
+// the 12-instruction unit limit, chaining, coherence with self-modifying code, adaptive
+// callouts, stop conditions inside a unit, and equivalence with the interpreter and with KVM.
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/cosim.hpp"
+#include "guests/catalog.hpp"
+#include "sim/bt/translator.hpp"
+#include "sim/decode/decoder.hpp"
+#include "trace/printer.hpp"
+#include "trace/recorder.hpp"
+#include "tests/support.hpp"
+
+namespace {
+
+using namespace trapscope;
+using trace::BtKind;
+
+backend::Config bt_config(const std::string& mode = "real") {
+  backend::Config cfg;
+  cfg.mode = *vmm::parse_boot_mode(mode);
+  cfg.technique = virt::Technique::kBt;
+  return cfg;
+}
+
+struct Translated {
+  BtKind kind;
+  sim::Instruction insn;
+  std::string_view reason;
+};
+
+Translated translate(std::vector<uint8_t> bytes, trace::CpuMode mode, uint64_t next_rip) {
+  Translated t{};
+  REQUIRE(decode::decode(bytes, mode, &t.insn) == decode::DecodeStatus::kOk);
+  t.kind = sim::bt::translate_insn(t.insn, bytes, next_rip, &t.reason);
+  return t;
+}
+
+// The translation events of a run, in order.
+std::vector<trace::BtTranslateEvent> translations(const trace::Recorder& r) {
+  std::vector<trace::BtTranslateEvent> out;
+  for (size_t i = 0; i < r.size(); ++i) {
+    if (const auto* e = r.get<trace::BtTranslateEvent>(i, trace::EventType::kBtTranslate)) {
+      out.push_back(*e);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("bt: innocuous instructions translate IDENT, the others non-IDENT with a reason",
+          "[bt][sim]") {
+  using trace::CpuMode;
+  CHECK(translate({0x01, 0xD8}, CpuMode::kLong64, 0x1002).kind == BtKind::kIdent);  // add eax, ebx
+  // mov eax, [rip + 0x10] at 0x1000 (6 bytes): the absolute address 0x1006 + 0x10.
+  const Translated pc = translate({0x8B, 0x05, 0x10, 0, 0, 0}, CpuMode::kLong64, 0x1006);
+  CHECK(pc.kind == BtKind::kPcRelative);
+  CHECK(pc.insn.ops[1].base == sim::kNoReg);
+  CHECK(pc.insn.ops[1].disp == 0x1016);
+  CHECK(translate({0xEB, 0x05}, CpuMode::kLong64, 0).kind == BtKind::kDirectBranch);  // jmp rel8
+  CHECK(translate({0x75, 0x05}, CpuMode::kReal16, 0).kind == BtKind::kDirectBranch);  // jnz
+  CHECK(translate({0xE2, 0xFE}, CpuMode::kReal16, 0).kind == BtKind::kDirectBranch);  // loop
+  CHECK(translate({0xC3}, CpuMode::kLong64, 0).kind == BtKind::kIndirectBranch);      // ret
+  CHECK(translate({0xFF, 0xE0}, CpuMode::kLong64, 0).kind == BtKind::kIndirectBranch);  // jmp rax
+  CHECK(translate({0xFA}, CpuMode::kProtected32, 0).kind == BtKind::kInCache);  // cli
+  CHECK(translate({0x9C}, CpuMode::kProtected32, 0).kind == BtKind::kInCache);  // pushfd
+  CHECK(translate({0x0F, 0x01, 0x00}, CpuMode::kProtected32, 0).kind ==
+        BtKind::kInCache);  // sgdt [eax]
+  const Translated cr3 = translate({0x0F, 0x22, 0xD8}, CpuMode::kLong64, 0);  // mov cr3, rax
+  CHECK(cr3.kind == BtKind::kCallout);
+  CHECK_FALSE(cr3.reason.empty());
+  CHECK(translate({0xEE}, CpuMode::kProtected32, 0).kind == BtKind::kCallout);  // out dx, al
+  CHECK(translate({0xF4}, CpuMode::kProtected32, 0).kind == BtKind::kCallout);  // hlt
+  CHECK(translate({0xCF}, CpuMode::kProtected32, 0).kind == BtKind::kCallout);  // iretd
+}
+
+TEST_CASE("bt: a translation unit ends after 12 instructions or at control flow", "[bt][sim]") {
+  // 30 nops, then jmp $+2 and hlt (real mode at 0x8000).
+  std::vector<uint8_t> code(30, 0x90);
+  code.insert(code.end(), {0xEB, 0x00, 0xF4});
+  auto m = backend::make_backend(backend::Kind::kSim, bt_config());
+  m->load(code);
+  trace::Recorder events;
+  const auto r = m->run({5.0, 0, 0}, &events);
+  CHECK(r.reason == trace::RunEndReason::kHalted);
+  CHECK(r.instructions == 32);
+  const auto t = translations(events);
+  REQUIRE(t.size() == 4);
+  CHECK(t[0].count == 12);
+  CHECK(t[1].count == 12);
+  CHECK(t[2].count == 7);  // 6 nops and the jmp, which ends the unit
+  CHECK(t[2].kind[6] == static_cast<uint8_t>(BtKind::kDirectBranch));
+  CHECK(t[3].count == 1);  // hlt: a callout
+  CHECK(t[3].kind[0] == static_cast<uint8_t>(BtKind::kCallout));
+  CHECK(t[0].header.rip == 0x8000);
+  CHECK(t[1].header.rip == 0x800C);
+  CHECK(t[0].guest_bytes == 12);
+  for (unsigned i = 0; i < 12; ++i) CHECK(t[0].kind[i] == static_cast<uint8_t>(BtKind::kIdent));
+  const std::string text = trace::bt_event_text(t[2].header);
+  CHECK_THAT(text, Catch::Contains("1:IDENT") && Catch::Contains("2:direct-branch"));
+}
+
+TEST_CASE("bt: a loop runs through its chained exits, not the hash table", "[bt][sim]") {
+  // mov cx, 1000; l: inc ax; loop l; hlt
+  const std::vector<uint8_t> code = {0xB9, 0xE8, 0x03, 0x40, 0xE2, 0xFD, 0xF4};
+  auto m = backend::make_backend(backend::Kind::kSim, bt_config());
+  m->load(code);
+  trace::Recorder events;
+  const auto r = m->run({5.0, 0, 0}, &events);
+  CHECK(r.reason == trace::RunEndReason::kHalted);
+  CHECK(m->registers().gpr[sim::kRax] == 1000);
+  const sim::bt::BtStats* s = m->bt_stats();
+  REQUIRE(s != nullptr);
+  CHECK(s->translations == 3);  // mov..loop, inc..loop, hlt and nothing else
+  CHECK(s->chains >= 1);
+  // The loop's taken exit, patched once, is followed until step_bt returns to the run loop
+  // (every 64 units): a lookup then.
+  CHECK(s->chained >= 950);
+  CHECK(s->lookups <= 1000 / 64 + 5);
+  size_t chain_events = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (const auto* e = events.get<trace::BtChainEvent>(i, trace::EventType::kBtChain)) {
+      ++chain_events;
+      if (e->header.flags & trace::kBtFlagTaken) CHECK(e->header.rip == 0x8003);
+    }
+  }
+  CHECK(chain_events == s->chains);
+}
+
+TEST_CASE("bt: self-modifying code invalidates its units; a trapping store becomes a callout",
+          "[bt][sim]") {
+  auto g = guests::find("smc");
+  REQUIRE(g);
+  auto m = backend::make_backend(backend::Kind::kSim, bt_config(std::string(g->mode)));
+  m->load(g->image);
+  trace::Recorder events;
+  const auto r = m->run({5.0, 0, 0}, &events);
+  INFO(m->devices().console.text());
+  CHECK(r.reason == trace::RunEndReason::kGuestExit);
+  CHECK(r.exit_code == 0);  // 1: a stale translation ran
+  CHECK_THAT(m->devices().console.text(), Catch::Contains("smc: ok"));
+  const sim::bt::BtStats* s = m->bt_stats();
+  REQUIRE(s != nullptr);
+  CHECK(s->invalidations >= 99);
+  CHECK(s->adaptive == 1);  // the patching store, after kBtAdaptiveThreshold traps
+  size_t invalidate = 0, adaptive_callouts = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events.get<trace::BtInvalidateEvent>(i, trace::EventType::kBtInvalidate)) ++invalidate;
+    if (const auto* c = events.get<trace::BtCalloutEvent>(i, trace::EventType::kBtCallout)) {
+      if (c->header.flags & trace::kBtFlagAdaptive) ++adaptive_callouts;
+    }
+  }
+  CHECK(invalidate >= 99);
+  CHECK(adaptive_callouts >= 90);
+}
+
+TEST_CASE("bt: instruction limits and breakpoints stop inside a unit", "[bt][sim]") {
+  std::vector<uint8_t> code(20, 0x90);
+  code.push_back(0xF4);
+  auto m = backend::make_backend(backend::Kind::kSim, bt_config());
+  m->load(code);
+  auto r = m->run({5.0, 0, 5}, nullptr);
+  CHECK(r.reason == trace::RunEndReason::kInstructionLimit);
+  CHECK(r.instructions == 5);
+  CHECK(m->registers().rip == 0x8005);
+  backend::StopCondition bp{5.0, 0, 0};
+  bp.has_breakpoint = true;
+  bp.breakpoint = 0x8009;
+  r = m->run(bp, nullptr);
+  CHECK(r.reason == trace::RunEndReason::kBreakpoint);
+  CHECK(m->registers().rip == 0x8009);
+  r = m->step(nullptr);
+  CHECK(r.reason == trace::RunEndReason::kStep);
+  CHECK(m->registers().rip == 0x800A);
+  r = m->run({5.0, 0, 0}, nullptr);
+  CHECK(r.reason == trace::RunEndReason::kHalted);
+}
+
+TEST_CASE("bt: every teaching guest behaves as under the interpreter", "[bt][sim]") {
+  for (const auto& entry : guests::catalog()) {
+    const auto g = guests::find(entry.name);
+    REQUIRE(g);
+    INFO(entry.name);
+    auto cfg = bt_config(std::string(g->mode));
+    const auto eq = backend::compare_with_native(g->image, cfg, {30.0, 100000, 50'000'000});
+    INFO(eq.report);
+    CHECK(eq.equal);
+    // ... and really ran from the translation cache.
+    auto m = backend::make_backend(backend::Kind::kSim, cfg);
+    m->load(g->image);
+    m->run({30.0, 100000, 50'000'000}, nullptr);
+    REQUIRE(m->bt_stats() != nullptr);
+    CHECK(m->bt_stats()->cache_insns > m->bt_stats()->direct_insns);
+  }
+}
+
+TEST_CASE("bt: every teaching guest behaves as on KVM", "[bt][cosim][kvm][sim]") {
+  REQUIRE_KVM_OR_SKIP();
+  for (const char* name : {"hello", "long-hello", "boot", "rings", "popek", "smc", "kernelops"}) {
+    const auto g = guests::find(name);
+    REQUIRE(g);
+    INFO(name);
+    const auto r = backend::cosimulate(g->image, bt_config(std::string(g->mode)),
+                                       {30.0, 100000, 50'000'000});
+    INFO(r.report);
+    CHECK(r.equal);
+  }
+}
