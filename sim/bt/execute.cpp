@@ -79,6 +79,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
                          config_.record_instructions;
     c.s.rflags &= ~kRF;  // as step_cached(): cleared when an instruction completes
     size_t i = 0;
+    bool stop = false;  // return to the run loop after this unit (exit, SMC, watched event)
     try {
       for (; i < n; ++i) {
         bt::TransInsn& t = u->code[i];
@@ -101,6 +102,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
           }
           if (matched != nullptr && *matched) {
             ++i;
+            stop = true;
             break;
           }
         }
@@ -110,6 +112,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
           // next lookup sees the page's new generation.
           if (c.code_writes != code_writes) cache.note_trap(c, *u, i);
           ++i;
+          stop = true;
           break;
         }
       }
@@ -127,8 +130,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     st.cache_insns += i;
     if (c.halted) return StepStatus::kHalted;
     if (c.exit_requested) return StepStatus::kGuestExit;
-    if (i < u->code.size() || done >= budget) return StepStatus::kOk;
-    if (u->code.back().kind >= trace::BtKind::kCallout) return StepStatus::kOk;
+    if (stop || i < u->code.size() || done >= budget) return StepStatus::kOk;
     prev = u;
     prev_slot = -1;
     if (u->has_exit[1] && c.s.rip == u->next_rip[1]) {

@@ -124,9 +124,18 @@ std::string BtStats::summary() const {
 
 Unit* Cache::find(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa, trace::CpuMode mode) {
   ++stats_.lookups;
-  const auto it = map_.find(Key{rip, cs_base, pa, mode});
-  if (it == map_.end()) return nullptr;
-  Unit* u = it->second;
+  const Key key{rip, cs_base, pa, mode};
+  // A direct-mapped table in front of the hash map (the "hash lookup" of indirect control
+  // flow should cost a few loads, as VMware's did).
+  Unit*& front = front_[KeyHash()(key) & (kFrontEntries - 1)];
+  Unit* u = front;
+  if (u == nullptr || !u->valid || u->rip != rip || u->pa != pa || u->cs_base != cs_base ||
+      u->mode != mode) {
+    const auto it = map_.find(key);
+    if (it == map_.end()) return nullptr;
+    u = it->second;
+    front = u;
+  }
   if (u->generation != cpu.code_generation(pa)) {
     invalidate_page(cpu, pa >> 12, rip);
     return nullptr;
@@ -166,6 +175,7 @@ void Cache::flush() {
   if (!units_.empty()) ++stats_.flushes;
   map_.clear();
   by_page_.clear();
+  front_.fill(nullptr);
   units_.clear();
   trap_counts_.clear();
   adaptive_.clear();
@@ -226,9 +236,8 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
     if (is_control_flow(insn.op)) break;
   }
   if (u->code.empty()) return nullptr;
-  if (u->code.back().kind != BtKind::kDirectBranch && !is_control_flow(u->code.back().insn.op) &&
-      u->code.back().kind != BtKind::kCallout && u->code.back().kind != BtKind::kAdaptive) {
-    u->has_exit[0] = true;  // falls through to the next unit
+  if (u->code.back().kind != BtKind::kDirectBranch && !is_control_flow(u->code.back().insn.op)) {
+    u->has_exit[0] = true;  // falls through to the next unit (also after a callout)
     u->next_rip[0] = ip;
   }
   u->guest_bytes = static_cast<uint16_t>(at - pa);

@@ -56,6 +56,7 @@
 //   about 2300 cycles per translated instruction for VMware (a figure, not a model here).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -177,6 +178,8 @@ class Cache {
     }
   };
   void invalidate_page(Cpu& cpu, uint64_t page, uint64_t rip);
+  static constexpr size_t kFrontEntries = 4096;
+  std::array<Unit*, kFrontEntries> front_{};  // recently found units (may be invalid: checked)
   std::unordered_map<Key, Unit*, KeyHash> map_;
   std::unordered_map<uint64_t, std::vector<Unit*>> by_page_;  // pa >> 12 → its units
   std::unordered_map<uint64_t, uint32_t> retranslations_;     // pa of a unit → times
