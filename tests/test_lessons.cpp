@@ -183,10 +183,11 @@ steps:
     restart: {technique: vt}
     run_until: {event: vm_transition}
     expect: {exit_reason: 30, entry: 0, mnemonic: out, qualification: 0xe90000}
-    exits: 1
+    exits: 0
   - text: {es: cuatro, en: four}
     run_until: {event: vm_transition, entry: 1}
     expect: {exit_reason: 30}
+    exits: 1
 )";
   auto r = check(parse_lesson(popek, "p.yaml"), backend::Kind::kSim);
   INFO(r.failure);
