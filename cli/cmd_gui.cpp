@@ -58,10 +58,22 @@ std::unique_ptr<viz::TraceReexecution> reexecution_for(const trace::TraceFile& t
            (error.empty() ? "." : " (" + error + ").");
     return nullptr;
   }
+  const auto technique = virt::parse_technique(m.technique);
+  const auto paging = sim::parse_vmm_paging(m.paging);
+  if (!technique || !paging || (m.deprivilege != 1 && m.deprivilege != 3) ||
+      m.tlb_entries > sim::Tlb::kMaxEntries || (m.tlb_entries & (m.tlb_entries - 1))) {
+    *why = "The trace names a technique or memory virtualization this trapscope does not have "
+           "(technique '" + m.technique + "', paging '" + m.paging + "').";
+    return nullptr;
+  }
   backend::Config cfg;
   cfg.mode = *mode;
   cfg.load_address = m.load_address;
   cfg.memory_bytes = m.memory_bytes;
+  cfg.technique = *technique;
+  cfg.deprivilege = static_cast<uint8_t>(m.deprivilege);
+  cfg.paging = *paging;
+  if (m.tlb_entries) cfg.tlb_entries = m.tlb_entries;
   for (size_t i = 0; i < t.events.size() && !cfg.record_instructions; ++i) {
     cfg.record_instructions = t.events.at(i).type == trace::EventType::kInstruction;
   }

@@ -245,6 +245,10 @@ int run(const RunOptions& o) {
     meta.load_address = o.load;
     meta.memory_bytes = mem_bytes;
     meta.host = kind == backend::Kind::kKvm ? vmm::host_kvm_module() : "simulator";
+    meta.technique = o.technique;
+    meta.deprivilege = o.deprivilege;
+    meta.paging = o.paging;
+    meta.tlb_entries = o.tlb_entries;
     try {
       writer = std::make_unique<trace::TraceWriter>(o.trace_file, meta);
     } catch (const trace::TraceError& e) {

@@ -622,3 +622,28 @@ TEST_CASE("gui under Xvfb: a simulator trace shows registers and memory by re-ex
   const Png p = inspect_png(png);
   CHECK(p.stddev > 20.0);
 }
+
+TEST_CASE("gui under Xvfb: shadow-paging and EPT traces re-execute under their own paging",
+          "[gui][xvfb]") {
+  REQUIRE_XVFB_OR_SKIP();
+  for (const char* paging : {"shadow", "ept"}) {
+    INFO("--paging " << paging);
+    const std::string trace_path = test::temp_path(std::string("paging-") + paging + ".trace");
+    const auto rec = test::run_trapscope(
+        {"run", "paging", "--backend", "sim", "--paging", paging, "-q", "--trace", trace_path});
+    REQUIRE(rec.exit_code == 0);
+    CHECK(trace::read_trace(trace_path).metadata.paging == paging);
+    const std::string state = test::temp_path(std::string("paging-") + paging + ".json");
+    const std::string script = write_script(std::string("paging-") + paging + ".script",
+                                            "step 300\n"
+                                            "dump " + state + "\n");
+    const Run r = gui({trace_path, "--script", script});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const json s = read_json(state);
+    INFO(s["message"]);
+    CHECK(s["message"].get<std::string>().find("diverged") == std::string::npos);
+    REQUIRE(s["registers"].is_object());
+    CHECK(s["registers"]["cr3"] == 0x20000);  // the guest's own address space A by then
+  }
+}

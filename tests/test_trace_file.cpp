@@ -87,6 +87,10 @@ trace::TraceMetadata sample_metadata() {
   m.load_address = 0x8000;
   m.memory_bytes = 16ull << 20;
   m.host = "kvm_pvm";
+  m.technique = "trap-emulate";
+  m.deprivilege = 3;
+  m.paging = "ept";
+  m.tlb_entries = 64;
   return m;
 }
 
@@ -279,6 +283,10 @@ TEST_CASE("TraceWriter -> read_trace round trip", "[unit][trace-file]") {
   CHECK(t.metadata.load_address == m.load_address);
   CHECK(t.metadata.memory_bytes == m.memory_bytes);
   CHECK(t.metadata.host == m.host);
+  CHECK(t.metadata.technique == "trap-emulate");
+  CHECK(t.metadata.deprivilege == 3);
+  CHECK(t.metadata.paging == "ept");
+  CHECK(t.metadata.tlb_entries == 64);
 
   REQUIRE(t.events.size() == 4);
   for (size_t i = 0; i < 3; ++i) {

@@ -63,7 +63,11 @@ TraceWriter::TraceWriter(const std::string& path, const TraceMetadata& m)
                                           {"mode", m.mode},
                                           {"load_address", m.load_address},
                                           {"memory_bytes", m.memory_bytes},
-                                          {"host", m.host}}
+                                          {"host", m.host},
+                                          {"technique", m.technique},
+                                          {"deprivilege", m.deprivilege},
+                                          {"paging", m.paging},
+                                          {"tlb_entries", m.tlb_entries}}
                                .dump();
   buffer_.reserve(kBufferBytes + 4096);
   buffer_.insert(buffer_.end(), kMagic, kMagic + 8);
@@ -156,6 +160,10 @@ TraceFile parse_trace(const std::vector<uint8_t>& bytes, const std::string& name
     m.load_address = j.at("load_address").get<uint64_t>();
     m.memory_bytes = j.at("memory_bytes").get<uint64_t>();
     m.host = j.at("host").get<std::string>();
+    m.technique = j.value("technique", m.technique);
+    m.deprivilege = j.value("deprivilege", m.deprivilege);
+    m.paging = j.value("paging", m.paging);
+    m.tlb_entries = j.value("tlb_entries", m.tlb_entries);
   } catch (const nlohmann::json::exception& e) {
     throw TraceError(name + ": corrupt metadata: " + e.what());
   }

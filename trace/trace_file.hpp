@@ -43,6 +43,12 @@ struct TraceMetadata {
   uint64_t load_address = 0;
   uint64_t memory_bytes = 0;
   std::string host;         // e.g. "kvm_pvm" (what `trapscope doctor` calls the KVM module)
+  // Simulator: how the guest ran, so that a trace can be re-executed exactly (files written
+  // before these keys existed read as the defaults: emulation, 1, native, 0 = default TLB).
+  std::string technique = "emulation";  // sim/virt/monitor.hpp: emulation, trap-emulate, vt
+  unsigned deprivilege = 1;             // trap-emulate: the guest kernel's real CPL
+  std::string paging = "native";        // sim/mmu.hpp: native, shadow, ept
+  unsigned tlb_entries = 0;             // 0: the simulator's default
 };
 
 // Writes events to a file as they arrive. finish() writes the trailer; a writer destroyed
