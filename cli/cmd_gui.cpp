@@ -10,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/guest_file.hpp"
+#include "lessons/step.hpp"
 #include "trace/trace_file.hpp"
 #include "visualizer/core/live_controller.hpp"
 #include "visualizer/core/script.hpp"
@@ -23,7 +24,10 @@ namespace {
 struct GuiCommandOptions {
   std::string source = "hello";
   std::string lesson;
+  std::string lang;                          // --lang: the lesson's language ("": from LANG)
+  lessons::Lang lesson_lang = lessons::lang_from_environment();
   std::string backend = "sim";
+  bool backend_set = false;                  // --backend given (a lesson picks its own)
   std::string mode;
   uint64_t load = vmm::kDefaultLoadAddress;
   uint64_t mem_mib = 16;
@@ -80,14 +84,41 @@ std::unique_ptr<viz::TraceReexecution> reexecution_for(const trace::TraceFile& t
   return std::make_unique<viz::TraceReexecution>(std::move(guest->image), cfg);
 }
 
-int gui(const GuiCommandOptions& o) {
-  if (!o.lesson.empty()) {
-    std::fprintf(stderr,
-                 "trapscope gui: lessons are not available yet in the visualizer (--lesson %s); "
-                 "`trapscope lesson run %s` runs the lesson in the terminal\n",
-                 o.lesson.c_str(), o.lesson.c_str());
+// The lesson's machine behind the views, and the lesson driving it (`gui --lesson ID`).
+int lesson_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
+  try {
+    lessons::Lesson l = lessons::find_lesson(o.lesson);
+    std::string backend = o.backend_set ? o.backend : l.backends.front();
+    if (!o.backend_set && backend == "kvm" && !backend::kvm_usable() && l.allows("sim")) backend = "sim";
+    if (!l.allows(backend)) {
+      std::fprintf(stderr, "trapscope gui: lesson %s does not run on %s\n", l.id.c_str(),
+                   backend.c_str());
+      return kBadInput;
+    }
+    const auto kind = backend == "kvm" ? backend::Kind::kKvm : backend::Kind::kSim;
+    viz::LiveSource src = viz::LessonDriver::live_source(l, kind);
+    if (kind == backend::Kind::kKvm) {
+      std::string why;
+      if (!backend::kvm_usable(&why)) {
+        std::fprintf(stderr, "trapscope gui: KVM is not usable here (%s)\n", why.c_str());
+        return kNoKvm;
+      }
+      src.host = vmm::host_kvm_module();
+    }
+    src.max_events = o.max_events;
+    g.title = "trapscope — lesson " + std::to_string(l.number) + ": " + l.title.in(o.lesson_lang) + " (" +
+              (kind == backend::Kind::kSim ? "simulator" : "KVM") + ")";
+    auto controller = std::make_unique<viz::LiveController>(std::move(src));
+    g.lesson = std::make_unique<viz::LessonDriver>(std::move(l), *controller, kind, o.lesson_lang);
+    g.driver = std::move(controller);
+  } catch (const lessons::LessonError& e) {
+    std::fprintf(stderr, "trapscope gui: %s\n", e.what());
     return kBadInput;
   }
+  return viz::run_gui(std::move(g));
+}
+
+int gui(const GuiCommandOptions& o) {
   viz::GuiOptions g;
   int w = 0, h = 0;
   char x = 0;
@@ -119,6 +150,7 @@ int gui(const GuiCommandOptions& o) {
     g.script_path = o.script;
     g.script = std::move(*commands);
   }
+  if (!o.lesson.empty()) return lesson_gui(o, std::move(g));
 
   if (o.source.find('/') != std::string::npos || is_trace_file(o.source)) {
     if (is_trace_file(o.source)) {
@@ -172,6 +204,15 @@ int gui(const GuiCommandOptions& o) {
 
 }  // namespace
 
+int run_lesson_gui(const std::string& lesson, const std::string& backend, lessons::Lang lang) {
+  GuiCommandOptions o;
+  o.lesson = lesson;
+  o.backend = backend;
+  o.backend_set = !backend.empty();
+  o.lesson_lang = lang;
+  return gui(o);
+}
+
 void add_gui_command(CLI::App& app, int* status) {
   auto o = std::make_shared<GuiCommandOptions>();
   CLI::App* cmd = app.add_subcommand(
@@ -180,7 +221,11 @@ void add_gui_command(CLI::App& app, int* status) {
                   "A built-in guest (see `trapscope guests`), a flat binary, or a trace file "
                   "written by `trapscope run --trace`")
       ->capture_default_str();
-  cmd->add_option("--lesson", o->lesson, "A guided lesson in the visualizer (not available yet: `trapscope lesson run ID` runs one in the terminal)");
+  cmd->add_option("--lesson", o->lesson,
+                  "Open a lesson (id, number or file; `trapscope lesson list`) in the lesson "
+                  "pane, on the lesson's guest and backend");
+  cmd->add_option("--lang", o->lang, "The lesson's language, es or en (default: from LANG)")
+      ->check(CLI::IsMember({"es", "en"}));
   cmd->add_option("--backend", o->backend,
                   "sim (default): the simulator, which can step, stop at any event and step "
                   "back; kvm: the KVM VMM, which reports only VM exits (and on kvm_pvm hosts "
@@ -217,7 +262,11 @@ void add_gui_command(CLI::App& app, int* status) {
       "No display? Run it under Xvfb: xvfb-run -a trapscope gui hello --script s.txt\n"
       "Exit status: 0 ok; 1 a script assertion failed; 2 bad input, or no window could be\n"
       "opened; 4 the script timed out; 5 KVM is not usable.");
-  cmd->callback([o, status] { *status = gui(*o); });
+  cmd->callback([o, cmd, status] {
+    o->backend_set = cmd->count("--backend") > 0;
+    if (!o->lang.empty()) o->lesson_lang = *lessons::parse_lang(o->lang);
+    *status = gui(*o);
+  });
 }
 
 }  // namespace trapscope::cli

@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "lessons/runner.hpp"
+#include "lessons/step.hpp"
 #include "vmm/kvm.hpp"
 
 namespace trapscope::cli {
@@ -14,11 +15,7 @@ namespace {
 // The language: --lang, else Spanish when the locale (LC_ALL, LC_MESSAGES, LANG) says so.
 lessons::Lang pick_lang(const std::string& flag) {
   if (!flag.empty()) return *lessons::parse_lang(flag);
-  for (const char* var : {"LC_ALL", "LC_MESSAGES", "LANG"}) {
-    const char* v = std::getenv(var);
-    if (v && *v) return std::string_view(v).starts_with("es") ? lessons::Lang::kEs : lessons::Lang::kEn;
-  }
-  return lessons::Lang::kEn;
+  return lessons::lang_from_environment();
 }
 
 // Runs one lesson on one backend; returns the exit status.
@@ -90,14 +87,17 @@ void add_lesson_command(CLI::App& app, int* status) {
   run->add_option("--backend", o->backend, "kvm or sim (default: the lesson's first choice)")
       ->check(CLI::IsMember({"kvm", "sim"}));
   run->add_flag("--check", o->check, "Run straight through and verify every expectation");
-  run->add_flag("--gui", o->gui, "In the visualizer (not available yet)");
+  run->add_flag("--gui", o->gui, "In the visualizer's lesson pane (`trapscope gui --lesson ID`)");
   run->footer("Exit status: 0 every expectation held; 1 one did not; 2 bad lesson or usage; "
               "5 KVM needed and unusable.");
   run->callback([o, status] {
     if (o->gui) {
-      std::fprintf(stderr, "trapscope lesson: --gui: the visualizer's lesson pane is not "
-                           "available yet; run the lesson in the terminal\n");
-      *status = kBadInput;
+      if (o->check) {
+        std::fprintf(stderr, "trapscope lesson: --check runs in the terminal; drop --gui\n");
+        *status = kBadInput;
+        return;
+      }
+      *status = run_lesson_gui(o->lesson, o->backend, pick_lang(o->lang));
       return;
     }
     try {

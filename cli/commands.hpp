@@ -3,6 +3,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <string>
+
+#include "lessons/lesson.hpp"
 
 namespace trapscope::cli {
 
@@ -12,6 +15,9 @@ void add_doctor_command(CLI::App& app, int* status);
 void add_guests_command(CLI::App& app, int* status);
 void add_cosim_command(CLI::App& app, int* status);
 void add_gui_command(CLI::App& app, int* status);
+// `trapscope lesson run ID --gui`: the lesson in the visualizer's lesson pane (backend "" = the
+// lesson's first choice). Returns the exit status.
+int run_lesson_gui(const std::string& lesson, const std::string& backend, lessons::Lang lang);
 void add_classify_command(CLI::App& app, int* status);
 void add_demo_command(CLI::App& app, int* status);
 void add_lesson_command(CLI::App& app, int* status);

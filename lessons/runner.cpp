@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "guests/catalog.hpp"
-#include "sim/mmu.hpp"
+#include "lessons/step.hpp"
 #include "trace/exit_stats.hpp"
 #include "trace/printer.hpp"
 
@@ -59,7 +59,7 @@ class Session {
     if (!lesson_.allows(backend_name))
       throw LessonError("lesson " + lesson_.id + " does not run on " + std::string(backend_name) +
                         " (backends: " + join(lesson_.backends) + ")");
-    start(lesson_.technique, lesson_.deprivilege, lesson_.paging);
+    start();
     LessonResult result;
     if (!o_.check) {
       say("\n%s %d — %s\n", o_.lang == Lang::kEs ? "Lección" : "Lesson", lesson_.number,
@@ -68,13 +68,12 @@ class Session {
       say("(%s: %s, backend %s%s%s)\n", o_.lang == Lang::kEs ? "invitado" : "guest",
           lesson_.guest.c_str(), std::string(backend_name).c_str(),
           o_.backend == backend::Kind::kSim ? ", " : "",
-          o_.backend == backend::Kind::kSim ? (lesson_.technique + ", " + lesson_.paging + " paging").c_str() : "");
+          o_.backend == backend::Kind::kSim ? (setup_.technique + ", " + setup_.paging + " paging").c_str() : "");
     }
     for (size_t i = 0; i < lesson_.steps.size(); ++i) {
       std::string failure = run_step(i);
       if (!failure.empty()) {
-        result.failure = "step " + std::to_string(i + 1) + " (" + lesson_.file + ":" +
-                         std::to_string(lesson_.steps[i].line) + "): " + failure;
+        result.failure = step_failure(lesson_, i, failure);
         say("%s %s\n", o_.check ? "FAIL" : "✗", result.failure.c_str());
         return result;
       }
@@ -127,15 +126,9 @@ class Session {
   }
 
   // (Re)starts the guest from its first instruction on a fresh machine.
-  void start(const std::string& technique, int deprivilege, const std::string& paging) {
-    const auto guest = guests::find(lesson_.guest);
-    backend::Config cfg;
-    cfg.mode = *vmm::parse_boot_mode(lesson_.mode.empty() ? guest->mode : lesson_.mode);
-    cfg.technique = *virt::parse_technique(technique);
-    cfg.deprivilege = static_cast<uint8_t>(deprivilege);
-    cfg.paging = *sim::parse_vmm_paging(paging);
-    machine_ = backend::make_backend(o_.backend, cfg);
-    machine_->load(guest->image);
+  void start() {
+    machine_ = backend::make_backend(o_.backend, machine_config(lesson_, setup_));
+    machine_->load(guest_image(lesson_));
     sink_.pending.clear();
     ended_ = false;
     end_detail_.clear();
@@ -156,32 +149,21 @@ class Session {
     }
     std::vector<std::vector<uint8_t>> seen;  // the events this step's action took
     if (s.restart) {
-      const Restart& r = *s.restart;
-      technique_ = r.technique.empty() ? technique_ : r.technique;
-      paging_ = r.paging.empty() ? paging_ : r.paging;
-      start(technique_, r.deprivilege, paging_);
+      setup_ = after_restart(setup_, *s.restart);
+      start();
       if (!o_.check)
         say("(%s: %s, %s paging)\n",
             lang == Lang::kEs ? "el invitado vuelve a empezar" : "the guest starts again",
-            technique_.c_str(), paging_.c_str());
+            setup_.technique.c_str(), setup_.paging.c_str());
     }
     if (s.run_until) {
       std::string failure = run_until(*s.run_until, seen);
       if (!failure.empty()) return failure;
-      const EventHeader& e = header(seen.back());
-      if (s.expect) {
-        if (std::string m = s.expect->mismatch(e); !m.empty())
-          return "expected " + s.expect->describe() + ": " + m + " (event: " + summary(e) + ")";
-      }
     }
-    if (s.exits && *s.exits != exits_)
-      return "expected " + std::to_string(*s.exits) +
-             " VM exits since the lesson started; there were " + std::to_string(exits_);
-    if (s.console) {
-      const std::string& text = machine_->devices().console.text();
-      if (text.find(*s.console) == std::string::npos)
-        return "expected the console to contain \"" + *s.console + "\"; it holds \"" + text + "\"";
-    }
+    if (std::string failure = check_step(s, seen.empty() ? nullptr : &header(seen.back()), exits_,
+                                         machine_->devices().console.text());
+        !failure.empty())
+      return failure;
     if (o_.check) {
       say("lesson %s step %zu ok%s%s\n", lesson_.id.c_str(), i + 1, seen.empty() ? "" : ": ",
           seen.empty() ? "" : summary(header(seen.back())).c_str());
@@ -197,14 +179,8 @@ class Session {
   // Runs until an event matches `p`: the events taken, the matching one last, go to `seen`.
   // A message on failure.
   std::string run_until(const Predicate& p, std::vector<std::vector<uint8_t>>& seen) {
-    const bool kvm = o_.backend == backend::Kind::kKvm;
-    uint32_t mask = p.stop_mask();
-    if (kvm) {
-      const uint32_t exits = 1u << static_cast<unsigned>(trace::EventType::kVmExit);
-      if (p.kind == EventKind::kAny) mask = exits;
-      else if (mask & ~exits)
-        return "KVM reports only VM exits; this step (" + p.describe() + ") needs --backend sim";
-    }
+    uint32_t mask = 0;
+    if (std::string why = stop_mask_on(p, o_.backend, &mask); !why.empty()) return why;
     for (;;) {
       while (!sink_.pending.empty()) {
         seen.push_back(std::move(sink_.pending.front()));
@@ -212,11 +188,7 @@ class Session {
         const EventHeader& e = header(seen.back());
         if (e.type == trace::EventType::kVmExit) ++exits_;
         if (p.matches(e)) return {};
-        if (e.type == trace::EventType::kRunEnd) {
-          const auto& end = reinterpret_cast<const trace::RunEndEvent&>(e);
-          return "the guest's run ended (" + std::string(trace::to_string(end.reason)) +
-                 (end_detail_.empty() ? "" : ": " + end_detail_) + ") before " + p.describe();
-        }
+        if (e.type == trace::EventType::kRunEnd) return ended_before(e, end_detail_, p);
       }
       if (ended_) return "the guest's run has already ended; nothing more happens";
       backend::StopCondition sc;
@@ -243,12 +215,7 @@ class Session {
     }
   }
 
-  std::string summary(const EventHeader& e) {
-    trace::EventFormatter f({trace::Format::kText, false});
-    std::string line = f.format(e);
-    // The formatter's line starts with "#N"; keep it whole: it is what `trapscope run` prints.
-    return line;
-  }
+  static std::string summary(const EventHeader& e) { return event_line(e); }
 
   void show(Show what, const std::vector<std::vector<uint8_t>>& seen) {
     const Lang lang = o_.lang;
@@ -296,8 +263,7 @@ class Session {
   std::unique_ptr<backend::Backend> machine_;
   bool ended_ = false;
   std::string end_detail_;
-  std::string technique_ = lesson_.technique;  // what the guest runs under now
-  std::string paging_ = lesson_.paging;
+  Setup setup_ = initial_setup(lesson_);  // what the guest runs under now
   trace::ExitStats stats_;
   PendingSink sink_{stats_};
   uint64_t instructions_ = 0;

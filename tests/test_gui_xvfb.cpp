@@ -16,11 +16,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <stb_image.h>
 
 #include "backend/backend.hpp"
 #include "guests/catalog.hpp"
+#include "lessons/lesson.hpp"
 #include "tests/support.hpp"
 #include "trace/trace_file.hpp"
 #include "vmm/doctor.hpp"
@@ -382,11 +384,15 @@ TEST_CASE("gui: usage errors need no screen", "[gui]") {
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("line 2") != std::string::npos);
   }
-  SECTION("lessons do not exist yet") {
-    const auto r = test::run_trapscope({"gui", "--lesson", "rings"});
-    CHECK(r.exit_code == 2);
-    CHECK(r.err.find("lessons are not available yet") != std::string::npos);
-    CHECK(r.err.find("trapscope lesson run rings") != std::string::npos);
+  SECTION("an unknown lesson, a backend the lesson does not allow, --gui with --check") {
+    const auto a = test::run_trapscope({"gui", "--lesson", "no-such-lesson"});
+    CHECK(a.exit_code == 2);
+    CHECK(a.err.find("no-such-lesson") != std::string::npos);
+    const auto b = test::run_trapscope({"gui", "--lesson", "3", "--backend", "kvm"});
+    CHECK(b.exit_code == 2);
+    CHECK(b.err.find("does not run on kvm") != std::string::npos);
+    const auto c = test::run_trapscope({"lesson", "run", "3", "--gui", "--check"});
+    CHECK(c.exit_code == 2);
   }
   SECTION("no display: exit 2 and a hint about Xvfb") {
     const Run r = run({TRAPSCOPE_EXE, "gui", "hello"},
@@ -646,4 +652,136 @@ TEST_CASE("gui under Xvfb: shadow-paging and EPT traces re-execute under their o
     REQUIRE(s["registers"].is_object());
     CHECK(s["registers"]["cr3"] == 0x20000);  // the guest's own address space A by then
   }
+}
+
+// [SECTION] The lesson pane (`trapscope gui --lesson ID`, visualizer/core/lesson_driver.hpp)
+
+namespace {
+
+// A script that runs every step of an n-step lesson through the pane's controls, checking each
+// verdict, then dumps the state and takes a screenshot.
+std::string every_step(size_t n, const std::string& state, const std::string& png) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += "lesson-step\nassert-lesson passed\nlesson-next\n";
+  return s + "dump " + state + "\nscreenshot " + png + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("gui under Xvfb: lesson 1 (vm-exit) on the simulator, step by step in the pane",
+          "[gui][xvfb][lessons]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string png = test::temp_path("lesson1.png");
+  const std::string state = test::temp_path("lesson1.json");
+  const std::string first = test::temp_path("lesson1-first.json");
+  // Step 2's action is the first VM exit: the pane selects it in every view, as step-to does.
+  const std::string script = write_script(
+      "lesson1.script", "lesson-next\nlesson-step\nassert-lesson passed\n"
+                        "assert-selected exit reason=IO port=0xe9\ndump " + first + "\n"
+                        "lesson-next\nlesson-step\nassert-lesson passed\nlesson-next\n"
+                        "lesson-step\nassert-lesson passed\n"
+                        "dump " + state + "\nscreenshot " + png + "\n");
+  const Run r = gui({"--lesson", "vm-exit", "--backend", "sim", "--lang", "en", "--size",
+                     "1600x900", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+
+  const json f = read_json(first);
+  CHECK(f["selected"]["index"] == 0);
+  CHECK(f["selected"]["value"] == 'H');
+  CHECK(f["lesson"]["results"][1]["event"] == 0);
+
+  const json s = read_json(state);
+  const json& l = s["lesson"];
+  CHECK(l["id"] == "vm-exit");
+  CHECK(l["lang"] == "en");
+  REQUIRE(l["results"].size() == 4);
+  for (const json& step : l["results"]) {
+    INFO(step.dump());
+    CHECK(step["verdict"] == "passed");
+  }
+  // Step 3 ran to the 'o' of "Hello" (the fifth exit); step 4 to the end of the run, which is
+  // the event selected now.
+  CHECK(l["results"][2]["event"] == 4);
+  CHECK(l["results"][3]["event"] == 31);
+  REQUIRE(s["selected"].is_object());
+  CHECK(s["selected"]["index"] == 31);
+  CHECK(s["selected"]["type"] == "run end");
+  CHECK(s["selected"]["reason"] == "guest halted");
+  CHECK(s["console"] == "Hello from a real-mode guest!\n");
+  CHECK(s["lanes"]["vm_exit"] == 31);
+
+  const Png p = inspect_png(png);
+  CHECK(p.w == 1600);
+  CHECK(p.stddev > 20.0);
+  CHECK(p.distinct_rows > 300);
+}
+
+TEST_CASE("gui under Xvfb: a lesson whose expectation fails shows it, and stops there",
+          "[gui][xvfb][lessons]") {
+  REQUIRE_XVFB_OR_SKIP();
+  // Lesson 1 with a wrong expectation in step 2: the first exit is on port 0xe9, not COM1.
+  std::ifstream in(std::string(TRAPSCOPE_SOURCE_DIR) + "/lessons/01-vm-exit.yaml");
+  REQUIRE(in);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string yaml = text.str();
+  const std::string right = "expect: {port: 0xe9, direction: out, size: 1, value: 0x48, cpl: 0}";
+  REQUIRE(yaml.find(right) != std::string::npos);
+  yaml.replace(yaml.find(right), right.size(), "expect: {port: 0x3f8}");
+  const std::string file = test::temp_path("wrong-lesson.yaml");
+  std::ofstream(file) << yaml;
+  const std::string state = test::temp_path("wrong-lesson.json");
+  const std::string script = write_script(
+      "wrong.script", "lesson-next\nlesson-step\nassert-lesson failed\nlesson-next\n"
+                      "assert-lesson not-run\ndump " + state + "\n");
+  const Run r = gui({"--lesson", file, "--backend", "sim", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json l = read_json(state)["lesson"];
+  CHECK(l["results"][0]["verdict"] == "passed");
+  CHECK(l["results"][1]["verdict"] == "failed");
+  CHECK(l["results"][1]["failure"].get<std::string>().find("port is 0xe9, expected 0x3f8") !=
+        std::string::npos);
+  CHECK(l["results"][2]["verdict"] == "not run");
+  CHECK(l["next_to_run"] == 5);  // none can run after a failure
+
+  // Running a step after the failure is refused with the reason, and the script fails there.
+  const std::string again = write_script("wrong-again.script", "lesson-next\nlesson-step\n"
+                                                               "lesson-next\nlesson-step\n");
+  const Run r2 = gui({"--lesson", file, "--backend", "sim", "--script", again});
+  CHECK(r2.exit_code == 1);
+  CHECK(r2.err.find("line 4") != std::string::npos);
+  CHECK(r2.err.find("a step before it failed") != std::string::npos);
+}
+
+TEST_CASE("gui under Xvfb: lesson 3 restarts the guest under VT-x in the pane",
+          "[gui][xvfb][lessons]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const lessons::Lesson l3 = lessons::find_lesson("3");
+  const std::string png = test::temp_path("lesson3.png");
+  const std::string state = test::temp_path("lesson3.json");
+  const std::string script =
+      write_script("lesson3.script", "lesson-lang es\n" + every_step(l3.steps.size(), state, png));
+  const Run r = gui({"--lesson", "3", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json s = read_json(state);
+  const json& l = s["lesson"];
+  CHECK(l["lang"] == "es");
+  CHECK(l["technique"] == "vt");  // after the restart step
+  for (const json& step : l["results"]) {
+    INFO(step.dump());
+    CHECK(step["verdict"] == "passed");
+  }
+  // The step after the restart matched the first event of the new machine: a VT-x transition.
+  size_t restart = 0;
+  while (restart < l3.steps.size() && !l3.steps[restart].restart) ++restart;
+  REQUIRE(restart < l3.steps.size());
+  CHECK(l["results"][restart]["event"] == 0);
+  CHECK(l["results"][restart]["event_line"].get<std::string>().find("IO_INSTRUCTION") !=
+        std::string::npos);
+  CHECK(s["selected"]["type"] == "run end");
+  CHECK(s["console"].get<std::string>().find("popek: done") != std::string::npos);
+  CHECK(inspect_png(png).stddev > 20.0);
 }

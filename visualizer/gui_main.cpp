@@ -41,6 +41,7 @@ int run_gui(GuiOptions o) {
   Model model;
   Driver& driver = *o.driver;
   App app(driver, model, fonts, &platform::Window::key_index);
+  if (o.lesson) app.set_lesson(o.lesson.get());
   uint64_t frames = 0;
   auto gui_info = [&]() {
     nlohmann::json j;
@@ -58,7 +59,7 @@ int run_gui(GuiOptions o) {
 
   while (!window->should_close() && !app.quit_requested() && !(runner && runner->finished())) {
     // Idle interactive windows sleep until an event (or a tick to pick up the machine's news).
-    if (runner || driver.busy() || model.filter_pending()) {
+    if (runner || driver.busy() || model.filter_pending() || (o.lesson && o.lesson->running())) {
       window->poll_events();
     } else {
       window->wait_events(0.1);
@@ -85,6 +86,7 @@ int run_gui(GuiOptions o) {
   int status = runner ? runner->exit_code() : 0;
   if (!o.dump_path.empty()) {
     nlohmann::json j = dump_state(model);
+    if (o.lesson) j["lesson"] = dump_lesson(*o.lesson);
     nlohmann::json g = gui_info();
     if (runner) g["screenshots"] = runner->screenshots();
     j["gui"] = g;
@@ -96,6 +98,7 @@ int run_gui(GuiOptions o) {
     }
   }
   // The driver (and its worker thread) goes before the window and the ImGui context.
+  o.lesson.reset();
   o.driver.reset();
   window.reset();
   ImGui::DestroyContext();

@@ -8,12 +8,14 @@
 #include <vector>
 
 #include "visualizer/core/driver.hpp"
+#include "visualizer/core/lesson_driver.hpp"
 #include "visualizer/core/script.hpp"
 
 namespace trapscope::viz {
 
 struct GuiOptions {
   std::unique_ptr<Driver> driver;
+  std::unique_ptr<LessonDriver> lesson;  // --lesson: drives `driver` (a LiveController)
   std::string title = "trapscope";
   int width = 1600;
   int height = 900;

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "visualizer/core/describe.hpp"
+#include "visualizer/core/lesson_driver.hpp"
 
 namespace trapscope::viz {
 
@@ -24,6 +25,9 @@ void App::frame() {
   menu_bar();
   shortcuts();
   PanelContext ctx{model_, *this, fonts_};
+  if (lesson_) {
+    if (auto event = lesson_->update(model_)) select(*event);
+  }
   place("Controls");
   draw_toolbar(ctx, &show_breakpoints_);
   place("Timeline");
@@ -40,6 +44,10 @@ void App::frame() {
   draw_console(ctx, console_);
   place("Registers");
   draw_registers(ctx);
+  if (lesson_) {
+    place("Lesson");
+    draw_lesson(ctx, *lesson_);
+  }
   place("Exit statistics");
   draw_exit_stats(ctx);
   draw_breakpoints(ctx, breakpoints_, &show_breakpoints_);
@@ -175,7 +183,8 @@ void App::place(const char* window) {
   else if (name == "Disassembly") r = column(aw, bw, 0.0f, 0.46f);
   else if (name == "Memory") r = column(aw, bw, 0.46f, 0.74f);
   else if (name == "Guest console") r = column(aw, bw, 0.74f, 1.0f);
-  else if (name == "Registers") r = column(aw + bw, cw, 0.0f, 1.0f);
+  else if (name == "Registers") r = column(aw + bw, cw, lesson_ ? 0.66f : 0.0f, 1.0f);
+  else if (name == "Lesson") r = column(aw + bw, cw, 0.0f, 0.66f);
   const ImGuiCond cond = layout_pending_ ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
   ImGui::SetNextWindowPos(ImVec2(r.x, r.y), cond);
   ImGui::SetNextWindowSize(ImVec2(r.w, r.h), cond);

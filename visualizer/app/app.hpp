@@ -29,6 +29,10 @@ class App final : public Actions {
   void set_timeline_view(double first_event, double last_event);
   void show_window(const std::string& name, bool show);  // "breakpoints", "help", "page walk"
   const TimelineState& timeline_state() const { return timeline_; }
+  // A lesson driving the machine (`trapscope gui --lesson ID`): its pane is drawn, and each
+  // frame advances its running step (visualizer/core/lesson_driver.hpp). Not owned.
+  void set_lesson(LessonDriver* lesson) { lesson_ = lesson; layout_pending_ = true; }
+  LessonDriver* lesson() const { return lesson_; }
 
   // Actions
   void select(int64_t event) override;
@@ -62,6 +66,7 @@ class App final : public Actions {
   bool show_breakpoints_ = false;
   bool show_help_ = false;
   bool show_page_walk_ = false;
+  LessonDriver* lesson_ = nullptr;
   bool layout_pending_ = true;
   float menu_height_ = 0;
   ImVec2 last_display_{0, 0};

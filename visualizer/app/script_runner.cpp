@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "visualizer/core/describe.hpp"
+#include "visualizer/core/lesson_driver.hpp"
 #include "visualizer/core/state_dump.hpp"
 
 namespace trapscope::viz {
@@ -60,7 +61,7 @@ void ScriptRunner::after_frame() {
     return;
   }
   if (waiting_) {
-    if (driver_.busy()) return;
+    if (driver_.busy() || (app_.lesson() && app_.lesson()->running())) return;
     if (settle_frames_-- > 0) return;
     waiting_ = false;
   }
@@ -147,6 +148,7 @@ void ScriptRunner::execute(const ScriptCommand& c) {
     case Op::kScreenshot: screenshot_ = c.text; break;
     case Op::kDump: {
       nlohmann::json j = dump_state(model_);
+      if (app_.lesson()) j["lesson"] = dump_lesson(*app_.lesson());
       j["gui"] = gui_info_();
       std::ofstream out(c.text);
       out << j.dump(2) << "\n";
@@ -190,6 +192,46 @@ void ScriptRunner::execute(const ScriptCommand& c) {
     case Op::kQuit:
       finished_ = true;
       break;
+    case Op::kLessonStep:
+    case Op::kLessonNext:
+    case Op::kLessonPrev:
+    case Op::kLessonLang:
+    case Op::kAssertLesson: {
+      LessonDriver* l = app_.lesson();
+      if (!l) {
+        fail(c, "no lesson is open (trapscope gui --lesson ID)", 2);
+        break;
+      }
+      if (c.op == Op::kLessonStep) {
+        if (!l->can_run()) {
+          fail(c, "step " + std::to_string(l->current() + 1) + " cannot run: " +
+                      (l->result(l->current()).verdict != Verdict::kNotRun ? "it has run"
+                       : l->failed() ? "a step before it failed"
+                                     : "the steps before it have not run"));
+          break;
+        }
+        l->run_step();
+        waiting_ = true;
+        settle_frames_ = 2;
+      } else if (c.op == Op::kLessonNext) {
+        l->next();
+        frames_left_ = 2;
+      } else if (c.op == Op::kLessonPrev) {
+        l->previous();
+        frames_left_ = 2;
+      } else if (c.op == Op::kLessonLang) {
+        l->set_lang(*lessons::parse_lang(c.text));
+        frames_left_ = 2;
+      } else {
+        const StepResult& r = l->result(l->current());
+        const std::string v(to_string(r.verdict));
+        if (v != (c.text == "not-run" ? "not run" : c.text)) {
+          fail(c, "step " + std::to_string(l->current() + 1) + " is " + v +
+                      (r.failure.empty() ? "" : ": " + r.failure));
+        }
+      }
+      break;
+    }
   }
 }
 

@@ -11,9 +11,10 @@ bool exists(const char* path) {
 }
 
 const ImWchar* glyph_ranges() {
-  // Latin-1, general punctuation (— … ·), arrows (→ ←), geometric shapes (▶ ◀ ■ ●).
+  // Latin-1, general punctuation (— … ·), arrows (→ ←), geometric shapes (▶ ◀ ■ ●), check
+  // and ballot marks (✓ ✗: the lesson pane's verdicts).
   static const ImWchar kRanges[] = {0x0020, 0x00FF, 0x2010, 0x2027, 0x2190, 0x21FF,
-                                    0x2500, 0x25FF, 0};
+                                    0x2500, 0x25FF, 0x2713, 0x2717, 0};
   return kRanges;
 }
 
@@ -32,6 +33,8 @@ Fonts load_fonts(float scale) {
     f.mono = io.Fonts->AddFontFromFileTTF(mono, 14.0f * scale, &cfg, glyph_ranges());
     f.large = io.Fonts->AddFontFromFileTTF(exists(bold) ? bold : sans, 22.0f * scale, &cfg,
                                            glyph_ranges());
+    f.bold = io.Fonts->AddFontFromFileTTF(exists(bold) ? bold : sans, 15.0f * scale, &cfg,
+                                          glyph_ranges());
   }
   if (!f.ui || !f.mono || !f.large) {
     io.Fonts->Clear();
@@ -42,6 +45,7 @@ Fonts load_fonts(float scale) {
     big.SizePixels = 20.0f * scale;
     f.large = io.Fonts->AddFontDefault(&big);
   }
+  if (!f.bold) f.bold = f.ui;
   return f;
 }
 

@@ -14,6 +14,7 @@ struct Fonts {
   ImFont* ui = nullptr;     // proportional text
   ImFont* mono = nullptr;   // registers, addresses, bytes, disassembly, console
   ImFont* large = nullptr;  // the CPL badge
+  ImFont* bold = nullptr;   // **strong** text in the lesson pane (DejaVu Sans Bold, else ui)
 };
 
 // Loads DejaVu Sans / Sans Mono (Debian's fonts-dejavu-core) when present, else ImGui's

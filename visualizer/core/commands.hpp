@@ -87,6 +87,8 @@ struct Command {
   };
   Op op = Op::kStep;
   StepKind kind = StepKind::kInstruction;
+  uint32_t mask = 0;  // kStepTo: stop at these event types (bits 1 << trace::EventType) instead
+                      // of `kind`'s (a lesson step's predicate, lessons/step.hpp)
   uint64_t count = 1;
   std::vector<Breakpoint> breakpoints;
   uint64_t address = 0;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "visualizer/core/describe.hpp"
 #include "visualizer/core/disasm_window.hpp"
@@ -209,6 +210,16 @@ void LiveController::send(Command c) {
   cv_.notify_all();
 }
 
+void LiveController::restart(backend::Config config) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    next_config_ = std::move(config);
+  }
+  Command c;
+  c.op = Command::Op::kReset;
+  send(std::move(c));
+}
+
 void LiveController::set_speed(double ips) { speed_.store(std::max(0.0, ips)); }
 
 bool LiveController::poll(Model& model) {
@@ -288,7 +299,7 @@ void LiveController::execute(const Command& c) {
         do_step(1);
         if (events_ > events_before) select = events_ - 1;
       } else {
-        select = do_run(c.kind, false);
+        select = do_run(c.kind, false, c.mask);
       }
       break;
     case Command::Op::kRun:
@@ -389,6 +400,10 @@ void LiveController::do_reset() {
   exit_code_ = 0;
   sink_->limit_hit = false;
   post(Truncate{0});
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (next_config_) source_.config = *std::exchange(next_config_, std::nullopt);
+  }
   try {
     backend_ = backend::make_backend(source_.kind, source_.config);
     backend_->load(source_.image);
@@ -497,12 +512,16 @@ void LiveController::do_step(uint64_t count) {
   say(m);
 }
 
-std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run) {
+std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run, uint32_t mask) {
   if (!can_execute()) return std::nullopt;
   const bool kvm = source_.kind == backend::Kind::kKvm;
-  uint32_t target_mask = free_run ? 0 : event_mask(target);
-  if (kvm && !free_run && target == StepKind::kAny) target_mask = bit(EventType::kVmExit);
-  if (!free_run) {
+  uint32_t target_mask = free_run ? 0 : mask ? mask : event_mask(target);
+  if (kvm && !free_run && !mask && target == StepKind::kAny) target_mask = bit(EventType::kVmExit);
+  if (!free_run && mask && kvm && (mask & ~bit(EventType::kVmExit))) {
+    say("KVM reports only VM exits: " + caps_.step_kinds_why, true);
+    return std::nullopt;
+  }
+  if (!free_run && !mask) {
     if (target_mask == 0) {
       say("cannot step to the next " + std::string(describe(target)) + ": " +
               caps_.step_kinds_why,

@@ -61,6 +61,9 @@ class LiveController final : public Driver {
   LiveController& operator=(const LiveController&) = delete;
 
   void send(Command command) override;
+  // Starts the guest again on a new machine configured as `config` (a lesson's restart under
+  // another technique or paging): a kReset that replaces the source's configuration first.
+  void restart(backend::Config config);
   void set_speed(double instructions_per_second) override;
   bool poll(Model& model) override;
   bool busy() const override;
@@ -81,7 +84,8 @@ class LiveController final : public Driver {
   void execute(const Command& c);
   void do_reset();
   void do_step(uint64_t count);
-  std::optional<uint64_t> do_run(StepKind target, bool free_run);  // the event to select
+  // The event to select; `mask` (event-type bits), when not 0, replaces target's types.
+  std::optional<uint64_t> do_run(StepKind target, bool free_run, uint32_t mask = 0);
   void do_step_back(uint64_t count);
   bool can_execute();
   bool restore_to(uint64_t instructions);
@@ -105,6 +109,7 @@ class LiveController final : public Driver {
   std::deque<Command> commands_;
   std::vector<Update> updates_;
   std::vector<Breakpoint> breakpoints_;
+  std::optional<backend::Config> next_config_;  // restart(): taken by the next reset
   uint64_t memory_address_, memory_length_;
   bool executing_ = false;
   bool quit_ = false;

@@ -149,6 +149,19 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
         return fail(word + " takes breakpoints, help or page walk");
       }
       c.text = rest;
+    } else if (word == "lesson-step") {
+      c.op = Op::kLessonStep;
+    } else if (word == "lesson-next" || word == "lesson-prev") {
+      c.op = word == "lesson-next" ? Op::kLessonNext : Op::kLessonPrev;
+    } else if (word == "lesson-lang") {
+      c.op = Op::kLessonLang;
+      if (rest != "es" && rest != "en") return fail("lesson-lang takes es or en");
+      c.text = rest;
+    } else if (word == "assert-lesson") {
+      c.op = Op::kAssertLesson;
+      if (rest != "passed" && rest != "failed" && rest != "not-run")
+        return fail("assert-lesson takes passed, failed or not-run");
+      c.text = rest;
     } else if (word == "quit") {
       c.op = Op::kQuit;
     } else {

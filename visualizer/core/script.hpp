@@ -25,6 +25,10 @@
 //   assert-cpl N             the CPL the GUI shows is N
 //   assert-selected KIND [conditions as break-event]
 //   assert-console TEXT      the console shows TEXT (rest of the line)
+//   lesson-step              run the lesson's current step (`--lesson`); waits for its verdict
+//   lesson-next | lesson-prev  show the next / previous step (as the pane's buttons)
+//   lesson-lang es|en        the lesson's language
+//   assert-lesson passed|failed|not-run   the current step's verdict
 //   quit
 #pragma once
 
@@ -43,6 +47,7 @@ struct ScriptCommand {
     kStep, kStepTo, kStepBack, kRun, kRunFor, kPause, kReset, kWaitIdle, kSelect, kSelectNext,
     kBreak, kBreakEvent, kClearBreaks, kFilter, kMemory, kSpeed, kFrames, kScreenshot, kDump,
     kAssertCpl, kAssertSelected, kAssertConsole, kTimeline, kShow, kHide, kQuit,
+    kLessonStep, kLessonNext, kLessonPrev, kLessonLang, kAssertLesson,
   };
   Op op = Op::kWaitIdle;
   int line = 0;            // 1-based line in the script

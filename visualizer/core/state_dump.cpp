@@ -1,8 +1,31 @@
 #include "visualizer/core/state_dump.hpp"
 
 #include "visualizer/core/describe.hpp"
+#include "visualizer/core/lesson_driver.hpp"
 
 namespace trapscope::viz {
+
+nlohmann::json dump_lesson(const LessonDriver& d) {
+  nlohmann::json j;
+  j["id"] = d.lesson().id;
+  j["file"] = d.lesson().file;
+  j["lang"] = std::string(lessons::to_string(d.lang()));
+  j["step"] = d.current() + 1;
+  j["steps"] = d.count();
+  j["next_to_run"] = d.next_to_run() + 1;
+  j["technique"] = d.setup().technique;
+  j["paging"] = d.setup().paging;
+  j["results"] = nlohmann::json::array();
+  for (size_t i = 0; i < d.count(); ++i) {
+    const StepResult& r = d.result(i);
+    j["results"].push_back({{"step", i + 1},
+                            {"verdict", std::string(to_string(r.verdict))},
+                            {"failure", r.failure},
+                            {"event", r.event},
+                            {"event_line", r.event_line}});
+  }
+  return j;
+}
 
 using nlohmann::json;
 using trace::EventType;

@@ -22,4 +22,10 @@ nlohmann::json dump_state(const Model& model);
 nlohmann::json dump_registers(const sim::CpuState& registers);
 nlohmann::json dump_event(const EventRecord& event);
 
+class LessonDriver;
+// A lesson's state (`trapscope gui --lesson`): {id, file, lang, step (1-based, shown), steps,
+// next_to_run (1-based), technique, paging, results[{step, verdict ("not run", "running",
+// "passed", "failed"), failure, event (-1: none), event_line}]}.
+nlohmann::json dump_lesson(const LessonDriver& lesson);
+
 }  // namespace trapscope::viz

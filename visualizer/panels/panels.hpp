@@ -25,6 +25,8 @@
 
 namespace trapscope::viz {
 
+class LessonDriver;
+
 // [SECTION] Actions
 
 class Actions {
@@ -117,6 +119,12 @@ void draw_breakpoints(PanelContext& ctx, BreakpointsState& state, bool* open);
 void draw_help(PanelContext& ctx, bool* open);
 // The selected page walk / 2D walk / shadow entry (page_walk.cpp); a window opened from View.
 void draw_page_walk(PanelContext& ctx, bool* open);
+// The lesson pane (lesson.cpp): the step's text, its question, "Run step", the verdict and the
+// answer, Previous/Next and the language (`trapscope gui --lesson ID`).
+void draw_lesson(PanelContext& ctx, LessonDriver& lesson);
+// Markdown, simply: paragraphs (blank lines), **strong** (bold font) and `code` (mono font),
+// wrapped at the window's width.
+void markdown_text(const theme::Fonts& fonts, const std::string& text);
 
 // [SECTION] Widgets
 

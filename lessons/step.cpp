@@ -1,0 +1,84 @@
+#include "lessons/step.hpp"
+
+#include <cstdlib>
+
+#include "guests/catalog.hpp"
+#include "sim/mmu.hpp"
+#include "trace/printer.hpp"
+
+namespace trapscope::lessons {
+
+Setup initial_setup(const Lesson& l) { return {l.technique, l.deprivilege, l.paging}; }
+
+Setup after_restart(const Setup& now, const Restart& r) {
+  return {r.technique.empty() ? now.technique : r.technique, r.deprivilege,
+          r.paging.empty() ? now.paging : r.paging};
+}
+
+std::span<const uint8_t> guest_image(const Lesson& l) {
+  const auto guest = guests::find(l.guest);
+  if (!guest) throw LessonError(l.file + ": guest: '" + l.guest + "' is not built in");
+  return guest->image;
+}
+
+backend::Config machine_config(const Lesson& l, const Setup& s) {
+  const auto guest = guests::find(l.guest);
+  if (!guest) throw LessonError(l.file + ": guest: '" + l.guest + "' is not built in");
+  backend::Config cfg;
+  cfg.mode = *vmm::parse_boot_mode(l.mode.empty() ? guest->mode : l.mode);
+  cfg.technique = *virt::parse_technique(s.technique);
+  cfg.deprivilege = static_cast<uint8_t>(s.deprivilege);
+  cfg.paging = *sim::parse_vmm_paging(s.paging);
+  return cfg;
+}
+
+std::string stop_mask_on(const Predicate& p, backend::Kind backend, uint32_t* mask) {
+  *mask = p.stop_mask();
+  if (backend != backend::Kind::kKvm) return {};
+  const uint32_t exits = 1u << static_cast<unsigned>(trace::EventType::kVmExit);
+  if (p.kind == EventKind::kAny) *mask = exits;
+  else if (*mask & ~exits)
+    return "KVM reports only VM exits; this step (" + p.describe() + ") needs --backend sim";
+  return {};
+}
+
+std::string check_step(const Step& s, const trace::EventHeader* e, uint64_t exits,
+                       const std::string& console) {
+  if (e && s.expect) {
+    if (std::string m = s.expect->mismatch(*e); !m.empty())
+      return "expected " + s.expect->describe() + ": " + m + " (event: " + event_line(*e) + ")";
+  }
+  if (s.exits && *s.exits != exits)
+    return "expected " + std::to_string(*s.exits) +
+           " VM exits since the lesson started; there were " + std::to_string(exits);
+  if (s.console && console.find(*s.console) == std::string::npos)
+    return "expected the console to contain \"" + *s.console + "\"; it holds \"" + console + "\"";
+  return {};
+}
+
+std::string ended_before(const trace::EventHeader& e, const std::string& detail,
+                         const Predicate& until) {
+  const auto& end = reinterpret_cast<const trace::RunEndEvent&>(e);
+  return "the guest's run ended (" + std::string(trace::to_string(end.reason)) +
+         (detail.empty() ? "" : ": " + detail) + ") before " + until.describe();
+}
+
+std::string step_failure(const Lesson& l, size_t i, const std::string& failure) {
+  return "step " + std::to_string(i + 1) + " (" + l.file + ":" + std::to_string(l.steps[i].line) +
+         "): " + failure;
+}
+
+std::string event_line(const trace::EventHeader& e) {
+  trace::EventFormatter f({trace::Format::kText, false});
+  return f.format(e);
+}
+
+Lang lang_from_environment() {
+  for (const char* var : {"LC_ALL", "LC_MESSAGES", "LANG"}) {
+    const char* v = std::getenv(var);
+    if (v && *v) return std::string_view(v).starts_with("es") ? Lang::kEs : Lang::kEn;
+  }
+  return Lang::kEn;
+}
+
+}  // namespace trapscope::lessons
