@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -11,6 +12,9 @@
 #include "guests/catalog.hpp"
 #include "tests/support.hpp"
 #include "trace/trace_file.hpp"
+#include "lessons/runner.hpp"
+#include "lessons/step.hpp"
+#include "visualizer/core/lesson_driver.hpp"
 #include "visualizer/core/live_controller.hpp"
 #include "visualizer/core/state_dump.hpp"
 #include "visualizer/core/trace_replay.hpp"
@@ -519,4 +523,82 @@ TEST_CASE("gui trace replay: a simulator trace re-executed shows the registers a
     CHECK(m.status().message.find("diverged") != std::string::npos);
     CHECK_FALSE(m.has_registers());
   }
+}
+
+// [SECTION] Lessons driving the live controller (visualizer/core/lesson_driver.hpp)
+
+namespace {
+
+// Runs every step of `l` through a LessonDriver on the simulator, as the pane's buttons do, and
+// polls as the GUI does each frame. Returns the driver's verdicts' failure of the first failed
+// step ("" if all passed); *selected = the model's selection at the end.
+std::string drive_lesson(const lessons::Lesson& l, int64_t* selected) {
+  LiveController c(LessonDriver::live_source(l, backend::Kind::kSim));
+  Model m;
+  settle(c, m);
+  LessonDriver d(l, c, backend::Kind::kSim, lessons::Lang::kEn);
+  for (size_t i = 0; i < d.count(); ++i) {
+    INFO("lesson " << l.id << " step " << i + 1);
+    REQUIRE(d.current() == i);
+    REQUIRE(d.can_run());
+    d.run_step();
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (d.running()) {
+      c.poll(m);
+      if (auto e = d.update(m)) m.select(*e);
+      REQUIRE(std::chrono::steady_clock::now() < end);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const StepResult& r = d.result(i);
+    if (r.verdict != Verdict::kPassed) {
+      CHECK(r.verdict == Verdict::kFailed);
+      CHECK_FALSE(d.can_run());
+      *selected = m.selected();
+      return lessons::step_failure(l, i, r.failure);
+    }
+    if (r.event >= 0) CHECK(m.selected() == r.event);  // every view shows the matched event
+    d.next();
+  }
+  *selected = m.selected();
+  return {};
+}
+
+std::string terminal_failure(const lessons::Lesson& l) {
+  lessons::RunnerOptions o;
+  o.check = true;
+  o.out = std::fopen("/dev/null", "w");
+  const lessons::LessonResult r = lessons::run_lesson(l, o);
+  std::fclose(o.out);
+  return r.passed ? std::string() : r.failure;
+}
+
+}  // namespace
+
+TEST_CASE("gui lesson driver: every simulator lesson passes in the pane as in the terminal",
+          "[gui][lessons]") {
+  size_t driven = 0;
+  for (const lessons::Lesson& l : lessons::builtin_lessons()) {
+    if (!l.allows("sim")) continue;
+    INFO("lesson " << l.id);
+    ++driven;
+    int64_t selected = -1;
+    CHECK(drive_lesson(l, &selected) == "");
+    CHECK(terminal_failure(l) == "");
+  }
+  CHECK(driven >= 6);  // 1, 2, 3, 4, 8, 9, 10 run on the simulator
+}
+
+TEST_CASE("gui lesson driver: a failing expectation fails with the terminal runner's message",
+          "[gui][lessons]") {
+  lessons::Lesson l = lessons::find_lesson("vm-exit");
+  REQUIRE(l.steps.size() > 1);
+  REQUIRE(l.steps[1].expect);
+  // The first exit is on port 0xe9; expect COM1 instead.
+  lessons::Predicate& p = *l.steps[1].expect;
+  p.conditions = {{"port", "0x3f8", 0x3f8}};
+  int64_t selected = -1;
+  const std::string gui = drive_lesson(l, &selected);
+  CHECK(gui.find("port is 0xe9, expected 0x3f8") != std::string::npos);
+  CHECK(gui == terminal_failure(l));
+  CHECK(selected == 0);  // the event that did not match, shown in every view
 }
