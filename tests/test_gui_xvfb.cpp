@@ -785,3 +785,23 @@ TEST_CASE("gui under Xvfb: lesson 3 restarts the guest under VT-x in the pane",
   CHECK(s["console"].get<std::string>().find("popek: done") != std::string::npos);
   CHECK(inspect_png(png).stddev > 20.0);
 }
+
+TEST_CASE("gui under Xvfb: lesson 1 on KVM in the pane", "[gui][xvfb][kvm][lessons]") {
+  REQUIRE_XVFB_OR_SKIP();
+  REQUIRE_KVM_OR_SKIP();
+  const std::string state = test::temp_path("lesson1-kvm.json");
+  const std::string png = test::temp_path("lesson1-kvm.png");
+  const std::string script = write_script("lesson1-kvm.script", every_step(4, state, png));
+  const Run r = gui({"--lesson", "vm-exit", "--backend", "kvm", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json s = read_json(state);
+  for (const json& step : s["lesson"]["results"]) {
+    INFO(step.dump());
+    CHECK(step["verdict"] == "passed");
+  }
+  CHECK(s["lesson"]["results"][1]["event"] == 0);  // KVM's events: VM exits only
+  CHECK(s["lesson"]["results"][2]["event"] == 4);
+  CHECK(s["selected"]["type"] == "run end");
+  CHECK(s["backend"].get<std::string>().find("KVM") != std::string::npos);
+}

@@ -616,7 +616,13 @@ std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run, u
           const uint32_t b = 1u << static_cast<unsigned>(rec.header.type);
           if (target_mask & b) {
             select = index;
-            say("stopped at " + std::string(describe(step_kind_of(rec.header.type))) + " #" +
+            const StepKind k = step_kind_of(rec.header.type);
+            // A lesson's mask can stop at types no step kind names (a VT-x transition, a trap).
+            say("stopped at " +
+                    std::string(k == StepKind::kInstruction && rec.header.type != EventType::kInstruction
+                                    ? trace::to_string(rec.header.type)
+                                    : describe(k)) +
+                    " #" +
                 with_commas(index) + ": " + event_summary(rec));
             done = true;
             break;
