@@ -25,11 +25,13 @@ struct Segment {
   uint8_t type = 0x3;       // descriptor type field
   uint8_t s = 1, dpl = 0, present = 1, db = 0, l = 0, g = 0, avl = 0;
   uint8_t unusable = 0;
+  bool operator==(const Segment&) const = default;  // member by member (never the padding)
 };
 
 struct DescriptorTable {
   uint64_t base = 0;
   uint16_t limit = 0xFFFF;
+  bool operator==(const DescriptorTable&) const = default;
 };
 
 // RFLAGS bits (SDM Vol. 1 3.4.3).
@@ -69,6 +71,9 @@ struct CpuState {
   uint64_t dr[8] = {0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400};
   uint64_t efer = 0, star = 0, lstar = 0, cstar = 0, fmask = 0, kernel_gs_base = 0;
   uint64_t tsc = 0;  // the model's time-stamp counter: retired instructions
+
+  // Every architectural field compared (not memcmp: the structs have padding bytes).
+  bool operator==(const CpuState&) const = default;
 
   // CPL: 0 in real mode, 3 in virtual-8086 mode, else SS.DPL, which the processor keeps equal
   // to the CPL (SDM Vol. 3A 5.5; VMX guest state does the same, 24.4.1). Not CS.RPL: between

@@ -93,7 +93,7 @@ TEST_CASE("guest-visible behaviour is identical in native, shadow and EPT modes"
       CHECK(other->outcome.reason == native->outcome.reason);
       CHECK(other->outcome.exit_code == native->outcome.exit_code);
       CHECK(other->outcome.instructions == native->outcome.instructions);
-      CHECK(std::memcmp(&other->regs, &native->regs, sizeof native->regs) == 0);
+      CHECK(other->regs == native->regs);
       CHECK(other->memory == native->memory);
     }
   }
