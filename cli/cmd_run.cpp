@@ -183,7 +183,9 @@ int run(const RunOptions& o) {
   }
   const bool paging_options =
       o.paging != "native" || o.tlb_entries != sim::Tlb::kDefaultEntries;
-  if ((o.technique != "emulation" || paging_options) && o.backend.empty()) {
+  // pv runs on either backend: on KVM a hypercall is an ordinary KVM_EXIT_IO (vmm/hypercall.hpp).
+  if (((o.technique != "emulation" && o.technique != "pv") || paging_options) &&
+      o.backend.empty()) {
     kind = backend::Kind::kSim;  // a technique or a memory-virtualization mode implies the simulator
   }
   if (kind == backend::Kind::kKvm && paging_options) {
@@ -197,8 +199,9 @@ int run(const RunOptions& o) {
                  sim::Tlb::kMaxEntries);
     return kBadInput;
   }
-  if (kind == backend::Kind::kKvm && o.technique != "emulation") {
-    std::fprintf(stderr, "trapscope run: --technique applies to --backend sim\n");
+  if (kind == backend::Kind::kKvm && o.technique != "emulation" && o.technique != "pv") {
+    std::fprintf(stderr, "trapscope run: --technique %s applies to --backend sim (KVM runs "
+                         "emulation-free; pv works on both)\n", o.technique.c_str());
     return kBadInput;
   }
 
@@ -302,7 +305,13 @@ int run(const RunOptions& o) {
                static_cast<unsigned long long>(regs.rip),
                kind == backend::Kind::kKvm ? "KVM" : "simulator");
   if (!r.detail.empty()) std::fprintf(info, "%s", r.detail.c_str());
-  if (cfg.technique != virt::Technique::kEmulation) {
+  if (cfg.technique == virt::Technique::kPv && kind == backend::Kind::kKvm) {
+    const auto& hc = machine->devices().hypercall;
+    std::fprintf(info, "paravirtualization on KVM: %llu hypercalls (%llu refused), each one "
+                       "KVM_EXIT_IO on port 0x%x\n",
+                 static_cast<unsigned long long>(hc.calls()),
+                 static_cast<unsigned long long>(hc.errors()), vmm::kHypercallPort);
+  } else if (cfg.technique != virt::Technique::kEmulation) {
     if (const sim::bt::BtStats* bt = machine->bt_stats()) {
       std::fprintf(info, "%s", bt->summary().c_str());
     } else {
@@ -353,9 +362,10 @@ void add_run_command(CLI::App& app, int* status) {
       ->check(CLI::IsMember({"kvm", "sim"}));
   cmd->add_option("--technique", o->technique,
                   "Simulator technique: emulation (the interpreter), trap-emulate (ring "
-                  "compression on classic x86), vt (the VT-x model) or bt (binary translation: "
-                  "guest kernel code runs from a translation cache); implies --backend sim")
-      ->check(CLI::IsMember({"emulation", "trap-emulate", "vt", "bt"}))
+                  "compression on classic x86), vt (the VT-x model), bt (binary translation: "
+                  "guest kernel code runs from a translation cache); these imply --backend sim; "
+                  "or pv (a paravirtualized guest's hypercalls, on either backend)")
+      ->check(CLI::IsMember({"emulation", "trap-emulate", "vt", "bt", "pv"}))
       ->capture_default_str();
   cmd->add_option("--deprivilege", o->deprivilege,
                   "trap-emulate: the real CPL the guest kernel runs at (1 or 3)")

@@ -22,6 +22,11 @@ class TechniqueCounter final : public trace::EventSink {
       cycles += e.cost_cycles;
       if (!(h.flags & trace::kVirtFlagEntry)) ++exits[e.exit_reason];
     }
+    if (h.type == trace::EventType::kVmExit && (h.flags & trace::kExitFlagHypercallRecord)) {
+      const auto& e = reinterpret_cast<const trace::VmExitEvent&>(h);
+      ++hypercalls;
+      if (e.payload.hypercall.result != 0) ++hypercall_errors;
+    }
   }
   std::string summary(const backend::Config& cfg) const {
     std::string s;
@@ -38,13 +43,19 @@ class TechniqueCounter final : public trace::EventSink {
               std::string(trace::vmx_exit_reason_name(reason)) + " (" + std::to_string(reason) +
               ")";
       }
-      s = "VT-x model: " + std::to_string(n) + " VM exits" + (by.empty() ? "" : " [" + by + "]") +
+      s = std::string(cfg.technique == virt::Technique::kPv ? "paravirtualization (" +
+                                                                  std::to_string(hypercalls) +
+                                                                  " hypercalls, " +
+                                                                  std::to_string(hypercall_errors) +
+                                                                  " refused) over the VT-x model: "
+                                                            : "VT-x model: ") +
+          std::to_string(n) + " VM exits" + (by.empty() ? "" : " [" + by + "]") +
           ", modelled cost of exits + entries " + std::to_string(cycles) +
           " cycles (a model: Adams & Agesen 2006, Core 2)\n";
     }
     return s;
   }
-  uint64_t traps = 0, no_trap = 0, cycles = 0;
+  uint64_t traps = 0, no_trap = 0, cycles = 0, hypercalls = 0, hypercall_errors = 0;
   std::map<uint32_t, uint64_t> exits;
 };
 

@@ -16,3 +16,9 @@ trapscope_guest(smc MODE real
   DESCRIPTION "real mode: a loop patches the instruction it runs next (self-modifying code)")
 trapscope_guest(kernelops MODE protected
   DESCRIPTION "a 32-bit kernel loop of cli/sti, pushf/popf, CR0/CR3, lgdt, mov ds, invlpg (bench/bt_speed)")
+trapscope_guest(pv-hello MODE real
+  DESCRIPTION "paravirtualized hello: one console_write hypercall for the whole message, then the halt hypercall")
+trapscope_guest(ptes MODE long
+  DESCRIPTION "page-table work in bulk: 16 rounds of 64 PTE stores + invlpg and two mov cr3")
+trapscope_guest(pv-ptes MODE long
+  DESCRIPTION "paravirtualized ptes: one batched mmu_update hypercall per round, set_cr3 hypercalls")

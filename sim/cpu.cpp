@@ -359,11 +359,25 @@ trace::VmExitEvent exit_event(Cpu& cpu, trace::ExitReason reason) {
 void Cpu::record_exit_io(uint16_t port, unsigned size, bool out, uint32_t count, uint64_t value) {
   ++exits;
   if (out && port == vmm::kControlPort && devices_.control.exit_code()) exit_requested = true;
+  if (!out && port == vmm::kHypercallPort && devices_.hypercall.take_halt()) halted = true;
   if (!sink_) return;
   trace::VmExitEvent e = exit_event(*this, trace::ExitReason::kIo);
   e.payload.io = {port, static_cast<uint8_t>(size), static_cast<uint8_t>(out), count,
                   value & mask(size), {}};
   sink_->on_event(e.header);
+  vmm::HypercallRecord hc;
+  if (!out && port == vmm::kHypercallPort && devices_.hypercall.take_record(&hc)) {
+    trace::VmExitEvent h = vmm::hypercall_event(hc);
+    h.header.seq = next_seq();
+    h.header.time_ns = e.header.time_ns;
+    h.header.rip = e.header.rip;
+    h.header.cpl = e.header.cpl;
+    h.header.cpu_mode = e.header.cpu_mode;
+    h.insn_addr = e.insn_addr;
+    h.insn_len = e.insn_len;
+    std::memcpy(h.insn, e.insn, sizeof h.insn);
+    sink_->on_event(h.header);
+  }
 }
 
 void Cpu::record_exit_mmio(uint64_t gpa, unsigned size, bool write, uint64_t value) {

@@ -108,6 +108,16 @@ void apply_boot_state(CpuState& s, const vmm::BootState& b) {
   s.efer = b.efer;
 }
 
+vmm::HypercallArgs SimMachine::HypercallHost::args() {
+  const CpuState& s = cpu_.s;
+  return {static_cast<uint32_t>(s.gpr[kRax]), s.gpr[kRbx], s.gpr[kRcx], s.gpr[kRsi]};
+}
+
+void SimMachine::HypercallHost::set_cr3(uint64_t value) {
+  cpu_.s.cr3 = value;
+  mmu_cr3_written(cpu_);  // as `mov cr3` (sim/interp/system.cpp write_cr3)
+}
+
 SimMachine::SimMachine(const SimConfig& config)
     : config_(config), memory_(config.memory_bytes), cpu_(memory_, devices_) {
   if (!decode_cache_) throw std::bad_alloc();
@@ -122,6 +132,7 @@ SimMachine::SimMachine(const SimConfig& config)
                                 std::to_string(Tlb::kMaxEntries));
   }
   cpu_.vmm.mode = config.paging;
+  devices_.hypercall.bind(&hypercall_host_);
   cpu_.vmm.ept.assign(512, 0);  // the EPT PML4; the VMM fills the rest on EPT violations
 }
 

@@ -165,6 +165,21 @@ class SimMachine {
   std::unique_ptr<bt::Cache> bt_;           // technique bt (sim/bt/execute.cpp)
   StepStatus step_bt(uint64_t budget, const SimLimits& limits, const bool* matched,
                      uint64_t* done);
+  // The hypercall interface on the simulator (vmm/hypercall.hpp), bound to devices_.hypercall.
+  class HypercallHost final : public vmm::HypercallHost {
+   public:
+    explicit HypercallHost(Cpu& cpu, PhysicalMemory& memory) : cpu_(cpu), memory_(memory) {}
+    vmm::HypercallArgs args() override;
+    std::span<uint8_t> guest_memory() override { return memory_.span(); }
+    void pte_written(uint64_t gpa) override { cpu_.note_write(gpa, 8); }
+    void flush_tlb() override { cpu_.flush_tlb(); }
+    void set_cr3(uint64_t value) override;
+
+   private:
+    Cpu& cpu_;
+    PhysicalMemory& memory_;
+  };
+  HypercallHost hypercall_host_{cpu_, memory_};
   std::atomic<bool> stop_{false};
   uint64_t clock_ns_ = 0;  // host time sampled by run() every 4096 instructions
 };

@@ -143,12 +143,21 @@ struct ExitDebugData {
   uint64_t dr6;
   uint64_t dr7;
 };
+// A hypercall (vmm/hypercall.hpp), recorded right after the I/O exit of its doorbell with
+// kExitFlagHypercallRecord set: it describes that exit, it is not a second one.
+struct ExitHypercallData {
+  uint32_t nr;      // call number
+  int32_t result;   // what the guest got in eax: 0 or a negative error
+  uint64_t arg1;
+  uint64_t arg2;
+};
 struct ExitSystemEventData {
   uint32_t type;  // KVM_SYSTEM_EVENT_*
   uint32_t ndata;
   uint64_t data[2];
 };
 inline constexpr uint8_t kExitFlagRipAdvanced = 1 << 0;
+inline constexpr uint8_t kExitFlagHypercallRecord = 1 << 1;
 
 union ExitPayload {
   ExitIoData io;
@@ -157,6 +166,7 @@ union ExitPayload {
   ExitFailEntryData fail_entry;
   ExitDebugData debug;
   ExitSystemEventData system_event;
+  ExitHypercallData hypercall;
   uint8_t raw[24];
 };
 static_assert(sizeof(ExitPayload) == 24);
@@ -305,7 +315,7 @@ enum class VmxExitReason : uint32_t {
 std::string_view vmx_exit_reason_name(uint32_t reason);  // kVmTransition: VM entry (else VM exit)
 struct VirtEvent {
   EventHeader header;
-  uint8_t technique;     // 1 = trap-and-emulate, 2 = VT-x model
+  uint8_t technique;     // 1 = trap-and-emulate, 2 = VT-x model, 3 = paravirtualization
   uint8_t real_cpl;      // the CPL the hardware really ran at (trap-and-emulate: 1 or 3)
   uint8_t insn_len;      // 0: no instruction (e.g. an interrupt-window exit)
   uint8_t insn[15];

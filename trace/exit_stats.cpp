@@ -8,6 +8,7 @@ namespace trapscope::trace {
 
 void ExitStats::on_event(const EventHeader& h) {
   if (h.type != EventType::kVmExit || h.size != sizeof(VmExitEvent)) return;
+  if (h.flags & kExitFlagHypercallRecord) return;  // describes the I/O exit before it
   const auto& e = reinterpret_cast<const VmExitEvent&>(h);
   ExitReasonStats& s = by_reason_[e.reason];
   ++s.count;

@@ -92,6 +92,10 @@ std::string exit_detail_text(const VmExitEvent& e) {
     case ExitReason::kSystemEvent:
       std::snprintf(buf, sizeof buf, "type=%u", p.system_event.type);
       return buf;
+    case ExitReason::kHypercall:  // vmm/hypercall.hpp: the call behind the I/O exit before it
+      std::snprintf(buf, sizeof buf, "nr=%u arg1=0x%" PRIx64 " arg2=0x%" PRIx64 " result=%d",
+                    p.hypercall.nr, p.hypercall.arg1, p.hypercall.arg2, p.hypercall.result);
+      return buf;
     default:
       return "";
   }
@@ -129,6 +133,12 @@ nlohmann::json exit_detail_json(const VmExitEvent& e) {
                 {"dr7", hex(p.debug.dr7)}}}};
     case ExitReason::kSystemEvent:
       return {{"system_event", {{"type", p.system_event.type}}}};
+    case ExitReason::kHypercall:
+      return {{"hypercall",
+               {{"nr", p.hypercall.nr},
+                {"arg1", hex(p.hypercall.arg1)},
+                {"arg2", hex(p.hypercall.arg2)},
+                {"result", p.hypercall.result}}}};
     default:
       return nlohmann::json::object();
   }

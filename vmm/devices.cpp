@@ -113,6 +113,37 @@ void ControlPort::write(uint16_t, std::span<const uint8_t> data) {
   exit_code_ = v;
 }
 
+void HypercallDevice::read(uint16_t, std::span<uint8_t> data) {
+  std::memset(data.data(), 0, data.size());
+  ++calls_;
+  if (host_ != nullptr) {
+    last_ = execute_hypercall(*host_, out_, &shared_info_gpa_);
+  } else {
+    last_ = HypercallRecord{{}, kHcEnosys, 0};
+  }
+  pending_ = true;
+  halt_ = last_.result == kHcOk && last_.args.nr == static_cast<uint32_t>(Hypercall::kHalt);
+  if (last_.result != kHcOk) ++errors_;
+  const uint32_t v = static_cast<uint32_t>(last_.result);
+  std::memcpy(data.data(), &v, data.size() < 4 ? data.size() : 4);
+}
+
+void HypercallDevice::write(uint16_t, std::span<const uint8_t>) {}
+
+bool HypercallDevice::take_record(HypercallRecord* out) {
+  if (!pending_) return false;
+  pending_ = false;
+  *out = last_;
+  return true;
+}
+
+std::optional<uint8_t> HypercallDevice::event_mask() const {
+  if (shared_info_gpa_ == 0 || host_ == nullptr) return std::nullopt;
+  const auto mem = host_->guest_memory();
+  if (shared_info_gpa_ >= mem.size()) return std::nullopt;
+  return mem[shared_info_gpa_];
+}
+
 Devices::State Devices::save() const {
   return {console.text(), uart.registers(), control.exit_code(), mmio_writes};
 }
@@ -128,6 +159,7 @@ Devices::Devices() {
   pio.insert(kDebugConsolePort, 1, &debug_console);
   pio.insert(kCom1Base, 8, &uart);
   pio.insert(kControlPort, 1, &control);
+  pio.insert(kHypercallPort, 1, &hypercall);
 }
 
 }  // namespace trapscope::vmm

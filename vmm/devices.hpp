@@ -11,6 +11,7 @@
 //   0x0F4         trapscope control port: out of a value V (1, 2 or 4 bytes) ends the run with
 //                 guest exit code V (0 = test passed, anything else = failed with that code);
 //                 in returns 0
+//   0x510         hypercall doorbell: `in eax, dx` performs the hypercall in eax (vmm/hypercall.hpp)
 // Unclaimed ports read as all ones and ignore writes (as an ISA bus with nothing on it).
 #pragma once
 
@@ -20,7 +21,10 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "vmm/hypercall.hpp"
 
 namespace trapscope::vmm {
 
@@ -109,6 +113,34 @@ class ControlPort final : public PioDevice {
   std::optional<uint32_t> exit_code_;
 };
 
+// The hypercall doorbell (vmm/hypercall.hpp). A backend binds its HypercallHost; an `in` from
+// the port executes the call and returns its result. Without a host every call fails (ENOSYS).
+class HypercallDevice final : public PioDevice {
+ public:
+  explicit HypercallDevice(ConsoleOutput& out) : out_(out) {}
+  std::string_view name() const override { return "hypercall"; }
+  void read(uint16_t offset, std::span<uint8_t> data) override;
+  void write(uint16_t offset, std::span<const uint8_t> data) override;  // ignored
+  void bind(HypercallHost* host) { host_ = host; }
+  // The call the last doorbell executed, once (the backend records it as an event).
+  bool take_record(HypercallRecord* out);
+  uint64_t calls() const { return calls_; }
+  uint64_t errors() const { return errors_; }
+  uint64_t shared_info_gpa() const { return shared_info_gpa_; }  // 0 = none registered
+  // The event mask in the shared page (1 = masked, the PV `cli`); nullopt if none registered.
+  std::optional<uint8_t> event_mask() const;
+  // True once after a successful halt call (the backend then ends the run as for `hlt`).
+  bool take_halt() { return std::exchange(halt_, false); }
+
+ private:
+  ConsoleOutput& out_;
+  HypercallHost* host_ = nullptr;
+  HypercallRecord last_;
+  bool pending_ = false;
+  bool halt_ = false;
+  uint64_t calls_ = 0, errors_ = 0, shared_info_gpa_ = 0;
+};
+
 // A write to guest-physical memory that no memory backs (recorded, otherwise ignored).
 struct MmioWrite {
   uint64_t gpa;
@@ -136,6 +168,7 @@ struct Devices {
   DebugConsole debug_console{console};
   Uart16550 uart{console};
   ControlPort control;
+  HypercallDevice hypercall{console};
   PioBus pio;
   std::vector<MmioWrite> mmio_writes;
 };

@@ -22,6 +22,9 @@ ExitAction on_io_in(Devices& d, const ExitIoIn& e) {
   for (uint32_t i = 0; i < e.count; ++i) {
     d.pio.read(e.port, e.data.subspan(size_t{i} * e.size, e.size));
   }
+  if (e.port == kHypercallPort && d.hypercall.take_halt()) {
+    return ExitAction::end(RunEndReason::kHalted);
+  }
   return ExitAction::resume();
 }
 

@@ -182,12 +182,67 @@ const HostRipBehaviour& host_rip_advances() {
   return behaviour;
 }
 
+// The hypercall interface on KVM (vmm/hypercall.hpp): the doorbell's `in` is a KVM_EXIT_IO; the
+// registers come from KVM_GET_REGS. CR3 loads and TLB flushes go in with KVM_SET_SREGS, but
+// only after the `in` has completed (KVM_SET_SREGS while KVM still has the `in` pending makes
+// an emulating KVM run the `in` again): run() calls apply() after complete_pending_io().
+class KvmHypercallHost final : public HypercallHost {
+ public:
+  KvmHypercallHost(Vcpu& vcpu, GuestMemory& memory) : vcpu_(vcpu), memory_(memory) {}
+  HypercallArgs args() override {
+    const kvm_regs r = vcpu_.get_regs();
+    return {static_cast<uint32_t>(r.rax), r.rbx, r.rcx, r.rsi};
+  }
+  std::span<uint8_t> guest_memory() override { return memory_.bytes(); }
+  void pte_written(uint64_t) override {}
+  // User space has no TLB-flush ioctl: toggling CR4.PGE, which flushes every TLB entry (SDM
+  // Vol. 3A 4.10.4.1), through KVM_SET_SREGS makes KVM reset the vCPU's MMU context too.
+  void flush_tlb() override { flush_ = true; }
+  void set_cr3(uint64_t value) override { cr3_ = value; }
+  bool pending() const { return flush_ || cr3_.has_value(); }
+  void apply() {
+    kvm_sregs s = vcpu_.get_sregs();
+    if (cr3_) s.cr3 = *cr3_;
+    if (flush_) {
+      const uint64_t cr4 = s.cr4;
+      s.cr4 = cr4 ^ (1u << 7);
+      vcpu_.set_sregs(s);
+      s.cr4 = cr4;
+    }
+    vcpu_.set_sregs(s);
+    cr3_.reset();
+    flush_ = false;
+  }
+
+ private:
+  Vcpu& vcpu_;
+  GuestMemory& memory_;
+  std::optional<uint64_t> cr3_;
+  bool flush_ = false;
+};
+
+void KvmMachine::record_hypercall(trace::EventSink& sink, const HypercallRecord& hc,
+                                  uint64_t seq, uint64_t t_exit) {
+  const kvm_regs& regs = vcpu_.synced_regs();
+  const kvm_sregs& s = vcpu_.synced_sregs();
+  trace::VmExitEvent e = hypercall_event(hc);
+  e.header.seq = seq;
+  e.header.time_ns = t_exit;
+  e.header.rip = regs.rip;
+  e.header.cpu_mode = mode_of(s, regs.rflags);
+  e.header.cpl = cpl_of(s, regs.rflags);
+  sink.on_event(e.header);
+}
+
 KvmMachine::KvmMachine(const MachineConfig& config)
     : config_(config),
       kvm_(Kvm::open()),
       vm_(kvm_.create_vm()),
       memory_(config.memory_bytes),
-      vcpu_(create_vcpu(kvm_, vm_, memory_)) {}
+      vcpu_(create_vcpu(kvm_, vm_, memory_)) {
+  hypercall_host_ = std::make_unique<KvmHypercallHost>(vcpu_, memory_);
+  devices_.hypercall.bind(hypercall_host_.get());
+}
 
 KvmMachine::~KvmMachine() = default;
 
@@ -414,6 +469,13 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
       const uint64_t t_exit = tracing ? monotonic_ns() : 0;
       const ExitAction action = handle_exit(devices_, exit);
       if (tracing) record_exit(*sink, exit, seq++, t_exit);
+      if (HypercallRecord hc; devices_.hypercall.take_record(&hc) && tracing) {
+        record_hypercall(*sink, hc, seq++, t_exit);
+      }
+      if (!action.stop && hypercall_host_->pending()) {
+        complete_pending_io(exit);
+        hypercall_host_->apply();
+      }
       if (action.stop) {
         res.reason = action.reason;
         res.exit_code = action.exit_code;

@@ -47,6 +47,8 @@ struct RunResult {
   std::string detail;           // for faults: what happened, the instruction, the vCPU state
 };
 
+class KvmHypercallHost;
+
 class KvmMachine {
  public:
   // Opens /dev/kvm, creates the VM, its memory slot and vCPU 0 with the supported CPUID.
@@ -79,6 +81,8 @@ class KvmMachine {
  private:
   void complete_pending_io(const VcpuExit& exit);
   void record_exit(trace::EventSink& sink, const VcpuExit& exit, uint64_t seq, uint64_t t_exit);
+  void record_hypercall(trace::EventSink& sink, const HypercallRecord& hc, uint64_t seq,
+                        uint64_t t_exit);
   std::string describe_state(const kvm_regs& regs, const kvm_sregs& sregs) const;
 
   MachineConfig config_;
@@ -87,6 +91,7 @@ class KvmMachine {
   GuestMemory memory_;
   Vcpu vcpu_;
   Devices devices_;
+  std::unique_ptr<KvmHypercallHost> hypercall_host_;  // binds devices_.hypercall to this vCPU
   std::atomic<bool> stop_requested_{false};
   bool debug_on_ = false;
 };

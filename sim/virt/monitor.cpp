@@ -166,13 +166,14 @@ std::string_view to_string(Technique t) {
     case Technique::kTrapEmulate: return "trap-emulate";
     case Technique::kVt: return "vt";
     case Technique::kBt: return "bt";
+    case Technique::kPv: return "pv";
   }
   return "?";
 }
 
 std::optional<Technique> parse_technique(std::string_view name) {
   for (Technique t : {Technique::kEmulation, Technique::kTrapEmulate, Technique::kVt,
-                      Technique::kBt}) {
+                      Technique::kBt, Technique::kPv}) {
     if (name == to_string(t)) return t;
   }
   return std::nullopt;
@@ -195,7 +196,7 @@ void Monitor::emit(Cpu& cpu, trace::EventType type, const Instruction* insn, con
   e.header.cpl = cpu.cpl();
   e.header.cpu_mode = cpu.s.mode();
   e.header.flags = entry ? trace::kVirtFlagEntry : 0;
-  e.technique = technique_ == Technique::kTrapEmulate ? 1 : 2;
+  e.technique = technique_ == Technique::kTrapEmulate ? 1 : technique_ == Technique::kPv ? 3 : 2;
   e.real_cpl = technique_ == Technique::kTrapEmulate ? deprivilege_ : cpu.cpl();
   if (insn && bytes) {
     e.insn_len = insn->length;
@@ -211,7 +212,7 @@ void Monitor::emit(Cpu& cpu, trace::EventType type, const Instruction* insn, con
 void Monitor::execute(Cpu& cpu, const Instruction& insn, const uint8_t* bytes) {
   if (technique_ == Technique::kTrapEmulate) {
     trap_emulate(cpu, insn, bytes);
-  } else if (technique_ == Technique::kVt) {
+  } else if (technique_ == Technique::kVt || technique_ == Technique::kPv) {
     vt(cpu, insn, bytes);
   } else {
     run_handler(cpu, insn);
@@ -365,7 +366,7 @@ void Monitor::vt(Cpu& cpu, const Instruction& insn, const uint8_t* bytes) {
 }
 
 void Monitor::on_exception(Cpu& cpu, uint8_t vector, bool has_error_code, uint32_t error_code) {
-  if (technique_ != Technique::kVt || vector >= 32 || !(controls_.exception_bitmap & (1u << vector))) {
+  if ((technique_ != Technique::kVt && technique_ != Technique::kPv) || vector >= 32 || !(controls_.exception_bitmap & (1u << vector))) {
     return;
   }
   // VM-exit interruption information (SDM Vol. 3C 25.9.2): bit 31 valid, bits 10:8 type

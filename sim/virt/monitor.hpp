@@ -43,6 +43,16 @@
 //   HLT, CPUID and INVD (unconditional, SDM Vol. 3C 26.1.2), INVLPG, RDTSC, MOV DR, interrupt
 //   window. Not modelled: EPT, VPID, interrupt injection (the simulator has no interrupt sources).
 //
+// [SECTION] Paravirtualization (Technique::kPv; Barham et al., "Xen and the Art of
+//   Virtualization", SOSP 2003)
+//   The guest is modified: in place of sensitive instructions it makes hypercalls through the
+//   doorbell of vmm/hypercall.hpp (console output by the buffer, batched page-table updates,
+//   CR3 switches, an event mask in shared memory instead of cli/sti). The doorbell is an I/O
+//   instruction, so the VMM sees each hypercall as one VM exit, as the KVM backend does
+//   (KVM_EXIT_IO). The model uses the VT-x controls above for everything else: an
+//   unmodified instruction that would exit still exits (counted as a VM exit, with its cost),
+//   which is what makes a PV guest's savings visible beside the same work under `vt`.
+//
 // [SECTION] Cost model (cycles; a MODEL, not a measurement)
 //   VM exit 1186 cycles and VM entry 937 cycles: the hardware transitions measured by Adams &
 //   Agesen, "A Comparison of Software and Hardware Techniques for x86 Virtualization", ASPLOS
@@ -63,8 +73,9 @@
 namespace trapscope::virt {
 
 // kBt: binary translation (sim/bt/translator.hpp); no Monitor: SimMachine runs a bt::Cache.
-enum class Technique : uint8_t { kEmulation, kTrapEmulate, kVt, kBt };
-std::string_view to_string(Technique t);  // "emulation", "trap-emulate", "vt", "bt"
+// kPv: paravirtualization ([SECTION] Paravirtualization below).
+enum class Technique : uint8_t { kEmulation, kTrapEmulate, kVt, kBt, kPv };
+std::string_view to_string(Technique t);  // "emulation", "trap-emulate", "vt", "bt", "pv"
 std::optional<Technique> parse_technique(std::string_view name);
 
 // What the real hardware holds while a ring-compressed guest runs (the VMM's own tables, at

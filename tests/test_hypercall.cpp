@@ -1,0 +1,205 @@
+// Hypercall interface (vmm/hypercall.hpp): every bad-argument class is refused with its error
+// code in the guest's eax, recorded as a kHypercall event, and leaves guest memory untouched —
+// on the simulator and on KVM (the same validation code); PV guests equal their twins.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "guests/catalog.hpp"
+#include "support.hpp"
+#include "vmm/hypercall.hpp"
+
+using namespace trapscope;
+
+namespace {
+
+// Collects the hypercall records.
+struct HypercallSink final : trace::EventSink {
+  void on_event(const trace::EventHeader& h) override {
+    if (h.type == trace::EventType::kVmExit && (h.flags & trace::kExitFlagHypercallRecord)) {
+      records.push_back(reinterpret_cast<const trace::VmExitEvent&>(h).payload.hypercall);
+    }
+  }
+  std::vector<trace::ExitHypercallData> records;
+};
+
+// Real-mode code: mov eax, nr; mov ebx, a1; mov ecx, a2; mov dx, 0x510; in eax, dx; hlt.
+std::vector<uint8_t> doorbell(uint32_t nr, uint32_t a1, uint32_t a2) {
+  std::vector<uint8_t> c;
+  auto mov32 = [&](uint8_t op, uint32_t v) {
+    c.push_back(0x66);
+    c.push_back(op);
+    for (int i = 0; i < 4; ++i) c.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  mov32(0xB8, nr);
+  mov32(0xBB, a1);
+  mov32(0xB9, a2);
+  c.insert(c.end(), {0xBA, 0x10, 0x05, 0x66, 0xED, 0xF4});
+  return c;
+}
+
+struct Case {
+  const char* what;
+  uint32_t nr, a1, a2;
+  int32_t want;
+  std::vector<std::pair<uint64_t, uint64_t>> pairs;  // mmu_update pairs, placed at 0x20000
+};
+
+constexpr uint64_t kMem = 16ull << 20;
+
+std::vector<Case> bad_cases() {
+  using vmm::Hypercall;
+  auto n = [](Hypercall h) { return static_cast<uint32_t>(h); };
+  return {
+      {"unknown call number", 99, 0, 0, vmm::kHcEnosys, {}},
+      {"console buffer outside memory", n(Hypercall::kConsoleWrite), kMem - 4, 16,
+       vmm::kHcEfault, {}},
+      {"console length over the bound", n(Hypercall::kConsoleWrite), 0x9000, 4097,
+       vmm::kHcE2big, {}},
+      {"mmu_update count over the bound", n(Hypercall::kMmuUpdate), 0x20000, 2049,
+       vmm::kHcE2big, {}},
+      {"mmu_update pair list outside memory", n(Hypercall::kMmuUpdate), kMem - 16, 2,
+       vmm::kHcEfault, {}},
+      {"mmu_update PTE not 8-byte aligned", n(Hypercall::kMmuUpdate), 0x20000, 2,
+       vmm::kHcEinval, {{0x30000, 0x1003}, {0x30004, 0x2003}}},
+      {"mmu_update PTE outside memory", n(Hypercall::kMmuUpdate), 0x20000, 1,
+       vmm::kHcEfault, {{kMem, 0x1003}}},
+      {"mmu_update maps a frame outside memory", n(Hypercall::kMmuUpdate), 0x20000, 1,
+       vmm::kHcEfault, {{0x30000, kMem | 3}}},
+      {"set_cr3 not page aligned", n(Hypercall::kSetCr3), 0x20008, 0, vmm::kHcEinval, {}},
+      {"set_cr3 outside memory", n(Hypercall::kSetCr3), kMem, 0, vmm::kHcEfault, {}},
+      {"shared info not page aligned", n(Hypercall::kSetSharedInfo), 0x30010, 0,
+       vmm::kHcEinval, {}},
+      {"shared info outside memory", n(Hypercall::kSetSharedInfo), 0xFFFFF000u, 0,
+       vmm::kHcEfault, {}},
+  };
+}
+
+void check_bad_calls(backend::Kind kind) {
+  for (const Case& c : bad_cases()) {
+    SECTION(c.what) {
+      backend::Config cfg;
+      cfg.memory_bytes = kMem;
+      auto m = backend::make_backend(kind, cfg);
+      const auto code = doorbell(c.nr, c.a1, c.a2);
+      m->load(code);
+      for (size_t i = 0; i < c.pairs.size(); ++i) {
+        uint64_t pair[2] = {c.pairs[i].first, c.pairs[i].second};
+        REQUIRE(m->write_memory(0x20000 + i * 16, {reinterpret_cast<uint8_t*>(pair), 16}));
+      }
+      const std::vector<uint8_t> before(m->memory().begin(), m->memory().end());
+      HypercallSink sink;
+      const auto r = m->run({}, &sink);
+      CHECK(r.reason == trace::RunEndReason::kHalted);
+      CHECK(static_cast<int32_t>(m->registers().gpr[0]) == c.want);
+      REQUIRE(sink.records.size() == 1);
+      CHECK(sink.records[0].nr == c.nr);
+      CHECK(sink.records[0].result == c.want);
+      CHECK(m->devices().hypercall.errors() == 1);
+      CHECK(m->devices().console.text().empty());
+      const std::vector<uint8_t> after(m->memory().begin(), m->memory().end());
+      CHECK(before == after);
+    }
+  }
+}
+
+struct Ran {
+  backend::RunOutcome outcome;
+  std::string console;
+};
+
+Ran run_guest(const char* name, backend::Kind kind, virt::Technique t) {
+  const auto g = guests::find(name);
+  REQUIRE(g);
+  backend::Config cfg;
+  cfg.mode = g->mode == "long" ? vmm::BootMode::kLong : vmm::BootMode::kReal;
+  if (kind == backend::Kind::kSim) cfg.technique = t;
+  auto m = backend::make_backend(kind, cfg);
+  m->load(g->image);
+  const auto r = m->run({}, nullptr);
+  return {r, m->devices().console.text()};
+}
+
+}  // namespace
+
+TEST_CASE("hypercall: every bad argument is refused on the simulator", "[hypercall]") {
+  check_bad_calls(backend::Kind::kSim);
+}
+
+TEST_CASE("hypercall: every bad argument is refused on KVM", "[hypercall][kvm]") {
+  REQUIRE_KVM_OR_SKIP();
+  check_bad_calls(backend::Kind::kKvm);
+}
+
+// The checks that a 32-bit real-mode guest cannot reach: 64-bit address overflow.
+TEST_CASE("hypercall: address + length overflow is refused", "[hypercall]") {
+  struct Host final : vmm::HypercallHost {
+    vmm::HypercallArgs a;
+    std::vector<uint8_t> mem = std::vector<uint8_t>(1 << 16);
+    vmm::HypercallArgs args() override { return a; }
+    std::span<uint8_t> guest_memory() override { return mem; }
+    void pte_written(uint64_t) override { FAIL("no PTE may be written"); }
+    void flush_tlb() override {}
+    void set_cr3(uint64_t) override { FAIL("no CR3 load"); }
+  } host;
+  vmm::ConsoleOutput console;
+  uint64_t shared = 0;
+  host.a = {1, ~0ull - 3, 8, 0};
+  CHECK(vmm::execute_hypercall(host, console, &shared).result == vmm::kHcEfault);
+  host.a = {2, ~0ull - 15, 1, 0};
+  CHECK(vmm::execute_hypercall(host, console, &shared).result == vmm::kHcEfault);
+  host.a = {2, 16, 1ull << 60, 0};  // count * 16 would wrap
+  CHECK(vmm::execute_hypercall(host, console, &shared).result == vmm::kHcE2big);
+  host.a = {4, ~0ull & ~0xFFFull, 0, 0};
+  CHECK(vmm::execute_hypercall(host, console, &shared).result == vmm::kHcEfault);
+  CHECK(shared == 0);
+  CHECK(console.text().empty());
+}
+
+TEST_CASE("hypercall: mmu_update applies a valid batch all-or-nothing", "[hypercall]") {
+  backend::Config cfg;
+  auto m = backend::make_backend(backend::Kind::kSim, cfg);
+  m->load(doorbell(2, 0x20000, 2));
+  uint64_t pairs[4] = {0x30000, 0x1003, 0x30008, 0x2003};
+  REQUIRE(m->write_memory(0x20000, {reinterpret_cast<uint8_t*>(pairs), 32}));
+  m->run({}, nullptr);
+  CHECK(m->registers().gpr[0] == 0);
+  uint64_t pte[2];
+  std::memcpy(pte, m->memory().data() + 0x30000, 16);
+  CHECK(pte[0] == 0x1003);
+  CHECK(pte[1] == 0x2003);
+}
+
+TEST_CASE("PV guests equal their twins, with fewer exits", "[hypercall][pv]") {
+  using virt::Technique;
+  const Ran hello = run_guest("hello", backend::Kind::kSim, Technique::kVt);
+  const Ran pv_hello = run_guest("pv-hello", backend::Kind::kSim, Technique::kPv);
+  CHECK(pv_hello.console == hello.console);
+  CHECK(pv_hello.outcome.reason == hello.outcome.reason);
+  CHECK(hello.outcome.exits == hello.console.size() + 1);  // one per byte + hlt
+  CHECK(pv_hello.outcome.exits == 2);                      // one per buffer + halt
+
+  const Ran ptes = run_guest("ptes", backend::Kind::kSim, Technique::kVt);
+  const Ran pv_ptes = run_guest("pv-ptes", backend::Kind::kSim, Technique::kPv);
+  CHECK(ptes.outcome.reason == trace::RunEndReason::kGuestExit);
+  CHECK(ptes.outcome.exit_code == 0);
+  CHECK(pv_ptes.outcome.reason == ptes.outcome.reason);
+  CHECK(pv_ptes.outcome.exit_code == ptes.outcome.exit_code);
+  CHECK(pv_ptes.console == ptes.console);
+  CHECK(pv_ptes.outcome.exits < ptes.outcome.exits);
+}
+
+TEST_CASE("PV guests equal their twins on KVM", "[hypercall][pv][kvm]") {
+  REQUIRE_KVM_OR_SKIP();
+  using virt::Technique;
+  for (auto [plain, pv] : {std::pair{"hello", "pv-hello"}, std::pair{"ptes", "pv-ptes"}}) {
+    const Ran a = run_guest(plain, backend::Kind::kKvm, Technique::kEmulation);
+    const Ran b = run_guest(pv, backend::Kind::kKvm, Technique::kEmulation);
+    CHECK(b.console == a.console);
+    CHECK(b.outcome.reason == a.outcome.reason);
+    CHECK(b.outcome.exit_code == a.outcome.exit_code);
+    CHECK(b.outcome.exits < a.outcome.exits);
+  }
+}
