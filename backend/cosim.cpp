@@ -30,6 +30,12 @@ std::vector<std::string> exits_of(const trace::Recorder& rec) {
   std::vector<std::string> out;
   for (size_t i = 0; i < rec.size(); ++i) {
     if (const auto* e = rec.get<trace::VmExitEvent>(i, trace::EventType::kVmExit)) {
+      if ((e->header.flags & trace::kExitFlagHypercallRecord) && !out.empty()) {
+        // the hypercall behind the I/O exit just recorded: part of that exit, not another one
+        const auto& h = e->payload.hypercall;
+        out.back() += " hypercall " + std::to_string(h.nr) + " -> " + std::to_string(h.result);
+        continue;
+      }
       out.push_back(exit_key(*e));
     }
   }
