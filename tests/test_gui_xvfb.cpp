@@ -139,7 +139,17 @@ Run gui(std::vector<std::string> args) {
                                 "-screen 0 1600x1000x24", TRAPSCOPE_EXE, "gui"};
   argv.insert(argv.end(), args.begin(), args.end());
   // Mesa and X keep allocations to process exit: not this project's leaks (ASan builds).
-  return run(argv, {"ASAN_OPTIONS=detect_leaks=0", "LIBGL_ALWAYS_SOFTWARE=1"});
+  // An X server that did not start (a display number taken meanwhile) is tried again, on
+  // another number; anything trapscope itself said is returned as it is.
+  Run r;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    r = run(argv, {"ASAN_OPTIONS=detect_leaks=0", "LIBGL_ALWAYS_SOFTWARE=1"});
+    const bool no_server = r.err.find("Xvfb failed to start") != std::string::npos ||
+                           r.err.find("server already active") != std::string::npos;
+    if (!no_server) break;
+    argv[3] = std::to_string(200 + (std::stoi(argv[3]) - 200 + 97) % 700);
+  }
+  return r;
 }
 
 std::string write_script(const std::string& name, const std::string& text) {
