@@ -22,5 +22,6 @@ void add_classify_command(CLI::App& app, int* status);
 void add_demo_command(CLI::App& app, int* status);
 void add_lesson_command(CLI::App& app, int* status);
 void add_walk_command(CLI::App& app, int* status);
+void add_compare_command(CLI::App& app, int* status);  // cmd_compare.cpp
 
 }  // namespace trapscope::cli

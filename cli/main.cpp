@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", TRAPSCOPE_VERSION);
   int status = trapscope::cli::kOk;
   trapscope::cli::add_run_command(app, &status);
+  trapscope::cli::add_compare_command(app, &status);
   trapscope::cli::add_show_command(app, &status);
   trapscope::cli::add_doctor_command(app, &status);
   trapscope::cli::add_guests_command(app, &status);

@@ -203,3 +203,46 @@ TEST_CASE("PV guests equal their twins on KVM", "[hypercall][pv][kvm]") {
     CHECK(b.outcome.exits < a.outcome.exits);
   }
 }
+
+namespace {
+// The row of `trapscope compare` output for a technique: its whitespace-separated columns.
+std::vector<std::string> row(const std::string& out, const std::string& name) {
+  size_t at = 0;
+  while ((at = out.find(name + " ", at)) != std::string::npos) {
+    if (at == 0 || out[at - 1] == '\n') break;
+    ++at;
+  }
+  REQUIRE(at != std::string::npos);
+  std::vector<std::string> cols;
+  std::string line = out.substr(at, out.find('\n', at) - at);
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && line[i] == ' ') ++i;
+    size_t j = line.find(' ', i);
+    if (j == std::string::npos) j = line.size();
+    if (j > i) cols.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return cols;
+}
+}  // namespace
+
+// Columns: technique guest insns exits traps VT-exits hcalls callout transl walks TLB-miss
+TEST_CASE("compare: counts follow each technique's definition", "[compare][pv]") {
+  const auto r = trapscope::test::run_trapscope({"compare", "ptes"});
+  REQUIRE(r.exit_code == 0);
+  const auto vt = row(r.out, "vt");
+  const auto pv = row(r.out, "pv");
+  const auto te = row(r.out, "trap-emulate");
+  const auto em = row(r.out, "emulation");
+  CHECK(pv[1] == "pv-ptes");
+  CHECK(std::stoull(pv[5]) < std::stoull(vt[5]));  // batched PTE updates: fewer exits than VT
+  CHECK(std::stoull(vt[5]) > 1024);                 // 16 x 64 INVLPG exits, at least
+  CHECK(std::stoull(te[4]) > 1024);                 // the same privileged instructions trap
+  CHECK(em[4] == "0");
+  CHECK(em[5] == "0");
+  const auto h = trapscope::test::run_trapscope({"compare", "hello"});
+  REQUIRE(h.exit_code == 0);
+  CHECK(row(h.out, "pv")[3] == "2");      // one exit for the whole buffer + halt
+  CHECK(row(h.out, "vt")[3] == "31");     // one per byte + hlt
+}
