@@ -1,10 +1,14 @@
 // cli/cmd_compare.cpp — `trapscope compare WORKLOAD`: the same guest under every technique of
-// the simulator and on KVM, one table. A first cut of issue 8's compare command: no
-// nanobenchmark guests yet, no CSV/JSON, no progress bar.
+// the simulator and on KVM, one table (also as CSV and JSON). A first cut of issue 8's compare
+// command: no nanobenchmark guests yet, no progress bar.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "backend/backend.hpp"
 #include "cli/commands.hpp"
@@ -37,7 +41,62 @@ struct Counts final : trace::EventSink {
 struct Options {
   std::string workload;
   std::string paging = "native";
+  std::string csv, json;
 };
+
+struct Row {
+  std::string technique, guest, end;
+  bool simulator = true;
+  uint64_t instructions = 0, exits = 0;
+  Counts c;
+  std::optional<uint64_t> tlb_misses;
+  double wall_ms = 0;
+};
+
+const char* const kColumns[] = {"technique", "guest", "instructions", "exits", "traps",
+                                "vt_exits", "hypercalls", "callouts", "translations",
+                                "page_walks", "tlb_misses", "wall_ms", "modelled_cycles", "end"};
+
+nlohmann::json to_json(const Row& r) {
+  nlohmann::json j = {{"technique", r.technique}, {"guest", r.guest},
+                      {"exits", r.exits},         {"traps", r.c.traps},
+                      {"vt_exits", r.c.vt_exits}, {"hypercalls", r.c.hypercalls},
+                      {"callouts", r.c.callouts}, {"translations", r.c.translations},
+                      {"page_walks", r.c.walks},  {"wall_ms", r.wall_ms},
+                      {"modelled_cycles", r.c.modelled_cycles}, {"end", r.end}};
+  j["instructions"] = r.simulator ? nlohmann::json(r.instructions) : nlohmann::json(nullptr);
+  j["tlb_misses"] = r.tlb_misses ? nlohmann::json(*r.tlb_misses) : nlohmann::json(nullptr);
+  return j;
+}
+
+// Writes the rows as CSV (header kColumns; an empty cell where KVM cannot observe a count) and
+// JSON ({"workload", "paging", "cycle_model", "rows": [...]}). False if a file cannot be written.
+bool write_files(const Options& o, const std::vector<Row>& rows) {
+  nlohmann::json all = {{"workload", o.workload}, {"paging", o.paging},
+                        {"cycle_model", "VM exit 1186 + VM entry 937 cycles per VT-model exit "
+                                        "(Adams & Agesen, ASPLOS 2006, Core 2): a model"},
+                        {"rows", nlohmann::json::array()}};
+  for (const Row& r : rows) all["rows"].push_back(to_json(r));
+  if (!o.json.empty()) {
+    std::ofstream f(o.json);
+    f << all.dump(2) << "\n";
+    if (!f) return false;
+  }
+  if (!o.csv.empty()) {
+    std::ofstream f(o.csv);
+    for (size_t i = 0; i < std::size(kColumns); ++i) f << (i ? "," : "") << kColumns[i];
+    f << "\n";
+    for (const auto& j : all["rows"]) {
+      for (size_t i = 0; i < std::size(kColumns); ++i) {
+        const auto& v = j[kColumns[i]];
+        f << (i ? "," : "") << (v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump());
+      }
+      f << "\n";
+    }
+    if (!f) return false;
+  }
+  return true;
+}
 
 int run_compare(const Options& o) {
   const auto g = guests::find(o.workload);
@@ -59,6 +118,7 @@ int run_compare(const Options& o) {
       {"vt", virt::Technique::kVt},               {"bt", virt::Technique::kBt},
       {"pv", virt::Technique::kPv}};
   int status = kOk;
+  std::vector<Row> table;
   auto print = [&](const char* name, const guests::Guest& guest, backend::Kind kind,
                    virt::Technique t) {
     backend::Config cfg;
@@ -89,6 +149,10 @@ int run_compare(const Options& o) {
                 static_cast<unsigned long long>(c.walks),
                 pc ? std::to_string(pc->tlb_misses).c_str() : "-", r.duration_ns / 1e6,
                 static_cast<unsigned long long>(c.modelled_cycles));
+    table.push_back({name, std::string(guest.name), std::string(trace::to_string(r.reason)),
+                     kind == backend::Kind::kSim, r.instructions, r.exits, c,
+                     pc ? std::optional<uint64_t>(pc->tlb_misses) : std::nullopt,
+                     r.duration_ns / 1e6});
     if (r.reason != trace::RunEndReason::kHalted && r.reason != trace::RunEndReason::kGuestExit) {
       status = kGuestFault;
     }
@@ -99,6 +163,11 @@ int run_compare(const Options& o) {
   print("kvm", *g, backend::Kind::kKvm, virt::Technique::kEmulation);
   if (pv) print("kvm pv", *pv, backend::Kind::kKvm, virt::Technique::kEmulation);
   std::fprintf(stderr, "%40s\r", "");
+  if (!write_files(o, table)) {
+    std::fprintf(stderr, "trapscope compare: cannot write %s%s%s\n", o.csv.c_str(),
+                 o.csv.empty() || o.json.empty() ? "" : " or ", o.json.c_str());
+    return kBadInput;
+  }
   return status;
 }
 
@@ -114,6 +183,8 @@ void add_compare_command(CLI::App& app, int* status) {
   cmd->add_option("--paging", o->paging, "Simulator memory virtualization: native, shadow, ept")
       ->check(CLI::IsMember({"native", "shadow", "ept"}))
       ->capture_default_str();
+  cmd->add_option("--csv", o->csv, "Also write the table as CSV to this file");
+  cmd->add_option("--json", o->json, "Also write the table as JSON to this file");
   cmd->callback([o, status] { *status = run_compare(*o); });
 }
 

@@ -11,6 +11,8 @@
 #include "support.hpp"
 #include "vmm/hypercall.hpp"
 
+#include <nlohmann/json.hpp>
+
 using namespace trapscope;
 
 namespace {
@@ -245,4 +247,28 @@ TEST_CASE("compare: counts follow each technique's definition", "[compare][pv]")
   REQUIRE(h.exit_code == 0);
   CHECK(row(h.out, "pv")[3] == "2");      // one exit for the whole buffer + halt
   CHECK(row(h.out, "vt")[3] == "31");     // one per byte + hlt
+}
+
+TEST_CASE("compare: --json and --csv hold the table; a bad path is refused", "[compare]") {
+  const std::string json = trapscope::test::temp_path("compare.json");
+  const std::string csv = trapscope::test::temp_path("compare.csv");
+  const auto r = trapscope::test::run_trapscope({"compare", "hello", "--json", json, "--csv", csv});
+  REQUIRE(r.exit_code == 0);
+  const auto bytes = trapscope::test::read_file(json);
+  const auto j = nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+  REQUIRE(j["rows"].size() >= 5);
+  for (const auto& row : j["rows"]) {
+    if (row["technique"] == "pv") {
+      CHECK(row["hypercalls"] == 2);
+      CHECK(row["exits"] == 2);
+    }
+    if (row["technique"] == "kvm") CHECK(row["instructions"].is_null());
+  }
+  const auto c = trapscope::test::read_file(csv);
+  const std::string text(c.begin(), c.end());
+  CHECK(text.rfind("technique,guest,instructions,exits,", 0) == 0);
+  CHECK(text.find("\npv,pv-hello,9,2,") != std::string::npos);
+  const auto bad = trapscope::test::run_trapscope({"compare", "hello", "--csv", "/nonexistent/x.csv"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("cannot write /nonexistent/x.csv") != std::string::npos);
 }
