@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "sim/decode/disasm.hpp"
+#include "vmm/hypercall.hpp"
 
 namespace trapscope::lessons {
 namespace {
@@ -21,10 +22,11 @@ struct KindInfo {
   std::vector<std::string_view> fields;
 };
 
-const std::array<KindInfo, 13>& kinds() {
-  static const std::array<KindInfo, 13> k = {{
+const std::array<KindInfo, 17>& kinds() {
+  static const std::array<KindInfo, 17> k = {{
       {EventKind::kVmExit, "vm_exit", EventType::kVmExit,
-       {"reason", "port", "direction", "size", "value", "mnemonic", "cpl", "rip"}},
+       {"reason", "port", "direction", "size", "value", "mnemonic", "hypercall", "nr", "result",
+        "arg1", "arg2", "cpl", "rip"}},
       {EventKind::kRingTransition, "ring_transition", EventType::kRingTransition,
        {"from_cpl", "to_cpl", "cause", "vector", "cpl", "rip"}},
       {EventKind::kException, "exception", EventType::kException,
@@ -45,6 +47,12 @@ const std::array<KindInfo, 13>& kinds() {
        {"action", "linear", "gpa", "access", "user", "error_code", "exit_reason", "cpl", "rip"}},
       {EventKind::kEptViolation, "ept_violation", EventType::kEptViolation,
        {"gpa", "linear", "qualification", "exit_reason", "resolution", "level", "cpl", "rip"}},
+      {EventKind::kBtTranslate, "bt_translate", EventType::kBtTranslate,
+       {"unit", "count", "ident", "non_ident", "generation", "guest_pa", "cpl", "rip"}},
+      {EventKind::kBtChain, "bt_chain", EventType::kBtChain, {"from_unit", "to_unit", "taken", "rip"}},
+      {EventKind::kBtCallout, "bt_callout", EventType::kBtCallout,
+       {"unit", "mnemonic", "adaptive", "cpl", "rip"}},
+      {EventKind::kBtInvalidate, "bt_invalidate", EventType::kBtInvalidate, {"page", "units", "rip"}},
   }};
   return k;
 }
@@ -97,6 +105,15 @@ std::optional<Value> lookup(const EventHeader& e, std::string_view field) {
       const auto& x = as<trace::VmExitEvent>(e);
       if (field == "reason") return name(trace::exit_reason_name(x.reason));
       if (field == "mnemonic") return mnemonic(e, x.insn, std::min<size_t>(x.insn_len, 15));
+      if (x.reason == static_cast<uint32_t>(trace::ExitReason::kHypercall)) {
+        const auto& h = x.payload.hypercall;
+        if (field == "hypercall") return name(vmm::hypercall_name(h.nr));
+        if (field == "nr") return num(h.nr, false);
+        if (field == "result") return Value{static_cast<uint64_t>(int64_t{h.result}), std::to_string(h.result)};
+        if (field == "arg1") return num(h.arg1, true);
+        if (field == "arg2") return num(h.arg2, true);
+        return std::nullopt;
+      }
       if (x.reason != static_cast<uint32_t>(trace::ExitReason::kIo)) return std::nullopt;
       const auto& io = x.payload.io;
       if (field == "port") return num(io.port, true);
@@ -183,6 +200,39 @@ std::optional<Value> lookup(const EventHeader& e, std::string_view field) {
       if (field == "resolution")
         return name(x.resolution == trace::EptResolution::kMmio ? "mmio" : "mapped");
       if (field == "level") return num(x.level, false);
+      return std::nullopt;
+    }
+    case EventType::kBtTranslate: {
+      const auto& x = as<trace::BtTranslateEvent>(e);
+      const unsigned n = std::min<unsigned>(x.count, trace::kBtMaxUnitInsns);
+      unsigned ident = 0;
+      for (unsigned i = 0; i < n; ++i) ident += x.kind[i] == static_cast<uint8_t>(trace::BtKind::kIdent);
+      if (field == "unit") return num(x.unit, false);
+      if (field == "count") return num(x.count, false);
+      if (field == "ident") return num(ident, false);
+      if (field == "non_ident") return num(n - ident, false);
+      if (field == "generation") return num(x.generation, false);
+      if (field == "guest_pa") return num(x.guest_pa, true);
+      return std::nullopt;
+    }
+    case EventType::kBtChain: {
+      const auto& x = as<trace::BtChainEvent>(e);
+      if (field == "from_unit") return num(x.from_unit, false);
+      if (field == "to_unit") return num(x.to_unit, false);
+      if (field == "taken") return num(e.flags & trace::kBtFlagTaken, false);
+      return std::nullopt;
+    }
+    case EventType::kBtCallout: {
+      const auto& x = as<trace::BtCalloutEvent>(e);
+      if (field == "unit") return num(x.unit, false);
+      if (field == "mnemonic") return mnemonic(e, x.insn, std::min<size_t>(x.insn_len, 15));
+      if (field == "adaptive") return num(e.flags & trace::kBtFlagAdaptive, false);
+      return std::nullopt;
+    }
+    case EventType::kBtInvalidate: {
+      const auto& x = as<trace::BtInvalidateEvent>(e);
+      if (field == "page") return num(x.page_pa, true);
+      if (field == "units") return num(x.units, false);
       return std::nullopt;
     }
     default:

@@ -3,7 +3,9 @@
 //
 // Kinds and their fields (the names printed by `trapscope show`; trace/event.hpp):
 //   vm_exit          reason (KVM_EXIT_<name> without the prefix: IO, HLT, MMIO, …), port,
-//                    direction (in|out), size, value, mnemonic, cpl, rip
+//                    direction (in|out), size, value, mnemonic, cpl, rip; for the record of a
+//                    hypercall (reason HYPERCALL): hypercall (its name: console_write,
+//                    mmu_update, set_cr3, …), nr, result (0 or a negative error), arg1, arg2
 //   ring_transition  from_cpl, to_cpl, cause (exception, interrupt, int, syscall, sysret, iret,
 //                    far call, far return, far jump), vector, cpl, rip
 //   exception        vector, error_code, software (0|1), cr2, cpl, rip
@@ -20,6 +22,11 @@
 //                    invlpg, write-protect, flush all), linear, gpa, access, user, error_code,
 //                    exit_reason   (shadow paging: what the VMM did)
 //   ept_violation    gpa, linear, qualification, exit_reason, resolution (mapped|mmio), level
+//   bt_translate     unit, count (guest instructions), ident, non_ident, generation, guest_pa,
+//                    rip   (binary translation: a translation unit entered the cache)
+//   bt_chain         from_unit, to_unit, taken (0 fall-through, 1 taken branch), rip
+//   bt_callout       unit, mnemonic, adaptive (0|1), cpl, rip
+//   bt_invalidate    page (guest-physical), units, rip
 //   vm_transition    exit_reason (Intel basic exit reason number), qualification, entry (0 exit,
 //                    1 entry), cost_cycles, mnemonic, cpl, rip   (the VT-x model)
 //   run_end          reason (halted, guest exit, triple fault, … as trace::to_string prints it),
@@ -42,6 +49,7 @@ namespace trapscope::lessons {
 enum class EventKind : uint8_t {
   kVmExit, kRingTransition, kException, kPageWalk, kInstruction, kRunEnd, kAny,
   kVmmTrap, kSensitiveNoTrap, kVmTransition, kNestedWalk, kShadow, kEptViolation,
+  kBtTranslate, kBtChain, kBtCallout, kBtInvalidate,
 };
 std::optional<EventKind> parse_event_kind(std::string_view text);
 std::string_view to_string(EventKind kind);

@@ -186,7 +186,7 @@ class Session {
         seen.push_back(std::move(sink_.pending.front()));
         sink_.pending.pop_front();
         const EventHeader& e = header(seen.back());
-        if (e.type == trace::EventType::kVmExit) ++exits_;
+        if (counts_as_exit(e)) ++exits_;
         if (p.matches(e)) return {};
         if (e.type == trace::EventType::kRunEnd) return ended_before(e, end_detail_, p);
       }
@@ -208,7 +208,7 @@ class Session {
         end.exit_code = r.exit_code;
         end.exits = exits_;
         for (const auto& rec : sink_.pending)
-          end.exits += header(rec).type == trace::EventType::kVmExit;
+          end.exits += counts_as_exit(header(rec));
         end.duration_ns = r.duration_ns;
         sink_.push(&end, sizeof end);
       }

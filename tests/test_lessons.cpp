@@ -151,7 +151,7 @@ TEST_CASE("lessons restart the guest under another technique; its events are pre
   CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [sim]\ntechnique: binary")),
              Catch::StartsWith("t.yaml:7: technique: unknown technique 'binary'"));
   CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [kvm, sim]\ntechnique: vt")),
-             Catch::Contains("technique: a technique other than emulation needs backends: [sim]"));
+             Catch::Contains("technique: a technique other than emulation or pv needs backends: [sim]"));
   CHECK_THAT(error_of(std::string(kMinimal) + "    restart: {technique: vt, deprivilege: 2}\n"),
              Catch::StartsWith("t.yaml:11: steps[1].restart.deprivilege: the guest kernel's real CPL"));
   CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [kvm]") +
