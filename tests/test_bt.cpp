@@ -131,7 +131,7 @@ TEST_CASE("bt: a loop runs through its chained exits, not the hash table", "[bt]
   CHECK(chain_events == s->chains);
 }
 
-TEST_CASE("bt: self-modifying code invalidates its units; a trapping store becomes a callout",
+TEST_CASE("bt: self-modifying code invalidates its units, a trapping store becomes a callout",
           "[bt][sim]") {
   auto g = guests::find("smc");
   REQUIRE(g);

@@ -96,7 +96,7 @@ TEST_CASE("PioBus rejects empty ranges and ranges past port 0xFFFF", "[unit][dev
   REQUIRE(off == 0);
 }
 
-TEST_CASE("PioBus routes accesses with offsets; unclaimed ports read as all ones",
+TEST_CASE("PioBus routes accesses with offsets, unclaimed ports read as all ones",
           "[unit][devices]") {
   vmm::PioBus bus;
   ProbeDevice a("a", 0x42);
@@ -146,7 +146,7 @@ TEST_CASE("Devices wires the standard ports and refuses a device on top of them"
 
 // [SECTION] Debug console
 
-TEST_CASE("Debug console: one byte of output per write; in returns 0xE9", "[unit][devices]") {
+TEST_CASE("Debug console: one byte of output per write, in returns 0xE9", "[unit][devices]") {
   vmm::ConsoleOutput out;
   vmm::DebugConsole con(out);
   REQUIRE(con.name() == "debug-console");

@@ -334,7 +334,7 @@ TEST_CASE("gui breakpoints: kinds and conditions", "[gui]") {
   CHECK_FALSE(parse_event_breakpoint("", &err));
 }
 
-TEST_CASE("gui scripts: every command parses; errors name the line", "[gui]") {
+TEST_CASE("gui scripts: every command parses, errors name the line", "[gui]") {
   std::string err;
   auto s = parse_script(
       "# a comment\n"

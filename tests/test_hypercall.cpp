@@ -249,7 +249,7 @@ TEST_CASE("compare: counts follow each technique's definition", "[compare][pv]")
   CHECK(row(h.out, "vt")[3] == "31");     // one per byte + hlt
 }
 
-TEST_CASE("compare: --json and --csv hold the table; a bad path is refused", "[compare]") {
+TEST_CASE("compare: --json and --csv hold the table, a bad path is refused", "[compare]") {
   const std::string json = trapscope::test::temp_path("compare.json");
   const std::string csv = trapscope::test::temp_path("compare.csv");
   const auto r = trapscope::test::run_trapscope({"compare", "hello", "--json", json, "--csv", csv});

@@ -87,7 +87,7 @@ const trace::RunEndEvent& end_at(const trace::Recorder& r, size_t i) {
 
 // [SECTION] Fd ownership
 
-TEST_CASE("Fd closes its descriptor; release() and move hand ownership over", "[unit][kvm-fd]") {
+TEST_CASE("Fd closes its descriptor, release() and move hand ownership over", "[unit][kvm-fd]") {
   int a = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   int b = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   REQUIRE(a >= 0);

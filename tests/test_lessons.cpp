@@ -145,7 +145,7 @@ TEST_CASE("a malformed lesson gets an error naming the file, line and field", "[
              Catch::Contains("steps: a non-empty list"));
 }
 
-TEST_CASE("lessons restart the guest under another technique; its events are predicates",
+TEST_CASE("lessons restart the guest under another technique, its events are predicates",
           "[lessons]") {
   // Validation: techniques other than emulation, and restarts, need the simulator only.
   CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [sim]\ntechnique: binary")),
@@ -231,7 +231,7 @@ steps:
   CHECK_THAT(r.failure, Catch::Contains("step 2") && Catch::Contains("run ended (guest exit code)"));
 }
 
-TEST_CASE("predicates match an event's fields; a paused run is not a run end", "[lessons]") {
+TEST_CASE("predicates match an event's fields, a paused run is not a run end", "[lessons]") {
   trace::VmExitEvent io{};
   io.header.type = trace::EventType::kVmExit;
   io.header.size = sizeof io;

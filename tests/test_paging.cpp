@@ -128,7 +128,7 @@ TEST_CASE("page-walk events carry each reference's level, index and flags", "[pa
   CHECK(saw_heap);
 }
 
-TEST_CASE("TLB: size is configurable; smaller TLBs miss more; hits and misses add up",
+TEST_CASE("TLB: size is configurable, smaller TLBs miss more, hits and misses add up",
           "[paging][sim]") {
   auto big = run_sim("paging", sim::VmmPaging::kNative, 4096, false);
   auto tiny = run_sim("paging", sim::VmmPaging::kNative, 1, false);

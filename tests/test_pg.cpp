@@ -301,7 +301,7 @@ TEST_CASE("trap-and-emulate: sensitive instructions run against the real state",
   CHECK(te.virt.front()->real_cpl == 1);
 }
 
-TEST_CASE("trap-and-emulate: popf silently keeps IF and IOPL; lar sees the real CPL", "[pg][sim]") {
+TEST_CASE("trap-and-emulate: popf silently keeps IF and IOPL, lar sees the real CPL", "[pg][sim]") {
   trapscope::trace::Recorder en, et;
   // mov eax, 0x3202; push eax; popfd; mov ecx, 0x10; lar edx, ecx; setz bl; hlt
   const std::vector<uint8_t> code = {0xB8, 0x02, 0x32, 0x00, 0x00, 0x50, 0x9D, 0xB9, 0x10,

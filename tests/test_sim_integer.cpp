@@ -931,7 +931,7 @@ TEST_CASE("real mode: 16-bit arithmetic / memory / lea wrap and high-byte regist
   CHECK((g.r(kRcx) & 0xFFFF) == 0x9001);
 }
 
-TEST_CASE("32-bit cmov zero-extends even when false; 16-bit cmov does not", "[sim][unit][datamov]") {
+TEST_CASE("32-bit cmov zero-extends even when false, 16-bit cmov does not", "[sim][unit][datamov]") {
   const Bytes code = {
       0x31, 0xC0,              // xor eax, eax (ZF = 1)
       0x0F, 0x45, 0xD9,        // cmovnz ebx, ecx (false)
@@ -971,7 +971,7 @@ TEST_CASE("adc/sbb carry chain across 128-bit values", "[sim][unit][alu]") {
   CHECK((g.s().rflags & (kCF | kZF | kSF | kOF)) == 0);
 }
 
-TEST_CASE("shift counts are masked to 5 bits (6 for 64-bit); rcl/rcr 8/16-bit modulo 9/17",
+TEST_CASE("shift counts are masked to 5 bits (6 for 64-bit), rcl/rcr 8/16-bit modulo 9/17",
           "[sim][unit][alu][shift]") {
   const Bytes code = {
       0xB1, 0x21,              // mov cl, 33
@@ -1147,7 +1147,7 @@ TEST_CASE("push/pop sizes / push imm sign extension / segment registers", "[sim]
   }
 }
 
-TEST_CASE("pop into [rsp] uses the incremented RSP; push rsp pushes the old value",
+TEST_CASE("pop into [rsp] uses the incremented RSP, push rsp pushes the old value",
           "[sim][unit][stack]") {
   const Bytes code = {
       0x54,              // push rsp

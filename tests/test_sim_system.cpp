@@ -570,7 +570,7 @@ TEST_CASE("64-bit: #PF on a user read (mov) has error code 4", "[sim][unit][syst
   CHECK(r.s().cr2 == kNotPresent);
 }
 
-TEST_CASE("64-bit: int n checks the gate DPL; the frame has the next RIP and no error code",
+TEST_CASE("64-bit: int n checks the gate DPL, the frame has the next RIP and no error code",
           "[sim][unit][system]") {
   Rig r(BootMode::kLong);
   setup_long(r);
@@ -783,7 +783,7 @@ TEST_CASE("syscall and sysretq make a round trip between CPL 3 and CPL 0",
   CHECK(rings[1].to_cpl == 3);
 }
 
-TEST_CASE("syscall is #UD with EFER.SCE = 0; swapgs swaps the GS bases at CPL 0",
+TEST_CASE("syscall is #UD with EFER.SCE = 0, swapgs swaps the GS bases at CPL 0",
           "[sim][unit][system]") {
   Rig r(BootMode::kLong);
   setup_long(r);
@@ -987,7 +987,7 @@ TEST_CASE("far jmp/call privilege rules for code segments and gates", "[sim][uni
   }
 }
 
-TEST_CASE("32-bit: int through a DPL 3 gate from CPL 3 switches to SS0:ESP0; iretd returns",
+TEST_CASE("32-bit: int through a DPL 3 gate from CPL 3 switches to SS0:ESP0, iretd returns",
           "[sim][unit][system]") {
   Rig r(BootMode::kProtected);
   setup_protected(r);
@@ -1047,7 +1047,7 @@ TEST_CASE("64-bit call gate from CPL 3 to CPL 0 on RSP0, retfq back", "[sim][uni
 
 // [SECTION] System registers
 
-TEST_CASE("ltr marks the TSS busy; str and sldt read TR and LDTR", "[sim][unit][system]") {
+TEST_CASE("ltr marks the TSS busy, str and sldt read TR and LDTR", "[sim][unit][system]") {
   Rig r(BootMode::kLong);
   setup_long(r);
   r.poke(kGdt + 0x28, descriptor(static_cast<uint32_t>(kTss), 0x67, 0x9, 0, false, true, false,
@@ -1066,7 +1066,7 @@ TEST_CASE("ltr marks the TSS busy; str and sldt read TR and LDTR", "[sim][unit][
   CHECK(r.stack(0) == kTssSel);
 }
 
-TEST_CASE("control registers: CR0.PG with EFER.LME activates long mode; reserved bits fault",
+TEST_CASE("control registers: CR0.PG with EFER.LME activates long mode, reserved bits fault",
           "[sim][unit][system]") {
   Rig r(BootMode::kProtected);
   setup_protected(r);
@@ -1149,7 +1149,7 @@ TEST_CASE("EFER: LME is fixed while paging is on, LMA is read-only", "[sim][unit
   CHECK(handler_vector(r) == vec::kGP);
 }
 
-TEST_CASE("cpuid is a fixed table; rdtsc honours CR4.TSD", "[sim][unit][system]") {
+TEST_CASE("cpuid is a fixed table, rdtsc honours CR4.TSD", "[sim][unit][system]") {
   Rig r(BootMode::kLong);
   setup_long(r);
   r.s().gpr[sim::kRax] = 0;

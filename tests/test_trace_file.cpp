@@ -190,7 +190,7 @@ TEST_CASE("Recorder stores 10,000 mixed events and returns each intact", "[unit]
   REQUIRE(std::memcmp(rec.get<VmExitEvent>(0, EventType::kVmExit), &e, sizeof e) == 0);
 }
 
-TEST_CASE("Recorder crosses chunks and index blocks; rewind() reuses its memory",
+TEST_CASE("Recorder crosses chunks and index blocks, rewind() reuses its memory",
           "[unit][trace-file]") {
   // 1.2 Mi events: past an index block (1 Mi entries) and across several 8 MiB chunks, with
   // records of two sizes so that chunk ends fall at different offsets.
