@@ -76,6 +76,8 @@ case "$job" in
     install_missing
     "$build_dir/bench/exit_roundtrip"
     "$build_dir/bench/interp_mips"
+    # Binary translation against the interpreter on a compute and a kernel-heavy guest.
+    "$build_dir/bench/bt_speed"
     # The visualizer's work per frame and memory per event with 1,000,000 events (headless).
     "$build_dir/visualizer/bench_gui_frame"
     ;;
