@@ -44,14 +44,7 @@ start:
     jnz .loop
     mov [RESULT], ebx
     mov esi, msg_done
-    mov dx, TS_DEBUG_PORT
-.next:
-    lodsb
-    test al, al
-    jz .done
-    out dx, al
-    jmp .next
-.done:
+    TS_PRINT_SI
     mov al, TS_EXIT_PASS
     out TS_CONTROL_PORT, al
     hlt

@@ -105,14 +105,7 @@ start:
 puts:
     push eax
     push edx
-    mov dx, TS_DEBUG_PORT
-.next:
-    lodsb
-    test al, al
-    jz .done
-    out dx, al
-    jmp .next
-.done:
+    TS_PRINT_SI
     pop edx
     pop eax
     ret

@@ -24,14 +24,7 @@ patch:
     mov al, 1
 .print:
     mov ah, al                   ; exit code
-    mov dx, TS_DEBUG_PORT
-.next:
-    lodsb
-    test al, al
-    jz .done
-    out dx, al
-    jmp .next
-.done:
+    TS_PRINT_SI
     mov al, ah
     out TS_CONTROL_PORT, al      ; ends the run with exit code AL
     hlt
