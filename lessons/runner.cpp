@@ -10,7 +10,6 @@
 #include "guests/catalog.hpp"
 #include "lessons/step.hpp"
 #include "trace/exit_stats.hpp"
-#include "trace/printer.hpp"
 
 namespace trapscope::lessons {
 namespace {
@@ -166,7 +165,7 @@ class Session {
       return failure;
     if (o_.check) {
       say("lesson %s step %zu ok%s%s\n", lesson_.id.c_str(), i + 1, seen.empty() ? "" : ": ",
-          seen.empty() ? "" : summary(header(seen.back())).c_str());
+          seen.empty() ? "" : event_line(header(seen.back())).c_str());
       return {};
     }
     for (Show what : s.show) show(what, seen);
@@ -215,19 +214,16 @@ class Session {
     }
   }
 
-  static std::string summary(const EventHeader& e) { return event_line(e); }
-
   void show(Show what, const std::vector<std::vector<uint8_t>>& seen) {
     const Lang lang = o_.lang;
     switch (what) {
       case Show::kEvents: {
-        trace::EventFormatter f({trace::Format::kText, false});
         size_t shown = 0, total = 0;
         for (const auto& r : seen) {
           const EventHeader& e = header(r);
           ++total;
           if (shown < 16) {
-            say("  %s\n", f.format(e).c_str());
+            say("  %s\n", event_line(e).c_str());
             ++shown;
           }
         }
