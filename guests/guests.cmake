@@ -22,3 +22,21 @@ trapscope_guest(ptes MODE long
   DESCRIPTION "page-table work in bulk: 16 rounds of 64 PTE stores + invlpg and two mov cr3")
 trapscope_guest(pv-ptes MODE long
   DESCRIPTION "paravirtualized ptes: one batched mmu_update hypercall per round, set_cr3 hypercalls")
+trapscope_guest(nano-syscall MODE long
+  DESCRIPTION "nanobenchmark: CPL 3 syscall + kernel sysretq, 1000 times")
+trapscope_guest(nano-in MODE long
+  DESCRIPTION "nanobenchmark: in al, 0xE9 (a port read), 1000 times")
+trapscope_guest(nano-cli MODE long
+  DESCRIPTION "nanobenchmark: cli + sti (the interrupt-mask write), 1000 times")
+trapscope_guest(nano-callret MODE long
+  DESCRIPTION "nanobenchmark: call + ret, 1000 times")
+trapscope_guest(nano-pgfault MODE long
+  DESCRIPTION "nanobenchmark: a read of a not-present page: #PF to the guest's handler, 1000 times")
+trapscope_guest(nano-divzero MODE long
+  DESCRIPTION "nanobenchmark: div by zero: #DE to the guest's handler, 1000 times")
+trapscope_guest(nano-ptemod MODE long
+  DESCRIPTION "nanobenchmark: one PTE store + invlpg, 1000 times")
+trapscope_guest(pv-nano-cli MODE long
+  DESCRIPTION "paravirtualized nano-cli: the shared event-mask byte instead of cli + sti, 1000 times")
+trapscope_guest(pv-nano-ptemod MODE long
+  DESCRIPTION "paravirtualized nano-ptemod: one mmu_update hypercall per PTE, 1000 times")

@@ -1,0 +1,107 @@
+// cli/compare_model.hpp — what `trapscope compare` counts per run and the cycle MODEL it
+// prices the counts with, with the source of every figure (/work/shared/docs/references.md).
+//
+// [SECTION] Causes
+//   Every row breaks its entries into the VMM down by cause (JSON "exits_by_cause"): VM exits
+//   for vt, pv and KVM (Intel basic exit reason, SDM Vol. 3C Appendix C, or KVM's exit reason);
+//   traps for trap-emulate and callouts for bt (by the instruction, disassembled); the exits of
+//   the simulator's VMM for emulation; plus, on every simulator row, the memory VMM's exits under
+//   --paging shadow|ept (hidden/true #PF and page-table write traps → page_fault, EPT
+//   violations; its CR3 and INVLPG exits only on the emulation row, where no technique counted
+//   the instruction already). An I/O exit on the hypercall doorbell (port 0x510) is "hypercall".
+//
+// [SECTION] Cost model (cycles; a MODEL, not a measurement)
+//   modelled cycles = Σ parts:
+//     instructions   guest instructions × direct_instruction (vt, pv, trap-emulate, bt, kvm) or
+//                    × interpreted_instruction (emulation); KVM, which cannot count them, is
+//                    charged the instructions of the simulator's run of the same guest (it is
+//                    deterministic, so the work is the same)
+//     guest_exceptions  exceptions delivered to the guest's own IDT (#PF, #DE, …) × exception
+//                    (every row; KVM: the simulator's count for the same guest)
+//     vm_transitions vt, pv: Σ of the VT-x model's exit + entry costs (sim/virt/monitor.hpp);
+//                    kvm: its exits to user space × (vm_exit + vm_entry) — exits KVM handles in
+//                    the kernel are not observable, so this is a lower bound
+//     traps          trap-emulate: traps × (exception + interpreted_instruction): the exception round
+//                    trip to the VMM and the emulation of the instruction
+//     callouts       bt: callouts × callout
+//     translations   bt: translated guest instructions × translation
+//     paging_exits   the memory VMM's exits (Causes above) × (vm_exit + vm_entry)
+//   Not in the model: BT's in-cache sequences (charged as direct instructions), caches, page-walk
+//   references, device emulation time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace trapscope::cli::compare {
+
+enum Cause : uint8_t {
+  kIo, kHlt, kCrAccess, kInvlpg, kInterruptFlag, kDescriptorTable, kMsr, kCpuid, kPageFault,
+  kException, kEptViolation, kHypercall, kMmio, kOther, kCauseCount
+};
+// JSON keys ("io", "hlt", "cr_access", …) in Cause order.
+inline constexpr std::array<std::string_view, kCauseCount> kCauseNames = {
+    "io",        "hlt",       "cr_access",     "invlpg",    "interrupt_flag",
+    "descriptor_table",       "msr",           "cpuid",     "page_fault",
+    "exception", "ept_violation",              "hypercall", "mmio",
+    "other"};
+
+struct Parameter {
+  std::string_view name;
+  uint32_t cycles;
+  std::string_view source;
+};
+inline constexpr Parameter kDirectInstruction{
+    "direct_instruction", 1,
+    "an assumption of this model (one instruction per cycle), not a published figure"};
+inline constexpr Parameter kInterpretedInstruction{
+    "interpreted_instruction", 38,
+    "Bochs documents 85-95 MIPS on a 3.4 GHz Core i7: 3.4e9 / 90e6 = 38 cycles per instruction"};
+inline constexpr Parameter kVmExit{"vm_exit", 1186,
+                                   "Adams & Agesen, ASPLOS 2006: page-fault VM exit on Core 2"};
+inline constexpr Parameter kVmEntry{"vm_entry", 937,
+                                    "Adams & Agesen, ASPLOS 2006: VM entry on Core 2"};
+inline constexpr Parameter kExceptionDelivery{
+    "exception", 889,
+    "Adams & Agesen, ASPLOS 2006: native divide-by-zero nanobenchmark (an exception delivered "
+    "and returned from), Pentium 4"};
+inline constexpr Parameter kCallout{
+    "callout", 216,
+    "Adams & Agesen, ASPLOS 2006: the software VMM's `in` nanobenchmark (the VMM emulates the "
+    "device access from the translation cache), Pentium 4"};
+inline constexpr Parameter kTranslation{
+    "translation", 2300,
+    "Adams & Agesen, ASPLOS 2006: translation costs about 2300 cycles per instruction"};
+inline constexpr std::array<Parameter, 7> kParameters = {
+    kDirectInstruction, kInterpretedInstruction, kVmExit, kVmEntry, kExceptionDelivery, kCallout, kTranslation};
+
+// The model's terms (JSON "modelled_cycles_by_part"), in this order.
+enum Part : uint8_t {
+  kPartInstructions, kPartGuestExceptions, kPartVmTransitions, kPartTraps, kPartCallouts,
+  kPartTranslations, kPartPagingExits, kPartCount
+};
+inline constexpr std::array<std::string_view, kPartCount> kPartNames = {
+    "instructions", "guest_exceptions", "vm_transitions", "traps", "callouts", "translations",
+    "paging_exits"};
+
+// Adams & Agesen, ASPLOS 2006, nanobenchmarks, cycles on a 3.8 GHz Pentium 4 (native / software
+// VMM / hardware VMM), as /work/shared/docs/references.md gives them.
+struct PaperNano {
+  std::string_view guest;      // our guest: nano-<name>
+  std::string_view paper_name; // the paper's benchmark
+  uint32_t native, software_vmm, hardware_vmm;
+};
+inline constexpr std::array<PaperNano, 7> kPaperNanos = {{
+    {"nano-syscall", "syscall", 242, 2308, 246},
+    {"nano-in", "in", 3209, 216, 15826},
+    {"nano-cli", "cr8wr", 150, 35, 177},
+    {"nano-callret", "call/ret", 11, 51, 11},
+    {"nano-pgfault", "pgfault", 1093, 3927, 11242},
+    {"nano-divzero", "divzero", 889, 3223, 1014},
+    {"nano-ptemod", "ptemod", 1, 391, 12733},
+}};
+inline constexpr std::string_view kPaperSource =
+    "Adams & Agesen, ASPLOS 2006, nanobenchmarks, cycles on a 3.8 GHz Pentium 4";
+
+}  // namespace trapscope::cli::compare

@@ -1,0 +1,246 @@
+// `trapscope compare` (cli/cmd_compare.cpp, cli/compare_model.hpp): real runs of the teaching
+// guests and the nanobenchmarks, checked against each technique's definition, and the JSON and
+// CSV it writes against the keys README documents ("compare's JSON and CSV").
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/compare_model.hpp"
+#include "support.hpp"
+
+using namespace trapscope;
+
+namespace {
+// The row of `trapscope compare` output for a technique: its whitespace-separated columns.
+std::vector<std::string> row(const std::string& out, const std::string& name) {
+  size_t at = 0;
+  while ((at = out.find(name + " ", at)) != std::string::npos) {
+    if (at == 0 || out[at - 1] == '\n') break;
+    ++at;
+  }
+  REQUIRE(at != std::string::npos);
+  std::vector<std::string> cols;
+  std::string line = out.substr(at, out.find('\n', at) - at);
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && line[i] == ' ') ++i;
+    size_t j = line.find(' ', i);
+    if (j == std::string::npos) j = line.size();
+    if (j > i) cols.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return cols;
+}
+}  // namespace
+
+// Columns: technique guest insns exits traps VT-exits hcalls callout transl walks TLB-miss
+TEST_CASE("compare: counts follow each technique's definition", "[compare][pv]") {
+  const auto r = test::run_trapscope({"compare", "ptes"});
+  REQUIRE(r.exit_code == 0);
+  const auto vt = row(r.out, "vt");
+  const auto pv = row(r.out, "pv");
+  const auto te = row(r.out, "trap-emulate");
+  const auto em = row(r.out, "emulation");
+  CHECK(pv[1] == "pv-ptes");
+  CHECK(std::stoull(pv[5]) < std::stoull(vt[5]));  // batched PTE updates: fewer exits than VT
+  CHECK(std::stoull(vt[5]) > 1024);                 // 16 x 64 INVLPG exits, at least
+  CHECK(std::stoull(te[4]) > 1024);                 // the same privileged instructions trap
+  CHECK(em[4] == "0");
+  CHECK(em[5] == "0");
+  const auto h = test::run_trapscope({"compare", "hello"});
+  REQUIRE(h.exit_code == 0);
+  CHECK(row(h.out, "pv")[3] == "2");      // one exit for the whole buffer + halt
+  CHECK(row(h.out, "vt")[3] == "31");     // one per byte + hlt
+}
+
+TEST_CASE("compare: --json and --csv hold the table, a bad path is refused", "[compare]") {
+  const std::string json = test::temp_path("compare.json");
+  const std::string csv = test::temp_path("compare.csv");
+  const auto r = test::run_trapscope({"compare", "hello", "--json", json, "--csv", csv});
+  REQUIRE(r.exit_code == 0);
+  const auto bytes = test::read_file(json);
+  const auto j = nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+  REQUIRE(j["rows"].size() >= 5);
+  for (const auto& row : j["rows"]) {
+    if (row["technique"] == "pv") {
+      CHECK(row["hypercalls"] == 2);
+      CHECK(row["exits"] == 2);
+    }
+    if (row["technique"] == "kvm") CHECK(row["instructions"].is_null());
+  }
+  const auto c = test::read_file(csv);
+  const std::string text(c.begin(), c.end());
+  CHECK(text.rfind("technique,guest,backend,instructions,exits,", 0) == 0);
+  CHECK(text.find("\npv,pv-hello,sim,9,2,") != std::string::npos);
+  const auto bad = test::run_trapscope({"compare", "hello", "--csv", "/nonexistent/x.csv"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("cannot write /nonexistent/x.csv") != std::string::npos);
+}
+
+namespace {
+// Runs `trapscope compare ARGS --json FILE` and returns the JSON (REQUIREs exit status 0).
+nlohmann::json compare_json(std::vector<std::string> args) {
+  const std::string path = test::temp_path("compare.json");
+  args.insert(args.begin(), "compare");
+  args.push_back("--json");
+  args.push_back(path);
+  const auto r = test::run_trapscope(args, 120);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto bytes = test::read_file(path);
+  return nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+}
+const nlohmann::json& row_of(const nlohmann::json& j, const std::string& technique) {
+  for (const auto& r : j["rows"]) {
+    if (r["technique"] == technique) return r;
+  }
+  FAIL("no row for " << technique);
+  static const nlohmann::json none;
+  return none;
+}
+}  // namespace
+
+TEST_CASE("compare: PV makes fewer exits than the VT model for batched PTE updates",
+          "[compare][pv]") {
+  const auto j = compare_json({"ptes", "--no-kvm"});
+  const auto& vt = row_of(j, "vt");
+  const auto& pv = row_of(j, "pv");
+  CHECK(pv["guest"] == "pv-ptes");
+  CHECK(pv["vt_exits"].get<uint64_t>() * 10 < vt["vt_exits"].get<uint64_t>());
+  CHECK(vt["exits_by_cause"]["invlpg"] == 16 * 64);  // a VM exit per invlpg
+  CHECK(pv["exits_by_cause"]["invlpg"] == 0);
+  CHECK(pv["exits_by_cause"]["hypercall"] == pv["hypercalls"]);
+  CHECK(pv["modelled_cycles"].get<uint64_t>() < vt["modelled_cycles"].get<uint64_t>());
+  // The shadow-paging VMM adds page-table write traps for the unmodified guest's PTE stores.
+  const auto s = compare_json({"ptes", "--no-kvm", "--paging", "shadow"});
+  CHECK(row_of(s, "vt")["exits_by_cause"]["page_fault"].get<uint64_t>() >= 16 * 64);
+}
+
+TEST_CASE("compare: PV makes fewer exits than the unmodified guest on KVM", "[compare][pv][kvm]") {
+  REQUIRE_KVM_OR_SKIP();
+  const auto j = compare_json({"ptes"});
+  CHECK(row_of(j, "kvm pv")["exits"].get<uint64_t>() < row_of(j, "kvm")["exits"].get<uint64_t>());
+  CHECK(row_of(j, "kvm")["instructions"].is_null());
+  CHECK(row_of(j, "kvm")["page_walk_refs"].is_null());
+}
+
+TEST_CASE("compare: BT makes no exits for cli, trap-and-emulate traps on it", "[compare][bt]") {
+  const auto j = compare_json({"nano-cli", "--no-kvm", "--iterations", "200"});
+  const auto& bt = row_of(j, "bt")["per_iteration"];
+  CHECK(bt["iterations"] == 200);
+  CHECK(bt["callouts"] == 0.0);  // cli and sti are in-cache sequences
+  CHECK(bt["exits"] == 0.0);
+  CHECK(row_of(j, "bt")["exits_by_cause"]["interrupt_flag"] == 0);
+  const auto& te = row_of(j, "trap-emulate");
+  CHECK(te["per_iteration"]["traps"] == 2.0);  // cli and sti: privileged at IOPL 0
+  CHECK(te["exits_by_cause"]["interrupt_flag"] == 400);
+  CHECK(row_of(j, "vt")["per_iteration"]["vt_exits"] == 0.0);  // not exiting under VT-x
+  // The PV twin writes the event mask in shared memory: no trap, no exit per iteration.
+  CHECK(row_of(j, "pv")["guest"] == "pv-nano-cli");
+  CHECK(row_of(j, "pv")["per_iteration"]["exits"] == 0.0);
+  CHECK(j["nanobenchmark"]["paper"]["software_vmm"] == 35);  // the paper's cr8wr
+}
+
+TEST_CASE("compare: trap-and-emulate traps on privileged instructions", "[compare]") {
+  const auto in = compare_json({"nano-in", "--no-kvm", "--iterations", "100"});
+  const auto& te = row_of(in, "trap-emulate");
+  CHECK(te["per_iteration"]["traps"] == 1.0);
+  CHECK(te["exits_by_cause"]["io"].get<uint64_t>() >= 100);
+  CHECK(row_of(in, "bt")["per_iteration"]["callouts"] == 1.0);
+  CHECK(row_of(in, "vt")["per_iteration"]["vt_exits"] == 1.0);
+  CHECK(row_of(in, "emulation")["per_iteration"]["traps"] == 0.0);
+  CHECK(row_of(in, "vt")["per_iteration"]["paper_cycles"] == 15826);
+  CHECK(row_of(in, "bt")["per_iteration"]["paper_cycles"] == 216);
+  CHECK(row_of(in, "emulation")["per_iteration"]["paper_cycles"].is_null());
+  // sysret is privileged: the kernel's return from each system call traps.
+  const auto sc = compare_json({"nano-syscall", "--no-kvm", "--iterations", "100"});
+  CHECK(row_of(sc, "trap-emulate")["per_iteration"]["traps"] == 1.0);
+  // Exceptions the guest handles itself are not VM exits under the VT-x model (exception
+  // bitmap 0), but they are with shadow paging (#PF).
+  const auto pf = compare_json({"nano-pgfault", "--no-kvm", "--iterations", "100"});
+  CHECK(row_of(pf, "vt")["per_iteration"]["vt_exits"] == 0.0);
+  const auto pfs =
+      compare_json({"nano-pgfault", "--no-kvm", "--iterations", "100", "--paging", "shadow"});
+  CHECK(row_of(pfs, "vt")["exits_by_cause"]["page_fault"].get<uint64_t>() >= 100);
+}
+
+TEST_CASE("compare: every nanobenchmark runs under every simulator technique",
+          "[compare][nano]") {
+  const auto j = compare_json({"nano", "--no-kvm", "--iterations", "50"});
+  REQUIRE(j["nanobenchmarks"].size() == 7);
+  size_t rows = 0;
+  for (const auto& r : j["rows"]) {
+    INFO(r["technique"] << " " << r["guest"]);
+    CHECK(r["end"] == "guest exit code");
+    CHECK(r["per_iteration"]["iterations"] == 50);
+    ++rows;
+  }
+  CHECK(rows == 7 * 5);
+}
+
+TEST_CASE("compare: the nanobenchmarks run on KVM", "[compare][nano][kvm]") {
+  REQUIRE_KVM_OR_SKIP();
+  for (const char* g : {"nano-in", "nano-cli", "nano-callret", "nano-pgfault", "nano-divzero",
+                        "nano-ptemod"}) {
+    const auto j = compare_json({g, "--iterations", "50"});
+    const auto& kvm = row_of(j, "kvm");
+    INFO(g);
+    CHECK(kvm["end"] == "guest exit code");
+    CHECK(kvm["per_iteration"]["exits"] == (std::string(g) == "nano-in" ? 1.0 : 0.0));
+  }
+}
+
+TEST_CASE("compare: JSON and CSV carry the documented keys", "[compare]") {
+  const std::string csv = test::temp_path("compare.csv");
+  const auto j = compare_json({"ptes", "--no-kvm", "--csv", csv});
+  for (const char* k : {"workload", "paging", "cycle_model", "model", "rows"}) CHECK(j.contains(k));
+  for (const auto& p : cli::compare::kParameters) {
+    CHECK(j["model"][std::string(p.name)]["cycles"] == p.cycles);
+    const std::string source = j["model"][std::string(p.name)]["source"];
+    CHECK(!source.empty());
+  }
+  for (const auto& r : j["rows"]) {
+    for (const char* k : {"technique", "guest", "backend", "instructions", "exits", "traps",
+                          "vt_exits", "hypercalls", "callouts", "translations", "page_walks",
+                          "page_walk_refs", "tlb_misses", "wall_ms", "modelled_cycles", "end",
+                          "exits_by_cause", "modelled_cycles_by_part"}) {
+      INFO(k);
+      CHECK(r.contains(k));
+    }
+    CHECK(r["exits_by_cause"].size() == cli::compare::kCauseCount);
+    uint64_t sum = 0;
+    for (const auto& [k, v] : r["modelled_cycles_by_part"].items()) sum += v.get<uint64_t>();
+    CHECK(sum == r["modelled_cycles"]);
+    CHECK(r["modelled_cycles"].get<uint64_t>() > 0);
+    // A 4-level walk reads up to 4 entries (fewer for a 2 MiB page).
+    CHECK(r["page_walk_refs"].get<uint64_t>() > r["page_walks"].get<uint64_t>());
+    CHECK(r["page_walk_refs"].get<uint64_t>() <= 4 * r["page_walks"].get<uint64_t>());
+    CHECK(!r.contains("per_iteration"));
+  }
+  const auto e = compare_json({"ptes", "--no-kvm", "--paging", "ept"});
+  const auto& em = row_of(e, "emulation");
+  CHECK(em["page_walk_refs"].get<uint64_t>() > 4 * em["page_walks"].get<uint64_t>());  // 2D walks
+  const auto bytes = test::read_file(csv);
+  std::istringstream in(std::string(bytes.begin(), bytes.end()));
+  std::string line;
+  std::vector<size_t> fields;
+  while (std::getline(in, line)) fields.push_back(std::count(line.begin(), line.end(), ',') + 1);
+  REQUIRE(fields.size() == 1 + j["rows"].size());
+  CHECK(fields[0] == 16 + cli::compare::kCauseCount + cli::compare::kPartCount);
+  for (size_t n : fields) CHECK(n == fields[0]);
+}
+
+TEST_CASE("compare: no progress bar when stderr is not a terminal, bad arguments refused", "[compare]") {
+  const auto r = test::run_trapscope({"compare", "hello", "--no-kvm"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find('\r') == std::string::npos);
+  CHECK(r.err.find("[#") == std::string::npos);
+  CHECK(test::run_trapscope({"compare", "no-such-guest"}).exit_code == 2);
+  CHECK(test::run_trapscope({"compare", "nano-in", "--iterations", "0"}).exit_code == 2);
+}
