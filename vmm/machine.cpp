@@ -221,16 +221,20 @@ class KvmHypercallHost final : public HypercallHost {
   bool flush_ = false;
 };
 
+// The hypercall record describes the I/O exit just recorded: it takes that exit's RIP, mode,
+// CPL and instruction bytes (the doorbell's `in`), so both print the same instruction.
 void KvmMachine::record_hypercall(trace::EventSink& sink, const HypercallRecord& hc,
-                                  uint64_t seq, uint64_t t_exit) {
-  const kvm_regs& regs = vcpu_.synced_regs();
-  const kvm_sregs& s = vcpu_.synced_sregs();
+                                  const trace::VmExitEvent& io_exit, uint64_t seq) {
   trace::VmExitEvent e = hypercall_event(hc);
   e.header.seq = seq;
-  e.header.time_ns = t_exit;
-  e.header.rip = regs.rip;
-  e.header.cpu_mode = mode_of(s, regs.rflags);
-  e.header.cpl = cpl_of(s, regs.rflags);
+  e.header.time_ns = io_exit.header.time_ns;
+  e.header.rip = io_exit.header.rip;
+  e.header.cpu_mode = io_exit.header.cpu_mode;
+  e.header.cpl = io_exit.header.cpl;
+  e.header.flags |= io_exit.header.flags & trace::kExitFlagRipAdvanced;
+  e.insn_addr = io_exit.insn_addr;
+  e.insn_len = io_exit.insn_len;
+  std::memcpy(e.insn, io_exit.insn, sizeof e.insn);
   sink.on_event(e.header);
 }
 
@@ -295,8 +299,8 @@ void KvmMachine::request_stop() {
   vcpu_.kick();
 }
 
-void KvmMachine::record_exit(trace::EventSink& sink, const VcpuExit& exit, uint64_t seq,
-                             uint64_t t_exit) {
+trace::VmExitEvent KvmMachine::record_exit(trace::EventSink& sink, const VcpuExit& exit,
+                                           uint64_t seq, uint64_t t_exit) {
   const kvm_regs& regs = vcpu_.synced_regs();
   const kvm_sregs& s = vcpu_.synced_sregs();
   trace::VmExitEvent e{};
@@ -389,6 +393,7 @@ void KvmMachine::record_exit(trace::EventSink& sink, const VcpuExit& exit, uint6
     p.system_event.type = se->type;
   }
   sink.on_event(e.header);
+  return e;
 }
 
 std::string KvmMachine::describe_state(const kvm_regs& r, const kvm_sregs& s) const {
@@ -468,9 +473,14 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
       ++res.exits;
       const uint64_t t_exit = tracing ? monotonic_ns() : 0;
       const ExitAction action = handle_exit(devices_, exit);
-      if (tracing) record_exit(*sink, exit, seq++, t_exit);
-      if (HypercallRecord hc; devices_.hypercall.take_record(&hc) && tracing) {
-        record_hypercall(*sink, hc, seq++, t_exit);
+      if (tracing) {
+        const trace::VmExitEvent recorded = record_exit(*sink, exit, seq++, t_exit);
+        if (HypercallRecord hc; devices_.hypercall.take_record(&hc)) {
+          record_hypercall(*sink, hc, recorded, seq++);
+        }
+      } else {
+        HypercallRecord hc;
+        devices_.hypercall.take_record(&hc);
       }
       if (!action.stop && hypercall_host_->pending()) {
         complete_pending_io(exit);

@@ -80,9 +80,11 @@ class KvmMachine {
 
  private:
   void complete_pending_io(const VcpuExit& exit);
-  void record_exit(trace::EventSink& sink, const VcpuExit& exit, uint64_t seq, uint64_t t_exit);
-  void record_hypercall(trace::EventSink& sink, const HypercallRecord& hc, uint64_t seq,
-                        uint64_t t_exit);
+  // Records the exit (instruction bytes read through the guest's tables) and returns the event.
+  trace::VmExitEvent record_exit(trace::EventSink& sink, const VcpuExit& exit, uint64_t seq,
+                                 uint64_t t_exit);
+  void record_hypercall(trace::EventSink& sink, const HypercallRecord& hc,
+                        const trace::VmExitEvent& io_exit, uint64_t seq);
   std::string describe_state(const kvm_regs& regs, const kvm_sregs& sregs) const;
 
   MachineConfig config_;
