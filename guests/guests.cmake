@@ -40,3 +40,5 @@ trapscope_guest(pv-nano-cli MODE long
   DESCRIPTION "paravirtualized nano-cli: the shared event-mask byte instead of cli + sti, 1000 times")
 trapscope_guest(pv-nano-ptemod MODE long
   DESCRIPTION "paravirtualized nano-ptemod: one mmu_update hypercall per PTE, 1000 times")
+trapscope_guest(pv-paging MODE long
+  DESCRIPTION "paravirtualized paging: mmu_update in the #PF handler and for every PTE change, set_cr3, console_write")
