@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -195,13 +196,14 @@ TEST_CASE("Recorder crosses chunks and index blocks, rewind() reuses its memory"
   // 1.2 Mi events: past an index block (1 Mi entries) and across several 8 MiB chunks, with
   // records of two sizes so that chunk ends fall at different offsets.
   constexpr size_t kN = (size_t{1} << 20) + 200'000;
-  auto insn = [](size_t i) {
+  // Every instruction distinct (a site each: the Recorder's worst case).
+  auto insn = [](size_t i, size_t salt) {
     trace::InstructionEvent e{};
     e.header = trace::make_header<trace::InstructionEvent>(EventType::kInstruction);
     e.header.seq = i;
-    e.header.rip = 0x1000 + i;
+    e.header.rip = 0x1000 + i + salt;
     e.len = static_cast<uint8_t>(1 + i % 15);
-    for (unsigned k = 0; k < e.len; ++k) e.bytes[k] = static_cast<uint8_t>(i + k);
+    for (unsigned k = 0; k < e.len; ++k) e.bytes[k] = static_cast<uint8_t>(i + salt + k);
     return e;
   };
   auto fill = [&](trace::Recorder& rec, size_t salt) {
@@ -210,7 +212,7 @@ TEST_CASE("Recorder crosses chunks and index blocks, rewind() reuses its memory"
         const VmExitEvent e = io_exit(i, static_cast<uint16_t>(salt), i * 3, i % 2);
         rec.on_event(e.header);
       } else {
-        const trace::InstructionEvent e = insn(i + salt);
+        const trace::InstructionEvent e = insn(i, salt);
         rec.on_event(e.header);
       }
     }
@@ -223,7 +225,7 @@ TEST_CASE("Recorder crosses chunks and index blocks, rewind() reuses its memory"
         const VmExitEvent* got = rec.get<VmExitEvent>(i, EventType::kVmExit);
         if (got == nullptr || std::memcmp(got, &want, sizeof want) != 0) ++bad;
       } else {
-        const trace::InstructionEvent want = insn(i + salt);
+        const trace::InstructionEvent want = insn(i, salt);
         const auto* got = rec.get<trace::InstructionEvent>(i, EventType::kInstruction);
         if (got == nullptr || std::memcmp(got, &want, sizeof want) != 0) ++bad;
       }
@@ -235,7 +237,8 @@ TEST_CASE("Recorder crosses chunks and index blocks, rewind() reuses its memory"
   REQUIRE(rec.size() == kN);
   CHECK(count_bad(rec, 0) == 0);
   const size_t held = rec.memory_bytes();
-  CHECK(held >= kN * sizeof(trace::InstructionEvent));
+  CHECK(rec.instruction_sites() == kN - kN / 7);
+  CHECK(held >= (kN - kN / 7) * 32);  // a 32-byte site per distinct instruction
 
   rec.rewind();
   CHECK(rec.empty());
@@ -253,6 +256,67 @@ TEST_CASE("Recorder crosses chunks and index blocks, rewind() reuses its memory"
   CHECK(count_bad(moved, 5) == 0);
   moved.clear();
   CHECK(moved.memory_bytes() == 0);
+}
+
+TEST_CASE("Recorder keeps a repeated instruction in 4 bytes and returns every field intact",
+          "[unit][trace-file]") {
+  // A loop of 50 instructions, one of them rewritten now and then (self-modifying code: the
+  // same RIP with other bytes), the host time changing every 4096 events (as the simulator
+  // samples it), a seq that jumps once, and a VM exit every 10,000 events.
+  constexpr size_t kN = 3u << 20;
+  auto event = [](size_t i) {
+    if (i % 10'000 == 9'999) {
+      return std::optional<VmExitEvent>(io_exit(i, 0xE9, i, 1));
+    }
+    return std::optional<VmExitEvent>();
+  };
+  auto insn = [](size_t i) {
+    trace::InstructionEvent e{};
+    e.header = trace::make_header<trace::InstructionEvent>(EventType::kInstruction);
+    const size_t k = i % 50;
+    e.header.cpl = static_cast<uint8_t>(k % 4);
+    e.header.cpu_mode = trace::CpuMode::kProtected32;
+    e.header.seq = i < kN / 2 ? i : i + 1000;
+    e.header.time_ns = 1'000'000 + (i / 4096) * 7919 - (i % 4096 == 4095 ? 500 : 0);
+    e.header.rip = 0x7C00 + 3 * k;
+    e.len = 3;
+    e.bytes[0] = static_cast<uint8_t>(k);
+    e.bytes[1] = k == 7 ? static_cast<uint8_t>(i / 100'000 % 2) : 0x90;
+    e.bytes[2] = 0xC3;
+    return e;
+  };
+  trace::Recorder rec;
+  for (size_t i = 0; i < kN; ++i) {
+    if (const auto x = event(i)) {
+      rec.on_event(x->header);
+    } else {
+      const trace::InstructionEvent e = insn(i);
+      rec.on_event(e.header);
+    }
+  }
+  REQUIRE(rec.size() == kN);
+  CHECK(rec.instruction_sites() == 51);
+  // 52 bytes per instruction in the previous layout; here 4 + the 4 MiB index blocks' and the
+  // 8 MiB chunk's rounding.
+  CHECK(rec.memory_bytes() < kN * 8);
+  size_t bad = 0;
+  for (size_t i = 0; i < kN; ++i) {
+    if (const auto x = event(i)) {
+      const VmExitEvent* got = rec.get<VmExitEvent>(i, EventType::kVmExit);
+      if (got == nullptr || std::memcmp(got, &*x, sizeof *x) != 0) ++bad;
+    } else {
+      const trace::InstructionEvent want = insn(i);
+      const auto* got = rec.get<trace::InstructionEvent>(i, EventType::kInstruction);
+      if (got == nullptr || std::memcmp(got, &want, sizeof want) != 0) ++bad;
+    }
+  }
+  CHECK(bad == 0);
+
+  // A rebuilt instruction record outlives kInstructionSlots - 1 further accesses.
+  const trace::EventHeader& first = rec.at(0);
+  for (size_t i = 1; i < trace::Recorder::kInstructionSlots; ++i) (void)rec.at(i);
+  const trace::InstructionEvent want = insn(0);
+  CHECK(std::memcmp(&first, &want, sizeof want) == 0);
 }
 
 TEST_CASE("TeeSink forwards each event to every sink", "[unit][trace-file]") {

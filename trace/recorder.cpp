@@ -2,31 +2,31 @@
 
 #include <sys/mman.h>
 
-#include <cstdlib>
+#include <algorithm>
+#include <cstddef>
+#include <array>
 #include <new>
 #include <stdexcept>
 
 namespace trapscope::trace {
-namespace {
 
-// 2 MiB-aligned so that the kernel can back it with huge pages (fewer page faults).
-void* alloc_huge(size_t bytes) {
-  void* p = std::aligned_alloc(size_t{2} << 20, bytes);
-  if (p == nullptr) throw std::bad_alloc();
-  ::madvise(p, bytes, MADV_HUGEPAGE);
-  return p;
+Recorder::Block::Block(size_t bytes) : n_(bytes) {
+  p_ = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p_ == MAP_FAILED) throw std::bad_alloc();
 }
 
-}  // namespace
+Recorder::Block::~Block() {
+  if (p_ != nullptr) ::munmap(p_, n_);
+}
 
-void Recorder::FreeDeleter::operator()(void* p) const { std::free(p); }
+Recorder::~Recorder() = default;
 
 void Recorder::next_chunk() {
   const size_t next = cur_ == nullptr ? 0 : chunk_ + 1;
   if (next >= kMaxChunks) {
-    throw std::length_error("Recorder: more than 32 GiB of events");
+    throw std::length_error("Recorder: more than 16 GiB of events other than instructions");
   }
-  if (next == chunks_.size()) chunks_.emplace_back(static_cast<std::byte*>(alloc_huge(kChunkBytes)));
+  if (next == chunks_.size()) chunks_.emplace_back(kChunkBytes);
   chunk_ = next;
   cur_ = chunks_[next].get();
   used_ = 0;
@@ -34,27 +34,84 @@ void Recorder::next_chunk() {
 
 void Recorder::next_index_block() {
   const size_t b = count_ >> kIndexShift;
-  if (b == index_.size()) {
-    index_.emplace_back(static_cast<uint32_t*>(alloc_huge(kIndexPerBlock * sizeof(uint32_t))));
-  }
-  block_ptr_ = index_[b].get();
+  if (b == index_.size()) index_.emplace_back(kIndexPerBlock * sizeof(uint32_t));
+  block_ptr_ = reinterpret_cast<uint32_t*>(index_[b].get());
 }
 
-void Recorder::on_event(const EventHeader& event) {
+uint32_t Recorder::store_record(const EventHeader& event) {
   const size_t size = event.size;
   const size_t rounded = (size + 7) & ~size_t{7};
   if (used_ + rounded > kChunkBytes) [[unlikely]] next_chunk();
-  if ((count_ & (kIndexPerBlock - 1)) == 0) [[unlikely]] next_index_block();
-  std::byte* dst = cur_ + used_;
-  // Instruction events are most of a recording: a copy of constant size is a few moves.
-  if (size == sizeof(InstructionEvent)) {
-    std::memcpy(dst, &event, sizeof(InstructionEvent));
-  } else {
-    std::memcpy(dst, &event, size);
-  }
-  block_ptr_[count_ & (kIndexPerBlock - 1)] =
-      static_cast<uint32_t>((chunk_ << (kChunkShift - 3)) | (used_ >> 3));
+  std::memcpy(cur_ + used_, &event, size);
+  const auto word = static_cast<uint32_t>((chunk_ << kOffsetBits) | (used_ >> 3));
   used_ += rounded;
+  return word;
+}
+
+uint32_t Recorder::add_site(const Site& s, size_t slot) {
+  if (sites_.size() >= kSiteTag) {
+    throw std::length_error("Recorder: more than 2^31 distinct instructions");
+  }
+  const auto id = static_cast<uint32_t>(sites_.size());
+  sites_.push_back(s);
+  table_[slot] = id + 1;
+  if (sites_.size() * 2 > table_.size()) {  // grow: keep the table at most half full
+    std::vector<uint32_t> bigger(table_.size() * 2, 0);
+    const size_t mask = bigger.size() - 1;
+    for (uint32_t v : table_) {
+      if (v == 0) continue;
+      size_t h = site_hash(sites_[v - 1]) & mask;
+      while (bigger[h] != 0) h = (h + 1) & mask;
+      bigger[h] = v;
+    }
+    table_.swap(bigger);
+  }
+  return id;
+}
+
+uint32_t Recorder::site_of(const InstructionEvent& e) {
+  // Four 8-byte loads kept in registers (the producer has just written the record; loads that
+  // match its stores are forwarded from the store buffer).
+  const auto* p = reinterpret_cast<const std::byte*>(&e);
+  static_assert(offsetof(InstructionEvent, len) == 32 && offsetof(EventHeader, rip) == 24);
+  Site s;
+  std::memcpy(&s.head, p, 8);
+  std::memcpy(&s.rip, p + 24, 8);
+  std::memcpy(&s.code[0], p + 32, 8);
+  std::memcpy(&s.code[1], p + 40, 8);
+  if (table_.empty()) [[unlikely]] table_.assign(1024, 0);
+  const size_t mask = table_.size() - 1;
+  const uint32_t* table = table_.data();
+  const Site* sites = sites_.data();
+  for (size_t h = site_hash(s) & mask;; h = (h + 1) & mask) {
+    const uint32_t v = table[h];
+    if (v == 0) [[unlikely]] return add_site(s, h);
+    const Site& t = sites[v - 1];
+    if (((t.rip ^ s.rip) | (t.code[0] ^ s.code[0]) | (t.code[1] ^ s.code[1]) |
+         (t.head ^ s.head)) == 0) {
+      return v - 1;
+    }
+  }
+}
+
+void Recorder::add_anchor(const EventHeader& event) {
+  seq_base_ = event.seq - count_;
+  time_ns_ = event.time_ns;
+  anchors_.push_back({count_, seq_base_, time_ns_});
+}
+
+void Recorder::on_event(const EventHeader& event) {
+  if ((count_ & (kIndexPerBlock - 1)) == 0) [[unlikely]] next_index_block();
+  uint32_t word;
+  if (event.type == EventType::kInstruction && event.size == sizeof(InstructionEvent)) {
+    word = kSiteTag | site_of(reinterpret_cast<const InstructionEvent&>(event));
+    if (event.seq != seq_base_ + count_ || event.time_ns != time_ns_) [[unlikely]] {
+      add_anchor(event);
+    }
+  } else {
+    word = store_record(event);
+  }
+  block_ptr_[count_ & (kIndexPerBlock - 1)] = word;
   ++count_;
 }
 
@@ -67,6 +124,11 @@ Recorder& Recorder::operator=(Recorder&& other) noexcept {
     used_ = other.used_;
     block_ptr_ = other.block_ptr_;
     count_ = other.count_;
+    sites_ = std::move(other.sites_);
+    table_ = std::move(other.table_);
+    anchors_ = std::move(other.anchors_);
+    seq_base_ = other.seq_base_;
+    time_ns_ = other.time_ns_;
     other.clear();
   }
   return *this;
@@ -78,23 +140,55 @@ void Recorder::rewind() {
   used_ = kChunkBytes;
   block_ptr_ = nullptr;
   count_ = 0;
+  sites_.clear();
+  std::fill(table_.begin(), table_.end(), 0);
+  anchors_.clear();
+  seq_base_ = 0;
+  time_ns_ = 0;
 }
 
 void Recorder::clear() {
   rewind();
   chunks_.clear();
   index_.clear();
+  std::vector<Site>().swap(sites_);
+  std::vector<uint32_t>().swap(table_);
+  std::vector<Anchor>().swap(anchors_);
 }
 
 const EventHeader& Recorder::at(size_t i) const {
   if (i >= count_) throw std::out_of_range("Recorder::at");
-  const uint32_t o = index_[i >> kIndexShift][i & (kIndexPerBlock - 1)];
-  const size_t offset = size_t{o & ((1u << (kChunkShift - 3)) - 1)} << 3;
-  return *reinterpret_cast<const EventHeader*>(chunks_[o >> (kChunkShift - 3)].get() + offset);
+  const uint32_t w =
+      reinterpret_cast<const uint32_t*>(index_[i >> kIndexShift].get())[i & (kIndexPerBlock - 1)];
+  if ((w & kSiteTag) == 0) {
+    const size_t offset = size_t{w & ((1u << kOffsetBits) - 1)} << 3;
+    return *reinterpret_cast<const EventHeader*>(chunks_[w >> kOffsetBits].get() + offset);
+  }
+  thread_local std::array<InstructionEvent, kInstructionSlots> ring;
+  thread_local size_t next = 0;
+  InstructionEvent& e = ring[next++ % kInstructionSlots];
+  const Site& s = sites_[w & ~kSiteTag];
+  std::memcpy(&e.header, &s.head, sizeof s.head);
+  e.header.rip = s.rip;
+  std::memcpy(&e.len, s.code, sizeof s.code);
+  // The last anchor at or before i (none: seq = i, time 0, as on_event predicts).
+  auto a = std::upper_bound(anchors_.begin(), anchors_.end(), i,
+                            [](size_t v, const Anchor& x) { return v < x.index; });
+  if (a == anchors_.begin()) {
+    e.header.seq = i;
+    e.header.time_ns = 0;
+  } else {
+    --a;
+    e.header.seq = a->seq_base + i;
+    e.header.time_ns = a->time_ns;
+  }
+  return e.header;
 }
 
 size_t Recorder::memory_bytes() const {
-  return chunks_.size() * kChunkBytes + index_.size() * kIndexPerBlock * sizeof(uint32_t);
+  return chunks_.size() * kChunkBytes + index_.size() * kIndexPerBlock * sizeof(uint32_t) +
+         sites_.capacity() * sizeof(Site) + table_.capacity() * sizeof(uint32_t) +
+         anchors_.capacity() * sizeof(Anchor);
 }
 
 }  // namespace trapscope::trace

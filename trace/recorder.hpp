@@ -20,19 +20,46 @@ class EventSink {
   virtual void on_event(const EventHeader& event) = 0;
 };
 
-// Keeps every event in memory: records packed back to back in 8 MiB chunks (never copied as
-// the recording grows; the host is asked for huge pages), plus a 4-byte location of each.
-// Memory: the record sizes (88 bytes per VM exit, 48 per instruction) + 4 bytes per event.
-// Limit: 4096 chunks (32 GiB of records); a record past that throws std::length_error.
+// Keeps every event in memory and gives each back intact (byte for byte).
 //
-// Fresh memory costs more than writing the records: the kernel zeroes each page on its first
-// touch (on this project's hosts ~0.4 ms per MiB, about 20 ns per 48-byte record, more than
-// the interpreter takes to execute the instruction; bench/interp_mips). rewind() forgets the
-// events but keeps the chunks, so a recording that is repeated (the visualizer re-running a
-// guest, a benchmark's rounds) writes over memory that is already mapped.
+// [SECTION] Shape
+//   Instruction-retired events, most of a recording, are kept compactly: 4 bytes each, the
+//   number of their *site*. A site is everything of the 48-byte InstructionEvent except
+//   header.seq and header.time_ns (type, CPL, mode, flags, RIP, length and bytes: 32 bytes),
+//   stored once per distinct value in a side table found through a hash table. header.seq and
+//   header.time_ns are predicted (seq one more per event, time unchanged) and an *anchor*
+//   (event number, seq − number, time) is kept only where a prediction fails: the simulator
+//   samples the time every 4096 instructions, so that is one 24-byte anchor per 4096.
+//   Other events are copied whole into 8 MiB chunks (8-byte aligned), plus the same 4-byte
+//   word per event locating them.
+//
+// [SECTION] Memory
+//   4 bytes per instruction event + 32 bytes per distinct site (+ 4–8 of hash table), other
+//   records their size rounded up to 8 + 4 bytes. The old layout (the 48-byte record + a 4-byte
+//   index, 52 bytes per instruction) made a first recording pay mostly for the kernel zeroing
+//   fresh pages (~0.1–0.4 ms per MiB on this project's hosts, about 20 ns per instruction:
+//   more than the interpreter takes to execute one); see README "Speed" and bench/interp_mips.
+//   Chunks and index blocks are anonymous mmap()s, given back to the kernel by clear() and the
+//   destructor (no huge-page advice: on hosts with THP defrag = madvise, huge-page faults
+//   stalled in direct compaction). rewind() keeps them for the next recording.
+//   Limits: 2048 chunks (16 GiB of non-instruction records), 2^31 distinct sites; past them a
+//   record throws std::length_error.
+//
+// [SECTION] Access
+//   at(i) of an instruction event rebuilds the record into a per-thread ring of
+//   kInstructionSlots records: the reference stays valid for kInstructionSlots − 1 further
+//   at()/get() calls of instruction events on the same thread (any Recorder), and is not
+//   invalidated by other threads. References to other events stay valid until the Recorder is
+//   modified (on_event never moves them; rewind()/clear() end them). Concurrent const access
+//   from several threads is safe; on_event() is not, as for any container.
 class Recorder final : public EventSink {
  public:
+  static constexpr size_t kInstructionSlots = 256;
+
   Recorder() = default;
+  ~Recorder() override;
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
   Recorder(Recorder&& other) noexcept { *this = std::move(other); }
   Recorder& operator=(Recorder&& other) noexcept;  // `other` is left empty
 
@@ -43,7 +70,8 @@ class Recorder final : public EventSink {
   void clear();   // forgets every event and frees the memory
   void rewind();  // forgets every event and keeps the memory for the next ones
 
-  // The i-th event's header (i < size(); std::out_of_range otherwise).
+  // The i-th event's header (i < size(); std::out_of_range otherwise). See [SECTION] Access for
+  // how long the reference lives.
   const EventHeader& at(size_t i) const;
 
   // The i-th event as T; nullptr if it is of another type.
@@ -53,29 +81,72 @@ class Recorder final : public EventSink {
     return h.type == type && h.size == sizeof(T) ? reinterpret_cast<const T*>(&h) : nullptr;
   }
 
-  // Bytes of memory held (chunks and index, in use or kept by rewind()).
+  // Bytes of memory held (chunks, index, sites, hash table and anchors; in use or kept by
+  // rewind()).
   size_t memory_bytes() const;
+  // Distinct instruction sites held (information; see [SECTION] Shape).
+  size_t instruction_sites() const { return sites_.size(); }
 
  private:
   static constexpr size_t kChunkShift = 23;  // 8 MiB chunks
   static constexpr size_t kChunkBytes = size_t{1} << kChunkShift;
-  static constexpr size_t kMaxChunks = size_t{1} << (32 - (kChunkShift - 3));  // 4096
-  static constexpr size_t kIndexShift = 20;  // index blocks of 1 Mi entries
+  static constexpr size_t kOffsetBits = kChunkShift - 3;                // offset / 8
+  static constexpr size_t kMaxChunks = size_t{1} << (31 - kOffsetBits);  // 2048
+  static constexpr uint32_t kSiteTag = 0x80000000u;  // index word: an instruction's site
+  static constexpr size_t kIndexShift = 20;          // index blocks of 1 Mi entries (4 MiB)
   static constexpr size_t kIndexPerBlock = size_t{1} << kIndexShift;
-  struct FreeDeleter {
-    void operator()(void* p) const;
+
+  // An InstructionEvent without seq and time_ns (see [SECTION] Shape).
+  struct Site {
+    uint64_t head;     // EventHeader bytes 0..7: type, cpl, cpu_mode, flags, size, reserved
+    uint64_t rip;
+    uint64_t code[2];  // len, bytes[15]
+    bool operator==(const Site&) const = default;
   };
+  static_assert(sizeof(Site) == 32);
+  struct Anchor {
+    uint64_t index;     // first event it applies to
+    uint64_t seq_base;  // header.seq − event number (mod 2^64) from there on
+    uint64_t time_ns;   // header.time_ns from there on
+  };
+  // A block of anonymous memory (mmap), unmapped when destroyed.
+  class Block {
+   public:
+    explicit Block(size_t bytes);
+    Block(Block&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(o.n_) {}
+    Block& operator=(Block&&) = delete;
+    ~Block();
+    std::byte* get() const { return static_cast<std::byte*>(p_); }
+
+   private:
+    void* p_;
+    size_t n_;
+  };
+
+  uint32_t store_record(const EventHeader& event);
+  uint32_t site_of(const InstructionEvent& e);
+  uint32_t add_site(const Site& s, size_t slot);
+  void add_anchor(const EventHeader& event);
   void next_chunk();
   void next_index_block();
-  // Chunks and index blocks in use are [0, chunk_] and [0, block_]; later ones are kept
-  // (rewind()) for reuse.
-  std::vector<std::unique_ptr<std::byte[], FreeDeleter>> chunks_;
-  std::vector<std::unique_ptr<uint32_t[], FreeDeleter>> index_;  // chunk << 20 | offset / 8
+  static size_t site_hash(const Site& s) {
+    return static_cast<size_t>(((s.rip ^ s.code[0]) * 0x9E3779B97F4A7C15ull) >> 32);
+  }
+
+  // Chunks and index blocks in use are [0, chunk_] and [0, count_ >> kIndexShift]; later ones
+  // are kept (rewind()) for reuse.
+  std::vector<Block> chunks_;
+  std::vector<Block> index_;       // uint32_t words: kSiteTag | site, or chunk << 20 | offset / 8
   std::byte* cur_ = nullptr;       // the chunk being filled (nullptr before the first record)
   size_t chunk_ = 0;               // its number
   size_t used_ = kChunkBytes;      // bytes used in it
   uint32_t* block_ptr_ = nullptr;  // the index block being filled
   size_t count_ = 0;
+  std::vector<Site> sites_;
+  std::vector<uint32_t> table_;  // open addressing: site + 1, 0 = empty; at most half full
+  std::vector<Anchor> anchors_;  // by index, ascending
+  uint64_t seq_base_ = 0;        // the current prediction (as the last anchor; 0, 0 before one)
+  uint64_t time_ns_ = 0;
 };
 
 // Forwards each event to several sinks (e.g. a Recorder and a trace file).
