@@ -164,7 +164,7 @@ void SimMachine::record_instruction(const uint8_t* code, uint8_t cpl, trace::Cpu
   trace::InstructionEvent e;
   // type, cpl, cpu_mode, flags = 0, size, reserved = 0: the header's first 8 bytes in one
   // store (little-endian), so that a sink reading them as one word is served from the store
-  // buffer (separate byte stores make that load wait for them: trace::Recorder::site_of).
+  // buffer (separate byte stores make that load wait for them: trace::Recorder::on_event).
   static_assert(offsetof(trace::EventHeader, seq) == 8 && offsetof(trace::EventHeader, size) == 4);
   const uint64_t head = static_cast<uint64_t>(trace::EventType::kInstruction) |
                         uint64_t{cpl} << 8 | static_cast<uint64_t>(mode) << 16 |

@@ -3,8 +3,8 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <cstddef>
 #include <array>
+#include <cstddef>
 #include <new>
 #include <stdexcept>
 
@@ -54,6 +54,7 @@ uint32_t Recorder::add_site(const Site& s, size_t slot) {
   }
   const auto id = static_cast<uint32_t>(sites_.size());
   sites_.push_back(s);
+  next_.push_back(id);  // no successor seen yet: any valid site will do
   table_[slot] = id + 1;
   if (sites_.size() * 2 > table_.size()) {  // grow: keep the table at most half full
     std::vector<uint32_t> bigger(table_.size() * 2, 0);
@@ -69,32 +70,18 @@ uint32_t Recorder::add_site(const Site& s, size_t slot) {
   return id;
 }
 
-uint32_t Recorder::site_of(const InstructionEvent& e) {
-  // Four 8-byte loads kept in registers (the producer has just written the record; loads that
-  // match its stores are forwarded from the store buffer).
-  const auto* p = reinterpret_cast<const std::byte*>(&e);
-  static_assert(offsetof(InstructionEvent, len) == 32 && offsetof(EventHeader, rip) == 24);
-  Site s;
-  std::memcpy(&s.head, p, 8);
-  std::memcpy(&s.rip, p + 24, 8);
-  std::memcpy(&s.code[0], p + 32, 8);
-  std::memcpy(&s.code[1], p + 40, 8);
-  if (table_.empty()) [[unlikely]] table_.assign(1024, 0);
+// Out of line, with add_anchor(): the common path of on_event() stays free of their registers.
+[[gnu::noinline]] uint32_t Recorder::find_site(const Site& s) {
+  if (table_.empty()) table_.assign(1024, 0);
   const size_t mask = table_.size() - 1;
-  const uint32_t* table = table_.data();
-  const Site* sites = sites_.data();
   for (size_t h = site_hash(s) & mask;; h = (h + 1) & mask) {
-    const uint32_t v = table[h];
-    if (v == 0) [[unlikely]] return add_site(s, h);
-    const Site& t = sites[v - 1];
-    if (((t.rip ^ s.rip) | (t.code[0] ^ s.code[0]) | (t.code[1] ^ s.code[1]) |
-         (t.head ^ s.head)) == 0) {
-      return v - 1;
-    }
+    const uint32_t v = table_[h];
+    if (v == 0) return add_site(s, h);
+    if (sites_[v - 1] == s) return v - 1;
   }
 }
 
-void Recorder::add_anchor(const EventHeader& event) {
+[[gnu::noinline]] void Recorder::add_anchor(const EventHeader& event) {
   seq_base_ = event.seq - count_;
   time_ns_ = event.time_ns;
   anchors_.push_back({count_, seq_base_, time_ns_});
@@ -104,7 +91,23 @@ void Recorder::on_event(const EventHeader& event) {
   if ((count_ & (kIndexPerBlock - 1)) == 0) [[unlikely]] next_index_block();
   uint32_t word;
   if (event.type == EventType::kInstruction && event.size == sizeof(InstructionEvent)) {
-    word = kSiteTag | site_of(reinterpret_cast<const InstructionEvent&>(event));
+    // Four 8-byte loads (the producer has just written the record; loads that match its
+    // stores are forwarded from the store buffer: sim/machine.cpp record_instruction()).
+    const auto* p = reinterpret_cast<const std::byte*>(&event);
+    static_assert(offsetof(InstructionEvent, len) == 32 && offsetof(EventHeader, rip) == 24);
+    Site s;
+    std::memcpy(&s.head, p, 8);
+    std::memcpy(&s.rip, p + 24, 8);
+    std::memcpy(&s.code[0], p + 32, 8);
+    std::memcpy(&s.code[1], p + 40, 8);
+    uint32_t site = predicted_;
+    if (site >= sites_.size() || !(sites_[site] == s)) [[unlikely]] {
+      site = find_site(s);
+      next_[last_site_] = site;  // (the first site: last_site_ = 0 is that site itself)
+    }
+    last_site_ = site;
+    predicted_ = next_[site];
+    word = kSiteTag | site;
     if (event.seq != seq_base_ + count_ || event.time_ns != time_ns_) [[unlikely]] {
       add_anchor(event);
     }
@@ -125,6 +128,9 @@ Recorder& Recorder::operator=(Recorder&& other) noexcept {
     block_ptr_ = other.block_ptr_;
     count_ = other.count_;
     sites_ = std::move(other.sites_);
+    next_ = std::move(other.next_);
+    last_site_ = other.last_site_;
+    predicted_ = other.predicted_;
     table_ = std::move(other.table_);
     anchors_ = std::move(other.anchors_);
     seq_base_ = other.seq_base_;
@@ -141,6 +147,9 @@ void Recorder::rewind() {
   block_ptr_ = nullptr;
   count_ = 0;
   sites_.clear();
+  next_.clear();
+  last_site_ = 0;
+  predicted_ = 0;
   std::fill(table_.begin(), table_.end(), 0);
   anchors_.clear();
   seq_base_ = 0;
@@ -152,6 +161,7 @@ void Recorder::clear() {
   chunks_.clear();
   index_.clear();
   std::vector<Site>().swap(sites_);
+  std::vector<uint32_t>().swap(next_);
   std::vector<uint32_t>().swap(table_);
   std::vector<Anchor>().swap(anchors_);
 }
@@ -187,7 +197,8 @@ const EventHeader& Recorder::at(size_t i) const {
 
 size_t Recorder::memory_bytes() const {
   return chunks_.size() * kChunkBytes + index_.size() * kIndexPerBlock * sizeof(uint32_t) +
-         sites_.capacity() * sizeof(Site) + table_.capacity() * sizeof(uint32_t) +
+         sites_.capacity() * sizeof(Site) + next_.capacity() * sizeof(uint32_t) +
+         table_.capacity() * sizeof(uint32_t) +
          anchors_.capacity() * sizeof(Anchor);
 }
 

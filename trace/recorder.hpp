@@ -26,7 +26,9 @@ class EventSink {
 //   Instruction-retired events, most of a recording, are kept compactly: 4 bytes each, the
 //   number of their *site*. A site is everything of the 48-byte InstructionEvent except
 //   header.seq and header.time_ns (type, CPL, mode, flags, RIP, length and bytes: 32 bytes),
-//   stored once per distinct value in a side table found through a hash table. header.seq and
+//   stored once per distinct value in a side table. Each site remembers the site that followed
+//   it last time; an instruction that matches that prediction (a loop: nearly always) costs a
+//   32-byte comparison, others a look-up in a hash table of the sites. header.seq and
 //   header.time_ns are predicted (seq one more per event, time unchanged) and an *anchor*
 //   (event number, seq − number, time) is kept only where a prediction fails: the simulator
 //   samples the time every 4096 instructions, so that is one 24-byte anchor per 4096.
@@ -101,7 +103,10 @@ class Recorder final : public EventSink {
     uint64_t head;     // EventHeader bytes 0..7: type, cpl, cpu_mode, flags, size, reserved
     uint64_t rip;
     uint64_t code[2];  // len, bytes[15]
-    bool operator==(const Site&) const = default;
+    bool operator==(const Site& o) const {  // without branches: one test of four words
+      return ((head ^ o.head) | (rip ^ o.rip) | (code[0] ^ o.code[0]) | (code[1] ^ o.code[1])) ==
+             0;
+    }
   };
   static_assert(sizeof(Site) == 32);
   struct Anchor {
@@ -124,7 +129,7 @@ class Recorder final : public EventSink {
   };
 
   uint32_t store_record(const EventHeader& event);
-  uint32_t site_of(const InstructionEvent& e);
+  uint32_t find_site(const Site& s);  // the hash table; adds s if new
   uint32_t add_site(const Site& s, size_t slot);
   void add_anchor(const EventHeader& event);
   void next_chunk();
@@ -143,6 +148,9 @@ class Recorder final : public EventSink {
   uint32_t* block_ptr_ = nullptr;  // the index block being filled
   size_t count_ = 0;
   std::vector<Site> sites_;
+  std::vector<uint32_t> next_;   // per site: the site that followed it last time
+  uint32_t last_site_ = 0;       // the last instruction's site (valid if sites_ is not empty)
+  uint32_t predicted_ = 0;       // next_[last_site_]
   std::vector<uint32_t> table_;  // open addressing: site + 1, 0 = empty; at most half full
   std::vector<Anchor> anchors_;  // by index, ascending
   uint64_t seq_base_ = 0;        // the current prediction (as the last anchor; 0, 0 before one)
