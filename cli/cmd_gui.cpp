@@ -29,6 +29,7 @@ struct GuiCommandOptions {
   std::string backend = "sim";
   bool backend_set = false;                  // --backend given (a lesson picks its own)
   std::string mode;
+  std::string technique = "emulation";
   uint64_t load = vmm::kDefaultLoadAddress;
   uint64_t mem_mib = 16;
   bool no_instructions = false;
@@ -192,6 +193,12 @@ int gui(const GuiCommandOptions& o) {
   src.config.mode = *vmm::parse_boot_mode(mode);
   src.config.load_address = o.load;
   src.config.record_instructions = src.kind == backend::Kind::kSim && !o.no_instructions;
+  if (o.technique != "emulation" && o.technique != "pv" && src.kind == backend::Kind::kKvm) {
+    std::fprintf(stderr, "trapscope gui: --technique %s applies to --backend sim (KVM runs "
+                         "emulation-free; pv works on both)\n", o.technique.c_str());
+    return kBadInput;
+  }
+  src.config.technique = *virt::parse_technique(o.technique);
   src.image = std::move(guest->image);
   src.name = guest->name;
   src.max_events = o.max_events;
@@ -235,6 +242,12 @@ void add_gui_command(CLI::App& app, int* status) {
   cmd->add_option("--mode", o->mode,
                   "CPU mode the VMM enters the guest in (default: the guest's own; files: real)")
       ->check(CLI::IsMember({"real", "protected", "long"}));
+  cmd->add_option("--technique", o->technique,
+                  "Simulator technique, as for `trapscope run`: emulation (the interpreter), "
+                  "trap-emulate, vt, bt (binary translation: the Translation cache panel shows "
+                  "its units), or pv")
+      ->check(CLI::IsMember({"emulation", "trap-emulate", "vt", "bt", "pv"}))
+      ->capture_default_str();
   cmd->add_option("--load", o->load, "Guest-physical load address = entry point")
       ->capture_default_str();
   cmd->add_option("--mem", o->mem_mib, "Guest memory in MiB")

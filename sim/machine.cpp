@@ -11,6 +11,7 @@
 #include <iterator>
 #include <string_view>
 
+#include "sim/bt/counts.hpp"
 #include "sim/decode/decoder.hpp"
 #include "sim/decode/disasm.hpp"
 #include "sim/interp/handlers.hpp"
@@ -494,6 +495,7 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
   if (sink && r.reason != RunEndReason::kEventMatched && r.reason != RunEndReason::kBreakpoint) {
     // A pause (breakpoint, matched event) is not the end of the run: no RunEndEvent, so that a
     // later run continues the same event stream.
+    if (bt_) bt::report_unit_counts(*bt_, cpu_, bt_reported_, *sink);  // sim/bt/counts.hpp
     trace::RunEndEvent end{};
     end.header = trace::make_header<trace::RunEndEvent>(trace::EventType::kRunEnd);
     end.header.seq = cpu_.next_seq();

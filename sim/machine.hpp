@@ -163,6 +163,7 @@ class SimMachine {
                                        unsigned n);
   std::unique_ptr<virt::Monitor> monitor_;  // null: emulation (the step loop's fast path)
   std::unique_ptr<bt::Cache> bt_;           // technique bt (sim/bt/execute.cpp)
+  std::vector<uint64_t> bt_reported_;       // unit id → executions last reported (bt/counts.hpp)
   StepStatus step_bt(uint64_t budget, const SimLimits& limits, const bool* matched,
                      uint64_t* done);
   // The hypercall interface on the simulator (vmm/hypercall.hpp), bound to devices_.hypercall.

@@ -819,3 +819,98 @@ TEST_CASE("gui under Xvfb: lesson 1 on KVM in the pane", "[gui][xvfb][kvm][lesso
   CHECK(s["selected"]["type"] == "run end");
   CHECK(s["backend"].get<std::string>().find("KVM") != std::string::npos);
 }
+
+// The translation-cache panel (visualizer/panels/tcache.cpp), live under --technique bt: the
+// first translation opens it; after the guest's run it holds every unit with the cache's own
+// execution counts (bt_counts), and the selected block's guest code beside its translation.
+TEST_CASE("gui under Xvfb: the translation-cache panel, live under binary translation",
+          "[gui][xvfb][tcache]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string png = test::temp_path("tcache-live.png");
+  const std::string first = test::temp_path("tcache-first.json");
+  const std::string state = test::temp_path("tcache-live.json");
+  const std::string script = write_script(
+      "tcache-live.script",
+      "step-to translation\n"
+      "assert-selected translation\n"
+      "dump " + first + "\n"
+      "run\n"
+      "tcache-select 0x8005\n"
+      "frames 3\n"
+      "screenshot " + png + "\n"
+      "dump " + state + "\n");
+  const Run r = gui({"kernelops", "--technique", "bt", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // The first translation: the entry block, selected in every view and in the panel.
+  const json f = read_json(first);
+  CHECK(f.at("selected").at("rip") == 0x8000);
+  CHECK(f.at("tcache").at("translations") == 1);
+  CHECK(f["tcache"].at("selected").at("rip") == 0x8000);
+  CHECK(f.at("gui").at("windows").at("translation cache") == true);
+
+  const json s = read_json(state);
+  CHECK(s["state"] == "finished");
+  CHECK(s["exit_code"] == 0);
+  const json& tc = s["tcache"];
+  CHECK(tc["count_reports"].get<uint64_t>() > 0);
+  CHECK(tc["translations"].get<uint64_t>() >= 25);
+  CHECK(tc["chains"].get<uint64_t>() > 0);
+  CHECK(tc["callouts"].get<uint64_t>() >= 100000);  // 7 callouts a pass, 20,000 passes
+  CHECK(tc.at("hot").at(0).at("executions").get<uint64_t>() >= 10000);
+  // Every instruction the guest retired ran from the cache (kernelops has no CPL 3 code).
+  CHECK(tc["instructions"] == s["instructions"]);
+  // The step to the first translation stopped after the entry unit's first instruction, so the
+  // run went on from 0x8005 with a unit of its own: that one chains to 0x8017 (mov cr0, eax).
+  const json& sel = tc.at("selected");
+  CHECK(sel.at("rip") == 0x8005);
+  REQUIRE(sel.at("lines").size() == 8);
+  CHECK(sel["lines"][0]["guest"] == "xor ebx, ebx");
+  CHECK(sel["lines"][0]["kind"] == "IDENT");
+  CHECK(sel["lines"][2]["kind"] == "in-cache");
+  CHECK(sel["lines"][7]["kind"] == "callout");
+  CHECK(sel["lines"][7]["guest"].get<std::string>().find("cr0") != std::string::npos);
+  REQUIRE(sel.at("successors").size() == 1);
+  CHECK(sel["successors"][0]["rip"] == 0x8017);
+  CHECK(sel.at("predecessors").empty());
+  const Png p = inspect_png(png);
+  CHECK(p.w == 1600);
+  CHECK(p.stddev > 10);
+  CHECK(p.distinct_rows > 200);
+}
+
+// From a saved trace of self-modifying code: invalidations, retranslations and the adaptive
+// callout, with no machine behind the views.
+TEST_CASE("gui under Xvfb: the translation-cache panel over a bt trace of smc",
+          "[gui][xvfb][tcache]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string trace_path = test::temp_path("smc-bt.trace");
+  const auto rec = test::run_trapscope({"run", "smc", "--technique", "bt", "-q", "--trace",
+                                        trace_path});
+  REQUIRE(rec.exit_code == 0);
+  const std::string state = test::temp_path("tcache-smc.json");
+  const std::string png = test::temp_path("tcache-smc.png");
+  const std::string script = write_script("tcache-smc.script",
+                                          "show translation cache\n"
+                                          "step-to translation\n"
+                                          "step-to translation\n"
+                                          "frames 3\n"
+                                          "screenshot " + png + "\n"
+                                          "dump " + state + "\n");
+  const Run r = gui({trace_path, "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json s = read_json(state);
+  CHECK(s["state"] == "trace");
+  CHECK(s["selected"]["type"] == "BT translate");
+  const json& tc = s["tcache"];
+  CHECK(tc["invalidations"].size() >= 99);
+  CHECK(tc["invalidated_units"].get<uint64_t>() >= 99);
+  CHECK(tc["adaptive_callouts"].get<uint64_t>() >= 90);
+  uint64_t most = 0;
+  for (const json& b : tc["hot"]) most = std::max(most, b["translations"].get<uint64_t>());
+  CHECK(most >= 99);  // the patched instruction's block, translated again after each write
+  // The panel follows the selected translation event.
+  CHECK(tc.at("selected").at("rip") == s.at("selected").at("rip"));
+  CHECK(inspect_png(png).stddev > 10);
+}

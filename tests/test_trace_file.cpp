@@ -366,7 +366,7 @@ TEST_CASE("TraceWriter -> read_trace round trip", "[unit][trace-file]") {
   const Bytes bytes = test::read_file(path);
   REQUIRE(bytes.size() == 32 + metadata_len(bytes) + 3 * 88 + 56 + 24);
   CHECK(std::memcmp(bytes.data(), "TRAPSCOP", 8) == 0);
-  CHECK(bytes[8] == 1);   // version 1, little-endian
+  CHECK(bytes[8] == trace::kTraceFormatVersion);  // the version, little-endian
   CHECK(bytes[9] == 0);
   CHECK(bytes[10] == 32);
   CHECK(std::memcmp(bytes.data() + bytes.size() - 24, "TSTRAILR", 8) == 0);
@@ -461,10 +461,12 @@ TEST_CASE("read_trace: unsupported version", "[unit][trace-file]") {
   const std::string path = write_sample("version.trace");
   Bytes b = test::read_file(path);
   ::unlink(path.c_str());
-  b[8] = 2;
+  b[8] = trace::kTraceFormatVersion + 1;
+  const std::string next = std::to_string(trace::kTraceFormatVersion + 1);
   REQUIRE_THROWS_WITH(read_bytes("version.trace", b),
-                      Catch::Contains("version 2 is not supported") &&
-                          Catch::Contains("reads version 1"));
+                      Catch::Contains("version " + next + " is not supported") &&
+                          Catch::Contains("reads version " +
+                                          std::to_string(trace::kTraceFormatVersion)));
   b[8] = 0;
   b[9] = 1;  // 256
   REQUIRE_THROWS_WITH(read_bytes("version.trace", b), Catch::Contains("version 256"));

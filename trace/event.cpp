@@ -35,6 +35,7 @@ std::string_view to_string(EventType type) {
     case EventType::kBtLookup: return "bt_lookup";
     case EventType::kBtInvalidate: return "bt_invalidate";
     case EventType::kBtCallout: return "bt_callout";
+    case EventType::kBtCounts: return "bt_counts";
     case EventType::kMax: break;
   }
   return "?";

@@ -39,12 +39,13 @@ enum class EventType : uint8_t {
   kSensitiveNoTrap = 11,  // trap-and-emulate: a sensitive but unprivileged instruction ran
                           //   without trapping, against the real (deprivileged) state (VirtEvent)
   kVmTransition = 12,     // VT-x model: a VM exit (flags bit 0 clear) or VM entry (set) (VirtEvent)
-  // 13..17: binary translation (sim/bt/translator.hpp)
+  // 13..18: binary translation (sim/bt/translator.hpp)
   kBtTranslate = 13,   // a translation unit was translated into the cache (BtTranslateEvent)
   kBtChain = 14,       // a unit's exit was patched to its translated successor (BtChainEvent)
   kBtLookup = 15,      // a translation-cache lookup, hit or miss (BtLookupEvent; only on request)
   kBtInvalidate = 16,  // units were invalidated (a write to their code page) (BtInvalidateEvent)
   kBtCallout = 17,     // translated code called out to the VMM (BtCalloutEvent)
+  kBtCounts = 18,      // a unit's execution counters, at the end of a run (BtCountsEvent)
   kMax,                   // sentinel
 };
 
@@ -421,6 +422,8 @@ static_assert(sizeof(EptViolationEvent) == 32 + 32);
 // Binary translation (sim/bt/translator.hpp; Adams & Agesen, ASPLOS 2006). Every record is fixed
 // size: a translation unit holds at most kBtMaxUnitInsns guest instructions.
 inline constexpr unsigned kBtMaxUnitInsns = 12;
+// The most guest bytes a unit can cover: 12 instructions of at most 15 bytes (the x86 maximum).
+inline constexpr unsigned kBtMaxUnitBytes = kBtMaxUnitInsns * 15;
 // How one guest instruction was translated (BtTranslateEvent::kind[i]).
 enum class BtKind : uint8_t {
   kIdent = 0,           // IDENT: copied unchanged (innocuous, no PC dependence)
@@ -444,8 +447,10 @@ struct BtTranslateEvent {
   uint8_t generation;    // 0: first translation of this address, n: n-th retranslation
   uint8_t len[kBtMaxUnitInsns];   // each instruction's length in bytes (0 past count)
   uint8_t kind[kBtMaxUnitInsns];  // each instruction's BtKind
+  uint8_t code[kBtMaxUnitBytes];  // the guest bytes translated, [0, guest_bytes) (0 past it):
+                                  //   what the code was when translated, even if written since
 };
-static_assert(sizeof(BtTranslateEvent) == 72);
+static_assert(sizeof(BtTranslateEvent) == 72 + 180);
 // header.rip: the successor's first guest instruction; flags bit 0: the taken branch (else the
 // fall-through).
 inline constexpr uint8_t kBtFlagTaken = 1 << 0;
@@ -482,6 +487,21 @@ struct BtCalloutEvent {
   uint32_t pad;
 };
 static_assert(sizeof(BtCalloutEvent) == 56);
+// The translation cache's own counters of one unit (sim/bt/translator.hpp Unit::executions,
+// Unit::instructions), cumulative since the unit was translated. Executions reached through a
+// chain record no event (that is the point of chaining), so the counters are reported instead:
+// one event per unit whose counters changed, at the end of each run (just before its
+// kRunEnd; not at a pause on a breakpoint or a watched event). header.rip: the unit's first
+// guest instruction. Units dropped by a whole-cache flush lose what was not yet reported.
+struct BtCountsEvent {
+  EventHeader header;
+  uint32_t unit;
+  uint32_t pad;
+  uint64_t executions;    // times the unit was entered (by chain or by lookup)
+  uint64_t instructions;  // guest instructions executed from it (< executions × count when a
+                          //   run, a fault or an exit stopped it part-way)
+};
+static_assert(sizeof(BtCountsEvent) == 56);
 
 #pragma pack(pop)
 
@@ -505,6 +525,7 @@ inline constexpr uint16_t kEventSize[static_cast<size_t>(EventType::kMax)] = {
     sizeof(BtLookupEvent),        // kBtLookup
     sizeof(BtInvalidateEvent),    // kBtInvalidate
     sizeof(BtCalloutEvent),       // kBtCallout
+    sizeof(BtCountsEvent),        // kBtCounts
 };
 
 constexpr uint16_t event_size(EventType type) {

@@ -397,6 +397,12 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
                                     e.kind[i], static_cast<uint8_t>(BtKind::kMax))))}});
     }
     j["insns"] = insns;
+    j["code"] = bytes_hex(e.code, std::min<unsigned>(e.guest_bytes, kBtMaxUnitBytes));
+  } else if (h.type == EventType::kBtCounts && h.size == sizeof(BtCountsEvent)) {
+    const auto& e = reinterpret_cast<const BtCountsEvent&>(h);
+    j["unit"] = e.unit;
+    j["executions"] = e.executions;
+    j["instructions"] = e.instructions;
   } else if (h.type == EventType::kBtChain && h.size == sizeof(BtChainEvent)) {
     const auto& e = reinterpret_cast<const BtChainEvent&>(h);
     j["from_unit"] = e.from_unit;
@@ -465,6 +471,12 @@ std::string bt_event_text(const EventHeader& h) {
              " unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) + " " +
              decode::disassemble({e.insn, std::min<uint8_t>(e.insn_len, 15)}, h.cpu_mode, h.rip)
                  .text;
+    }
+    case EventType::kBtCounts: {
+      const auto& e = reinterpret_cast<const BtCountsEvent&>(h);
+      return "bt counts unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) + ": " +
+             std::to_string(e.executions) + " executions, " + std::to_string(e.instructions) +
+             " instructions executed";
     }
     default: return "";
   }

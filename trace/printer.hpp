@@ -38,7 +38,7 @@ class EventFormatter {
 // number or time; `with_cost` adds the VT-x model's cycle cost.
 std::string virt_event_text(const VirtEvent& event, bool with_cost);
 
-// The text of a binary-translation event (types kBtTranslate..kBtCallout), without sequence
+// The text of a binary-translation event (types kBtTranslate..kBtCounts), without sequence
 // number or time; "" for other types. A translation lists each instruction as
 // "<length>:<kind>" (trace::BtKind: IDENT, pc-relative, direct-branch, …).
 std::string bt_event_text(const EventHeader& event);

@@ -25,7 +25,8 @@
 
 namespace trapscope::trace {
 
-inline constexpr uint16_t kTraceFormatVersion = 1;
+// 2: BtTranslateEvent holds the unit's guest bytes; kBtCounts.
+inline constexpr uint16_t kTraceFormatVersion = 2;
 inline constexpr uint32_t kMaxMetadataBytes = 1u << 20;
 
 class TraceError : public std::runtime_error {

@@ -49,6 +49,9 @@ int run_gui(GuiOptions o) {
     j["framebuffer"] = {window->framebuffer_width(), window->framebuffer_height()};
     j["renderer"] = window->renderer();
     j["script"] = o.script_path;
+    for (const char* w : {"breakpoints", "help", "page walk", "translation cache"}) {
+      j["windows"][w] = app.window_shown(w);
+    }
     return j;
   };
   std::unique_ptr<ScriptRunner> runner;

@@ -263,9 +263,10 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
     e.guest_bytes = raw->guest_bytes;
     e.count = static_cast<uint8_t>(raw->code.size());
     e.generation = static_cast<uint8_t>(std::min<uint32_t>(times, 255));
-    for (size_t i = 0; i < raw->code.size(); ++i) {
+    for (size_t i = 0, at = 0; i < raw->code.size(); at += e.len[i], ++i) {
       e.len[i] = raw->code[i].insn.length;
       e.kind[i] = static_cast<uint8_t>(raw->code[i].kind);
+      std::memcpy(e.code + at, raw->code[i].code + 1, e.len[i]);
     }
     cpu.sink()->on_event(e.header);
     if (lookup_events) {

@@ -53,6 +53,7 @@ void App::frame() {
   draw_breakpoints(ctx, breakpoints_, &show_breakpoints_);
   draw_help(ctx, &show_help_);
   draw_page_walk(ctx, &show_page_walk_);
+  draw_tcache(ctx, tcache_, &show_tcache_);
   layout_pending_ = false;
 }
 
@@ -87,6 +88,7 @@ void App::menu_bar() {
   if (ImGui::BeginMenu("View")) {
     if (ImGui::MenuItem("Reset layout")) layout_pending_ = true;
     ImGui::MenuItem("Page walk", nullptr, &show_page_walk_);
+    ImGui::MenuItem("Translation cache", nullptr, &show_tcache_);
     ImGui::EndMenu();
   }
   if (ImGui::BeginMenu("Help")) {
@@ -210,6 +212,18 @@ void App::show_window(const std::string& name, bool show) {
   if (name == "breakpoints") show_breakpoints_ = show;
   if (name == "help") show_help_ = show;
   if (name == "page walk") show_page_walk_ = show;
+  if (name == "translation cache") {
+    show_tcache_ = show;
+    tcache_.opened_once = true;  // a script's choice stands
+  }
+}
+
+bool App::window_shown(const std::string& name) const {
+  if (name == "breakpoints") return show_breakpoints_;
+  if (name == "help") return show_help_;
+  if (name == "page walk") return show_page_walk_;
+  if (name == "translation cache") return show_tcache_;
+  return false;
 }
 
 void App::command(Command::Op op, StepKind kind) {

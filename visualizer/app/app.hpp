@@ -27,8 +27,10 @@ class App final : public Actions {
   void request_layout() { layout_pending_ = true; }
   void send(Command command);  // as a button would (scripts use it too)
   void set_timeline_view(double first_event, double last_event);
-  void show_window(const std::string& name, bool show);  // "breakpoints", "help", "page walk"
+  void show_window(const std::string& name, bool show);  // "breakpoints", "help", "page walk",
+                                                          // "translation cache"
   const TimelineState& timeline_state() const { return timeline_; }
+  bool window_shown(const std::string& name) const;  // the names show_window() takes
   // A lesson driving the machine (`trapscope gui --lesson ID`): its pane is drawn, and each
   // frame advances its running step (visualizer/core/lesson_driver.hpp). Not owned.
   void set_lesson(LessonDriver* lesson) { lesson_ = lesson; layout_pending_ = true; }
@@ -66,6 +68,8 @@ class App final : public Actions {
   bool show_breakpoints_ = false;
   bool show_help_ = false;
   bool show_page_walk_ = false;
+  bool show_tcache_ = false;
+  TcacheState tcache_;
   LessonDriver* lesson_ = nullptr;
   bool layout_pending_ = true;
   float menu_height_ = 0;

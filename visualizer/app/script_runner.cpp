@@ -192,6 +192,19 @@ void ScriptRunner::execute(const ScriptCommand& c) {
     case Op::kQuit:
       finished_ = true;
       break;
+    case Op::kTcacheSelect: {
+      TranslationCache& tc = model_.tcache();
+      const auto block = tc.block_at(c.number);
+      if (!block) {
+        fail(c, "no translated block at guest RIP " + hex(c.number) + " (" +
+                    std::to_string(tc.blocks().size()) + " blocks)");
+        break;
+      }
+      tc.select(*block);
+      app_.select(tc.units()[tc.blocks()[*block].newest].event);
+      frames_left_ = 2;
+      break;
+    }
     case Op::kLessonStep:
     case Op::kLessonNext:
     case Op::kLessonPrev:

@@ -140,6 +140,7 @@ ImU32 event_color(trace::EventType t) {
     case trace::EventType::kPageWalk: return IM_COL32(120, 210, 140, 255);
     case trace::EventType::kInstruction: return IM_COL32(120, 128, 142, 255);
     case trace::EventType::kRunEnd: return IM_COL32(230, 230, 240, 255);
+    case trace::EventType::kBtTranslate: return IM_COL32(190, 140, 250, 255);
     default: return IM_COL32(150, 150, 150, 255);
   }
 }

@@ -86,11 +86,11 @@ uint32_t event_mask(StepKind kind) {
     case StepKind::kRing: return bit(EventType::kRingTransition);
     case StepKind::kException: return bit(EventType::kException);
     case StepKind::kPageWalk: return bit(EventType::kPageWalk);
+    case StepKind::kTranslation: return bit(EventType::kBtTranslate);
     case StepKind::kAny:
       return bit(EventType::kVmExit) | bit(EventType::kRingTransition) |
              bit(EventType::kException) | bit(EventType::kPageWalk);
     case StepKind::kInstruction:
-    case StepKind::kTranslation:
     case StepKind::kCount: break;
   }
   return 0;
@@ -102,6 +102,7 @@ StepKind step_kind_of(EventType type) {
     case EventType::kRingTransition: return StepKind::kRing;
     case EventType::kException: return StepKind::kException;
     case EventType::kPageWalk: return StepKind::kPageWalk;
+    case EventType::kBtTranslate: return StepKind::kTranslation;
     default: return StepKind::kInstruction;
   }
 }
@@ -169,15 +170,15 @@ std::optional<Breakpoint> parse_event_breakpoint(std::string_view text, std::str
   std::istringstream in{std::string(text)};
   std::string word;
   if (!(in >> word)) {
-    *error = "expected an event kind (exit, ring, exception, walk, any)";
+    *error = "expected an event kind (exit, ring, exception, walk, translation, any)";
     return std::nullopt;
   }
   Breakpoint bp;
   bp.kind = Breakpoint::Kind::kEvent;
   const auto kind = parse_step_kind(word);
-  if (!kind || *kind == StepKind::kInstruction || *kind == StepKind::kTranslation) {
+  if (!kind || *kind == StepKind::kInstruction) {
     *error = "'" + word + "' is not an event kind a breakpoint can watch (exit, ring, exception, "
-             "walk, any)";
+             "walk, translation, any)";
     return std::nullopt;
   }
   bp.event = *kind;

@@ -27,7 +27,7 @@ enum class StepKind : uint8_t {
   kRing,         // the next ring transition (CPL change)
   kException,    // the next exception or interrupt delivered
   kPageWalk,     // the next guest page walk (a TLB miss)
-  kTranslation,  // the next translation (binary-translation technique: not in the schema yet)
+  kTranslation,  // the next translation unit translated (binary translation: kBtTranslate)
   kAny,          // the next event of any kind except retired instructions
   kCount,
 };
@@ -36,8 +36,8 @@ std::string_view to_string(StepKind kind);        // "insn", "exit", "ring", …
 std::string_view describe(StepKind kind);         // "VM exit", "ring transition", …
 std::optional<StepKind> parse_step_kind(std::string_view text);  // also "vmexit", "exc", …
 
-// The event types (bits 1 << trace::EventType) that end a step of this kind; 0 for kInstruction
-// and for kTranslation (no event type exists for it yet).
+// The event types (bits 1 << trace::EventType) that end a step of this kind; 0 for kInstruction.
+// kTranslation waits for a kBtTranslate, which only `--technique bt` records.
 uint32_t event_mask(StepKind kind);
 
 // The step kind an event counts as (kInstruction for retired instructions and run ends).

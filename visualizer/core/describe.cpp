@@ -169,6 +169,7 @@ std::string_view type_label(EventType type) {
     case EventType::kBtLookup: return "BT lookup";
     case EventType::kBtInvalidate: return "BT invalidate";
     case EventType::kBtCallout: return "BT callout";
+    case EventType::kBtCounts: return "BT counts";
     default: return "?";
   }
 }
@@ -436,6 +437,12 @@ std::string explain(const EventRecord& e) {
              std::string((h.flags & trace::kBtFlagAdaptive)
                              ? " (adaptive: it trapped often, so it was retranslated into a callout)."
                              : ".");
+    case EventType::kBtCounts:
+      return "The translation cache's counters of unit " + std::to_string(e.bt_counts.unit) +
+             ": entered " + std::to_string(e.bt_counts.executions) + " times, " +
+             std::to_string(e.bt_counts.instructions) +
+             " guest instructions executed from it. Entries through a chain record no event, "
+             "so the cache reports its counters at the end of each run.";
     case EventType::kEptViolation:
       return "An EPT violation VM exit (basic exit reason 48): the EPT had no entry for "
              "guest-physical " + hex(e.ept_violation.gpa) +

@@ -1,6 +1,7 @@
 #include "visualizer/core/event_store.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 namespace trapscope::viz {
@@ -15,6 +16,8 @@ constexpr size_t kHeader = sizeof(EventHeader);
 constexpr size_t kExitFixed = 4 + 4 + 8 + 1;
 // PageWalkEvent after the header: linear, physical, levels, access, user, faulted, error_code.
 constexpr size_t kWalkFixed = 8 + 8 + 4 + 4;
+// BtTranslateEvent after the header: everything before code[]; then guest_bytes of code.
+constexpr size_t kTranslateFixed = offsetof(trace::BtTranslateEvent, code) - kHeader;
 
 }  // namespace
 
@@ -50,6 +53,14 @@ bool EventStore::append(const EventHeader& e) {
       std::memcpy(buf + kWalkFixed, r.level, levels * sizeof(trace::PageWalkLevel));
       n = kWalkFixed + levels * sizeof(trace::PageWalkLevel);
       buf[16] = levels;
+      break;
+    }
+    case EventType::kBtTranslate: {
+      const auto& r = reinterpret_cast<const trace::BtTranslateEvent&>(e);
+      const size_t len = std::min<size_t>(r.guest_bytes, trace::kBtMaxUnitBytes);
+      std::memcpy(buf, body, kTranslateFixed);
+      std::memcpy(buf + kTranslateFixed, r.code, len);
+      n = kTranslateFixed + len;
       break;
     }
     default:
@@ -132,6 +143,11 @@ void EventStore::load(size_t i, EventRecord* out) const {
       std::memcpy(out->walk.level, p + kWalkFixed, levels * sizeof(trace::PageWalkLevel));
       break;
     }
+    case EventType::kBtTranslate:
+      std::memcpy(body, p, kTranslateFixed);
+      std::memcpy(out->bt_translate.code, p + kTranslateFixed,
+                  std::min<size_t>(out->bt_translate.guest_bytes, trace::kBtMaxUnitBytes));
+      break;
     default:
       std::memcpy(body, p, h.size - kHeader);
       break;

@@ -5,7 +5,8 @@
 //   One 24-byte row per event (type, CPL, CPU mode, flags, RIP, time, payload offset) plus the
 //   type-specific payload packed into a byte arena with its variable parts trimmed: an
 //   instruction keeps only its `len` bytes, a VM exit only its `insn_len` instruction bytes, a
-//   page walk only its `levels` table entries. load() rebuilds the full trace/event.hpp record.
+//   page walk only its `levels` table entries, a translation only its
+//   `guest_bytes` of code. load() rebuilds the full trace/event.hpp record.
 //   Memory (measured by memory_bytes()): 24 + ~5 bytes per instruction event, 24 + ~45 per VM
 //   exit, 24 + 24 + 16 per walk level per page walk; plus the model's lane index (4 bytes).
 //
@@ -46,6 +47,7 @@ union EventRecord {
   trace::BtLookupEvent bt_lookup;
   trace::BtInvalidateEvent bt_invalidate;
   trace::BtCalloutEvent bt_callout;
+  trace::BtCountsEvent bt_counts;
   uint8_t raw[sizeof(trace::NestedWalkEvent)];
 };
 static_assert(sizeof(EventRecord) >= sizeof(trace::VmExitEvent));

@@ -129,12 +129,7 @@ Capabilities LiveController::capabilities_for(backend::Kind kind, const std::str
   c.address_breakpoints = true;
   if (kind == backend::Kind::kSim) {
     c.step_back = true;
-    for (int k = 0; k < static_cast<int>(StepKind::kCount); ++k) {
-      if (static_cast<StepKind>(k) != StepKind::kTranslation) c.step_kinds |= 1u << k;
-    }
-    c.step_kinds_why =
-        "Translations come with the binary-translation technique (a later issue): the event "
-        "schema has no translation event yet.";
+    c.step_kinds = (1u << static_cast<int>(StepKind::kCount)) - 1;  // translations: --technique bt
     c.limits =
         "The simulator observes every instruction, exception, ring transition and page walk. "
         "Its VM exits are the events its VMM would see, with KVM's exit-reason numbers; it does "

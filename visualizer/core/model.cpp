@@ -57,6 +57,7 @@ void Model::index(size_t i, const trace::EventHeader& e) {
     cpl_spans_.push_back({static_cast<uint32_t>(i), e.cpl});
   }
   if (e.type == EventType::kVmExit) stats_.on_event(e);
+  if (e.type >= EventType::kBtTranslate && e.type <= EventType::kBtCounts) tcache_.on_event(i, e);
 }
 
 void Model::truncate(size_t n) {
@@ -71,6 +72,7 @@ void Model::truncate(size_t n) {
   filter_next_ = std::min(filter_next_, n);
   if (selected_ >= static_cast<int64_t>(n)) select(static_cast<int64_t>(n) - 1);
   rebuild_stats();
+  tcache_.rebuild(store_, n);
   ++revision_;
 }
 

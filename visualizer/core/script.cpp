@@ -145,10 +145,14 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
       }
     } else if (word == "show" || word == "hide") {
       c.op = word == "show" ? Op::kShow : Op::kHide;
-      if (rest != "breakpoints" && rest != "help" && rest != "page walk") {
-        return fail(word + " takes breakpoints, help or page walk");
+      if (rest != "breakpoints" && rest != "help" && rest != "page walk" &&
+          rest != "translation cache") {
+        return fail(word + " takes breakpoints, help, page walk or translation cache");
       }
       c.text = rest;
+    } else if (word == "tcache-select") {
+      c.op = Op::kTcacheSelect;
+      if (!number(false, 0)) return fail("tcache-select takes a guest RIP");
     } else if (word == "lesson-step") {
       c.op = Op::kLessonStep;
     } else if (word == "lesson-next" || word == "lesson-prev") {

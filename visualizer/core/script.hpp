@@ -19,7 +19,9 @@
 //   speed N                  animated run speed, instructions per second (0: full speed)
 //   frames N                 render N more frames
 //   timeline FIRST LAST      show events FIRST..LAST in the timeline ("timeline fit": all)
-//   show breakpoints|help|page walk   open a window (hide …: close it)
+//   show breakpoints|help|page walk|translation cache   open a window (hide …: close it)
+//   tcache-select RIP        the translation-cache panel shows the block at guest RIP (as a
+//                            click on its row would: its translation event is selected)
 //   screenshot FILE.png      write the window's pixels (after the frame is drawn)
 //   dump FILE.json           write the GUI's state (visualizer/core/state_dump.hpp)
 //   assert-cpl N             the CPL the GUI shows is N
@@ -47,7 +49,7 @@ struct ScriptCommand {
     kStep, kStepTo, kStepBack, kRun, kRunFor, kPause, kReset, kWaitIdle, kSelect, kSelectNext,
     kBreak, kBreakEvent, kClearBreaks, kFilter, kMemory, kSpeed, kFrames, kScreenshot, kDump,
     kAssertCpl, kAssertSelected, kAssertConsole, kTimeline, kShow, kHide, kQuit,
-    kLessonStep, kLessonNext, kLessonPrev, kLessonLang, kAssertLesson,
+    kLessonStep, kLessonNext, kLessonPrev, kLessonLang, kAssertLesson, kTcacheSelect,
   };
   Op op = Op::kWaitIdle;
   int line = 0;            // 1-based line in the script

@@ -146,6 +146,66 @@ json dump_state(const Model& m) {
     bps.push_back({{"id", b.id}, {"enabled", b.enabled}, {"what", to_string(b)}});
   }
   j["breakpoints"] = bps;
+  j["tcache"] = dump_tcache(m);
+  return j;
+}
+
+json dump_tcache(const Model& m) {
+  const TranslationCache& tc = m.tcache();
+  const TcTotals& t = tc.totals();
+  json j{{"blocks", tc.blocks().size()},         {"units", tc.units().size()},
+         {"translations", t.translations},        {"translated_insns", t.translated_insns},
+         {"ident", t.ident},                      {"non_ident", t.non_ident},
+         {"chains", t.chains},                    {"callouts", t.callouts},
+         {"adaptive_callouts", t.adaptive_callouts},
+         {"invalidated_units", t.invalidated_units},
+         {"executions", t.executions},            {"instructions", t.instructions},
+         {"count_reports", t.count_reports}};
+  auto block = [&](uint32_t b) {
+    const TcBlock& x = tc.blocks()[b];
+    return json{{"rip", x.rip},
+                {"pa", x.pa},
+                {"insns", x.count},
+                {"translations", x.translations},
+                {"executions", x.executions},
+                {"instructions", x.instructions},
+                {"callouts", x.callouts},
+                {"live", x.live}};
+  };
+  json rows = json::array();
+  for (uint32_t b : sorted_blocks(tc, TcColumn::kExecutions, true)) {
+    if (rows.size() == 200) break;
+    rows.push_back(block(b));
+  }
+  j["hot"] = rows;  // by executions, at most 200
+  json inval = json::array();
+  for (const TcInvalidation& v : tc.invalidations()) {
+    inval.push_back({{"event", v.event}, {"page_pa", v.page_pa}, {"units", v.units}, {"rip", v.rip}});
+  }
+  j["invalidations"] = inval;
+  if (const auto sel = tc.selected()) {
+    json s = block(*sel);
+    const uint32_t u = tc.blocks()[*sel].newest;
+    s["unit"] = tc.units()[u].id;
+    json lines = json::array();
+    for (const TcLine& l : tc.lines(u, m.events())) {
+      lines.push_back({{"rip", l.rip}, {"bytes", l.bytes}, {"guest", l.guest},
+                       {"kind", l.kind_name}, {"translated", l.translated}, {"why", l.why}});
+    }
+    s["lines"] = lines;
+    json succ = json::array(), pred = json::array();
+    for (const auto& n : tc.successors(*sel)) {
+      succ.push_back({{"rip", tc.blocks()[n.block].rip}, {"taken", n.taken}});
+    }
+    for (const auto& n : tc.predecessors(*sel)) {
+      pred.push_back({{"rip", tc.blocks()[n.block].rip}, {"taken", n.taken}});
+    }
+    s["successors"] = succ;
+    s["predecessors"] = pred;
+    j["selected"] = s;
+  } else {
+    j["selected"] = nullptr;
+  }
   return j;
 }
 

@@ -9,7 +9,7 @@
 // cr0, cr2, cr3, cr4, efer, cs/ss/ds/es/fs/gs/ldtr/tr{selector, base, limit, type, s, dpl, present,
 //   l, db, g} (the descriptor cache, SDM Vol. 3A 3.4.5)}, instructions,
 // console, end, exit_stats[{reason, kvm_exit_reason, count, total_ns, min_ns, max_ns}], filter,
-// breakpoints[]. Registers and numbers are JSON numbers.
+// breakpoints[], tcache (dump_tcache). Registers and numbers are JSON numbers.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -21,6 +21,13 @@ namespace trapscope::viz {
 nlohmann::json dump_state(const Model& model);
 nlohmann::json dump_registers(const sim::CpuState& registers);
 nlohmann::json dump_event(const EventRecord& event);
+// The translation cache (tcache.hpp): totals {blocks, units, translations, translated_insns,
+// ident, non_ident, chains, callouts, adaptive_callouts, invalidated_units, executions,
+// instructions, count_reports}, hot[] (blocks by executions, at most 200: rip, pa, insns,
+// translations, executions, instructions, callouts, live), invalidations[{event, page_pa, units,
+// rip}], selected (a block, plus unit, lines[{rip, bytes, guest, kind, translated, why}] of its
+// newest translation, successors[{rip, taken}], predecessors[…]) or null.
+nlohmann::json dump_tcache(const Model& model);
 
 class LessonDriver;
 // A lesson's state (`trapscope gui --lesson`): {id, file, lang, step (1-based, shown), steps,

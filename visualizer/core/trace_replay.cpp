@@ -15,10 +15,7 @@ TraceReplay::TraceReplay(trace::TraceFile trace, std::string path,
       reexec_(std::move(reexec)) {
   caps_.live = false;
   caps_.step_back = true;  // moving the cursor back is always possible in a recording
-  for (int k = 0; k < static_cast<int>(StepKind::kCount); ++k) {
-    if (static_cast<StepKind>(k) != StepKind::kTranslation) caps_.step_kinds |= 1u << k;
-  }
-  caps_.step_kinds_why = "Translations come with the binary-translation technique (a later issue).";
+  caps_.step_kinds = (1u << static_cast<int>(StepKind::kCount)) - 1;
   caps_.address_breakpoints = true;
   caps_.limits = "A recorded trace (" + (metadata_.backend.empty() ? "?" : metadata_.backend) +
                  " backend, guest " + metadata_.guest +
@@ -103,12 +100,7 @@ void TraceReplay::execute(const Command& c, Model& model) {
       break;
     }
     case Command::Op::kStepTo:
-      if (c.kind == StepKind::kTranslation) {
-        msg = "cannot step to a translation: " + caps_.step_kinds_why;
-        error = true;
-      } else {
-        move_to(model.find_next(c.kind, cur), describe(c.kind));
-      }
+      move_to(model.find_next(c.kind, cur), describe(c.kind));
       break;
     case Command::Op::kRun: {
       std::optional<size_t> stop;

@@ -98,6 +98,17 @@ struct BreakpointsState {
   std::string error;
 };
 
+struct TcacheState {
+  TcColumn sort = TcColumn::kExecutions;  // the block table's order (its header's sort spec)
+  bool descending = true;
+  std::vector<uint32_t> rows;            // sorted block indexes
+  uint64_t sorted_revision = ~0ull;      // the TranslationCache revision rows were sorted at
+  uint32_t unit = 0;                     // the translation of the selected block shown
+  uint64_t seen_selection = 0;
+  bool scroll_to_selection = false;
+  bool opened_once = false;              // the first translation opens the panel, once
+};
+
 struct PanelContext {
   Model& model;
   Actions& actions;
@@ -119,6 +130,10 @@ void draw_breakpoints(PanelContext& ctx, BreakpointsState& state, bool* open);
 void draw_help(PanelContext& ctx, bool* open);
 // The selected page walk / 2D walk / shadow entry (page_walk.cpp); a window opened from View.
 void draw_page_walk(PanelContext& ctx, bool* open);
+// The translation-cache panel (tcache.cpp): blocks with translation and execution counts, the
+// selected block's guest code beside its translation, chain edges, invalidations. Opens itself
+// the first time a translation arrives.
+void draw_tcache(PanelContext& ctx, TcacheState& state, bool* open);
 // The lesson pane (lesson.cpp): the step's text, its question, "Run step", the verdict and the
 // answer, Previous/Next and the language (`trapscope gui --lesson ID`).
 void draw_lesson(PanelContext& ctx, LessonDriver& lesson);

@@ -205,9 +205,9 @@ void draw_timeline(PanelContext& ctx, TimelineState& s) {
       {"Page walks", "TLB misses: the MMU walks the guest page tables (simulator).",
        EventType::kPageWalk, 24},
       {"Translations",
-       "Translation units made by a binary translator: the binary-translation technique is a "
-       "later issue, so this lane stays empty.",
-       EventType::kMax, 18},
+       "Translation units made by the binary translator (--technique bt); the Translation "
+       "cache window (View menu) lists them.",
+       EventType::kBtTranslate, 18},
       {"Instructions", "Retired instructions (simulator, when recording them).",
        EventType::kInstruction, 18},
   };
@@ -259,9 +259,6 @@ void draw_timeline(PanelContext& ctx, TimelineState& s) {
       draw_lane(dl, g, m.lane(l.type), y, y1,
                 [&](uint32_t i) { return theme::exit_reason_color(m.events().exit_reason(i)); },
                 [&](uint32_t i) { return std::string(trace::exit_reason_name(m.events().exit_reason(i))); });
-    } else if (l.type == EventType::kMax) {
-      dl->AddText(ImVec2(g.x0 + 8, ty), theme::kTextDim,
-                  "no translation events yet \u2014 the binary-translation technique adds them");
     } else {
       draw_lane(dl, g, m.lane(l.type), y, y1, [&](uint32_t) { return theme::event_color(l.type); },
                 [&](uint32_t i) -> std::string {
