@@ -204,6 +204,8 @@ void block_detail(PanelContext& ctx, TcacheState& st) {
   } else {
     ImGui::TextColored(theme::to_vec4(theme::kError), "replaced by a newer translation");
   }
+  neighbours(ctx, st, "Successors (chained to):", tc.successors(bi));
+  neighbours(ctx, st, "Predecessors (chained from):", tc.predecessors(bi));
   const auto lines = tc.lines(st.unit, ctx.model.events());
   const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV |
                                 ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_Resizable;
@@ -235,8 +237,6 @@ void block_detail(PanelContext& ctx, TcacheState& st) {
     }
     ImGui::EndTable();
   }
-  neighbours(ctx, st, "Successors (chained to):", tc.successors(bi));
-  neighbours(ctx, st, "Predecessors (chained from):", tc.predecessors(bi));
 }
 
 void invalidations(PanelContext& ctx) {
