@@ -81,6 +81,9 @@ class KvmBackend final : public Backend {
   explicit KvmBackend(const Config& c) : machine_(vmm::MachineConfig{c.memory_bytes, c.mode, c.load_address}) {}
   Kind kind() const override { return Kind::kKvm; }
   void load(std::span<const uint8_t> image) override { machine_.load(image); }
+  std::vector<std::pair<std::string, uint64_t>> kvm_stats() override {
+    return machine_.vcpu().stats();
+  }
   RunOutcome run(const StopCondition& stop, trace::EventSink* sink) override {
     const uint32_t vm_exit_bit = 1u << static_cast<unsigned>(trace::EventType::kVmExit);
     if (stop.max_instructions != 0 || (stop.stop_on & ~vm_exit_bit) != 0) {

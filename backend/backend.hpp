@@ -109,6 +109,10 @@ class Backend {
   virtual void request_stop() = 0;
   // The simulator's memory-virtualization counters; nullopt on KVM (not observable there).
   virtual std::optional<PagingCounters> paging_counters() const { return std::nullopt; }
+  // KVM's statistics of the vCPU (vmm::Vcpu::stats(): KVM_GET_STATS_FD), counts since the
+  // backend was made — "exits" counts the VM exits KVM handled in the kernel too. Empty on the
+  // simulator.
+  virtual std::vector<std::pair<std::string, uint64_t>> kvm_stats() { return {}; }
   // The translation cache's counters under technique bt (sim/bt/translator.hpp); else null.
   virtual const sim::bt::BtStats* bt_stats() { return nullptr; }
 };

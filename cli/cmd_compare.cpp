@@ -168,7 +168,32 @@ struct Row {
     return s;
   }
   nlohmann::json per_iteration;  // nanobenchmarks only
+  nlohmann::json kvm_stats;      // KVM rows: kKvmStats over the run (KVM_GET_STATS_FD)
 };
+
+// The vCPU statistics a KVM row shows (vmm::Vcpu::stats(); Linux's
+// Documentation/virt/kvm/api.rst 4.133 and arch/x86 kvm_vcpu_stat): all VM exits, those that
+// reached user space by kind, page faults KVM took and fixed or reflected to the guest, TLB
+// flushes, INVLPGs, instructions its emulator ran.
+constexpr const char* kKvmStats[] = {"exits",     "io_exits",     "mmio_exits",  "halt_exits",
+                                     "irq_exits", "signal_exits", "pf_taken",    "pf_fixed",
+                                     "pf_guest",  "pf_emulate",   "tlb_flush",   "invlpg",
+                                     "insn_emulation",            "hypercalls"};
+nlohmann::json kvm_stats_delta(const std::vector<std::pair<std::string, uint64_t>>& before,
+                               const std::vector<std::pair<std::string, uint64_t>>& after) {
+  auto find = [](const auto& v, std::string_view name) -> std::optional<uint64_t> {
+    for (const auto& [n, x] : v) {
+      if (n == name) return x;
+    }
+    return std::nullopt;
+  };
+  nlohmann::json j = nlohmann::json::object();
+  for (const char* name : kKvmStats) {
+    const auto a = find(after, name);
+    if (a) j[name] = *a - find(before, name).value_or(0);
+  }
+  return j;
+}
 
 // What KVM cannot count, taken from the simulator's run of the same image (it is deterministic).
 struct SimWork {
@@ -202,7 +227,9 @@ Row run_row(const std::string& technique_name, std::string_view guest,
                         : t == virt::Technique::kEmulation   ? Source::kVmExits
                                                              : Source::kVtExits;
   Counts c(source);
+  const auto stats_before = m->kvm_stats();
   const backend::RunOutcome r = m->run({}, &c);
+  if (!row.simulator) row.kvm_stats = kvm_stats_delta(stats_before, m->kvm_stats());
   row.end = std::string(trace::to_string(r.reason));
   row.ok = r.reason == trace::RunEndReason::kHalted || r.reason == trace::RunEndReason::kGuestExit;
   row.instructions = r.instructions;
@@ -235,7 +262,11 @@ Row run_row(const std::string& technique_name, std::string_view guest,
   row.parts[kPartGuestExceptions] = row.exceptions * kExceptionDelivery.cycles;
   if (!row.simulator) {
     row.parts[kPartInstructions] = sim.instructions * kDirectInstruction.cycles;
-    row.parts[kPartVmTransitions] = r.exits * exit_entry;
+    // Every VM exit KVM counted (in-kernel ones too) where it has statistics; else the exits
+    // that reached user space (a lower bound).
+    const uint64_t all_exits =
+        row.kvm_stats.contains("exits") ? row.kvm_stats["exits"].get<uint64_t>() : r.exits;
+    row.parts[kPartVmTransitions] = all_exits * exit_entry;
     return row;
   }
   switch (t) {
@@ -269,6 +300,15 @@ std::string causes_text(const Row& r) {
     s += (s.empty() ? "" : " ") + std::string(compare::kCauseNames[i]) + ":" +
          std::to_string(r.causes[i]);
   }
+  if (r.kvm_stats.contains("exits")) {
+    // What KVM handled in the kernel (its vCPU statistics), after the user-space exits.
+    s += std::string(s.empty() ? "" : " ") + "| kernel:";
+    for (const char* k : {"exits", "invlpg", "pf_guest", "tlb_flush", "insn_emulation"}) {
+      if (r.kvm_stats.contains(k) && r.kvm_stats[k].get<uint64_t>()) {
+        s += std::string(" ") + k + ":" + std::to_string(r.kvm_stats[k].get<uint64_t>());
+      }
+    }
+  }
   return s.empty() ? "-" : s;
 }
 
@@ -293,6 +333,7 @@ nlohmann::json to_json(const Row& r) {
     j["modelled_cycles_by_part"][std::string(compare::kPartNames[i])] = r.parts[i];
   }
   if (!r.per_iteration.is_null()) j["per_iteration"] = r.per_iteration;
+  if (!r.kvm_stats.is_null()) j["kvm_stats"] = r.kvm_stats;
   return j;
 }
 
@@ -506,6 +547,10 @@ bool run_workload(const guests::Guest& g, const Options& o, Progress& progress,
                          {"modelled_cycles", d(r.cycles(), base.cycles())}};
       r.per_iteration["instructions"] =
           r.simulator ? nlohmann::json(d(r.instructions, base.instructions)) : nullptr;
+      if (r.kvm_stats.contains("exits") && base.kvm_stats.contains("exits")) {
+        r.per_iteration["kvm_exits"] =
+            d(r.kvm_stats["exits"].get<uint64_t>(), base.kvm_stats["exits"].get<uint64_t>());
+      }
       const auto* p = paper_for(g.name);
       const auto pc = p ? paper_cycles(*p, tech.name) : std::nullopt;
       r.per_iteration["paper_cycles"] = pc ? nlohmann::json(*pc) : nlohmann::json(nullptr);
@@ -526,8 +571,9 @@ void print_nano(const guests::Guest& g, const std::vector<Row>& rows, uint32_t i
   const auto* p = paper_for(g.name);
   std::printf("\nper iteration of %.*s ((run with %u iterations - run with 0) / %u):\n",
               static_cast<int>(g.name.size()), g.name.data(), iterations, iterations);
-  std::printf("%-13s %-16s %8s %7s %7s %8s %8s %16s  %s\n", "technique", "guest", "insns",
-              "exits", "traps", "VT-exits", "callouts", "model-cycles", "paper cycles");
+  std::printf("%-13s %-16s %8s %7s %9s %7s %8s %8s %16s  %s\n", "technique", "guest", "insns",
+              "exits", "kvm-exits", "traps", "VT-exits", "callouts", "model-cycles",
+              "paper cycles");
   for (const Row& r : rows) {
     if (r.per_iteration.is_null() || !r.ok) continue;
     const auto& j = r.per_iteration;
@@ -539,9 +585,13 @@ void print_nano(const guests::Guest& g, const std::vector<Row>& rows, uint32_t i
     if (!j["instructions"].is_null()) {
       std::snprintf(insns, sizeof insns, "%.2f", j["instructions"].get<double>());
     }
-    std::printf("%-13s %-16s %8s %7.2f %7.2f %8.2f %8.2f %16.1f  %s\n", r.technique.c_str(),
-                r.guest.c_str(), insns,
-                j["exits"].get<double>(), j["traps"].get<double>(), j["vt_exits"].get<double>(),
+    char kvm_exits[32] = "-";
+    if (j.contains("kvm_exits")) {
+      std::snprintf(kvm_exits, sizeof kvm_exits, "%.2f", j["kvm_exits"].get<double>());
+    }
+    std::printf("%-13s %-16s %8s %7.2f %9s %7.2f %8.2f %8.2f %16.1f  %s\n", r.technique.c_str(),
+                r.guest.c_str(), insns, j["exits"].get<double>(), kvm_exits,
+                j["traps"].get<double>(), j["vt_exits"].get<double>(),
                 j["callouts"].get<double>(), j["modelled_cycles"].get<double>(), paper.c_str());
   }
   if (p) {

@@ -19,8 +19,9 @@
 //     guest_exceptions  exceptions delivered to the guest's own IDT (#PF, #DE, …) × exception
 //                    (every row; KVM: the simulator's count for the same guest)
 //     vm_transitions vt, pv: Σ of the VT-x model's exit + entry costs (sim/virt/monitor.hpp);
-//                    kvm: its exits to user space × (vm_exit + vm_entry) — exits KVM handles in
-//                    the kernel are not observable, so this is a lower bound
+//                    kvm: every exit KVM counted (its vCPU statistic "exits", KVM_GET_STATS_FD,
+//                    the ones it handles in the kernel included) × (vm_exit + vm_entry); on a
+//                    kernel without statistics its exits to user space (a lower bound)
 //     traps          trap-emulate: traps × (exception + interpreted_instruction): the exception round
 //                    trip to the VMM and the emulation of the instruction
 //     callouts       bt: callouts × callout

@@ -140,6 +140,7 @@ TEST_CASE("Vcpu on a bad fd: every ioctl throws KvmError EBADF naming the ioctl"
   require_kvm_error("KVM_SET_CPUID2", EBADF, [&] { v.set_cpuid({kvm_cpuid_entry2{}}); });
   require_kvm_error("KVM_SET_GUEST_DEBUG", EBADF, [&] { v.set_guest_debug(kvm_guest_debug{}); });
   require_kvm_error("KVM_TRANSLATE", EBADF, [&] { (void)v.translate(0x1000); });
+  CHECK(v.stats().empty());  // no stats fd on a bad fd: nothing, not an exception
   require_kvm_error("KVM_RUN", EBADF, [&] { (void)v.run(); });
   v.set_sync_regs(true);
   require_kvm_error("KVM_RUN", EBADF, [&] { (void)v.run(); });
@@ -523,4 +524,31 @@ TEST_CASE("KVM guest: two adjacent outs are recorded at their own addresses",
   CHECK(exit_at(g.events, 0).insn_addr == 0x8002u);
   CHECK(exit_at(g.events, 1).header.rip == 0x8004u);
   CHECK(exit_at(g.events, 2).header.rip == 0x8006u);
+}
+
+// KVM_GET_STATS_FD: a fresh vCPU reports its exit counters (Linux 5.14 and later), all zero
+// before it has run; a run that does one `out` and `hlt` counts both exits.
+TEST_CASE("Vcpu::stats reads KVM's binary statistics", "[kvm][kvm-fd]") {
+  REQUIRE_KVM_OR_SKIP();
+  vmm::MachineConfig cfg;
+  vmm::KvmMachine m(cfg);
+  const auto before = m.vcpu().stats();
+  if (before.empty()) {
+    WARN("SKIPPED: this kernel has no KVM_GET_STATS_FD");
+    return;
+  }
+  auto get = [](const auto& v, const char* name) -> int64_t {
+    for (const auto& [n, x] : v) {
+      if (n == name) return static_cast<int64_t>(x);
+    }
+    return -1;
+  };
+  CHECK(get(before, "exits") == 0);
+  CHECK(get(before, "halt_exits") == 0);
+  const std::vector<uint8_t> guest = {0xB0, 0x41, 0xE6, 0xE9, 0xF4};  // mov al,'A'; out 0xE9,al; hlt
+  m.load(guest);
+  m.run({5.0, 0}, nullptr);
+  const auto after = m.vcpu().stats();
+  CHECK(get(after, "exits") >= 2);
+  CHECK(get(after, "halt_exits") == 1);
 }

@@ -169,6 +169,44 @@ kvm_vcpu_events Vcpu::get_vcpu_events() const {
   return e;
 }
 
+std::vector<std::pair<std::string, uint64_t>> Vcpu::stats() const {
+  // struct kvm_stats_desc without its name: the uapi header declares the name with
+  // __DECLARE_FLEX_ARRAY, which in C++ adds an empty struct and makes sizeof 20, not the 16
+  // bytes that precede the name in the file (KVM API 4.133).
+  struct DescHead {
+    uint32_t flags;
+    int16_t exponent;
+    uint16_t size;  // number of u64 values (1 for a single value; more for a histogram)
+    uint32_t offset;
+    uint32_t bucket_size;
+  };
+  static_assert(sizeof(DescHead) == 16);
+  std::vector<std::pair<std::string, uint64_t>> out;
+  const int sfd = ::ioctl(fd_.get(), KVM_GET_STATS_FD, nullptr);
+  if (sfd < 0) return out;
+  const Fd stats_fd(sfd);
+  kvm_stats_header h{};
+  if (::pread(sfd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return out;
+  const size_t desc_size = sizeof(DescHead) + h.name_size;
+  std::vector<uint8_t> descs(desc_size * h.num_desc);
+  if (descs.empty() || ::pread(sfd, descs.data(), descs.size(), h.desc_offset) !=
+                           static_cast<ssize_t>(descs.size())) {
+    return out;
+  }
+  for (uint32_t i = 0; i < h.num_desc; ++i) {
+    DescHead d;
+    std::memcpy(&d, descs.data() + i * desc_size, sizeof d);
+    if (d.size != 1) continue;  // a histogram
+    const char* name = reinterpret_cast<const char*>(descs.data() + i * desc_size + sizeof d);
+    uint64_t v = 0;
+    if (::pread(sfd, &v, sizeof v, h.data_offset + d.offset) != static_cast<ssize_t>(sizeof v)) {
+      continue;
+    }
+    out.emplace_back(std::string(name, strnlen(name, h.name_size)), v);
+  }
+  return out;
+}
+
 void Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
   std::vector<uint8_t> buf = cpuid_buffer(static_cast<uint32_t>(entries.size()));
   if (!entries.empty()) {

@@ -107,6 +107,12 @@ class Vcpu {
   void set_cpuid(const std::vector<kvm_cpuid_entry2>& entries);  // KVM_SET_CPUID2
   void set_guest_debug(const kvm_guest_debug& dbg);               // KVM_SET_GUEST_DEBUG
   kvm_translation translate(uint64_t linear) const;               // KVM_TRANSLATE
+  // KVM's binary statistics of this vCPU (KVM API 4.133 KVM_GET_STATS_FD, "struct
+  // kvm_stats_header" / "struct kvm_stats_desc"): every single-value statistic (histograms left
+  // out) by name, e.g. "exits" (all VM exits, those KVM handles in the kernel included),
+  // "io_exits", "halt_exits", "pf_taken", "invlpg", "insn_emulation", "hypercalls"; counts since
+  // the vCPU was created. Empty when the kernel has no stats fd (before Linux 5.14).
+  std::vector<std::pair<std::string, uint64_t>> stats() const;
 
   // KVM_RUN once. Returns the typed exit; spans inside it point into kvm_run and are valid
   // until the next run(). A run interrupted by a signal or immediate_exit returns
