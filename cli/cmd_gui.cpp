@@ -179,6 +179,11 @@ int gui(const GuiCommandOptions& o) {
   }
   viz::LiveSource src;
   src.kind = o.backend == "kvm" ? backend::Kind::kKvm : backend::Kind::kSim;
+  if (o.technique != "emulation" && o.technique != "pv" && src.kind == backend::Kind::kKvm) {
+    std::fprintf(stderr, "trapscope gui: --technique %s applies to --backend sim (KVM runs "
+                         "emulation-free; pv works on both)\n", o.technique.c_str());
+    return kBadInput;
+  }
   if (src.kind == backend::Kind::kKvm) {
     std::string why;
     if (!backend::kvm_usable(&why)) {
@@ -193,11 +198,6 @@ int gui(const GuiCommandOptions& o) {
   src.config.mode = *vmm::parse_boot_mode(mode);
   src.config.load_address = o.load;
   src.config.record_instructions = src.kind == backend::Kind::kSim && !o.no_instructions;
-  if (o.technique != "emulation" && o.technique != "pv" && src.kind == backend::Kind::kKvm) {
-    std::fprintf(stderr, "trapscope gui: --technique %s applies to --backend sim (KVM runs "
-                         "emulation-free; pv works on both)\n", o.technique.c_str());
-    return kBadInput;
-  }
   src.config.technique = *virt::parse_technique(o.technique);
   src.image = std::move(guest->image);
   src.name = guest->name;

@@ -418,6 +418,13 @@ TEST_CASE("gui: usage errors need no screen", "[gui]") {
     const auto r = test::run_trapscope({"gui", "no-such-guest"});
     CHECK(r.exit_code == 2);
   }
+  SECTION("a simulator technique on KVM, an unknown technique") {
+    const auto a = test::run_trapscope({"gui", "hello", "--backend", "kvm", "--technique", "bt"});
+    CHECK(a.exit_code == 2);
+    CHECK(a.err.find("--backend sim") != std::string::npos);
+    const auto b = test::run_trapscope({"gui", "hello", "--technique", "jit"});
+    CHECK(b.exit_code == 2);
+  }
 }
 
 TEST_CASE("gui under Xvfb: breakpoints on an event with conditions and on an address", "[gui][xvfb]") {
@@ -913,4 +920,14 @@ TEST_CASE("gui under Xvfb: the translation-cache panel over a bt trace of smc",
   // The panel follows the selected translation event.
   CHECK(tc.at("selected").at("rip") == s.at("selected").at("rip"));
   CHECK(inspect_png(png).stddev > 10);
+}
+
+TEST_CASE("gui under Xvfb: tcache-select without binary translation fails, naming the line",
+          "[gui][xvfb][tcache]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string script = write_script("no-tcache.script", "step\ntcache-select 0x8000\n");
+  const Run r = gui({"hello", "--script", script});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("line 2") != std::string::npos);
+  CHECK(r.err.find("no translated block") != std::string::npos);
 }
