@@ -6,7 +6,8 @@
 //              instructions in the loop)
 //   kernelops  guests/kernelops.asm: a 32-bit kernel loop of cli/sti, pushf/popf, CR0/CR3,
 //              lgdt, mov ds, invlpg (kernel-heavy: 14 of 17 instructions sensitive/privileged)
-// Each machine is created, loaded and run to the guest's exit R times (--rounds, default 7),
+// Each machine is created, loaded and run to the guest's exit R times (--rounds, default 7;
+// --guest NAME runs one of the two, for profiling),
 // the two techniques interleaved; the median wall-clock and CPU-clock (CLOCK_PROCESS_CPUTIME_ID,
 // less disturbed by other work on a shared host) MIPS are reported with their ratio, and for bt
 // the translation cost per translated guest instruction (host ns, measured around the
@@ -71,11 +72,16 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   int rounds = 7;
+  std::vector<std::string> names = {"compute", "kernelops"};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
       rounds = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--guest") == 0 && i + 1 < argc &&
+               (std::strcmp(argv[i + 1], "compute") == 0 ||
+                std::strcmp(argv[i + 1], "kernelops") == 0)) {
+      names = {argv[++i]};  // one guest only (for profiling)
     } else {
-      std::fprintf(stderr, "usage: bt_speed [--rounds R]\n");
+      std::fprintf(stderr, "usage: bt_speed [--rounds R] [--guest compute|kernelops]\n");
       return 1;
     }
   }
@@ -85,7 +91,8 @@ int main(int argc, char** argv) {
   std::printf("%-10s %-9s %10s %10s %10s  %s\n", "guest", "technique", "insns", "MIPS wall",
               "MIPS cpu", "");
   int status = 0;
-  for (const char* name : {"compute", "kernelops"}) {
+  for (const std::string& guest : names) {
+    const char* name = guest.c_str();
     const auto g = guests::find(name);
     if (!g) {
       std::fprintf(stderr, "bt_speed: built-in guest %s missing\n", name);

@@ -187,6 +187,11 @@ class Cpu {
       }
     }
   }
+  // True if the decode cache or the translation cache holds code from the page of `gpa` (a
+  // write to it must go through note_write; binary translation's fast data path checks this).
+  bool is_code_page(uint64_t gpa) const {
+    return (gpa >> 12) < code_page_.size() && code_page_[gpa >> 12];
+  }
   uint64_t code_writes = 0;  // writes that bumped a generation (binary translation: a "trap")
   void invalidate_all_code() {
     for (size_t pg = 0; pg < page_gen_.size(); ++pg) {

@@ -10,6 +10,7 @@
 #include "guests/catalog.hpp"
 #include "sim/bt/translator.hpp"
 #include "sim/decode/decoder.hpp"
+#include "sim/machine.hpp"
 #include "trace/printer.hpp"
 #include "trace/recorder.hpp"
 #include "tests/support.hpp"
@@ -215,4 +216,52 @@ TEST_CASE("bt: every teaching guest behaves as on KVM", "[bt][cosim][kvm][sim]")
     INFO(r.report);
     CHECK(r.equal);
   }
+}
+
+TEST_CASE("bt: micro-ops skip dead flags but a fault inside a unit sees every flag",
+          "[bt][sim]") {
+  // Real mode at 0:8000, one unit (the hlt callout ends it):
+  //   8000 mov word [0x34], 0x8020 ; IVT entry 13 (#GP) -> 0:8020
+  //   8006 mov word [0x36], 0
+  //   800c mov ax, 0x7fff
+  //   800f mov bx, 1
+  //   8012 add ax, bx              ; flags dead: the cmp below writes them all
+  //   8014 cmp ax, ax              ; dead too: the add below writes them all
+  //   8016 add ax, bx              ; 0x8001: SF = 1, the rest 0; live: the load may fault
+  //   8018 mov ecx, [0xfffe]       ; past the 64 KiB limit: #GP(0)
+  //   801d cmp ax, ax
+  //   801f hlt
+  //   8020 pop si ; pop di ; pop dx ; hlt   ; the #GP handler: IP, CS, FLAGS of the fault
+  const std::vector<uint8_t> code = {
+      0xC7, 0x06, 0x34, 0x00, 0x20, 0x80, 0xC7, 0x06, 0x36, 0x00, 0x00, 0x00,
+      0xB8, 0xFF, 0x7F, 0xBB, 0x01, 0x00, 0x01, 0xD8, 0x39, 0xC0, 0x01, 0xD8,
+      0x66, 0x8B, 0x0E, 0xFE, 0xFF, 0x39, 0xC0, 0xF4, 0x5E, 0x5F, 0x5A, 0xF4};
+  sim::SimConfig cfg;
+  cfg.technique = virt::Technique::kBt;
+  sim::SimMachine m(cfg);
+  m.load(code);
+  sim::SimLimits limits;
+  limits.timeout_s = 5.0;
+  const auto r = m.run(limits, nullptr);
+  CHECK(r.reason == trace::RunEndReason::kHalted);
+  const sim::CpuState& s = m.cpu().s;
+  CHECK(s.gpr[sim::kRsi] == 0x8018);  // the faulting instruction
+  CHECK(s.gpr[sim::kRdx] == (0x2 | sim::kSF));  // the second add's flags, not the cmp's
+  CHECK(s.gpr[sim::kRcx] == 0);
+  REQUIRE(m.bt_cache() != nullptr);
+  const auto& units = m.bt_cache()->units();
+  REQUIRE(!units.empty());
+  const sim::bt::Unit& u = *units.front();
+  REQUIRE(u.code.size() == 10);
+  REQUIRE(u.micro.size() >= 9);
+  CHECK_FALSE(u.micro[4].flags);  // add: dead
+  CHECK_FALSE(u.micro[5].flags);  // cmp: dead
+  CHECK(u.micro[6].flags);        // add: a fault may see them
+  CHECK(u.micro[8].flags);        // cmp: the unit's exit
+  CHECK(u.fast == 9);             // the hlt callout runs on the generic path
+  // The same under the interpreter (registers, memory, exits).
+  backend::Config bcfg = bt_config();
+  const auto eq = backend::compare_with_native(code, bcfg, {5.0, 0, 0});
+  INFO(eq.report);
+  CHECK(eq.equal);
 }

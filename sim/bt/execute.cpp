@@ -14,26 +14,54 @@ namespace trapscope::sim {
 // event is watched), a VM-exit-equivalent event, CPL 3, or 64 units; *done: the instructions
 // retired. Falls back to step() for one instruction when RIP cannot be translated (CPL 3 code,
 // a TLB miss, MMIO, the CS limit).
+//
+// A whole unit with no stop condition to check runs its micro-ops (the fast loop, see
+// translator.hpp [SECTION] Micro-ops); a partial unit (the budget's end) or a run that checks
+// breakpoints, watched events or records instructions runs each instruction's interpreter
+// handler with the step loop's bookkeeping (the generic loop), as does a trailing callout.
 StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const bool* matched,
                                uint64_t* done_out) {
   Cpu& c = cpu_;
   bt::Cache& cache = *bt_;
   bt::BtStats& st = cache.stats();
+  const bool checked = limits.has_breakpoint || matched != nullptr ||
+                       config_.record_instructions;
   bt::Unit* prev = nullptr;
   int prev_slot = -1;
-  uint64_t& done = *done_out;
-  done = 0;
+  // Counted here and added to the machine's and the cache's counters on return.
+  uint64_t done = 0, chained = 0, units = 0;
+  const auto finish = [&](StepStatus status) {
+    instructions_ += done;
+    st.cache_insns += done;
+    st.chained += chained;
+    st.unit_executions += units;
+    *done_out = done;
+    return status;
+  };
+  // What finding a unit depends on besides RIP; computed again after a unit that ran a generic
+  // micro-op (which may have changed the mode, CS, paging or the CPL).
+  struct {
+    trace::CpuMode mode;
+    bool m64, paging, user;
+    uint64_t cs_base, cs_limit;
+  } x;
+  const auto refresh = [&] {
+    x.mode = c.s.mode();
+    x.m64 = x.mode == trace::CpuMode::kLong64;
+    x.paging = c.s.cr0 & kCr0Pg;
+    x.user = c.cpl() == 3;
+    x.cs_base = c.s.seg[kCs].base;
+    x.cs_limit = c.s.seg[kCs].limit;
+  };
+  refresh();
   for (unsigned hops = 0; hops < 64 && done < budget; ++hops) {
-    const CpuState& s = c.s;
-    const trace::CpuMode mode = s.mode();
-    const bool m64 = mode == trace::CpuMode::kLong64;
-    const Segment& cs = s.seg[kCs];
-    bool direct = c.cpl() == 3 || (!m64 && s.rip > cs.limit);
+    const uint64_t rip = c.s.rip;
+    bool direct = x.user || (!x.m64 && rip > x.cs_limit);
     uint64_t pa = 0;
     if (!direct) {
-      const uint64_t la = m64 ? s.rip : ((cs.base + s.rip) & 0xFFFFFFFFull);
+      const uint64_t la = x.m64 ? rip : ((x.cs_base + rip) & 0xFFFFFFFFull);
       pa = la;
-      if (s.cr0 & kCr0Pg) {
+      if (x.paging) {
         const uint64_t vpn = la >> 12;
         const Tlb::Entry& t = c.tlb.slot(vpn);
         if (t.vpn != vpn || !(t.allow & Tlb::need_bit(Access::kExecute, false))) {
@@ -41,30 +69,30 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
         }
         pa = (t.pfn << 12) | (la & 0xFFF);
       }
-      direct = direct || !memory_.contains(pa, 1);
     }
     bt::Unit* u = nullptr;
     if (!direct) {
       if (prev_slot >= 0) {
         bt::Unit* next = prev->chain[prev_slot];
-        if (next && next->valid && next->rip == s.rip && next->pa == pa &&
-            next->cs_base == cs.base && next->mode == mode &&
-            next->generation == c.code_generation(pa)) {
-          u = next;
-          ++st.chained;
+        if (next && next->valid && next->rip == rip && next->pa == pa &&
+            next->cs_base == x.cs_base && next->mode == x.mode &&
+            next->generation == *next->generation_counter) {
+          u = next;  // a chained unit lies in guest RAM: it was translated from there
+          ++chained;
         }
       }
-      if (!u) {
+      if (!u && memory_.contains(pa, 1)) {
         const uint64_t flushes = st.flushes;
-        u = cache.find(c, s.rip, cs.base, pa, mode);
-        if (!u) u = cache.translate(c, s.rip, cs.base, pa, mode);
+        u = cache.find(c, rip, x.cs_base, pa, x.mode);
+        if (!u) u = cache.translate(c, rip, x.cs_base, pa, x.mode);
         if (u && prev_slot >= 0 && st.flushes == flushes) cache.link(c, *prev, prev_slot, *u);
       }
-      direct = !u || (!m64 && s.rip + u->guest_bytes - 1 > cs.limit);
+      direct = !u || (!x.m64 && rip + u->guest_bytes - 1 > x.cs_limit);
     }
     if (direct) {
       if (done) break;
       ++st.direct_insns;
+      finish(StepStatus::kOk);
       *done_out = 1;
       return step();
     }
@@ -72,16 +100,34 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     const uint64_t exits = c.exits;
     const uint64_t code_writes = c.code_writes;
     ++u->executions;
-    ++st.unit_executions;
+    ++units;
+    const size_t size = u->code.size();
     // A partial unit only at the budget's end (the run loop's clock check or instruction limit).
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(u->code.size(), budget - done));
-    const bool checked = limits.has_breakpoint || matched != nullptr ||
-                         config_.record_instructions;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(size, budget - done));
     c.s.rflags &= ~kRF;  // as step_cached(): cleared when an instruction completes
+    const uint64_t tsc0 = c.s.tsc;
     size_t i = 0;
     bool stop = false;  // return to the run loop after this unit (exit, SMC, watched event)
     try {
-      for (; i < n; ++i) {
+      if (!checked && n == size) {
+        // The fast loop: no per-instruction RIP, fault RIP, instruction bytes or TSC; a
+        // micro-op that took its generic path (which may have exited or written a code page)
+        // is followed by a check of the two counters.
+        const bt::MicroOp* ops = u->micro.data();
+        for (; i < u->fast; ++i) {
+          const bt::MicroOp& op = ops[i];
+          if (op.fn(c, op) && (c.exits != exits || c.code_writes != code_writes)) [[unlikely]] {
+            // Only the generic path changes them, and it set RIP.
+            if (c.code_writes != code_writes) cache.note_trap(c, *u, i);
+            ++i;
+            stop = true;
+            break;
+          }
+        }
+        c.s.tsc = tsc0 + i;
+        if (!stop && i > 0 && !ops[i - 1].sets_rip) c.s.rip = ops[i - 1].next;
+      }
+      for (; i < n && !stop; ++i) {  // the generic loop
         bt::TransInsn& t = u->code[i];
         if (checked) [[unlikely]] {
           if (limits.has_breakpoint && done + i > 0 && t.rip == limits.breakpoint) break;
@@ -117,20 +163,24 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
         }
       }
     } catch (...) {
+      // Instruction i raised: the bookkeeping the fast loop skipped, for recover().
+      const bt::TransInsn& t = u->code[i];
+      c.fault_rip = t.rip;
+      c.insn_bytes = t.code + 1;
+      c.insn_len = t.insn.length;
+      c.s.tsc = tsc0 + i;
       done += i;
-      instructions_ += i;
       u->instructions += i;
-      st.cache_insns += i;
       cache.note_trap(c, *u, i);
+      finish(StepStatus::kOk);
       return recover(std::current_exception(), nullptr, 0);
     }
     done += i;
-    instructions_ += i;
     u->instructions += i;
-    st.cache_insns += i;
-    if (c.halted) return StepStatus::kHalted;
-    if (c.exit_requested) return StepStatus::kGuestExit;
-    if (stop || i < u->code.size() || done >= budget) return StepStatus::kOk;
+    if (c.halted) return finish(StepStatus::kHalted);
+    if (c.exit_requested) return finish(StepStatus::kGuestExit);
+    if (stop || i < size || done >= budget) return finish(StepStatus::kOk);
+    if (u->refresh_context) refresh();
     prev = u;
     prev_slot = -1;
     if (u->has_exit[1] && c.s.rip == u->next_rip[1]) {
@@ -139,7 +189,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
       prev_slot = 0;
     }
   }
-  return StepStatus::kOk;
+  return finish(StepStatus::kOk);
 }
 
 }  // namespace trapscope::sim

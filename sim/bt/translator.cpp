@@ -49,6 +49,29 @@ E make_event(Cpu& cpu, trace::EventType type, uint64_t rip) {
   return e;
 }
 
+// Flag liveness, then one micro-op per instruction ([SECTION] Micro-ops, [SECTION] Flag
+// liveness in translator.hpp).
+void build_micro_ops(Unit& u) {
+  const size_t n = u.code.size();
+  bool need[kBtMaxUnitInsns] = {};
+  uint64_t live = kArithFlags;  // at the unit's exit anyone may read them
+  for (size_t i = n; i-- > 0;) {
+    const FlagUse f = flag_use(u.code[i]);
+    need[i] = (f.may_write & live) != 0;
+    live = (live & ~f.must_write) | f.read;
+  }
+  u.micro.clear();
+  u.micro.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    u.micro.push_back(make_micro_op(u.code[i], u.mode, need[i]));
+    if (u.micro.back().generic) u.refresh_context = true;
+  }
+  const BtKind last = u.code.back().kind;
+  const bool callout = last == BtKind::kCallout || last == BtKind::kAdaptive;
+  u.fast = static_cast<uint8_t>(callout ? n - 1 : n);
+  if (callout) u.refresh_context = true;
+}
+
 }  // namespace
 
 bool is_control_flow(Op op) {
@@ -241,6 +264,8 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
     u->next_rip[0] = ip;
   }
   u->guest_bytes = static_cast<uint16_t>(at - pa);
+  u->generation_counter = cpu.code_generation_counter(pa);
+  build_micro_ops(*u);
   u->id = next_id_++;
   const uint32_t times = retranslations_[pa]++;
   u->translations = times + 1;

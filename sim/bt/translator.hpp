@@ -11,8 +11,8 @@
 //   instruction, after a callout, after kBtMaxUnitInsns (12) instructions, or before an
 //   instruction that would leave the 4 KiB guest page (so a unit lies in one physical page).
 //   The unit's translated form (its compiled code fragment, CCF) is real pre-decoded code: an
-//   array of decoded instructions, each with the handler it runs, executed without fetching or
-//   decoding again (SimMachine::step_bt in sim/bt/execute.cpp).
+//   array of micro-ops specialised at translation time ([SECTION] Micro-ops), executed without
+//   fetching or decoding again (SimMachine::step_bt in sim/bt/execute.cpp).
 //
 // [SECTION] IDENT and non-IDENT (trace::BtKind; the classifier is sim/virt/classify.hpp)
 //   IDENT: innocuous instructions are kept as they are.
@@ -51,6 +51,45 @@
 //     after kBtAdaptiveThreshold traps its unit is retranslated with the instruction turned
 //     into a callout (BtKind::kAdaptive), as Adams & Agesen describe for page-table writes.
 //
+// [SECTION] Micro-ops (sim/bt/microops.hpp)
+//   Each translated instruction gets a MicroOp: a function chosen for its operation, operand
+//   form (reg-reg, reg-imm, reg-mem, mem-reg, mem-imm), operand size and address mode, with its
+//   operands pre-resolved (register numbers, the immediate truncated, the displacement, base,
+//   index, scale, segment and address-size mask of a memory operand, a direct branch's two
+//   RIPs). Forms with a micro-op of their own: mov, the two-operand ALU (add adc sub sbb and or
+//   xor cmp test), inc/dec, shifts and rotates by an immediate, imul reg,reg[,imm], jcc, jmp
+//   rel, loop. Other register-only instructions run the interpreter's handler directly (no
+//   bookkeeping needed); everything else (in-cache sensitive instructions, indirect branches,
+//   string and stack instructions, …) runs the GENERIC path: the interpreter's handler with the
+//   step loop's bookkeeping (fault RIP, instruction bytes, RIP = the next instruction).
+//   Per-instruction bookkeeping is off the hot path: the executor's fast loop stores no RIP,
+//   fault RIP, instruction bytes or TSC per instruction. RIP is written at the unit's end (or by
+//   its branch), the TSC once per unit; if instruction i raises, the executor fills in RIP,
+//   fault RIP, bytes and TSC of instruction i before the exception is delivered, so faults have
+//   the RIP and error code the interpreter gives. The exit and code-write counters are looked
+//   at only after a micro-op that took its generic path (the only one that may exit or write
+//   a page holding code).
+//   Data accesses (fast_data in microops.cpp): the segment checks of Cpu::linear_address, then
+//   a TLB hit (or paging off), then guest RAM, then (for a write) a page that holds no code: the
+//   micro-op reads or writes host memory directly. Anything else (a fault, a TLB miss, MMIO, a
+//   page crossing, a write to a code page, an expand-down segment) runs the generic path, which
+//   raises, walks, exits and invalidates exactly as the interpreter does; the fast path never
+//   changes state before it knows it can finish.
+//   Stop conditions inside a unit (a breakpoint, a watched event, recording every instruction,
+//   an instruction limit or clock check that falls inside it) and a trailing callout run the
+//   interpreter's handlers one by one (the generic loop): exact state between instructions.
+//
+// [SECTION] Flag liveness
+//   The arithmetic flags (CF PF AF ZF SF OF) an instruction writes are computed only if
+//   someone may read them (build_micro_ops in translator.cpp). A backward pass over the unit
+//   starts with every flag live at the unit's exit (the successor is not looked at) and for
+//   each instruction i (bt::flag_use): i needs its flags if it may write a live one; live
+//   becomes (live − what i always writes) ∪ what i reads. An instruction that may fault (any
+//   memory access, a branch) reads every flag, because the exception handler sees RFLAGS; so
+//   does any instruction the micro-ops do not model. Shifts by CL write no flag when CL masks
+//   to 0, so they kill none. A flag-less micro-op leaves RFLAGS as it was; its generic path
+//   (taken on a slow access) computes the flags anyway, which is harmless.
+//
 // [SECTION] Costs
 //   Translation cost is measured in host nanoseconds (BtStats::translate_ns); the paper quotes
 //   about 2300 cycles per translated instruction for VMware (a figure, not a model here).
@@ -66,6 +105,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sim/bt/microops.hpp"
 #include "sim/cpu.hpp"
 #include "sim/insn.hpp"
 #include "sim/interp/handlers.hpp"
@@ -101,9 +141,17 @@ struct Unit {
   uint64_t pa = 0;        // guest-physical address of the first byte
   trace::CpuMode mode = trace::CpuMode::kUnknown;
   uint32_t generation = 0;  // the page's code generation when translated
+  const uint32_t* generation_counter = nullptr;  // Cpu::code_generation_counter(pa)
   uint16_t guest_bytes = 0;
   bool valid = true;
   std::vector<TransInsn> code;  // 1..kBtMaxUnitInsns
+  // The executable form ([SECTION] Micro-ops): micro[i] runs code[i]. The fast loop runs the
+  // first `fast` of them; a trailing callout (fast = code.size() - 1) runs on the generic path.
+  std::vector<MicroOp> micro;
+  uint8_t fast = 0;
+  // Some micro-op runs the generic path (it may change the mode, CS or CPL): the executor
+  // computes its fetch context again after the unit.
+  bool refresh_context = false;
   // Exits of a unit whose last instruction is direct control flow or which falls through:
   // next_rip[0] = fall-through / not taken, next_rip[1] = taken (direct branch only).
   uint64_t next_rip[2] = {0, 0};

@@ -28,6 +28,7 @@
 //
 // Ordering: every handler reads its operands, computes, writes its destination and only then
 // updates RFLAGS and implicit registers, so that a fault on the write leaves the state as it was.
+#include "sim/interp/flags.hpp"
 #include "sim/interp/handlers.hpp"
 
 namespace trapscope::sim {
@@ -113,40 +114,7 @@ inline void wr_n(Cpu& cpu, const Instruction& insn, unsigned i, uint64_t v) {
     default: return BODY<__VA_ARGS__ __VA_OPT__(,) 8>(cpu, insn);       \
   }
 
-// --- flags -----------------------------------------------------------------------------------
-
-inline bool parity_even(uint64_t v) { return !(__builtin_popcount(static_cast<uint8_t>(v)) & 1); }
-
-// SF, ZF, PF from `r` (size bytes) plus the given CF, OF and AF; other flags kept.
-inline void set_flags(CpuState& s, uint64_t r, unsigned size, bool cf, bool of, bool af) {
-  r &= mask(size);
-  uint64_t f = s.rflags & ~kArithFlags;
-  f |= cf ? kCF : 0;
-  f |= of ? kOF : 0;
-  f |= af ? kAF : 0;
-  f |= r == 0 ? kZF : 0;
-  f |= (r & sign_bit(size)) ? kSF : 0;
-  f |= parity_even(r) ? kPF : 0;
-  s.rflags = f;
-}
-
-// Inline equivalents of Cpu::flags_add/flags_sub (a, b, r already truncated to `size`), so that
-// the hot arithmetic handlers need no call for their flags.
-inline uint64_t szp(uint64_t r, unsigned size) {
-  return (r == 0 ? kZF : 0) | ((r & sign_bit(size)) ? kSF : 0) | (parity_even(r) ? kPF : 0);
-}
-inline void flags_add(CpuState& s, uint64_t a, uint64_t b, uint64_t carry, uint64_t r,
-                      unsigned size) {
-  const bool cf = carry ? r <= a : r < a;
-  s.rflags = (s.rflags & ~kArithFlags) | szp(r, size) | (cf ? kCF : 0) |
-             ((((a ^ r) & (b ^ r)) & sign_bit(size)) ? kOF : 0) | ((a ^ b ^ r) & kAF);
-}
-inline void flags_sub(CpuState& s, uint64_t a, uint64_t b, uint64_t borrow, uint64_t r,
-                      unsigned size) {
-  const bool cf = borrow ? a <= b : a < b;
-  s.rflags = (s.rflags & ~kArithFlags) | szp(r, size) | (cf ? kCF : 0) |
-             ((((a ^ b) & (a ^ r)) & sign_bit(size)) ? kOF : 0) | ((a ^ b ^ r) & kAF);
-}
+// --- flags (the shared ones: sim/interp/flags.hpp) ---------------------------------------
 
 // CF and OF only (the others kept).
 inline void set_cf_of(CpuState& s, bool cf, bool of) {
@@ -157,33 +125,14 @@ inline bool msb(uint64_t v, unsigned size) { return (v & sign_bit(size)) != 0; }
 
 // --- two-operand arithmetic and logic ------------------------------------------------------
 
-enum class Alu { kAdd, kAdc, kSub, kSbb, kAnd, kOr, kXor, kCmp, kTest };
-
 template <Alu K, unsigned S, Form D = Form::kAny, Form Src = Form::kAny>
 void alu2(Cpu& cpu, const Instruction& insn) {
-  constexpr unsigned size = S;
   const uint64_t a = rd_n<S, D>(cpu, insn, 0);
   const uint64_t b = rd_n<S, Src>(cpu, insn, 1);
-  constexpr uint64_t m = mask(size);
-  if constexpr (K == Alu::kAdd || K == Alu::kAdc) {
-    const uint64_t c = K == Alu::kAdc ? (cpu.s.rflags & kCF) : 0;
-    const uint64_t r = (a + b + c) & m;
-    wr_n<S, D>(cpu, insn, 0, r);
-    flags_add(cpu.s, a, b, c, r, size);
-  } else if constexpr (K == Alu::kSub || K == Alu::kSbb || K == Alu::kCmp) {
-    const uint64_t c = K == Alu::kSbb ? (cpu.s.rflags & kCF) : 0;
-    const uint64_t r = (a - b - c) & m;
-    if constexpr (K != Alu::kCmp) wr_n<S, D>(cpu, insn, 0, r);
-    flags_sub(cpu.s, a, b, c, r, size);
-  } else {
-    uint64_t r;
-    if constexpr (K == Alu::kAnd || K == Alu::kTest) r = a & b;
-    else if constexpr (K == Alu::kOr) r = a | b;
-    else r = a ^ b;
-    if constexpr (K != Alu::kTest) wr_n<S, D>(cpu, insn, 0, r);
-    // CF = OF = 0; AF is undefined: the reference host clears it (as Bochs does).
-    set_flags(cpu.s, r, size, false, false, false);
-  }
+  uint64_t f = cpu.s.rflags;
+  const uint64_t r = alu_result<K, S>(a, b, &f);
+  if constexpr (alu_writes_dest(K)) wr_n<S, D>(cpu, insn, 0, r);
+  cpu.s.rflags = f;
 }
 
 // --- shifts and rotates ------------------------------------------------------------------

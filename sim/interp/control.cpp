@@ -9,6 +9,7 @@
 #include <array>
 #include <utility>
 
+#include "sim/interp/flags.hpp"
 #include "sim/interp/handlers.hpp"
 
 namespace trapscope::sim {
@@ -128,17 +129,7 @@ namespace {
 
 template <uint8_t CC>
 void jcc(Cpu& cpu, const Instruction& insn) {
-  const uint64_t f = cpu.s.rflags;
-  bool r;
-  if constexpr ((CC >> 1) == 0) r = f & kOF;
-  else if constexpr ((CC >> 1) == 1) r = f & kCF;
-  else if constexpr ((CC >> 1) == 2) r = f & kZF;
-  else if constexpr ((CC >> 1) == 3) r = (f & kCF) || (f & kZF);
-  else if constexpr ((CC >> 1) == 4) r = f & kSF;
-  else if constexpr ((CC >> 1) == 5) r = f & kPF;
-  else if constexpr ((CC >> 1) == 6) r = !(f & kSF) != !(f & kOF);
-  else r = (f & kZF) || (!(f & kSF) != !(f & kOF));
-  if ((CC & 1) ? r : !r) return;
+  if (!cond_cc<CC>(cpu.s.rflags)) return;
   const uint64_t target = relative_target(cpu, insn);
   check_target(cpu, target);
   cpu.s.rip = target;

@@ -1,0 +1,660 @@
+// sim/bt/microops.cpp — the micro-ops of binary translation (sim/bt/microops.hpp) and the choice
+// of one per translated instruction. Every micro-op has the same architectural effect as the
+// interpreter's handler for its instruction (sim/interp/*), except that a flag-less form leaves
+// the arithmetic flags as they were (only chosen where liveness proved them dead). A micro-op
+// that touches memory first checks everything its fast path needs and, if anything is missing,
+// runs the interpreter's handler instead (run_generic) before it has changed any state.
+#include "sim/bt/microops.hpp"
+
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "sim/bt/translator.hpp"
+#include "sim/interp/flags.hpp"
+
+namespace trapscope::sim::bt {
+namespace {
+
+// --- registers, the generic path --------------------------------------------------------
+
+// Writes the low S bytes of a general register (4 bytes zero-extend, SDM Vol. 1 3.4.1.1).
+template <unsigned S>
+inline void put(CpuState& s, unsigned reg, uint64_t v) {
+  uint64_t& r = s.gpr[reg];
+  if constexpr (S == 1) r = (r & ~0xFFull) | (v & 0xFF);
+  else if constexpr (S == 2) r = (r & ~0xFFFFull) | (v & 0xFFFF);
+  else if constexpr (S == 4) r = v & 0xFFFFFFFFull;
+  else r = v;
+}
+
+template <unsigned S>
+inline uint64_t reg(const Cpu& c, unsigned r) {
+  return c.s.gpr[r] & mask(S);
+}
+
+// The interpreter's handler with the step loop's bookkeeping (sim/machine.cpp step_cached):
+// the faulting RIP, the instruction bytes, RIP = the next instruction.
+// Returns true (the executor then looks at the exit and code-write counters).
+[[gnu::noinline]] bool run_generic(Cpu& c, const MicroOp& op) {
+  const TransInsn& t = *op.t;
+  c.fault_rip = t.rip;
+  c.insn_bytes = t.code + 1;
+  c.insn_len = t.insn.length;
+  c.s.rip = t.next_rip;
+  t.handler(c, t.insn);
+  return true;
+}
+
+bool generic_op(Cpu& c, const MicroOp& op) { return run_generic(c, op); }
+
+// A register-only instruction: the interpreter's handler needs no bookkeeping (it reads no RIP,
+// instruction bytes or memory, and cannot fault).
+bool pure_op(Cpu& c, const MicroOp& op) {
+  op.t->handler(c, op.t->insn);
+  return false;
+}
+
+bool nop_op(Cpu&, const MicroOp&) { return false; }
+
+// --- the fast data path ----------------------------------------------------------------
+
+inline uint64_t effective_address(const Cpu& c, const MicroOp& op) {
+  uint64_t a = op.disp;
+  if (op.base != kNoReg) a += c.s.gpr[op.base];
+  if (op.index != kNoReg) a += c.s.gpr[op.index] * op.scale;
+  return a & op.amask;
+}
+
+// The host address of an access of `size` bytes at seg:offset by translated code, or nullptr
+// when the access needs the full path (Cpu::read/write through the generic handler): a fault to
+// raise, an expand-down or unusual segment, a page crossing, a TLB miss, MMIO, or a write to a
+// page that holds translated or cached code. When it returns an address, Cpu::read/write would
+// have reached the same byte with no event and no fault: the checks are those of
+// Cpu::linear_address and Cpu::translate (a TLB hit, counted `hits` times as the interpreter's
+// accesses count it). Translated code is never at CPL 3 (execute.cpp runs CPL 3 directly), so
+// the access is a supervisor one.
+template <bool Write>
+inline uint8_t* fast_data(Cpu& c, const MicroOp& op, uint64_t offset, unsigned size,
+                          unsigned hits) {
+  const Segment& sg = c.s.seg[op.seg];
+  uint64_t la;
+  if (op.amode == AddrMode::kLong) {
+    la = ((op.seg == kFs || op.seg == kGs) ? sg.base : 0) + offset;
+    const uint64_t last = la + size - 1;
+    if (static_cast<uint64_t>(static_cast<int64_t>(la << 16) >> 16) != la ||
+        static_cast<uint64_t>(static_cast<int64_t>(last << 16) >> 16) != last) {
+      return nullptr;
+    }
+  } else {
+    const uint64_t last = offset + size - 1;
+    if (op.amode == AddrMode::kProtected) {
+      if (sg.unusable || !sg.present) return nullptr;
+      const bool code = sg.type & 0x8;
+      if (Write ? (code || !(sg.type & 0x2)) : (code && !(sg.type & 0x2))) return nullptr;
+      if (!code && (sg.type & 0x4)) return nullptr;  // expand-down
+      if (last > sg.limit || last < offset) return nullptr;
+    } else if (last > sg.limit) {
+      return nullptr;
+    }
+    la = (sg.base + offset) & 0xFFFFFFFFull;
+  }
+  if ((la & 0xFFF) + size > 0x1000) return nullptr;
+  uint64_t pa = la;
+  if ((c.s.cr0 & kCr0Pg) || c.vmm.mode == VmmPaging::kEpt) {
+    const uint64_t vpn = la >> 12;
+    const Tlb::Entry& e = c.tlb.slot(vpn);
+    if (e.vpn != vpn || !(e.allow & (Write ? Tlb::kAllowSupWrite : Tlb::kAllowSupRead))) {
+      return nullptr;
+    }
+    c.tlb.hits += hits;
+    pa = (e.pfn << 12) | (la & 0xFFF);
+  }
+  if (!c.memory().contains(pa, size)) return nullptr;
+  if (Write && c.is_code_page(pa)) return nullptr;
+  return c.memory().data() + pa;
+}
+
+template <unsigned S>
+inline uint64_t load(const uint8_t* p) {
+  uint64_t v = 0;
+  std::memcpy(&v, p, S);
+  return v;
+}
+template <unsigned S>
+inline void store(uint8_t* p, uint64_t v) {
+  std::memcpy(p, &v, S);
+}
+
+// --- moves -------------------------------------------------------------------------------
+// Every micro-op returns true only after its generic path (run_generic).
+
+template <unsigned S>
+bool mov_rr(Cpu& c, const MicroOp& op) {
+  put<S>(c.s, op.r0, c.s.gpr[op.r1]);
+  return false;
+}
+template <unsigned S>
+bool mov_ri(Cpu& c, const MicroOp& op) {
+  put<S>(c.s, op.r0, op.imm);
+  return false;
+}
+
+template <unsigned S>
+bool mov_rm(Cpu& c, const MicroOp& op) {
+  if (const uint8_t* p = fast_data<false>(c, op, effective_address(c, op), S, 1)) [[likely]] {
+    put<S>(c.s, op.r0, load<S>(p));
+    return false;
+  }
+  return run_generic(c, op);
+}
+
+template <unsigned S>
+bool mov_mr(Cpu& c, const MicroOp& op) {
+  if (uint8_t* p = fast_data<true>(c, op, effective_address(c, op), S, 1)) [[likely]] {
+    store<S>(p, c.s.gpr[op.r1]);
+    return false;
+  }
+  return run_generic(c, op);
+}
+
+template <unsigned S>
+bool mov_mi(Cpu& c, const MicroOp& op) {
+  if (uint8_t* p = fast_data<true>(c, op, effective_address(c, op), S, 1)) [[likely]] {
+    store<S>(p, op.imm);
+    return false;
+  }
+  return run_generic(c, op);
+}
+
+// --- two-operand arithmetic and logic ------------------------------------------------------
+
+template <Alu K, unsigned S, bool F>
+inline void alu_to_reg(Cpu& c, unsigned r0, uint64_t b) {
+  uint64_t f = c.s.rflags;
+  const uint64_t r = alu_result<K, S, F>(reg<S>(c, r0), b, &f);
+  if constexpr (alu_writes_dest(K)) put<S>(c.s, r0, r);
+  if constexpr (F) c.s.rflags = f;
+}
+
+template <Alu K, unsigned S, bool F>
+bool alu_rr(Cpu& c, const MicroOp& op) {
+  alu_to_reg<K, S, F>(c, op.r0, reg<S>(c, op.r1));
+  return false;
+}
+template <Alu K, unsigned S, bool F>
+bool alu_ri(Cpu& c, const MicroOp& op) {
+  alu_to_reg<K, S, F>(c, op.r0, op.imm);
+  return false;
+}
+
+template <Alu K, unsigned S, bool F>
+bool alu_rm(Cpu& c, const MicroOp& op) {
+  if (const uint8_t* p = fast_data<false>(c, op, effective_address(c, op), S, 1)) [[likely]] {
+    alu_to_reg<K, S, F>(c, op.r0, load<S>(p));
+    return false;
+  }
+  return run_generic(c, op);
+}
+
+// op mem, reg|imm (Imm: the source is op.imm). A read-modify-write accesses the operand twice
+// in the interpreter (Cpu::read, then Cpu::write): two TLB hits.
+template <Alu K, unsigned S, bool F, bool Imm>
+bool alu_m(Cpu& c, const MicroOp& op) {
+  constexpr bool kWrite = alu_writes_dest(K);
+  if (uint8_t* p = fast_data<kWrite>(c, op, effective_address(c, op), S, kWrite ? 2 : 1))
+      [[likely]] {
+    uint64_t f = c.s.rflags;
+    const uint64_t r = alu_result<K, S, F>(load<S>(p), Imm ? op.imm : reg<S>(c, op.r1), &f);
+    if constexpr (kWrite) store<S>(p, r);
+    if constexpr (F) c.s.rflags = f;
+    return false;
+  }
+  return run_generic(c, op);
+}
+
+// --- other register forms ------------------------------------------------------------------
+
+// inc/dec reg: as add/sub 1 with CF kept (alu.cpp inc_dec).
+template <bool Inc, unsigned S, bool F>
+bool inc_dec(Cpu& c, const MicroOp& op) {
+  const uint64_t a = reg<S>(c, op.r0);
+  const uint64_t r = (Inc ? a + 1 : a - 1) & mask(S);
+  put<S>(c.s, op.r0, r);
+  if constexpr (F) {
+    const uint64_t f = c.s.rflags;
+    const uint64_t g = Inc ? add_flags(f, a, 1, 0, r, S) : sub_flags(f, a, 1, 0, r, S);
+    c.s.rflags = (g & ~kCF) | (f & kCF);
+  }
+  return false;
+}
+
+enum class Sh { kShl, kShr, kSar, kRol, kRor };
+
+// shift/rotate reg, imm with its flags dead (op.imm: the count already masked to 5 or 6 bits).
+// The result is the interpreter's (alu.cpp shift); a count of 0 writes the register back
+// unchanged, which clears the upper half of a 32-bit one as the interpreter does.
+template <Sh K, unsigned S>
+bool shift_nf(Cpu& c, const MicroOp& op) {
+  constexpr unsigned bits = S * 8;
+  constexpr uint64_t m = mask(S);
+  const uint64_t v = c.s.gpr[op.r0] & m;
+  const unsigned n = static_cast<unsigned>(op.imm);
+  uint64_t r;
+  if constexpr (K == Sh::kShl) {
+    r = (v << n) & m;
+  } else if constexpr (K == Sh::kShr) {
+    r = v >> n;
+  } else if constexpr (K == Sh::kSar) {
+    r = static_cast<uint64_t>(sign_extend(v, S) >> (n < bits ? n : bits - 1)) & m;
+  } else {
+    const unsigned k = n & (bits - 1);
+    if (k == 0) r = v;
+    else if constexpr (K == Sh::kRol) r = ((v << k) | (v >> (bits - k))) & m;
+    else r = ((v >> k) | (v << (bits - k))) & m;
+  }
+  put<S>(c.s, op.r0, r);
+  return false;
+}
+
+// imul reg, reg / imul reg, reg, imm (alu.cpp imul_form): CF = OF = the signed product does not
+// fit the destination; SF, ZF, AF, PF unchanged.
+template <unsigned S, bool Three, bool F>
+bool imul(Cpu& c, const MicroOp& op) {
+  const int64_t x = sign_extend(c.s.gpr[Three ? op.r1 : op.r0], S);
+  const int64_t y = sign_extend(Three ? op.imm : c.s.gpr[op.r1], S);
+  uint64_t lo;
+  bool over = false;
+  if constexpr (S <= 4) {
+    const int64_t p = x * y;  // |x|, |y| <= 2^31: no overflow
+    lo = static_cast<uint64_t>(p) & mask(S);
+    if constexpr (F) over = p != sign_extend(lo, S);
+  } else {
+    const __int128 p = static_cast<__int128>(x) * y;
+    lo = static_cast<uint64_t>(p);
+    if constexpr (F) over = p != static_cast<__int128>(static_cast<int64_t>(lo));
+  }
+  put<S>(c.s, op.r0, lo);
+  if constexpr (F) c.s.rflags = (c.s.rflags & ~(kCF | kOF)) | (over ? kCF | kOF : 0);
+  return false;
+}
+
+// --- direct control flow (always a unit's last instruction) -------------------------------
+
+// The target was checked for canonical form at translation time in 64-bit mode; outside it the
+// CS limit is checked here (control.cpp check_target): #GP(0) before anything changes.
+inline void branch(Cpu& c, const MicroOp& op) {
+  if (op.amode != AddrMode::kLong && op.target > c.s.seg[kCs].limit) raise(vec::kGP, 0);
+  c.s.rip = op.target;
+}
+
+template <uint8_t CC>
+bool jcc_op(Cpu& c, const MicroOp& op) {
+  if (cond_cc<CC>(c.s.rflags)) {
+    branch(c, op);
+  } else {
+    c.s.rip = op.next;
+  }
+  return false;
+}
+
+bool jmp_op(Cpu& c, const MicroOp& op) {
+  branch(c, op);
+  return false;
+}
+
+// loop: the counter (CX, ECX, RCX by address size AS) is decremented with no flag change and
+// written after the target check (control.cpp loop).
+template <unsigned AS>
+bool loop_op(Cpu& c, const MicroOp& op) {
+  uint64_t& rcx = c.s.gpr[kRcx];
+  const uint64_t count = (rcx - 1) & mask(AS);
+  const bool take = count != 0;
+  if (take && op.amode != AddrMode::kLong && op.target > c.s.seg[kCs].limit) raise(vec::kGP, 0);
+  if constexpr (AS == 2) rcx = (rcx & ~0xFFFFull) | count;
+  else rcx = count;
+  c.s.rip = take ? op.target : op.next;
+  return false;
+}
+
+// --- tables --------------------------------------------------------------------------------
+
+template <size_t... I>
+constexpr auto jcc_table(std::index_sequence<I...>) {
+  return std::array<MicroFn, sizeof...(I)>{&jcc_op<static_cast<uint8_t>(I)>...};
+}
+constexpr auto kJcc = jcc_table(std::make_index_sequence<16>{});
+
+// &BODY<..., S, ...> for a size S of 1, 2, 4 or 8 bytes (nullptr otherwise).
+#define TRAPSCOPE_SIZED(size, EXPR)                    \
+  switch (size) {                                      \
+    case 1: { constexpr unsigned S = 1; return EXPR; } \
+    case 2: { constexpr unsigned S = 2; return EXPR; } \
+    case 4: { constexpr unsigned S = 4; return EXPR; } \
+    case 8: { constexpr unsigned S = 8; return EXPR; } \
+    default: return nullptr;                           \
+  }
+
+enum class Form { kRR, kRI, kRM, kMR, kMI };
+
+template <Alu K, bool F>
+MicroFn alu_fn(Form form, unsigned size) {
+  switch (form) {
+    case Form::kRR: TRAPSCOPE_SIZED(size, (&alu_rr<K, S, F>))
+    case Form::kRI: TRAPSCOPE_SIZED(size, (&alu_ri<K, S, F>))
+    case Form::kRM: TRAPSCOPE_SIZED(size, (&alu_rm<K, S, F>))
+    case Form::kMR: TRAPSCOPE_SIZED(size, (&alu_m<K, S, F, false>))
+    case Form::kMI: TRAPSCOPE_SIZED(size, (&alu_m<K, S, F, true>))
+  }
+  return nullptr;
+}
+
+template <Alu K>
+MicroFn alu_fn(Form form, unsigned size, bool flags) {
+  return flags ? alu_fn<K, true>(form, size) : alu_fn<K, false>(form, size);
+}
+
+MicroFn alu_fn(Op o, Form form, unsigned size, bool flags) {
+  switch (o) {
+    case Op::kAdd: return alu_fn<Alu::kAdd>(form, size, flags);
+    case Op::kAdc: return alu_fn<Alu::kAdc>(form, size, flags);
+    case Op::kSub: return alu_fn<Alu::kSub>(form, size, flags);
+    case Op::kSbb: return alu_fn<Alu::kSbb>(form, size, flags);
+    case Op::kAnd: return alu_fn<Alu::kAnd>(form, size, flags);
+    case Op::kOr: return alu_fn<Alu::kOr>(form, size, flags);
+    case Op::kXor: return alu_fn<Alu::kXor>(form, size, flags);
+    case Op::kCmp: return alu_fn<Alu::kCmp>(form, size, flags);
+    case Op::kTest: return alu_fn<Alu::kTest>(form, size, flags);
+    default: return nullptr;
+  }
+}
+
+template <Sh K>
+MicroFn shift_fn(unsigned size) {
+  TRAPSCOPE_SIZED(size, (&shift_nf<K, S>))
+}
+
+template <bool Inc>
+MicroFn inc_dec_fn(unsigned size, bool flags) {
+  if (flags) TRAPSCOPE_SIZED(size, (&inc_dec<Inc, S, true>))
+  TRAPSCOPE_SIZED(size, (&inc_dec<Inc, S, false>))
+}
+
+template <bool Three>
+MicroFn imul_fn(unsigned size, bool flags) {
+  switch (size) {
+    case 2: return flags ? &imul<2, Three, true> : &imul<2, Three, false>;
+    case 4: return flags ? &imul<4, Three, true> : &imul<4, Three, false>;
+    case 8: return flags ? &imul<8, Three, true> : &imul<8, Three, false>;
+    default: return nullptr;
+  }
+}
+
+#undef TRAPSCOPE_SIZED
+
+bool is_alu(Op o) {
+  switch (o) {
+    case Op::kAdd: case Op::kAdc: case Op::kSub: case Op::kSbb: case Op::kAnd: case Op::kOr:
+    case Op::kXor: case Op::kCmp: case Op::kTest:
+      return true;
+    default: return false;
+  }
+}
+
+inline bool is_gpr(const Operand& o) {
+  return o.kind == OperandKind::kReg && o.reg_class == RegClass::kGpr;
+}
+inline bool is_reg_or_imm(const Operand& o) {
+  return o.kind == OperandKind::kImm ||
+         (o.kind == OperandKind::kReg &&
+          (o.reg_class == RegClass::kGpr || o.reg_class == RegClass::kGprHigh));
+}
+// A memory operand the fast data path can address (RIP-relative ones were made absolute).
+inline bool is_plain_mem(const Operand& o) {
+  return o.kind == OperandKind::kMem && o.base != kRipBase && o.base < 16 && o.index < 16 &&
+         o.seg < kSegCount;
+}
+bool has_mem(const Instruction& in) {
+  for (unsigned i = 0; i < in.operand_count; ++i) {
+    if (in.ops[i].kind == OperandKind::kMem) return true;
+  }
+  return false;
+}
+
+// Register-only instructions whose interpreter handler may run with no bookkeeping (pure_op):
+// no memory, RIP, instruction bytes or TSC, and no fault.
+bool is_pure(const Instruction& in) {
+  switch (in.op) {
+    case Op::kAdd: case Op::kAdc: case Op::kSub: case Op::kSbb: case Op::kAnd: case Op::kOr:
+    case Op::kXor: case Op::kCmp: case Op::kTest: case Op::kInc: case Op::kDec: case Op::kNeg:
+    case Op::kNot: case Op::kShl: case Op::kShr: case Op::kSar: case Op::kRol: case Op::kRor:
+    case Op::kRcl: case Op::kRcr: case Op::kImul: case Op::kMul: case Op::kMov: case Op::kMovzx:
+    case Op::kMovsx: case Op::kMovsxd: case Op::kXchg: case Op::kBswap: case Op::kCbw:
+    case Op::kCwd: case Op::kSetcc: case Op::kCmovcc: case Op::kBt: case Op::kBts:
+    case Op::kBtr: case Op::kBtc: case Op::kBsf: case Op::kBsr: case Op::kClc: case Op::kStc:
+    case Op::kCmc: case Op::kCld: case Op::kStd: case Op::kNop: case Op::kLahf: case Op::kSahf:
+      break;
+    case Op::kLea: return !in.lock && in.operand_count == 2 && is_gpr(in.ops[0]) &&
+                          is_plain_mem(in.ops[1]);
+    default: return false;
+  }
+  if (in.lock) return false;
+  for (unsigned i = 0; i < in.operand_count; ++i) {
+    if (!is_reg_or_imm(in.ops[i])) return false;
+  }
+  return true;
+}
+
+// The count of a shift/rotate by an immediate, masked as the processor masks it.
+unsigned imm_count(const Instruction& in) {
+  return static_cast<unsigned>(in.ops[1].imm) & (in.ops[0].size == 8 ? 0x3F : 0x1F);
+}
+
+}  // namespace
+
+FlagUse flag_use(const TransInsn& t) {
+  const Instruction& in = t.insn;
+  FlagUse u;  // not modelled: reads everything, writes nothing for sure
+  if (t.kind != BtKind::kIdent && t.kind != BtKind::kPcRelative &&
+      t.kind != BtKind::kDirectBranch) {
+    return u;
+  }
+  const bool mem = has_mem(in) && in.op != Op::kLea;
+  if (!is_pure(in) && !(mem && (is_alu(in.op) || in.op == Op::kMov)) && in.op != Op::kJcc &&
+      in.op != Op::kJmp && in.op != Op::kLoop) {
+    return u;
+  }
+  constexpr uint64_t kAll = kArithFlags;
+  uint64_t read = 0, may = 0, must = 0;
+  switch (in.op) {
+    case Op::kAdd: case Op::kSub: case Op::kCmp: case Op::kAnd: case Op::kOr: case Op::kXor:
+    case Op::kTest: case Op::kNeg:
+      may = must = kAll;
+      break;
+    case Op::kAdc: case Op::kSbb:
+      read = kCF;
+      may = must = kAll;
+      break;
+    case Op::kInc: case Op::kDec:
+      may = must = kAll & ~kCF;
+      break;
+    case Op::kShl: case Op::kShr: case Op::kSar: case Op::kRol: case Op::kRor: case Op::kRcl:
+    case Op::kRcr: {
+      const bool rotate = in.op != Op::kShl && in.op != Op::kShr && in.op != Op::kSar;
+      const bool through_cf = in.op == Op::kRcl || in.op == Op::kRcr;
+      may = rotate ? (kCF | kOF) : kAll;
+      read = through_cf ? kCF : 0;
+      if (in.operand_count < 2) {
+        must = 0;  // not the reg, imm|cl form the decoder gives: conservative
+      } else if (in.ops[1].kind == OperandKind::kImm) {
+        if (imm_count(in) == 0) may = read = 0;  // no flag changes (count_zero)
+        must = may;
+      } else {
+        must = 0;  // a count of 0 in CL leaves the flags
+      }
+      break;
+    }
+    case Op::kImul: case Op::kMul:
+      may = must = kCF | kOF;
+      break;
+    case Op::kSetcc: case Op::kCmovcc: case Op::kJcc:
+      read = cond_reads(in.cc);
+      break;
+    case Op::kBt: case Op::kBts: case Op::kBtr: case Op::kBtc:
+      may = must = kCF;
+      break;
+    case Op::kBsf: case Op::kBsr:
+      may = must = kZF;
+      break;
+    case Op::kClc: case Op::kStc:
+      may = must = kCF;
+      break;
+    case Op::kCmc:
+      read = may = must = kCF;
+      break;
+    case Op::kLahf:
+      read = kSF | kZF | kAF | kPF | kCF;
+      break;
+    case Op::kSahf:
+      may = must = kSF | kZF | kAF | kPF | kCF;
+      break;
+    default:  // mov, movzx, movsx, movsxd, xchg, bswap, cbw, cwd, cld, std, nop, lea, jmp, loop
+      break;
+  }
+  // A memory access or a branch may fault: the exception handler sees every flag.
+  if (mem || in.op == Op::kJcc || in.op == Op::kJmp || in.op == Op::kLoop) read = kAll;
+  u.read = read;
+  u.may_write = may;
+  u.must_write = must;
+  u.exact = true;
+  return u;
+}
+
+MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags) {
+  const Instruction& in = t.insn;
+  MicroOp op;
+  op.t = &t;
+  op.next = t.next_rip;
+  op.amode = mode == trace::CpuMode::kLong64 ? AddrMode::kLong
+             : mode == trace::CpuMode::kReal16 ? AddrMode::kReal
+                                                : AddrMode::kProtected;
+  op.fn = &generic_op;
+  op.generic = op.sets_rip = true;
+  if (in.lock || (t.kind != BtKind::kIdent && t.kind != BtKind::kPcRelative &&
+                  t.kind != BtKind::kDirectBranch)) {
+    return op;
+  }
+  const Operand* o = in.ops;
+  const unsigned size = o[0].size;
+  auto use = [&](MicroFn fn) {
+    if (fn == nullptr) return false;
+    op.fn = fn;
+    op.generic = op.sets_rip = false;
+    return true;
+  };
+  auto mem_operand = [&](const Operand& m) {
+    op.disp = static_cast<uint64_t>(m.disp);
+    op.base = m.base;
+    op.index = m.index;
+    op.scale = m.index == kNoReg ? 0 : m.scale;
+    op.seg = m.seg;
+    op.amask = mask(in.address_size / 8);
+  };
+
+  // Direct control flow.
+  if (t.kind == BtKind::kDirectBranch) {
+    if (o[0].kind != OperandKind::kImm) return op;
+    op.target = (t.next_rip + o[0].imm) & mask(in.operand_size / 8);
+    if (mode == trace::CpuMode::kLong64 &&
+        static_cast<uint64_t>(static_cast<int64_t>(op.target << 16) >> 16) != op.target) {
+      return op;  // the generic path raises #GP
+    }
+    MicroFn fn = nullptr;
+    if (in.op == Op::kJcc && in.cc < 16) fn = kJcc[in.cc];
+    if (in.op == Op::kJmp) fn = &jmp_op;
+    if (in.op == Op::kLoop) {
+      fn = in.address_size == 16 ? &loop_op<2> : in.address_size == 32 ? &loop_op<4>
+                                                                       : &loop_op<8>;
+    }
+    if (use(fn)) op.sets_rip = true;
+    return op;
+  }
+
+  if (in.operand_count == 2 && (in.op == Op::kMov || is_alu(in.op))) {
+    const bool dst_reg = is_gpr(o[0]), dst_mem = is_plain_mem(o[0]);
+    const bool src_reg = is_gpr(o[1]) && o[1].size == size;
+    const bool src_imm = o[1].kind == OperandKind::kImm;
+    const bool src_mem = is_plain_mem(o[1]) && o[1].size == size;
+    Form form;
+    if (dst_reg && src_reg) form = Form::kRR;
+    else if (dst_reg && src_imm) form = Form::kRI;
+    else if (dst_reg && src_mem) form = Form::kRM;
+    else if (dst_mem && src_reg) form = Form::kMR;
+    else if (dst_mem && src_imm) form = Form::kMI;
+    else return op;
+    op.r0 = o[0].reg;
+    op.r1 = o[1].reg;
+    if (src_imm) op.imm = o[1].imm & mask(size);
+    if (form == Form::kRM) mem_operand(o[1]);
+    if (form == Form::kMR || form == Form::kMI) mem_operand(o[0]);
+    const bool memory = form == Form::kRM || form == Form::kMR || form == Form::kMI;
+    MicroFn fn = nullptr;
+    if (in.op == Op::kMov) {
+      switch (form) {
+        case Form::kRR: fn = size == 1 ? &mov_rr<1> : size == 2 ? &mov_rr<2>
+                           : size == 4 ? &mov_rr<4> : size == 8 ? &mov_rr<8> : nullptr; break;
+        case Form::kRI: fn = size == 1 ? &mov_ri<1> : size == 2 ? &mov_ri<2>
+                           : size == 4 ? &mov_ri<4> : size == 8 ? &mov_ri<8> : nullptr; break;
+        case Form::kRM: fn = size == 1 ? &mov_rm<1> : size == 2 ? &mov_rm<2>
+                           : size == 4 ? &mov_rm<4> : size == 8 ? &mov_rm<8> : nullptr; break;
+        case Form::kMR: fn = size == 1 ? &mov_mr<1> : size == 2 ? &mov_mr<2>
+                           : size == 4 ? &mov_mr<4> : size == 8 ? &mov_mr<8> : nullptr; break;
+        case Form::kMI: fn = size == 1 ? &mov_mi<1> : size == 2 ? &mov_mi<2>
+                           : size == 4 ? &mov_mi<4> : size == 8 ? &mov_mi<8> : nullptr; break;
+      }
+    } else if (!memory && !need_flags && (in.op == Op::kCmp || in.op == Op::kTest)) {
+      fn = &nop_op;  // only flags, and they are dead
+    } else {
+      fn = alu_fn(in.op, form, size, need_flags);
+    }
+    op.flags = need_flags;
+    use(fn);
+    return op;
+  }
+
+  if (!is_pure(in)) return op;
+  if (is_gpr(o[0])) {
+    op.r0 = o[0].reg;
+    MicroFn fn = nullptr;
+    if ((in.op == Op::kInc || in.op == Op::kDec) && in.operand_count == 1) {
+      fn = in.op == Op::kInc ? inc_dec_fn<true>(size, need_flags)
+                             : inc_dec_fn<false>(size, need_flags);
+    } else if (!need_flags && in.operand_count == 2 && o[1].kind == OperandKind::kImm) {
+      op.imm = imm_count(in);
+      switch (in.op) {
+        case Op::kShl: fn = shift_fn<Sh::kShl>(size); break;
+        case Op::kShr: fn = shift_fn<Sh::kShr>(size); break;
+        case Op::kSar: fn = shift_fn<Sh::kSar>(size); break;
+        case Op::kRol: fn = shift_fn<Sh::kRol>(size); break;
+        case Op::kRor: fn = shift_fn<Sh::kRor>(size); break;
+        default: break;
+      }
+    } else if (in.op == Op::kImul && is_gpr(o[1]) && o[1].size == size && size >= 2) {
+      op.r1 = o[1].reg;
+      if (in.operand_count == 3 && o[2].kind == OperandKind::kImm) {
+        op.imm = o[2].imm;
+        fn = imul_fn<true>(size, need_flags);
+      } else if (in.operand_count == 2) {
+        fn = imul_fn<false>(size, need_flags);
+      }
+    }
+    if (use(fn)) {
+      op.flags = need_flags;
+      return op;
+    }
+  }
+  use(&pure_op);
+  return op;
+}
+
+}  // namespace trapscope::sim::bt
