@@ -8,6 +8,18 @@
 #include "sim/machine.hpp"
 
 namespace trapscope::sim {
+namespace {
+
+// The index in u of the instruction at `rip` (the micro-ops name a stopping or faulting
+// instruction by c.fault_rip; RIPs within a unit are distinct).
+size_t index_of(const bt::Unit& u, uint64_t rip) {
+  for (size_t i = 0; i < u.code.size(); ++i) {
+    if (u.code[i].rip == rip) return i;
+  }
+  return 0;  // not reached: every micro-op that stops or raises set c.fault_rip
+}
+
+}  // namespace
 
 // Runs translated units from CS:RIP, following chains, until `budget` instructions have
 // retired, a callout, an exception, a breakpoint, a watched event (`matched`: null when no
@@ -107,22 +119,23 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     c.s.rflags &= ~kRF;  // as step_cached(): cleared when an instruction completes
     const uint64_t tsc0 = c.s.tsc;
     size_t i = 0;
+    bool in_micro = false;
     bool stop = false;  // return to the run loop after this unit (exit, SMC, watched event)
     try {
       if (!checked && n == size) {
-        // The fast loop: no per-instruction RIP, fault RIP, instruction bytes or TSC; a
-        // micro-op that took its generic path (which may have exited or written a code page)
-        // is followed by a check of the two counters.
+        // The fast path: the unit's micro-ops, threaded (each runs the next); no
+        // per-instruction RIP, fault RIP, instruction bytes or TSC. The chain returns early
+        // only after a generic path that exited or wrote a page holding code.
         const bt::MicroOp* ops = u->micro.data();
-        for (; i < u->fast; ++i) {
-          const bt::MicroOp& op = ops[i];
-          if (op.fn(c, op) && (c.exits != exits || c.code_writes != code_writes)) [[unlikely]] {
-            // Only the generic path changes them, and it set RIP.
-            if (c.code_writes != code_writes) cache.note_trap(c, *u, i);
-            ++i;
-            stop = true;
-            break;
-          }
+        in_micro = true;
+        ops[0].fn(c, ops);
+        in_micro = false;
+        i = u->fast;
+        if (c.exits != exits || c.code_writes != code_writes) [[unlikely]] {
+          i = index_of(*u, c.fault_rip);
+          if (c.code_writes != code_writes) cache.note_trap(c, *u, i);
+          ++i;
+          stop = true;
         }
         c.s.tsc = tsc0 + i;
         if (!stop && i > 0 && !ops[i - 1].sets_rip) c.s.rip = ops[i - 1].next;
@@ -163,7 +176,9 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
         }
       }
     } catch (...) {
-      // Instruction i raised: the bookkeeping the fast loop skipped, for recover().
+      // Instruction i raised (in the micro-ops: the one c.fault_rip names); the bookkeeping
+      // the fast path skipped, for recover().
+      if (in_micro) i = index_of(*u, c.fault_rip);
       const bt::TransInsn& t = u->code[i];
       c.fault_rip = t.rip;
       c.insn_bytes = t.code + 1;

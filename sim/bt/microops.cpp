@@ -33,29 +33,38 @@ inline uint64_t reg(const Cpu& c, unsigned r) {
   return c.s.gpr[r] & mask(S);
 }
 
+// Threaded dispatch: a micro-op ends by running the next one (a tail call); the unit's last
+// micro-op is followed by end_op, which returns to the executor.
+inline void next(Cpu& c, const MicroOp* op) { op[1].fn(c, op + 1); }
+
 // The interpreter's handler with the step loop's bookkeeping (sim/machine.cpp step_cached):
-// the faulting RIP, the instruction bytes, RIP = the next instruction.
-// Returns true (the executor then looks at the exit and code-write counters).
-[[gnu::noinline]] bool run_generic(Cpu& c, const MicroOp& op) {
-  const TransInsn& t = *op.t;
+// the faulting RIP, the instruction bytes, RIP = the next instruction. If the handler exited
+// (MMIO) or wrote a page holding code, the unit stops after it: the executor finds the
+// instruction by c.fault_rip.
+[[gnu::noinline]] void run_generic(Cpu& c, const MicroOp* op) {
+  const TransInsn& t = *op->t;
   c.fault_rip = t.rip;
   c.insn_bytes = t.code + 1;
   c.insn_len = t.insn.length;
   c.s.rip = t.next_rip;
+  const uint64_t exits = c.exits, code_writes = c.code_writes;
   t.handler(c, t.insn);
-  return true;
+  if (c.exits != exits || c.code_writes != code_writes) return;
+  return next(c, op);
 }
 
-bool generic_op(Cpu& c, const MicroOp& op) { return run_generic(c, op); }
+void generic_op(Cpu& c, const MicroOp* op) { return run_generic(c, op); }
 
 // A register-only instruction: the interpreter's handler needs no bookkeeping (it reads no RIP,
 // instruction bytes or memory, and cannot fault).
-bool pure_op(Cpu& c, const MicroOp& op) {
-  op.t->handler(c, op.t->insn);
-  return false;
+void pure_op(Cpu& c, const MicroOp* op) {
+  op->t->handler(c, op->t->insn);
+  return next(c, op);
 }
 
-bool nop_op(Cpu&, const MicroOp&) { return false; }
+void nop_op(Cpu& c, const MicroOp* op) { return next(c, op); }
+
+void end_op(Cpu&, const MicroOp*) {}
 
 // --- the fast data path ----------------------------------------------------------------
 
@@ -127,42 +136,41 @@ inline void store(uint8_t* p, uint64_t v) {
 }
 
 // --- moves -------------------------------------------------------------------------------
-// Every micro-op returns true only after its generic path (run_generic).
 
 template <unsigned S>
-bool mov_rr(Cpu& c, const MicroOp& op) {
-  put<S>(c.s, op.r0, c.s.gpr[op.r1]);
-  return false;
+void mov_rr(Cpu& c, const MicroOp* op) {
+  put<S>(c.s, op->r0, c.s.gpr[op->r1]);
+  return next(c, op);
 }
 template <unsigned S>
-bool mov_ri(Cpu& c, const MicroOp& op) {
-  put<S>(c.s, op.r0, op.imm);
-  return false;
+void mov_ri(Cpu& c, const MicroOp* op) {
+  put<S>(c.s, op->r0, op->imm);
+  return next(c, op);
 }
 
 template <unsigned S>
-bool mov_rm(Cpu& c, const MicroOp& op) {
-  if (const uint8_t* p = fast_data<false>(c, op, effective_address(c, op), S, 1)) [[likely]] {
-    put<S>(c.s, op.r0, load<S>(p));
-    return false;
+void mov_rm(Cpu& c, const MicroOp* op) {
+  if (const uint8_t* p = fast_data<false>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
+    put<S>(c.s, op->r0, load<S>(p));
+    return next(c, op);
   }
   return run_generic(c, op);
 }
 
 template <unsigned S>
-bool mov_mr(Cpu& c, const MicroOp& op) {
-  if (uint8_t* p = fast_data<true>(c, op, effective_address(c, op), S, 1)) [[likely]] {
-    store<S>(p, c.s.gpr[op.r1]);
-    return false;
+void mov_mr(Cpu& c, const MicroOp* op) {
+  if (uint8_t* p = fast_data<true>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
+    store<S>(p, c.s.gpr[op->r1]);
+    return next(c, op);
   }
   return run_generic(c, op);
 }
 
 template <unsigned S>
-bool mov_mi(Cpu& c, const MicroOp& op) {
-  if (uint8_t* p = fast_data<true>(c, op, effective_address(c, op), S, 1)) [[likely]] {
-    store<S>(p, op.imm);
-    return false;
+void mov_mi(Cpu& c, const MicroOp* op) {
+  if (uint8_t* p = fast_data<true>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
+    store<S>(p, op->imm);
+    return next(c, op);
   }
   return run_generic(c, op);
 }
@@ -178,37 +186,37 @@ inline void alu_to_reg(Cpu& c, unsigned r0, uint64_t b) {
 }
 
 template <Alu K, unsigned S, bool F>
-bool alu_rr(Cpu& c, const MicroOp& op) {
-  alu_to_reg<K, S, F>(c, op.r0, reg<S>(c, op.r1));
-  return false;
+void alu_rr(Cpu& c, const MicroOp* op) {
+  alu_to_reg<K, S, F>(c, op->r0, reg<S>(c, op->r1));
+  return next(c, op);
 }
 template <Alu K, unsigned S, bool F>
-bool alu_ri(Cpu& c, const MicroOp& op) {
-  alu_to_reg<K, S, F>(c, op.r0, op.imm);
-  return false;
+void alu_ri(Cpu& c, const MicroOp* op) {
+  alu_to_reg<K, S, F>(c, op->r0, op->imm);
+  return next(c, op);
 }
 
 template <Alu K, unsigned S, bool F>
-bool alu_rm(Cpu& c, const MicroOp& op) {
-  if (const uint8_t* p = fast_data<false>(c, op, effective_address(c, op), S, 1)) [[likely]] {
-    alu_to_reg<K, S, F>(c, op.r0, load<S>(p));
-    return false;
+void alu_rm(Cpu& c, const MicroOp* op) {
+  if (const uint8_t* p = fast_data<false>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
+    alu_to_reg<K, S, F>(c, op->r0, load<S>(p));
+    return next(c, op);
   }
   return run_generic(c, op);
 }
 
-// op mem, reg|imm (Imm: the source is op.imm). A read-modify-write accesses the operand twice
+// op mem, reg|imm (Imm: the source is op->imm). A read-modify-write accesses the operand twice
 // in the interpreter (Cpu::read, then Cpu::write): two TLB hits.
 template <Alu K, unsigned S, bool F, bool Imm>
-bool alu_m(Cpu& c, const MicroOp& op) {
+void alu_m(Cpu& c, const MicroOp* op) {
   constexpr bool kWrite = alu_writes_dest(K);
-  if (uint8_t* p = fast_data<kWrite>(c, op, effective_address(c, op), S, kWrite ? 2 : 1))
+  if (uint8_t* p = fast_data<kWrite>(c, *op, effective_address(c, *op), S, kWrite ? 2 : 1))
       [[likely]] {
     uint64_t f = c.s.rflags;
-    const uint64_t r = alu_result<K, S, F>(load<S>(p), Imm ? op.imm : reg<S>(c, op.r1), &f);
+    const uint64_t r = alu_result<K, S, F>(load<S>(p), Imm ? op->imm : reg<S>(c, op->r1), &f);
     if constexpr (kWrite) store<S>(p, r);
     if constexpr (F) c.s.rflags = f;
-    return false;
+    return next(c, op);
   }
   return run_generic(c, op);
 }
@@ -217,29 +225,29 @@ bool alu_m(Cpu& c, const MicroOp& op) {
 
 // inc/dec reg: as add/sub 1 with CF kept (alu.cpp inc_dec).
 template <bool Inc, unsigned S, bool F>
-bool inc_dec(Cpu& c, const MicroOp& op) {
-  const uint64_t a = reg<S>(c, op.r0);
+void inc_dec(Cpu& c, const MicroOp* op) {
+  const uint64_t a = reg<S>(c, op->r0);
   const uint64_t r = (Inc ? a + 1 : a - 1) & mask(S);
-  put<S>(c.s, op.r0, r);
+  put<S>(c.s, op->r0, r);
   if constexpr (F) {
     const uint64_t f = c.s.rflags;
     const uint64_t g = Inc ? add_flags(f, a, 1, 0, r, S) : sub_flags(f, a, 1, 0, r, S);
     c.s.rflags = (g & ~kCF) | (f & kCF);
   }
-  return false;
+  return next(c, op);
 }
 
 enum class Sh { kShl, kShr, kSar, kRol, kRor };
 
-// shift/rotate reg, imm with its flags dead (op.imm: the count already masked to 5 or 6 bits).
+// shift/rotate reg, imm with its flags dead (op->imm: the count already masked to 5 or 6 bits).
 // The result is the interpreter's (alu.cpp shift); a count of 0 writes the register back
 // unchanged, which clears the upper half of a 32-bit one as the interpreter does.
 template <Sh K, unsigned S>
-bool shift_nf(Cpu& c, const MicroOp& op) {
+void shift_nf(Cpu& c, const MicroOp* op) {
   constexpr unsigned bits = S * 8;
   constexpr uint64_t m = mask(S);
-  const uint64_t v = c.s.gpr[op.r0] & m;
-  const unsigned n = static_cast<unsigned>(op.imm);
+  const uint64_t v = c.s.gpr[op->r0] & m;
+  const unsigned n = static_cast<unsigned>(op->imm);
   uint64_t r;
   if constexpr (K == Sh::kShl) {
     r = (v << n) & m;
@@ -253,16 +261,16 @@ bool shift_nf(Cpu& c, const MicroOp& op) {
     else if constexpr (K == Sh::kRol) r = ((v << k) | (v >> (bits - k))) & m;
     else r = ((v >> k) | (v << (bits - k))) & m;
   }
-  put<S>(c.s, op.r0, r);
-  return false;
+  put<S>(c.s, op->r0, r);
+  return next(c, op);
 }
 
 // imul reg, reg / imul reg, reg, imm (alu.cpp imul_form): CF = OF = the signed product does not
 // fit the destination; SF, ZF, AF, PF unchanged.
 template <unsigned S, bool Three, bool F>
-bool imul(Cpu& c, const MicroOp& op) {
-  const int64_t x = sign_extend(c.s.gpr[Three ? op.r1 : op.r0], S);
-  const int64_t y = sign_extend(Three ? op.imm : c.s.gpr[op.r1], S);
+void imul(Cpu& c, const MicroOp* op) {
+  const int64_t x = sign_extend(c.s.gpr[Three ? op->r1 : op->r0], S);
+  const int64_t y = sign_extend(Three ? op->imm : c.s.gpr[op->r1], S);
   uint64_t lo;
   bool over = false;
   if constexpr (S <= 4) {
@@ -274,47 +282,50 @@ bool imul(Cpu& c, const MicroOp& op) {
     lo = static_cast<uint64_t>(p);
     if constexpr (F) over = p != static_cast<__int128>(static_cast<int64_t>(lo));
   }
-  put<S>(c.s, op.r0, lo);
+  put<S>(c.s, op->r0, lo);
   if constexpr (F) c.s.rflags = (c.s.rflags & ~(kCF | kOF)) | (over ? kCF | kOF : 0);
-  return false;
+  return next(c, op);
 }
 
 // --- direct control flow (always a unit's last instruction) -------------------------------
 
 // The target was checked for canonical form at translation time in 64-bit mode; outside it the
 // CS limit is checked here (control.cpp check_target): #GP(0) before anything changes.
-inline void branch(Cpu& c, const MicroOp& op) {
-  if (op.amode != AddrMode::kLong && op.target > c.s.seg[kCs].limit) raise(vec::kGP, 0);
-  c.s.rip = op.target;
+inline void branch(Cpu& c, const MicroOp* op) {
+  if (op->amode != AddrMode::kLong && op->target > c.s.seg[kCs].limit) raise(vec::kGP, 0);
+  c.s.rip = op->target;
 }
 
 template <uint8_t CC>
-bool jcc_op(Cpu& c, const MicroOp& op) {
+void jcc_op(Cpu& c, const MicroOp* op) {
   if (cond_cc<CC>(c.s.rflags)) {
     branch(c, op);
   } else {
-    c.s.rip = op.next;
+    c.s.rip = op->next;
   }
-  return false;
+  return next(c, op);
 }
 
-bool jmp_op(Cpu& c, const MicroOp& op) {
+void jmp_op(Cpu& c, const MicroOp* op) {
   branch(c, op);
-  return false;
+  return next(c, op);
 }
 
 // loop: the counter (CX, ECX, RCX by address size AS) is decremented with no flag change and
 // written after the target check (control.cpp loop).
 template <unsigned AS>
-bool loop_op(Cpu& c, const MicroOp& op) {
+void loop_op(Cpu& c, const MicroOp* op) {
   uint64_t& rcx = c.s.gpr[kRcx];
   const uint64_t count = (rcx - 1) & mask(AS);
   const bool take = count != 0;
-  if (take && op.amode != AddrMode::kLong && op.target > c.s.seg[kCs].limit) raise(vec::kGP, 0);
+  if (take && op->amode != AddrMode::kLong && op->target > c.s.seg[kCs].limit) {
+    c.fault_rip = op->t->rip;
+    raise(vec::kGP, 0);
+  }
   if constexpr (AS == 2) rcx = (rcx & ~0xFFFFull) | count;
   else rcx = count;
-  c.s.rip = take ? op.target : op.next;
-  return false;
+  c.s.rip = take ? op->target : op->next;
+  return next(c, op);
 }
 
 // --- tables --------------------------------------------------------------------------------
@@ -654,6 +665,12 @@ MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags) 
     }
   }
   use(&pure_op);
+  return op;
+}
+
+MicroOp end_micro_op() {
+  MicroOp op;
+  op.fn = &end_op;
   return op;
 }
 

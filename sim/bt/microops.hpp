@@ -15,9 +15,11 @@ namespace trapscope::sim::bt {
 
 struct TransInsn;
 struct MicroOp;
-// Runs one instruction; returns true if it took the generic path (the interpreter's handler),
-// the only path that may exit or write a code page: the executor then checks.
-using MicroFn = bool (*)(Cpu&, const MicroOp&);
+// Runs one instruction, then the next micro-op of the unit (threaded dispatch: a tail call);
+// the unit's micro-ops end with end_micro_op(), which returns to the executor. The chain also
+// returns early after an instruction whose generic path exited or wrote a page holding code
+// (c.fault_rip then names it) and unwinds when an instruction raises (c.fault_rip names it).
+using MicroFn = void (*)(Cpu&, const MicroOp*);
 
 // How a data access forms its linear address and what it checks (SDM Vol. 3A 3.4, 5.3, 5.4;
 // 3.3.7.1): real mode (base + offset, limit), protected/compatibility mode (type, limit), 64-bit
@@ -59,5 +61,7 @@ FlagUse flag_use(const TransInsn& t);
 // possible fault, the unit's exit) may see the flags it writes; when false a flag-less form is
 // used where there is one.
 MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags);
+// The micro-op after a unit's last one: returns to the executor.
+MicroOp end_micro_op();
 
 }  // namespace trapscope::sim::bt

@@ -61,7 +61,7 @@ void build_micro_ops(Unit& u) {
     live = (live & ~f.must_write) | f.read;
   }
   u.micro.clear();
-  u.micro.reserve(n);
+  u.micro.reserve(n + 1);
   for (size_t i = 0; i < n; ++i) {
     u.micro.push_back(make_micro_op(u.code[i], u.mode, need[i]));
     if (u.micro.back().generic) u.refresh_context = true;
@@ -70,6 +70,8 @@ void build_micro_ops(Unit& u) {
   const bool callout = last == BtKind::kCallout || last == BtKind::kAdaptive;
   u.fast = static_cast<uint8_t>(callout ? n - 1 : n);
   if (callout) u.refresh_context = true;
+  u.micro.resize(u.fast);  // a trailing callout runs on the executor's generic loop
+  u.micro.push_back(end_micro_op());
 }
 
 }  // namespace

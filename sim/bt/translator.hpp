@@ -66,9 +66,11 @@
 //   fault RIP, instruction bytes or TSC per instruction. RIP is written at the unit's end (or by
 //   its branch), the TSC once per unit; if instruction i raises, the executor fills in RIP,
 //   fault RIP, bytes and TSC of instruction i before the exception is delivered, so faults have
-//   the RIP and error code the interpreter gives. The exit and code-write counters are looked
-//   at only after a micro-op that took its generic path (the only one that may exit or write
-//   a page holding code).
+//   the RIP and error code the interpreter gives. Dispatch is threaded: each micro-op ends by
+//   calling the next one (a tail call; at most 12 deep even without the optimisation), the
+//   last is end_micro_op(). Only the generic path may exit or write a page holding code; if
+//   it did, it returns instead of going on, and the executor finds the instruction by
+//   c.fault_rip (which the generic path and a faulting branch set).
 //   Data accesses (fast_data in microops.cpp): the segment checks of Cpu::linear_address, then
 //   a TLB hit (or paging off), then guest RAM, then (for a write) a page that holds no code: the
 //   micro-op reads or writes host memory directly. Anything else (a fault, a TLB miss, MMIO, a
@@ -145,8 +147,9 @@ struct Unit {
   uint16_t guest_bytes = 0;
   bool valid = true;
   std::vector<TransInsn> code;  // 1..kBtMaxUnitInsns
-  // The executable form ([SECTION] Micro-ops): micro[i] runs code[i]. The fast loop runs the
-  // first `fast` of them; a trailing callout (fast = code.size() - 1) runs on the generic path.
+  // The executable form ([SECTION] Micro-ops): micro[i] runs code[i] for i < fast, then
+  // micro[fast] = end_micro_op(). A trailing callout (fast = code.size() - 1) runs on the
+  // executor's generic loop.
   std::vector<MicroOp> micro;
   uint8_t fast = 0;
   // Some micro-op runs the generic path (it may change the mode, CS or CPL): the executor
