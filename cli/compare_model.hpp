@@ -27,7 +27,8 @@
 //     callouts       bt: callouts × callout
 //     translations   bt: translated guest instructions × translation
 //     paging_exits   the memory VMM's exits (Causes above) × (vm_exit + vm_entry)
-//   Not in the model: BT's in-cache sequences (charged as direct instructions), caches, page-walk
+//   Not in the model: BT's in-cache sequences (charged as direct instructions), real-mode code
+//   under trap-and-emulate (interpreted by the simulator, charged as direct), caches, page-walk
 //   references, device emulation time.
 #pragma once
 
