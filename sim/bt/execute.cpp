@@ -66,32 +66,51 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     x.cs_limit = c.s.seg[kCs].limit;
   };
   refresh();
-  for (unsigned hops = 0; hops < 64 && done < budget; ++hops) {
-    const uint64_t rip = c.s.rip;
-    bool direct = x.user || (!x.m64 && rip > x.cs_limit);
-    uint64_t pa = 0;
-    if (!direct) {
-      const uint64_t la = x.m64 ? rip : ((x.cs_base + rip) & 0xFFFFFFFFull);
-      pa = la;
-      if (x.paging) {
-        const uint64_t vpn = la >> 12;
-        const Tlb::Entry& t = c.tlb.slot(vpn);
-        if (t.vpn != vpn || !(t.allow & Tlb::need_bit(Access::kExecute, false))) {
-          direct = true;  // the interpreter walks the tables (and raises #PF) first
-        }
-        pa = (t.pfn << 12) | (la & 0xFFF);
-      }
+  // The physical address of the code at `rip` with the access checks that let translated code
+  // run there, or false when the interpreter runs it directly (CPL 3, the CS limit, a TLB miss
+  // or no execute permission: the interpreter walks the tables and raises #PF first).
+  const auto code_pa = [&](uint64_t rip, uint64_t* pa) {
+    if (x.user || (!x.m64 && rip > x.cs_limit)) return false;
+    const uint64_t la = x.m64 ? rip : ((x.cs_base + rip) & 0xFFFFFFFFull);
+    *pa = la;
+    if (x.paging) {
+      const uint64_t vpn = la >> 12;
+      const Tlb::Entry& t = c.tlb.slot(vpn);
+      if (t.vpn != vpn || !(t.allow & Tlb::need_bit(Access::kExecute, false))) return false;
+      *pa = (t.pfn << 12) | (la & 0xFFF);
     }
+    return true;
+  };
+  // from's successor in `slot` if it is still the unit for (rip, pa) in this context.
+  const auto chained_unit = [&](const bt::Unit& from, int slot, uint64_t rip,
+                                uint64_t pa) -> bt::Unit* {
+    bt::Unit* next = from.chain[slot];
+    if (next && next->valid && next->rip == rip && next->pa == pa &&
+        next->cs_base == x.cs_base && next->mode == x.mode &&
+        next->generation == *next->generation_counter) {
+      return next;  // a chained unit lies in guest RAM: it was translated from there
+    }
+    return nullptr;
+  };
+  // The exit of u that RIP took (1: taken, 0: fall-through), or -1.
+  const auto exit_slot = [&](const bt::Unit& u) {
+    if (u.has_exit[1] && c.s.rip == u.next_rip[1]) return 1;
+    if (u.has_exit[0] && c.s.rip == u.next_rip[0]) return 0;
+    return -1;
+  };
+  const auto fits_cs = [&](const bt::Unit& u, uint64_t rip) {
+    return x.m64 || rip + u.guest_bytes - 1 <= x.cs_limit;
+  };
+  unsigned hops = 0;
+  for (; hops < 64 && done < budget; ++hops) {
+    const uint64_t rip = c.s.rip;
+    uint64_t pa = 0;
+    bool direct = !code_pa(rip, &pa);
     bt::Unit* u = nullptr;
     if (!direct) {
       if (prev_slot >= 0) {
-        bt::Unit* next = prev->chain[prev_slot];
-        if (next && next->valid && next->rip == rip && next->pa == pa &&
-            next->cs_base == x.cs_base && next->mode == x.mode &&
-            next->generation == *next->generation_counter) {
-          u = next;  // a chained unit lies in guest RAM: it was translated from there
-          ++chained;
-        }
+        u = chained_unit(*prev, prev_slot, rip, pa);
+        if (u) ++chained;
       }
       if (!u && memory_.contains(pa, 1)) {
         const uint64_t flushes = st.flushes;
@@ -99,7 +118,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
         if (!u) u = cache.translate(c, rip, x.cs_base, pa, x.mode);
         if (u && prev_slot >= 0 && st.flushes == flushes) cache.link(c, *prev, prev_slot, *u);
       }
-      direct = !u || (!x.m64 && rip + u->guest_bytes - 1 > x.cs_limit);
+      direct = !u || !fits_cs(*u, rip);
     }
     if (direct) {
       if (done) break;
@@ -113,11 +132,11 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     const uint64_t code_writes = c.code_writes;
     ++u->executions;
     ++units;
-    const size_t size = u->code.size();
+    size_t size = u->code.size();
     // A partial unit only at the budget's end (the run loop's clock check or instruction limit).
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(size, budget - done));
+    size_t n = static_cast<size_t>(std::min<uint64_t>(size, budget - done));
     c.s.rflags &= ~kRF;  // as step_cached(): cleared when an instruction completes
-    const uint64_t tsc0 = c.s.tsc;
+    uint64_t tsc0 = c.s.tsc;
     size_t i = 0;
     bool in_micro = false;
     bool stop = false;  // return to the run loop after this unit (exit, SMC, watched event)
@@ -126,19 +145,43 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
         // The fast path: the unit's micro-ops, threaded (each runs the next); no
         // per-instruction RIP, fault RIP, instruction bytes or TSC. The chain returns early
         // only after a generic path that exited or wrote a page holding code.
-        const bt::MicroOp* ops = u->micro.data();
-        in_micro = true;
-        ops[0].fn(c, ops);
-        in_micro = false;
-        i = u->fast;
-        if (c.exits != exits || c.code_writes != code_writes) [[unlikely]] {
-          i = index_of(*u, c.fault_rip);
-          if (c.code_writes != code_writes) cache.note_trap(c, *u, i);
-          ++i;
-          stop = true;
+        for (;;) {
+          const bt::MicroOp* ops = u->micro.data();
+          in_micro = true;
+          ops[0].fn(c, ops);
+          in_micro = false;
+          i = u->fast;
+          if (c.exits != exits || c.code_writes != code_writes) [[unlikely]] {
+            i = index_of(*u, c.fault_rip);
+            if (c.code_writes != code_writes) cache.note_trap(c, *u, i);
+            ++i;
+            stop = true;
+          }
+          c.s.tsc = tsc0 + i;
+          if (stop) break;
+          if (i > 0 && !ops[i - 1].sets_rip) c.s.rip = ops[i - 1].next;
+          // The chained inner loop: after a whole unit with no generic micro-op and no callout
+          // (so the mode, CS, CPL, paging, halt and exit state are as they were), run its
+          // chained successor without returning to the lookup above, when the successor passes
+          // the same checks (code_pa, chained_unit, fits_cs) and fits in the budget.
+          if (i < size || u->refresh_context || hops + 1 >= 64) break;
+          const int slot = exit_slot(*u);
+          const uint64_t rip = c.s.rip;
+          uint64_t pa = 0;
+          if (slot < 0 || !code_pa(rip, &pa)) break;
+          bt::Unit* next = chained_unit(*u, slot, rip, pa);
+          if (!next || !fits_cs(*next, rip) || done + size + next->code.size() > budget) break;
+          done += size;
+          u->instructions += size;
+          u = next;
+          size = u->code.size();
+          ++hops;
+          ++chained;
+          ++units;
+          ++u->executions;
+          tsc0 = c.s.tsc;
         }
-        c.s.tsc = tsc0 + i;
-        if (!stop && i > 0 && !ops[i - 1].sets_rip) c.s.rip = ops[i - 1].next;
+        n = size;
       }
       for (; i < n && !stop; ++i) {  // the generic loop
         bt::TransInsn& t = u->code[i];
@@ -197,12 +240,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     if (stop || i < size || done >= budget) return finish(StepStatus::kOk);
     if (u->refresh_context) refresh();
     prev = u;
-    prev_slot = -1;
-    if (u->has_exit[1] && c.s.rip == u->next_rip[1]) {
-      prev_slot = 1;
-    } else if (u->has_exit[0] && c.s.rip == u->next_rip[0]) {
-      prev_slot = 0;
-    }
+    prev_slot = exit_slot(*u);
   }
   return finish(StepStatus::kOk);
 }
