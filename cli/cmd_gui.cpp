@@ -10,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/guest_file.hpp"
+#include "guests/catalog.hpp"
 #include "lessons/step.hpp"
 #include "trace/trace_file.hpp"
 #include "visualizer/core/live_controller.hpp"
@@ -39,6 +40,8 @@ struct GuiCommandOptions {
   double script_timeout = 120;
   std::string size = "1600x900";
   float font_scale = 1.0f;
+  std::string compare;  // --compare FILE.json
+  bool source_set = false;
 };
 
 bool is_trace_file(const std::string& path) {
@@ -119,6 +122,8 @@ int lesson_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
   return viz::run_gui(std::move(g));
 }
 
+int machine_gui(const GuiCommandOptions& o, viz::GuiOptions g);
+
 int gui(const GuiCommandOptions& o) {
   viz::GuiOptions g;
   int w = 0, h = 0;
@@ -151,6 +156,22 @@ int gui(const GuiCommandOptions& o) {
     g.script_path = o.script;
     g.script = std::move(*commands);
   }
+  for (const guests::CatalogEntry& e : guests::catalog()) g.compare_workloads.emplace_back(e.name);
+  GuiCommandOptions with_guest = o;
+  if (!o.compare.empty()) {
+    std::string error;
+    g.compare = viz::load_compare(o.compare, &error);
+    if (!g.compare) {
+      std::fprintf(stderr, "trapscope gui: %s\n", error.c_str());
+      return kBadInput;
+    }
+    // The machine behind the panel runs the compared workload, unless a SOURCE was given.
+    if (!o.source_set && guests::find(g.compare->workload)) with_guest.source = g.compare->workload;
+  }
+  return machine_gui(with_guest, std::move(g));
+}
+
+int machine_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
   if (!o.lesson.empty()) return lesson_gui(o, std::move(g));
 
   if (o.source.find('/') != std::string::npos || is_trace_file(o.source)) {
@@ -264,6 +285,9 @@ void add_gui_command(CLI::App& app, int* status) {
                   "At exit, write the GUI's state (selection, CPL shown, registers, …) as JSON");
   cmd->add_option("--script-timeout", o->script_timeout, "Give up on a script after SECONDS")
       ->capture_default_str();
+  cmd->add_option("--compare", o->compare,
+                  "Open the compare panel on a result written by `trapscope compare WORKLOAD "
+                  "--json FILE` (the machine runs WORKLOAD unless SOURCE is given)");
   cmd->add_option("--size", o->size, "Window size WIDTHxHEIGHT")->capture_default_str();
   cmd->add_option("--font-scale", o->font_scale, "Scale the fonts (e.g. 1.25 on large screens)")
       ->check(CLI::Range(0.5f, 3.0f))
@@ -277,6 +301,7 @@ void add_gui_command(CLI::App& app, int* status) {
       "opened; 4 the script timed out; 5 KVM is not usable.");
   cmd->callback([o, cmd, status] {
     o->backend_set = cmd->count("--backend") > 0;
+    o->source_set = cmd->count("SOURCE") > 0;
     if (!o->lang.empty()) o->lesson_lang = *lessons::parse_lang(o->lang);
     *status = gui(*o);
   });

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -930,4 +931,119 @@ TEST_CASE("gui under Xvfb: tcache-select without binary translation fails, namin
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("line 2") != std::string::npos);
   CHECK(r.err.find("no translated block") != std::string::npos);
+}
+
+TEST_CASE("gui: a malformed compare result is refused before a window opens", "[gui][compare]") {
+  const std::string bad = write_script("bad-compare.json", "{\"workload\": \"ptes\", \"rows\": 3}");
+  const auto r = test::run_trapscope({"gui", "--compare", bad});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find(bad + ": not a compare result: no \"rows\" array") != std::string::npos);
+  const auto missing = test::run_trapscope({"gui", "--compare", "/nonexistent/c.json"});
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("cannot read '/nonexistent/c.json'") != std::string::npos);
+}
+
+TEST_CASE("gui under Xvfb: the compare panel draws a compare result as bars", "[gui][xvfb][compare]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string result = test::temp_path("panel-ptes.json");
+  const auto c = test::run_trapscope({"compare", "ptes", "--json", result}, 120);
+  INFO(c.err);
+  REQUIRE(c.exit_code == 0);
+  const std::string png = test::temp_path("compare-log.png");
+  const std::string log_state = test::temp_path("compare-log.json");
+  const std::string lin_state = test::temp_path("compare-linear.json");
+  const std::string script = write_script("compare.script",
+                                          "frames 2\n"
+                                          "screenshot " + png + "\n"
+                                          "dump " + log_state + "\n"
+                                          "compare-log off\n"
+                                          "dump " + lin_state + "\n");
+  const Run r = gui({"--compare", result, "--size", "1600x1000", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json s = read_json(log_state);
+  const json& cmp = s["compare"];
+  CHECK(cmp["loaded"] == true);
+  CHECK(cmp["workload"] == "ptes");
+  CHECK(cmp["log_scale"] == true);
+  CHECK(s["source"] == "ptes");  // the machine behind the panel runs the compared workload
+  const json& charts = cmp["charts"];
+  REQUIRE(charts.size() >= 8);  // those wholly in view (compare may add more than fit)
+  CHECK(charts[0]["key"] == "instructions");
+
+  // Each bar the dump says was drawn is there in the picture: its middle is not the colour of
+  // the plot just above it.
+  int w = 0, h = 0, channels = 0;
+  unsigned char* px = stbi_load(png.c_str(), &w, &h, &channels, 3);
+  REQUIRE(px != nullptr);
+  auto pixel = [&](float x, float y) {
+    const size_t i = (static_cast<size_t>(y) * static_cast<size_t>(w) + static_cast<size_t>(x)) * 3;
+    return std::array<int, 3>{px[i], px[i + 1], px[i + 2]};
+  };
+  int bars_checked = 0, na = 0;
+  for (const json& chart : charts) {
+    const float plot_y = chart["plot"][1].get<float>();
+    for (const json& bar : chart["bars"]) {
+      if (bar["value"].is_null()) {
+        ++na;
+        continue;
+      }
+      const float x0 = bar["rect"][0], y0 = bar["rect"][1], x1 = bar["rect"][2], y1 = bar["rect"][3];
+      if (x1 - x0 < 4 || y1 - y0 < 4 || y0 - plot_y < 8) continue;
+      REQUIRE((x1 < static_cast<float>(w) && y1 < static_cast<float>(h) && x0 >= 0 && plot_y >= 0));
+      const float mx = (x0 + x1) / 2;
+      const auto inside = pixel(mx, (y0 + y1) / 2), above = pixel(mx, (plot_y + y0) / 2);
+      INFO(chart["key"] << " row " << bar["row"] << " at " << mx << "," << (y0 + y1) / 2);
+      CHECK(std::abs(inside[0] - above[0]) + std::abs(inside[1] - above[1]) +
+                std::abs(inside[2] - above[2]) > 60);
+      ++bars_checked;
+    }
+  }
+  stbi_image_free(px);
+  CHECK(bars_checked >= 20);
+  // KVM counts no guest instructions and no TLB misses: n/a bars (where KVM is usable).
+  std::string no_kvm;
+  if (test::kvm_usable(&no_kvm)) CHECK(na >= 4);
+
+  // Linear: bars from 0, the tallest reaches the top of the plot.
+  const json lin = read_json(lin_state)["compare"]["charts"][0];
+  CHECK(lin["axis_min"] == 0);
+  CHECK(charts[0]["axis_min"].get<double>() > 0);
+  float top = 1e9f;
+  for (const json& bar : lin["bars"]) top = std::min(top, bar["rect"][1].get<float>());
+  CHECK(top == Approx(lin["plot"][1].get<float>()));
+}
+
+TEST_CASE("gui under Xvfb: a compare run from the panel, and a bad file opened in it",
+          "[gui][xvfb][compare]") {
+  REQUIRE_XVFB_OR_SKIP();
+  const std::string bad = write_script("bad-compare.json", "{\"rows\": [");
+  const std::string ran = test::temp_path("compare-ran.json");
+  const std::string opened = test::temp_path("compare-bad-opened.json");
+  const std::string png = test::temp_path("compare-ran.png");
+  const std::string script = write_script("compare-run.script",
+                                          "compare-run hello shadow\n"
+                                          "screenshot " + png + "\n"
+                                          "dump " + ran + "\n"
+                                          "compare-open " + bad + "\n"
+                                          "dump " + opened + "\n");
+  const Run r = gui({"hello", "--script", script});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json s = read_json(ran)["compare"];
+  CHECK(s["loaded"] == true);
+  CHECK(s["running"] == false);
+  CHECK(s["error"] == "");
+  CHECK(s["source"] == "trapscope compare hello --paging shadow");
+  CHECK(s["workload"] == "hello");
+  CHECK(s["rows"].size() >= 5);
+  CHECK(s["rows"][0] == "emulation (hello)");
+  CHECK(s["charts"].size() >= 8);
+  const Png p = inspect_png(png);
+  CHECK(p.stddev > 20.0);
+  // The bad file: the panel says why, and keeps the result it had.
+  const json o = read_json(opened)["compare"];
+  CHECK(o["error"].get<std::string>().find(bad + ": not JSON") == 0);
+  CHECK(o["loaded"] == true);
+  CHECK(o["source"] == "trapscope compare hello --paging shadow");
 }

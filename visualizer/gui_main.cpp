@@ -2,6 +2,7 @@
 
 #include <imgui.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdio>
 #include <fstream>
@@ -42,6 +43,14 @@ int run_gui(GuiOptions o) {
   Driver& driver = *o.driver;
   App app(driver, model, fonts, &platform::Window::key_index);
   if (o.lesson) app.set_lesson(o.lesson.get());
+  app.compare().workloads = o.compare_workloads;
+  if (o.compare) {
+    CompareState& s = app.compare();
+    const auto w = std::find(s.workloads.begin(), s.workloads.end(), o.compare->workload);
+    if (w != s.workloads.end()) s.workload = static_cast<int>(w - s.workloads.begin());
+    s.result = std::move(o.compare);
+    app.show_window("compare", true);
+  }
   uint64_t frames = 0;
   auto gui_info = [&]() {
     nlohmann::json j;
@@ -90,6 +99,7 @@ int run_gui(GuiOptions o) {
   if (!o.dump_path.empty()) {
     nlohmann::json j = dump_state(model);
     if (o.lesson) j["lesson"] = dump_lesson(*o.lesson);
+    j["compare"] = dump_compare(app.compare());
     nlohmann::json g = gui_info();
     if (runner) g["screenshots"] = runner->screenshots();
     j["gui"] = g;
@@ -100,7 +110,9 @@ int run_gui(GuiOptions o) {
       if (status == 0) status = 2;
     }
   }
-  // The driver (and its worker thread) goes before the window and the ImGui context.
+  // The driver (and its worker thread) goes before the window and the ImGui context; a compare
+  // run still going is cancelled.
+  app.compare().run.reset();
   o.lesson.reset();
   o.driver.reset();
   window.reset();

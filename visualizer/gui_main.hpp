@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "visualizer/core/compare_model.hpp"
 #include "visualizer/core/driver.hpp"
 #include "visualizer/core/lesson_driver.hpp"
 #include "visualizer/core/script.hpp"
@@ -25,6 +26,10 @@ struct GuiOptions {
   std::vector<ScriptCommand> script;
   double script_timeout_s = 120;
   std::string dump_path;  // the state after the script (or at exit)
+  // --compare FILE: the compare panel opens on this result. The panel offers these workloads
+  // (the built-in guests) to run a compare on.
+  std::optional<CompareResult> compare;
+  std::vector<std::string> compare_workloads;
 };
 
 // Exit status: 0 ok; 1 a script assertion failed; 2 no window could be opened; 4 the script

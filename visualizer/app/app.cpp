@@ -54,6 +54,8 @@ void App::frame() {
   draw_help(ctx, &show_help_);
   draw_page_walk(ctx, &show_page_walk_);
   draw_tcache(ctx, tcache_, &show_tcache_);
+  if (show_compare_) place("Compare");
+  draw_compare(ctx, compare_, &show_compare_);
   layout_pending_ = false;
 }
 
@@ -89,6 +91,9 @@ void App::menu_bar() {
     if (ImGui::MenuItem("Reset layout")) layout_pending_ = true;
     ImGui::MenuItem("Page walk", nullptr, &show_page_walk_);
     ImGui::MenuItem("Translation cache", nullptr, &show_tcache_);
+    if (ImGui::MenuItem("Compare techniques", nullptr, &show_compare_) && show_compare_) {
+      compare_.focus = true;
+    }
     ImGui::EndMenu();
   }
   if (ImGui::BeginMenu("Help")) {
@@ -187,6 +192,7 @@ void App::place(const char* window) {
   else if (name == "Guest console") r = column(aw, bw, 0.74f, 1.0f);
   else if (name == "Registers") r = column(aw + bw, cw, lesson_ ? 0.66f : 0.0f, 1.0f);
   else if (name == "Lesson") r = column(aw + bw, cw, 0.0f, 0.66f);
+  else if (name == "Compare") r = {0, time_y, d.x, d.y - time_y};  // over all but the controls
   const ImGuiCond cond = layout_pending_ ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
   ImGui::SetNextWindowPos(ImVec2(r.x, r.y), cond);
   ImGui::SetNextWindowSize(ImVec2(r.w, r.h), cond);
@@ -216,6 +222,10 @@ void App::show_window(const std::string& name, bool show) {
     show_tcache_ = show;
     tcache_.opened_once = true;  // a script's choice stands
   }
+  if (name == "compare") {
+    if (show && !show_compare_) compare_.focus = true;
+    show_compare_ = show;
+  }
 }
 
 bool App::window_shown(const std::string& name) const {
@@ -223,6 +233,7 @@ bool App::window_shown(const std::string& name) const {
   if (name == "help") return show_help_;
   if (name == "page walk") return show_page_walk_;
   if (name == "translation cache") return show_tcache_;
+  if (name == "compare") return show_compare_;
   return false;
 }
 

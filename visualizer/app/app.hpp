@@ -28,13 +28,15 @@ class App final : public Actions {
   void send(Command command);  // as a button would (scripts use it too)
   void set_timeline_view(double first_event, double last_event);
   void show_window(const std::string& name, bool show);  // "breakpoints", "help", "page walk",
-                                                          // "translation cache"
+                                                          // "translation cache", "compare"
   const TimelineState& timeline_state() const { return timeline_; }
   bool window_shown(const std::string& name) const;  // the names show_window() takes
   // A lesson driving the machine (`trapscope gui --lesson ID`): its pane is drawn, and each
   // frame advances its running step (visualizer/core/lesson_driver.hpp). Not owned.
   void set_lesson(LessonDriver* lesson) { lesson_ = lesson; layout_pending_ = true; }
   LessonDriver* lesson() const { return lesson_; }
+  // The compare panel (`trapscope gui --compare FILE`, View → Compare): its result, its run.
+  CompareState& compare() { return compare_; }
 
   // Actions
   void select(int64_t event) override;
@@ -70,6 +72,8 @@ class App final : public Actions {
   bool show_page_walk_ = false;
   bool show_tcache_ = false;
   TcacheState tcache_;
+  bool show_compare_ = false;
+  CompareState compare_;
   LessonDriver* lesson_ = nullptr;
   bool layout_pending_ = true;
   float menu_height_ = 0;

@@ -61,7 +61,7 @@ void ScriptRunner::after_frame() {
     return;
   }
   if (waiting_) {
-    if (driver_.busy() || (app_.lesson() && app_.lesson()->running())) return;
+    if (driver_.busy() || (app_.lesson() && app_.lesson()->running()) || app_.compare().run) return;
     if (settle_frames_-- > 0) return;
     waiting_ = false;
   }
@@ -149,6 +149,7 @@ void ScriptRunner::execute(const ScriptCommand& c) {
     case Op::kDump: {
       nlohmann::json j = dump_state(model_);
       if (app_.lesson()) j["lesson"] = dump_lesson(*app_.lesson());
+      j["compare"] = dump_compare(app_.compare());
       j["gui"] = gui_info_();
       std::ofstream out(c.text);
       out << j.dump(2) << "\n";
@@ -205,6 +206,33 @@ void ScriptRunner::execute(const ScriptCommand& c) {
       frames_left_ = 2;
       break;
     }
+    case Op::kCompareOpen: {
+      CompareState& s = app_.compare();
+      std::string error;
+      if (auto r = load_compare(c.text, &error)) {
+        s.result = std::move(r);
+        s.error.clear();
+      } else {
+        s.error = error;
+      }
+      s.warning.clear();
+      app_.show_window("compare", true);
+      frames_left_ = 2;
+      break;
+    }
+    case Op::kCompareRun:
+      app_.show_window("compare", true);
+      if (!start_compare_run(app_.compare(), c.text, c.text2)) {
+        fail(c, app_.compare().error, 2);
+        break;
+      }
+      waiting_ = true;  // until the run has finished and its result is drawn
+      settle_frames_ = 2;
+      break;
+    case Op::kCompareLog:
+      app_.compare().log_scale = c.number != 0;
+      frames_left_ = 2;
+      break;
     case Op::kLessonStep:
     case Op::kLessonNext:
     case Op::kLessonPrev:

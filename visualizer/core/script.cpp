@@ -146,8 +146,8 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
     } else if (word == "show" || word == "hide") {
       c.op = word == "show" ? Op::kShow : Op::kHide;
       if (rest != "breakpoints" && rest != "help" && rest != "page walk" &&
-          rest != "translation cache") {
-        return fail(word + " takes breakpoints, help, page walk or translation cache");
+          rest != "translation cache" && rest != "compare") {
+        return fail(word + " takes breakpoints, help, page walk, translation cache or compare");
       }
       c.text = rest;
     } else if (word == "tcache-select") {
@@ -166,6 +166,24 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
       if (rest != "passed" && rest != "failed" && rest != "not-run")
         return fail("assert-lesson takes passed, failed or not-run");
       c.text = rest;
+    } else if (word == "compare-open") {
+      c.op = Op::kCompareOpen;
+      if (rest.empty()) return fail("compare-open takes a file name");
+      c.text = rest;
+    } else if (word == "compare-run") {
+      c.op = Op::kCompareRun;
+      std::istringstream r(rest);
+      std::string extra;
+      r >> c.text >> c.text2 >> extra;
+      if (c.text2.empty()) c.text2 = "native";
+      if (c.text.empty() || !extra.empty() ||
+          (c.text2 != "native" && c.text2 != "shadow" && c.text2 != "ept")) {
+        return fail("compare-run takes a workload and native, shadow or ept");
+      }
+    } else if (word == "compare-log") {
+      c.op = Op::kCompareLog;
+      if (rest != "on" && rest != "off") return fail("compare-log takes on or off");
+      c.number = rest == "on";
     } else if (word == "quit") {
       c.op = Op::kQuit;
     } else {

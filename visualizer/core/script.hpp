@@ -19,7 +19,7 @@
 //   speed N                  animated run speed, instructions per second (0: full speed)
 //   frames N                 render N more frames
 //   timeline FIRST LAST      show events FIRST..LAST in the timeline ("timeline fit": all)
-//   show breakpoints|help|page walk|translation cache   open a window (hide …: close it)
+//   show breakpoints|help|page walk|translation cache|compare   open a window (hide …: close it)
 //   tcache-select RIP        the translation-cache panel shows the block at guest RIP (as a
 //                            click on its row would: its translation event is selected)
 //   screenshot FILE.png      write the window's pixels (after the frame is drawn)
@@ -31,6 +31,10 @@
 //   lesson-next | lesson-prev  show the next / previous step (as the pane's buttons)
 //   lesson-lang es|en        the lesson's language
 //   assert-lesson passed|failed|not-run   the current step's verdict
+//   compare-open FILE        open a `trapscope compare --json` result in the compare panel (a
+//                            bad file: the panel shows the error, as the GUI would)
+//   compare-run WORKLOAD [native|shadow|ept]   run a compare from the panel; waits for its end
+//   compare-log on|off       the compare charts' log scale
 //   quit
 #pragma once
 
@@ -50,6 +54,7 @@ struct ScriptCommand {
     kBreak, kBreakEvent, kClearBreaks, kFilter, kMemory, kSpeed, kFrames, kScreenshot, kDump,
     kAssertCpl, kAssertSelected, kAssertConsole, kTimeline, kShow, kHide, kQuit,
     kLessonStep, kLessonNext, kLessonPrev, kLessonLang, kAssertLesson, kTcacheSelect,
+    kCompareOpen, kCompareRun, kCompareLog,
   };
   Op op = Op::kWaitIdle;
   int line = 0;            // 1-based line in the script
@@ -57,7 +62,8 @@ struct ScriptCommand {
   uint64_t number2 = 0;    // timeline LAST (UINT64_MAX: fit)
   StepKind kind = StepKind::kInstruction;
   Breakpoint breakpoint;   // kBreakEvent, kAssertSelected (its conditions)
-  std::string text;        // file names, filter text, console text
+  std::string text;        // file names, filter text, console text, compare workload
+  std::string text2;       // compare-run: the paging
   std::string source;      // the line as written
 };
 

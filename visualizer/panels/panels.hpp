@@ -14,11 +14,17 @@
 
 #include <imgui.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "visualizer/app/theme.hpp"
+#include "visualizer/core/compare_model.hpp"
+#include "visualizer/core/compare_run.hpp"
 #include "visualizer/core/disasm_window.hpp"
 #include "visualizer/core/driver.hpp"
 #include "visualizer/core/model.hpp"
@@ -108,6 +114,34 @@ struct TcacheState {
   bool scroll_to_selection = false;
   bool opened_once = false;              // the first translation opens the panel, once
 };
+// The compare panel (compare.cpp): a compare result as bar charts, and a compare run started
+// from the panel (or a script) in the background.
+struct CompareState {
+  std::optional<CompareResult> result;
+  std::string error;    // the last open or run that failed (shown in the panel)
+  std::string warning;  // the last run's result came with a warning
+  bool log_scale = true;
+  // Running a compare from the GUI: the workloads offered (built-in guests), the choice, and
+  // the trapscope executable that runs it (compare_run.hpp).
+  std::vector<std::string> workloads;
+  int workload = 0;
+  int paging = 0;  // index into native, shadow, ept
+  std::string exe = "/proc/self/exe";
+  std::unique_ptr<CompareRun> run;
+  // Where the last frame drew each chart's plot and its bars (screen pixels), for tests.
+  struct Drawn {
+    std::string key;
+    float x = 0, y = 0, w = 0, h = 0;
+    ChartLayout layout;
+  };
+  std::vector<Drawn> drawn;
+  bool focus = false;  // bring the window to the front on the next frame
+};
+// Starts a compare run of `workload` under `paging` ("native", "shadow", "ept"); false (and
+// state.error) if one is running or the workload is not offered.
+bool start_compare_run(CompareState& state, const std::string& workload, const std::string& paging);
+// Takes a finished run's result (or error) into the state; true if a run finished this call.
+bool collect_compare_run(CompareState& state);
 
 struct PanelContext {
   Model& model;
@@ -137,6 +171,15 @@ void draw_tcache(PanelContext& ctx, TcacheState& state, bool* open);
 // The lesson pane (lesson.cpp): the step's text, its question, "Run step", the verdict and the
 // answer, Previous/Next and the language (`trapscope gui --lesson ID`).
 void draw_lesson(PanelContext& ctx, LessonDriver& lesson);
+// The compare panel (compare.cpp): grouped bar charts of a `trapscope compare` result, one per
+// metric, one bar per technique row, log scale, values on hover, n/a for a metric a row lacks;
+// and a compare run for a chosen workload in the background, with its progress.
+void draw_compare(PanelContext& ctx, CompareState& state, bool* open);
+// The panel's state for `dump` (script) and --dump-state: {loaded, error, warning, log_scale,
+// running, source, workload, rows[label], charts[{key, title, note, plot[x, y, w, h], axis_min,
+// axis_max, bars[{row, cluster, value (null: n/a), rect[x0, y0, x1, y1]}]}]} — screen pixels of
+// the last frame, y down; only charts wholly in view are listed.
+nlohmann::json dump_compare(const CompareState& state);
 // Markdown, simply: paragraphs (blank lines), **strong** (bold font) and `code` (mono font),
 // wrapped at the window's width.
 void markdown_text(const theme::Fonts& fonts, const std::string& text);
