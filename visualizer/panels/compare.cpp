@@ -17,7 +17,7 @@ namespace {
 
 constexpr const char* kPagings[] = {"native", "shadow", "ept"};
 
-ImU32 row_color(size_t row) {
+ImU32 palette_color(size_t row) {
   static constexpr ImU32 kPalette[] = {
       IM_COL32(150, 160, 175, 255),  // grey
       IM_COL32(240, 150, 60, 255),   // orange
@@ -32,6 +32,21 @@ ImU32 row_color(size_t row) {
   };
   return kPalette[row % std::size(kPalette)];
 }
+
+// A technique's index among the result's techniques (first-seen order): its colour, so that a
+// result of several workloads (`compare nano`) colours every row of one technique alike.
+size_t technique_index(const CompareResult& r, size_t row) {
+  std::vector<std::string_view> seen;
+  for (size_t i = 0;; ++i) {
+    const std::string_view t = r.rows[i].technique;
+    const auto it = std::find(seen.begin(), seen.end(), t);
+    const size_t index = static_cast<size_t>(it - seen.begin());
+    if (it == seen.end()) seen.push_back(t);
+    if (i == row) return index;
+  }
+}
+
+ImU32 row_color(const CompareResult& r, size_t row) { return palette_color(technique_index(r, row)); }
 
 // An axis label: 0, 950, 1.2k, 34M, 5.6G, 0.25.
 std::string compact(double v) {
@@ -87,15 +102,25 @@ void run_controls(CompareState& s) {
 }
 
 void legend(const CompareResult& r) {
-  const float right = ImGui::GetWindowContentRegionMax().x;
+  // One entry per row; per technique when rows repeat techniques (several workloads).
+  std::vector<size_t> shown;
   for (size_t i = 0; i < r.rows.size(); ++i) {
-    const std::string label = r.rows[i].label();
+    if (technique_index(r, i) == shown.size()) shown.push_back(i);
+  }
+  const bool by_technique = shown.size() < r.rows.size();
+  if (!by_technique) {
+    shown.clear();
+    for (size_t i = 0; i < r.rows.size(); ++i) shown.push_back(i);
+  }
+  const float right = ImGui::GetWindowContentRegionMax().x;
+  for (size_t i : shown) {
+    const std::string label = by_technique ? r.rows[i].technique : r.rows[i].label();
     const float w = ImGui::GetTextLineHeight() * 0.6f + 5 + ImGui::CalcTextSize(label.c_str()).x;
-    if (i > 0) {
+    if (i != shown.front()) {
       ImGui::SameLine(0, 14);
       if (ImGui::GetCursorPosX() + w > right) ImGui::NewLine();
     }
-    chip(row_color(i), label.c_str());
+    chip(row_color(r, i), label.c_str());
   }
 }
 
@@ -165,7 +190,7 @@ void draw_chart(const PanelContext& ctx, CompareState& s, const CompareChart& c,
   const ImVec2 mouse = ImGui::GetIO().MousePos;
   const ChartBar* hover = ImGui::IsWindowHovered() ? bar_at(l, mouse.x, mouse.y) : nullptr;
   for (const ChartBar& b : l.bars) {
-    const ImU32 col = row_color(b.row);
+    const ImU32 col = row_color(r, b.row);
     if (!b.value) {  // n/a: a hatched, outlined stub, never a bar of 0
       const float top = std::max(y0, y1 - line * 1.6f);
       dl->PushClipRect(ImVec2(b.x0, top), ImVec2(b.x1, y1), true);
