@@ -132,7 +132,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     const uint64_t code_writes = c.code_writes;
     ++u->executions;
     ++units;
-    size_t size = u->code.size();
+    size_t size = u->insns;
     // A partial unit only at the budget's end (the run loop's clock check or instruction limit).
     size_t n = static_cast<size_t>(std::min<uint64_t>(size, budget - done));
     c.s.rflags &= ~kRF;  // as step_cached(): cleared when an instruction completes
@@ -170,11 +170,11 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
           uint64_t pa = 0;
           if (slot < 0 || !code_pa(rip, &pa)) break;
           bt::Unit* next = chained_unit(*u, slot, rip, pa);
-          if (!next || !fits_cs(*next, rip) || done + size + next->code.size() > budget) break;
+          if (!next || !fits_cs(*next, rip) || done + size + next->insns > budget) break;
           done += size;
           u->instructions += size;
           u = next;
-          size = u->code.size();
+          size = u->insns;
           ++hops;
           ++chained;
           ++units;

@@ -68,6 +68,7 @@ void build_micro_ops(Unit& u) {
   }
   const BtKind last = u.code.back().kind;
   const bool callout = last == BtKind::kCallout || last == BtKind::kAdaptive;
+  u.insns = static_cast<uint8_t>(n);
   u.fast = static_cast<uint8_t>(callout ? n - 1 : n);
   if (callout) u.refresh_context = true;
   u.micro.resize(u.fast);  // a trailing callout runs on the executor's generic loop

@@ -152,6 +152,7 @@ struct Unit {
   // executor's generic loop.
   std::vector<MicroOp> micro;
   uint8_t fast = 0;
+  uint8_t insns = 0;  // code.size()
   // Some micro-op runs the generic path (it may change the mode, CS or CPL): the executor
   // computes its fetch context again after the unit.
   bool refresh_context = false;
