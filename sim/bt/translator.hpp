@@ -38,6 +38,11 @@
 //     (taken, not taken) to its successor, patched the first time that exit is taken; later
 //     the executor goes straight there without the hash lookup. A chained successor is used
 //     only if it is still valid and the current RIP still maps to its physical address.
+//     After a whole unit with no generic micro-op and no callout (so the mode, CS, CPL, paging,
+//     halt and exit state cannot have changed), the executor's fast path runs the chained
+//     successor directly (the chained inner loop in execute.cpp): the same checks (CS limit,
+//     TLB execute permission, validity, physical address, CS base, mode, page generation) and
+//     the budget, without the lookup's bookkeeping; anything else leaves it for the lookup.
 //   Coherence: translating a unit marks its physical page as code (Cpu::mark_code_page); any
 //     write to a marked page bumps the page's code generation (the decode cache uses the same
 //     counters). A unit whose page generation changed is dropped (with every unit of that page:
