@@ -265,3 +265,51 @@ TEST_CASE("bt: micro-ops skip dead flags but a fault inside a unit sees every fl
   INFO(eq.report);
   CHECK(eq.equal);
 }
+
+TEST_CASE("bt: a fault in a unit reached by the chained inner loop has the interpreter's state",
+          "[bt][sim]") {
+  // Real mode at 0:8000; the loop's two units chain to each other and run in the executor's
+  // chained inner loop until the load faults in the 7th pass:
+  //   8000 mov word [0x34], 0x8030 ; IVT entry 13 (#GP) -> 0:8030
+  //   8006 mov word [0x36], 0
+  //   800c mov bx, 0xfff0
+  //   800f mov cx, 8
+  //   8012 add bx, 2               ; unit A
+  //   8015 jmp 8017
+  //   8017 mov eax, [bx]           ; unit B: bx = 0xfffe reads past the 64 KiB limit: #GP(0)
+  //   801a loop 8012
+  //   801c hlt
+  //   8030 pop si ; pop di ; pop dx ; hlt   ; the #GP handler: IP, CS, FLAGS of the fault
+  std::vector<uint8_t> code = {0xC7, 0x06, 0x34, 0x00, 0x30, 0x80, 0xC7, 0x06, 0x36, 0x00,
+                               0x00, 0x00, 0xBB, 0xF0, 0xFF, 0xB9, 0x08, 0x00, 0x83, 0xC3,
+                               0x02, 0xEB, 0x00, 0x66, 0x8B, 0x07, 0xE2, 0xF6, 0xF4};
+  code.resize(0x30, 0x90);
+  code.insert(code.end(), {0x5E, 0x5F, 0x5A, 0xF4});
+  sim::SimConfig cfg;
+  cfg.technique = virt::Technique::kBt;
+  sim::SimMachine m(cfg);
+  m.load(code);
+  sim::SimLimits limits;
+  limits.timeout_s = 5.0;
+  const auto r = m.run(limits, nullptr);
+  CHECK(r.reason == trace::RunEndReason::kHalted);
+  const sim::CpuState& s = m.cpu().s;
+  CHECK(s.gpr[sim::kRsi] == 0x8017);  // the faulting load
+  CHECK((s.gpr[sim::kRbx] & 0xFFFF) == 0xFFFE);
+  CHECK((s.gpr[sim::kRcx] & 0xFFFF) == 2);  // six passes completed
+  REQUIRE(m.bt_cache() != nullptr);
+  CHECK(m.bt_cache()->stats().chained >= 10);  // the passes ran through chains
+  // The interpreter retires as many instructions and ends with the same TSC.
+  sim::SimConfig icfg;
+  icfg.technique = virt::Technique::kEmulation;
+  sim::SimMachine im(icfg);
+  im.load(code);
+  CHECK(im.run(limits, nullptr).reason == trace::RunEndReason::kHalted);
+  CHECK(m.instructions() == im.instructions());
+  CHECK(s.tsc == im.cpu().s.tsc);
+  // The same under the interpreter (registers, memory, exits, instruction count).
+  backend::Config bcfg = bt_config();
+  const auto eq = backend::compare_with_native(code, bcfg, {5.0, 0, 0});
+  INFO(eq.report);
+  CHECK(eq.equal);
+}
