@@ -3,6 +3,8 @@
 // callouts, stop conditions inside a unit, and equivalence with the interpreter and with KVM.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -41,6 +43,19 @@ Translated translate(std::vector<uint8_t> bytes, trace::CpuMode mode, uint64_t n
 }
 
 // The translation events of a run, in order.
+// A flat real-mode image run by the simulator under `technique` (5 s at most); it must halt.
+std::unique_ptr<sim::SimMachine> run_until_halt(const std::vector<uint8_t>& code,
+                                                virt::Technique technique) {
+  sim::SimConfig cfg;
+  cfg.technique = technique;
+  auto m = std::make_unique<sim::SimMachine>(cfg);
+  m->load(code);
+  sim::SimLimits limits;
+  limits.timeout_s = 5.0;
+  CHECK(m->run(limits, nullptr).reason == trace::RunEndReason::kHalted);
+  return m;
+}
+
 std::vector<trace::BtTranslateEvent> translations(const trace::Recorder& r) {
   std::vector<trace::BtTranslateEvent> out;
   for (size_t i = 0; i < r.size(); ++i) {
@@ -236,14 +251,8 @@ TEST_CASE("bt: micro-ops skip dead flags but a fault inside a unit sees every fl
       0xC7, 0x06, 0x34, 0x00, 0x20, 0x80, 0xC7, 0x06, 0x36, 0x00, 0x00, 0x00,
       0xB8, 0xFF, 0x7F, 0xBB, 0x01, 0x00, 0x01, 0xD8, 0x39, 0xC0, 0x01, 0xD8,
       0x66, 0x8B, 0x0E, 0xFE, 0xFF, 0x39, 0xC0, 0xF4, 0x5E, 0x5F, 0x5A, 0xF4};
-  sim::SimConfig cfg;
-  cfg.technique = virt::Technique::kBt;
-  sim::SimMachine m(cfg);
-  m.load(code);
-  sim::SimLimits limits;
-  limits.timeout_s = 5.0;
-  const auto r = m.run(limits, nullptr);
-  CHECK(r.reason == trace::RunEndReason::kHalted);
+  auto mp = run_until_halt(code, virt::Technique::kBt);
+  sim::SimMachine& m = *mp;
   const sim::CpuState& s = m.cpu().s;
   CHECK(s.gpr[sim::kRsi] == 0x8018);  // the faulting instruction
   CHECK(s.gpr[sim::kRdx] == (0x2 | sim::kSF));  // the second add's flags, not the cmp's
@@ -280,19 +289,15 @@ TEST_CASE("bt: a fault in a unit reached by the chained inner loop has the inter
   //   801a loop 8012
   //   801c hlt
   //   8030 pop si ; pop di ; pop dx ; hlt   ; the #GP handler: IP, CS, FLAGS of the fault
-  std::vector<uint8_t> code = {0xC7, 0x06, 0x34, 0x00, 0x30, 0x80, 0xC7, 0x06, 0x36, 0x00,
-                               0x00, 0x00, 0xBB, 0xF0, 0xFF, 0xB9, 0x08, 0x00, 0x83, 0xC3,
-                               0x02, 0xEB, 0x00, 0x66, 0x8B, 0x07, 0xE2, 0xF6, 0xF4};
-  code.resize(0x30, 0x90);
-  code.insert(code.end(), {0x5E, 0x5F, 0x5A, 0xF4});
-  sim::SimConfig cfg;
-  cfg.technique = virt::Technique::kBt;
-  sim::SimMachine m(cfg);
-  m.load(code);
-  sim::SimLimits limits;
-  limits.timeout_s = 5.0;
-  const auto r = m.run(limits, nullptr);
-  CHECK(r.reason == trace::RunEndReason::kHalted);
+  const uint8_t loop[] = {0xC7, 0x06, 0x34, 0x00, 0x30, 0x80, 0xC7, 0x06, 0x36, 0x00,
+                          0x00, 0x00, 0xBB, 0xF0, 0xFF, 0xB9, 0x08, 0x00, 0x83, 0xC3,
+                          0x02, 0xEB, 0x00, 0x66, 0x8B, 0x07, 0xE2, 0xF6, 0xF4};
+  const uint8_t handler[] = {0x5E, 0x5F, 0x5A, 0xF4};
+  std::vector<uint8_t> code(0x30 + sizeof handler, 0x90);  // nop between them
+  std::copy(std::begin(loop), std::end(loop), code.begin());
+  std::copy(std::begin(handler), std::end(handler), code.begin() + 0x30);
+  auto mp = run_until_halt(code, virt::Technique::kBt);
+  sim::SimMachine& m = *mp;
   const sim::CpuState& s = m.cpu().s;
   CHECK(s.gpr[sim::kRsi] == 0x8017);  // the faulting load
   CHECK((s.gpr[sim::kRbx] & 0xFFFF) == 0xFFFE);
@@ -300,13 +305,9 @@ TEST_CASE("bt: a fault in a unit reached by the chained inner loop has the inter
   REQUIRE(m.bt_cache() != nullptr);
   CHECK(m.bt_cache()->stats().chained >= 10);  // the passes ran through chains
   // The interpreter retires as many instructions and ends with the same TSC.
-  sim::SimConfig icfg;
-  icfg.technique = virt::Technique::kEmulation;
-  sim::SimMachine im(icfg);
-  im.load(code);
-  CHECK(im.run(limits, nullptr).reason == trace::RunEndReason::kHalted);
-  CHECK(m.instructions() == im.instructions());
-  CHECK(s.tsc == im.cpu().s.tsc);
+  auto im = run_until_halt(code, virt::Technique::kEmulation);
+  CHECK(m.instructions() == im->instructions());
+  CHECK(s.tsc == im->cpu().s.tsc);
   // The same under the interpreter (registers, memory, exits, instruction count).
   backend::Config bcfg = bt_config();
   const auto eq = backend::compare_with_native(code, bcfg, {5.0, 0, 0});
