@@ -105,6 +105,15 @@ void block_table(PanelContext& ctx, TcacheState& st, float height) {
   }
   ImGuiListClipper clip;
   clip.Begin(static_cast<int>(st.rows.size()));
+  if (st.scroll_to_selection && tc.selected()) {  // draw the selected row, wherever it is
+    const auto at = std::find(st.rows.begin(), st.rows.end(), *tc.selected());
+    if (at != st.rows.end()) {
+      const int row = static_cast<int>(at - st.rows.begin());
+      clip.ForceDisplayRangeByIndices(row, row + 1);
+    } else {
+      st.scroll_to_selection = false;
+    }
+  }
   while (clip.Step()) {
     for (int r = clip.DisplayStart; r < clip.DisplayEnd; ++r) {
       const uint32_t bi = st.rows[static_cast<size_t>(r)];
