@@ -449,8 +449,10 @@ struct BtTranslateEvent {
   uint8_t kind[kBtMaxUnitInsns];  // each instruction's BtKind
   uint8_t code[kBtMaxUnitBytes];  // the guest bytes translated, [0, guest_bytes) (0 past it):
                                   //   what the code was when translated, even if written since
+  uint8_t pad[4];                 // every record size is a multiple of 8, so records stored
+                                  //   back to back keep their 8-byte fields aligned
 };
-static_assert(sizeof(BtTranslateEvent) == 72 + 180);
+static_assert(sizeof(BtTranslateEvent) == 72 + 180 + 4);
 // header.rip: the successor's first guest instruction; flags bit 0: the taken branch (else the
 // fall-through).
 inline constexpr uint8_t kBtFlagTaken = 1 << 0;
@@ -527,6 +529,16 @@ inline constexpr uint16_t kEventSize[static_cast<size_t>(EventType::kMax)] = {
     sizeof(BtCalloutEvent),       // kBtCallout
     sizeof(BtCountsEvent),        // kBtCounts
 };
+
+// Records are stored back to back (trace files, the recorder, the visualizer's batches): every
+// size is a multiple of 8 so that each record's 8-byte fields stay aligned.
+constexpr bool event_sizes_aligned() {
+  for (uint16_t size : kEventSize) {
+    if (size % 8) return false;
+  }
+  return true;
+}
+static_assert(event_sizes_aligned());
 
 constexpr uint16_t event_size(EventType type) {
   auto i = static_cast<size_t>(type);
