@@ -12,6 +12,12 @@ namespace {
 
 // The index in u of the instruction at `rip` (the micro-ops name a stopping or faulting
 // instruction by c.fault_rip; RIPs within a unit are distinct).
+// The most units one step_bt call runs. The run loop's budget (up to 0x1000 instructions, its
+// clock-check period) bounds a call already; this only bounds a call that retires few
+// instructions per unit. 64 cost the compute bench ~3 host instructions per guest instruction
+// in returns to the run loop (callgrind, README's BT bench paragraph).
+constexpr unsigned kMaxHops = 1024;
+
 size_t index_of(const bt::Unit& u, uint64_t rip) {
   for (size_t i = 0; i < u.code.size(); ++i) {
     if (u.code[i].rip == rip) return i;
@@ -23,7 +29,7 @@ size_t index_of(const bt::Unit& u, uint64_t rip) {
 
 // Runs translated units from CS:RIP, following chains, until `budget` instructions have
 // retired, a callout, an exception, a breakpoint, a watched event (`matched`: null when no
-// event is watched), a VM-exit-equivalent event, CPL 3, or 64 units; *done: the instructions
+// event is watched), a VM-exit-equivalent event, CPL 3, or kMaxHops units; *done: the instructions
 // retired. Falls back to step() for one instruction when RIP cannot be translated (CPL 3 code,
 // a TLB miss, MMIO, the CS limit).
 //
@@ -102,7 +108,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     return x.m64 || rip + u.guest_bytes - 1 <= x.cs_limit;
   };
   unsigned hops = 0;
-  for (; hops < 64 && done < budget; ++hops) {
+  for (; hops < kMaxHops && done < budget; ++hops) {
     const uint64_t rip = c.s.rip;
     uint64_t pa = 0;
     bool direct = !code_pa(rip, &pa);
@@ -164,7 +170,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
           // (so the mode, CS, CPL, paging, halt and exit state are as they were), run its
           // chained successor without returning to the lookup above, when the successor passes
           // the same checks (code_pa, chained_unit, fits_cs) and fits in the budget.
-          if (i < size || u->refresh_context || hops + 1 >= 64) break;
+          if (i < size || u->refresh_context || hops + 1 >= kMaxHops) break;
           const int slot = exit_slot(*u);
           const uint64_t rip = c.s.rip;
           uint64_t pa = 0;
