@@ -165,18 +165,28 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
           }
           c.s.tsc = tsc0 + i;
           if (stop) break;
-          if (i > 0 && !ops[i - 1].sets_rip) c.s.rip = ops[i - 1].next;
+          if (u->fast_next_rip) c.s.rip = u->fast_next_rip;  // i == u->fast here
           // The chained inner loop: after a whole unit with no generic micro-op and no callout
           // (so the mode, CS, CPL, paging, halt and exit state are as they were), run its
           // chained successor without returning to the lookup above, when the successor passes
           // the same checks (code_pa, chained_unit, fits_cs) and fits in the budget.
-          if (i < size || u->refresh_context || hops + 1 >= kMaxHops) break;
+          if (!u->chainable || hops + 1 >= kMaxHops) break;
           const int slot = exit_slot(*u);
           const uint64_t rip = c.s.rip;
           uint64_t pa = 0;
           if (slot < 0 || !code_pa(rip, &pa)) break;
-          bt::Unit* next = chained_unit(*u, slot, rip, pa);
-          if (!next || !fits_cs(*next, rip) || done + size + next->insns > budget) break;
+          // chained_unit() less what holds here by construction: a link is made from a unit
+          // to the unit found at the RIP its exit took, in the context the unit ran in, and
+          // this unit does not change the context (no refresh_context); so the successor's
+          // RIP, CS base and mode are the ones chained_unit() compares. What can change since
+          // the link was made is checked: validity, the code page's generation, and the
+          // physical address RIP maps to now.
+          bt::Unit* next = u->chain[slot];
+          if (!next || !next->valid || next->pa != pa ||
+              next->generation != *next->generation_counter || !fits_cs(*next, rip) ||
+              done + size + next->insns > budget) {
+            break;
+          }
           done += size;
           u->instructions += size;
           u = next;

@@ -72,6 +72,8 @@ void build_micro_ops(Unit& u) {
   u.fast = static_cast<uint8_t>(callout ? n - 1 : n);
   if (callout) u.refresh_context = true;
   u.micro.resize(u.fast);  // a trailing callout runs on the executor's generic loop
+  u.chainable = u.fast == n && !u.refresh_context;
+  u.fast_next_rip = u.fast > 0 && !u.micro.back().sets_rip ? u.micro.back().next : 0;
   u.micro.push_back(end_micro_op());
 }
 

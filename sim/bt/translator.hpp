@@ -40,9 +40,11 @@
 //     only if it is still valid and the current RIP still maps to its physical address.
 //     After a whole unit with no generic micro-op and no callout (so the mode, CS, CPL, paging,
 //     halt and exit state cannot have changed), the executor's fast path runs the chained
-//     successor directly (the chained inner loop in execute.cpp): the same checks (CS limit,
-//     TLB execute permission, validity, physical address, CS base, mode, page generation) and
-//     the budget, without the lookup's bookkeeping; anything else leaves it for the lookup.
+//     successor directly (the chained inner loop in execute.cpp, for Unit::chainable units):
+//     it checks the CS limit, TLB execute permission, validity, physical address, page
+//     generation and the budget, without the lookup's bookkeeping; the successor's RIP, CS base
+//     and mode need no check there, since a link is made in the context its unit ran in and a
+//     chainable unit leaves the context unchanged. Anything else leaves it for the lookup.
 //   Coherence: translating a unit marks its physical page as code (Cpu::mark_code_page); any
 //     write to a marked page bumps the page's code generation (the decode cache uses the same
 //     counters). A unit whose page generation changed is dropped (with every unit of that page:
@@ -158,9 +160,15 @@ struct Unit {
   std::vector<MicroOp> micro;
   uint8_t fast = 0;
   uint8_t insns = 0;  // code.size()
+  // RIP after micro[0..fast) ran, when their last one does not write s.rip itself (0 when it
+  // does, or fast = 0): the executor stores it once per unit.
+  uint64_t fast_next_rip = 0;
   // Some micro-op runs the generic path (it may change the mode, CS or CPL): the executor
   // computes its fetch context again after the unit.
   bool refresh_context = false;
+  // fast == insns and !refresh_context: after a whole run of its micro-ops the executor may go
+  // straight on to a chained successor (execute.cpp, the chained inner loop).
+  bool chainable = false;
   // Exits of a unit whose last instruction is direct control flow or which falls through:
   // next_rip[0] = fall-through / not taken, next_rip[1] = taken (direct branch only).
   uint64_t next_rip[2] = {0, 0};
