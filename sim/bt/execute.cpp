@@ -10,14 +10,14 @@
 namespace trapscope::sim {
 namespace {
 
-// The index in u of the instruction at `rip` (the micro-ops name a stopping or faulting
-// instruction by c.fault_rip; RIPs within a unit are distinct).
 // The most units one step_bt call runs. The run loop's budget (up to 0x1000 instructions, its
 // clock-check period) bounds a call already; this only bounds a call that retires few
 // instructions per unit. 64 cost the compute bench ~3 host instructions per guest instruction
 // in returns to the run loop (callgrind, README's BT bench paragraph).
 constexpr unsigned kMaxHops = 1024;
 
+// The index in u of the instruction at `rip` (the micro-ops name a stopping or faulting
+// instruction by c.fault_rip; RIPs within a unit are distinct).
 size_t index_of(const bt::Unit& u, uint64_t rip) {
   for (size_t i = 0; i < u.code.size(); ++i) {
     if (u.code[i].rip == rip) return i;
