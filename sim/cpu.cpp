@@ -367,15 +367,7 @@ void Cpu::record_exit_io(uint16_t port, unsigned size, bool out, uint32_t count,
   sink_->on_event(e.header);
   vmm::HypercallRecord hc;
   if (!out && port == vmm::kHypercallPort && devices_.hypercall.take_record(&hc)) {
-    trace::VmExitEvent h = vmm::hypercall_event(hc);
-    h.header.seq = next_seq();
-    h.header.time_ns = e.header.time_ns;
-    h.header.rip = e.header.rip;
-    h.header.cpl = e.header.cpl;
-    h.header.cpu_mode = e.header.cpu_mode;
-    h.insn_addr = e.insn_addr;
-    h.insn_len = e.insn_len;
-    std::memcpy(h.insn, e.insn, sizeof h.insn);
+    const trace::VmExitEvent h = vmm::hypercall_event(hc, e, next_seq());
     sink_->on_event(h.header);
   }
 }

@@ -118,12 +118,22 @@ HypercallRecord execute_hypercall(HypercallHost& host, ConsoleOutput& console,
   return r;
 }
 
-trace::VmExitEvent hypercall_event(const HypercallRecord& record) {
+trace::VmExitEvent hypercall_event(const HypercallRecord& record,
+                                   const trace::VmExitEvent& doorbell, uint64_t seq) {
   trace::VmExitEvent e{};
   e.header = trace::make_header<trace::VmExitEvent>(trace::EventType::kVmExit);
-  e.header.flags = trace::kExitFlagHypercallRecord;
+  e.header.seq = seq;
+  e.header.time_ns = doorbell.header.time_ns;
+  e.header.rip = doorbell.header.rip;
+  e.header.cpu_mode = doorbell.header.cpu_mode;
+  e.header.cpl = doorbell.header.cpl;
+  e.header.flags = trace::kExitFlagHypercallRecord |
+                   (doorbell.header.flags & trace::kExitFlagRipAdvanced);
   e.reason = static_cast<uint32_t>(trace::ExitReason::kHypercall);
   e.payload.hypercall = {record.args.nr, record.result, record.args.arg1, record.args.arg2};
+  e.insn_addr = doorbell.insn_addr;
+  e.insn_len = doorbell.insn_len;
+  std::memcpy(e.insn, doorbell.insn, sizeof e.insn);
   return e;
 }
 

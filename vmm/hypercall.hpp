@@ -100,8 +100,11 @@ class ConsoleOutput;
 HypercallRecord execute_hypercall(HypercallHost& host, ConsoleOutput& console,
                                   uint64_t* shared_info_gpa);
 
-// The event that records a hypercall (reason kHypercall, flag kExitFlagHypercallRecord); the
-// backend fills the header's seq, time, RIP, CPL and mode.
-trace::VmExitEvent hypercall_event(const HypercallRecord& record);
+// The event that records a hypercall (reason kHypercall, flag kExitFlagHypercallRecord), made
+// after `doorbell`, the I/O exit of the doorbell's `in` it describes: it takes that exit's time,
+// RIP, CPL, mode, kExitFlagRipAdvanced and instruction bytes (so both print the same
+// instruction) and the sequence number `seq`. Both backends record hypercalls through it.
+trace::VmExitEvent hypercall_event(const HypercallRecord& record,
+                                   const trace::VmExitEvent& doorbell, uint64_t seq);
 
 }  // namespace trapscope::vmm

@@ -225,16 +225,7 @@ class KvmHypercallHost final : public HypercallHost {
 // CPL and instruction bytes (the doorbell's `in`), so both print the same instruction.
 void KvmMachine::record_hypercall(trace::EventSink& sink, const HypercallRecord& hc,
                                   const trace::VmExitEvent& io_exit, uint64_t seq) {
-  trace::VmExitEvent e = hypercall_event(hc);
-  e.header.seq = seq;
-  e.header.time_ns = io_exit.header.time_ns;
-  e.header.rip = io_exit.header.rip;
-  e.header.cpu_mode = io_exit.header.cpu_mode;
-  e.header.cpl = io_exit.header.cpl;
-  e.header.flags |= io_exit.header.flags & trace::kExitFlagRipAdvanced;
-  e.insn_addr = io_exit.insn_addr;
-  e.insn_len = io_exit.insn_len;
-  std::memcpy(e.insn, io_exit.insn, sizeof e.insn);
+  const trace::VmExitEvent e = hypercall_event(hc, io_exit, seq);
   sink.on_event(e.header);
 }
 
