@@ -14,7 +14,10 @@
 #include <iterator>
 #include <stdexcept>
 
+#include "guests/catalog.hpp"
+#include "trace/trace_file.hpp"
 #include "vmm/kvm.hpp"
+#include "vmm/loader.hpp"
 
 extern char** environ;
 
@@ -31,7 +34,28 @@ bool kvm_usable(std::string* why) {
   }
 }
 
-CommandResult run_trapscope(const std::vector<std::string>& args, double timeout_s) {
+CommandResult run_command(const std::vector<std::string>& args,
+                          const std::vector<std::string>& env_changes, double timeout_s,
+                          bool own_process_group) {
+  if (args.empty()) throw std::invalid_argument("run_command: no program");
+  auto name_of = [](const std::string& kv) { return kv.substr(0, kv.find('=') + 1); };
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e) {
+    const std::string kv = *e;
+    bool replaced = false;
+    for (const std::string& c : env_changes) replaced |= name_of(kv) == name_of(c);
+    if (!replaced) env_s.push_back(kv);
+  }
+  for (const std::string& c : env_changes) {
+    if (c.back() != '=') env_s.push_back(c);
+  }
+  std::vector<char*> envp, argv;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args_s = args;
+  for (auto& a : args_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe2 failed");
@@ -41,17 +65,23 @@ CommandResult run_trapscope(const std::vector<std::string>& args, double timeout
   posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  std::vector<std::string> argv_s{TRAPSCOPE_EXE};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  if (own_process_group) {
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+  }
   pid_t pid;
-  const int rc = posix_spawn(&pid, TRAPSCOPE_EXE, &fa, nullptr, argv.data(), environ);
+  const int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   close(out_pipe[1]);
   close(err_pipe[1]);
-  if (rc != 0) throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(rc));
+  if (rc != 0) {
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    throw std::runtime_error("posix_spawn " + args[0] + ": " + std::strerror(rc));
+  }
 
   CommandResult res;
   const auto deadline =
@@ -63,7 +93,7 @@ CommandResult run_trapscope(const std::vector<std::string>& args, double timeout
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0 && !killed) {
-      kill(pid, SIGKILL);
+      kill(own_process_group ? -pid : pid, SIGKILL);  // only what this call started
       killed = true;
     }
     if (poll(fds, 2, killed ? 1000 : static_cast<int>(left.count())) < 0) break;
@@ -86,6 +116,12 @@ CommandResult run_trapscope(const std::vector<std::string>& args, double timeout
   return res;
 }
 
+CommandResult run_trapscope(const std::vector<std::string>& args, double timeout_s) {
+  std::vector<std::string> argv{TRAPSCOPE_EXE};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, {}, timeout_s);
+}
+
 std::string temp_path(const std::string& name) {
   const char* dir = std::getenv("TMPDIR");
   static int counter = 0;
@@ -99,10 +135,37 @@ void write_file(const std::string& path, const std::vector<unsigned char>& bytes
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = temp_path(name);
+  write_file(path, {text.begin(), text.end()});
+  return path;
+}
+
 std::vector<unsigned char> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::unique_ptr<backend::Backend> guest_backend(const std::string& guest, bool record_instructions,
+                                                backend::Kind kind) {
+  const auto g = guests::find(guest);
+  if (!g) throw std::invalid_argument("no guest named " + guest);
+  backend::Config cfg;
+  cfg.mode = *vmm::parse_boot_mode(g->mode);
+  cfg.record_instructions = record_instructions;
+  auto b = backend::make_backend(kind, cfg);
+  b->load(g->image);
+  return b;
+}
+
+void write_sim_trace(backend::Backend& b, const std::string& path, const std::string& guest) {
+  trace::TraceMetadata meta;
+  meta.backend = "sim";
+  meta.guest = guest;
+  trace::TraceWriter w(path, meta);
+  b.run({}, &w);
+  w.finish();
 }
 
 }  // namespace trapscope::test

@@ -71,27 +71,6 @@ void set_breakpoints(Driver& d, Model& m, std::vector<Breakpoint> bps) {
   d.send(c);
 }
 
-// The same guest on a bare backend, for comparison.
-std::unique_ptr<backend::Backend> reference(const std::string& name, bool record = true) {
-  const auto g = guests::find(name);
-  backend::Config cfg;
-  cfg.mode = *vmm::parse_boot_mode(g->mode);
-  cfg.record_instructions = record;
-  auto b = backend::make_backend(backend::Kind::kSim, cfg);
-  b->load(g->image);
-  return b;
-}
-
-// Runs `b` to its end, recording every event to a trace file at `path` (backend "sim").
-void write_sim_trace(backend::Backend& b, const std::string& path, const std::string& guest) {
-  trace::TraceMetadata meta;
-  meta.backend = "sim";
-  meta.guest = guest;
-  trace::TraceWriter w(path, meta);
-  b.run({}, &w);
-  w.finish();
-}
-
 void check_same_registers(const sim::CpuState& a, const sim::CpuState& b) {
   CHECK(a.rip == b.rip);
   CHECK(a.rflags == b.rflags);
@@ -142,7 +121,7 @@ TEST_CASE("gui controller (simulator): load, step, step to an exit, run", "[gui]
     CHECK(m.console() == "H");
     CHECK(m.shown_cpl() == 0);
     // The backend itself, stopped after its first VM exit, is in the same state.
-    auto ref = reference("hello");
+    auto ref = test::guest_backend("hello");
     backend::StopCondition stop;
     stop.stop_on = 1u << static_cast<unsigned>(EventType::kVmExit);
     trace::Recorder rec;
@@ -321,7 +300,7 @@ TEST_CASE("gui controller (simulator): step back re-executes deterministically",
     send(c, m, Command::Op::kStepBack);
     CHECK(m.status().state == RunState::kIdle);
     CHECK(m.status().instructions == n - 1);
-    auto ref = reference("rings");
+    auto ref = test::guest_backend("rings");
     backend::StopCondition stop;
     stop.max_instructions = n - 1;
     ref->run(stop, nullptr);
@@ -426,7 +405,7 @@ TEST_CASE("gui controller (KVM): exits only, and no step back (said plainly)", "
 
 TEST_CASE("gui trace replay: the same commands move through a recording", "[gui]") {
   const std::string path = test::temp_path("gui-replay.trace");
-  write_sim_trace(*reference("hello", false), path, "hello");
+  test::write_sim_trace(*test::guest_backend("hello", false), path, "hello");
   TraceReplay t(trace::read_trace(path), path);
   Model m;
   settle(t, m);
@@ -463,7 +442,7 @@ TEST_CASE("gui trace replay: a simulator trace re-executed shows the registers a
   cfg.mode = *vmm::parse_boot_mode(g->mode);
   cfg.record_instructions = true;
   auto load = [&](const std::string& path) {
-    write_sim_trace(*reference("rings"), path, "rings");
+    test::write_sim_trace(*test::guest_backend("rings"), path, "rings");
     return trace::read_trace(path);
   };
   const std::string path = test::temp_path("gui-reexec.trace");
@@ -484,7 +463,7 @@ TEST_CASE("gui trace replay: a simulator trace re-executed shows the registers a
     CHECK_FALSE(m.status().message_is_error);
     REQUIRE(m.has_registers());
     // The backend itself, stopped after its second exception.
-    auto ref = reference("rings");
+    auto ref = test::guest_backend("rings");
     backend::StopCondition stop;
     stop.stop_on = 1u << static_cast<unsigned>(EventType::kException);
     trace::Recorder rec;
