@@ -35,10 +35,10 @@ trapscope_guest(nano-pgfault MODE long
 trapscope_guest(nano-divzero MODE long
   DESCRIPTION "nanobenchmark: div by zero: #DE to the guest's handler, 1000 times")
 trapscope_guest(nano-ptemod MODE long
-  DESCRIPTION "nanobenchmark: one PTE store + invlpg, 1000 times")
+  DESCRIPTION "nanobenchmark: one PTE store + invlpg + a read of the page, 1000 times")
 trapscope_guest(pv-nano-cli MODE long
   DESCRIPTION "paravirtualized nano-cli: the shared event-mask byte instead of cli + sti, 1000 times")
 trapscope_guest(pv-nano-ptemod MODE long
-  DESCRIPTION "paravirtualized nano-ptemod: one mmu_update hypercall per PTE, 1000 times")
+  DESCRIPTION "paravirtualized nano-ptemod: one mmu_update hypercall per PTE + a read of the page, 1000 times")
 trapscope_guest(pv-paging MODE long
   DESCRIPTION "paravirtualized paging: mmu_update in the #PF handler and for every PTE change, set_cr3, console_write")

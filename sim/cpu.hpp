@@ -192,7 +192,11 @@ class Cpu {
   bool is_code_page(uint64_t gpa) const {
     return (gpa >> 12) < code_page_.size() && code_page_[gpa >> 12];
   }
-  uint64_t code_writes = 0;  // writes that bumped a generation (binary translation: a "trap")
+  // Writes the VMM's write protection trapped: those that bumped a code page's generation
+  // (above) and, under shadow paging, writes to a write-protected guest page table
+  // (sim/mmu.cpp). Binary translation counts each as a trap of the writing instruction, for
+  // adaptive retranslation (sim/bt/translator.hpp).
+  uint64_t code_writes = 0;
   void invalidate_all_code() {
     for (size_t pg = 0; pg < page_gen_.size(); ++pg) {
       ++page_gen_[pg];

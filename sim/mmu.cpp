@@ -442,9 +442,14 @@ uint64_t shadow_translate(Cpu& cpu, uint64_t linear, Access access, bool user, T
     return (it->second.pfn << 12) | (linear & 0xFFF);
   }
   // A #PF VM exit (exception bitmap bit 14). A write the guest's tables allow to a
-  // write-protected page-table page: the VMM emulates the write and resynchronizes.
+  // write-protected page-table page: the VMM emulates the write and resynchronizes. It is a
+  // write the VMM's write protection trapped, as a write to a page holding code is: binary
+  // translation counts both (Cpu::code_writes) and retranslates an instruction that traps
+  // often into a callout (Adams & Agesen, ASPLOS 2006, section 3: adaptive binary translation
+  // of page-table writes).
   auto pt_write = [&](uint64_t pfn, uint64_t guest_leaf) {
     ++st.stats.pt_write_traps;
+    ++cpu.code_writes;
     const uint32_t dropped = drop_built_from(cpu, pfn);
     emit_shadow(cpu, trace::ShadowAction::kPtWrite, linear, access, user, pfn << 12, guest_leaf,
                 0, 0, dropped);

@@ -174,6 +174,36 @@ TEST_CASE("bt: self-modifying code invalidates its units, a trapping store becom
   CHECK(adaptive_callouts >= 90);
 }
 
+// Issue 7: "an instruction that traps often (e.g. a store to a page-table page under shadow
+// paging) is retranslated into a callout". nano-ptemod stores to a page table that is in use, so
+// the shadow-paging VMM write-protects it and every store traps until BT adapts.
+TEST_CASE("bt: a page-table store trapped by shadow paging becomes an adaptive callout",
+          "[bt][sim][paging]") {
+  auto g = guests::find("nano-ptemod");
+  REQUIRE(g);
+  auto cfg = bt_config(std::string(g->mode));
+  cfg.paging = sim::VmmPaging::kShadow;
+  auto m = backend::make_backend(backend::Kind::kSim, cfg);
+  m->load(g->image);
+  trace::Recorder events;
+  const auto r = m->run({30.0, 0, 0}, &events);
+  CHECK(r.reason == trace::RunEndReason::kGuestExit);
+  CHECK(r.exit_code == 0);
+  REQUIRE(m->bt_stats() != nullptr);
+  CHECK(m->bt_stats()->adaptive == 1);  // the PTE store (`mov [PT_N], rax`)
+  REQUIRE(m->paging_counters());
+  CHECK(m->paging_counters()->stats.pt_write_traps >= 999);  // one store per iteration
+  size_t adaptive_callouts = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (const auto* c = events.get<trace::BtCalloutEvent>(i, trace::EventType::kBtCallout)) {
+      if (c->header.flags & trace::kBtFlagAdaptive) ++adaptive_callouts;
+    }
+  }
+  // The first store does not trap (the page table is shadowed by the read after it), the next
+  // kBtAdaptiveThreshold do; every later one is a callout.
+  CHECK(adaptive_callouts == 1000 - 1 - sim::bt::kBtAdaptiveThreshold);
+}
+
 TEST_CASE("bt: instruction limits and breakpoints stop inside a unit", "[bt][sim]") {
   std::vector<uint8_t> code(20, 0x90);
   code.push_back(0xF4);

@@ -54,7 +54,8 @@
 //     lookup (and each chain step) translates the RIP through the current TLB, so after a
 //     MOV to CR3 a unit is reused only where the new address space maps the same page.
 //   Adaptive retranslation: an instruction that traps (raises a fault, or writes a page that
-//     holds translated code, which VMware detects with a write-protection trace) is counted;
+//     holds translated code, which VMware detects with a write-protection trace, or under
+//     shadow paging a write-protected guest page table: Cpu::code_writes) is counted;
 //     after kBtAdaptiveThreshold traps its unit is retranslated with the instruction turned
 //     into a callout (BtKind::kAdaptive), as Adams & Agesen describe for page-table writes.
 //
