@@ -180,6 +180,71 @@ TEST_CASE("compare: BT makes no exits for cli, trap-and-emulate traps on it", "[
   CHECK(j["nanobenchmark"]["paper"]["software_vmm"] == 35);  // the paper's cr8wr
 }
 
+// BT's transitions into the VMM are priced (cli/compare_model.hpp): each callout at the
+// paper's `in` figure, and what each nanobenchmark's path adds at least its cited price times
+// what was counted; a row that priced callouts, exceptions, kernel entries or shadow updates at
+// 0 fails here.
+TEST_CASE("compare: BT prices its callouts, faults, kernel entries and shadow updates",
+          "[compare][bt]") {
+  using namespace cli::compare;
+  auto bt_row = [](const std::vector<std::string>& args) {
+    std::vector<std::string> a = args;
+    for (const char* x : {"--no-kvm", "--iterations", "100"}) a.push_back(x);
+    return row_of(compare_json(a), "bt");
+  };
+  auto per = [](const nlohmann::json& r, const char* k) {
+    return r["per_iteration"][k].get<double>();
+  };
+  auto part = [](const nlohmann::json& r, const char* k) {
+    return r["modelled_cycles_by_part"][k].get<uint64_t>();
+  };
+  // nano-in: one callout per iteration; nano-cli: none (in-cache), so far cheaper.
+  const auto in = bt_row({"nano-in"});
+  CHECK(per(in, "callouts") == 1.0);
+  CHECK(part(in, "callouts") == in["callouts"].get<uint64_t>() * kCallout.cycles);
+  CHECK(per(in, "modelled_cycles") >= per(in, "callouts") * kCallout.cycles);
+  const auto cli_row = bt_row({"nano-cli"});
+  CHECK(per(cli_row, "callouts") == 0.0);
+  CHECK(per(cli_row, "modelled_cycles") < kCallout.cycles);
+  // nano-ptemod under shadow paging: the PTE store, adaptively a callout, and invlpg; the
+  // store's shadow update; the read after it refills the shadow (a hidden fault).
+  const auto pte = bt_row({"nano-ptemod", "--paging", "shadow"});
+  CHECK(per(pte, "callouts") > 1.9);
+  // 100 stores: the first does not trap (its page table is not shadowed yet), 4 trap, 95 are
+  // the adaptive callout.
+  CHECK(part(pte, "shadow_updates") == 95 * kBtPteUpdate.cycles);
+  CHECK(part(pte, "shadow_faults") >= 100 * kBtHiddenFault.cycles);
+  CHECK(per(pte, "modelled_cycles") >= 2 * kCallout.cycles + kBtPteUpdate.cycles +
+                                           kBtHiddenFault.cycles);
+  // Without shadow paging the store is no trap and updates no shadow.
+  const auto pte_native = bt_row({"nano-ptemod"});
+  CHECK(part(pte_native, "shadow_updates") == 0);
+  CHECK(part(pte_native, "shadow_faults") == 0);
+  // syscall: the entry from CPL 3 and the sysretq callout: the paper's 2308 less its native 242.
+  const auto sc = bt_row({"nano-syscall"});
+  CHECK(part(sc, "kernel_entries") >= 100 * kBtKernelEntry.cycles);
+  CHECK(per(sc, "modelled_cycles") >= 2308 - 242);
+  // divzero: the native delivery, the VMM's reflection and the iretq callout: the paper's 3223.
+  const auto de = bt_row({"nano-divzero"});
+  CHECK(part(de, "vmm_exceptions") > 0);
+  CHECK(per(de, "modelled_cycles") >= kExceptionDelivery.cycles + kBtException.cycles +
+                                          kCallout.cycles);
+  CHECK(kExceptionDelivery.cycles + kBtException.cycles + kCallout.cycles == 3223);
+  // pgfault under shadow paging: as divzero, plus the VMM's walk of the guest's tables: 3927.
+  const auto pf = bt_row({"nano-pgfault", "--paging", "shadow"});
+  CHECK(per(pf, "modelled_cycles") >= 3927);
+  CHECK(part(pf, "shadow_faults") >= 100 * kBtTrueFaultWalk.cycles);
+  // Only the bt row has these parts.
+  const auto j = compare_json({"nano-syscall", "--no-kvm", "--iterations", "100"});
+  for (const auto& r : j["rows"]) {
+    if (r["technique"] == "bt") continue;
+    INFO(r["technique"]);
+    for (const char* k : {"vmm_exceptions", "kernel_entries", "shadow_faults", "shadow_updates"}) {
+      CHECK(r["modelled_cycles_by_part"][k] == 0);
+    }
+  }
+}
+
 TEST_CASE("compare: trap-and-emulate traps on privileged instructions", "[compare]") {
   const auto in = compare_json({"nano-in", "--no-kvm", "--iterations", "100"});
   const auto& te = row_of(in, "trap-emulate");
