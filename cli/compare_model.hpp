@@ -52,7 +52,8 @@
 //   parameter's source. bt_hidden_fault has no published figure at all.
 //   Not in the model: BT's in-cache sequences (charged as direct instructions), real-mode code
 //   under trap-and-emulate (interpreted by the simulator, charged as direct), caches, page-walk
-//   references, device emulation time.
+//   references, device emulation time; under BT, the shadow work inside an invlpg or CR3
+//   callout beyond the callout's own price (the paper measured neither alone).
 #pragma once
 
 #include <array>
