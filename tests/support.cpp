@@ -16,23 +16,11 @@
 
 #include "guests/catalog.hpp"
 #include "trace/trace_file.hpp"
-#include "vmm/kvm.hpp"
 #include "vmm/loader.hpp"
 
 extern char** environ;
 
 namespace trapscope::test {
-
-bool kvm_usable(std::string* why) {
-  try {
-    vmm::Kvm kvm = vmm::Kvm::open();
-    vmm::Vm vm = kvm.create_vm();
-    return true;
-  } catch (const std::exception& e) {
-    *why = e.what();
-    return false;
-  }
-}
 
 CommandResult run_command(const std::vector<std::string>& args,
                           const std::vector<std::string>& env_changes, double timeout_s,

@@ -10,7 +10,7 @@
 namespace trapscope::test {
 
 // True when /dev/kvm can be opened and a VM created. Otherwise `why` says why (for SKIP).
-bool kvm_usable(std::string* why);
+using backend::kvm_usable;
 
 struct CommandResult {
   int exit_code = -1;   // the process's exit status; -1 if it was killed by a signal

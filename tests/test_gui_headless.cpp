@@ -55,6 +55,17 @@ struct Headless {
     app.frame();
     ImGui::Render();
   }
+  // A left click at `pos`, as a user's: the pointer moves there, the button goes down for a
+  // frame, then up.
+  void click(App& app, ImVec2 pos) {
+    ImGuiIO& io = ImGui::GetIO();
+    io.MousePos = pos;
+    frame(app);
+    io.MouseDown[0] = true;
+    frame(app);
+    io.MouseDown[0] = false;
+    frame(app);
+  }
   theme::Fonts fonts;
 };
 
@@ -133,23 +144,13 @@ TEST_CASE("gui headless: clicking an event in the timeline selects it everywhere
   const double span = t.view_end - t.view_start;
   const float x = t.data_x0 + static_cast<float>((7.5 - t.view_start) / span * t.data_w);
   const float y = (t.lane_top[2] + t.lane_bottom[2]) * 0.5f;
-  ImGuiIO& io = ImGui::GetIO();
-  io.MousePos = ImVec2(x, y);
-  h.frame(app);
-  io.MouseDown[0] = true;
-  h.frame(app);
-  io.MouseDown[0] = false;
-  h.frame(app);
+  h.click(app, ImVec2(x, y));
   CHECK(m.selected() == 7);
+  ImGuiIO& io = ImGui::GetIO();
 
   SECTION("a click on empty lane space selects nothing new") {
-    io.MousePos = ImVec2(t.data_x0 + static_cast<float>((1.5 - t.view_start) / span * t.data_w),
-                         (t.lane_top[2] + t.lane_bottom[2]) * 0.5f);
-    h.frame(app);
-    io.MouseDown[0] = true;
-    h.frame(app);
-    io.MouseDown[0] = false;
-    h.frame(app);
+    h.click(app, ImVec2(t.data_x0 + static_cast<float>((1.5 - t.view_start) / span * t.data_w),
+                        (t.lane_top[2] + t.lane_bottom[2]) * 0.5f));
     CHECK(m.selected() == 7);
   }
   SECTION("the wheel zooms around the pointer") {

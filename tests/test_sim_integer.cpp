@@ -174,6 +174,16 @@ void set_cpl_protected(Guest& g, unsigned cpl, unsigned iopl) {
   s.rflags = (s.rflags & ~sim::kIOPL) | (uint64_t{iopl} << 12);
 }
 
+// TR: a 32-bit TSS at 0x7000 whose I/O permission bitmap is at offset 0x68 (the I/O map base
+// field at byte 102, SDM Vol. 1 19.5.2), 0x2000 bytes inside the limit; the caller sets its bits.
+void load_tss_with_io_bitmap(Guest& g) {
+  g.s().tr.base = 0x7000;
+  g.s().tr.limit = 0x68 + 0x2000;
+  g.s().tr.type = 0xB;
+  g.s().tr.unusable = 0;
+  g.put<uint16_t>(0x7000 + 102, 0x68);
+}
+
 // [SECTION] Native reference: run a snippet on this host's CPU at CPL 3.
 //
 // The snippet is placed at a fixed address (kNativeCode + prologue) with data at kNativeData, so
@@ -1490,12 +1500,8 @@ TEST_CASE("in/out and ins/outs reach the devices and record one exit per instruc
   SECTION("out at CPL 3 with IOPL 0: #GP(0) without an exit unless the TSS bitmap allows it") {
     Guest g(vmm::BootMode::kProtected, {0xB0, 'k', 0xE6, 0xE9});  // mov al, 'k'; out 0xe9, al
     set_cpl_protected(g, 3, 0);
-    // A 32-bit TSS at 0x7000 with its I/O bitmap at offset 0x68; port 0xE9 = byte 29, bit 1.
-    g.s().tr.base = 0x7000;
-    g.s().tr.limit = 0x68 + 0x2000;
-    g.s().tr.type = 0xB;
-    g.s().tr.unusable = 0;
-    g.put<uint16_t>(0x7000 + 102, 0x68);
+    // Port 0xE9 = byte 29, bit 1 of the I/O bitmap.
+    load_tss_with_io_bitmap(g);
     g.put<uint8_t>(0x7068 + 29, 0x02);
     g.steps(1);
     const auto f = g.step_raw();
@@ -1524,11 +1530,7 @@ TEST_CASE("the I/O permission bitmap is checked per port (one bit per byte acces
   Guest g(vmm::BootMode::kProtected, {0xB0, 'k', 0xE6, 0xE9, 0x66, 0xE7, 0xEA});
   // mov al,'k'; out 0xe9, al; out 0xea, ax
   set_cpl_protected(g, 3, 0);
-  g.s().tr.base = 0x7000;
-  g.s().tr.limit = 0x68 + 0x2000;
-  g.s().tr.type = 0xB;
-  g.s().tr.unusable = 0;
-  g.put<uint16_t>(0x7000 + 102, 0x68);
+  load_tss_with_io_bitmap(g);
   g.put<uint8_t>(0x7068 + 29, 0xF9);  // ports 0xE9, 0xEA allowed; 0xE8, 0xEB..0xEF denied
   g.steps(1);
   CHECK_FALSE(g.step_raw());  // out 0xe9, al: bit 1 clear

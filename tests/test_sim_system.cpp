@@ -165,6 +165,19 @@ struct Rig {
   }
 };
 
+// TR as `ltr kTssSel` leaves it (the busy TSS at kTss, 0x68 bytes, in both GDTs below), and
+// RSP at the kernel stack.
+void load_tr_and_kernel_stack(Rig& r) {
+  Segment tr;
+  tr.selector = kTssSel;
+  tr.base = kTss;
+  tr.limit = 0x67;
+  tr.type = 0xB;
+  tr.s = 0;
+  r.s().tr = tr;
+  r.s().gpr[sim::kRsp] = kKernelStack;
+}
+
 // Long mode as a small kernel sets it up: the VMM's identity page tables made user-accessible
 // (U/S=1 at every level) except a not-present 2 MiB page at kNotPresent; our GDT (kernel and
 // user code/data, a 64-bit TSS with RSP0 and IST1), and an IDT whose 256 interrupt gates (DPL 0)
@@ -192,14 +205,7 @@ void setup_long(Rig& r) {
     r.put(kHandlers + 16 * v, {0xF4});  // hlt
   }
   r.s().idtr = {kIdt, 256 * 16 - 1};
-  Segment tr;
-  tr.selector = kTssSel;
-  tr.base = kTss;
-  tr.limit = 0x67;
-  tr.type = 0xB;
-  tr.s = 0;
-  r.s().tr = tr;
-  r.s().gpr[sim::kRsp] = kKernelStack;
+  load_tr_and_kernel_stack(r);
   r.cpu().flush_tlb();
 }
 
@@ -247,14 +253,7 @@ void setup_protected(Rig& r) {
     r.put(kHandlers + 16 * v, {0xF4});
   }
   r.s().idtr = {kIdt, 256 * 8 - 1};
-  Segment tr;
-  tr.selector = kTssSel;
-  tr.base = kTss;
-  tr.limit = 0x67;
-  tr.type = 0xB;
-  tr.s = 0;
-  r.s().tr = tr;
-  r.s().gpr[sim::kRsp] = kKernelStack;
+  load_tr_and_kernel_stack(r);
 }
 
 void set_cpl3_protected(Rig& r) {
