@@ -82,8 +82,12 @@ std::unique_ptr<viz::TraceReexecution> reexecution_for(const trace::TraceFile& t
   cfg.deprivilege = static_cast<uint8_t>(m.deprivilege);
   cfg.paging = *paging;
   if (m.tlb_entries) cfg.tlb_entries = m.tlb_entries;
-  for (size_t i = 0; i < t.events.size() && !cfg.record_instructions; ++i) {
-    cfg.record_instructions = t.events.at(i).type == trace::EventType::kInstruction;
+  // What the recording emitted beyond the metadata: instruction events, translation-cache
+  // lookups (`run --bt-lookup-events`).
+  for (size_t i = 0; i < t.events.size(); ++i) {
+    const trace::EventType type = t.events.at(i).type;
+    cfg.record_instructions |= type == trace::EventType::kInstruction;
+    cfg.bt_lookup_events |= type == trace::EventType::kBtLookup;
   }
   return std::make_unique<viz::TraceReexecution>(std::move(guest->image), cfg);
 }

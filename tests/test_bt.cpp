@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -16,6 +17,8 @@
 #include "trace/printer.hpp"
 #include "trace/recorder.hpp"
 #include "tests/support.hpp"
+#include "visualizer/core/event_store.hpp"
+#include "visualizer/core/trace_reexec.hpp"
 
 namespace {
 
@@ -343,4 +346,267 @@ TEST_CASE("bt: a fault in a unit reached by the chained inner loop has the inter
   const auto eq = backend::compare_with_native(code, bcfg, {5.0, 0, 0});
   INFO(eq.report);
   CHECK(eq.equal);
+}
+
+// [SECTION] Stopping inside a unit and going on (sim/bt/translator.hpp, Resuming a unit)
+
+namespace {
+
+// A guest run under bt to its end, either straight through or stopped after every event (as
+// the visualizer's re-execution runs it) or every `step` instructions, or with a breakpoint.
+struct BtRun {
+  std::unique_ptr<sim::SimMachine> m;
+  trace::Recorder events{};
+  trace::RunEndReason end = trace::RunEndReason::kStopped;
+};
+
+std::unique_ptr<sim::SimMachine> bt_machine(const guests::Guest& g, bool record = false,
+                                            sim::VmmPaging paging = sim::VmmPaging::kNative) {
+  sim::SimConfig cfg;
+  cfg.record_instructions = record;
+  cfg.paging = paging;
+  cfg.mode = *vmm::parse_boot_mode(std::string(g.mode));
+  cfg.technique = virt::Technique::kBt;
+  auto m = std::make_unique<sim::SimMachine>(cfg);
+  m->load(g.image);
+  return m;
+}
+
+// Runs on until the run ends for another reason than `pause`.
+void run_through(BtRun& r, sim::SimLimits limits, trace::RunEndReason pause) {
+  limits.timeout_s = 30;
+  do {
+    r.end = r.m->run(limits, &r.events).reason;
+  } while (r.end == pause);
+}
+
+BtRun run_straight(const guests::Guest& g, bool record = false,
+                   sim::VmmPaging paging = sim::VmmPaging::kNative) {
+  BtRun r{bt_machine(g, record, paging)};
+  run_through(r, {}, trace::RunEndReason::kStopped);
+  return r;
+}
+
+BtRun run_stopping_after_every_event(const guests::Guest& g, bool record = false,
+                                     sim::VmmPaging paging = sim::VmmPaging::kNative) {
+  BtRun r{bt_machine(g, record, paging)};
+  sim::SimLimits stop;
+  stop.stop_on = ~(1u << static_cast<unsigned>(trace::EventType::kRunEnd));
+  run_through(r, stop, trace::RunEndReason::kEventMatched);
+  return r;
+}
+
+// The numbers of the events of a recording; without the run ends and the unit counts reported
+// before each (`ends`: false), for a run that ended many times (instruction limits) to compare
+// with one. (Numbers, not references: an instruction event's reference lives only for the
+// next few Recorder::at() calls.)
+std::vector<size_t> events_of(const trace::Recorder& r, bool ends) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < r.size(); ++i) {
+    const trace::EventType type = r.at(i).type;
+    if (!ends && (type == trace::EventType::kRunEnd || type == trace::EventType::kBtCounts)) {
+      continue;
+    }
+    out.push_back(i);
+  }
+  return out;
+}
+
+// The two runs recorded the same events (all but host times), retired the same instructions,
+// and ended with the same registers, memory, units and unit counters. `ends`: b paused only
+// (breakpoints, watched events), so even its run ends and sequence numbers are a's.
+void check_same_run(const BtRun& a, const BtRun& b, bool ends = true) {
+  CHECK(a.end == b.end);
+  const auto ea = events_of(a.events, ends);
+  const auto eb = events_of(b.events, ends);
+  for (size_t i = 0; i < std::min(ea.size(), eb.size()); ++i) {
+    const trace::EventHeader& x = a.events.at(ea[i]);
+    const trace::EventHeader& y = b.events.at(eb[i]);
+    INFO("event #" << i << ": " << trace::to_string(x.type) << " at " << std::hex << x.rip
+                   << ", " << trace::to_string(y.type) << " at " << y.rip);
+    REQUIRE(x.type == y.type);
+    REQUIRE(x.rip == y.rip);
+    if (ends) CHECK(x.seq == y.seq);
+    CHECK(x.flags == y.flags);
+    if (x.type == trace::EventType::kRunEnd) continue;  // its duration is host time
+    // Every other payload (unit numbers, counters, instruction bytes) is the same.
+    std::vector<uint8_t> px(x.size), py(y.size);
+    std::memcpy(px.data(), &x, x.size);
+    std::memcpy(py.data(), &y, y.size);
+    REQUIRE(x.size == y.size);
+    CHECK(std::equal(px.begin() + sizeof(trace::EventHeader), px.end(),
+                     py.begin() + sizeof(trace::EventHeader)));
+  }
+  REQUIRE(ea.size() == eb.size());
+  CHECK(a.m->instructions() == b.m->instructions());
+  const sim::CpuState& sa = a.m->cpu().s;
+  const sim::CpuState& sb = b.m->cpu().s;
+  CHECK(sa.rip == sb.rip);
+  CHECK(sa.rflags == sb.rflags);
+  CHECK(sa.tsc == sb.tsc);
+  for (int i = 0; i < 16; ++i) CHECK(sa.gpr[i] == sb.gpr[i]);
+  const auto ma = a.m->memory().span();
+  const auto mb = b.m->memory().span();
+  CHECK(std::equal(ma.begin(), ma.end(), mb.begin(), mb.end()));
+  const auto& ua = a.m->bt_cache()->units();
+  const auto& ub = b.m->bt_cache()->units();
+  REQUIRE(ua.size() == ub.size());
+  for (size_t i = 0; i < ua.size(); ++i) {
+    INFO("unit " << i << " at " << std::hex << ua[i]->rip);
+    CHECK(ua[i]->rip == ub[i]->rip);
+    CHECK(ua[i]->insns == ub[i]->insns);
+    CHECK(ua[i]->valid == ub[i]->valid);
+    CHECK(ua[i]->executions == ub[i]->executions);
+    CHECK(ua[i]->instructions == ub[i]->instructions);
+  }
+  const sim::bt::BtStats& x = a.m->bt_cache()->stats();
+  const sim::bt::BtStats& y = b.m->bt_cache()->stats();
+  CHECK(x.translations == y.translations);
+  CHECK(x.chains == y.chains);
+  CHECK(x.invalidations == y.invalidations);
+  CHECK(x.adaptive == y.adaptive);
+  CHECK(x.callouts == y.callouts);
+  CHECK(x.unit_executions == y.unit_executions);
+  CHECK(x.cache_insns == y.cache_insns);
+  CHECK(x.direct_insns == y.direct_insns);
+}
+
+}  // namespace
+
+TEST_CASE("bt: a run stopped after every event translates, chains and counts as one that is not",
+          "[bt][sim]") {
+  for (const auto& entry : guests::catalog()) {
+    const auto g = guests::find(entry.name);
+    REQUIRE(g);
+    INFO(entry.name);
+    const BtRun straight = run_straight(*g);
+    const BtRun stopped = run_stopping_after_every_event(*g);
+    CHECK(straight.events.size() > 10);
+    check_same_run(straight, stopped);
+  }
+  // With an event per instruction (as the visualizer records), and under shadow paging and EPT.
+  for (const char* name : {"rings", "smc", "paging"}) {
+    const auto g = guests::find(name);
+    REQUIRE(g);
+    INFO(name << " recording instructions");
+    check_same_run(run_straight(*g, true), run_stopping_after_every_event(*g, true));
+  }
+  for (const auto paging : {sim::VmmPaging::kShadow, sim::VmmPaging::kEpt}) {
+    const auto g = guests::find("ptes");
+    REQUIRE(g);
+    INFO("ptes under " << (paging == sim::VmmPaging::kShadow ? "shadow paging" : "EPT"));
+    check_same_run(run_straight(*g, false, paging),
+                   run_stopping_after_every_event(*g, false, paging));
+  }
+}
+
+TEST_CASE("bt: single steps and a breakpoint inside a unit go on with that unit", "[bt][sim]") {
+  const auto g = guests::find("kernelops");
+  REQUIRE(g);
+  const BtRun straight = run_straight(*g);
+  REQUIRE(straight.end == trace::RunEndReason::kGuestExit);
+
+  SECTION("a breakpoint in the middle of the longest unit, then on to the end") {
+    // The first of the longest units: stop before its 3rd instruction, then continue.
+    const sim::bt::Unit* big = nullptr;
+    for (const auto& u : straight.m->bt_cache()->units()) {
+      if (!big || u->insns > big->insns) big = u.get();
+    }
+    REQUIRE(big->insns >= 4);
+    BtRun r{bt_machine(*g)};
+    sim::SimLimits bp;
+    bp.timeout_s = 30;
+    bp.has_breakpoint = true;
+    bp.breakpoint = big->code[2].rip;
+    REQUIRE(r.m->run(bp, &r.events).reason == trace::RunEndReason::kBreakpoint);
+    CHECK(r.m->cpu().s.rip == big->code[2].rip);
+    const size_t units = r.m->bt_cache()->units().size();
+    REQUIRE(units > 0);
+    CHECK(r.m->bt_cache()->units().back()->rip == big->rip);  // stopped in that unit
+    // Continuing translates nothing at the breakpoint: the next unit starts after `big`.
+    sim::SimLimits rest;
+    rest.max_instructions = big->insns - 2;
+    REQUIRE(r.m->run(rest, &r.events).reason == trace::RunEndReason::kInstructionLimit);
+    CHECK(r.m->bt_cache()->units().size() == units);
+    CHECK(r.m->bt_cache()->units().back()->executions == 1);
+    CHECK(r.m->bt_cache()->units().back()->instructions == big->insns);
+    run_through(r, {}, trace::RunEndReason::kStopped);
+    check_same_run(straight, r, false);
+  }
+
+  SECTION("single steps (the backend's step: one instruction per run)") {
+    BtRun r{bt_machine(*g)};
+    sim::SimLimits one;
+    one.max_instructions = 1;
+    run_through(r, one, trace::RunEndReason::kInstructionLimit);
+    check_same_run(straight, r, false);
+  }
+
+  SECTION("instruction limits that end inside units (3, 5, 7, … instructions per run)") {
+    BtRun r{bt_machine(*g)};
+    sim::SimLimits limits;
+    limits.timeout_s = 30;
+    for (uint64_t n = 3;; n += 2) {
+      limits.max_instructions = n;
+      r.end = r.m->run(limits, &r.events).reason;
+      if (r.end != trace::RunEndReason::kInstructionLimit) break;
+    }
+    check_same_run(straight, r, false);
+  }
+}
+
+TEST_CASE("bt: a trace re-executed in the visualizer has the recording's registers and memory",
+          "[bt][sim][gui]") {
+  // visualizer/core/trace_reexec.hpp stops after every event and checks each against the
+  // recording; the recording ran straight through (stopping only at the run loop's clock
+  // checks, every 4096 instructions, inside units).
+  for (const char* name : {"kernelops", "smc", "paging"}) {
+    const auto g = guests::find(name);
+    REQUIRE(g);
+    INFO(name);
+    const backend::Config cfg = bt_config(std::string(g->mode));
+    struct Store final : trace::EventSink {
+      void on_event(const trace::EventHeader& e) override { REQUIRE(events.append(e)); }
+      viz::EventStore events;
+    } recording;
+    auto recorder = backend::make_backend(backend::Kind::kSim, cfg);
+    recorder->load(g->image);
+    REQUIRE(recorder->run({30.0, 0, 0}, &recording).reason == trace::RunEndReason::kGuestExit);
+    const size_t n = recording.events.size();
+    REQUIRE(n > 20);
+
+    viz::TraceReexecution reexec(std::vector<uint8_t>(g->image.begin(), g->image.end()), cfg);
+    for (const size_t at : {size_t{3}, n / 4, n / 2, 3 * n / 4, n - 2, n - 1}) {
+      INFO("event #" << at << " of " << n << ": " << trace::to_string(recording.events.type(at)));
+      std::string why;
+      const bool ok = reexec.seek(at, recording.events, &why);
+      INFO(why);
+      REQUIRE(ok);
+      // The machine stopped only after the steps that recorded that event's type (the run
+      // splits units elsewhere than the re-execution does), then after event `at`.
+      auto ref = backend::make_backend(backend::Kind::kSim, cfg);
+      ref->load(g->image);
+      backend::StopCondition stop{30.0, 0, 0};
+      const trace::EventType type = recording.events.type(at);
+      if (type != trace::EventType::kRunEnd) stop.stop_on = 1u << static_cast<unsigned>(type);
+      trace::Recorder seen;
+      while (seen.size() <= at) {
+        const auto r = ref->run(stop, &seen);
+        if (r.reason != trace::RunEndReason::kEventMatched) break;
+      }
+      REQUIRE(seen.size() > at);
+      const sim::CpuState a = reexec.machine().registers();
+      const sim::CpuState b = ref->registers();
+      CHECK(a.rip == b.rip);
+      CHECK(a.rflags == b.rflags);
+      CHECK(a.tsc == b.tsc);
+      for (int i = 0; i < 16; ++i) CHECK(a.gpr[i] == b.gpr[i]);
+      for (int i = 0; i < sim::kSegCount; ++i) CHECK(a.seg[i] == b.seg[i]);
+      CHECK(a.cr0 == b.cr0);
+      CHECK(a.cr3 == b.cr3);
+      const auto ma = reexec.machine().memory();
+      const auto mb = ref->memory();
+      CHECK(std::equal(ma.begin(), ma.end(), mb.begin(), mb.end()));
+    }
+  }
 }

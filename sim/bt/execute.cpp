@@ -37,6 +37,8 @@ size_t index_of(const bt::Unit& u, uint64_t rip) {
 // translator.hpp [SECTION] Micro-ops); a partial unit (the budget's end) or a run that checks
 // breakpoints, watched events or records instructions runs each instruction's interpreter
 // handler with the step loop's bookkeeping (the generic loop), as does a trailing callout.
+// A call that returns inside a unit leaves Cache::resume for the next call, which goes on with
+// that unit on the generic loop (translator.hpp [SECTION] Resuming a unit).
 StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const bool* matched,
                                uint64_t* done_out) {
   Cpu& c = cpu_;
@@ -46,6 +48,20 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
                        config_.record_instructions;
   bt::Unit* prev = nullptr;
   int prev_slot = -1;
+  // Where the last call left off ([SECTION] Resuming a unit in translator.hpp): a unit to go
+  // on with (checked below, once the context is known), or one whose exit is to be linked.
+  bt::Cache::Resume from = cache.resume;
+  cache.resume = {};
+  const uint64_t paging[4] = {c.s.cr0, c.s.cr3, c.s.cr4, c.s.efer};
+  if (from.unit && (from.rip != c.s.rip || from.instructions != instructions_ ||
+                    !std::equal(paging, paging + 4, from.paging))) {
+    from.unit = nullptr;  // something ran or changed the machine since
+  }
+  if (from.unit && from.index == from.unit->insns) {
+    prev = from.unit;
+    prev_slot = from.slot;
+    from.unit = nullptr;
+  }
   // Counted here and added to the machine's and the cache's counters on return.
   uint64_t done = 0, chained = 0, units = 0;
   const auto finish = [&](StepStatus status) {
@@ -107,13 +123,34 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
   const auto fits_cs = [&](const bt::Unit& u, uint64_t rip) {
     return x.m64 || rip + u.guest_bytes - 1 <= x.cs_limit;
   };
+  // Notes where this call leaves off: inside u before instruction i, or after its end (once
+  // `done` counts u's instructions).
+  const auto leave = [&](bt::Unit& u, size_t i) {
+    cache.resume = {&u, static_cast<uint8_t>(i),
+                    static_cast<int8_t>(i == u.insns ? exit_slot(u) : -1), c.s.rip,
+                    instructions_ + done, {c.s.cr0, c.s.cr3, c.s.cr4, c.s.efer}};
+  };
   unsigned hops = 0;
   for (; hops < kMaxHops && done < budget; ++hops) {
     const uint64_t rip = c.s.rip;
     uint64_t pa = 0;
-    bool direct = !code_pa(rip, &pa);
     bt::Unit* u = nullptr;
-    if (!direct) {
+    size_t start = 0;  // the first instruction of u to run: > 0 when resuming u
+    if (from.unit) {
+      // Go on with the unit the last call stopped in, as if it had not stopped: nothing ran
+      // since (checked above), so the code it was running is still there; the context and the
+      // page are checked again anyway. No lookup, no fetch check: the rest of a unit runs
+      // without them in a run that does not stop.
+      bt::Unit& r = *from.unit;
+      if (r.valid && r.generation == *r.generation_counter && r.code[from.index].rip == rip &&
+          r.cs_base == x.cs_base && r.mode == x.mode && !x.user) {
+        u = &r;
+        start = from.index;
+      }
+      from.unit = nullptr;
+    }
+    bool direct = !u && !code_pa(rip, &pa);
+    if (!direct && !u) {
       if (prev_slot >= 0) {
         u = chained_unit(*prev, prev_slot, rip, pa);
         if (u) ++chained;
@@ -136,18 +173,20 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
 
     const uint64_t exits = c.exits;
     const uint64_t code_writes = c.code_writes;
-    ++u->executions;
-    ++units;
+    if (start == 0) {  // a resumed unit was entered (and counted) by an earlier call
+      ++u->executions;
+      ++units;
+    }
     size_t size = u->insns;
     // A partial unit only at the budget's end (the run loop's clock check or instruction limit).
-    size_t n = static_cast<size_t>(std::min<uint64_t>(size, budget - done));
+    size_t n = static_cast<size_t>(std::min<uint64_t>(size, start + (budget - done)));
     c.s.rflags &= ~kRF;  // as step_cached(): cleared when an instruction completes
     uint64_t tsc0 = c.s.tsc;
-    size_t i = 0;
+    size_t i = start;
     bool in_micro = false;
     bool stop = false;  // return to the run loop after this unit (exit, SMC, watched event)
     try {
-      if (!checked && n == size) {
+      if (!checked && n == size && start == 0) {
         // The fast path: the unit's micro-ops, threaded (each runs the next); no
         // per-instruction RIP, fault RIP, instruction bytes or TSC. The chain returns early
         // only after a generic path that exited or wrote a page holding code.
@@ -202,7 +241,8 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
       for (; i < n && !stop; ++i) {  // the generic loop
         bt::TransInsn& t = u->code[i];
         if (checked) [[unlikely]] {
-          if (limits.has_breakpoint && done + i > 0 && t.rip == limits.breakpoint) break;
+          // Not on the call's first instruction: the run loop stopped there already.
+          if (limits.has_breakpoint && done + i > start && t.rip == limits.breakpoint) break;
         }
         c.fault_rip = t.rip;
         c.insn_bytes = t.code + 1;
@@ -214,20 +254,15 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
         }
         t.handler(c, t.insn);
         ++c.s.tsc;
-        if (checked) [[unlikely]] {
-          if (config_.record_instructions && c.sink()) {
-            record_instruction(t.code, c.cpl(), c.s.mode());
-          }
-          if (matched != nullptr && *matched) {
-            ++i;
-            stop = true;
-            break;
-          }
+        if (checked && config_.record_instructions && c.sink()) [[unlikely]] {
+          record_instruction(t.code, c.cpl(), c.s.mode());
         }
-        if (c.exits != exits || c.code_writes != code_writes) [[unlikely]] {
+        if (c.exits != exits || c.code_writes != code_writes ||
+            (checked && matched != nullptr && *matched)) [[unlikely]] {
           // An exit (MMIO) ends the step as in burst(); a write to a page holding translated
-          // code is what VMware's write-protection trace traps: counted for adaptation, and the
-          // next lookup sees the page's new generation.
+          // code is what VMware's write-protection trace traps: counted for adaptation (also
+          // when a watched event stops the run here, so that stopping changes nothing), and
+          // the next lookup sees the page's new generation.
           if (c.code_writes != code_writes) cache.note_trap(c, *u, i);
           ++i;
           stop = true;
@@ -242,22 +277,26 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
       c.fault_rip = t.rip;
       c.insn_bytes = t.code + 1;
       c.insn_len = t.insn.length;
-      c.s.tsc = tsc0 + i;
-      done += i;
-      u->instructions += i;
+      c.s.tsc = tsc0 + (i - start);
+      done += i - start;
+      u->instructions += i - start;
       cache.note_trap(c, *u, i);
       finish(StepStatus::kOk);
       return recover(std::current_exception(), nullptr, 0);
     }
-    done += i;
-    u->instructions += i;
-    if (c.halted) return finish(StepStatus::kHalted);
-    if (c.exit_requested) return finish(StepStatus::kGuestExit);
-    if (stop || i < size || done >= budget) return finish(StepStatus::kOk);
+    done += i - start;
+    u->instructions += i - start;
+    if (c.halted || c.exit_requested || stop || i < size || done >= budget) {
+      leave(*u, i);
+      return finish(c.halted          ? StepStatus::kHalted
+                    : c.exit_requested ? StepStatus::kGuestExit
+                                       : StepStatus::kOk);
+    }
     if (u->refresh_context) refresh();
     prev = u;
     prev_slot = exit_slot(*u);
   }
+  if (prev) leave(*prev, prev->insns);
   return finish(StepStatus::kOk);
 }
 

@@ -208,6 +208,7 @@ void Cache::flush() {
   trap_counts_.clear();
   adaptive_.clear();
   retranslations_.clear();
+  resume = {};
   stats_.units = 0;
 }
 

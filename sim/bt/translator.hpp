@@ -89,6 +89,25 @@
 //   an instruction limit or clock check that falls inside it) and a trailing callout run the
 //   interpreter's handlers one by one (the generic loop): exact state between instructions.
 //
+// [SECTION] Resuming a unit (Cache::resume)
+//   A step_bt call may return inside a unit: a breakpoint, a watched event, a single step, the
+//   run loop's instruction budget (its clock check every 4096 instructions, an instruction
+//   limit) or an exit (MMIO) after instruction i. The next call goes on with that unit from
+//   instruction i, on the generic loop, as a run that did not stop would have; it does not
+//   translate a new unit starting at the RIP in the middle. Likewise a call that returns after
+//   a whole unit leaves its exit to be linked (chained) to the unit the next call runs. So a
+//   run stopped after every event (the visualizer's re-execution of a trace) or stepped one
+//   instruction at a time translates, links and counts exactly what an uninterrupted run does
+//   (tests/test_bt.cpp). The record is used only if nothing happened in between (same RIP,
+//   no instruction retired, the same CR0, CR3, CR4 and EFER) and the unit is still valid with
+//   its page unwritten and the same CS base, mode and CPL 0..2; otherwise the call looks RIP
+//   up as usual. A write
+//   to the unit's own page, an exception or a CPL 3 step end it, as they end a unit in an
+//   uninterrupted run. Counting: a unit's `executions` counts its entries (a resumed unit is
+//   not entered again), its `instructions` every instruction it retired, resumed or not.
+//   A jump into the middle of a unit still translates a unit of its own, as in QEMU: only a
+//   unit stopped in is resumed.
+//
 // [SECTION] Flag liveness
 //   The arithmetic flags (CF PF AF ZF SF OF) an instruction writes are computed only if
 //   someone may read them (build_micro_ops in translator.cpp). A backward pass over the unit
@@ -224,6 +243,26 @@ class Cache {
   // Counts a callout of t (RIP already advanced: cpu.fault_rip is t's) and reports it.
   void report_callout(Cpu& cpu, const Unit& u, const TransInsn& t);
   void flush();  // drops every unit (restore_state, capacity)
+
+  // Where the last SimMachine::step_bt call left off ([SECTION] Resuming a unit): inside a
+  // unit it stopped in (index < unit->insns: the next instruction to run), or after a whole
+  // unit (index == unit->insns) whose exit `slot` is still to be linked to the unit run next.
+  // The next step_bt call uses it only if nothing happened in between: CS:RIP is still `rip`,
+  // the machine retired no instruction (`instructions`, SimMachine::instructions()), the
+  // paging controls are as they were (`paging`: CR0, CR3, CR4, EFER; the backend's
+  // set_registers may change them), and the unit is still valid with its page unwritten. A
+  // TLB flush alone does not matter (the visualizer flushes it at its snapshots): the rest of
+  // a unit runs without fetching in a run that does not stop either. A cache flush forgets
+  // it; so must whatever frees a unit it names.
+  struct Resume {
+    Unit* unit = nullptr;  // null: nothing to resume
+    uint8_t index = 0;
+    int8_t slot = -1;
+    uint64_t rip = 0;
+    uint64_t instructions = 0;
+    uint64_t paging[4] = {};
+  };
+  Resume resume;
 
   BtStats& stats() { return stats_; }
   const BtStats& stats() const { return stats_; }
