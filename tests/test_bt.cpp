@@ -555,6 +555,74 @@ TEST_CASE("bt: single steps and a breakpoint inside a unit go on with that unit"
   }
 }
 
+TEST_CASE("bt: 16-bit code that runs past IP 0xFFFF goes on at CS:0, as under the interpreter",
+          "[bt][sim]") {
+  // Real mode, loaded at 0:8000 (image offset = linear address - 0x8000):
+  //   0:8000      jmp 0x0880:0xFFF0             ; CS base 0x8800
+  //   0880:FFF0   16 x inc ax                   ; linear 0x187F0..0x187FF; IP wraps to 0
+  //   0880:0000   hlt                           ; linear 0x8800: the interpreter's next
+  //   linear 0x18800: mov ax, 0xDEAD ; hlt      ; the next byte of the page: wrong
+  std::vector<uint8_t> code(0x10804, 0x90);
+  const uint8_t jmp[] = {0xEA, 0xF0, 0xFF, 0x80, 0x08};
+  std::copy(std::begin(jmp), std::end(jmp), code.begin());
+  code[0x800] = 0xF4;
+  std::fill(code.begin() + 0x107F0, code.begin() + 0x10800, 0x40);
+  const uint8_t wrong[] = {0xB8, 0xAD, 0xDE, 0xF4};
+  std::copy(std::begin(wrong), std::end(wrong), code.begin() + 0x10800);
+
+  const auto check_wrapped = [](sim::SimMachine& m) {
+    const sim::CpuState& s = m.cpu().s;
+    CHECK((s.gpr[sim::kRax] & 0xFFFF) == 16);
+    CHECK(s.seg[sim::kCs].selector == 0x0880);
+    CHECK(s.rip == 1);  // after the hlt at CS:0
+    REQUIRE(m.bt_cache() != nullptr);
+    const auto& units = m.bt_cache()->units();
+    // jmp far (a callout), IP FFF0..FFFB (12), FFFC..FFFF (4: the unit ends where IP wraps), hlt.
+    REQUIRE(units.size() == 4);
+    CHECK(units[1]->rip == 0xFFF0);
+    CHECK(units[1]->insns == 12);
+    CHECK(units[2]->rip == 0xFFFC);
+    CHECK(units[2]->insns == 4);
+    CHECK(units[2]->next_rip[0] == 0);
+    CHECK(units[3]->rip == 0);
+    CHECK(units[3]->pa == 0x8800);
+    CHECK(m.bt_cache()->stats().direct_insns == 0);
+  };
+
+  SECTION("CS limit 0xFFFF") {
+    auto m = run_until_halt(code, virt::Technique::kBt);
+    check_wrapped(*m);
+    backend::Config bcfg = bt_config();
+    const auto eq = backend::compare_with_native(code, bcfg, {5.0, 0, 0});
+    INFO(eq.report);
+    CHECK(eq.equal);
+  }
+
+  SECTION("CS limit above 0xFFFF (16-bit code, IP still wraps)") {
+    // Starts at 0880:FFF0 with a 1 MiB CS limit, under bt and under the interpreter.
+    std::unique_ptr<sim::SimMachine> ms[2];
+    for (int k = 0; k < 2; ++k) {
+      sim::SimConfig cfg;
+      cfg.technique = k == 0 ? virt::Technique::kBt : virt::Technique::kEmulation;
+      ms[k] = std::make_unique<sim::SimMachine>(cfg);
+      ms[k]->load(code);
+      sim::Segment& cs = ms[k]->cpu().s.seg[sim::kCs];
+      cs.selector = 0x0880;
+      cs.base = 0x8800;
+      cs.limit = 0xFFFFF;
+      ms[k]->cpu().s.rip = 0xFFF0;
+      sim::SimLimits limits;
+      limits.timeout_s = 5;
+      CHECK(ms[k]->run(limits, nullptr).reason == trace::RunEndReason::kHalted);
+    }
+    CHECK((ms[0]->cpu().s.gpr[sim::kRax] & 0xFFFF) == 16);
+    CHECK(ms[0]->cpu().s.gpr[sim::kRax] == ms[1]->cpu().s.gpr[sim::kRax]);
+    CHECK(ms[0]->cpu().s.rip == 1);
+    CHECK(ms[0]->cpu().s.rip == ms[1]->cpu().s.rip);
+    CHECK(ms[0]->instructions() == ms[1]->instructions());
+  }
+}
+
 TEST_CASE("bt: a trace re-executed in the visualizer has the recording's registers and memory",
           "[bt][sim][gui]") {
   // visualizer/core/trace_reexec.hpp stops after every event and checks each against the

@@ -68,8 +68,11 @@ void build_micro_ops(Unit& u) {
   }
   const BtKind last = u.code.back().kind;
   const bool callout = last == BtKind::kCallout || last == BtKind::kAdaptive;
+  // A last instruction after which IP wrapped to 0 also runs on the generic loop, which stores
+  // its next RIP: fast_next_rip = 0 means that the micro-ops store RIP themselves.
+  const bool wraps = !u.micro.back().sets_rip && u.code.back().next_rip == 0;
   u.insns = static_cast<uint8_t>(n);
-  u.fast = static_cast<uint8_t>(callout ? n - 1 : n);
+  u.fast = static_cast<uint8_t>(callout || wraps ? n - 1 : n);
   if (callout) u.refresh_context = true;
   u.micro.resize(u.fast);  // a trailing callout runs on the executor's generic loop
   u.chainable = u.fast == n && !u.refresh_context;
@@ -263,6 +266,9 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
       break;
     }
     if (is_control_flow(insn.op)) break;
+    // IP wrapped (16-bit code past 0xFFFF, 32-bit past 0xFFFFFFFF): the next instruction is at
+    // CS:0, not at the next byte of the page; the unit falls through to it.
+    if (next != at - pa + rip) break;
   }
   if (u->code.empty()) return nullptr;
   if (u->code.back().kind != BtKind::kDirectBranch && !is_control_flow(u->code.back().insn.op)) {

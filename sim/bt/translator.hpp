@@ -8,8 +8,10 @@
 //   run at CPL 0..2 (or in real mode, where there is no CPL 3); guest CPL 3 code runs directly
 //   on the interpreter's fast path (SimMachine::step). A TRANSLATION UNIT (TU) is a run of
 //   guest instructions that starts at the RIP to execute and ends after a control-flow
-//   instruction, after a callout, after kBtMaxUnitInsns (12) instructions, or before an
-//   instruction that would leave the 4 KiB guest page (so a unit lies in one physical page).
+//   instruction, after a callout, after kBtMaxUnitInsns (12) instructions, after an
+//   instruction past which IP wraps (16-bit code at 0xFFFF, 32-bit at 0xFFFFFFFF: the next
+//   instruction is at CS:0, as the interpreter's RIP mask gives), or before an instruction
+//   that would leave the 4 KiB guest page (so a unit lies in one physical page).
 //   The unit's translated form (its compiled code fragment, CCF) is real pre-decoded code: an
 //   array of micro-ops specialised at translation time ([SECTION] Micro-ops), executed without
 //   fetching or decoding again (SimMachine::step_bt in sim/bt/execute.cpp).
