@@ -555,6 +555,43 @@ TEST_CASE("bt: single steps and a breakpoint inside a unit go on with that unit"
   }
 }
 
+TEST_CASE("bt: a unit stopped in is not resumed once its code or the machine changed",
+          "[bt][sim]") {
+  // Real mode at 0:8000: 11 nops and hlt, one unit. Stop before the 4th nop (a breakpoint),
+  // then change what comes next.
+  std::vector<uint8_t> code(11, 0x90);
+  code.push_back(0xF4);
+  auto m = backend::make_backend(backend::Kind::kSim, bt_config());
+  m->load(code);
+  backend::StopCondition bp{5.0, 0, 0};
+  bp.has_breakpoint = true;
+  bp.breakpoint = 0x8003;
+  REQUIRE(m->run(bp, nullptr).reason == trace::RunEndReason::kBreakpoint);
+  REQUIRE(m->bt_stats()->translations == 1);
+
+  SECTION("the debugger writes the unit's page: the new code runs (a new unit)") {
+    const uint8_t inc_ax[] = {0x40};
+    REQUIRE(m->write_memory(0x8004, inc_ax));
+    CHECK(m->run({5.0, 0, 0}, nullptr).reason == trace::RunEndReason::kHalted);
+    CHECK(m->registers().gpr[sim::kRax] == 1);
+    CHECK(m->bt_stats()->translations == 2);
+  }
+  SECTION("the debugger moves RIP: the unit at the new RIP runs") {
+    sim::CpuState s = m->registers();
+    s.rip = 0x8008;
+    m->set_registers(s);
+    CHECK(m->run({5.0, 0, 0}, nullptr).reason == trace::RunEndReason::kHalted);
+    CHECK(m->bt_stats()->translations == 2);
+    CHECK(m->bt_stats()->cache_insns == 3 + 4);
+  }
+  SECTION("nothing changed: the same unit goes on") {
+    CHECK(m->run({5.0, 0, 0}, nullptr).reason == trace::RunEndReason::kHalted);
+    CHECK(m->bt_stats()->translations == 1);
+    CHECK(m->bt_stats()->unit_executions == 1);
+    CHECK(m->bt_stats()->cache_insns == 12);
+  }
+}
+
 TEST_CASE("bt: 16-bit code that runs past IP 0xFFFF goes on at CS:0, as under the interpreter",
           "[bt][sim]") {
   // Real mode, loaded at 0:8000 (image offset = linear address - 0x8000):

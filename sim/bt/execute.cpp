@@ -143,7 +143,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
       // without them in a run that does not stop.
       bt::Unit& r = *from.unit;
       if (r.valid && r.generation == *r.generation_counter && r.code[from.index].rip == rip &&
-          r.cs_base == x.cs_base && r.mode == x.mode && !x.user) {
+          r.cs_base == x.cs_base && r.mode == x.mode && !x.user && fits_cs(r, r.rip)) {
         u = &r;
         start = from.index;
       }
