@@ -306,6 +306,25 @@ TEST_CASE("bt: micro-ops skip dead flags but a fault inside a unit sees every fl
   const auto eq = backend::compare_with_native(code, bcfg, {5.0, 0, 0});
   INFO(eq.report);
   CHECK(eq.equal);
+
+  // Stopped before the first add (a breakpoint), then resumed: the unit goes on from there and
+  // the fault in it has the same RIP, flags, TSC and instruction count.
+  sim::SimConfig cfg;
+  cfg.technique = virt::Technique::kBt;
+  sim::SimMachine r(cfg);
+  r.load(code);
+  sim::SimLimits bp;
+  bp.has_breakpoint = true;
+  bp.breakpoint = 0x8012;
+  REQUIRE(r.run(bp, nullptr).reason == trace::RunEndReason::kBreakpoint);
+  REQUIRE(r.run({}, nullptr).reason == trace::RunEndReason::kHalted);
+  CHECK(r.cpu().s.gpr[sim::kRsi] == 0x8018);
+  CHECK(r.cpu().s.gpr[sim::kRdx] == (0x2 | sim::kSF));
+  CHECK(r.cpu().s.tsc == s.tsc);
+  CHECK(r.instructions() == m.instructions());
+  REQUIRE(r.bt_cache()->units().size() == m.bt_cache()->units().size());
+  CHECK(r.bt_cache()->units().front()->instructions == u.instructions);  // 7: up to the fault
+  CHECK(r.bt_cache()->units().front()->executions == 1);
 }
 
 TEST_CASE("bt: a fault in a unit reached by the chained inner loop has the interpreter's state",
