@@ -1,16 +1,17 @@
 // `trapscope gui` end to end, without a screen: the GUI runs a script under Xvfb with Mesa
 // (xvfb-run), draws real frames, writes PNG screenshots (stb_image_write) and a JSON dump of
-// what it shows; the tests decode the PNGs (stb_image) and compare the dumped state with the
-// backend's own state at the same point. Skipped, with a reason, where xvfb-run is missing.
+// what it shows; the tests look at the decoded PNGs and compare the dumped state with the
+// backend's own state at the same point. Every run goes through tests/gui_harness.hpp. Skipped,
+// with a reason, where xvfb-run is missing.
 #include <catch2/catch.hpp>
 
-#include <cmath>
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.hpp"
-#include "guests/catalog.hpp"
 #include "lessons/lesson.hpp"
 #include "tests/gui_harness.hpp"
 #include "tests/support.hpp"
