@@ -45,12 +45,13 @@ Translated translate(std::vector<uint8_t> bytes, trace::CpuMode mode, uint64_t n
   return t;
 }
 
-// The translation events of a run, in order.
-// A flat real-mode image run by the simulator under `technique` (5 s at most); it must halt.
+// A flat image (real mode unless `mode` says otherwise) run by the simulator under `technique` (5 s at most); it must halt.
 std::unique_ptr<sim::SimMachine> run_until_halt(const std::vector<uint8_t>& code,
-                                                virt::Technique technique) {
+                                                virt::Technique technique,
+                                                vmm::BootMode mode = vmm::BootMode::kReal) {
   sim::SimConfig cfg;
   cfg.technique = technique;
+  cfg.mode = mode;
   auto m = std::make_unique<sim::SimMachine>(cfg);
   m->load(code);
   sim::SimLimits limits;
@@ -329,7 +330,7 @@ TEST_CASE("bt: micro-ops skip dead flags but a fault inside a unit sees every fl
 
 TEST_CASE("bt: a fault in a unit reached by the chained inner loop has the interpreter's state",
           "[bt][sim]") {
-  // Real mode at 0:8000; the loop's two units chain to each other and run in the executor's
+  // Real mode at 0:8000; the loop's two units chain to each other and run in the
   // chained inner loop until the load faults in the 7th pass:
   //   8000 mov word [0x34], 0x8030 ; IVT entry 13 (#GP) -> 0:8030
   //   8006 mov word [0x36], 0
@@ -733,4 +734,81 @@ TEST_CASE("bt: a trace re-executed in the visualizer has the recording's registe
       CHECK(std::equal(ma.begin(), ma.end(), mb.begin(), mb.end()));
     }
   }
+}
+
+TEST_CASE("bt: a chained successor whose page was written since is translated again",
+          "[bt][sim]") {
+  // Real mode at 0:8000. X jumps to B on another page; C patches B's immediate with CL, so
+  // every pass adds a different number. From the second pass on, X runs its micro-ops and
+  // its end goes on to the chained B only if B's page was not written since the link
+  // (chain_op checks the page generation): a stale B would add the previous pass's CL.
+  //   8000 mov cx, 5
+  //   8003 xor bx, bx
+  //   8005 X: inc ax
+  //   8006 jmp 9000
+  //   9000 B: add bx, 1            ; the immediate at 9002 is patched
+  //   9003 jmp 8100
+  //   8100 C: mov [0x9002], cl     ; a write to a page holding translated code
+  //   8104 dec cx                  ; C goes on after the write (Resuming a unit), then X
+  //   8105 jnz 8005
+  //   8109 hlt
+  std::vector<uint8_t> code(0x1006, 0x90);
+  const uint8_t x[] = {0xB9, 0x05, 0x00, 0x31, 0xDB, 0x40, 0xE9, 0xF7, 0x0F};
+  const uint8_t c[] = {0x88, 0x0E, 0x02, 0x90, 0x49, 0x0F, 0x85, 0xFC, 0xFE, 0xF4};
+  const uint8_t b[] = {0x83, 0xC3, 0x01, 0xE9, 0xFA, 0xF0};
+  std::copy(std::begin(x), std::end(x), code.begin());
+  std::copy(std::begin(c), std::end(c), code.begin() + 0x100);
+  std::copy(std::begin(b), std::end(b), code.begin() + 0x1000);
+  auto mp = run_until_halt(code, virt::Technique::kBt);
+  sim::SimMachine& m = *mp;
+  CHECK((m.cpu().s.gpr[sim::kRbx] & 0xFFFF) == 1 + 5 + 4 + 3 + 2);  // stale: 1 + 5 + 5 + 4 + 3
+  CHECK((m.cpu().s.gpr[sim::kRax] & 0xFFFF) == 5);
+  REQUIRE(m.bt_cache() != nullptr);
+  const sim::bt::BtStats& st = m.bt_cache()->stats();
+  CHECK(st.invalidations >= 4);  // B, once per pass after the first
+  CHECK(st.chained >= 2);        // through links made in earlier passes
+  auto im = run_until_halt(code, virt::Technique::kEmulation);
+  CHECK(m.instructions() == im->instructions());
+  CHECK(m.cpu().s.tsc == im->cpu().s.tsc);
+  const auto eq = backend::compare_with_native(code, bt_config(), {5.0, 0, 0});
+  INFO(eq.report);
+  CHECK(eq.equal);
+}
+
+TEST_CASE("bt: a chained successor is not used once its linear page maps elsewhere",
+          "[bt][sim]") {
+  // Long mode (the VMM's identity map in 2 MiB pages; PD at 0x3000). X jumps to B at linear
+  // 0x200000; in the second pass C remaps that 2 MiB page to physical 0x400000, which holds B2,
+  // and reads it (so the TLB maps it and the execute check passes). From then on X's end must
+  // not run the chained B (chain_op compares the physical address the TLB gives).
+  //   8000 mov rsi, b ; mov edi, 0x200000 ; movsq       ; B at physical 0x200000
+  //   8011 mov rsi, b2 ; mov edi, 0x400000 ; movsq      ; B2 at physical 0x400000
+  //   8022 mov ecx, 4 ; xor ebx, ebx ; xor eax, eax
+  //   802b X: inc eax ; jmp 0x200000
+  //   8032 C: cmp ecx, 3 ; jne 8052
+  //   8037 mov qword [0x3008], 0x400083               ; PDE 1: 0x200000 -> 0x400000
+  //   8043 invlpg [0x200000] ; mov edx, [0x200000]
+  //   8052 dec ecx ; jnz 802b ; hlt
+  //   8057 b: add ebx, 1 ; jmp 8032 (from 0x200003)   805f b2: add ebx, 100 ; jmp 8032
+  const std::vector<uint8_t> code = {
+      0x48, 0xbe, 0x57, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xbf, 0x00, 0x00, 0x20,
+      0x00, 0x48, 0xa5, 0x48, 0xbe, 0x5f, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xbf,
+      0x00, 0x00, 0x40, 0x00, 0x48, 0xa5, 0xb9, 0x04, 0x00, 0x00, 0x00, 0x31, 0xdb, 0x31,
+      0xc0, 0xff, 0xc0, 0xe9, 0xce, 0x7f, 0x1f, 0x00, 0x83, 0xf9, 0x03, 0x75, 0x1b, 0x48,
+      0xc7, 0x04, 0x25, 0x08, 0x30, 0x00, 0x00, 0x83, 0x00, 0x40, 0x00, 0x0f, 0x01, 0x3c,
+      0x25, 0x00, 0x00, 0x20, 0x00, 0x8b, 0x14, 0x25, 0x00, 0x00, 0x20, 0x00, 0xff, 0xc9,
+      0x75, 0xd5, 0xf4, 0x83, 0xc3, 0x01, 0xe9, 0x2a, 0x80, 0xe0, 0xff, 0x83, 0xc3, 0x64,
+      0xe9, 0x2a, 0x80, 0xe0, 0xff};
+  auto mp = run_until_halt(code, virt::Technique::kBt, vmm::BootMode::kLong);
+  sim::SimMachine& m = *mp;
+  CHECK(m.cpu().s.gpr[sim::kRbx] == 1 + 1 + 100 + 100);  // a stale B: 1 + 1 + 1 + 100
+  CHECK(m.cpu().s.gpr[sim::kRax] == 4);
+  REQUIRE(m.bt_cache() != nullptr);
+  CHECK(m.bt_cache()->stats().chained >= 3);
+  auto im = run_until_halt(code, virt::Technique::kEmulation, vmm::BootMode::kLong);
+  CHECK(m.instructions() == im->instructions());
+  CHECK(m.cpu().s.tsc == im->cpu().s.tsc);
+  const auto eq = backend::compare_with_native(code, bt_config("long"), {5.0, 0, 0});
+  INFO(eq.report);
+  CHECK(eq.equal);
 }

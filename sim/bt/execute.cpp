@@ -10,11 +10,17 @@
 namespace trapscope::sim {
 namespace {
 
-// The most units one step_bt call runs. The run loop's budget (up to 0x1000 instructions, its
-// clock-check period) bounds a call already; this only bounds a call that retires few
-// instructions per unit. 64 cost the compute bench ~3 host instructions per guest instruction
-// in returns to the run loop (callgrind, README's BT bench paragraph).
+// The most units step_bt enters itself in one call (chain_op's are not counted). The run
+// loop's budget (up to 0x1000 instructions, its clock-check period) bounds a call already; this
+// only bounds a call that retires few instructions per unit. 64 cost the compute bench ~3 host
+// instructions per guest instruction in returns to the run loop (callgrind, README's BT bench
+// paragraph).
 constexpr unsigned kMaxHops = 1024;
+// The most instructions chain_op (microops.cpp) runs in units one after the other before it
+// returns to step_bt: bounds the native stack in builds where the micro-ops' tail calls are
+// real calls (Debug, sanitizers: at most 2 * kMaxChainInsns frames, one per micro-op and one
+// per unit's end); where they are jumps it costs one return to step_bt per 1024 instructions.
+constexpr uint64_t kMaxChainInsns = 1024;
 
 // The index in u of the instruction at `rip` (the micro-ops name a stopping or faulting
 // instruction by c.fault_rip; RIPs within a unit are distinct).
@@ -62,40 +68,40 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     prev_slot = from.slot;
     from.unit = nullptr;
   }
-  // Counted here and added to the machine's and the cache's counters on return.
-  uint64_t done = 0, chained = 0, units = 0;
+  // The micro-ops' view of this call (bt::MicroRun). r.done: the instructions retired;
+  // units: the units entered here, chained: those of them reached through a chain; r.linked:
+  // the units chain_op entered. Added to the machine's and the cache's counters on return.
+  bt::MicroRun r;
+  uint64_t units = 0, chained = 0;
   const auto finish = [&](StepStatus status) {
-    instructions_ += done;
-    st.cache_insns += done;
-    st.chained += chained;
-    st.unit_executions += units;
-    *done_out = done;
+    instructions_ += r.done;
+    st.cache_insns += r.done;
+    st.chained += chained + r.linked;
+    st.unit_executions += units + r.linked;
+    *done_out = r.done;
     return status;
   };
-  // What finding a unit depends on besides RIP; computed again after a unit that ran a generic
-  // micro-op (which may have changed the mode, CS, paging or the CPL).
-  struct {
-    trace::CpuMode mode;
-    bool m64, paging, user;
-    uint64_t cs_base, cs_limit;
-  } x;
+  // What finding a unit depends on besides RIP (the rest is in r); computed again after a unit
+  // that ran a generic micro-op (which may have changed the mode, CS, paging or the CPL).
+  trace::CpuMode mode{};
+  bool user = false;
   const auto refresh = [&] {
-    x.mode = c.s.mode();
-    x.m64 = x.mode == trace::CpuMode::kLong64;
-    x.paging = c.s.cr0 & kCr0Pg;
-    x.user = c.cpl() == 3;
-    x.cs_base = c.s.seg[kCs].base;
-    x.cs_limit = c.s.seg[kCs].limit;
+    mode = c.s.mode();
+    r.m64 = mode == trace::CpuMode::kLong64;
+    r.paging = c.s.cr0 & kCr0Pg;
+    user = c.cpl() == 3;
+    r.cs_base = c.s.seg[kCs].base;
+    r.cs_limit = c.s.seg[kCs].limit;
   };
   refresh();
   // The physical address of the code at `rip` with the access checks that let translated code
   // run there, or false when the interpreter runs it directly (CPL 3, the CS limit, a TLB miss
   // or no execute permission: the interpreter walks the tables and raises #PF first).
   const auto code_pa = [&](uint64_t rip, uint64_t* pa) {
-    if (x.user || (!x.m64 && rip > x.cs_limit)) return false;
-    const uint64_t la = x.m64 ? rip : ((x.cs_base + rip) & 0xFFFFFFFFull);
+    if (user || (!r.m64 && rip > r.cs_limit)) return false;
+    const uint64_t la = r.m64 ? rip : ((r.cs_base + rip) & 0xFFFFFFFFull);
     *pa = la;
-    if (x.paging) {
+    if (r.paging) {
       const uint64_t vpn = la >> 12;
       const Tlb::Entry& t = c.tlb.slot(vpn);
       if (t.vpn != vpn || !(t.allow & Tlb::need_bit(Access::kExecute, false))) return false;
@@ -108,7 +114,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
                                 uint64_t pa) -> bt::Unit* {
     bt::Unit* next = from.chain[slot];
     if (next && next->valid && next->rip == rip && next->pa == pa &&
-        next->cs_base == x.cs_base && next->mode == x.mode &&
+        next->cs_base == r.cs_base && next->mode == mode &&
         next->generation == *next->generation_counter) {
       return next;  // a chained unit lies in guest RAM: it was translated from there
     }
@@ -121,17 +127,16 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     return -1;
   };
   const auto fits_cs = [&](const bt::Unit& u, uint64_t rip) {
-    return x.m64 || rip + u.guest_bytes - 1 <= x.cs_limit;
+    return r.m64 || rip + u.guest_bytes - 1 <= r.cs_limit;
   };
   // Notes where this call leaves off: inside u before instruction i, or after its end (once
-  // `done` counts u's instructions).
+  // r.done counts u's instructions).
   const auto leave = [&](bt::Unit& u, size_t i) {
     cache.resume = {&u, static_cast<uint8_t>(i),
                     static_cast<int8_t>(i == u.insns ? exit_slot(u) : -1), c.s.rip,
-                    instructions_ + done, {c.s.cr0, c.s.cr3, c.s.cr4, c.s.efer}};
+                    instructions_ + r.done, {c.s.cr0, c.s.cr3, c.s.cr4, c.s.efer}};
   };
-  unsigned hops = 0;
-  for (; hops < kMaxHops && done < budget; ++hops) {
+  for (unsigned hops = 0; hops < kMaxHops && r.done < budget; ++hops) {
     const uint64_t rip = c.s.rip;
     uint64_t pa = 0;
     bt::Unit* u = nullptr;
@@ -141,10 +146,10 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
       // since (checked above), so the code it was running is still there; the context and the
       // page are checked again anyway. No lookup, no fetch check: the rest of a unit runs
       // without them in a run that does not stop.
-      bt::Unit& r = *from.unit;
-      if (r.valid && r.generation == *r.generation_counter && r.code[from.index].rip == rip &&
-          r.cs_base == x.cs_base && r.mode == x.mode && !x.user && fits_cs(r, r.rip)) {
-        u = &r;
+      bt::Unit& f = *from.unit;
+      if (f.valid && f.generation == *f.generation_counter && f.code[from.index].rip == rip &&
+          f.cs_base == r.cs_base && f.mode == mode && !user && fits_cs(f, f.rip)) {
+        u = &f;
         start = from.index;
       }
       from.unit = nullptr;
@@ -157,14 +162,14 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
       }
       if (!u && memory_.contains(pa, 1)) {
         const uint64_t flushes = st.flushes;
-        u = cache.find(c, rip, x.cs_base, pa, x.mode);
-        if (!u) u = cache.translate(c, rip, x.cs_base, pa, x.mode);
+        u = cache.find(c, rip, r.cs_base, pa, mode);
+        if (!u) u = cache.translate(c, rip, r.cs_base, pa, mode);
         if (u && prev_slot >= 0 && st.flushes == flushes) cache.link(c, *prev, prev_slot, *u);
       }
       direct = !u || !fits_cs(*u, rip);
     }
     if (direct) {
-      if (done) break;
+      if (r.done) break;
       ++st.direct_insns;
       finish(StepStatus::kOk);
       *done_out = 1;
@@ -177,72 +182,45 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
       ++u->executions;
       ++units;
     }
-    size_t size = u->insns;
     // A partial unit only at the budget's end (the run loop's clock check or instruction limit).
-    size_t n = static_cast<size_t>(std::min<uint64_t>(size, start + (budget - done)));
+    size_t n = static_cast<size_t>(std::min<uint64_t>(u->insns, start + (budget - r.done)));
     c.s.rflags &= ~kRF;  // as step_cached(): cleared when an instruction completes
     uint64_t tsc0 = c.s.tsc;
+    const uint64_t done0 = r.done;
     size_t i = start;
     bool in_micro = false;
     bool stop = false;  // return to the run loop after this unit (exit, SMC, watched event)
     try {
-      if (!checked && n == size && start == 0) {
+      if (!checked && n == u->insns && start == 0) {
         // The fast path: the unit's micro-ops, threaded (each runs the next); no
-        // per-instruction RIP, fault RIP, instruction bytes or TSC. The chain returns early
-        // only after a generic path that exited or wrote a page holding code.
-        for (;;) {
-          const bt::MicroOp* ops = u->micro.data();
-          in_micro = true;
-          ops[0].fn(c, ops);
-          in_micro = false;
-          i = u->fast;
-          if (c.exits != exits || c.code_writes != code_writes) [[unlikely]] {
-            i = index_of(*u, c.fault_rip);
-            if (c.code_writes != code_writes) cache.note_trap(c, *u, i);
-            ++i;
-            stop = true;
-          }
-          c.s.tsc = tsc0 + i;
-          if (stop) break;
-          if (u->fast_next_rip) c.s.rip = u->fast_next_rip;  // i == u->fast here
-          // The chained inner loop: after a whole unit with no generic micro-op and no callout
-          // (so the mode, CS, CPL, paging, halt and exit state are as they were), run its
-          // chained successor without returning to the lookup above, when the successor passes
-          // the same checks (code_pa, chained_unit, fits_cs) and fits in the budget.
-          if (!u->chainable || hops + 1 >= kMaxHops) break;
-          const int slot = exit_slot(*u);
-          const uint64_t rip = c.s.rip;
-          uint64_t pa = 0;
-          if (slot < 0 || !code_pa(rip, &pa)) break;
-          // chained_unit() less what holds here by construction: a link is made from a unit
-          // to the unit found at the RIP its exit took, in the context the unit ran in, and
-          // this unit does not change the context (no refresh_context); so the successor's
-          // RIP, CS base and mode are the ones chained_unit() compares. What can change since
-          // the link was made is checked: validity, the code page's generation, and the
-          // physical address RIP maps to now.
-          bt::Unit* next = u->chain[slot];
-          if (!next || !next->valid || next->pa != pa ||
-              next->generation != *next->generation_counter || !fits_cs(*next, rip) ||
-              done + size + next->insns > budget) {
-            break;
-          }
-          done += size;
-          u->instructions += size;
-          u = next;
-          size = u->insns;
-          ++hops;
-          ++chained;
-          ++units;
-          ++u->executions;
-          tsc0 = c.s.tsc;
+        // per-instruction RIP, fault RIP, instruction bytes or TSC. A chainable unit's last
+        // micro-op goes on to its chained successor (chain_op in microops.cpp), at most
+        // kMaxChainInsns instructions at a time; r.unit is the unit that ran last. The chain
+        // returns early only after a generic path that exited or wrote a page holding code.
+        const bt::MicroOp* ops = u->micro.data();
+        r.unit = u;
+        r.limit = std::min(budget, r.done + kMaxChainInsns);
+        in_micro = true;
+        ops[0].fn(c, ops, r);
+        in_micro = false;
+        u = r.unit;
+        tsc0 += r.done - done0;  // the whole units before u (chain_op advanced the TSC)
+        n = u->insns;
+        i = u->fast;
+        if (c.exits != exits || c.code_writes != code_writes) [[unlikely]] {
+          i = index_of(*u, c.fault_rip);
+          if (c.code_writes != code_writes) cache.note_trap(c, *u, i);
+          ++i;
+          stop = true;
         }
-        n = size;
+        c.s.tsc = tsc0 + i;
+        if (!stop && u->fast_next_rip) c.s.rip = u->fast_next_rip;  // i == u->fast here
       }
       for (; i < n && !stop; ++i) {  // the generic loop
         bt::TransInsn& t = u->code[i];
         if (checked) [[unlikely]] {
           // Not on the call's first instruction: the run loop stopped there already.
-          if (limits.has_breakpoint && done + i > start && t.rip == limits.breakpoint) break;
+          if (limits.has_breakpoint && r.done + i > start && t.rip == limits.breakpoint) break;
         }
         c.fault_rip = t.rip;
         c.insn_bytes = t.code + 1;
@@ -270,23 +248,27 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
         }
       }
     } catch (...) {
-      // Instruction i raised (in the micro-ops: the one c.fault_rip names); the bookkeeping
-      // the fast path skipped, for recover().
-      if (in_micro) i = index_of(*u, c.fault_rip);
+      // Instruction i raised (in the micro-ops: the one c.fault_rip names, in r.unit); the
+      // bookkeeping the fast path skipped, for recover().
+      if (in_micro) {
+        u = r.unit;
+        tsc0 += r.done - done0;
+        i = index_of(*u, c.fault_rip);
+      }
       const bt::TransInsn& t = u->code[i];
       c.fault_rip = t.rip;
       c.insn_bytes = t.code + 1;
       c.insn_len = t.insn.length;
       c.s.tsc = tsc0 + (i - start);
-      done += i - start;
+      r.done += i - start;
       u->instructions += i - start;
       cache.note_trap(c, *u, i);
       finish(StepStatus::kOk);
       return recover(std::current_exception(), nullptr, 0);
     }
-    done += i - start;
+    r.done += i - start;
     u->instructions += i - start;
-    if (c.halted || c.exit_requested || stop || i < size || done >= budget) {
+    if (c.halted || c.exit_requested || stop || i < u->insns || r.done >= budget) {
       leave(*u, i);
       return finish(c.halted          ? StepStatus::kHalted
                     : c.exit_requested ? StepStatus::kGuestExit

@@ -35,13 +35,13 @@ inline uint64_t reg(const Cpu& c, unsigned r) {
 
 // Threaded dispatch: a micro-op ends by running the next one (a tail call); the unit's last
 // micro-op is followed by end_op, which returns to the executor.
-inline void next(Cpu& c, const MicroOp* op) { op[1].fn(c, op + 1); }
+inline void next(Cpu& c, const MicroOp* op, MicroRun& run) { op[1].fn(c, op + 1, run); }
 
 // The interpreter's handler with the step loop's bookkeeping (sim/machine.cpp step_cached):
 // the faulting RIP, the instruction bytes, RIP = the next instruction. If the handler exited
 // (MMIO) or wrote a page holding code, the unit stops after it: the executor finds the
 // instruction by c.fault_rip.
-[[gnu::noinline]] void run_generic(Cpu& c, const MicroOp* op) {
+[[gnu::noinline]] void run_generic(Cpu& c, const MicroOp* op, MicroRun& run) {
   const TransInsn& t = *op->t;
   c.fault_rip = t.rip;
   c.insn_bytes = t.code + 1;
@@ -50,21 +50,72 @@ inline void next(Cpu& c, const MicroOp* op) { op[1].fn(c, op + 1); }
   const uint64_t exits = c.exits, code_writes = c.code_writes;
   t.handler(c, t.insn);
   if (c.exits != exits || c.code_writes != code_writes) return;
-  return next(c, op);
+  return next(c, op, run);
 }
 
-void generic_op(Cpu& c, const MicroOp* op) { return run_generic(c, op); }
+void generic_op(Cpu& c, const MicroOp* op, MicroRun& run) { return run_generic(c, op, run); }
 
 // A register-only instruction: the interpreter's handler needs no bookkeeping (it reads no RIP,
 // instruction bytes or memory, and cannot fault).
-void pure_op(Cpu& c, const MicroOp* op) {
+void pure_op(Cpu& c, const MicroOp* op, MicroRun& run) {
   op->t->handler(c, op->t->insn);
-  return next(c, op);
+  return next(c, op, run);
 }
 
-void nop_op(Cpu& c, const MicroOp* op) { return next(c, op); }
+void nop_op(Cpu& c, const MicroOp* op, MicroRun& run) { return next(c, op, run); }
 
-void end_op(Cpu&, const MicroOp*) {}
+void end_op(Cpu&, const MicroOp*, MicroRun&) {}
+
+// The end of a chainable unit (end_micro_op): the chained inner loop inside the threaded
+// dispatch. The unit ran whole, with no generic path that exited or wrote code (that returns
+// before this op), and changes neither the mode, CS, CPL nor paging (Unit::chainable), so the
+// fetch context in `run` still holds. Its successor was linked (Cache::link) from the exit RIP
+// took, in a context with the same CS base and mode (the unit's key), so what can have changed
+// since is checked: the link itself (null, or not the RIP's unit), the successor's validity
+// and page generation, the CS limit, the physical address the RIP maps to now (the TLB,
+// CR0.PG) and the instruction limit. These are the checks of step_bt's lookup path (code_pa,
+// chained_unit, fits_cs). In real mode (`Real`: the unit's mode, which it keeps) there is no
+// paging (CR0.PG needs CR0.PE, SDM Vol. 3A 2.5), so the successor's physical address is
+// (CS base + RIP) mod 2^32 now as when it was linked. `StoreRip`: the unit's last micro-op does
+// not write RIP (Unit::fast_next_rip).
+template <bool Real, bool StoreRip>
+void chain_op(Cpu& c, const MicroOp* op, MicroRun& run) {
+  Unit& u = *op->unit;
+  if constexpr (StoreRip) c.s.rip = u.fast_next_rip;
+  const uint64_t rip = c.s.rip;
+  Unit* next = u.chain[rip == u.next_rip[1]];
+  if (next == nullptr || next->rip != rip || !next->valid ||
+      next->generation != *next->generation_counter) {
+    return;
+  }
+  const uint64_t n = u.insns;
+  const uint64_t done = run.done + n;
+  if (done + next->insns > run.limit) return;
+  if constexpr (Real) {
+    if (next->last_rip > run.cs_limit || run.paging) return;
+  } else {
+    uint64_t pa = rip;
+    if (!run.m64) {
+      if (next->last_rip > run.cs_limit) return;
+      pa = (run.cs_base + rip) & 0xFFFFFFFFull;
+    }
+    if (run.paging) {
+      const uint64_t vpn = pa >> 12;
+      const Tlb::Entry& e = c.tlb.slot(vpn);
+      if (e.vpn != vpn || !(e.allow & Tlb::need_bit(Access::kExecute, false))) return;
+      pa = (e.pfn << 12) | (pa & 0xFFF);
+    }
+    if (next->pa != pa) return;
+  }
+  c.s.tsc += n;
+  u.instructions += n;
+  run.done = done;
+  ++run.linked;
+  ++next->executions;
+  run.unit = next;
+  const MicroOp* ops = next->micro.data();
+  return ops[0].fn(c, ops, run);
+}
 
 // --- the fast data path ----------------------------------------------------------------
 
@@ -138,41 +189,41 @@ inline void store(uint8_t* p, uint64_t v) {
 // --- moves -------------------------------------------------------------------------------
 
 template <unsigned S>
-void mov_rr(Cpu& c, const MicroOp* op) {
+void mov_rr(Cpu& c, const MicroOp* op, MicroRun& run) {
   put<S>(c.s, op->r0, c.s.gpr[op->r1]);
-  return next(c, op);
+  return next(c, op, run);
 }
 template <unsigned S>
-void mov_ri(Cpu& c, const MicroOp* op) {
+void mov_ri(Cpu& c, const MicroOp* op, MicroRun& run) {
   put<S>(c.s, op->r0, op->imm);
-  return next(c, op);
+  return next(c, op, run);
 }
 
 template <unsigned S>
-void mov_rm(Cpu& c, const MicroOp* op) {
+void mov_rm(Cpu& c, const MicroOp* op, MicroRun& run) {
   if (const uint8_t* p = fast_data<false>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
     put<S>(c.s, op->r0, load<S>(p));
-    return next(c, op);
+    return next(c, op, run);
   }
-  return run_generic(c, op);
+  return run_generic(c, op, run);
 }
 
 template <unsigned S>
-void mov_mr(Cpu& c, const MicroOp* op) {
+void mov_mr(Cpu& c, const MicroOp* op, MicroRun& run) {
   if (uint8_t* p = fast_data<true>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
     store<S>(p, c.s.gpr[op->r1]);
-    return next(c, op);
+    return next(c, op, run);
   }
-  return run_generic(c, op);
+  return run_generic(c, op, run);
 }
 
 template <unsigned S>
-void mov_mi(Cpu& c, const MicroOp* op) {
+void mov_mi(Cpu& c, const MicroOp* op, MicroRun& run) {
   if (uint8_t* p = fast_data<true>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
     store<S>(p, op->imm);
-    return next(c, op);
+    return next(c, op, run);
   }
-  return run_generic(c, op);
+  return run_generic(c, op, run);
 }
 
 // --- two-operand arithmetic and logic ------------------------------------------------------
@@ -186,29 +237,29 @@ inline void alu_to_reg(Cpu& c, unsigned r0, uint64_t b) {
 }
 
 template <Alu K, unsigned S, bool F>
-void alu_rr(Cpu& c, const MicroOp* op) {
+void alu_rr(Cpu& c, const MicroOp* op, MicroRun& run) {
   alu_to_reg<K, S, F>(c, op->r0, reg<S>(c, op->r1));
-  return next(c, op);
+  return next(c, op, run);
 }
 template <Alu K, unsigned S, bool F>
-void alu_ri(Cpu& c, const MicroOp* op) {
+void alu_ri(Cpu& c, const MicroOp* op, MicroRun& run) {
   alu_to_reg<K, S, F>(c, op->r0, op->imm);
-  return next(c, op);
+  return next(c, op, run);
 }
 
 template <Alu K, unsigned S, bool F>
-void alu_rm(Cpu& c, const MicroOp* op) {
+void alu_rm(Cpu& c, const MicroOp* op, MicroRun& run) {
   if (const uint8_t* p = fast_data<false>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
     alu_to_reg<K, S, F>(c, op->r0, load<S>(p));
-    return next(c, op);
+    return next(c, op, run);
   }
-  return run_generic(c, op);
+  return run_generic(c, op, run);
 }
 
 // op mem, reg|imm (Imm: the source is op->imm). A read-modify-write accesses the operand twice
 // in the interpreter (Cpu::read, then Cpu::write): two TLB hits.
 template <Alu K, unsigned S, bool F, bool Imm>
-void alu_m(Cpu& c, const MicroOp* op) {
+void alu_m(Cpu& c, const MicroOp* op, MicroRun& run) {
   constexpr bool kWrite = alu_writes_dest(K);
   if (uint8_t* p = fast_data<kWrite>(c, *op, effective_address(c, *op), S, kWrite ? 2 : 1))
       [[likely]] {
@@ -216,16 +267,16 @@ void alu_m(Cpu& c, const MicroOp* op) {
     const uint64_t r = alu_result<K, S, F>(load<S>(p), Imm ? op->imm : reg<S>(c, op->r1), &f);
     if constexpr (kWrite) store<S>(p, r);
     if constexpr (F) c.s.rflags = f;
-    return next(c, op);
+    return next(c, op, run);
   }
-  return run_generic(c, op);
+  return run_generic(c, op, run);
 }
 
 // --- other register forms ------------------------------------------------------------------
 
 // inc/dec reg: as add/sub 1 with CF kept (alu.cpp inc_dec).
 template <bool Inc, unsigned S, bool F>
-void inc_dec(Cpu& c, const MicroOp* op) {
+void inc_dec(Cpu& c, const MicroOp* op, MicroRun& run) {
   const uint64_t a = reg<S>(c, op->r0);
   const uint64_t r = (Inc ? a + 1 : a - 1) & mask(S);
   put<S>(c.s, op->r0, r);
@@ -234,7 +285,7 @@ void inc_dec(Cpu& c, const MicroOp* op) {
     const uint64_t g = Inc ? add_flags(f, a, 1, 0, r, S) : sub_flags(f, a, 1, 0, r, S);
     c.s.rflags = (g & ~kCF) | (f & kCF);
   }
-  return next(c, op);
+  return next(c, op, run);
 }
 
 enum class Sh { kShl, kShr, kSar, kRol, kRor };
@@ -243,7 +294,7 @@ enum class Sh { kShl, kShr, kSar, kRol, kRor };
 // The result is the interpreter's (alu.cpp shift); a count of 0 writes the register back
 // unchanged, which clears the upper half of a 32-bit one as the interpreter does.
 template <Sh K, unsigned S>
-void shift_nf(Cpu& c, const MicroOp* op) {
+void shift_nf(Cpu& c, const MicroOp* op, MicroRun& run) {
   constexpr unsigned bits = S * 8;
   constexpr uint64_t m = mask(S);
   const uint64_t v = c.s.gpr[op->r0] & m;
@@ -262,13 +313,13 @@ void shift_nf(Cpu& c, const MicroOp* op) {
     else r = ((v >> k) | (v << (bits - k))) & m;
   }
   put<S>(c.s, op->r0, r);
-  return next(c, op);
+  return next(c, op, run);
 }
 
 // imul reg, reg / imul reg, reg, imm (alu.cpp imul_form): CF = OF = the signed product does not
 // fit the destination; SF, ZF, AF, PF unchanged.
 template <unsigned S, bool Three, bool F>
-void imul(Cpu& c, const MicroOp* op) {
+void imul(Cpu& c, const MicroOp* op, MicroRun& run) {
   const int64_t x = sign_extend(c.s.gpr[Three ? op->r1 : op->r0], S);
   const int64_t y = sign_extend(Three ? op->imm : c.s.gpr[op->r1], S);
   uint64_t lo;
@@ -284,7 +335,7 @@ void imul(Cpu& c, const MicroOp* op) {
   }
   put<S>(c.s, op->r0, lo);
   if constexpr (F) c.s.rflags = (c.s.rflags & ~(kCF | kOF)) | (over ? kCF | kOF : 0);
-  return next(c, op);
+  return next(c, op, run);
 }
 
 // --- direct control flow (always a unit's last instruction) -------------------------------
@@ -297,24 +348,24 @@ inline void branch(Cpu& c, const MicroOp* op) {
 }
 
 template <uint8_t CC>
-void jcc_op(Cpu& c, const MicroOp* op) {
+void jcc_op(Cpu& c, const MicroOp* op, MicroRun& run) {
   if (cond_cc<CC>(c.s.rflags)) {
     branch(c, op);
   } else {
     c.s.rip = op->next;
   }
-  return next(c, op);
+  return next(c, op, run);
 }
 
-void jmp_op(Cpu& c, const MicroOp* op) {
+void jmp_op(Cpu& c, const MicroOp* op, MicroRun& run) {
   branch(c, op);
-  return next(c, op);
+  return next(c, op, run);
 }
 
 // loop: the counter (CX, ECX, RCX by address size AS) is decremented with no flag change and
 // written after the target check (control.cpp loop).
 template <unsigned AS>
-void loop_op(Cpu& c, const MicroOp* op) {
+void loop_op(Cpu& c, const MicroOp* op, MicroRun& run) {
   uint64_t& rcx = c.s.gpr[kRcx];
   const uint64_t count = (rcx - 1) & mask(AS);
   const bool take = count != 0;
@@ -325,7 +376,7 @@ void loop_op(Cpu& c, const MicroOp* op) {
   if constexpr (AS == 2) rcx = (rcx & ~0xFFFFull) | count;
   else rcx = count;
   c.s.rip = take ? op->target : op->next;
-  return next(c, op);
+  return next(c, op, run);
 }
 
 // --- tables --------------------------------------------------------------------------------
@@ -668,9 +719,16 @@ MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags) 
   return op;
 }
 
-MicroOp end_micro_op() {
+MicroOp end_micro_op(Unit* chain_from) {
   MicroOp op;
   op.fn = &end_op;
+  op.unit = chain_from;
+  if (chain_from != nullptr) {
+    const bool real = chain_from->mode == trace::CpuMode::kReal16;
+    const bool store_rip = chain_from->fast_next_rip != 0;
+    op.fn = real ? (store_rip ? &chain_op<true, true> : &chain_op<true, false>)
+                 : (store_rip ? &chain_op<false, true> : &chain_op<false, false>);
+  }
   return op;
 }
 

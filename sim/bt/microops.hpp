@@ -14,12 +14,34 @@
 namespace trapscope::sim::bt {
 
 struct TransInsn;
+struct Unit;
 struct MicroOp;
+
+// The executor's state while micro-ops run (SimMachine::step_bt in execute.cpp), passed to
+// every micro-op. The last micro-op of a chainable unit (chain_op, see end_micro_op) goes
+// straight on to the unit's chained successor when it may, and records that here: when the
+// micro-ops return (or raise), `unit` is the unit that ran last and `done` counts the guest
+// instructions of the whole units before it.
+struct MicroRun {
+  Unit* unit = nullptr;   // the unit whose micro-ops run now
+  uint64_t done = 0;      // guest instructions retired in this step_bt call before `unit`
+  // chain_op runs a successor only if done stays within this once it has run: step_bt's
+  // budget, or less so that a run of micro-ops returns to step_bt after so many instructions
+  // (which bounds the native stack where the micro-ops' tail calls are real calls).
+  uint64_t limit = 0;
+  uint64_t linked = 0;    // units chain_op entered in this step_bt call
+  // The fetch context (CS base and limit, 64-bit mode, CR0.PG), as step_bt computed it: a
+  // chainable unit does not change it.
+  uint64_t cs_base = 0, cs_limit = 0;
+  bool m64 = false, paging = false;
+};
+
 // Runs one instruction, then the next micro-op of the unit (threaded dispatch: a tail call);
-// the unit's micro-ops end with end_micro_op(), which returns to the executor. The chain also
-// returns early after an instruction whose generic path exited or wrote a page holding code
-// (c.fault_rip then names it) and unwinds when an instruction raises (c.fault_rip names it).
-using MicroFn = void (*)(Cpu&, const MicroOp*);
+// the unit's micro-ops end with end_micro_op(), which returns to the executor or goes on to
+// a chained successor. The chain also returns early after an instruction whose generic path
+// exited or wrote a page holding code (c.fault_rip then names it) and unwinds when an
+// instruction raises (c.fault_rip names it).
+using MicroFn = void (*)(Cpu&, const MicroOp*, MicroRun&);
 
 // How a data access forms its linear address and what it checks (SDM Vol. 3A 3.4, 5.3, 5.4;
 // 3.3.7.1): real mode (base + offset, limit), protected/compatibility mode (type, limit), 64-bit
@@ -29,6 +51,7 @@ enum class AddrMode : uint8_t { kReal, kProtected, kLong };
 struct MicroOp {
   MicroFn fn = nullptr;
   const TransInsn* t = nullptr;  // its instruction (the generic path runs t->handler)
+  Unit* unit = nullptr;          // end_micro_op of a chainable unit: that unit
   uint64_t imm = 0;     // the immediate (already truncated to the operand size)
   uint64_t disp = 0;    // memory operand: displacement
   uint64_t amask = 0;   // memory operand: the address-size mask
@@ -61,7 +84,13 @@ FlagUse flag_use(const TransInsn& t);
 // possible fault, the unit's exit) may see the flags it writes; when false a flag-less form is
 // used where there is one.
 MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags);
-// The micro-op after a unit's last one: returns to the executor.
-MicroOp end_micro_op();
+// The micro-op after a unit's last one. For a unit that is not Unit::chainable it returns to
+// the executor. For a chainable one (`chain_from`, all of whose instructions just ran as
+// micro-ops) it is the chained inner loop: it stores the unit's end RIP and, if the exit RIP
+// took has a chained successor that is still valid, unchanged (page generation), at the same
+// physical address, inside the CS limit and the budget, and the hop limit allows, it accounts
+// for the unit (TSC, MicroRun::done, Unit::instructions) and runs the successor's micro-ops
+// (a tail call); otherwise it returns and the executor finishes the unit.
+MicroOp end_micro_op(Unit* chain_from = nullptr);
 
 }  // namespace trapscope::sim::bt

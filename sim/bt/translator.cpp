@@ -77,7 +77,7 @@ void build_micro_ops(Unit& u) {
   u.micro.resize(u.fast);  // a trailing callout runs on the executor's generic loop
   u.chainable = u.fast == n && !u.refresh_context;
   u.fast_next_rip = u.fast > 0 && !u.micro.back().sets_rip ? u.micro.back().next : 0;
-  u.micro.push_back(end_micro_op());
+  u.micro.push_back(end_micro_op(u.chainable ? &u : nullptr));
 }
 
 }  // namespace
@@ -276,6 +276,7 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
     u->next_rip[0] = ip;
   }
   u->guest_bytes = static_cast<uint16_t>(at - pa);
+  u->last_rip = rip + u->guest_bytes - 1;
   u->generation_counter = cpu.code_generation_counter(pa);
   build_micro_ops(*u);
   u->id = next_id_++;

@@ -41,12 +41,15 @@
 //     the executor goes straight there without the hash lookup. A chained successor is used
 //     only if it is still valid and the current RIP still maps to its physical address.
 //     After a whole unit with no generic micro-op and no callout (so the mode, CS, CPL, paging,
-//     halt and exit state cannot have changed), the executor's fast path runs the chained
-//     successor directly (the chained inner loop in execute.cpp, for Unit::chainable units):
-//     it checks the CS limit, TLB execute permission, validity, physical address, page
-//     generation and the budget, without the lookup's bookkeeping; the successor's RIP, CS base
-//     and mode need no check there, since a link is made in the context its unit ran in and a
-//     chainable unit leaves the context unchanged. Anything else leaves it for the lookup.
+//     halt and exit state cannot have changed: Unit::chainable), the unit's last micro-op
+//     (chain_op in microops.cpp, the chained inner loop) runs the chained successor's micro-ops
+//     itself, a tail call, without returning to the executor: it checks validity, page
+//     generation, the CS limit, the physical address RIP maps to now (the TLB; nothing to
+//     check in real mode, which has no paging) and the budget, and keeps the statistics
+//     (Unit::executions and instructions, TSC, instructions retired) as it goes; the executor
+//     learns where the chain stopped from MicroRun. The successor's RIP, CS base and mode need
+//     no check: a link is made in the context its unit ran in, and a chainable unit leaves the
+//     context unchanged. Anything else returns to the executor's lookup.
 //   Coherence: translating a unit marks its physical page as code (Cpu::mark_code_page); any
 //     write to a marked page bumps the page's code generation (the decode cache uses the same
 //     counters). A unit whose page generation changed is dropped (with every unit of that page:
@@ -77,10 +80,12 @@
 //   its branch), the TSC once per unit; if instruction i raises, the executor fills in RIP,
 //   fault RIP, bytes and TSC of instruction i before the exception is delivered, so faults have
 //   the RIP and error code the interpreter gives. Dispatch is threaded: each micro-op ends by
-//   calling the next one (a tail call; at most 12 deep even without the optimisation), the
-//   last is end_micro_op(). Only the generic path may exit or write a page holding code; if
-//   it did, it returns instead of going on, and the executor finds the instruction by
-//   c.fault_rip (which the generic path and a faulting branch set).
+//   calling the next one (a tail call), the last is end_micro_op(), which returns or goes on
+//   to a chained successor; without the tail-call optimisation (Debug, sanitizers) the stack
+//   holds one frame per micro-op run since the executor's call, at most 2 × 1024
+//   (execute.cpp kMaxChainInsns). Only the generic path may exit or write a page holding
+//   code; if it did, it returns instead of going on, and the executor finds the instruction
+//   by c.fault_rip (which the generic path and a faulting branch set) in MicroRun::unit.
 //   Data accesses (fast_data in microops.cpp): the segment checks of Cpu::linear_address, then
 //   a TLB hit (or paging off), then guest RAM, then (for a write) a page that holds no code: the
 //   micro-op reads or writes host memory directly. Anything else (a fault, a TLB miss, MMIO, a
@@ -174,6 +179,7 @@ struct Unit {
   uint32_t generation = 0;  // the page's code generation when translated
   const uint32_t* generation_counter = nullptr;  // Cpu::code_generation_counter(pa)
   uint16_t guest_bytes = 0;
+  uint64_t last_rip = 0;  // rip + guest_bytes - 1: the offset in CS of its last byte
   bool valid = true;
   std::vector<TransInsn> code;  // 1..kBtMaxUnitInsns
   // The executable form ([SECTION] Micro-ops): micro[i] runs code[i] for i < fast, then
@@ -188,8 +194,8 @@ struct Unit {
   // Some micro-op runs the generic path (it may change the mode, CS or CPL): the executor
   // computes its fetch context again after the unit.
   bool refresh_context = false;
-  // fast == insns and !refresh_context: after a whole run of its micro-ops the executor may go
-  // straight on to a chained successor (execute.cpp, the chained inner loop).
+  // fast == insns and !refresh_context: after a whole run of its micro-ops its last micro-op may go
+  // straight on to a chained successor (chain_op in microops.cpp, the chained inner loop).
   bool chainable = false;
   // Exits of a unit whose last instruction is direct control flow or which falls through:
   // next_rip[0] = fall-through / not taken, next_rip[1] = taken (direct branch only).
