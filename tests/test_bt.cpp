@@ -812,3 +812,92 @@ TEST_CASE("bt: a chained successor is not used once its linear page maps elsewhe
   INFO(eq.report);
   CHECK(eq.equal);
 }
+
+TEST_CASE("bt: the host ALU gives the interpreter's flags", "[bt][sim]") {
+  // Long mode: for every pair (a, b) of edge values, every size (1, 2, 4, 8 bytes) and
+  // add/or/and/sub/xor/cmp/test reg,reg and mem,reg, the imm8 forms, inc and dec (with CF set
+  // and clear before), the flags (pushfq) and the result go to memory; bt (whose micro-ops run
+  // these on the host's ALU, microops.cpp) must end with the interpreter's memory.
+  const uint64_t values[] = {0,          1,           0x0F,        0x10,
+                             0x7F,       0x80,        0xFF,        0x7FFF,
+                             0x8000,     0xFFFF,      0x7FFFFFFF,  0x80000000,
+                             0xFFFFFFFF, 0x7FFFFFFFFFFFFFFFull, 0x8000000000000000ull,
+                             ~0ull,      0x123456789ABCDEF0ull};
+  std::vector<uint8_t> code;
+  const auto put32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) code.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  const auto bytes = [&](std::initializer_list<uint8_t> b) { code.insert(code.end(), b); };
+  const auto prefix = [&](unsigned size) {
+    if (size == 2) bytes({0x66});
+    if (size == 8) bytes({0x48});
+  };
+  bytes({0xBF}); put32(0x100000);  // mov edi, 0x100000: the results
+  bytes({0xBE}); const size_t table_a = code.size(); put32(0);  // mov esi, table
+  const size_t outer = code.size();
+  bytes({0x4C, 0x8B, 0x06});        // mov r8, [rsi]
+  bytes({0xBA}); const size_t table_b = code.size(); put32(0);  // mov edx, table
+  const size_t inner = code.size();
+  bytes({0x4C, 0x8B, 0x0A});        // mov r9, [rdx]
+  bool carry = false;
+  const auto block = [&](auto op) {
+    bytes({0x4C, 0x89, 0xC0, 0x4C, 0x89, 0xCB});  // mov rax, r8 ; mov rbx, r9
+    bytes({0x48, 0x89, 0x47, 0x08});              // mov [rdi+8], rax
+    bytes({static_cast<uint8_t>(carry ? 0xF9 : 0xF8)});  // stc / clc
+    carry = !carry;
+    op();
+    bytes({0x9C, 0x8F, 0x07});                    // pushfq ; pop qword [rdi]
+    bytes({0x48, 0x89, 0x47, 0x10});              // mov [rdi+16], rax
+    bytes({0x48, 0x83, 0xC7, 0x18});              // add rdi, 24
+  };
+  const uint8_t alu[] = {0x00, 0x08, 0x20, 0x28, 0x30, 0x38, 0x84};  // add or and sub xor cmp test
+  const uint8_t group[] = {0, 1, 4, 5, 6, 7};                       // their /n in 80/83
+  for (unsigned size : {1u, 2u, 4u, 8u}) {
+    const uint8_t w = size == 1 ? 0 : 1;
+    for (uint8_t o : alu) {
+      block([&] { prefix(size); bytes({static_cast<uint8_t>(o + w), 0xD8}); });  // op rax, rbx
+      block([&] {  // op [rdi+8], rbx
+        prefix(size);
+        bytes({static_cast<uint8_t>(o + w), 0x5F, 0x08});
+      });
+    }
+    for (uint8_t n : group) {
+      for (uint8_t imm : {0x01, 0x7F, 0x80, 0xFF}) {  // op rax, imm8 (sign-extended)
+        block([&] {
+          prefix(size);
+          bytes({static_cast<uint8_t>(size == 1 ? 0x80 : 0x83),
+                 static_cast<uint8_t>(0xC0 | (n << 3)), imm});
+        });
+      }
+    }
+    for (uint8_t n : {0, 1}) {  // inc rax, dec rax
+      block([&] {
+        prefix(size);
+        bytes({static_cast<uint8_t>(size == 1 ? 0xFE : 0xFF), static_cast<uint8_t>(0xC0 | (n << 3))});
+      });
+    }
+  }
+  bytes({0x48, 0x83, 0xC2, 0x08});  // add rdx, 8
+  bytes({0x48, 0x81, 0xFA}); const size_t end_b = code.size(); put32(0);  // cmp rdx, end
+  bytes({0x0F, 0x85}); put32(static_cast<uint32_t>(inner - (code.size() + 4)));  // jne inner
+  bytes({0x48, 0x83, 0xC6, 0x08});  // add rsi, 8
+  bytes({0x48, 0x81, 0xFE}); const size_t end_a = code.size(); put32(0);  // cmp rsi, end
+  bytes({0x0F, 0x85}); put32(static_cast<uint32_t>(outer - (code.size() + 4)));  // jne outer
+  bytes({0xF4});                    // hlt
+  const uint32_t table = 0x8000 + static_cast<uint32_t>(code.size());
+  const uint32_t end = table + static_cast<uint32_t>(sizeof values);
+  for (uint64_t v : values) {
+    for (int i = 0; i < 8; ++i) code.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  std::memcpy(&code[table_a], &table, 4);
+  std::memcpy(&code[table_b], &table, 4);
+  std::memcpy(&code[end_a], &end, 4);
+  std::memcpy(&code[end_b], &end, 4);
+  const auto eq = backend::compare_with_native(code, bt_config("long"), {30.0, 0, 0});
+  INFO(eq.report);
+  CHECK(eq.equal);
+  // The runs did go through the micro-ops with live flags.
+  auto m = run_until_halt(code, virt::Technique::kBt, vmm::BootMode::kLong);
+  REQUIRE(m->bt_cache() != nullptr);
+  CHECK(m->bt_cache()->stats().cache_insns > 100000);
+}

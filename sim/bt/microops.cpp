@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "sim/bt/translator.hpp"
@@ -228,10 +229,83 @@ void mov_mi(Cpu& c, const MicroOp* op, MicroRun& run) {
 
 // --- two-operand arithmetic and logic ------------------------------------------------------
 
+// --- the host's ALU for the flags -----------------------------------------------------------
+//
+// On an x86-64 host a translated add, sub, cmp, and, or, xor, test, inc or dec with live flags
+// runs as the same host instruction on the same operand size, and the flags are read back with
+// LAHF (SF ZF AF PF CF: bits 7 6 4 2 0 of AH, the same bits as in RFLAGS, SDM Vol. 2 LAHF) and
+// SETO: IDENT in the strict sense, and ~5x cheaper than computing them (interp/flags.hpp, which
+// the interpreter and every other host use). The bits are the ones the SDM defines, which the
+// interpreter computes: add/sub/cmp define all six; and/or/xor/test clear CF and OF and leave
+// AF undefined, which the interpreter clears (interp/flags.hpp), so AF is masked here; inc/dec
+// keep CF, so the guest's CF is kept. The test "bt: the host ALU gives the interpreter's flags"
+// compares every form and size with the interpreter over edge operands.
+#if defined(__x86_64__) && defined(__GNUC__)
+constexpr bool kNativeFlags = true;
+
+template <unsigned S>
+using uint_of = std::conditional_t<S == 1, uint8_t, std::conditional_t<S == 2, uint16_t,
+                std::conditional_t<S == 4, uint32_t, uint64_t>>>;
+
+// RFLAGS bits of AH after LAHF (SF ZF AF PF CF) and of AL after SETO (OF), in one register.
+inline uint64_t lahf_seto_flags(uint64_t ax) {
+  return ((ax >> 8) & (kSF | kZF | kAF | kPF | kCF)) | ((ax & 1) << 11);
+}
+
+// a = `K a, b` on S-byte operands (not for cmp/test, which leave a) with the host's flags: the
+// arithmetic flags in RFLAGS form (the other bits 0).
+#define TRAPSCOPE_NATIVE_ALU(KIND, INSN)                                                    \
+  template <unsigned S>                                                                     \
+  inline uint64_t native_alu(std::integral_constant<Alu, Alu::KIND>, uint_of<S>& a,         \
+                             uint_of<S> b) {                                                \
+    uint64_t ax;                                                                            \
+    asm(INSN " %[b], %[a]\n\tlahf\n\tseto %%al" : [a] "+r"(a), "=&a"(ax) : [b] "r"(b) : "cc"); \
+    return lahf_seto_flags(ax);                                                             \
+  }
+TRAPSCOPE_NATIVE_ALU(kAdd, "add")
+TRAPSCOPE_NATIVE_ALU(kSub, "sub")
+TRAPSCOPE_NATIVE_ALU(kCmp, "cmp")
+TRAPSCOPE_NATIVE_ALU(kAnd, "and")
+TRAPSCOPE_NATIVE_ALU(kOr, "or")
+TRAPSCOPE_NATIVE_ALU(kXor, "xor")
+TRAPSCOPE_NATIVE_ALU(kTest, "test")
+#undef TRAPSCOPE_NATIVE_ALU
+
+template <bool Inc, unsigned S>
+inline uint64_t native_inc_dec(uint_of<S>& a) {
+  uint64_t ax;
+  if constexpr (Inc) asm("inc %[a]\n\tlahf\n\tseto %%al" : [a] "+r"(a), "=&a"(ax) : : "cc");
+  else asm("dec %[a]\n\tlahf\n\tseto %%al" : [a] "+r"(a), "=&a"(ax) : : "cc");
+  return lahf_seto_flags(ax);
+}
+#else
+constexpr bool kNativeFlags = false;
+#endif
+
+// The forms the host computes (adc and sbb would need the guest's CF in the host's first).
+constexpr bool native_alu_kind(Alu k) { return k != Alu::kAdc && k != Alu::kSbb; }
+
+// `K a, b` on S-byte operands with the flags; the result, and *rflags updated (F) or only
+// read (adc/sbb, !F), as alu_result does.
+template <Alu K, unsigned S, bool F>
+inline uint64_t alu_op(uint64_t a, uint64_t b, uint64_t* rflags) {
+  if constexpr (F && kNativeFlags && native_alu_kind(K)) {
+    uint_of<S> x = static_cast<uint_of<S>>(a);
+    uint64_t f = native_alu<S>(std::integral_constant<Alu, K>{}, x, static_cast<uint_of<S>>(b));
+    if constexpr (K == Alu::kAnd || K == Alu::kOr || K == Alu::kXor || K == Alu::kTest) {
+      f &= ~kAF;  // undefined; the interpreter clears it
+    }
+    *rflags = (*rflags & ~kArithFlags) | f;
+    return x;
+  } else {
+    return alu_result<K, S, F>(a, b, rflags);
+  }
+}
+
 template <Alu K, unsigned S, bool F>
 inline void alu_to_reg(Cpu& c, unsigned r0, uint64_t b) {
   uint64_t f = c.s.rflags;
-  const uint64_t r = alu_result<K, S, F>(reg<S>(c, r0), b, &f);
+  const uint64_t r = alu_op<K, S, F>(reg<S>(c, r0), b, &f);
   if constexpr (alu_writes_dest(K)) put<S>(c.s, r0, r);
   if constexpr (F) c.s.rflags = f;
 }
@@ -264,7 +338,7 @@ void alu_m(Cpu& c, const MicroOp* op, MicroRun& run) {
   if (uint8_t* p = fast_data<kWrite>(c, *op, effective_address(c, *op), S, kWrite ? 2 : 1))
       [[likely]] {
     uint64_t f = c.s.rflags;
-    const uint64_t r = alu_result<K, S, F>(load<S>(p), Imm ? op->imm : reg<S>(c, op->r1), &f);
+    const uint64_t r = alu_op<K, S, F>(load<S>(p), Imm ? op->imm : reg<S>(c, op->r1), &f);
     if constexpr (kWrite) store<S>(p, r);
     if constexpr (F) c.s.rflags = f;
     return next(c, op, run);
@@ -278,6 +352,13 @@ void alu_m(Cpu& c, const MicroOp* op, MicroRun& run) {
 template <bool Inc, unsigned S, bool F>
 void inc_dec(Cpu& c, const MicroOp* op, MicroRun& run) {
   const uint64_t a = reg<S>(c, op->r0);
+  if constexpr (F && kNativeFlags) {
+    uint_of<S> x = static_cast<uint_of<S>>(a);
+    const uint64_t g = native_inc_dec<Inc, S>(x);
+    put<S>(c.s, op->r0, x);
+    c.s.rflags = (c.s.rflags & ~(kArithFlags & ~kCF)) | (g & ~kCF);
+    return next(c, op, run);
+  }
   const uint64_t r = (Inc ? a + 1 : a - 1) & mask(S);
   put<S>(c.s, op->r0, r);
   if constexpr (F) {
