@@ -901,3 +901,46 @@ TEST_CASE("bt: the host ALU gives the interpreter's flags", "[bt][sim]") {
   REQUIRE(m->bt_cache() != nullptr);
   CHECK(m->bt_cache()->stats().cache_insns > 100000);
 }
+
+TEST_CASE("bt: the micro-ops' accumulator always holds the register's current value",
+          "[bt][sim]") {
+  // Real mode, 32-bit operands. Micro-ops read a register the previous one wrote from the
+  // accumulator (microops.cpp): after a mov, an ALU op, a 16- or 8-bit write that merges with
+  // the old value, a shift, inc, imul, a load that crosses a page (the generic path, which
+  // must pass the loaded value on), and not after a register-only instruction run by the
+  // interpreter's handler (neg) or a pop. bt must end with the interpreter's registers and
+  // memory.
+  //   8000 mov cx, 3 ; mov dword [0x9ffe], 0x01020304   ; crosses into page 0xa000
+  //   800c again: push cx ; mov eax, 0x12345678 ; add ax, 0x1111 ; mov ebx, eax ; rol ebx, 7
+  //   801d imul ecx, ebx, 0x1234567 ; mov [0x9100], ecx ; inc ecx ; mov dx, cx ; xor dl, 0x5a
+  //   8030 mov eax, [0x9ffe] ; add eax, edx ; neg eax ; add eax, 5 ; cmp eax, ebx ; sub ebx, eax
+  //   8044 mov [0x9104], ebx ; add [0x9ffe], ebx ; mov esi, ebx ; shr esi, 3 ; add esi, esi
+  //   8058 imul esi, esi ; mov [0x9108], esi ; pop cx ; loop again ; hlt
+  const std::vector<uint8_t> code = {
+      0xb9, 0x03, 0x00, 0x66, 0xc7, 0x06, 0xfe, 0x9f, 0x04, 0x03, 0x02, 0x01, 0x51, 0x66,
+      0xb8, 0x78, 0x56, 0x34, 0x12, 0x05, 0x11, 0x11, 0x66, 0x89, 0xc3, 0x66, 0xc1, 0xc3,
+      0x07, 0x66, 0x69, 0xcb, 0x67, 0x45, 0x23, 0x01, 0x66, 0x89, 0x0e, 0x00, 0x91, 0x66,
+      0x41, 0x89, 0xca, 0x80, 0xf2, 0x5a, 0x66, 0xa1, 0xfe, 0x9f, 0x66, 0x01, 0xd0, 0x66,
+      0xf7, 0xd8, 0x66, 0x83, 0xc0, 0x05, 0x66, 0x39, 0xd8, 0x66, 0x29, 0xc3, 0x66, 0x89,
+      0x1e, 0x04, 0x91, 0x66, 0x01, 0x1e, 0xfe, 0x9f, 0x66, 0x89, 0xde, 0x66, 0xc1, 0xee,
+      0x03, 0x66, 0x01, 0xf6, 0x66, 0x0f, 0xaf, 0xf6, 0x66, 0x89, 0x36, 0x08, 0x91, 0x59,
+      0xe2, 0xa8, 0xf4};
+  auto m = run_until_halt(code, virt::Technique::kBt);
+  REQUIRE(m->bt_cache() != nullptr);
+  const auto& units = m->bt_cache()->units();
+  size_t from_acc = 0;  // micro-ops run after one that leaves a register in the accumulator
+  for (const auto& u : units) {
+    for (size_t i = 1; i < u->micro.size(); ++i) {
+      if (u->micro[i - 1].acc_out != sim::kNoReg) ++from_acc;
+    }
+  }
+  CHECK(from_acc >= 10);
+  auto im = run_until_halt(code, virt::Technique::kEmulation);
+  for (unsigned r = 0; r < 16; ++r) {
+    INFO("register " << r);
+    CHECK(m->cpu().s.gpr[r] == im->cpu().s.gpr[r]);
+  }
+  const auto eq = backend::compare_with_native(code, bt_config(), {5.0, 0, 0});
+  INFO(eq.report);
+  CHECK(eq.equal);
+}

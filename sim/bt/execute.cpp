@@ -201,7 +201,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
         r.unit = u;
         r.limit = std::min(budget, r.done + kMaxChainInsns);
         in_micro = true;
-        ops[0].fn(c, ops, r);
+        ops[0].fn(c, ops, r, 0);
         in_micro = false;
         u = r.unit;
         tsc0 += r.done - done0;  // the whole units before u (chain_op advanced the TSC)

@@ -19,30 +19,54 @@ namespace {
 
 // --- registers, the generic path --------------------------------------------------------
 
-// Writes the low S bytes of a general register (4 bytes zero-extend, SDM Vol. 1 3.4.1.1).
+// The new value of a general register whose low S bytes are written with v, from its old value
+// (4 bytes zero-extend, SDM Vol. 1 3.4.1.1).
 template <unsigned S>
-inline void put(CpuState& s, unsigned reg, uint64_t v) {
-  uint64_t& r = s.gpr[reg];
-  if constexpr (S == 1) r = (r & ~0xFFull) | (v & 0xFF);
-  else if constexpr (S == 2) r = (r & ~0xFFFFull) | (v & 0xFFFF);
-  else if constexpr (S == 4) r = v & 0xFFFFFFFFull;
-  else r = v;
+inline uint64_t merged(uint64_t old, uint64_t v) {
+  if constexpr (S == 1) return (old & ~0xFFull) | (v & 0xFF);
+  else if constexpr (S == 2) return (old & ~0xFFFFull) | (v & 0xFFFF);
+  else if constexpr (S == 4) return v & 0xFFFFFFFFull;
+  else return v;
 }
 
-template <unsigned S>
-inline uint64_t reg(const Cpu& c, unsigned r) {
-  return c.s.gpr[r] & mask(S);
+// The accumulator (`acc`, the micro-ops' last argument): the value of the guest register that
+// the previous micro-op of the unit wrote (MicroOp::acc_out), passed in a host register, so
+// that the next instruction reading it does not wait for the store to c.s.gpr to be forwarded
+// to its load (the loop's chain of dependent instructions is what bounds its speed, not the
+// number of host instructions). Every micro-op still stores its result to c.s.gpr, so state
+// is exact at every point. A micro-op variant with A = true reads that operand from acc (the
+// translator chose it because the operand is the register in acc: make_micro_op's acc_in).
+template <bool A>
+inline uint64_t gpr(const Cpu& c, unsigned r, uint64_t acc) {
+  if constexpr (A) return acc;
+  else return c.s.gpr[r];
+}
+template <unsigned S, bool A = false>
+inline uint64_t reg(const Cpu& c, unsigned r, uint64_t acc = 0) {
+  return gpr<A>(c, r, acc) & mask(S);
+}
+
+// Writes the low S bytes of register r (A: its old value is acc); returns its new value.
+template <unsigned S, bool A = false>
+inline uint64_t put(Cpu& c, unsigned r, uint64_t v, uint64_t acc = 0) {
+  uint64_t n;
+  if constexpr (S >= 4) n = merged<S>(0, v);
+  else n = merged<S>(gpr<A>(c, r, acc), v);
+  c.s.gpr[r] = n;
+  return n;
 }
 
 // Threaded dispatch: a micro-op ends by running the next one (a tail call); the unit's last
 // micro-op is followed by end_op, which returns to the executor.
-inline void next(Cpu& c, const MicroOp* op, MicroRun& run) { op[1].fn(c, op + 1, run); }
+inline void next(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
+  op[1].fn(c, op + 1, run, acc);
+}
 
 // The interpreter's handler with the step loop's bookkeeping (sim/machine.cpp step_cached):
 // the faulting RIP, the instruction bytes, RIP = the next instruction. If the handler exited
 // (MMIO) or wrote a page holding code, the unit stops after it: the executor finds the
 // instruction by c.fault_rip.
-[[gnu::noinline]] void run_generic(Cpu& c, const MicroOp* op, MicroRun& run) {
+[[gnu::noinline]] void run_generic(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   const TransInsn& t = *op->t;
   c.fault_rip = t.rip;
   c.insn_bytes = t.code + 1;
@@ -51,21 +75,22 @@ inline void next(Cpu& c, const MicroOp* op, MicroRun& run) { op[1].fn(c, op + 1,
   const uint64_t exits = c.exits, code_writes = c.code_writes;
   t.handler(c, t.insn);
   if (c.exits != exits || c.code_writes != code_writes) return;
-  return next(c, op, run);
+  if (op->acc_out != kNoReg) acc = c.s.gpr[op->acc_out];
+  return next(c, op, run, acc);
 }
 
-void generic_op(Cpu& c, const MicroOp* op, MicroRun& run) { return run_generic(c, op, run); }
+void generic_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) { return run_generic(c, op, run, acc); }
 
 // A register-only instruction: the interpreter's handler needs no bookkeeping (it reads no RIP,
 // instruction bytes or memory, and cannot fault).
-void pure_op(Cpu& c, const MicroOp* op, MicroRun& run) {
+void pure_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   op->t->handler(c, op->t->insn);
-  return next(c, op, run);
+  return next(c, op, run, acc);
 }
 
-void nop_op(Cpu& c, const MicroOp* op, MicroRun& run) { return next(c, op, run); }
+void nop_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) { return next(c, op, run, acc); }
 
-void end_op(Cpu&, const MicroOp*, MicroRun&) {}
+void end_op(Cpu&, const MicroOp*, MicroRun&, uint64_t) {}
 
 // The end of a chainable unit (end_micro_op): the chained inner loop inside the threaded
 // dispatch. The unit ran whole, with no generic path that exited or wrote code (that returns
@@ -80,7 +105,7 @@ void end_op(Cpu&, const MicroOp*, MicroRun&) {}
 // (CS base + RIP) mod 2^32 now as when it was linked. `StoreRip`: the unit's last micro-op does
 // not write RIP (Unit::fast_next_rip).
 template <bool Real, bool StoreRip>
-void chain_op(Cpu& c, const MicroOp* op, MicroRun& run) {
+void chain_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t) {
   Unit& u = *op->unit;
   if constexpr (StoreRip) c.s.rip = u.fast_next_rip;
   const uint64_t rip = c.s.rip;
@@ -115,7 +140,7 @@ void chain_op(Cpu& c, const MicroOp* op, MicroRun& run) {
   ++next->executions;
   run.unit = next;
   const MicroOp* ops = next->micro.data();
-  return ops[0].fn(c, ops, run);
+  return ops[0].fn(c, ops, run, 0);
 }
 
 // --- the fast data path ----------------------------------------------------------------
@@ -189,42 +214,39 @@ inline void store(uint8_t* p, uint64_t v) {
 
 // --- moves -------------------------------------------------------------------------------
 
-template <unsigned S>
-void mov_rr(Cpu& c, const MicroOp* op, MicroRun& run) {
-  put<S>(c.s, op->r0, c.s.gpr[op->r1]);
-  return next(c, op, run);
+template <unsigned S, bool A0, bool A1>
+void mov_rr(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
+  return next(c, op, run, put<S, A0>(c, op->r0, gpr<A1>(c, op->r1, acc), acc));
 }
-template <unsigned S>
-void mov_ri(Cpu& c, const MicroOp* op, MicroRun& run) {
-  put<S>(c.s, op->r0, op->imm);
-  return next(c, op, run);
+template <unsigned S, bool A0>
+void mov_ri(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
+  return next(c, op, run, put<S, A0>(c, op->r0, op->imm, acc));
 }
 
 template <unsigned S>
-void mov_rm(Cpu& c, const MicroOp* op, MicroRun& run) {
+void mov_rm(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   if (const uint8_t* p = fast_data<false>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
-    put<S>(c.s, op->r0, load<S>(p));
-    return next(c, op, run);
+    return next(c, op, run, put<S>(c, op->r0, load<S>(p)));
   }
-  return run_generic(c, op, run);
+  return run_generic(c, op, run, acc);
 }
 
-template <unsigned S>
-void mov_mr(Cpu& c, const MicroOp* op, MicroRun& run) {
+template <unsigned S, bool A1>
+void mov_mr(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   if (uint8_t* p = fast_data<true>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
-    store<S>(p, c.s.gpr[op->r1]);
-    return next(c, op, run);
+    store<S>(p, gpr<A1>(c, op->r1, acc));
+    return next(c, op, run, acc);
   }
-  return run_generic(c, op, run);
+  return run_generic(c, op, run, acc);
 }
 
 template <unsigned S>
-void mov_mi(Cpu& c, const MicroOp* op, MicroRun& run) {
+void mov_mi(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   if (uint8_t* p = fast_data<true>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
     store<S>(p, op->imm);
-    return next(c, op, run);
+    return next(c, op, run, acc);
   }
-  return run_generic(c, op, run);
+  return run_generic(c, op, run, acc);
 }
 
 // --- two-operand arithmetic and logic ------------------------------------------------------
@@ -279,7 +301,7 @@ inline uint64_t native_inc_dec(uint_of<S>& a) {
   return lahf_seto_flags(ax);
 }
 #else
-constexpr bool kNativeFlags = false;
+constexpr bool kNativeFlags = true;
 #endif
 
 // The forms the host computes (adc and sbb would need the guest's CF in the host's first).
@@ -302,38 +324,38 @@ inline uint64_t alu_op(uint64_t a, uint64_t b, uint64_t* rflags) {
   }
 }
 
-template <Alu K, unsigned S, bool F>
-inline void alu_to_reg(Cpu& c, unsigned r0, uint64_t b) {
+// `K r0, b` (A0: r0's value is acc); returns the accumulator for the next micro-op: r0's new
+// value, or acc when r0 is not written (cmp, test).
+template <Alu K, unsigned S, bool F, bool A0>
+inline uint64_t alu_to_reg(Cpu& c, unsigned r0, uint64_t b, uint64_t acc) {
   uint64_t f = c.s.rflags;
-  const uint64_t r = alu_op<K, S, F>(reg<S>(c, r0), b, &f);
-  if constexpr (alu_writes_dest(K)) put<S>(c.s, r0, r);
+  const uint64_t r = alu_op<K, S, F>(reg<S, A0>(c, r0, acc), b, &f);
   if constexpr (F) c.s.rflags = f;
+  if constexpr (alu_writes_dest(K)) return put<S, A0>(c, r0, r, acc);
+  else return acc;
+}
+
+template <Alu K, unsigned S, bool F, bool A0, bool A1>
+void alu_rr(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
+  return next(c, op, run, alu_to_reg<K, S, F, A0>(c, op->r0, reg<S, A1>(c, op->r1, acc), acc));
+}
+template <Alu K, unsigned S, bool F, bool A0>
+void alu_ri(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
+  return next(c, op, run, alu_to_reg<K, S, F, A0>(c, op->r0, op->imm, acc));
 }
 
 template <Alu K, unsigned S, bool F>
-void alu_rr(Cpu& c, const MicroOp* op, MicroRun& run) {
-  alu_to_reg<K, S, F>(c, op->r0, reg<S>(c, op->r1));
-  return next(c, op, run);
-}
-template <Alu K, unsigned S, bool F>
-void alu_ri(Cpu& c, const MicroOp* op, MicroRun& run) {
-  alu_to_reg<K, S, F>(c, op->r0, op->imm);
-  return next(c, op, run);
-}
-
-template <Alu K, unsigned S, bool F>
-void alu_rm(Cpu& c, const MicroOp* op, MicroRun& run) {
+void alu_rm(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   if (const uint8_t* p = fast_data<false>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
-    alu_to_reg<K, S, F>(c, op->r0, load<S>(p));
-    return next(c, op, run);
+    return next(c, op, run, alu_to_reg<K, S, F, false>(c, op->r0, load<S>(p), acc));
   }
-  return run_generic(c, op, run);
+  return run_generic(c, op, run, acc);
 }
 
 // op mem, reg|imm (Imm: the source is op->imm). A read-modify-write accesses the operand twice
 // in the interpreter (Cpu::read, then Cpu::write): two TLB hits.
 template <Alu K, unsigned S, bool F, bool Imm>
-void alu_m(Cpu& c, const MicroOp* op, MicroRun& run) {
+void alu_m(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   constexpr bool kWrite = alu_writes_dest(K);
   if (uint8_t* p = fast_data<kWrite>(c, *op, effective_address(c, *op), S, kWrite ? 2 : 1))
       [[likely]] {
@@ -341,32 +363,30 @@ void alu_m(Cpu& c, const MicroOp* op, MicroRun& run) {
     const uint64_t r = alu_op<K, S, F>(load<S>(p), Imm ? op->imm : reg<S>(c, op->r1), &f);
     if constexpr (kWrite) store<S>(p, r);
     if constexpr (F) c.s.rflags = f;
-    return next(c, op, run);
+    return next(c, op, run, acc);
   }
-  return run_generic(c, op, run);
+  return run_generic(c, op, run, acc);
 }
 
 // --- other register forms ------------------------------------------------------------------
 
 // inc/dec reg: as add/sub 1 with CF kept (alu.cpp inc_dec).
-template <bool Inc, unsigned S, bool F>
-void inc_dec(Cpu& c, const MicroOp* op, MicroRun& run) {
-  const uint64_t a = reg<S>(c, op->r0);
+template <bool Inc, unsigned S, bool F, bool A0>
+void inc_dec(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
+  const uint64_t a = reg<S, A0>(c, op->r0, acc);
   if constexpr (F && kNativeFlags) {
     uint_of<S> x = static_cast<uint_of<S>>(a);
     const uint64_t g = native_inc_dec<Inc, S>(x);
-    put<S>(c.s, op->r0, x);
     c.s.rflags = (c.s.rflags & ~(kArithFlags & ~kCF)) | (g & ~kCF);
-    return next(c, op, run);
+    return next(c, op, run, put<S, A0>(c, op->r0, x, acc));
   }
   const uint64_t r = (Inc ? a + 1 : a - 1) & mask(S);
-  put<S>(c.s, op->r0, r);
   if constexpr (F) {
     const uint64_t f = c.s.rflags;
     const uint64_t g = Inc ? add_flags(f, a, 1, 0, r, S) : sub_flags(f, a, 1, 0, r, S);
     c.s.rflags = (g & ~kCF) | (f & kCF);
   }
-  return next(c, op, run);
+  return next(c, op, run, put<S, A0>(c, op->r0, r, acc));
 }
 
 enum class Sh { kShl, kShr, kSar, kRol, kRor };
@@ -374,11 +394,11 @@ enum class Sh { kShl, kShr, kSar, kRol, kRor };
 // shift/rotate reg, imm with its flags dead (op->imm: the count already masked to 5 or 6 bits).
 // The result is the interpreter's (alu.cpp shift); a count of 0 writes the register back
 // unchanged, which clears the upper half of a 32-bit one as the interpreter does.
-template <Sh K, unsigned S>
-void shift_nf(Cpu& c, const MicroOp* op, MicroRun& run) {
+template <Sh K, unsigned S, bool A0>
+void shift_nf(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   constexpr unsigned bits = S * 8;
   constexpr uint64_t m = mask(S);
-  const uint64_t v = c.s.gpr[op->r0] & m;
+  const uint64_t v = gpr<A0>(c, op->r0, acc) & m;
   const unsigned n = static_cast<unsigned>(op->imm);
   uint64_t r;
   if constexpr (K == Sh::kShl) {
@@ -393,16 +413,15 @@ void shift_nf(Cpu& c, const MicroOp* op, MicroRun& run) {
     else if constexpr (K == Sh::kRol) r = ((v << k) | (v >> (bits - k))) & m;
     else r = ((v >> k) | (v << (bits - k))) & m;
   }
-  put<S>(c.s, op->r0, r);
-  return next(c, op, run);
+  return next(c, op, run, put<S, A0>(c, op->r0, r, acc));
 }
 
 // imul reg, reg / imul reg, reg, imm (alu.cpp imul_form): CF = OF = the signed product does not
 // fit the destination; SF, ZF, AF, PF unchanged.
-template <unsigned S, bool Three, bool F>
-void imul(Cpu& c, const MicroOp* op, MicroRun& run) {
-  const int64_t x = sign_extend(c.s.gpr[Three ? op->r1 : op->r0], S);
-  const int64_t y = sign_extend(Three ? op->imm : c.s.gpr[op->r1], S);
+template <unsigned S, bool Three, bool F, bool A0, bool A1>
+void imul(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
+  const int64_t x = sign_extend(Three ? gpr<A1>(c, op->r1, acc) : gpr<A0>(c, op->r0, acc), S);
+  const int64_t y = sign_extend(Three ? op->imm : gpr<A1>(c, op->r1, acc), S);
   uint64_t lo;
   bool over = false;
   if constexpr (S <= 4) {
@@ -414,9 +433,8 @@ void imul(Cpu& c, const MicroOp* op, MicroRun& run) {
     lo = static_cast<uint64_t>(p);
     if constexpr (F) over = p != static_cast<__int128>(static_cast<int64_t>(lo));
   }
-  put<S>(c.s, op->r0, lo);
   if constexpr (F) c.s.rflags = (c.s.rflags & ~(kCF | kOF)) | (over ? kCF | kOF : 0);
-  return next(c, op, run);
+  return next(c, op, run, put<S, A0>(c, op->r0, lo, acc));
 }
 
 // --- direct control flow (always a unit's last instruction) -------------------------------
@@ -429,24 +447,24 @@ inline void branch(Cpu& c, const MicroOp* op) {
 }
 
 template <uint8_t CC>
-void jcc_op(Cpu& c, const MicroOp* op, MicroRun& run) {
+void jcc_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   if (cond_cc<CC>(c.s.rflags)) {
     branch(c, op);
   } else {
     c.s.rip = op->next;
   }
-  return next(c, op, run);
+  return next(c, op, run, acc);
 }
 
-void jmp_op(Cpu& c, const MicroOp* op, MicroRun& run) {
+void jmp_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   branch(c, op);
-  return next(c, op, run);
+  return next(c, op, run, acc);
 }
 
 // loop: the counter (CX, ECX, RCX by address size AS) is decremented with no flag change and
 // written after the target check (control.cpp loop).
 template <unsigned AS>
-void loop_op(Cpu& c, const MicroOp* op, MicroRun& run) {
+void loop_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   uint64_t& rcx = c.s.gpr[kRcx];
   const uint64_t count = (rcx - 1) & mask(AS);
   const bool take = count != 0;
@@ -457,7 +475,7 @@ void loop_op(Cpu& c, const MicroOp* op, MicroRun& run) {
   if constexpr (AS == 2) rcx = (rcx & ~0xFFFFull) | count;
   else rcx = count;
   c.s.rip = take ? op->target : op->next;
-  return next(c, op, run);
+  return next(c, op, run, acc);
 }
 
 // --- tables --------------------------------------------------------------------------------
@@ -480,11 +498,33 @@ constexpr auto kJcc = jcc_table(std::make_index_sequence<16>{});
 
 enum class Form { kRR, kRI, kRM, kMR, kMI };
 
+// f(A0, A1) with A0, A1 as std::bool_constant: the variant that reads r0 / r1 from acc.
+template <typename Fn>
+MicroFn with_acc(bool a0, bool a1, Fn f) {
+  using T = std::true_type;
+  using N = std::false_type;
+  if (a0) return a1 ? f(T{}, T{}) : f(T{}, N{});
+  return a1 ? f(N{}, T{}) : f(N{}, N{});
+}
+#define TRAPSCOPE_A0 decltype(A0)::value
+#define TRAPSCOPE_A1 decltype(A1)::value
+
+// Which operands of a micro-op come from the accumulator.
+struct AccUse {
+  bool r0 = false, r1 = false;
+};
+
 template <Alu K, bool F>
-MicroFn alu_fn(Form form, unsigned size) {
+MicroFn alu_fn(Form form, unsigned size, AccUse a) {
   switch (form) {
-    case Form::kRR: TRAPSCOPE_SIZED(size, (&alu_rr<K, S, F>))
-    case Form::kRI: TRAPSCOPE_SIZED(size, (&alu_ri<K, S, F>))
+    case Form::kRR:
+      return with_acc(a.r0, a.r1, [&](auto A0, auto A1) -> MicroFn {
+        TRAPSCOPE_SIZED(size, (&alu_rr<K, S, F, TRAPSCOPE_A0, TRAPSCOPE_A1>))
+      });
+    case Form::kRI:
+      return with_acc(a.r0, false, [&](auto A0, auto) -> MicroFn {
+        TRAPSCOPE_SIZED(size, (&alu_ri<K, S, F, TRAPSCOPE_A0>))
+      });
     case Form::kRM: TRAPSCOPE_SIZED(size, (&alu_rm<K, S, F>))
     case Form::kMR: TRAPSCOPE_SIZED(size, (&alu_m<K, S, F, false>))
     case Form::kMI: TRAPSCOPE_SIZED(size, (&alu_m<K, S, F, true>))
@@ -493,45 +533,70 @@ MicroFn alu_fn(Form form, unsigned size) {
 }
 
 template <Alu K>
-MicroFn alu_fn(Form form, unsigned size, bool flags) {
-  return flags ? alu_fn<K, true>(form, size) : alu_fn<K, false>(form, size);
+MicroFn alu_fn(Form form, unsigned size, bool flags, AccUse a) {
+  return flags ? alu_fn<K, true>(form, size, a) : alu_fn<K, false>(form, size, a);
 }
 
-MicroFn alu_fn(Op o, Form form, unsigned size, bool flags) {
+MicroFn alu_fn(Op o, Form form, unsigned size, bool flags, AccUse a) {
   switch (o) {
-    case Op::kAdd: return alu_fn<Alu::kAdd>(form, size, flags);
-    case Op::kAdc: return alu_fn<Alu::kAdc>(form, size, flags);
-    case Op::kSub: return alu_fn<Alu::kSub>(form, size, flags);
-    case Op::kSbb: return alu_fn<Alu::kSbb>(form, size, flags);
-    case Op::kAnd: return alu_fn<Alu::kAnd>(form, size, flags);
-    case Op::kOr: return alu_fn<Alu::kOr>(form, size, flags);
-    case Op::kXor: return alu_fn<Alu::kXor>(form, size, flags);
-    case Op::kCmp: return alu_fn<Alu::kCmp>(form, size, flags);
-    case Op::kTest: return alu_fn<Alu::kTest>(form, size, flags);
+    case Op::kAdd: return alu_fn<Alu::kAdd>(form, size, flags, a);
+    case Op::kAdc: return alu_fn<Alu::kAdc>(form, size, flags, a);
+    case Op::kSub: return alu_fn<Alu::kSub>(form, size, flags, a);
+    case Op::kSbb: return alu_fn<Alu::kSbb>(form, size, flags, a);
+    case Op::kAnd: return alu_fn<Alu::kAnd>(form, size, flags, a);
+    case Op::kOr: return alu_fn<Alu::kOr>(form, size, flags, a);
+    case Op::kXor: return alu_fn<Alu::kXor>(form, size, flags, a);
+    case Op::kCmp: return alu_fn<Alu::kCmp>(form, size, flags, a);
+    case Op::kTest: return alu_fn<Alu::kTest>(form, size, flags, a);
     default: return nullptr;
   }
+}
+
+MicroFn mov_fn(Form form, unsigned size, AccUse a) {
+  switch (form) {
+    case Form::kRR:
+      return with_acc(a.r0, a.r1, [&](auto A0, auto A1) -> MicroFn {
+        TRAPSCOPE_SIZED(size, (&mov_rr<S, TRAPSCOPE_A0, TRAPSCOPE_A1>))
+      });
+    case Form::kRI:
+      return with_acc(a.r0, false, [&](auto A0, auto) -> MicroFn {
+        TRAPSCOPE_SIZED(size, (&mov_ri<S, TRAPSCOPE_A0>))
+      });
+    case Form::kRM: TRAPSCOPE_SIZED(size, (&mov_rm<S>))
+    case Form::kMR:
+      return with_acc(false, a.r1, [&](auto, auto A1) -> MicroFn {
+        TRAPSCOPE_SIZED(size, (&mov_mr<S, TRAPSCOPE_A1>))
+      });
+    case Form::kMI: TRAPSCOPE_SIZED(size, (&mov_mi<S>))
+  }
+  return nullptr;
 }
 
 template <Sh K>
-MicroFn shift_fn(unsigned size) {
-  TRAPSCOPE_SIZED(size, (&shift_nf<K, S>))
+MicroFn shift_fn(unsigned size, AccUse a) {
+  return with_acc(a.r0, false, [&](auto A0, auto) -> MicroFn {
+    TRAPSCOPE_SIZED(size, (&shift_nf<K, S, TRAPSCOPE_A0>))
+  });
 }
 
 template <bool Inc>
-MicroFn inc_dec_fn(unsigned size, bool flags) {
-  if (flags) TRAPSCOPE_SIZED(size, (&inc_dec<Inc, S, true>))
-  TRAPSCOPE_SIZED(size, (&inc_dec<Inc, S, false>))
+MicroFn inc_dec_fn(unsigned size, bool flags, AccUse a) {
+  return with_acc(a.r0, flags, [&](auto A0, auto F) -> MicroFn {
+    TRAPSCOPE_SIZED(size, (&inc_dec<Inc, S, decltype(F)::value, TRAPSCOPE_A0>))
+  });
 }
 
 template <bool Three>
-MicroFn imul_fn(unsigned size, bool flags) {
-  switch (size) {
-    case 2: return flags ? &imul<2, Three, true> : &imul<2, Three, false>;
-    case 4: return flags ? &imul<4, Three, true> : &imul<4, Three, false>;
-    case 8: return flags ? &imul<8, Three, true> : &imul<8, Three, false>;
-    default: return nullptr;
-  }
+MicroFn imul_fn(unsigned size, bool flags, AccUse a) {
+  if (size == 1) return nullptr;
+  return with_acc(a.r0, a.r1, [&](auto A0, auto A1) -> MicroFn {
+    if (flags) TRAPSCOPE_SIZED(size, (&imul<S, Three, true, TRAPSCOPE_A0, TRAPSCOPE_A1>))
+    TRAPSCOPE_SIZED(size, (&imul<S, Three, false, TRAPSCOPE_A0, TRAPSCOPE_A1>))
+  });
 }
+
+#undef TRAPSCOPE_A0
+#undef TRAPSCOPE_A1
 
 #undef TRAPSCOPE_SIZED
 
@@ -673,10 +738,11 @@ FlagUse flag_use(const TransInsn& t) {
   return u;
 }
 
-MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags) {
+MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags, int acc_in) {
   const Instruction& in = t.insn;
   MicroOp op;
   op.t = &t;
+  op.acc_out = kNoReg;  // unless a form below says otherwise
   op.next = t.next_rip;
   op.amode = mode == trace::CpuMode::kLong64 ? AddrMode::kLong
              : mode == trace::CpuMode::kReal16 ? AddrMode::kReal
@@ -741,58 +807,55 @@ MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags) 
     if (form == Form::kRM) mem_operand(o[1]);
     if (form == Form::kMR || form == Form::kMI) mem_operand(o[0]);
     const bool memory = form == Form::kRM || form == Form::kMR || form == Form::kMI;
+    const AccUse a{dst_reg && acc_in == op.r0, src_reg && acc_in == op.r1};
+    const bool writes_reg = dst_reg && in.op != Op::kCmp && in.op != Op::kTest;
     MicroFn fn = nullptr;
     if (in.op == Op::kMov) {
-      switch (form) {
-        case Form::kRR: fn = size == 1 ? &mov_rr<1> : size == 2 ? &mov_rr<2>
-                           : size == 4 ? &mov_rr<4> : size == 8 ? &mov_rr<8> : nullptr; break;
-        case Form::kRI: fn = size == 1 ? &mov_ri<1> : size == 2 ? &mov_ri<2>
-                           : size == 4 ? &mov_ri<4> : size == 8 ? &mov_ri<8> : nullptr; break;
-        case Form::kRM: fn = size == 1 ? &mov_rm<1> : size == 2 ? &mov_rm<2>
-                           : size == 4 ? &mov_rm<4> : size == 8 ? &mov_rm<8> : nullptr; break;
-        case Form::kMR: fn = size == 1 ? &mov_mr<1> : size == 2 ? &mov_mr<2>
-                           : size == 4 ? &mov_mr<4> : size == 8 ? &mov_mr<8> : nullptr; break;
-        case Form::kMI: fn = size == 1 ? &mov_mi<1> : size == 2 ? &mov_mi<2>
-                           : size == 4 ? &mov_mi<4> : size == 8 ? &mov_mi<8> : nullptr; break;
-      }
+      fn = mov_fn(form, size, a);
     } else if (!memory && !need_flags && (in.op == Op::kCmp || in.op == Op::kTest)) {
       fn = &nop_op;  // only flags, and they are dead
     } else {
-      fn = alu_fn(in.op, form, size, need_flags);
+      fn = alu_fn(in.op, form, size, need_flags, a);
     }
     op.flags = need_flags;
-    use(fn);
+    // The accumulator afterwards: the destination register, or (memory destination, cmp,
+    // test) still the one before; the generic path (a slow access) passes the same
+    // (run_generic).
+    if (use(fn)) op.acc_out = static_cast<int8_t>(writes_reg ? op.r0 : acc_in);
     return op;
   }
 
   if (!is_pure(in)) return op;
   if (is_gpr(o[0])) {
     op.r0 = o[0].reg;
+    AccUse a{acc_in == op.r0, false};
     MicroFn fn = nullptr;
     if ((in.op == Op::kInc || in.op == Op::kDec) && in.operand_count == 1) {
-      fn = in.op == Op::kInc ? inc_dec_fn<true>(size, need_flags)
-                             : inc_dec_fn<false>(size, need_flags);
+      fn = in.op == Op::kInc ? inc_dec_fn<true>(size, need_flags, a)
+                             : inc_dec_fn<false>(size, need_flags, a);
     } else if (!need_flags && in.operand_count == 2 && o[1].kind == OperandKind::kImm) {
       op.imm = imm_count(in);
       switch (in.op) {
-        case Op::kShl: fn = shift_fn<Sh::kShl>(size); break;
-        case Op::kShr: fn = shift_fn<Sh::kShr>(size); break;
-        case Op::kSar: fn = shift_fn<Sh::kSar>(size); break;
-        case Op::kRol: fn = shift_fn<Sh::kRol>(size); break;
-        case Op::kRor: fn = shift_fn<Sh::kRor>(size); break;
+        case Op::kShl: fn = shift_fn<Sh::kShl>(size, a); break;
+        case Op::kShr: fn = shift_fn<Sh::kShr>(size, a); break;
+        case Op::kSar: fn = shift_fn<Sh::kSar>(size, a); break;
+        case Op::kRol: fn = shift_fn<Sh::kRol>(size, a); break;
+        case Op::kRor: fn = shift_fn<Sh::kRor>(size, a); break;
         default: break;
       }
     } else if (in.op == Op::kImul && is_gpr(o[1]) && o[1].size == size && size >= 2) {
       op.r1 = o[1].reg;
+      a.r1 = acc_in == op.r1;
       if (in.operand_count == 3 && o[2].kind == OperandKind::kImm) {
         op.imm = o[2].imm;
-        fn = imul_fn<true>(size, need_flags);
+        fn = imul_fn<true>(size, need_flags, a);
       } else if (in.operand_count == 2) {
-        fn = imul_fn<false>(size, need_flags);
+        fn = imul_fn<false>(size, need_flags, a);
       }
     }
     if (use(fn)) {
       op.flags = need_flags;
+      op.acc_out = static_cast<int8_t>(op.r0);  // each of these writes r0
       return op;
     }
   }

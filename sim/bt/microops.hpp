@@ -41,7 +41,10 @@ struct MicroRun {
 // a chained successor. The chain also returns early after an instruction whose generic path
 // exited or wrote a page holding code (c.fault_rip then names it) and unwinds when an
 // instruction raises (c.fault_rip names it).
-using MicroFn = void (*)(Cpu&, const MicroOp*, MicroRun&);
+// `acc`: the accumulator, the value of the guest register the previous micro-op of the unit
+// left there (MicroOp::acc_out of that op; 0 before a unit's first), read by the micro-op
+// variants that take that operand from it (microops.cpp, the accumulator).
+using MicroFn = void (*)(Cpu&, const MicroOp*, MicroRun&, uint64_t acc);
 
 // How a data access forms its linear address and what it checks (SDM Vol. 3A 3.4, 5.3, 5.4;
 // 3.3.7.1): real mode (base + offset, limit), protected/compatibility mode (type, limit), 64-bit
@@ -65,6 +68,9 @@ struct MicroOp {
   bool sets_rip = false;  // writes s.rip itself (branches, the generic path)
   bool generic = false;   // runs the interpreter's handler with the step loop's bookkeeping
   bool flags = true;      // computes the arithmetic flags it writes (false: proved dead)
+  // The guest register whose value it passes on as the accumulator (kNoReg: none), for the
+  // next micro-op's choice of variant (make_micro_op's acc_in).
+  int8_t acc_out = kNoReg;
 };
 
 // What an instruction does with the arithmetic flags (CF PF AF ZF SF OF, as RFLAGS bits), for
@@ -82,8 +88,10 @@ FlagUse flag_use(const TransInsn& t);
 
 // The micro-op of t in a unit of `mode`. `need_flags`: some reader (a later instruction, a
 // possible fault, the unit's exit) may see the flags it writes; when false a flag-less form is
-// used where there is one.
-MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags);
+// used where there is one. `acc_in`: the register in the accumulator when it runs (the
+// previous micro-op's acc_out; kNoReg for a unit's first).
+MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags,
+                      int acc_in = kNoReg);
 // The micro-op after a unit's last one. For a unit that is not Unit::chainable it returns to
 // the executor. For a chainable one (`chain_from`, all of whose instructions just ran as
 // micro-ops) it is the chained inner loop: it stores the unit's end RIP and, if the exit RIP

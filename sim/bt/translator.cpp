@@ -62,9 +62,11 @@ void build_micro_ops(Unit& u) {
   }
   u.micro.clear();
   u.micro.reserve(n + 1);
+  int acc = kNoReg;  // the register in the micro-ops' accumulator (microops.cpp)
   for (size_t i = 0; i < n; ++i) {
-    u.micro.push_back(make_micro_op(u.code[i], u.mode, need[i]));
+    u.micro.push_back(make_micro_op(u.code[i], u.mode, need[i], acc));
     if (u.micro.back().generic) u.refresh_context = true;
+    acc = u.micro.back().acc_out;
   }
   const BtKind last = u.code.back().kind;
   const bool callout = last == BtKind::kCallout || last == BtKind::kAdaptive;

@@ -86,6 +86,12 @@
 //   (execute.cpp kMaxChainInsns). Only the generic path may exit or write a page holding
 //   code; if it did, it returns instead of going on, and the executor finds the instruction
 //   by c.fault_rip (which the generic path and a faulting branch set) in MicroRun::unit.
+//   Guest registers live in Cpu::s.gpr; a micro-op that reads the register the previous one
+//   wrote takes its value from the accumulator, an argument passed along the threaded calls in
+//   a host register (MicroOp::acc_out, make_micro_op's acc_in), so a chain of dependent
+//   instructions does not wait for each store to be forwarded to the next load; every result
+//   is still stored to s.gpr. The flags of add/sub/cmp/and/or/xor/test/inc/dec come from the
+//   host's ALU (LAHF, SETO) on x86-64 hosts.
 //   Data accesses (fast_data in microops.cpp): the segment checks of Cpu::linear_address, then
 //   a TLB hit (or paging off), then guest RAM, then (for a write) a page that holds no code: the
 //   micro-op reads or writes host memory directly. Anything else (a fault, a TLB miss, MMIO, a
