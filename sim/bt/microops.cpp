@@ -145,7 +145,11 @@ void chain_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t) {
 
 // --- the fast data path ----------------------------------------------------------------
 
+// `BaseOnly`: the operand is [base + disp] (no index), the common form, chosen at translation
+// (make_micro_op) so that the moves skip the index test.
+template <bool BaseOnly = false>
 inline uint64_t effective_address(const Cpu& c, const MicroOp& op) {
+  if constexpr (BaseOnly) return (c.s.gpr[op.base] + op.disp) & op.amask;
   uint64_t a = op.disp;
   if (op.base != kNoReg) a += c.s.gpr[op.base];
   if (op.index != kNoReg) a += c.s.gpr[op.index] * op.scale;
@@ -223,17 +227,19 @@ void mov_ri(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   return next(c, op, run, put<S, A0>(c, op->r0, op->imm, acc));
 }
 
-template <unsigned S>
+template <unsigned S, bool BaseOnly>
 void mov_rm(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
-  if (const uint8_t* p = fast_data<false>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
+  if (const uint8_t* p = fast_data<false>(c, *op, effective_address<BaseOnly>(c, *op), S, 1))
+      [[likely]] {
     return next(c, op, run, put<S>(c, op->r0, load<S>(p)));
   }
   return run_generic(c, op, run, acc);
 }
 
-template <unsigned S, bool A1>
+template <unsigned S, bool A1, bool BaseOnly>
 void mov_mr(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
-  if (uint8_t* p = fast_data<true>(c, *op, effective_address(c, *op), S, 1)) [[likely]] {
+  if (uint8_t* p = fast_data<true>(c, *op, effective_address<BaseOnly>(c, *op), S, 1))
+      [[likely]] {
     store<S>(p, gpr<A1>(c, op->r1, acc));
     return next(c, op, run, acc);
   }
@@ -552,7 +558,7 @@ MicroFn alu_fn(Op o, Form form, unsigned size, bool flags, AccUse a) {
   }
 }
 
-MicroFn mov_fn(Form form, unsigned size, AccUse a) {
+MicroFn mov_fn(Form form, unsigned size, AccUse a, bool base_only) {
   switch (form) {
     case Form::kRR:
       return with_acc(a.r0, a.r1, [&](auto A0, auto A1) -> MicroFn {
@@ -562,10 +568,13 @@ MicroFn mov_fn(Form form, unsigned size, AccUse a) {
       return with_acc(a.r0, false, [&](auto A0, auto) -> MicroFn {
         TRAPSCOPE_SIZED(size, (&mov_ri<S, TRAPSCOPE_A0>))
       });
-    case Form::kRM: TRAPSCOPE_SIZED(size, (&mov_rm<S>))
+    case Form::kRM:
+      return with_acc(base_only, false, [&](auto B, auto) -> MicroFn {
+        TRAPSCOPE_SIZED(size, (&mov_rm<S, decltype(B)::value>))
+      });
     case Form::kMR:
-      return with_acc(false, a.r1, [&](auto, auto A1) -> MicroFn {
-        TRAPSCOPE_SIZED(size, (&mov_mr<S, TRAPSCOPE_A1>))
+      return with_acc(base_only, a.r1, [&](auto B, auto A1) -> MicroFn {
+        TRAPSCOPE_SIZED(size, (&mov_mr<S, TRAPSCOPE_A1, decltype(B)::value>))
       });
     case Form::kMI: TRAPSCOPE_SIZED(size, (&mov_mi<S>))
   }
@@ -811,7 +820,10 @@ MicroOp make_micro_op(const TransInsn& t, trace::CpuMode mode, bool need_flags, 
     const bool writes_reg = dst_reg && in.op != Op::kCmp && in.op != Op::kTest;
     MicroFn fn = nullptr;
     if (in.op == Op::kMov) {
-      fn = mov_fn(form, size, a);
+      const Operand& m = form == Form::kRM ? o[1] : o[0];
+      const bool base_only =
+          m.kind == OperandKind::kMem && m.base != kNoReg && m.index == kNoReg;
+      fn = mov_fn(form, size, a, base_only);
     } else if (!memory && !need_flags && (in.op == Op::kCmp || in.op == Op::kTest)) {
       fn = &nop_op;  // only flags, and they are dead
     } else {
