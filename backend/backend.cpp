@@ -182,6 +182,7 @@ class SimBackend final : public Backend {
   const sim::bt::BtStats* bt_stats() override {
     return machine_.bt_cache() ? &machine_.bt_cache()->stats() : nullptr;
   }
+  void report_bt_counts(trace::EventSink& sink) override { machine_.report_bt_counts(sink); }
   Kind kind() const override { return Kind::kSim; }
   void load(std::span<const uint8_t> image) override { machine_.load(image); }
   RunOutcome run(const StopCondition& stop, trace::EventSink* sink) override {

@@ -115,6 +115,11 @@ class Backend {
   virtual std::vector<std::pair<std::string, uint64_t>> kvm_stats() { return {}; }
   // The translation cache's counters under technique bt (sim/bt/translator.hpp); else null.
   virtual const sim::bt::BtStats* bt_stats() { return nullptr; }
+  // Under technique bt, emits a kBtCounts event (sim/bt/counts.hpp) for each unit whose
+  // counters changed since its last one, between runs: a run reports them when it ends, not
+  // when it pauses (a breakpoint, a watched event), so that stopping does not change the event
+  // stream; the visualizer asks for them when it stops for the user. Else nothing.
+  virtual void report_bt_counts(trace::EventSink& sink) { (void)sink; }
 };
 
 // Throws vmm::KvmError (or std::system_error) when KVM is not usable.

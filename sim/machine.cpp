@@ -146,6 +146,10 @@ void SimMachine::load(std::span<const uint8_t> image) {
   if (bt_) bt_->flush();
 }
 
+void SimMachine::report_bt_counts(trace::EventSink& sink) {
+  if (bt_) bt::report_unit_counts(*bt_, cpu_, sink);
+}
+
 SimMachine::FetchContext SimMachine::fetch_context() const {
   const CpuState& s = cpu_.s;
   FetchContext x;
@@ -495,7 +499,7 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
   if (sink && r.reason != RunEndReason::kEventMatched && r.reason != RunEndReason::kBreakpoint) {
     // A pause (breakpoint, matched event) is not the end of the run: no RunEndEvent, so that a
     // later run continues the same event stream.
-    if (bt_) bt::report_unit_counts(*bt_, cpu_, bt_reported_, *sink);  // sim/bt/counts.hpp
+    if (bt_) bt::report_unit_counts(*bt_, cpu_, *sink);  // sim/bt/counts.hpp
     trace::RunEndEvent end{};
     end.header = trace::make_header<trace::RunEndEvent>(trace::EventType::kRunEnd);
     end.header.seq = cpu_.next_seq();

@@ -102,6 +102,9 @@ class SimMachine {
   virt::Monitor* monitor() { return monitor_.get(); }
   // The translation cache of binary translation (sim/bt/translator.hpp); null otherwise.
   bt::Cache* bt_cache() { return bt_.get(); }
+  // Between runs: the bt units' counters that changed since they were last reported, as
+  // kBtCounts events (sim/bt/counts.hpp; a run reports them only when it ends).
+  void report_bt_counts(trace::EventSink& sink);
 
  private:
   SimConfig config_;
@@ -163,7 +166,6 @@ class SimMachine {
                                        unsigned n);
   std::unique_ptr<virt::Monitor> monitor_;  // null: emulation (the step loop's fast path)
   std::unique_ptr<bt::Cache> bt_;           // technique bt (sim/bt/execute.cpp)
-  std::vector<uint64_t> bt_reported_;       // unit id → executions last reported (bt/counts.hpp)
   StepStatus step_bt(uint64_t budget, const SimLimits& limits, const bool* matched,
                      uint64_t* done);
   // The hypercall interface on the simulator (vmm/hypercall.hpp), bound to devices_.hypercall.

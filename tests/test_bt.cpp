@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -206,6 +207,95 @@ TEST_CASE("bt: a page-table store trapped by shadow paging becomes an adaptive c
   // The first store does not trap (the page table is shadowed by the read after it), the next
   // kBtAdaptiveThreshold do; every later one is a callout.
   CHECK(adaptive_callouts == 1000 - 1 - sim::bt::kBtAdaptiveThreshold);
+}
+
+TEST_CASE("bt: invalidated units are freed, so code rewritten 20,000 times keeps the cache small",
+          "[bt][sim]") {
+  // Real mode at 0:8000, a JIT-like churn: 20,000 passes, each patching the immediate of
+  // `add bx, imm16` on the next page and then running it, so each pass invalidates that page's
+  // unit and translates it again (sim/bt/translator.hpp [SECTION] Freeing invalidated units).
+  // Every 8th pass goes there through `rare`, a live unit on the unwritten page whose chained
+  // exit still points to the unit it reached 8 passes before, long retired: collect() must cut
+  // that link before it frees the unit (a dangling chain[] is a use after free under ASan, and
+  // a link left in place below).
+  //   8000 xor bx, bx
+  //   8002 mov cx, 20000
+  //   8005 mov [0x9002], cx        ; again: the imm16 of the add at 0x9000
+  //   8009 test cl, 7
+  //   800c jz 8011
+  //   800e jmp 9000
+  //   8011 jmp 9000                ; rare
+  //   8014 loop 8005               ; back
+  //   8016 hlt
+  //   9000 add bx, 0               ; patch
+  //   9004 jmp 8014
+  const uint8_t loop[] = {0x31, 0xDB, 0xB9, 0x20, 0x4E, 0x89, 0x0E, 0x02, 0x90, 0xF6, 0xC1, 0x07,
+                          0x74, 0x03, 0xE9, 0xEF, 0x0F, 0xE9, 0xEC, 0x0F, 0xE2, 0xEF, 0xF4};
+  const uint8_t patch[] = {0x81, 0xC3, 0x00, 0x00, 0xE9, 0x0D, 0xF0};
+  std::vector<uint8_t> code(0x1000 + sizeof patch, 0x90);
+  std::copy(std::begin(loop), std::end(loop), code.begin());
+  std::copy(std::begin(patch), std::end(patch), code.begin() + 0x1000);
+  sim::SimConfig cfg;
+  cfg.technique = virt::Technique::kBt;
+  sim::SimMachine m(cfg);
+  m.load(code);
+  trace::Recorder events;
+  sim::SimLimits limits;
+  limits.timeout_s = 30.0;
+  limits.max_instructions = 5000;  // slices: the cache is looked at between them
+  size_t most_held = 0, most_bytes = 0, slices = 0, stale_links = 0;
+  bool links_cut = true;
+  for (;; ++slices) {
+    const auto r = m.run(limits, &events);
+    sim::bt::Cache& c = *m.bt_cache();
+    CHECK(c.retired() < std::max<uint64_t>(sim::bt::kBtCollectMin, c.stats().units / 2));
+    most_held = std::max(most_held, c.units().size());
+    most_bytes = std::max(most_bytes, c.bytes());
+    // The exits of live units that lead to retired units: freeing must null each of them
+    // (checked before anything is allocated again, which could reuse a freed unit's address).
+    std::vector<sim::bt::Unit* const*> stale;
+    for (const auto& u : c.units()) {
+      if (!u->valid) continue;
+      for (sim::bt::Unit* const& next : u->chain) {
+        if (next && !next->valid) stale.push_back(&next);
+      }
+    }
+    stale_links += stale.size();
+    c.free_retired(m.cpu());
+    CHECK(c.retired() == 0);
+    for (sim::bt::Unit* const* slot : stale) links_cut = links_cut && *slot == nullptr;
+    if (r.reason != trace::RunEndReason::kInstructionLimit) {
+      CHECK(r.reason == trace::RunEndReason::kHalted);
+      break;
+    }
+  }
+  CHECK(slices > 10);
+  CHECK(stale_links > 0);  // `rare`'s exit, at least
+  CHECK(links_cut);
+  const sim::bt::BtStats& s = m.bt_cache()->stats();
+  CHECK(s.invalidations >= 19999);  // every pass but the first (the unit is not there yet)
+  CHECK(s.freed >= 19000);
+  CHECK(s.flushes == 0);
+  // Without freeing, every one of the 20,000+ translations stayed until a flush at kBtMaxUnits.
+  CHECK(most_held <= 100);
+  CHECK(most_bytes <= 100 * (sizeof(sim::bt::Unit) + 13 * sizeof(sim::bt::TransInsn) +
+                             13 * sizeof(sim::bt::MicroOp)));
+  CHECK((m.cpu().s.gpr[sim::kRbx] & 0xFFFF) == (20000ull * 20001 / 2) % 65536);  // 1 + … + 20000
+  // The freed units' counters reached the event stream before they went: each unit's last
+  // bt_counts event adds up to the cache's own totals.
+  std::unordered_map<uint32_t, std::pair<uint64_t, uint64_t>> last;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (const auto* e = events.get<trace::BtCountsEvent>(i, trace::EventType::kBtCounts)) {
+      last[e->unit] = {e->executions, e->instructions};
+    }
+  }
+  uint64_t executions = 0, instructions = 0;
+  for (const auto& [unit, n] : last) {
+    executions += n.first;
+    instructions += n.second;
+  }
+  CHECK(executions == s.unit_executions);
+  CHECK(instructions == s.cache_insns);
 }
 
 TEST_CASE("bt: instruction limits and breakpoints stop inside a unit", "[bt][sim]") {

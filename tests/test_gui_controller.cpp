@@ -10,6 +10,7 @@
 
 #include "backend/backend.hpp"
 #include "guests/catalog.hpp"
+#include "sim/bt/translator.hpp"
 #include "tests/support.hpp"
 #include "trace/trace_file.hpp"
 #include "lessons/runner.hpp"
@@ -218,6 +219,55 @@ TEST_CASE("gui controller (simulator): breakpoints", "[gui]") {
     CHECK(r.header.type == EventType::kVmExit);
     CHECK(r.exit.reason == static_cast<uint32_t>(trace::ExitReason::kHlt));
   }
+}
+
+// Stepping through a bt run: each stop (a step to a translation, an address breakpoint) shows
+// the translation cache's execution counts as they are at that point, not as of the last run
+// end (SimMachine::run reports bt_counts at a pause too, sim/bt/counts.hpp).
+TEST_CASE("gui controller (simulator): under bt, each stop shows the current execution counts",
+          "[gui][tcache][bt]") {
+  LiveSource source = source_for("kernelops");
+  source.config.technique = virt::Technique::kBt;
+  Model m;
+  LiveController c(source);
+  settle(c, m);
+  // The same guest on a bare backend, stopped at the same points.
+  const auto g = guests::find("kernelops");
+  auto ref = backend::make_backend(backend::Kind::kSim, source.config);
+  ref->load(g->image);
+  backend::StopCondition to_translation;
+  to_translation.timeout_s = 20;
+  to_translation.stop_on = 1u << static_cast<unsigned>(EventType::kBtTranslate);
+  backend::StopCondition to_loop;  // the loop head (kernelops.asm .loop)
+  to_loop.timeout_s = 20;
+  to_loop.has_breakpoint = true;
+  to_loop.breakpoint = 0x800C;
+  const auto same_counts = [&] {
+    const sim::bt::BtStats* s = ref->bt_stats();
+    REQUIRE(s != nullptr);
+    CHECK(m.registers().rip == ref->registers().rip);
+    CHECK(m.tcache().totals().count_reports > 0);
+    CHECK(m.tcache().totals().executions == s->unit_executions);
+    CHECK(m.tcache().totals().instructions == s->cache_insns);
+  };
+  for (int i = 0; i < 3; ++i) {
+    send(c, m, Command::Op::kStepTo, StepKind::kTranslation);
+    REQUIRE(ref->run(to_translation, nullptr).reason == trace::RunEndReason::kEventMatched);
+    CHECK(m.status().state == RunState::kIdle);
+    same_counts();
+  }
+  Breakpoint b;
+  b.id = 1;
+  b.address = to_loop.breakpoint;
+  set_breakpoints(c, m, {b});
+  for (int i = 0; i < 5; ++i) {  // five passes of the hot loop: its unit's executions go up
+    send(c, m, Command::Op::kRun);
+    REQUIRE(ref->run(to_loop, nullptr).reason == trace::RunEndReason::kBreakpoint);
+    same_counts();
+  }
+  const auto loop = m.tcache().block_at(0x800C);
+  REQUIRE(loop);
+  CHECK(m.tcache().blocks()[*loop].executions >= 4);
 }
 
 TEST_CASE("gui controller (simulator): rings, exceptions and page walks in `rings`", "[gui]") {

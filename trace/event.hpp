@@ -492,9 +492,10 @@ static_assert(sizeof(BtCalloutEvent) == 56);
 // The translation cache's own counters of one unit (sim/bt/translator.hpp Unit::executions,
 // Unit::instructions), cumulative since the unit was translated. Executions reached through a
 // chain record no event (that is the point of chaining), so the counters are reported instead:
-// one event per unit whose counters changed, at the end of each run (just before its
-// kRunEnd; not at a pause on a breakpoint or a watched event). header.rip: the unit's first
-// guest instruction. Units dropped by a whole-cache flush lose what was not yet reported.
+// one event per unit whose counters changed, at the end of each run (just before its kRunEnd;
+// a pause on a breakpoint or a watched event reports them only when the visualizer asks) and
+// just before an invalidated unit is freed or the full cache flushed (sim/bt/counts.hpp).
+// header.rip: the unit's first guest instruction.
 struct BtCountsEvent {
   EventHeader header;
   uint32_t unit;

@@ -163,7 +163,20 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
       if (!u && memory_.contains(pa, 1)) {
         const uint64_t flushes = st.flushes;
         u = cache.find(c, rip, r.cs_base, pa, mode);
-        if (!u) u = cache.translate(c, rip, r.cs_base, pa, mode);
+        if (!u) {
+          // translate() may free retired units (translator.hpp [SECTION] Freeing invalidated
+          // units), prev among them if find() or note_trap retired it: then forget it (no
+          // link from it, nothing to resume).
+          if (prev && !prev->valid) {
+            prev = nullptr;
+            prev_slot = -1;
+          }
+          u = cache.translate(c, rip, r.cs_base, pa, mode);
+          if (st.flushes != flushes) {  // a full cache was flushed: prev is gone too
+            prev = nullptr;
+            prev_slot = -1;
+          }
+        }
         if (u && prev_slot >= 0 && st.flushes == flushes) cache.link(c, *prev, prev_slot, *u);
       }
       direct = !u || !fits_cs(*u, rip);

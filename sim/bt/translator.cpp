@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "sim/bt/counts.hpp"
 #include "sim/decode/decoder.hpp"
 #include "sim/virt/classify.hpp"
 
@@ -134,8 +135,8 @@ std::string BtStats::summary() const {
       "instructions: %llu IDENT, %llu non-IDENT), %.0f ns per translated instruction\n"
       "  unit entries %llu: %llu by chain, %llu by hash lookup (%llu hits, lookup hit rate "
       "%.2f%%); cache hit rate %.2f%% (entries that needed no translation)\n"
-      "  %llu chains patched, %llu callouts (%llu adaptive retranslations), %llu invalidations, "
-      "%llu flushes\n"
+      "  %llu chains patched, %llu callouts (%llu adaptive retranslations), %llu invalidations "
+      "(%llu units freed), %llu flushes\n"
       "  guest instructions: %llu from the cache, %llu directly (CPL 3 and fall-backs)\n",
       static_cast<unsigned long long>(units), static_cast<unsigned long long>(translations),
       static_cast<unsigned long long>(translated_insns), static_cast<unsigned long long>(ident),
@@ -150,7 +151,7 @@ std::string BtStats::summary() const {
               : 0.0,
       static_cast<unsigned long long>(chains), static_cast<unsigned long long>(callouts),
       static_cast<unsigned long long>(adaptive), static_cast<unsigned long long>(invalidations),
-      static_cast<unsigned long long>(flushes), static_cast<unsigned long long>(cache_insns),
+      static_cast<unsigned long long>(freed), static_cast<unsigned long long>(flushes), static_cast<unsigned long long>(cache_insns),
       static_cast<unsigned long long>(direct_insns));
   return buf;
 }
@@ -160,7 +161,7 @@ Unit* Cache::find(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa, trace::
   const Key key{rip, cs_base, pa, mode};
   // A direct-mapped table in front of the hash map (the "hash lookup" of indirect control
   // flow should cost a few loads, as VMware's did).
-  Unit*& front = front_[KeyHash()(key) & (kFrontEntries - 1)];
+  Unit*& front = front_slot(key);
   Unit* u = front;
   if (u == nullptr || !u->valid || u->rip != rip || u->pa != pa || u->cs_base != cs_base ||
       u->mode != mode) {
@@ -188,14 +189,12 @@ void Cache::invalidate_page(Cpu& cpu, uint64_t page, uint64_t rip) {
   if (it == by_page_.end()) return;
   uint32_t n = 0;
   for (Unit* u : it->second) {
-    if (!u->valid) continue;
-    u->valid = false;
-    map_.erase(Key{u->rip, u->cs_base, u->pa, u->mode});
+    if (!u->valid) continue;  // not reached: by_page_ holds live units only
+    retire(*u);
     ++n;
   }
   by_page_.erase(it);
   stats_.invalidations += n;
-  stats_.units -= n;
   if (n && cpu.sink()) {
     auto e = make_event<trace::BtInvalidateEvent>(cpu, trace::EventType::kBtInvalidate, rip);
     e.page_pa = page << 12;
@@ -204,12 +203,51 @@ void Cache::invalidate_page(Cpu& cpu, uint64_t page, uint64_t rip) {
   }
 }
 
+void Cache::retire(Unit& u) {
+  u.valid = false;
+  const Key key{u.rip, u.cs_base, u.pa, u.mode};
+  if (auto it = map_.find(key); it != map_.end() && it->second == &u) map_.erase(it);
+  if (Unit*& front = front_slot(key); front == &u) front = nullptr;
+  ++retired_;
+  --stats_.units;
+}
+
+void Cache::free_retired(Cpu& cpu) {
+  // [SECTION] Freeing invalidated units in translator.hpp. No live unit's exit may lead to a
+  // retired one: null such links (retired units are still allocated here, so `valid` is
+  // readable); report each retired unit's counters before it goes.
+  trace::EventSink* sink = cpu.sink();
+  for (const auto& u : units_) {
+    if (u->valid) {
+      for (Unit*& next : u->chain) {
+        if (next && !next->valid) next = nullptr;
+      }
+    } else if (sink) {
+      report_counts(*u, cpu, *sink);
+    }
+  }
+  if (resume.unit && !resume.unit->valid) resume = {};  // it would not be resumed nor linked
+  std::erase_if(units_, [](const std::unique_ptr<Unit>& u) { return !u->valid; });
+  stats_.freed += retired_;
+  retired_ = 0;
+}
+
+size_t Cache::bytes() const {
+  size_t n = 0;
+  for (const auto& u : units_) {
+    n += sizeof(Unit) + u->code.capacity() * sizeof(TransInsn) +
+         u->micro.capacity() * sizeof(MicroOp);
+  }
+  return n;
+}
+
 void Cache::flush() {
   if (!units_.empty()) ++stats_.flushes;
   map_.clear();
   by_page_.clear();
   front_.fill(nullptr);
   units_.clear();
+  retired_ = 0;
   trap_counts_.clear();
   adaptive_.clear();
   retranslations_.clear();
@@ -219,8 +257,15 @@ void Cache::flush() {
 
 Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
                        trace::CpuMode mode) {
+  collect(cpu);  // before the cache grows: at the same point of the guest's run however it stops
+  if (units_.size() >= kBtMaxUnits) {
+    // A full cache is flushed; the units' counters go out first (sim/bt/counts.hpp).
+    if (cpu.sink()) {
+      for (const auto& held : units_) report_counts(*held, cpu, *cpu.sink());
+    }
+    flush();
+  }
   const uint64_t start = now_ns();
-  if (units_.size() >= kBtMaxUnits) flush();
   const uint8_t* mem = cpu.memory().data();
   const uint64_t page_end = (pa | 0xFFF) + 1;
   const uint64_t ip_mask =
@@ -331,9 +376,10 @@ bool Cache::note_trap(Cpu& cpu, Unit& u, size_t i) {
   ++stats_.adaptive;
   // Drop the unit (only it: the page was not written) so that the next lookup retranslates.
   if (u.valid) {
-    u.valid = false;
-    map_.erase(Key{u.rip, u.cs_base, u.pa, u.mode});
-    --stats_.units;
+    retire(u);
+    if (auto page = by_page_.find(u.pa >> 12); page != by_page_.end()) {
+      std::erase(page->second, &u);
+    }
   }
   (void)cpu;
   return true;

@@ -64,6 +64,31 @@
 //     after kBtAdaptiveThreshold traps its unit is retranslated with the instruction turned
 //     into a callout (BtKind::kAdaptive), as Adams & Agesen describe for page-table writes.
 //
+// [SECTION] Freeing invalidated units (Cache::retire, Cache::free_retired)
+//   An invalidated unit (its page was written, an adaptive retranslation) is RETIRED at once
+//   (Cache::retire): marked invalid and taken out of every table that finds units (map_,
+//   by_page_, its front_ slot), so no lookup returns it again. It is FREED later, when the
+//   cache is about to grow: translate() first frees the retired units if there are at least
+//   max(kBtCollectMin, live units / 2) of them (free_retired: one pass over units_ nulls every
+//   live unit's chain[] exit that leads to a retired unit, forgets `resume` if it names one,
+//   reports each retired unit's counters as a kBtCounts event if they changed (counts.hpp),
+//   then frees them). So the cache holds fewer than max(kBtCollectMin, live / 2) retired units
+//   plus those retired since the last translation, however often the guest rewrites its code,
+//   and the pass costs O(1) per freed unit, amortised. Translations happen at the same points
+//   of a guest's run however the run is stopped and resumed ([SECTION] Resuming a unit), so
+//   freeing (and the counts it reports) does too.
+//   Why deferred freeing with a pass, not back-links (each unit listing the exits that lead to
+//   it): the executor holds Unit* locals across calls that retire units (a lookup that finds
+//   its page written, note_trap after a self-modifying write) and reads `valid` through them
+//   and through chain[]; retiring frees nothing, so all of those reads stay safe, and the one
+//   call that frees, translate(), is one the executor makes holding only `prev`, which it
+//   drops first if it is retired (execute.cpp). No bookkeeping on the link path, no second
+//   list per unit to keep consistent, and the pass reaches every chain[] pointer that can lead
+//   to a retired unit because every live unit is in units_. The rule for code that keeps a
+//   Unit*: a retired unit may be freed by the next translate() (or free_retired, or a flush).
+//   A whole-cache flush (capacity, restore_state, load) frees everything at once; at capacity
+//   the units' counters are reported first.
+//
 // [SECTION] Micro-ops (sim/bt/microops.hpp)
 //   Each translated instruction gets a MicroOp: a function chosen for its operation, operand
 //   form (reg-reg, reg-imm, reg-mem, mem-reg, mem-imm), operand size and address mode, with its
@@ -137,6 +162,7 @@
 //   about 2300 cycles per translated instruction for VMware (a figure, not a model here).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -162,6 +188,9 @@ using trace::kBtMaxUnitInsns;
 inline constexpr uint32_t kBtAdaptiveThreshold = 4;
 // Units kept before the whole cache is flushed (VMware also flushed a full cache).
 inline constexpr size_t kBtMaxUnits = 1u << 16;
+// Retired (invalidated) units held before Cache::collect() frees them, at least ([SECTION]
+// Freeing invalidated units; the bound grows to half the live units).
+inline constexpr size_t kBtCollectMin = 64;
 
 // One translated guest instruction.
 struct TransInsn {
@@ -212,6 +241,9 @@ struct Unit {
   uint64_t executions = 0;
   uint64_t instructions = 0;   // guest instructions executed from this unit
   uint32_t translations = 1;   // times this address was translated (1 + retranslations)
+  // The counters in its last kBtCounts event (counts.hpp): a resumed unit ([SECTION] Resuming a
+  // unit) retires instructions without a new execution.
+  uint64_t reported_executions = 0, reported_instructions = 0;
 };
 
 struct BtStats {
@@ -225,6 +257,7 @@ struct BtStats {
   uint64_t chains = 0;           // exits patched
   uint64_t invalidations = 0;    // units dropped because their page was written
   uint64_t flushes = 0;          // whole-cache flushes (capacity)
+  uint64_t freed = 0;            // invalidated units freed by Cache::collect()
   uint64_t callouts = 0;         // callouts executed
   uint64_t adaptive = 0;         // instructions retranslated into callouts
   uint64_t unit_executions = 0;  // units executed
@@ -256,7 +289,12 @@ class Cache {
   void link(Cpu& cpu, Unit& from, int slot, Unit& to);
   // Counts a callout of t (RIP already advanced: cpu.fault_rip is t's) and reports it.
   void report_callout(Cpu& cpu, const Unit& u, const TransInsn& t);
-  void flush();  // drops every unit (restore_state, capacity)
+  void flush();  // frees every unit (restore_state, load, capacity)
+  // Frees the retired (invalidated) units, whatever their number ([SECTION] Freeing
+  // invalidated units: translate() does it when there are enough; tests call it directly):
+  // nulls every live unit's exit that leads to one, forgets `resume` if it names one, reports
+  // their counters through cpu.sink() if it is set, and frees them.
+  void free_retired(Cpu& cpu);
 
   // Where the last SimMachine::step_bt call left off ([SECTION] Resuming a unit): inside a
   // unit it stopped in (index < unit->insns: the next instruction to run), or after a whole
@@ -267,7 +305,7 @@ class Cache {
   // set_registers may change them), and the unit is still valid with its page unwritten. A
   // TLB flush alone does not matter (the visualizer flushes it at its snapshots): the rest of
   // a unit runs without fetching in a run that does not stop either. A cache flush forgets
-  // it; so must whatever frees a unit it names.
+  // it, and so does free_retired() when it frees the unit it names.
   struct Resume {
     Unit* unit = nullptr;  // null: nothing to resume
     uint8_t index = 0;
@@ -280,8 +318,13 @@ class Cache {
 
   BtStats& stats() { return stats_; }
   const BtStats& stats() const { return stats_; }
-  // Every unit ever translated and still held (valid or not), in translation order.
+  // The units held, in translation order: the live ones (valid) and the retired ones not
+  // freed yet (invalid). A live unit stays until a flush; a retired one may go at the next
+  // translate() or free_retired().
   const std::vector<std::unique_ptr<Unit>>& units() const { return units_; }
+  size_t retired() const { return retired_; }  // invalid units in units()
+  // Host bytes the units hold (the Unit objects and their code and micro-op arrays).
+  size_t bytes() const;
   bool lookup_events = false;  // emit a kBtLookup event per lookup (SimConfig::bt_lookup_events)
 
  private:
@@ -297,14 +340,22 @@ class Cache {
     }
   };
   void invalidate_page(Cpu& cpu, uint64_t page, uint64_t rip);
+  // Marks u invalid and takes it out of map_ and front_ (the caller: out of by_page_).
+  void retire(Unit& u);
+  void collect(Cpu& cpu) {  // translate()'s first step
+    if (retired_ >= std::max<uint64_t>(kBtCollectMin, stats_.units / 2)) free_retired(cpu);
+  }
+  Unit*& front_slot(const Key& key) { return front_[KeyHash()(key) & (kFrontEntries - 1)]; }
   static constexpr size_t kFrontEntries = 4096;
-  std::array<Unit*, kFrontEntries> front_{};  // recently found units (may be invalid: checked)
-  std::unordered_map<Key, Unit*, KeyHash> map_;
-  std::unordered_map<uint64_t, std::vector<Unit*>> by_page_;  // pa >> 12 → its units
+  // Recently found units: live ones only (retire() clears a unit's slot), checked anyway.
+  std::array<Unit*, kFrontEntries> front_{};
+  std::unordered_map<Key, Unit*, KeyHash> map_;               // live units only
+  std::unordered_map<uint64_t, std::vector<Unit*>> by_page_;  // pa >> 12 → its live units
   std::unordered_map<uint64_t, uint32_t> retranslations_;     // pa of a unit → times
   std::unordered_map<uint64_t, uint32_t> trap_counts_;         // pa of an instruction → traps
   std::unordered_map<uint64_t, bool> adaptive_;                // pa of an instruction → callout
   std::vector<std::unique_ptr<Unit>> units_;
+  size_t retired_ = 0;  // invalid units in units_, freed by the next free_retired()
   uint32_t next_id_ = 0;
   BtStats stats_;
 };

@@ -690,6 +690,13 @@ std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run, u
   }
   running_ = false;
   if (!select && events_ > 0 && (finished_ || free_run)) select = events_ - 1;
+  // A pause (breakpoint, step-to) does not report the translation cache's execution counts
+  // (a run reports them when it ends); the user looks now, so they are made current here,
+  // after the event to select.
+  if (backend_ && !finished_) {
+    backend_->report_bt_counts(*sink_);
+    sink_->flush();
+  }
   return select;
 }
 

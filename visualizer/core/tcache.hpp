@@ -11,8 +11,10 @@
 //   kBtCallout     a callout of a unit (counted per unit; adaptive ones too).
 //   kBtInvalidate  a page written since translated: its valid units are dropped.
 //   kBtCounts      the cache's own counters of a unit (executions, instructions executed),
-//                  reported at the end of each run: entries through a chain record no event, so
-//                  execution counts are not derivable from the other events.
+//                  reported at the end of each run, when the live visualizer stops, and before a
+//                  unit is freed (sim/bt/counts.hpp):
+//                  entries through a chain record no event, so execution counts are not
+//                  derivable from the other events.
 //   kBtLookup      (only with --bt-lookup-events) counted per unit as lookups.
 //
 // [SECTION] Shape

@@ -61,13 +61,13 @@ void summary(PanelContext& ctx) {
       "translated into the translation cache. A block is a guest address (RIP, GPA, mode); "
       "each translation there is a unit.\n\nExecutions and instructions executed are the "
       "cache's own counters (bt_counts events): an entry through a chain records no event, so "
-      "they are reported at the end of each run (each step, slice or the guest's end), not as "
-      "they happen.");
+      "they are reported at each stop (a step, a slice of a run, a breakpoint, a step-to, the "
+      "guest's end) and just before an invalidated unit is freed, not as they happen.");
   if (t.count_reports == 0) {
-    ImGui::TextDisabled("Execution counts: not reported yet (they come at the end of a run).");
+    ImGui::TextDisabled("Execution counts: not reported yet (they come at each stop).");
   } else {
     ImGui::TextDisabled("Executed from the cache: %s unit entries, %s guest instructions "
-                        "(as of the last run end)",
+                        "(as of the last stop)",
                         with_commas(t.executions).c_str(), with_commas(t.instructions).c_str());
   }
 }
