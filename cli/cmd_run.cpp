@@ -85,6 +85,7 @@ std::string paging_table(const backend::PagingCounters& c, const std::string& mo
   line("true page faults", p.guest_page_faults, "#PF delivered to the guest");
   line("hidden page faults", p.hidden_faults, "shadow: resolved by the VMM, guest never sees");
   line("page-table writes trapped", p.pt_write_traps, "shadow: emulated + resynchronized");
+  line("page-table writes by hypercall", p.vmm_table_writes, "shadow: resynchronized, no trap");
   line("shadow entries dropped", p.shadow_dropped, "shadow: resynchronization");
   t += "  VM exits inside the VMM, by Intel basic exit reason (SDM Vol. 3D Appendix C):\n";
   const auto exits = p.exits_by_reason();

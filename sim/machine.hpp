@@ -174,8 +174,14 @@ class SimMachine {
     explicit HypercallHost(Cpu& cpu, PhysicalMemory& memory) : cpu_(cpu), memory_(memory) {}
     vmm::HypercallArgs args() override;
     std::span<uint8_t> guest_memory() override { return memory_.span(); }
-    void pte_written(uint64_t gpa) override { cpu_.note_write(gpa, 8); }
-    void flush_tlb() override { cpu_.flush_tlb(); }
+    // The PTE store's effects: on cached code (note_write) and, under shadow paging, on the
+    // shadow entries built from that page table (resynchronized: sim/mmu.hpp).
+    void pte_written(uint64_t gpa) override {
+      cpu_.note_write(gpa, 8);
+      mmu_vmm_table_write(cpu_, gpa);
+    }
+    // The TLB only: pte_written keeps the shadow tables equal to the guest's.
+    void flush_tlb() override { mmu_flush_tlb(cpu_); }
     void set_cr3(uint64_t value) override;
 
    private:

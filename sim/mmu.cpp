@@ -15,7 +15,8 @@ constexpr uint64_t kAddr = 0x000F'FFFF'FFFF'F000ull;
 constexpr uint8_t kWriteBits = Tlb::kAllowSupWrite | Tlb::kAllowUserWrite;
 
 // Intel basic exit reasons (SDM Vol. 3D Appendix C).
-constexpr uint32_t kExitException = 0, kExitInvlpg = 14, kExitCrAccess = 28, kExitEptViolation = 48;
+constexpr uint32_t kExitException = 0, kExitInvlpg = 14, kExitCrAccess = 28, kExitIo = 30,
+                   kExitEptViolation = 48;
 
 template <typename T>
 T make_event(Cpu& cpu, trace::EventType type) {
@@ -379,6 +380,7 @@ void emit_shadow(Cpu& cpu, trace::ShadowAction action, uint64_t linear, Access a
   ev.user = user;
   ev.intel_exit_reason = action == trace::ShadowAction::kInvlpg     ? kExitInvlpg
                          : action == trace::ShadowAction::kCr3Write ? kExitCrAccess
+                         : action == trace::ShadowAction::kVmmWrite ? kExitIo
                                                                     : kExitException;
   ev.linear = linear;
   ev.gpa = gpa;
@@ -638,6 +640,19 @@ void mmu_flush_all(Cpu& cpu) {
   st.pt_pages.clear();
   st.stats.shadow_dropped += n;
   if (n) emit_shadow(cpu, trace::ShadowAction::kFlushAll, 0, Access::kRead, false, 0, 0, 0, 0, n);
+}
+
+void mmu_flush_tlb(Cpu& cpu) { cpu.tlb.flush(); }
+
+void mmu_vmm_table_write(Cpu& cpu, uint64_t gpa) {
+  VmmPagingState& st = cpu.vmm;
+  if (st.mode != VmmPaging::kShadow || !st.pt_pages.count(gpa >> 12)) return;
+  ++st.stats.vmm_table_writes;
+  uint64_t value = 0;
+  if (cpu.memory().contains(gpa, 8)) std::memcpy(&value, cpu.memory().data() + gpa, 8);
+  const uint32_t dropped = drop_built_from(cpu, gpa >> 12);
+  emit_shadow(cpu, trace::ShadowAction::kVmmWrite, 0, Access::kWrite, false, gpa, value, 0, 0,
+              dropped);
 }
 
 void mmu_page_fault_delivered(Cpu& cpu, uint32_t error_code) {

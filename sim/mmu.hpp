@@ -123,6 +123,8 @@ struct PagingStats {
   uint64_t hidden_faults = 0;     // shadow: #PF exits resolved by the VMM (guest never sees them)
   uint64_t true_faults = 0;       // shadow: #PF exits reflected to the guest
   uint64_t pt_write_traps = 0;    // shadow: writes to write-protected guest page tables
+  uint64_t vmm_table_writes = 0;  // shadow: shadowed guest page-table entries the VMM itself
+                                  // wrote (a hypercall's mmu_update): resynchronized, no trap
   uint64_t cr3_exits = 0;         // shadow: MOV to CR3 (exit reason 28)
   uint64_t invlpg_exits = 0;      // shadow: INVLPG (exit reason 14)
   uint64_t ept_violations = 0;    // EPT: exit reason 48
@@ -167,6 +169,23 @@ uint64_t mmu_translate(Cpu& cpu, uint64_t linear, Access access, bool user);
 void mmu_cr3_written(Cpu& cpu);                  // after MOV to CR3
 void mmu_invlpg(Cpu& cpu, uint64_t linear);      // INVLPG
 void mmu_flush_all(Cpu& cpu);                    // paging-mode change, state restored
+// The TLB flush a hypercall asks for (vmm/hypercall.hpp mmu_update): every TLB entry, global
+// ones too, as toggling CR4.PGE does (SDM Vol. 3A 4.10.4.1). Unlike mmu_flush_all it keeps the
+// shadow tables: a TLB flush changes no guest table, and the VMM keeps each shadow entry equal to
+// the guest entries it was built from (write protection, mmu_vmm_table_write), so the shadow has
+// nothing stale to discard. (Dropping them all made every page the guest touched next a hidden
+// page fault.)
+void mmu_flush_tlb(Cpu& cpu);
+// The VMM wrote guest memory at `gpa` for the guest (the PTE store of a validated mmu_update).
+// Under shadow paging, if that page is a shadowed guest page table, the VMM resynchronizes as
+// after a trapped write to it, without the trap: the shadow entries built from that page, and
+// their TLB entries, are dropped (the next access to each page refills it, a hidden fault that
+// also sets the new entry's A/D bits as the hardware would), the others stay: what INVLPG does
+// for one page (SDM Vol. 2 INVLPG), not a flush of every shadow. A shadowing VMM propagates each
+// validated page-table update to its shadow (Barham et al., SOSP 2003, 3.3.3, on VMware ESX's
+// shadow tables); Xen, shadowing a PV guest, writes the entry and revalidates the shadows of that
+// one entry (xen/arch/x86/mm/shadow/pv.c, sh_write_guest_entry → sh_validate_guest_entry).
+void mmu_vmm_table_write(Cpu& cpu, uint64_t gpa);
 void mmu_page_fault_delivered(Cpu& cpu, uint32_t error_code);
 
 }  // namespace trapscope::sim

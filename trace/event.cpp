@@ -95,6 +95,7 @@ std::string_view to_string(ShadowAction action) {
     case ShadowAction::kInvlpg: return "invlpg";
     case ShadowAction::kWriteProtect: return "write-protect";
     case ShadowAction::kFlushAll: return "flush all";
+    case ShadowAction::kVmmWrite: return "hypercall page-table write";
   }
   return "?";
 }

@@ -379,6 +379,10 @@ enum class ShadowAction : uint8_t {
   kInvlpg = 5,        // INVLPG: the VMM drops the shadow entry of that page
   kWriteProtect = 6,  // a guest page became a page-table page: its shadow mappings lose write
   kFlushAll = 7,      // a paging-mode change (CR0/CR4/EFER): every shadow table dropped
+  kVmmWrite = 8,      // the VMM wrote a shadowed guest page table for the guest (a hypercall's
+                      // mmu_update, gpa = the entry, guest_entry = its new value): the shadow
+                      // entries built from that page dropped, as after kPtWrite, but no trap of
+                      // its own (intel_exit_reason 30: inside the doorbell's I/O exit)
 };
 std::string_view to_string(ShadowAction action);
 struct ShadowPagingEvent {

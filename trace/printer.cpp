@@ -235,6 +235,9 @@ std::string EventFormatter::text(const EventHeader& h) {
       case ShadowAction::kCr3Write: line += " cr3=" + hex(e.linear); break;
       case ShadowAction::kFlushAll: break;
       case ShadowAction::kWriteProtect: line += " gpa=" + hex(e.gpa); break;
+      case ShadowAction::kVmmWrite:
+        line += " gpa=" + hex(e.gpa) + " value=" + hex(e.guest_entry);
+        break;
       default:
         line += " gva=" + hex(e.linear) + " " + kAccessName[e.access % 3] +
                 (e.user ? " user" : " supervisor");

@@ -24,7 +24,9 @@
 //                                    batches up to 2048 per call: Barham et al., SOSP 2003). All
 //                                    pairs are validated before any is applied (all or nothing);
 //                                    the VMM then flushes the guest's TLB (Xen's mmu_update +
-//                                    a flush)
+//                                    a flush). A VMM that shadows the guest's tables updates the
+//                                    shadows of the written entries only (pte_written); the TLB
+//                                    flush keeps the shadows
 //   3 set_cr3(value)                 loads CR3 (and flushes the TLB); page-aligned, inside memory
 //   4 set_shared_info(gpa)           registers the guest's shared page: byte 0 is the event mask
 //                                    (1 = events masked), which the guest writes directly in
@@ -82,7 +84,13 @@ class HypercallHost {
   virtual ~HypercallHost() = default;
   virtual HypercallArgs args() = 0;                // the guest's registers at the doorbell
   virtual std::span<uint8_t> guest_memory() = 0;
-  virtual void pte_written(uint64_t gpa) = 0;      // after an 8-byte PTE store (sim: TLB, shadow)
+  // After the 8-byte PTE store at `gpa`: a VMM that shadows the guest's tables resynchronizes
+  // the shadow entries built from that page only, as after a trapped write to it (the simulator;
+  // Xen's sh_write_guest_entry); KVM's MMU is not reachable from user space (nothing here).
+  virtual void pte_written(uint64_t gpa) = 0;
+  // The guest's TLB, every entry (the simulator: its TLB, keeping the shadow tables that
+  // pte_written kept current; KVM: a CR4.PGE toggle, SDM Vol. 3A 4.10.4.1, which makes KVM reset
+  // the vCPU's MMU context).
   virtual void flush_tlb() = 0;
   virtual void set_cr3(uint64_t value) = 0;
 };

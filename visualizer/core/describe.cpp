@@ -411,6 +411,10 @@ std::string explain(const EventRecord& e) {
         case trace::ShadowAction::kPtWrite:
           return "The guest wrote one of its page tables, which the VMM keeps write-protected: "
                  "the VMM emulated the write and dropped the shadow entries built from it.";
+        case trace::ShadowAction::kVmmWrite:
+          return "The VMM wrote one of the guest's page tables for it (a paravirtual "
+                 "mmu_update) and dropped only the shadow entries built from that page; the "
+                 "next access to each refills it.";
         default:
           return "The shadow-paging VMM: " + std::string(trace::to_string(e.shadow.action)) + ".";
       }
