@@ -79,7 +79,9 @@ inline void next(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   return next(c, op, run, acc);
 }
 
-void generic_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) { return run_generic(c, op, run, acc); }
+void generic_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
+  return run_generic(c, op, run, acc);
+}
 
 // A register-only instruction: the interpreter's handler needs no bookkeeping (it reads no RIP,
 // instruction bytes or memory, and cannot fault).
@@ -88,7 +90,9 @@ void pure_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   return next(c, op, run, acc);
 }
 
-void nop_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) { return next(c, op, run, acc); }
+void nop_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
+  return next(c, op, run, acc);
+}
 
 void end_op(Cpu&, const MicroOp*, MicroRun&, uint64_t) {}
 
@@ -268,12 +272,12 @@ void mov_mi(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
 // AF undefined, which the interpreter clears (interp/flags.hpp), so AF is masked here; inc/dec
 // keep CF, so the guest's CF is kept. The test "bt: the host ALU gives the interpreter's flags"
 // compares every form and size with the interpreter over edge operands.
-#if defined(__x86_64__) && defined(__GNUC__)
-constexpr bool kNativeFlags = true;
-
 template <unsigned S>
 using uint_of = std::conditional_t<S == 1, uint8_t, std::conditional_t<S == 2, uint16_t,
                 std::conditional_t<S == 4, uint32_t, uint64_t>>>;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+constexpr bool kNativeFlags = true;
 
 // RFLAGS bits of AH after LAHF (SF ZF AF PF CF) and of AL after SETO (OF), in one register.
 inline uint64_t lahf_seto_flags(uint64_t ax) {
@@ -307,7 +311,13 @@ inline uint64_t native_inc_dec(uint_of<S>& a) {
   return lahf_seto_flags(ax);
 }
 #else
-constexpr bool kNativeFlags = true;
+constexpr bool kNativeFlags = false;
+// Declared so that the branches `if constexpr (... kNativeFlags ...)` discards still parse;
+// never instantiated, never defined.
+template <unsigned S, typename K>
+uint64_t native_alu(K, uint_of<S>& a, uint_of<S> b);
+template <bool Inc, unsigned S>
+uint64_t native_inc_dec(uint_of<S>& a);
 #endif
 
 // The forms the host computes (adc and sbb would need the guest's CF in the host's first).

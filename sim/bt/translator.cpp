@@ -151,7 +151,8 @@ std::string BtStats::summary() const {
               : 0.0,
       static_cast<unsigned long long>(chains), static_cast<unsigned long long>(callouts),
       static_cast<unsigned long long>(adaptive), static_cast<unsigned long long>(invalidations),
-      static_cast<unsigned long long>(freed), static_cast<unsigned long long>(flushes), static_cast<unsigned long long>(cache_insns),
+      static_cast<unsigned long long>(freed), static_cast<unsigned long long>(flushes),
+      static_cast<unsigned long long>(cache_insns),
       static_cast<unsigned long long>(direct_insns));
   return buf;
 }
@@ -337,7 +338,9 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
   ++stats_.units;
   ++stats_.translations;
   stats_.translated_insns += raw->code.size();
-  for (const TransInsn& t : raw->code) ++(t.kind == BtKind::kIdent ? stats_.ident : stats_.non_ident);
+  for (const TransInsn& t : raw->code) {
+    ++(t.kind == BtKind::kIdent ? stats_.ident : stats_.non_ident);
+  }
   // The translator's own time: what the sink does with the event (printing it, say) is not
   // translation cost.
   stats_.translate_ns += now_ns() - start;
