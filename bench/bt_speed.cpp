@@ -14,19 +14,29 @@
 // translator) and the cache hit rate (unit entries that needed no translation).
 // Both techniques must print the same console and retire the same number of instructions;
 // otherwise the bench says so and exits 2.
+// The outside references (issue 7, from the simulator issue): Bochs and QEMU-TCG run the same
+// compute image as child processes (bench/peers.hpp, as in bench/interp_mips: N1 = 1 and N2
+// calibrated to about --peer-seconds of guest work, MIPS = instructions per iteration *
+// (N2 - N1) / (t(N2) - t(N1)) so that process start-up and firmware cancel, the checksum checked
+// against the C++ model, the median of --peer-rounds measurements); bt's MIPS is divided by
+// theirs, for information. A peer that is not installed is reported and skipped.
 // Target (issue 7): bt at least 3x the interpreter on compute. A program, not a test: it never
-// fails on time (exit 0 after a measurement, PASS or MISS).
+// fails on time (exit 0 after a measurement, PASS or MISS; 1 for a usage error; 2 if bt and the
+// interpreter differ or a machine printed a wrong checksum).
 #include <time.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "backend/backend.hpp"
 #include "guests/catalog.hpp"
+#include "peers.hpp"
 #include "sim/bt/translator.hpp"
 
 namespace {
@@ -63,29 +73,138 @@ Sample run_once(const guests::Guest& g, virt::Technique technique) {
   return s;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
+using bench::median;
+
+struct Options {
+  int rounds = 7;
+  std::vector<std::string> names = {"compute", "kernelops"};
+  int peer_rounds = 3;
+  double peer_seconds = 1.5;
+  std::string bochs = "bochs", qemu = "qemu-system-x86_64";
+  bool no_peers = false;
+};
+
+// The outside references on compute: Bochs and QEMU-TCG, median MIPS (wall, CPU) over
+// opt.peer_rounds measurements each, printed with bt's ratio to them. Returns 2 if a peer
+// printed a wrong checksum, else 0.
+int run_peers(const Options& opt, double bt_wall, double bt_cpu) {
+  const bench::ComputeImage image;
+  // Instructions per iteration, measured by the simulator (N = 1 and 2).
+  uint64_t per_iter = bench::kInsnsPerIterationFromSource;
+  {
+    backend::Config cfg;
+    cfg.mode = vmm::BootMode::kReal;
+    cfg.load_address = bench::kLoad;
+    uint64_t count[2] = {0, 0};
+    for (uint32_t n = 1; n <= 2; ++n) {
+      auto m = backend::make_backend(backend::Kind::kSim, cfg);
+      m->load(image.with(n));
+      count[n - 1] = m->run({60.0, 0, 0}, nullptr).instructions;
+    }
+    if (count[1] > count[0]) per_iter = count[1] - count[0];
+  }
+  std::printf("%-10s peers: Bochs and QEMU-TCG on the same image as child processes, N1 = 1, "
+              "N2 for about %.1f s; MIPS = %llu * (N2 - N1) / (t(N2) - t(N1)), median of %d\n",
+              "compute", opt.peer_seconds, static_cast<unsigned long long>(per_iter),
+              opt.peer_rounds);
+  bench::TempDir tmp("bt_speed");
+  int status = 0;
+  const std::unique_ptr<bench::Machine> peers[] = {bench::make_bochs(image, tmp.path, opt.bochs),
+                                                   bench::make_qemu(image, tmp.path, opt.qemu)};
+  const char* labels[] = {"Bochs", "QEMU-TCG"};
+  for (int k = 0; k < 2; ++k) {
+    bench::Machine& m = *peers[k];
+    const char* label = labels[k];
+    std::string failure;
+    std::vector<double> wall, cpu;
+    if (!m.available) {
+      failure = (m.installed ? "not measured: " : "not installed: ") + m.unavailable_reason;
+    } else {
+      const bench::Calibration c = bench::calibrate(m, 1, opt.peer_seconds, 0.15);
+      if (!c.ok) {
+        failure = "FAILED at N = " + std::to_string(c.failed_n) + ": " + c.error;
+        if (c.wrong_checksum) status = 2;
+      }
+      const uint32_t n2 = bench::clamp_n2(c.n2);
+      for (int r = 0; c.ok && r < opt.peer_rounds && failure.empty(); ++r) {
+        const bench::PairResult p = bench::measure_pair(m, 1, n2, per_iter);
+        if (!p.ok) {
+          failure = "FAILED at N = 1 or " + std::to_string(n2) + ": " + p.error;
+          if (p.wrong_checksum) status = 2;
+        } else if (p.valid) {
+          wall.push_back(p.mips);
+          cpu.push_back(p.cpu_mips);
+        }
+      }
+      if (failure.empty() && wall.empty()) failure = "no valid measurement";
+      if (failure.empty()) {
+        std::printf("%-10s %-9s %10s %10.1f %10.1f  N2 = %u; %s\n", "compute", label, "-",
+                    median(wall), median(cpu), n2, m.version.c_str());
+      }
+    }
+    if (!failure.empty()) {
+      std::printf("%-10s %-9s %s\n", "compute", label, failure.c_str());
+      std::printf("%-10s bt/%s n/a\n", "compute", label);
+    } else {
+      std::printf("%-10s bt/%s %.2fx wall, %.2fx cpu  (for information)\n", "compute", label,
+                  bt_wall / median(wall), bt_cpu / median(cpu));
+    }
+    std::fflush(stdout);
+  }
+  return status;
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: bt_speed [--rounds R] [--guest compute|kernelops] [--peer-rounds R]\n"
+               "                [--peer-seconds T] [--bochs PATH] [--qemu PATH] [--no-peers]\n"
+               "  --rounds R        rounds of each technique per guest (default 7)\n"
+               "  --guest G         one guest only (for profiling)\n"
+               "  --peer-rounds R   measurements of Bochs and QEMU-TCG on compute (default 3)\n"
+               "  --peer-seconds T  guest work per peer measurement (default 1.5)\n"
+               "  --bochs PATH      the Bochs executable (default: bochs from PATH)\n"
+               "  --qemu PATH       the QEMU executable (default: qemu-system-x86_64 from PATH)\n"
+               "  --no-peers        skip Bochs and QEMU-TCG\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int rounds = 7;
-  std::vector<std::string> names = {"compute", "kernelops"};
+  Options opt;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
-      rounds = std::atoi(argv[++i]);
-    } else if (std::strcmp(argv[i], "--guest") == 0 && i + 1 < argc &&
-               (std::strcmp(argv[i + 1], "compute") == 0 ||
-                std::strcmp(argv[i + 1], "kernelops") == 0)) {
-      names = {argv[++i]};  // one guest only (for profiling)
+    const std::string a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
+    char* end = nullptr;
+    if (a == "--no-peers") {
+      opt.no_peers = true;
+    } else if (v != nullptr && a == "--rounds") {
+      opt.rounds = static_cast<int>(std::strtol(v, &end, 10));
+      if (*end != '\0' || opt.rounds < 1 || opt.rounds > 1000) return usage(), 1;
+      ++i;
+    } else if (v != nullptr && a == "--peer-rounds") {
+      opt.peer_rounds = static_cast<int>(std::strtol(v, &end, 10));
+      if (*end != '\0' || opt.peer_rounds < 1 || opt.peer_rounds > 1000) return usage(), 1;
+      ++i;
+    } else if (v != nullptr && a == "--peer-seconds") {
+      opt.peer_seconds = std::strtod(v, &end);
+      if (*end != '\0' || !(opt.peer_seconds >= 0.05 && opt.peer_seconds <= 600)) {
+        return usage(), 1;
+      }
+      ++i;
+    } else if (v != nullptr && (a == "--bochs" || a == "--qemu")) {
+      (a == "--bochs" ? opt.bochs : opt.qemu) = v;
+      ++i;
+    } else if (v != nullptr && a == "--guest" &&
+               (std::strcmp(v, "compute") == 0 || std::strcmp(v, "kernelops") == 0)) {
+      opt.names = {v};
+      ++i;
     } else {
-      std::fprintf(stderr, "usage: bt_speed [--rounds R] [--guest compute|kernelops]\n");
+      usage();
       return 1;
     }
   }
-  if (rounds < 1) rounds = 1;
+  const int rounds = opt.rounds;
+  const std::vector<std::string>& names = opt.names;
   std::printf("bt_speed: interpreter (emulation) vs binary translation (bt), %d rounds, medians\n",
               rounds);
   std::printf("%-10s %-9s %10s %10s %10s  %s\n", "guest", "technique", "insns", "MIPS wall",
@@ -122,7 +241,8 @@ int main(int argc, char** argv) {
     const double ratio_wall = median(wall[1]) / median(wall[0]);
     const double ratio_cpu = median(cpu[1]) / median(cpu[0]);
     std::printf("%-10s bt/emulation %.2fx wall, %.2fx cpu", name, ratio_wall, ratio_cpu);
-    if (std::strcmp(name, "compute") == 0) {
+    const bool compute = std::strcmp(name, "compute") == 0;
+    if (compute) {
       std::printf("  (target >= 3.00x: %s)", ratio_cpu >= 3.0 ? "PASS" : "MISS");
     }
     std::printf("\n%-10s translation: %llu units, %llu guest instructions translated, %.0f ns "
@@ -140,6 +260,24 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(b.chained),
                 static_cast<unsigned long long>(b.callouts),
                 static_cast<unsigned long long>(b.invalidations));
+    if (compute) {
+      // The catalog's image computes its built-in iteration count: check bt's checksum.
+      try {
+        const uint32_t n = bench::ComputeImage().iterations();
+        if (bench::console_line(last[1].console) != bench::expected_line(n)) {
+          std::printf("%s: bt printed \"%s\", the model says \"%s\"\n", name,
+                      bench::console_line(last[1].console).c_str(),
+                      bench::expected_line(n).c_str());
+          status = 2;
+        }
+        if (!opt.no_peers) {
+          status = std::max(status, run_peers(opt, median(wall[1]), median(cpu[1])));
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "bt_speed: %s\n", e.what());
+        return 1;
+      }
+    }
   }
   std::printf("reference: VMware's translator, about 2300 cycles per translated instruction "
               "(Adams & Agesen, ASPLOS 2006)\n");

@@ -14,8 +14,8 @@
 //   Bochs        `bochs -q -f <generated bochsrc>` booting the image from a floppy (Debian's
 //                build: sdl2 display with SDL_VIDEODRIVER=dummy, else rfb; no log file)
 //   QEMU         `qemu-system-x86_64 -accel tcg -display none -nodefaults ...` from a floppy
-// Bochs and QEMU run as child processes; each machine is timed by the wall clock from start to
-// exit (process start-up, firmware and all; for the simulator: creating the machine, loading
+// Bochs and QEMU run as child processes (bench/peers.hpp, shared with bench/bt_speed); each
+// machine is timed by the wall clock from start to exit (process start-up, firmware and all; for the simulator: creating the machine, loading
 // and running it, and for "interp on" creating and destroying its Recorder). The guest's
 // iteration count is patched into the image; every machine runs a small count N1 and a large count N2, and
 //     MIPS = instructions per iteration * (N2 - N1) / (t(N2) - t(N1))
@@ -30,7 +30,7 @@
 // `interp_mips --profile off|on [--n N]` runs the interpreter alone, for perf or callgrind.
 //
 // Every run's console line ("compute: n=... checksum=...") is checked against a C++ model of
-// the guest's computation (model_checksum below), so a machine that computes wrongly — the
+// the guest's computation (model_checksum in peers.hpp), so a machine that computes wrongly — the
 // simulator included — is reported, not timed.
 //
 // Targets (requirement "bench/ interpreter MIPS"): the interpreter with recording off at least
@@ -41,22 +41,9 @@
 // This is a program, not a test: it never fails on time. Exit status: 0 after a measurement
 // (PASS or MISS, even if Bochs or QEMU is missing), 1 for a usage or set-up error, 2 if a
 // machine printed a wrong checksum.
-#include <dirent.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <cinttypes>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -64,311 +51,23 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "backend/backend.hpp"
-#include "guests/catalog.hpp"
+#include "peers.hpp"
 #include "trace/recorder.hpp"
-
-extern char** environ;
 
 namespace {
 
 using namespace trapscope;
-
-// [SECTION] The guest: guests/compute.asm.
-
-constexpr size_t kImageSize = 512;
-constexpr size_t kMagicOffset = 500;  // "ITER"
-constexpr size_t kCountOffset = 504;  // dword: iterations
-constexpr uint64_t kLoad = 0x7C00;    // where a BIOS puts a boot sector
-constexpr size_t kFloppyBytes = 1474560;
-constexpr uint64_t kTableSteps = 256;
-// Per iteration: 15 instructions per step (both paths of the jcc), 256 steps, and
-// xor di / mov cx / dec ebp / jnz around them.
-constexpr uint64_t kInsnsPerIterationFromSource = 15 * kTableSteps + 4;
+using namespace trapscope::bench;
 
 constexpr double kTargetVsBochs = 1.00;    // interp off MIPS / Bochs MIPS >=
 constexpr double kTargetRecording = 3.00;  // interp off MIPS / interp on (fresh) MIPS <=
 
-inline uint32_t rotl(uint32_t v, unsigned n) { return (v << n) | (v >> (32 - n)); }
-inline uint32_t rotr(uint32_t v, unsigned n) { return (v >> n) | (v << (32 - n)); }
-
-// The guest's computation, step for step (see guests/compute.asm).
-uint32_t model_checksum(uint32_t iterations) {
-  uint32_t table[kTableSteps];
-  uint32_t x = 0x12345678;
-  for (uint32_t& t : table) {
-    x = x * 1103515245u + 12345u;
-    t = x;
-  }
-  uint32_t ebx = 0x9E3779B9, esi = 0x7F4A7C15;
-  for (uint32_t n = 0; n < iterations; ++n) {
-    for (uint32_t& t : table) {
-      uint32_t eax = rotl(t + ebx, 5) ^ esi;
-      uint32_t edx = eax * 0x2C1B3C6Du;
-      t = edx;
-      ebx += edx >> 11;
-      esi -= eax;
-      if (eax < ebx) {
-        esi = rotr(esi, 3);
-        ebx += 1;
-      } else {
-        ebx ^= 0x5BD1E995u;
-      }
-    }
-  }
-  uint32_t sum = ebx ^ esi;
-  for (uint32_t t : table) sum = rotl(sum, 1) + t;
-  return sum;
-}
-
-std::string expected_line(uint32_t iterations) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "compute: n=%08" PRIx32 " checksum=%08" PRIx32, iterations,
-                model_checksum(iterations));
-  return buf;
-}
-
-// The first line of `text` that starts with "compute:" (without its newline), or "".
-std::string console_line(const std::string& text) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.rfind("compute:", 0) == 0) return line;
-    pos = end + 1;
-  }
-  return "";
-}
-
-class GuestImage {
- public:
-  GuestImage() {
-    const auto g = guests::find("compute");
-    if (!g) {
-      throw std::runtime_error("the built-in guest 'compute' is missing (guests/guests.cmake)");
-    }
-    base_.assign(g->image.begin(), g->image.end());
-    if (base_.size() != kImageSize || std::memcmp(&base_[kMagicOffset], "ITER", 4) != 0 ||
-        base_[510] != 0x55 || base_[511] != 0xAA) {
-      throw std::runtime_error(
-          "guest 'compute' is not the expected 512-byte boot sector with \"ITER\" at 500 and "
-          "0x55AA at 510 (guests/compute.asm and bench/interp_mips.cpp disagree)");
-    }
-  }
-  std::vector<uint8_t> with(uint32_t iterations) const {
-    std::vector<uint8_t> img = base_;
-    for (int i = 0; i < 4; ++i) img[kCountOffset + i] = static_cast<uint8_t>(iterations >> (8 * i));
-    return img;
-  }
-
- private:
-  std::vector<uint8_t> base_;
-};
-
-// [SECTION] Helpers: time, files, child processes.
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-  if (!out) throw std::runtime_error(path + ": cannot write");
-}
-
-// The last `lines` lines of text, indented (for error reports).
-std::string tail(const std::string& text, int lines) {
-  size_t pos = text.size();
-  while (pos > 0 && text[pos - 1] == '\n') --pos;
-  int n = 0;
-  size_t start = pos;
-  while (start > 0 && n < lines) {
-    --start;
-    if (text[start] == '\n' && ++n == lines) {
-      ++start;
-      break;
-    }
-  }
-  std::string out;
-  std::istringstream in(text.substr(start, pos - start));
-  for (std::string line; std::getline(in, line);) out += "      | " + line + "\n";
-  return out;
-}
-
-std::optional<std::string> find_in_path(const std::string& name) {
-  if (name.find('/') != std::string::npos) {
-    if (::access(name.c_str(), X_OK) == 0) return name;
-    return std::nullopt;
-  }
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    std::string full = dir.empty() ? std::string(".") : dir;
-    full += '/';
-    full += name;
-    struct stat st {};
-    if (::stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        ::access(full.c_str(), X_OK) == 0) {
-      return full;
-    }
-  }
-  return std::nullopt;
-}
-
-double cpu_time(const rusage& ru) {
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-// CPU time of this process (the simulator runs on the calling thread; nothing else runs).
-double process_cpu_s() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-struct ChildResult {
-  bool started = false;
-  bool timed_out = false;
-  int status = 0;  // wait status
-  double seconds = 0;
-  double cpu_seconds = 0;  // user + system time of the child (all its threads)
-  std::string out, err;
-  std::string describe() const {
-    if (!started) return "could not be started";
-    if (timed_out) return "timed out (killed)";
-    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-    return "ended with wait status " + std::to_string(status);
-  }
-};
-
-// Runs argv with stdin from `stdin_path`, stdout/stderr to files in `dir`, extra environment
-// variables `env`; kills it after timeout_s. Wall time from just before spawn to reaping.
-ChildResult run_child(const std::vector<std::string>& argv, const std::string& dir,
-                      const std::string& stdin_path, const std::vector<std::string>& env,
-                      double timeout_s) {
-  ChildResult r;
-  const std::string out_path = dir + "/child.out", err_path = dir + "/child.err";
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<std::string> env_store(env);
-  std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
-  for (auto& e : env_store) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, stdin_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  pid_t pid = -1;
-  const double t0 = now_s();
-  const int rc = ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    r.err = std::string("posix_spawn: ") + std::strerror(rc);
-    return r;
-  }
-  r.started = true;
-  // Wait for the exit (or the timeout) on a pidfd: no polling interval in the measurement.
-  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  bool exited = false;
-  if (pidfd >= 0) {
-    pollfd p{pidfd, POLLIN, 0};
-    int left_ms = static_cast<int>(timeout_s * 1000);
-    while (true) {
-      const int n = ::poll(&p, 1, left_ms);
-      if (n > 0) {
-        exited = true;
-        break;
-      }
-      if (n == 0 || errno != EINTR) break;
-    }
-    ::close(pidfd);
-  } else {
-    // No pidfd (old kernel): poll waitpid every 0.2 ms.
-    const double deadline = t0 + timeout_s;
-    while (now_s() < deadline) {
-      rusage ru{};
-      const pid_t w = ::wait4(pid, &r.status, WNOHANG, &ru);
-      if (w == pid) {
-        r.seconds = now_s() - t0;
-        r.cpu_seconds = cpu_time(ru);
-        r.out = read_file(out_path);
-        r.err = read_file(err_path);
-        return r;
-      }
-      ::usleep(200);
-    }
-  }
-  if (!exited) {
-    r.timed_out = true;
-    ::kill(pid, SIGKILL);
-  }
-  rusage ru{};
-  while (::wait4(pid, &r.status, 0, &ru) < 0 && errno == EINTR) {
-  }
-  r.seconds = now_s() - t0;
-  r.cpu_seconds = cpu_time(ru);
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  return r;
-}
-
-// [SECTION] The machines.
-
-struct RunResult {
-  bool ok = false;
-  double seconds = 0;         // wall clock: what the targets are judged on
-  double cpu_seconds = 0;     // CPU time (a cross-check that a busy host disturbs less)
-  uint64_t instructions = 0;  // simulator only
-  std::string line;           // the console line
-  std::string error;          // !ok: what went wrong
-  bool wrong_checksum = false;
-};
-
-class Machine {
- public:
-  virtual ~Machine() = default;
-  virtual std::string name() const = 0;  // short, for tables
-  virtual RunResult run(uint32_t iterations) = 0;
-  bool available = true;
-  std::string unavailable_reason;
-  std::string description;  // how it is run, for the header
-  std::string version;
-};
-
-// Checks the console line of a run against the model.
-void check_line(RunResult* r, uint32_t iterations) {
-  const std::string want = expected_line(iterations);
-  if (r->line == want) return;
-  r->ok = false;
-  if (r->line.empty()) {
-    r->error = "no \"compute:\" line on the console";
-  } else {
-    r->wrong_checksum = true;
-    r->error = "wrong result: printed \"" + r->line + "\", the model says \"" + want + "\"";
-  }
-}
+// [SECTION] The interpreter machines (Bochs and QEMU: peers.hpp).
 
 // How the interpreter machine records: not at all, into a new Recorder per run (fresh memory),
 // or into one Recorder rewound before each run (memory reused).
@@ -376,7 +75,7 @@ enum class Recording { kOff, kFresh, kReused };
 
 class InterpMachine final : public Machine {
  public:
-  explicit InterpMachine(const GuestImage& image, Recording rec)
+  explicit InterpMachine(const ComputeImage& image, Recording rec)
       : image_(image), record_(rec != Recording::kOff), fresh_(rec == Recording::kFresh) {
     description = record_ ? fresh_ ? "in-process simulator, Config::record_instructions, every "
                                      "instruction into a new trace::Recorder (fresh memory)"
@@ -453,187 +152,13 @@ class InterpMachine final : public Machine {
   }
 
  private:
-  const GuestImage& image_;
+  const ComputeImage& image_;
   bool record_, fresh_;
   trace::Recorder recorder_;  // on reused
 };
 
 // A peer emulator run as a child process on a floppy image per iteration count.
-class ProcessMachine : public Machine {
- public:
-  ProcessMachine(const GuestImage& image, std::string dir) : image_(image), dir_(std::move(dir)) {}
-
- protected:
-  // The floppy image for `iterations` (written once, kept for the run).
-  std::string floppy(uint32_t iterations) {
-    auto it = floppies_.find(iterations);
-    if (it != floppies_.end()) return it->second;
-    const std::vector<uint8_t> img = image_.with(iterations);
-    std::string data(kFloppyBytes, '\0');
-    std::memcpy(data.data(), img.data(), img.size());
-    const std::string path = dir_ + "/compute-" + std::to_string(iterations) + ".img";
-    write_file(path, data);
-    floppies_[iterations] = path;
-    return path;
-  }
-  const GuestImage& image_;
-  std::string dir_;
-  std::map<uint32_t, std::string> floppies_;
-};
-
-constexpr double kChildTimeoutS = 300;
-
-class QemuMachine final : public ProcessMachine {
- public:
-  QemuMachine(const GuestImage& image, const std::string& dir, const std::string& exe)
-      : ProcessMachine(image, dir), exe_(exe) {
-    ChildResult v = run_child({exe_, "--version"}, dir_, "/dev/null", {}, 30);
-    version = v.out.substr(0, v.out.find('\n'));
-    description = exe_ +
-                  " -accel tcg -display none -nodefaults -no-reboot -boot a -drive "
-                  "format=raw,file=IMG,if=floppy -device isa-debug-exit,iobase=0xf4,"
-                  "iosize=0x04 -debugcon stdio";
-  }
-  std::string name() const override { return "QEMU"; }
-  RunResult run(uint32_t iterations) override {
-    const std::string img = floppy(iterations);
-    const ChildResult c =
-        run_child({exe_, "-accel", "tcg", "-display", "none", "-nodefaults", "-no-reboot", "-boot",
-                   "a", "-drive", "format=raw,file=" + img + ",if=floppy", "-device",
-                   "isa-debug-exit,iobase=0xf4,iosize=0x04", "-debugcon", "stdio"},
-                  dir_, "/dev/null", {}, kChildTimeoutS);
-    RunResult r;
-    r.seconds = c.seconds;
-    r.cpu_seconds = c.cpu_seconds;
-    r.line = console_line(c.out);
-    // isa-debug-exit: exit status (value << 1) | 1; the guest writes 0.
-    if (!c.started || c.timed_out || !WIFEXITED(c.status) || WEXITSTATUS(c.status) != 1) {
-      r.error =
-          "qemu " + c.describe() + " (expected status 1 from isa-debug-exit)\n" + tail(c.err, 5);
-      return r;
-    }
-    r.ok = true;
-    check_line(&r, iterations);
-    return r;
-  }
-
- private:
-  std::string exe_;
-};
-
-class BochsMachine final : public ProcessMachine {
- public:
-  BochsMachine(const GuestImage& image, const std::string& dir, const std::string& exe)
-      : ProcessMachine(image, dir), exe_(exe) {
-    // Debian's Bochs is built with the internal debugger, which stops before the first
-    // instruction and reads commands from stdin: "continue". (Ignored by other builds.)
-    cont_ = dir_ + "/bochs.stdin";
-    write_file(cont_, "continue\n");
-    for (const char* p : {"/usr/share/bochs/BIOS-bochs-latest"}) {
-      if (::access(p, R_OK) == 0) rom_ = p;
-    }
-    for (const char* p :
-         {"/usr/share/bochs/VGABIOS-lgpl-latest", "/usr/share/vgabios/vgabios.bin"}) {
-      if (vgarom_.empty() && ::access(p, R_OK) == 0) vgarom_ = p;
-    }
-  }
-  std::string name() const override { return "Bochs"; }
-
-  // Finds a display library that runs headless (Bochs 2.7 in Debian has no "nogui"): sdl2 with
-  // SDL's dummy video driver (package bochs-sdl), else rfb without waiting for a client (in the
-  // bochs package; it listens on TCP port 5900 while Bochs runs). Returns false if neither works.
-  bool choose_display(std::string* why) {
-    std::string errors;
-    for (int d = 0; d < 2; ++d) {
-      display_ = d;
-      RunResult r = run(1);
-      if (r.ok || r.wrong_checksum) {
-        version_from_banner();
-        description = exe_ + " -q -f bochsrc (" + display_line() +
-                      (d == 0 ? " with SDL_VIDEODRIVER=dummy" : "") +
-                      ", floppy boot, no log file, port_e9_hack, sound: dummy, debugger: continue)";
-        return true;
-      }
-      errors += "    with " + display_line() + ": " + r.error + "\n";
-    }
-    *why = "no headless display library worked:\n" + errors;
-    return false;
-  }
-
-  RunResult run(uint32_t iterations) override {
-    const std::string img = floppy(iterations);
-    const std::string rc =
-        dir_ + "/bochsrc-" + std::to_string(iterations) + "-" + std::to_string(display_);
-    if (::access(rc.c_str(), R_OK) != 0) write_file(rc, bochsrc(img));
-    std::vector<std::string> env;
-    if (display_ == 0) env.push_back("SDL_VIDEODRIVER=dummy");
-    const ChildResult c = run_child({exe_, "-q", "-f", rc}, dir_, cont_, env, kChildTimeoutS);
-    last_out_ = c.out;
-    RunResult r;
-    r.seconds = c.seconds;
-    r.cpu_seconds = c.cpu_seconds;
-    r.line = console_line(c.out);
-    // The guest ends Bochs through the shutdown port, which Bochs reports as a panic
-    // ("Shutdown port: shutdown requested") with exit status 1.
-    const bool shutdown = c.err.find("Shutdown port: shutdown requested") != std::string::npos ||
-                          c.out.find("Shutdown port: shutdown requested") != std::string::npos;
-    if (!c.started || c.timed_out || !shutdown) {
-      r.error = "bochs " + c.describe() + " without the shutdown-port request\n" + tail(c.err, 5);
-      return r;
-    }
-    r.ok = true;
-    check_line(&r, iterations);
-    return r;
-  }
-
- private:
-  std::string display_line() const {
-    return display_ == 0 ? "display_library: sdl2" : "display_library: rfb, options=\"timeout=0\"";
-  }
-  std::string bochsrc(const std::string& img) const {
-    std::string s = "# generated by bench/interp_mips\nmegs: 16\n";
-    if (!rom_.empty()) s += "romimage: file=\"" + rom_ + "\"\n";
-    if (!vgarom_.empty()) s += "vgaromimage: file=\"" + vgarom_ + "\"\n";
-    s += display_line() + "\n";
-    s += "floppya: 1_44=\"" + img + "\", status=inserted\n";
-    s += "boot: floppy\n";
-    s += "log: /dev/null\n";
-    s += "panic: action=fatal\nerror: action=ignore\ninfo: action=ignore\ndebug: action=ignore\n";
-    s += "port_e9_hack: enabled=1\n";
-    // Without a sound card Bochs's ALSA mixer thread aborts; the guest makes no sound anyway.
-    s += "sound: driver=dummy\nspeaker: enabled=0\n";
-    s += "mouse: enabled=0\n";
-    return s;
-  }
-  void version_from_banner() {
-    const size_t p = last_out_.find("Bochs x86 Emulator ");
-    if (p != std::string::npos) {
-      const size_t e = last_out_.find('\n', p);
-      version = last_out_.substr(p, e == std::string::npos ? std::string::npos : e - p);
-      while (!version.empty() && version.back() == ' ') version.pop_back();
-    }
-  }
-
-  std::string exe_, cont_, rom_, vgarom_, last_out_;
-  int display_ = 0;
-};
-
-// The Debian package version of `pkg`, or "".
-std::string debian_version(const std::string& dir, const std::string& pkg) {
-  const auto dq = find_in_path("dpkg-query");
-  if (!dq) return "";
-  const ChildResult c = run_child({*dq, "-W", "-f=${Version}", pkg}, dir, "/dev/null", {}, 30);
-  if (!c.started || c.timed_out || !WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0) return "";
-  return c.out;
-}
-
 // [SECTION] Measurement and report.
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 constexpr double kDefaultSeconds = 1.5;
 constexpr uint64_t kDefaultRounds = 3;
@@ -727,37 +252,6 @@ std::string host_cpu() {
   return "unknown CPU";
 }
 
-std::string make_temp_dir() {
-  const char* dir = std::getenv("TMPDIR");
-  std::string tmpl =
-      std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/interp_mips.XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (::mkdtemp(buf.data()) == nullptr) {
-    throw std::runtime_error(tmpl +
-                             ": cannot create a temporary directory: " + std::strerror(errno));
-  }
-  return buf.data();
-}
-
-// Removes the temporary directory (flat: images, bochsrc files, child output) at the end.
-struct DirRemover {
-  std::string path;
-  ~DirRemover() {
-    if (path.empty()) return;
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (const dirent* e = ::readdir(d)) {
-        const std::string n = e->d_name;
-        if (n != "." && n != "..") ::unlink((path + "/" + n).c_str());
-      }
-      ::closedir(d);
-    }
-    if (::rmdir(path.c_str()) != 0) {
-      std::fprintf(stderr, "interp_mips: could not remove %s\n", path.c_str());
-    }
-  }
-};
-
 struct Slot {
   Machine* m;
   uint32_t n2 = 0;
@@ -768,7 +262,7 @@ struct Slot {
 
 // --profile: one interpreter run, nothing else in the process worth a sample.
 int profile(const Options& opt) {
-  const GuestImage image;
+  const ComputeImage image;
   InterpMachine m(image, opt.profile == "off"  ? Recording::kOff
                          : opt.profile == "on" ? Recording::kFresh
                                                : Recording::kReused);
@@ -784,7 +278,7 @@ int profile(const Options& opt) {
   return 0;
 }
 
-int bench(const Options& opt) {
+int run_bench(const Options& opt) {
   const double bench_start = now_s();
   double load[1] = {-1};
   ::getloadavg(load, 1);
@@ -792,7 +286,7 @@ int bench(const Options& opt) {
       "interp_mips: trapscope's interpreter vs Bochs and QEMU (TCG) on one guest, in MIPS\n");
   std::printf("host:   %s, %ld CPUs, load average (1 min) %.2f at start\n", host_cpu().c_str(),
               ::sysconf(_SC_NPROCESSORS_ONLN), load[0]);
-  const GuestImage image;
+  const ComputeImage image;
   std::printf(
       "guest:  compute (guests/compute.asm): 512-byte boot sector at 0x%llx, real mode, "
       "32-bit integer loop\n"
@@ -801,14 +295,13 @@ int bench(const Options& opt) {
       static_cast<unsigned long long>(kLoad), kCountOffset);
   std::fflush(stdout);
 
-  DirRemover tmp{make_temp_dir()};
+  TempDir tmp("interp_mips");
   int status = 0;
 
   // The machines.
   InterpMachine off(image, Recording::kOff), on(image, Recording::kFresh),
       reused(image, Recording::kReused);
-  std::unique_ptr<BochsMachine> bochs;
-  std::unique_ptr<QemuMachine> qemu;
+  std::unique_ptr<Machine> bochs, qemu;
   std::vector<Machine*> all;
   if (!opt.no_interp) {
     all.push_back(&off);
@@ -848,36 +341,11 @@ int bench(const Options& opt) {
               static_cast<unsigned long long>(per_iter), per_iter_source.c_str());
 
   if (!opt.no_bochs) {
-    if (auto exe = find_in_path(opt.bochs)) {
-      bochs = std::make_unique<BochsMachine>(image, tmp.path, *exe);
-      std::string why;
-      if (!bochs->choose_display(&why)) {
-        bochs->available = false;
-        bochs->unavailable_reason = why;
-      }
-      const std::string deb = debian_version(tmp.path, "bochs");
-      if (!deb.empty()) bochs->version += " (Debian package bochs " + deb + ")";
-    } else {
-      bochs = std::make_unique<BochsMachine>(image, tmp.path, opt.bochs);
-      bochs->available = false;
-      bochs->unavailable_reason = "'" + opt.bochs +
-                                  "' not found (Debian: apt-get install bochs "
-                                  "bochs-sdl bochsbios vgabios)";
-    }
+    bochs = make_bochs(image, tmp.path, opt.bochs);
     all.push_back(bochs.get());
   }
   if (!opt.no_qemu) {
-    if (auto exe = find_in_path(opt.qemu)) {
-      qemu = std::make_unique<QemuMachine>(image, tmp.path, *exe);
-      const std::string deb = debian_version(tmp.path, "qemu-system-x86");
-      if (!deb.empty() && qemu->version.find(deb) == std::string::npos)
-        qemu->version += " (Debian package qemu-system-x86 " + deb + ")";
-    } else {
-      qemu = std::make_unique<QemuMachine>(image, tmp.path, opt.qemu);
-      qemu->available = false;
-      qemu->unavailable_reason =
-          "'" + opt.qemu + "' not found (Debian: apt-get install qemu-system-x86)";
-    }
+    qemu = make_qemu(image, tmp.path, opt.qemu);
     all.push_back(qemu.get());
   }
 
@@ -902,33 +370,16 @@ int bench(const Options& opt) {
   std::printf("\ncalibration (N1 = %u; N2 for about %.2f s of guest work per measurement):\n", kN1,
               opt.seconds);
   for (Slot& s : slots) {
-    const RunResult r1 = s.m->run(kN1);
-    if (!r1.ok) {
+    const Calibration c = calibrate(*s.m, kN1, opt.seconds, kProbeS);
+    if (!c.ok) {
       s.failed = true;
-      s.failure = r1.error;
-      if (r1.wrong_checksum) status = 2;
-      std::printf("  %-10s FAILED at N = %u: %s\n", s.m->name().c_str(), kN1, r1.error.c_str());
+      s.failure = c.error;
+      if (c.wrong_checksum) status = 2;
+      std::printf("  %-10s FAILED at N = %u: %s\n", s.m->name().c_str(), c.failed_n,
+                  c.error.c_str());
       continue;
     }
-    uint32_t n = 64;
-    double dt = 0;
-    while (true) {
-      const RunResult r = s.m->run(n);
-      if (!r.ok) {
-        s.failed = true;
-        s.failure = r.error;
-        if (r.wrong_checksum) status = 2;
-        break;
-      }
-      dt = r.seconds - r1.seconds;
-      if (dt >= kProbeS || n >= (1u << 28)) break;
-      n *= 8;
-    }
-    if (s.failed) {
-      std::printf("  %-10s FAILED at N = %u: %s\n", s.m->name().c_str(), n, s.failure.c_str());
-      continue;
-    }
-    double n2 = n * opt.seconds / std::max(dt, 1e-3);
+    double n2 = c.n2;
     if (s.m == &on || s.m == &reused) {
       const double cap = static_cast<double>(kMaxRecordedInsns) / static_cast<double>(per_iter);
       if (n2 > cap) {
@@ -940,10 +391,10 @@ int bench(const Options& opt) {
             static_cast<unsigned long long>(kMaxRecordedInsns / 1000000));
       }
     }
-    s.n2 = static_cast<uint32_t>(std::clamp(n2, 16.0, 4e9));
+    s.n2 = clamp_n2(n2);
     std::printf(
         "  %-10s t(N1) = %.3f s, t(%u) - t(N1) = %.3f s  ->  N2 = %u (%.1f M instructions)\n",
-        s.m->name().c_str(), r1.seconds, n, dt, s.n2,
+        s.m->name().c_str(), c.t1, c.n_probe, c.dt, s.n2,
         static_cast<double>(s.n2) * static_cast<double>(per_iter) / 1e6);
     std::fflush(stdout);
   }
@@ -974,23 +425,20 @@ int bench(const Options& opt) {
       const size_t i = (round + k) % slots.size();
       Slot& s = slots[i];
       if (s.failed) continue;
-      const RunResult r1 = s.m->run(kN1);
-      const RunResult r2 = r1.ok ? s.m->run(s.n2) : r1;
-      if (!r1.ok || !r2.ok) {
+      const PairResult p = measure_pair(*s.m, kN1, s.n2, per_iter);
+      if (!p.ok) {
         s.failed = true;
-        s.failure = r1.ok ? r2.error : r1.error;
-        if (r1.wrong_checksum || r2.wrong_checksum) status = 2;
+        s.failure = p.error;
+        if (p.wrong_checksum) status = 2;
         continue;
       }
-      const double dt = r2.seconds - r1.seconds, dcpu = r2.cpu_seconds - r1.cpu_seconds;
-      if (dt <= 0 || dcpu <= 0) continue;  // a start-up hiccup larger than the work
-      const double insns = static_cast<double>(per_iter) * (s.n2 - kN1);
-      row[i] = insns / dt / 1e6;
-      row_cpu[i] = insns / dcpu / 1e6;
+      if (!p.valid) continue;  // a start-up hiccup larger than the work
+      row[i] = p.mips;
+      row_cpu[i] = p.cpu_mips;
       s.mips.push_back(row[i]);
       s.cpu_mips.push_back(row_cpu[i]);
-      s.cpu_use.push_back(dcpu / dt);
-      s.t1s.push_back(r1.seconds);
+      s.cpu_use.push_back(p.cpu_use);
+      s.t1s.push_back(p.t1);
     }
     std::printf("%5llu", static_cast<unsigned long long>(round + 1));
     for (size_t i = 0; i < row.size(); ++i) {
@@ -1101,7 +549,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
-    return opt.profile.empty() ? bench(opt) : profile(opt);
+    return opt.profile.empty() ? run_bench(opt) : profile(opt);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "interp_mips: %s\n", e.what());
     return 1;
