@@ -15,9 +15,10 @@
 //                build: sdl2 display with SDL_VIDEODRIVER=dummy, else rfb; no log file)
 //   QEMU         `qemu-system-x86_64 -accel tcg -display none -nodefaults ...` from a floppy
 // Bochs and QEMU run as child processes (bench/peers.hpp, shared with bench/bt_speed); each
-// machine is timed by the wall clock from start to exit (process start-up, firmware and all; for the simulator: creating the machine, loading
-// and running it, and for "interp on" creating and destroying its Recorder). The guest's
-// iteration count is patched into the image; every machine runs a small count N1 and a large count N2, and
+// machine is timed by the wall clock from start to exit (process start-up, firmware and all;
+// for the simulator: creating the machine, loading and running it, and for "interp on"
+// creating and destroying its Recorder). The guest's iteration count is patched into the
+// image; every machine runs a small count N1 and a large count N2, and
 //     MIPS = instructions per iteration * (N2 - N1) / (t(N2) - t(N1))
 // so start-up and firmware costs cancel. The instruction count of the guest code is the same on
 // every machine (no interrupts, no data-dependent instruction counts): trapscope's simulator

@@ -32,10 +32,10 @@ extern char** environ;
 namespace trapscope::bench {
 
 namespace {
+
 inline uint32_t rotl(uint32_t v, unsigned n) { return (v << n) | (v >> (32 - n)); }
 inline uint32_t rotr(uint32_t v, unsigned n) { return (v >> n) | (v << (32 - n)); }
 }  // namespace
-
 
 // The guest's computation, step for step (see guests/compute.asm).
 uint32_t model_checksum(uint32_t iterations) {
@@ -305,7 +305,8 @@ namespace {
 
 class ProcessMachine : public Machine {
  public:
-  ProcessMachine(const ComputeImage& image, std::string dir) : image_(image), dir_(std::move(dir)) {}
+  ProcessMachine(const ComputeImage& image, std::string dir)
+      : image_(image), dir_(std::move(dir)) {}
 
  protected:
   // The floppy image for `iterations` (written once, kept for the run).
