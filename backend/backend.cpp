@@ -211,6 +211,7 @@ class SimBackend final : public Backend {
     s.memory.assign(m.begin(), m.end());
     s.devices = machine_.devices().save();
     s.instructions = machine_.instructions();
+    s.code = std::make_shared<const sim::CodeState>(machine_.save_code_state());
     return s;
   }
   void restore(const Snapshot& s) override {
@@ -218,7 +219,7 @@ class SimBackend final : public Backend {
       throw std::invalid_argument("snapshot of another machine");
     }
     std::memcpy(machine_.memory().data(), s.memory.data(), s.memory.size());
-    machine_.restore_state(s.registers, s.instructions);
+    machine_.restore_state(s.registers, s.instructions, s.code.get());
     machine_.devices().restore(s.devices);
   }
   sim::CpuState registers() override { return machine_.cpu().s; }

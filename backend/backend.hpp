@@ -22,6 +22,9 @@
 #include "vmm/devices.hpp"
 #include "vmm/loader.hpp"
 
+namespace trapscope::sim {
+struct CodeState;
+}
 namespace trapscope::sim::bt {
 struct BtStats;
 }
@@ -72,6 +75,9 @@ struct Snapshot {
   std::vector<uint8_t> memory;
   vmm::Devices::State devices;
   uint64_t instructions = 0;  // simulator: instructions retired at the snapshot
+  // Simulator: the code-page marks and the translation cache (sim/machine.hpp CodeState;
+  // shared, as it is never changed once taken). Null on KVM.
+  std::shared_ptr<const sim::CodeState> code;
 };
 
 struct RunOutcome {

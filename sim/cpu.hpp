@@ -197,6 +197,22 @@ class Cpu {
   // (sim/mmu.cpp). Binary translation counts each as a trap of the writing instruction, for
   // adaptive retranslation (sim/bt/translator.hpp).
   uint64_t code_writes = 0;
+  // The pages marked as holding cached code (mark_code_page), in ascending order, and
+  // marking them again: a snapshot keeps them (SimMachine::restore_state), because which
+  // writes count in code_writes, and so which instructions binary translation counts as
+  // trapping, depends on them.
+  std::vector<uint32_t> code_pages() const {
+    std::vector<uint32_t> out;
+    for (size_t pg = 0; pg < code_page_.size(); ++pg) {
+      if (code_page_[pg]) out.push_back(static_cast<uint32_t>(pg));
+    }
+    return out;
+  }
+  void mark_code_pages(const std::vector<uint32_t>& pages) {
+    for (const uint32_t pg : pages) {
+      if (pg < code_page_.size()) code_page_[pg] = 1;
+    }
+  }
   void invalidate_all_code() {
     for (size_t pg = 0; pg < page_gen_.size(); ++pg) {
       ++page_gen_[pg];

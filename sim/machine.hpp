@@ -46,6 +46,18 @@ struct SimLimits {
   uint32_t stop_on = 0;           // bit (1 << EventType): stop after an event of that type
 };
 
+// What a snapshot keeps besides registers, memory and devices (SimMachine::save_code_state):
+// the pages marked as holding cached code and, under technique bt, the translation cache
+// (sim/bt/translator.hpp [SECTION] Snapshots), so that a run restored from it translates,
+// links and counts what the uninterrupted run did from that point.
+struct CodeState {
+  std::vector<uint32_t> code_pages;             // Cpu::code_pages()
+  std::shared_ptr<const bt::Cache::State> bt;   // null unless technique bt
+  size_t bytes() const {
+    return sizeof(CodeState) + code_pages.capacity() * sizeof(uint32_t) + (bt ? bt->bytes() : 0);
+  }
+};
+
 enum class StepStatus : uint8_t {
   kOk,           // one instruction retired (or one exception delivered)
   kHalted,       // `hlt`
@@ -80,15 +92,30 @@ class SimMachine {
   SimResult run(const SimLimits& limits, trace::EventSink* sink);
 
   // Returns the CPU to a saved state (memory is restored by the caller): flushes the TLB and
-  // the decode cache.
-  void restore_state(const CpuState& state, uint64_t instructions) {
+  // the decode cache; `code` (from save_code_state() on this machine, at the same point) puts
+  // back the code-page marks and the translation cache; without it the cache is emptied.
+  void restore_state(const CpuState& state, uint64_t instructions,
+                     const CodeState* code = nullptr) {
     cpu_.s = state;
     cpu_.halted = false;
     cpu_.exit_requested = false;
     cpu_.flush_tlb();
     cpu_.invalidate_all_code();
-    if (bt_) bt_->flush();
+    if (code) cpu_.mark_code_pages(code->code_pages);
+    if (bt_) {
+      if (code && code->bt) {
+        bt_->restore(*code->bt, cpu_);
+      } else {
+        bt_->flush();
+      }
+    }
     instructions_ = instructions;
+  }
+  CodeState save_code_state() const {
+    CodeState c;
+    c.code_pages = cpu_.code_pages();
+    if (bt_) c.bt = bt_->save(cpu_);
+    return c;
   }
 
   // Async-signal-safe: ends the current run with RunEndReason::kStopped.

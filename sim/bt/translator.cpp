@@ -256,6 +256,98 @@ void Cache::flush() {
   stats_.units = 0;
 }
 
+std::shared_ptr<const Cache::State> Cache::save(const Cpu& cpu) const {
+  // [SECTION] Snapshots in translator.hpp.
+  auto st = std::make_shared<State>();
+  std::unordered_map<const Unit*, uint32_t> index;
+  index.reserve(units_.size());
+  for (const auto& u : units_) index.emplace(u.get(), static_cast<uint32_t>(index.size()));
+  const auto index_of = [&](const Unit* u) -> int32_t {
+    if (u == nullptr) return -1;
+    const auto it = index.find(u);
+    return it == index.end() ? -1 : static_cast<int32_t>(it->second);
+  };
+  st->units.reserve(units_.size());
+  for (const auto& u : units_) {
+    State::SavedUnit& s = st->units.emplace_back();
+    s.unit = *u;
+    s.unit.micro = std::vector<MicroOp>();  // rebuilt by restore()
+    for (int k = 0; k < 2; ++k) {
+      s.chain[k] = index_of(u->chain[k]);
+      s.unit.chain[k] = nullptr;
+    }
+    s.unit.generation_counter = nullptr;
+    s.current = u->generation == cpu.code_generation(u->pa);
+  }
+  st->map.reserve(map_.size());
+  for (const auto& [key, u] : map_) st->map.emplace_back(key, static_cast<uint32_t>(index.at(u)));
+  st->by_page.reserve(by_page_.size());
+  for (const auto& [page, list] : by_page_) {
+    std::vector<uint32_t> ids;
+    ids.reserve(list.size());
+    for (const Unit* u : list) ids.push_back(index.at(u));
+    st->by_page.emplace_back(page, std::move(ids));
+  }
+  st->retranslations = retranslations_;
+  st->trap_counts = trap_counts_;
+  st->adaptive = adaptive_;
+  st->retired = retired_;
+  st->next_id = next_id_;
+  st->stats = stats_;
+  st->resume = resume;
+  st->resume.unit = nullptr;
+  st->resume_unit = index_of(resume.unit);
+  return st;
+}
+
+void Cache::restore(const State& st, const Cpu& cpu) {
+  map_.clear();
+  by_page_.clear();
+  front_.fill(nullptr);  // a memo of map_: find() falls back to map_
+  units_.clear();
+  units_.reserve(st.units.size());
+  for (const State::SavedUnit& s : st.units) {
+    auto u = std::make_unique<Unit>(s.unit);
+    u->generation_counter = cpu.code_generation_counter(u->pa);
+    // restore_state bumped every page's generation: current stays current, stale stays stale.
+    const uint32_t now = cpu.code_generation(u->pa);
+    u->generation = s.current ? now : now - 1;
+    build_micro_ops(*u);  // MicroOp::t and ::unit point into this unit
+    units_.push_back(std::move(u));
+  }
+  for (size_t i = 0; i < st.units.size(); ++i) {
+    for (int k = 0; k < 2; ++k) {
+      const int32_t to = st.units[i].chain[k];
+      units_[i]->chain[k] = to >= 0 ? units_[static_cast<size_t>(to)].get() : nullptr;
+    }
+  }
+  for (const auto& [key, i] : st.map) map_.emplace(key, units_[i].get());
+  for (const auto& [page, ids] : st.by_page) {
+    std::vector<Unit*>& list = by_page_[page];
+    for (const uint32_t i : ids) list.push_back(units_[i].get());
+  }
+  retranslations_ = st.retranslations;
+  trap_counts_ = st.trap_counts;
+  adaptive_ = st.adaptive;
+  retired_ = st.retired;
+  next_id_ = st.next_id;
+  stats_ = st.stats;
+  resume = st.resume;
+  resume.unit = st.resume_unit >= 0 ? units_[static_cast<size_t>(st.resume_unit)].get() : nullptr;
+}
+
+size_t Cache::State::bytes() const {
+  size_t n = sizeof(State) + units.capacity() * sizeof(SavedUnit) +
+             map.capacity() * sizeof(map[0]) + by_page.capacity() * sizeof(by_page[0]);
+  for (const SavedUnit& s : units) n += s.unit.code.capacity() * sizeof(TransInsn);
+  for (const auto& p : by_page) n += p.second.capacity() * sizeof(uint32_t);
+  // The hash tables: a node (key, value, next pointer, cached hash) and a bucket pointer each.
+  n += (retranslations.size() + trap_counts.size() + adaptive.size()) * 40 +
+       (retranslations.bucket_count() + trap_counts.bucket_count() + adaptive.bucket_count()) *
+           sizeof(void*);
+  return n;
+}
+
 Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
                        trace::CpuMode mode) {
   collect(cpu);  // before the cache grows: at the same point of the guest's run however it stops

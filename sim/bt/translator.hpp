@@ -86,7 +86,7 @@
 //   list per unit to keep consistent, and the pass reaches every chain[] pointer that can lead
 //   to a retired unit because every live unit is in units_. The rule for code that keeps a
 //   Unit*: a retired unit may be freed by the next translate() (or free_retired, or a flush).
-//   A whole-cache flush (capacity, restore_state, load) frees everything at once; at capacity
+//   A whole-cache flush (capacity, load) frees everything at once; at capacity
 //   the units' counters are reported first.
 //
 // [SECTION] Micro-ops (sim/bt/microops.hpp)
@@ -145,6 +145,31 @@
 //   not entered again), its `instructions` every instruction it retired, resumed or not.
 //   A jump into the middle of a unit still translates a unit of its own, as in QEMU: only a
 //   unit stopped in is resumed.
+//
+// [SECTION] Snapshots (Cache::State, Cache::save, Cache::restore)
+//   Stepping back in the live visualizer restores a snapshot and runs on from it
+//   (visualizer/core/live_controller.hpp); for that run to translate, link, invalidate, free
+//   and count exactly what the uninterrupted run did from that point, a simulator snapshot
+//   keeps the cache's whole state (SimMachine::save_code_state): every unit held (live and
+//   retired, in units_ order, with its instructions, trap counts, statistics and the counters
+//   last reported), its chain links, map_ and by_page_, the retranslation, trap and adaptive
+//   tables, the statistics, the unit numbering and `resume`; and the Cpu's code-page marks
+//   (Cpu::code_pages), which decide which writes count as traps. Pointers are stored as
+//   indices into the saved units and made pointers again on restore. Three things are not
+//   copied but rebuilt, because each is a function of what is copied:
+//   - the micro-ops (Unit::micro): build_micro_ops makes them from the unit's instructions and
+//     mode alone (make_micro_op reads nothing else, and nothing changes a unit's instructions
+//     after translation but TransInsn::traps, which it does not read), so rebuilding gives the
+//     same micro-ops with MicroOp::t and MicroOp::unit pointing into the new unit; this also
+//     keeps the snapshot smaller (no MicroOp array);
+//   - front_: a memo of map_ (find() checks a hit and falls back to map_), left empty;
+//   - the page generations: restore_state bumps every page's generation (the decode cache
+//     must forget what it held), so a unit's `generation` is set to its page's new generation
+//     if it was current when saved, and to a value it can no longer take otherwise (a unit
+//     whose page was written since its translation, not yet found stale, stays stale).
+//     Unit::generation_counter is set from the same Cpu (the counters live as long as it).
+//   A snapshot is restored into the machine it was taken from (the backend checks the memory
+//   size; the counters and handlers are that machine's).
 //
 // [SECTION] Flag liveness
 //   The arithmetic flags (CF PF AF ZF SF OF) an instruction writes are computed only if
@@ -289,7 +314,7 @@ class Cache {
   void link(Cpu& cpu, Unit& from, int slot, Unit& to);
   // Counts a callout of t (RIP already advanced: cpu.fault_rip is t's) and reports it.
   void report_callout(Cpu& cpu, const Unit& u, const TransInsn& t);
-  void flush();  // frees every unit (restore_state, load, capacity)
+  void flush();  // frees every unit (load, capacity)
   // Frees the retired (invalidated) units, whatever their number ([SECTION] Freeing
   // invalidated units: translate() does it when there are enough; tests call it directly):
   // nulls every live unit's exit that leads to one, forgets `resume` if it names one, reports
@@ -315,6 +340,15 @@ class Cache {
     uint64_t paging[4] = {};
   };
   Resume resume;
+
+  // Everything the cache holds, as a snapshot keeps it ([SECTION] Snapshots): units without
+  // their micro-ops, pointers as indices into `units` (-1: none).
+  struct State;
+  // A copy of the cache's state; `cpu`: the machine's, for the page generations.
+  std::shared_ptr<const State> save(const Cpu& cpu) const;
+  // Replaces the cache's state by `state`, saved from this machine's cache; call after the
+  // Cpu's state, code generations and code-page marks are restored (SimMachine::restore_state).
+  void restore(const State& state, const Cpu& cpu);
 
   BtStats& stats() { return stats_; }
   const BtStats& stats() const { return stats_; }
@@ -358,6 +392,27 @@ class Cache {
   size_t retired_ = 0;  // invalid units in units_, freed by the next free_retired()
   uint32_t next_id_ = 0;
   BtStats stats_;
+};
+
+struct Cache::State {
+  struct SavedUnit {
+    Unit unit;                    // micro empty, chain and generation_counter null
+    int32_t chain[2] = {-1, -1};  // Unit::chain
+    bool current = false;         // generation was its page's generation when saved
+  };
+  std::vector<SavedUnit> units;  // units_, in order
+  std::vector<std::pair<Key, uint32_t>> map;
+  std::vector<std::pair<uint64_t, std::vector<uint32_t>>> by_page;
+  std::unordered_map<uint64_t, uint32_t> retranslations, trap_counts;
+  std::unordered_map<uint64_t, bool> adaptive;
+  size_t retired = 0;
+  uint32_t next_id = 0;
+  BtStats stats;
+  Resume resume;               // unit null: see resume_unit
+  int32_t resume_unit = -1;
+  // Host bytes held (the units and their instruction arrays, the tables), for the
+  // visualizer's snapshot budget.
+  size_t bytes() const;
 };
 
 }  // namespace trapscope::sim::bt
