@@ -13,7 +13,9 @@
 //   retired instructions, memory stored as the pages that differ from the first. Stepping back
 //   N instructions restores the nearest snapshot at or before the target and re-executes up to
 //   it; the simulator is deterministic, so the events re-recorded are those that were dropped
-//   (host timestamps aside). When the machine stopped mid-instruction (an exception delivered
+//   (host timestamps aside). Under binary translation a snapshot also holds the translation
+//   cache (sim/bt/translator.hpp [SECTION] Snapshots), so the run on from it does not
+//   translate or link its units again. When the machine stopped mid-instruction (an exception delivered
 //   but no instruction retired yet), "one instruction back" is the boundary just before it.
 //   KVM cannot do this: it does not count retired instructions and its timing is the host's.
 //
