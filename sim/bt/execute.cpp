@@ -99,15 +99,7 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
   // or no execute permission: the interpreter walks the tables and raises #PF first).
   const auto code_pa = [&](uint64_t rip, uint64_t* pa) {
     if (user || (!r.m64 && rip > r.cs_limit)) return false;
-    const uint64_t la = r.m64 ? rip : ((r.cs_base + rip) & 0xFFFFFFFFull);
-    *pa = la;
-    if (r.paging) {
-      const uint64_t vpn = la >> 12;
-      const Tlb::Entry& t = c.tlb.slot(vpn);
-      if (t.vpn != vpn || !(t.allow & Tlb::need_bit(Access::kExecute, false))) return false;
-      *pa = (t.pfn << 12) | (la & 0xFFF);
-    }
-    return true;
+    return bt::fetch_pa(c, r, rip, pa);
   };
   // from's successor in `slot` if it is still the unit for (rip, pa) in this context.
   const auto chained_unit = [&](const bt::Unit& from, int slot, uint64_t rip,

@@ -124,18 +124,9 @@ void chain_op(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t) {
   if constexpr (Real) {
     if (next->last_rip > run.cs_limit || run.paging) return;
   } else {
-    uint64_t pa = rip;
-    if (!run.m64) {
-      if (next->last_rip > run.cs_limit) return;
-      pa = (run.cs_base + rip) & 0xFFFFFFFFull;
-    }
-    if (run.paging) {
-      const uint64_t vpn = pa >> 12;
-      const Tlb::Entry& e = c.tlb.slot(vpn);
-      if (e.vpn != vpn || !(e.allow & Tlb::need_bit(Access::kExecute, false))) return;
-      pa = (e.pfn << 12) | (pa & 0xFFF);
-    }
-    if (next->pa != pa) return;
+    if (!run.m64 && next->last_rip > run.cs_limit) return;
+    uint64_t pa;
+    if (!fetch_pa(c, run, rip, &pa) || next->pa != pa) return;
   }
   c.s.tsc += n;
   u.instructions += n;

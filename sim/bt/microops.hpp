@@ -36,6 +36,23 @@ struct MicroRun {
   bool m64 = false, paging = false;
 };
 
+// The guest-physical address of translated code at `rip` in the fetch context `r`: the linear
+// address (CS base + RIP outside 64-bit mode, SDM Vol. 3A 3.4), then the TLB when paging is on,
+// for a supervisor instruction fetch (translated code never runs at CPL 3). False on a TLB miss
+// or without execute permission: the interpreter then walks the tables and raises #PF first.
+// The CS limit and the CPL are the caller's checks (step_bt's lookup, chain_op).
+inline bool fetch_pa(const Cpu& c, const MicroRun& r, uint64_t rip, uint64_t* pa) {
+  uint64_t a = r.m64 ? rip : ((r.cs_base + rip) & 0xFFFFFFFFull);
+  if (r.paging) {
+    const uint64_t vpn = a >> 12;
+    const Tlb::Entry& e = c.tlb.slot(vpn);
+    if (e.vpn != vpn || !(e.allow & Tlb::need_bit(Access::kExecute, false))) return false;
+    a = (e.pfn << 12) | (a & 0xFFF);
+  }
+  *pa = a;
+  return true;
+}
+
 // Runs one instruction, then the next micro-op of the unit (threaded dispatch: a tail call);
 // the unit's micro-ops end with end_micro_op(), which returns to the executor or goes on to
 // a chained successor. The chain also returns early after an instruction whose generic path
