@@ -14,13 +14,13 @@
 // translator) and the cache hit rate (unit entries that needed no translation).
 // Both techniques must print the same console and retire the same number of instructions;
 // otherwise the bench says so and exits 2.
-// The outside references (issue 7, from the simulator issue): Bochs and QEMU-TCG run the same
+// The outside references: Bochs and QEMU-TCG run the same
 // compute image as child processes (bench/peers.hpp, as in bench/interp_mips: N1 = 1 and N2
 // calibrated to about --peer-seconds of guest work, MIPS = instructions per iteration *
 // (N2 - N1) / (t(N2) - t(N1)) so that process start-up and firmware cancel, the checksum checked
 // against the C++ model, the median of --peer-rounds measurements); bt's MIPS is divided by
 // theirs, for information. A peer that is not installed is reported and skipped.
-// Target (issue 7): bt at least 3x the interpreter on compute. A program, not a test: it never
+// Target: bt at least 3x the interpreter on compute. A program, not a test: it never
 // fails on time (exit 0 after a measurement, PASS or MISS; 1 for a usage error; 2 if bt and the
 // interpreter differ or a machine printed a wrong checksum).
 #include <time.h>

@@ -14,7 +14,7 @@
 // hits all three alike. The result is a ratio of time per exit, trapscope / raw (1.00 = same
 // speed), from the median exits/s of each loop, with the best-of-R ratio as a cross-check;
 // absolute speeds are printed for information only (facts about this host, not trapscope).
-// Targets (issue "bench/exit_roundtrip"): ≤ 1.10 with tracing off, ≤ 1.25 with tracing on.
+// Targets: ≤ 1.10 with tracing off, ≤ 1.25 with tracing on.
 //
 // This is a program, not a test: it never fails on time. Exit status: 0 after a measurement
 // (PASS or MISS), 1 for a usage or trace-file error, 2 if KVM cannot be used (or cannot run the

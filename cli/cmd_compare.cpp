@@ -483,7 +483,7 @@ constexpr Technique kTechniques[] = {
 };
 
 // Guests that need `syscall`/`sysret`, which this project's kvm_pvm hosts do not run
-// (shared/docs/kvm-host.md; `trapscope doctor` lists it): their KVM rows are skipped there.
+// (docs/kvm-hosts.md; `trapscope doctor` lists it): their KVM rows are skipped there.
 bool needs_syscall(std::string_view guest) { return guest == "nano-syscall"; }
 
 const compare::PaperNano* paper_for(std::string_view guest) {

@@ -1,5 +1,5 @@
 // cli/compare_model.hpp — what `trapscope compare` counts per run and the cycle MODEL it
-// prices the counts with, with the source of every figure (/work/shared/docs/references.md).
+// prices the counts with, with the source of every figure (docs/references.md).
 //
 // [SECTION] Causes
 //   Every row breaks its entries into the VMM down by cause (JSON "exits_by_cause"): VM exits
@@ -144,7 +144,7 @@ inline constexpr std::array<std::string_view, kPartCount> kPartNames = {
     "paging_exits", "vmm_exceptions", "kernel_entries", "shadow_faults", "shadow_updates"};
 
 // Adams & Agesen, ASPLOS 2006, nanobenchmarks, cycles on a 3.8 GHz Pentium 4 (native / software
-// VMM / hardware VMM), as /work/shared/docs/references.md gives them.
+// VMM / hardware VMM), as docs/references.md gives them.
 struct PaperNano {
   std::string_view guest;      // our guest: nano-<name>
   std::string_view paper_name; // the paper's benchmark

@@ -180,9 +180,10 @@ TEST_CASE("bt: self-modifying code invalidates its units, a trapping store becom
   CHECK(adaptive_callouts >= 90);
 }
 
-// Issue 7: "an instruction that traps often (e.g. a store to a page-table page under shadow
-// paging) is retranslated into a callout". nano-ptemod stores to a page table that is in use, so
-// the shadow-paging VMM write-protects it and every store traps until BT adapts.
+// Adaptive BT (Adams & Agesen 2006, docs/references.md): an instruction that traps often (e.g.
+// a store to a page-table page under shadow paging) is retranslated into a callout. nano-ptemod
+// stores to a page table that is in use, so the shadow-paging VMM write-protects it and every
+// store traps until BT adapts.
 TEST_CASE("bt: a page-table store trapped by shadow paging becomes an adaptive callout",
           "[bt][sim][paging]") {
   auto g = guests::find("nano-ptemod");

@@ -385,7 +385,7 @@ TEST_CASE("gui disassembly around RIP lands on instruction boundaries", "[gui]")
   CHECK(lines[rip_line].text == "out dx, al");
   CHECK(lines[0].address == 0x8000);  // decoding starts at the image, where bytes are readable
   CHECK(lines[0].text.rfind("mov si", 0) == 0);
-  CHECK(lines[rip_line].pg == PgClass::kPrivileged);  // out: IOPL-sensitive I/O (issue 6)
+  CHECK(lines[rip_line].pg == PgClass::kPrivileged);  // out: IOPL-sensitive I/O
   CHECK(lines[0].pg == PgClass::kInnocuous);           // mov si, …
 }
 

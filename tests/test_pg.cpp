@@ -1,4 +1,4 @@
-// Popek–Goldberg (issue 6): the classifier (sim/virt/classify.hpp) and `trapscope classify`.
+// Popek–Goldberg: the classifier (sim/virt/classify.hpp) and `trapscope classify`.
 #include <catch2/catch.hpp>
 
 #include <cstring>

@@ -1,6 +1,6 @@
 // vmm/doctor.hpp — `trapscope doctor`: is KVM usable here, which KVM is it, and what can this
 // host not show? Facts about kvm_pvm come from probes on this project's CI machines
-// (shared/docs/kvm-host.md); the `int n` probe below re-checks the main one at run time.
+// (docs/kvm-hosts.md); the `int n` probe below re-checks the main one at run time.
 #pragma once
 
 #include <string>

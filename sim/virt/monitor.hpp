@@ -58,7 +58,7 @@
 //   Agesen, "A Comparison of Software and Hardware Techniques for x86 Virtualization", ASPLOS
 //   2006, on Core 2 (Pentium 4: exit 1931, entry 2409). Later cores are cheaper: round trip 1266
 //   (Penryn), 1009 (Nehalem), 784 (Sandy Bridge) — Agesen et al., USENIX ATC 2012. See
-//   /work/shared/docs/references.md.
+//   docs/references.md.
 #pragma once
 
 #include <bitset>

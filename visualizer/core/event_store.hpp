@@ -38,11 +38,11 @@ union EventRecord {
   trace::RingTransitionEvent ring;
   trace::ExceptionEvent exception;
   trace::InstructionEvent insn;
-  trace::VirtEvent virt;  // trap-and-emulate / VT-x model events (issue 6)
+  trace::VirtEvent virt;  // trap-and-emulate / VT-x model events
   trace::NestedWalkEvent nested_walk;
   trace::ShadowPagingEvent shadow;
   trace::EptViolationEvent ept_violation;
-  trace::BtTranslateEvent bt_translate;  // binary translation (issue 7)
+  trace::BtTranslateEvent bt_translate;  // binary translation
   trace::BtChainEvent bt_chain;
   trace::BtLookupEvent bt_lookup;
   trace::BtInvalidateEvent bt_invalidate;

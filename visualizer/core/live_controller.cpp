@@ -451,7 +451,7 @@ void LiveController::finish(const backend::RunOutcome& r) {
              !(r.reason == RunEndReason::kGuestExit && r.exit_code == 0));
 }
 
-// On kvm_pvm (shared/docs/kvm-host.md) CPL 3 code runs natively, so a single step of a
+// On kvm_pvm (docs/kvm-hosts.md) CPL 3 code runs natively, so a single step of a
 // return to CPL 3 goes on until the guest is back in emulated code (a trap, an interrupt).
 // True if the instruction at RIP is such a return: iret, sysret or a far return.
 bool LiveController::returns_to_user_natively(const sim::CpuState& r) const {
@@ -668,7 +668,7 @@ std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run, u
         if (terminal(r.reason)) {
           finish(r);
           if (kvm && !addresses.empty() && source_.host == "kvm_pvm") {
-            // kvm-host.md: on kvm_pvm CPL 3 code runs natively, out of the debug registers' reach.
+            // docs/kvm-hosts.md: on kvm_pvm CPL 3 code runs natively, out of the debug registers' reach.
             message_ += " (the address breakpoint at " + hex(addresses[0]) +
                         " was not reached: on kvm_pvm only CPL 0 and real-mode code, which KVM "
                         "emulates, can stop at an address)";

@@ -22,7 +22,7 @@
 // [SECTION] What each backend observes
 //   See capabilities_for(): the simulator sees every event type; KVM only VM exits, and on
 //   this project's kvm_pvm hosts single-step and address breakpoints work only for emulated
-//   code (CPL 0, real mode) — shared/docs/kvm-host.md.
+//   code (CPL 0, real mode) — docs/kvm-hosts.md.
 #pragma once
 
 #include <atomic>

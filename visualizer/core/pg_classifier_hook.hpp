@@ -1,10 +1,10 @@
-// visualizer/core/pg_classifier_hook.hpp — HOOK for the Popek–Goldberg classifier (issue 6).
+// visualizer/core/pg_classifier_hook.hpp — HOOK for the Popek–Goldberg classifier.
 //
 // The disassembly view marks each instruction as privileged (traps when executed outside
 // CPL 0), sensitive (reads or changes machine state that a VMM must control, whether or not
 // it traps), or innocuous — Popek & Goldberg, "Formal requirements for virtualizable third
 // generation architectures", CACM 17(7), 1974. The classes come from the simulator's classifier
-// (sim/virt/classify.hpp, issue 6); bytes that do not decode are kUnclassified.
+// (sim/virt/classify.hpp); bytes that do not decode are kUnclassified.
 #pragma once
 
 #include <cstdint>
