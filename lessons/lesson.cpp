@@ -25,17 +25,7 @@ struct Where {
   }
 };
 
-std::optional<uint64_t> parse_number(std::string_view s) {
-  int base = 10;
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    base = 16;
-    s.remove_prefix(2);
-  }
-  uint64_t v = 0;
-  auto r = std::from_chars(s.data(), s.data() + s.size(), v, base);
-  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
+std::optional<uint64_t> parse_number(std::string_view s) { return parse_value_number(s); }
 
 void only_keys(const Where& w, const YAML::Node& map, const std::string& what,
                std::initializer_list<std::string_view> allowed) {
@@ -101,6 +91,8 @@ Predicate predicate(const Where& w, const YAML::Node& node, const std::string& f
     Condition c;
     c.field = key;
     c.text = scalar(w, kv.second, field + "." + key);
+    if (const std::string problem = value_problem(p.kind, key, c.text); !problem.empty())
+      w.fail(kv.second, field + "." + key, problem);
     c.number = parse_number(c.text);
     p.conditions.push_back(std::move(c));
   }

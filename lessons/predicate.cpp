@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
 #include "sim/decode/disasm.hpp"
@@ -280,6 +281,104 @@ std::optional<EventKind> parse_event_kind(std::string_view text) {
 std::string_view to_string(EventKind kind) { return info(kind).name; }
 
 std::vector<std::string_view> fields_of(EventKind kind) { return info(kind).fields; }
+
+std::optional<uint64_t> parse_value_number(std::string_view s) {
+  int base = 10;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s.remove_prefix(2);
+  }
+  uint64_t v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v, base);
+  if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+namespace {
+
+// The names a name field can take (as lookup() produces them), from the enumerations' own
+// to_string functions.
+template <typename F>
+std::vector<std::string> names_of(unsigned first, unsigned last, F name) {
+  std::vector<std::string> out;
+  for (unsigned i = first; i <= last; ++i) {
+    const std::string n(name(i));
+    if (n != "?" && n != "UNKNOWN") out.push_back(n);
+  }
+  return out;
+}
+
+std::vector<std::string> field_names(EventKind kind, std::string_view field) {
+  if (field == "reason" && kind == EventKind::kVmExit)
+    return names_of(0, 63, [](unsigned i) { return trace::exit_reason_name(i); });
+  if (field == "reason")  // run_end
+    return names_of(1, static_cast<unsigned>(trace::RunEndReason::kMax) - 1, [](unsigned i) {
+      return trace::to_string(static_cast<trace::RunEndReason>(i));
+    });
+  if (field == "hypercall") return names_of(0, 63, [](unsigned i) { return vmm::hypercall_name(i); });
+  if (field == "cause")
+    return names_of(1, 31, [](unsigned i) { return trace::to_string(static_cast<trace::RingCause>(i)); });
+  if (field == "action")
+    return names_of(1, 31, [](unsigned i) { return trace::to_string(static_cast<trace::ShadowAction>(i)); });
+  if (field == "direction") return {"in", "out"};
+  if (field == "access") return {"read", "write", "execute"};
+  if (field == "resolution") return {"mapped", "mmio"};
+  return {};
+}
+
+// The largest value of a number field.
+uint64_t field_max(EventKind kind, std::string_view field) {
+  if (field == "cpl" || field == "from_cpl" || field == "to_cpl" || field == "real_cpl") return 3;
+  if (field == "software" || field == "user" || field == "entry" || field == "taken" ||
+      field == "adaptive")
+    return 1;
+  if (field == "faulted") return kind == EventKind::kNestedWalk ? 2 : 1;
+  if (field == "port") return 0xFFFF;
+  if (field == "size") return 4;
+  if (field == "vector") return 255;
+  if (field == "levels" || field == "guest_levels" || field == "level") return 5;
+  if (field == "references") return trace::kMaxNestedRefs;
+  if (field == "nr" || field == "exit_code" || field == "exit_reason" || field == "error_code" ||
+      field == "unit" || field == "from_unit" || field == "to_unit" || field == "count" ||
+      field == "ident" || field == "non_ident" || field == "generation" || field == "units")
+    return UINT32_MAX;
+  return UINT64_MAX;
+}
+
+std::string hex_max(uint64_t max) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, max > 255 ? "0x%llx" : "%llu", static_cast<unsigned long long>(max));
+  return buf;
+}
+
+}  // namespace
+
+std::string value_problem(EventKind kind, std::string_view field, std::string_view text) {
+  if (field == "mnemonic") {
+    const bool word = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0;
+    });
+    return word ? "" : "must be one instruction mnemonic (letters and digits), such as out";
+  }
+  if (field == "result") {  // 0 or a negative error
+    const bool negative = !text.empty() && text[0] == '-';
+    const auto n = parse_value_number(negative ? text.substr(1) : text);
+    return n && *n <= (negative ? uint64_t{1} << 31 : INT32_MAX) ? ""
+                                                                 : "must be a number such as 0 or -22";
+  }
+  const std::vector<std::string> names = field_names(kind, field);
+  if (!names.empty()) {
+    for (const std::string& n : names)
+      if (iequal(n, text)) return "";
+    std::string list;
+    for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+    return "unknown '" + std::string(text) + "' (" + list + ")";
+  }
+  const uint64_t max = field_max(kind, field);
+  const auto n = parse_value_number(text);
+  if (!n || *n > max) return "must be a number 0.." + hex_max(max) + " (decimal or 0x-hexadecimal)";
+  return "";
+}
 
 std::optional<std::string> field_value(const EventHeader& event, std::string_view field) {
   auto v = lookup(event, field);

@@ -34,6 +34,9 @@
 //   any              cpl, rip (the first event of any kind)
 // Numbers are decimal or 0x-hexadecimal; a condition holds when the field equals the value.
 // mnemonic: the instruction's first word as Zydis disassembles it ("popfd", "out", "sgdt").
+// A lesson file's values are checked when it is read (value_problem): a number field takes a
+// number in the field's range (cpl 0..3, port 0..0xffff, vector 0..255, 0|1 flags, …), result
+// a signed number, a name field one of its names (any case), mnemonic one word.
 #pragma once
 
 #include <cstdint>
@@ -78,6 +81,11 @@ struct Predicate {
 
 // The fields a kind has (for validating lesson files); empty for an unknown kind.
 std::vector<std::string_view> fields_of(EventKind kind);
+// Why `text` cannot be the value of `field` (one of fields_of(kind)) in a condition, as
+// "must be a number 0..0xffff" or "unknown 'x' (in, out)"; "" when it can.
+std::string value_problem(EventKind kind, std::string_view field, std::string_view text);
+// A decimal or 0x-hexadecimal number (the whole text), as a condition's value.
+std::optional<uint64_t> parse_value_number(std::string_view text);
 // The value of `field` in `event` as text ("IO", "0xe9", "3"); nullopt if the event has none.
 std::optional<std::string> field_value(const trace::EventHeader& event, std::string_view field);
 

@@ -140,6 +140,13 @@ int main(int argc, char** argv) {
 
   std::printf("difftest: seed %" PRIu64 ", programs %" PRIu64 "..%" PRIu64 ", %u templates each, %u job(s)\n",
               o.seed, o.first, o.first + o.count - 1, o.gen.length, jobs);
+  // Undefined flags and results: compared only on the CPU the simulator models.
+  o.gen.undefined_results = trapscope::test::compare_undefined();
+  if (const std::string note = trapscope::test::undefined_flags_note(); !note.empty()) {
+    std::printf("%s\n", note.c_str());
+  } else {
+    std::printf("this host is the CPU the simulator models: undefined flags are compared too\n");
+  }
   std::fflush(stdout);
 
   std::vector<Tally> tallies(jobs);

@@ -82,10 +82,7 @@ TEST_CASE("bench peers: QEMU-TCG runs the compute image and prints the model's c
   const bench::TempDir dir("test_bench_peers");
   const bench::ComputeImage image;
   const auto qemu = bench::make_qemu(image, dir.path, "qemu-system-x86_64");
-  if (!qemu->installed) {
-    WARN("qemu-system-x86_64 is not installed: " << qemu->unavailable_reason);
-    return;
-  }
+  if (!qemu->installed) SKIP_TEST("qemu-system-x86_64 is not installed: " << qemu->unavailable_reason);
   const bench::RunResult r = qemu->run(2);
   INFO(r.error);
   CHECK(r.ok);

@@ -180,6 +180,23 @@ TEST_CASE("gui headless: clicking an event in the timeline selects it everywhere
   }
 }
 
+TEST_CASE("gui headless: a timeline view past 2^53 events draws a frame (grid lines bounded)",
+          "[gui]") {
+  // Far from 0 a double's step exceeds the grid's: `t += step` left t unchanged and the frame
+  // never ended (issue 15).
+  Headless h;
+  Model m;
+  fill(m);
+  RecordingDriver d;
+  App app(d, m, h.fonts, &key_index);
+  h.frame(app);
+  const double far = 18014398509481984.0;  // 2^54
+  app.set_timeline_view(far, far + 16);
+  h.frame(app);
+  h.frame(app);
+  CHECK(app.timeline_state().view_end <= 64);  // then the view is brought back to the data
+}
+
 TEST_CASE("gui headless: the shortcut keys send the stepping commands", "[gui]") {
   Headless h;
   Model m;

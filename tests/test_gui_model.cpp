@@ -359,6 +359,18 @@ TEST_CASE("gui scripts: every command parses, errors name the line", "[gui]") {
   CHECK_FALSE(parse_script("assert-cpl 7", &err));
   CHECK_FALSE(parse_script("step-to nowhere", &err));
   CHECK_FALSE(parse_script("screenshot", &err));
+  // Numbers past what the runner can hold are refused when the script is read (issue 15):
+  // frames 2^31 wrapped to a negative int, run-for 2^63 ms overflowed <chrono>, a timeline far
+  // past 2^53 looped inside one frame.
+  CHECK_FALSE(parse_script("frames 2147483648", &err));
+  CHECK(err.find("line 1: frames takes a count, at most 1000000") == 0);
+  CHECK(parse_script("frames 1000000", &err));
+  CHECK_FALSE(parse_script("step\nrun-for 9223372036854775807", &err));
+  CHECK(err.find("line 2: run-for takes milliseconds, at most 86400000") == 0);
+  CHECK_FALSE(parse_script("run-for 18446744073709551615", &err));
+  CHECK_FALSE(parse_script("timeline 18014398509481984 18014398509482000", &err));
+  CHECK(err.find("FIRST < LAST <= 2^53") != std::string::npos);
+  CHECK(parse_script("timeline 0 9007199254740992", &err));
 }
 
 TEST_CASE("gui disassembly around RIP lands on instruction boundaries", "[gui]") {

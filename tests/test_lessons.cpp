@@ -140,6 +140,23 @@ TEST_CASE("a malformed lesson gets an error naming the file, line and field", "[
              Catch::StartsWith("t.yaml:11: steps[1].colour: unknown field"));
   CHECK_THAT(error_of(std::string(kMinimal) + "    show: [everything]\n"),
              Catch::StartsWith("t.yaml:11: steps[1].show: unknown 'everything'"));
+  // Values are checked when the file is read, not when the step runs.
+  CHECK(error_of(replace(kMinimal, "port: 0xe9", "port: abc")) ==
+        "t.yaml:10: steps[1].expect.port: must be a number 0..0xffff (decimal or 0x-hexadecimal)");
+  CHECK_THAT(error_of(replace(kMinimal, "port: 0xe9", "port: 0x10000")),
+             Catch::StartsWith("t.yaml:10: steps[1].expect.port: must be a number 0..0xffff"));
+  CHECK_THAT(error_of(replace(kMinimal, "reason: IO", "reason: IOO")),
+             Catch::StartsWith("t.yaml:9: steps[1].run_until.reason: unknown 'IOO' (EXCEPTION, IO,"));
+  CHECK_THAT(error_of(replace(kMinimal, "reason: IO}", "reason: io, direction: sideways}")),
+             Catch::StartsWith("t.yaml:9: steps[1].run_until.direction: unknown 'sideways' (in, out)"));
+  CHECK_THAT(error_of(replace(kMinimal, "reason: IO}", "cpl: 4}")),
+             Catch::StartsWith("t.yaml:9: steps[1].run_until.cpl: must be a number 0..3"));
+  CHECK_THAT(error_of(replace(kMinimal, "reason: IO}", "mnemonic: out dx}")),
+             Catch::StartsWith("t.yaml:9: steps[1].run_until.mnemonic: must be one instruction"));
+  CHECK(error_of(replace(kMinimal, "reason: IO}", "reason: HYPERCALL, result: -22}")).empty());
+  CHECK(error_of(replace(replace(kMinimal, "    expect: {port: 0xe9, value: 0x48}\n", ""),
+                         "{event: vm_exit, reason: IO}", "{event: run_end, reason: Triple Fault}"))
+            .empty());
   const std::string kMinimal_head(kMinimal, std::string_view(kMinimal).find("steps:"));
   CHECK_THAT(error_of(kMinimal_head + "steps: []\n"),
              Catch::Contains("steps: a non-empty list"));

@@ -722,7 +722,7 @@ FlagUse flag_use(const TransInsn& t) {
       may = must = kCF;
       break;
     case Op::kBsf: case Op::kBsr:
-      may = must = kZF;
+      may = must = kAll;  // undefined ones included (sim/interp/undefined.hpp)
       break;
     case Op::kClc: case Op::kStc:
       may = must = kCF;

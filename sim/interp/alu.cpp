@@ -3,23 +3,9 @@
 //
 // Sources: Intel SDM Vol. 2 (each instruction's "Operation" and "Flags Affected" sections) and
 // Vol. 1 Appendix A (EFLAGS cross-reference). Where the SDM calls a flag or result "undefined",
-// the value computed here is what this project's reference host (AMD EPYC, measured natively at
-// CPL 3 by the differential tests in tests/test_sim_integer.cpp, "[diff]") produces:
-//   and/or/xor/test     AF = 0
-//   shl/shr/sar         AF = 1; OF for counts > 1: shl MSB(r) ^ CF, shr/sar bit N-1 ^ bit N-2 of r
-//                       (0 for shr, 0 for sar); 8/16-bit counts past the width: shl/shr give
-//                       0 with CF = 0 (shl by exactly the width: CF = bit 0), sar gives the sign
-//   rol/ror/rcl/rcr     OF for counts > 1: rol/rcl MSB(r) ^ CF, ror/rcr bit N-1 ^ bit N-2 of r,
-//                       also when the rotation is a multiple of the width (rcl al, 9 sets OF)
-//   shld/shrd           AF = 1; OF as shl/shr above; 16-bit counts 16..31: see double_shift
-//   mul/imul            SF, ZF, AF, PF unchanged
-//   div/idiv            SF = ZF = PF = 0, AF = 1, CF and OF unchanged
-//   bt/bts/btr/btc      OF, SF, AF, PF unchanged
-//   bsf/bsr             CF, OF, SF, AF, PF unchanged; zero source: ZF = 1, destination unchanged
-//                       (a 32-bit register keeps its upper half)
-// These are also Bochs's choices except mul/imul (Bochs: SF/ZF/PF from the low half, AF = 0),
-// div/idiv (Bochs: unchanged), the shift AF (Bochs: 0) and 16-bit shld/shrd past 16. Intel
-// processors differ in places (e.g. the SDM's "undefined" OF after multi-bit shifts).
+// the value computed here is what the model CPU produces: which CPU that is (AMD EPYC Zen 4,
+// family 0x19 model 0x11, measured), and the value per instruction, are in
+// sim/interp/undefined.hpp ("the reference host" below means that CPU).
 //
 // Operands: ops[0] is the destination (and first source), ops[1] the source. An immediate's
 // Operand::size is its ENCODED width (1 for an imm8) while op.imm is already sign-extended to 64
@@ -580,19 +566,19 @@ void exec_kBtc(Cpu& cpu, const Instruction& insn) { bit_test<Bt::kComplement>(cp
 
 // bsf/bsr: a zero source sets ZF and leaves the destination unchanged (AMD documents this; Intel
 // calls it undefined); otherwise ZF = 0 and dest = the index. CF, OF, SF, AF, PF are undefined:
-// as on the reference host.
+// as on the reference host (Zen 4), CF = OF = SF = AF = 0 and PF = the parity of the index (of
+// 0 for a zero source).
 template <bool Forward>
 inline void bit_scan(Cpu& cpu, const Instruction& insn) {
   const uint64_t v = rd(cpu, insn, 1);
   CpuState& s = cpu.s;
-  if (v == 0) {
-    s.rflags |= kZF;
-    return;
+  unsigned idx = 0;
+  if (v != 0) {
+    idx = Forward ? static_cast<unsigned>(__builtin_ctzll(v))
+                  : 63u - static_cast<unsigned>(__builtin_clzll(v));
+    wr(cpu, insn, 0, idx);
   }
-  const unsigned idx = Forward ? static_cast<unsigned>(__builtin_ctzll(v))
-                               : 63u - static_cast<unsigned>(__builtin_clzll(v));
-  wr(cpu, insn, 0, idx);
-  s.rflags &= ~kZF;
+  s.rflags = (s.rflags & ~kArithFlags) | (v == 0 ? kZF : 0) | (parity_even(idx) ? kPF : 0);
 }
 
 void exec_kBsf(Cpu& cpu, const Instruction& insn) { bit_scan<true>(cpu, insn); }

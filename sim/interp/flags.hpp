@@ -4,8 +4,8 @@
 // so that both compute the same bits.
 //
 // Sources: Intel SDM Vol. 1 3.4.3.1 and Appendix A (EFLAGS), Appendix B.1 (condition codes);
-// Vol. 2, each instruction's "Flags Affected". Undefined flags: as the reference host (see the
-// head of sim/interp/alu.cpp): and/or/xor/test clear AF.
+// Vol. 2, each instruction's "Flags Affected". Undefined flags: as the model CPU, which
+// sim/interp/undefined.hpp names (with its value per instruction): and/or/xor/test clear AF.
 #pragma once
 
 #include <cstdint>

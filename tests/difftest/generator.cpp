@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "sim/decode/disasm.hpp"
+#include "sim/interp/undefined.hpp"
 
 namespace trapscope::difftest {
 namespace {
@@ -198,8 +199,11 @@ uint64_t condition_flags(unsigned cc) {
   }
 }
 
+// An instruction that writes the flags in `written` and leaves sim::undefined_flags(op) of them
+// undefined (the one table of undefined flags, sim/interp/undefined.hpp).
+Fx writes(uint64_t written, uint64_t undefined) { return {0, written & ~undefined, undefined, false}; }
 Fx arith() { return {0, kAll, 0, false}; }
-Fx logic() { return {0, kAll & ~kAF, kAF, false}; }
+Fx logic() { return writes(kAll, sim::undefined_flags(sim::Op::kAnd)); }
 Fx none() { return {}; }
 
 uint64_t mix(uint64_t x) {  // splitmix64
@@ -477,7 +481,7 @@ class Gen {
          neg ? arith() : none());
   }
 
-  static Fx mul_fx() { return {0, kCF | kOF, kSF | kZF | kAF | kPF, false}; }
+  static Fx mul_fx() { return writes(kAll, sim::undefined_flags(sim::Op::kMul)); }
 
   void t_mul1() {
     const unsigned size = pick_size();
@@ -542,7 +546,7 @@ class Gen {
       }
     }
     emit(digit(size, {uint8_t(size == 1 ? 0xF6 : 0xF7)}, is_signed ? 7 : 6, src),
-         Fx{0, 0, kAll, false});
+         writes(kAll, sim::undefined_flags(is_signed ? sim::Op::kIdiv : sim::Op::kDiv)));
   }
 
   uint64_t shift_count(unsigned bits) {
@@ -560,20 +564,18 @@ class Gen {
     const unsigned size = pick_size();
     const unsigned bits = 8 * size;
     const Rm dst = dst_rm(size, bank(size));
-    const bool rotate = op <= 1, through_carry = op == 2 || op == 3, shl_shr = op == 4 || op == 5;
+    const bool rotate = op <= 1, through_carry = op == 2 || op == 3;
+    static constexpr sim::Op kSimOp[] = {sim::Op::kRol, sim::Op::kRor, sim::Op::kRcl, sim::Op::kRcr,
+                                         sim::Op::kShl, sim::Op::kShr, sim::Op::kShl, sim::Op::kSar};
+    const uint64_t written = rotate || through_carry ? kCF | kOF : kAll;
     Fx fx;
     if (through_carry) fx.reads = kCF;
     auto known = [&](uint64_t count) {
-      const uint64_t m = count & (size == 8 ? 63 : 31);
+      const unsigned m = static_cast<unsigned>(count & (size == 8 ? 63 : 31));
       if (m == 0) return;  // no flag changes
-      if (rotate || through_carry) {
-        fx.defines = kCF | (m == 1 ? kOF : 0);
-        fx.undefines = m == 1 ? 0 : kOF;
-      } else {
-        fx.defines = kCF | kSF | kZF | kPF | (m == 1 ? kOF : 0);
-        fx.undefines = kAF | (m == 1 ? 0 : kOF) | (shl_shr && m >= bits ? kCF : 0);
-        fx.defines &= ~fx.undefines;
-      }
+      const Fx w = writes(written, sim::undefined_flags(kSimOp[op], bits, m));
+      fx.defines = w.defines;
+      fx.undefines = w.undefines;
     };
     const uint8_t small = size == 1 ? 0 : 1;
     switch (u(3)) {
@@ -583,7 +585,7 @@ class Gen {
         break;
       case 1:
         fx.maybe_nop = true;
-        fx.undefines = kOF | (rotate || through_carry ? 0 : kAF) | (shl_shr && size <= 2 ? kCF : 0);
+        fx.undefines = sim::undefined_flags(kSimOp[op], bits);  // any count in CL
         emit(digit(size, {uint8_t(0xD2 | small)}, op, dst), fx);
         break;
       default: {
@@ -601,15 +603,17 @@ class Gen {
     const int src = any_reg({});
     if (chance(40)) {
       if (size == 2) emit(with_imm(digit(1, {0x80}, 4, reg_rm(kRcx)), 0x0F, 1), logic(), Entry::kGuard);
+      // The 16-bit count is at most 15 after the guard: count 15 stands for them all.
       emit(rr(size, {0x0F, uint8_t(right ? 0xAD : 0xA5)}, src, dst),
-           Fx{0, 0, kAF | kOF, true});
+           Fx{0, 0, sim::undefined_flags(right ? sim::Op::kShrd : sim::Op::kShld, 8 * size,
+                                         size == 2 ? 15 : sim::kAnyCount), true});
     } else {
       uint64_t count = size == 2 ? (u(17) | (u(8) << 5)) : shift_count(8 * size);
       const uint64_t m = count & (size == 8 ? 63 : 31);
       Fx fx;
       if (m != 0) {
-        fx.defines = kCF | kSF | kZF | kPF | (m == 1 ? kOF : 0);
-        fx.undefines = kAF | (m == 1 ? 0 : kOF);
+        fx = writes(kAll, sim::undefined_flags(right ? sim::Op::kShrd : sim::Op::kShld, 8 * size,
+                                               static_cast<unsigned>(m)));
       }
       emit(with_imm(rr(size, {0x0F, uint8_t(right ? 0xAC : 0xA4)}, src, dst), count, 1), fx);
     }
@@ -620,7 +624,7 @@ class Gen {
     static constexpr uint8_t kRegForm[] = {0xA3, 0xAB, 0xB3, 0xBB};
     const unsigned size = pick_size_no8();
     const bool writes = op != 4;
-    const Fx fx{0, kCF, kOF | kSF | kAF | kPF, false};
+    const Fx fx{0, kCF, sim::undefined_flags(sim::Op::kBt), false};
     switch (u(4)) {
       case 0:
         emit(rr(size, {0x0F, kRegForm[op - 4]}, any_reg({}),
@@ -649,15 +653,20 @@ class Gen {
     const unsigned size = pick_size_no8();
     const int dst = dst_reg({});
     const Rm src = any_rm(size, {});
-    if (chance(30)) {  // a zero source: the destination is left unchanged
+    if (!opt_.undefined_results) {  // a non-zero source: or src, 1 << k (RSP, RBP: never 0)
+      if (src.mem || (src.reg != kRsp && src.reg != kRbp)) {
+        emit(with_imm(digit(size, {0x83}, 1, src), uint64_t{1} << u(7), 1), logic(), Entry::kGuard);
+      }
+    } else if (chance(30)) {  // a zero source: the destination is left unchanged
       if (src.mem) {
         emit(with_imm(digit(size, {0x83}, 4, src), 0, 1), logic(), Entry::kGuard);
       } else if (src.reg != kRsp && src.reg != kRbp) {
         emit(rr(4, {0x31}, src.reg, src), logic(), Entry::kGuard);
       }
     }
-    emit(rr(size, {0x0F, uint8_t(chance(50) ? 0xBC : 0xBD)}, dst, src),
-         Fx{0, kZF, kCF | kOF | kSF | kAF | kPF, false});
+    const bool forward = chance(50);
+    emit(rr(size, {0x0F, uint8_t(forward ? 0xBC : 0xBD)}, dst, src),
+         writes(kAll, sim::undefined_flags(forward ? sim::Op::kBsf : sim::Op::kBsr)));
   }
 
   void t_cmov() {
@@ -1177,6 +1186,7 @@ Program make_program(uint64_t seed, uint64_t index, const std::vector<std::vecto
     p.entries.push_back(std::move(e));
   }
   p.undefined_flags = kStatusFlags;  // unknown: compare only registers and memory strictly
+  p.flags_tracked = false;
   add_epilogue(p);
   finish(p);
   return p;

@@ -71,15 +71,18 @@
 //     call/ret, RBP keeps pointing at the middle of the scratch buffer.
 //   - div/idiv guards, bt offsets, shld counts, index registers, string pointers and counts: see
 //     the table; a guard is an ordinary instruction of the program (marked "; guard").
-//   - Flags the SDM leaves undefined are tracked: before an instruction that reads a flag that is
-//     currently undefined (adc sbb rcl rcr cmc cmovcc setcc jcc lahf pushfq), a `cmp` (which
-//     writes no register) is inserted to define all six. The flags still undefined at the end are
-//     recorded in Program::undefined_flags; the harness reports a difference only in those as
-//     "undefined-flags only", not as a divergence.
+//   - Flags the SDM leaves undefined (sim::undefined_flags, sim/interp/undefined.hpp) are
+//     tracked: before an instruction that reads a flag that is currently undefined (adc sbb rcl
+//     rcr cmc cmovcc setcc jcc lahf pushfq), a `cmp` (which writes no register) is inserted to
+//     define all six. The flags still undefined at the end are recorded in
+//     Program::undefined_flags. On the CPU the simulator models the harness compares them too;
+//     on any other host it reports a difference only in those as "undefined-flags only", not as
+//     a divergence (tests/host_cpu.hpp).
 //   - Memory operands stay in the scratch buffer and the stack pages (or fault on purpose).
 //   - BSF/BSR with a zero source leave the destination unchanged: AMD documents that (APM Vol. 3,
-//     and this AMD host does it, 32-bit forms included); Intel's SDM says "undefined". The subset
-//     relies on the AMD behaviour, which the simulator models.
+//     and the model CPU does it, 32-bit forms included); Intel's SDM says "undefined" (Intel
+//     processors clear bits 63:32 of a 32-bit destination). Zero sources are generated only with
+//     GenOptions::undefined_results (the model CPU); otherwise a guard makes the source non-zero.
 #pragma once
 
 #include <cstdint>
@@ -125,6 +128,9 @@ struct GenOptions {
   // CPL 3 code natively in host user mode, so `pushfq` reads the real IF = 1 whatever the vCPU's
   // IF (harness.hpp: HostProbe::pushf_leaks_if). Hardware-assisted KVM honours IF = 0 (--if0).
   bool start_if = true;
+  // Instructions whose RESULT the SDM leaves undefined (bsf/bsr with a zero source): only where
+  // the host is the CPU the simulator models (test::compare_undefined(), tests/host_cpu.hpp).
+  bool undefined_results = true;
 };
 
 struct Entry {
@@ -145,7 +151,8 @@ struct Program {
   std::vector<uint8_t> code;     // at kCodeAddress
   uint64_t hlt_address = 0;      // the epilogue's final `hlt`
   uint64_t epilogue_address = 0;
-  uint64_t undefined_flags = 0;  // status flags undefined at the end (masked in comparisons)
+  uint64_t undefined_flags = 0;  // status flags undefined at the end (see compare())
+  bool flags_tracked = true;     // false (make_program): undefined_flags = all, not known
   int64_t stack_delta = 0;       // RSP at the epilogue minus RSP at the start
   bool may_fault = false;        // holds an unguarded div/idiv
 };

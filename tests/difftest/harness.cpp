@@ -283,13 +283,16 @@ std::string Harness::memory_differences() {
 Comparison Harness::check(const Program& p) {
   SideResult k = kvm_.run(p);
   SideResult s = sim_.run(p);
-  last_undefined_ = p.undefined_flags;
+  last_undefined_ = test::compare_undefined() && p.flags_tracked ? 0 : p.undefined_flags;
   last_flags_slot_ = k.completed ? k.gpr[4] - 8 : 0;
   return compare(p, std::move(k), std::move(s), probe_.registers_reliable);
 }
 
-Comparison compare(const Program& p, SideResult kvm, SideResult sim, bool kvm_registers_reliable) {
+Comparison compare(const Program& p, SideResult kvm, SideResult sim, bool kvm_registers_reliable,
+                   bool compare_undefined) {
   Comparison c;
+  const bool mask_undefined = !compare_undefined || !p.flags_tracked;
+  const uint64_t masked = mask_undefined ? p.undefined_flags : 0;
   c.kvm = std::move(kvm);
   c.sim = std::move(sim);
   const SideResult& k = c.kvm;
@@ -326,9 +329,9 @@ Comparison compare(const Program& p, SideResult kvm, SideResult sim, bool kvm_re
   if (k.completed && s.completed) {
     diff_registers(c.differences, k.gpr, s.gpr);
     const uint64_t x = k.rflags ^ s.rflags;
-    if (x & ~p.undefined_flags) {
+    if (x & ~masked) {
       c.differences.push_back("rflags: kvm=" + flags_string(k.rflags) + " sim=" + flags_string(s.rflags) +
-                              " differ in " + flags_string(x & ~p.undefined_flags));
+                              " differ in " + flags_string(x & ~masked));
     } else if (x) {
       undefined_only = true;
     }
@@ -350,7 +353,7 @@ Comparison compare(const Program& p, SideResult kvm, SideResult sim, bool kvm_re
     for (const Entry& e : p.entries) {
       const uint64_t at = kCodeAddress + e.offset;
       if (at == s.regs.rip || at == k.regs.rip) {
-        undefined |= e.undefined_before;
+        if (mask_undefined) undefined |= e.undefined_before;
         found = true;
       }
     }

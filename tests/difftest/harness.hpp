@@ -25,8 +25,10 @@
 //   simulator. A program that faults earlier (an unguarded div raising #DE) also ends in a
 //   triple fault, without the marker.
 //   - Completed on both: compare the 16 GPRs and RFLAGS from the results area, the scratch
-//     buffer and the stack page. RFLAGS bits listed in Program::undefined_flags are compared
-//     separately: a difference only there is Verdict::kUndefinedFlagsOnly (not a divergence).
+//     buffer and the stack page. RFLAGS bits listed in Program::undefined_flags (flags the SDM
+//     leaves undefined) are compared like the others when the host is the CPU the simulator
+//     models (test::compare_undefined(), tests/host_cpu.hpp); elsewhere a difference only there
+//     is Verdict::kUndefinedFlagsOnly (not a divergence).
 //   - Faulted on both: compare memory (scratch, stack, results). Registers are compared only if
 //     the probe (probe_kvm) found that KVM's registers after KVM_EXIT_SHUTDOWN are those at the
 //     fault. They are on this host (kvm_pvm: RIP = the faulting instruction, GPRs and CPL 3
@@ -35,7 +37,7 @@
 //     decides at run time. RIP must be the faulting instruction on both, except after `int3`
 //     (a trap), where KVM reports the RIP past it and the SDM leaves it undefined once the #BP
 //     could not be delivered: either is accepted. The status flags undefined before the
-//     faulting instruction are masked.
+//     faulting instruction are masked (unless the host is the model CPU).
 //   - Every 1000 programs (and at the end) `difftest` compares all of guest memory of the two
 //     backends (Harness::memory_differences): a stray write anywhere shows up there.
 //   - The simulator stopping with kUnsupported is Verdict::kUnsupported (reported apart, with
@@ -61,6 +63,7 @@
 
 #include "backend/backend.hpp"
 #include "tests/difftest/generator.hpp"
+#include "tests/host_cpu.hpp"
 
 namespace trapscope::difftest {
 
@@ -144,9 +147,11 @@ class Harness {
   uint64_t last_undefined_ = 0, last_flags_slot_ = 0;
 };
 
-// Compares the two sides' results of `program` (see the header comment).
+// Compares the two sides' results of `program` (see the header comment). With
+// `compare_undefined` (default: this host is the model CPU) flags the SDM leaves undefined are
+// compared too, where the program tracked them (Program::flags_tracked).
 Comparison compare(const Program& program, SideResult kvm, SideResult sim,
-                   bool kvm_registers_reliable);
+                   bool kvm_registers_reliable, bool compare_undefined = test::compare_undefined());
 
 // A readable report: verdict, differences, both results (unless equal and !both_sides), the
 // program disassembled.

@@ -73,7 +73,8 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
       c.op = Op::kRun;
     } else if (word == "run-for") {
       c.op = Op::kRunFor;
-      if (!number(false, 0)) return fail("run-for takes milliseconds");
+      if (!number(false, 0) || c.number > kScriptMaxRunForMs)
+        return fail("run-for takes milliseconds, at most " + std::to_string(kScriptMaxRunForMs));
     } else if (word == "pause") {
       c.op = Op::kPause;
     } else if (word == "reset") {
@@ -118,7 +119,8 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
       if (!number(false, 0)) return fail("speed takes instructions per second");
     } else if (word == "frames") {
       c.op = Op::kFrames;
-      if (!number(true, 1)) return fail("frames takes a count");
+      if (!number(true, 1) || c.number > kScriptMaxFrames)
+        return fail("frames takes a count, at most " + std::to_string(kScriptMaxFrames));
     } else if (word == "screenshot" || word == "dump") {
       c.op = word == "screenshot" ? Op::kScreenshot : Op::kDump;
       if (rest.empty()) return fail(word + " takes a file name");
@@ -139,7 +141,8 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
         std::string a, b;
         r >> a >> b;
         const auto first = parse_number(a), last = parse_number(b);
-        if (!first || !last || *last <= *first) return fail("timeline takes FIRST LAST or fit");
+        if (!first || !last || *last <= *first || *last > kScriptMaxTimelineEvent)
+          return fail("timeline takes FIRST LAST (FIRST < LAST <= 2^53) or fit");
         c.number = *first;
         c.number2 = *last;
       }

@@ -7,7 +7,8 @@
 //   step-to KIND             to the next exit | ring | exception | walk | translation | any
 //   step-back [N]            N instructions back (simulator; a trace moves its cursor back)
 //   run                      until a breakpoint or the end of the guest's run
-//   run-for MS               run, and pause after MS milliseconds of wall time
+//   run-for MS               run, and pause after MS milliseconds of wall time (MS <= 86,400,000:
+//                            one day)
 //   pause | reset | wait-idle
 //   select N                 select event #N (as a click on it would)
 //   select-next KIND         select the next event of a kind after the selection
@@ -17,8 +18,9 @@
 //   filter [TEXT]            the event list's filter (empty: none)
 //   memory ADDR              the memory view's guest-physical address
 //   speed N                  animated run speed, instructions per second (0: full speed)
-//   frames N                 render N more frames
-//   timeline FIRST LAST      show events FIRST..LAST in the timeline ("timeline fit": all)
+//   frames N                 render N more frames (N <= 1,000,000)
+//   timeline FIRST LAST      show events FIRST..LAST in the timeline ("timeline fit": all);
+//                            FIRST < LAST <= 2^53 (event numbers a double holds exactly)
 //   show breakpoints|help|page walk|translation cache|compare   open a window (hide …: close it)
 //   tcache-select RIP        the translation-cache panel shows the block at guest RIP (as a
 //                            click on its row would: its translation event is selected)
@@ -47,6 +49,11 @@
 #include "visualizer/core/commands.hpp"
 
 namespace trapscope::viz {
+
+// Limits of the numbers a script gives (larger ones are refused with the line number).
+inline constexpr uint64_t kScriptMaxRunForMs = 86'400'000;
+inline constexpr uint64_t kScriptMaxFrames = 1'000'000;
+inline constexpr uint64_t kScriptMaxTimelineEvent = uint64_t{1} << 53;
 
 struct ScriptCommand {
   enum class Op : uint8_t {

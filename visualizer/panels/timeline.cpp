@@ -229,7 +229,12 @@ void draw_timeline(PanelContext& ctx, TimelineState& s) {
   // Grid and axis.
   const double step = nice_step(g.span * 110.0 / g.w);
   const float axis_y = origin.y + lanes_h + extra * std::size(kLanes);
-  for (double t = std::ceil(g.start / step) * step; t <= g.start + g.span; t += step) {
+  // The i-th line, not t += step: far from 0 (2^53 and up) adding a step may not change t.
+  const double t0 = std::ceil(g.start / step) * step;
+  const double lines = std::min(std::floor((g.start + g.span - t0) / step) + 1, 1000.0);
+  const int n_lines = lines > 0 ? static_cast<int>(lines) : 0;
+  for (int i = 0; i < n_lines; ++i) {
+    const double t = t0 + i * step;
     const float x = g.x_of(t);
     dl->AddLine(ImVec2(x, origin.y), ImVec2(x, axis_y), theme::kGrid);
     const std::string label = with_commas(static_cast<uint64_t>(std::max(0.0, t)));
