@@ -1,10 +1,28 @@
-// Long rep string instructions stop between iterations on the simulator, so that --timeout,
-// Ctrl-C and the limits hold inside one instruction (issue 15 item 5).
+// What bounds a run: `run --technique T` runs the guest once (the equivalence check is opt-in
+// and shares --timeout), long rep string instructions stop between iterations (so --timeout
+// and limits hold inside one instruction), the check holds few exits at once, shared numeric
+// options refuse bad values, host failures and SIGTERM/SIGHUP have their own exit status.
+// Issue 15 items 5, 6 and 9; issue 16 (a technique runs once).
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "backend/backend.hpp"
+#include "backend/cosim.hpp"
 #include "sim/cpu.hpp"
 #include "tests/support.hpp"
+
+extern char** environ;
 
 using namespace trapscope;
 using trapscope::test::run_trapscope;
@@ -29,6 +47,10 @@ const Bytes kRepOuts = {0xBE, 0x00, 0x10, 0x00, 0x00, 0xBA, 0x80, 0x00, 0x00, 0x
 // mov esi, 0x1000 / mov edi, 0x200000 / mov ecx, 0xffffffff / rep movsb (rep at 0x800f)
 const Bytes kRepMovs = {0xBE, 0x00, 0x10, 0x00, 0x00, 0xBF, 0x00, 0x00, 0x20, 0x00,
                         0xB9, 0xFF, 0xFF, 0xFF, 0xFF, 0xF3, 0xA4, 0xF4};
+// Real mode: mov al, 0x41 / out 0x80, al / jmp back to the out (a VM exit per iteration on a
+// port no device claims: nothing is kept per exit but the exit itself).
+const Bytes kPortLoop = {0xB0, 0x41, 0xE6, 0x80, 0xEB, 0xFC};
+
 backend::Config protected_config(virt::Technique t) {
   backend::Config c;
   c.mode = vmm::BootMode::kProtected;
@@ -47,6 +69,24 @@ std::string write_guest(const char* name, const Bytes& code) {
 }
 
 }  // namespace
+
+TEST_CASE("run --technique runs the guest once; --check-equivalence runs it again",
+          "[cli][sim][run-once]") {
+  for (const char* t : {"bt", "vt"}) {
+    INFO("--technique " << t);
+    auto once = run_trapscope({"run", "compute", "--backend", "sim", "--technique", t, "-q",
+                               "--stats"});
+    CHECK(once.exit_code == 0);
+    CHECK_THAT(once.out, Catch::Contains("machines run: 1\n"));
+    CHECK_THAT(once.out, !Catch::Contains("equivalence"));
+    auto checked = run_trapscope({"run", "compute", "--backend", "sim", "--technique", t, "-q",
+                                  "--stats", "--check-equivalence"});
+    CHECK(checked.exit_code == 0);
+    CHECK_THAT(checked.out, Catch::Contains("machines run: 3\n"));
+    CHECK_THAT(checked.out,
+               Catch::Contains("equivalence with the native simulator run: equal: "));
+  }
+}
 
 TEST_CASE("a rep string instruction stops between iterations and resumes where it stopped",
           "[sim][rep]") {
@@ -138,4 +178,139 @@ TEST_CASE("--timeout ends a rep string run on the command line, also to MMIO und
                      "--mem", "1", "--timeout", "0.5", "-q"});
   CHECK(r.exit_code == 4);
   CHECK_THAT(r.out, Catch::Contains("run ended: time limit"));
+}
+
+TEST_CASE("the equivalence check holds few exits at once and ends at its time budget",
+          "[sim][cosim][run-once]") {
+  backend::Config cfg;
+  cfg.technique = virt::Technique::kVt;
+  const auto r = backend::compare_with_native(kPortLoop, cfg, {1.0, 0, 0});
+  CHECK_FALSE(r.checked);
+  CHECK_FALSE(r.equal);
+  CHECK_THAT(r.report, Catch::StartsWith("equivalence not checked: time limit reached"));
+  CHECK(r.exits > 0);
+  // Two slices' worth at most (one per side), each up to kCheckSliceExits plus the exits of the
+  // step that crossed it.
+  CHECK(r.max_held <= 2 * (backend::kCheckSliceExits + sim::kRepIterationsPerStep));
+
+  std::atomic<bool> cancel{true};
+  const auto c = backend::compare_with_native(kPortLoop, cfg, {60.0, 0, 0}, &cancel);
+  CHECK_FALSE(c.checked);
+  CHECK_THAT(c.report, Catch::StartsWith("equivalence not checked: interrupted"));
+
+  // Runs that end (here at an exit limit, inside the rep outsb) are checked to the end.
+  const auto ok = backend::compare_with_native(kRepOuts, protected_config(virt::Technique::kVt),
+                                               {30.0, 20, 0});
+  CHECK(ok.checked);
+  CHECK(ok.equal);
+  INFO(ok.report);
+}
+
+TEST_CASE("run --check-equivalence on a port loop stays within --timeout in bounded memory",
+          "[cli][sim][run-once][hostile]") {
+  // Issue 15 item 6: the check used to record every event of two more runs, each up to the
+  // timeout (7.6 GB RSS, std::bad_alloc). ctest runs each case in its own process, so the
+  // children's peak RSS is this command's.
+  const std::string loop = write_guest("port-loop.bin", kPortLoop);
+  auto r = run_trapscope({"run", loop, "--technique", "vt", "--check-equivalence", "--timeout",
+                          "2", "-q"});
+  CHECK(r.exit_code == 4);
+  CHECK_THAT(r.out, Catch::Contains("equivalence with the native simulator run: equivalence "
+                                    "not checked: time limit reached"));
+  rusage ru{};
+  REQUIRE(getrusage(RUSAGE_CHILDREN, &ru) == 0);
+  CHECK(ru.ru_maxrss < 256 * 1024);  // KiB
+}
+
+TEST_CASE("numeric options refuse nan, inf, negative and out-of-range values",
+          "[cli][bad-input]") {
+  const std::vector<std::vector<std::string>> bad = {
+      {"run", "hello", "--timeout", "nan"},
+      {"run", "hello", "--timeout", "inf"},
+      {"run", "hello", "--timeout", "-1"},
+      {"run", "hello", "--timeout", "0"},
+      {"run", "hello", "--max-exits", "99999999999999999999"},
+      {"run", "hello", "--max-exits", "-1"},
+      {"run", "hello", "--max-instructions", "-5"},
+      {"run", "hello", "--load", "18446744073709551616"},
+      {"run", "hello", "--load", "0x1g"},
+      {"cosim", "hello", "--timeout", "nan"},
+      {"cosim", "hello", "--max-exits", "-1"},
+      {"cosim", "hello", "--load", "18446744073709551616"},
+      {"walk", "hello", "--gva", "0", "--timeout", "nan"},
+      {"walk", "hello", "--gva", "0", "--at-exit", "-1"},
+      {"gui", "hello", "--load", "18446744073709551616"},
+      {"gui", "hello", "--script-timeout", "nan"},
+      {"gui", "hello", "--max-events", "-1"},
+      {"classify", "hello", "--max-instructions", "-5"},
+  };
+  for (const auto& args : bad) {
+    std::string line;
+    for (const auto& a : args) line += a + " ";
+    INFO(line);
+    const auto r = run_trapscope(args);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("is not a") || Catch::Contains("UINT64") ||
+                          Catch::Contains("SECONDS"));
+  }
+  // A load address outside guest memory: the loader's check.
+  auto r = run_trapscope({"run", "hello", "--backend", "sim", "--load", "0xffffffffffff"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("does not fit in guest memory"));
+  // Hexadecimal and decimal still work.
+  r = run_trapscope({"run", "hello", "--backend", "sim", "--load", "0x8000", "--max-exits",
+                     "1000", "-q"});
+  CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("a technique implies the simulator, also with --max-instructions", "[cli][sim]") {
+  auto r = run_trapscope({"run", "compute", "--technique", "bt", "--max-instructions", "1000",
+                          "-q"});
+  CHECK(r.exit_code == 4);
+  CHECK_THAT(r.out, Catch::Contains("run ended: instruction limit after"));
+}
+
+TEST_CASE("a host failure has its own exit status", "[cli][sim]") {
+  struct stat st {};
+  if (::stat("/dev/full", &st) != 0) {
+    WARN("SKIPPED: no /dev/full here");
+    return;
+  }
+  auto r = run_trapscope({"run", "hello", "--backend", "sim", "--trace", "/dev/full", "-q"});
+  CHECK(r.exit_code == 6);
+  CHECK_THAT(r.err, Catch::Contains("host error"));
+}
+
+TEST_CASE("SIGTERM and SIGHUP stop a run like Ctrl-C: exit 130 and a complete trace",
+          "[cli][sim][signals]") {
+  const std::string loop = write_guest("signal-loop.bin", kPortLoop);
+  for (int sig : {SIGTERM, SIGHUP, SIGINT}) {
+    INFO("signal " << sig);
+    const std::string trace = temp_path("signal.trace");
+    std::vector<std::string> args = {TRAPSCOPE_EXE, "run", loop, "--backend", "sim",
+                                     "--timeout", "60", "-q", "--trace", trace};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid = 0;
+    REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+    // Wait until the run is under way (its trace file has its header), at most 30 s.
+    struct stat st {};
+    for (int i = 0; i < 3000 && (::stat(trace.c_str(), &st) != 0 || st.st_size == 0); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    kill(pid, sig);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 130);
+    const auto shown = run_trapscope({"show", trace, "--no-timing"});
+    CHECK(shown.exit_code == 0);
+    CHECK_THAT(shown.out, Catch::Contains("stopped"));
+  }
 }
