@@ -70,7 +70,7 @@ std::string write_guest(const char* name, const Bytes& code) {
 
 }  // namespace
 
-TEST_CASE("run --technique runs the guest once; --check-equivalence runs it again",
+TEST_CASE("run --technique runs the guest once, and again with --check-equivalence",
           "[cli][sim][run-once]") {
   for (const char* t : {"bt", "vt"}) {
     INFO("--technique " << t);
@@ -79,8 +79,11 @@ TEST_CASE("run --technique runs the guest once; --check-equivalence runs it agai
     CHECK(once.exit_code == 0);
     CHECK_THAT(once.out, Catch::Contains("machines run: 1\n"));
     CHECK_THAT(once.out, !Catch::Contains("equivalence"));
+    // --timeout bounds the run and the check together: room for both on a loaded host.
     auto checked = run_trapscope({"run", "compute", "--backend", "sim", "--technique", t, "-q",
-                                  "--stats", "--check-equivalence"});
+                                  "--stats", "--check-equivalence", "--timeout", "100"},
+                                 120);
+    INFO(checked.out);
     CHECK(checked.exit_code == 0);
     CHECK_THAT(checked.out, Catch::Contains("machines run: 3\n"));
     CHECK_THAT(checked.out,
@@ -137,7 +140,7 @@ TEST_CASE("a rep string instruction stops between iterations and resumes where i
   CHECK(std::equal(whole->memory().begin(), whole->memory().end(), parts->memory().begin()));
 }
 
-TEST_CASE("--timeout stops a rep string instruction of 2^32 - 1 iterations", "[sim][rep]") {
+TEST_CASE("a time limit stops a rep string instruction of 2^32 - 1 iterations", "[sim][rep]") {
   struct Case {
     const char* name;
     const Bytes* code;
@@ -165,7 +168,7 @@ TEST_CASE("--timeout stops a rep string instruction of 2^32 - 1 iterations", "[s
   }
 }
 
-TEST_CASE("--timeout ends a rep string run on the command line, also to MMIO under bt and EPT",
+TEST_CASE("run --timeout ends a rep string guest, also one writing MMIO under bt and EPT",
           "[cli][sim][rep]") {
   const std::string lods = write_guest("rep-lods.bin", kRepLods);
   auto r = run_trapscope({"run", lods, "--mode", "protected", "--backend", "sim", "--timeout",
