@@ -345,6 +345,7 @@ int run(const RunOptions& o) {
   if (o.check_equivalence) {
     if (kind == backend::Kind::kSim && cfg.technique != virt::Technique::kEmulation) {
       // The check's runs get what is left of --timeout (backend/cosim.hpp [SECTION] Bounds).
+      std::fflush(info);  // the run's result first: the check may take as long again
       const double used =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       const auto eq = backend::compare_with_native(

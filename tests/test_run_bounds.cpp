@@ -284,36 +284,76 @@ TEST_CASE("a host failure has its own exit status", "[cli][sim]") {
   CHECK_THAT(r.err, Catch::Contains("host error"));
 }
 
+namespace {
+
+// Starts trapscope with `args`, its stdout to `out` (stdin and stderr as this process's).
+pid_t spawn_trapscope(std::vector<std::string> args, const std::string& out) {
+  args.insert(args.begin(), TRAPSCOPE_EXE);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  REQUIRE(rc == 0);
+  return pid;
+}
+
+// Waits (at most 60 s) until `path` holds `text` (or, if empty, any byte).
+void wait_for_file(const std::string& path, const std::string& text = {}) {
+  for (int i = 0; i < 6000; ++i) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && st.st_size > 0) {
+      if (text.empty()) return;
+      const auto bytes = trapscope::test::read_file(path);
+      if (std::string(bytes.begin(), bytes.end()).find(text) != std::string::npos) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+int exit_status(pid_t pid) {
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+}  // namespace
+
 TEST_CASE("SIGTERM and SIGHUP stop a run like Ctrl-C: exit 130 and a complete trace",
           "[cli][sim][signals]") {
   const std::string loop = write_guest("signal-loop.bin", kPortLoop);
   for (int sig : {SIGTERM, SIGHUP, SIGINT}) {
     INFO("signal " << sig);
     const std::string trace = temp_path("signal.trace");
-    std::vector<std::string> args = {TRAPSCOPE_EXE, "run", loop, "--backend", "sim",
-                                     "--timeout", "60", "-q", "--trace", trace};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    pid_t pid = 0;
-    REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    // Wait until the run is under way (its trace file has its header), at most 30 s.
-    struct stat st {};
-    for (int i = 0; i < 3000 && (::stat(trace.c_str(), &st) != 0 || st.st_size == 0); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    const pid_t pid = spawn_trapscope(
+        {"run", loop, "--backend", "sim", "--timeout", "60", "-q", "--trace", trace}, "/dev/null");
+    wait_for_file(trace);  // the run is under way: its trace file has its header
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     kill(pid, sig);
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 130);
+    CHECK(exit_status(pid) == 130);
     const auto shown = run_trapscope({"show", trace, "--no-timing"});
     CHECK(shown.exit_code == 0);
     CHECK_THAT(shown.out, Catch::Contains("stopped"));
   }
+}
+
+TEST_CASE("Ctrl-C stops the equivalence check", "[cli][sim][signals][run-once]") {
+  // The run ends at its exit limit; the check then runs the guest twice more to the same
+  // limit, in slices, and sees the signal between them.
+  const std::string loop = write_guest("check-loop.bin", kPortLoop);
+  const std::string out = temp_path("check.out");
+  const pid_t pid = spawn_trapscope({"run", loop, "--technique", "vt", "--check-equivalence",
+                                     "--max-exits", "1000000", "--timeout", "600", "-q"},
+                                    out);
+  wait_for_file(out, "run ended:");
+  kill(pid, SIGINT);
+  CHECK(exit_status(pid) == 130);
+  const auto bytes = trapscope::test::read_file(out);
+  CHECK_THAT(std::string(bytes.begin(), bytes.end()),
+             Catch::Contains("equivalence not checked: interrupted"));
 }
