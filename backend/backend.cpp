@@ -253,7 +253,14 @@ class SimBackend final : public Backend {
 
 std::string_view to_string(Kind kind) { return kind == Kind::kKvm ? "kvm" : "sim"; }
 
+namespace {
+std::atomic<uint64_t> g_machines_made{0};
+}  // namespace
+
+uint64_t machines_made() { return g_machines_made.load(); }
+
 std::unique_ptr<Backend> make_backend(Kind kind, const Config& config) {
+  ++g_machines_made;
   if (kind == Kind::kKvm) return std::make_unique<KvmBackend>(config);
   return std::make_unique<SimBackend>(config);
 }

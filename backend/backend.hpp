@@ -130,6 +130,9 @@ class Backend {
 
 // Throws vmm::KvmError (or std::system_error) when KVM is not usable.
 std::unique_ptr<Backend> make_backend(Kind kind, const Config& config);
+// How many machines make_backend has made in this process: each runs the guest once (`run
+// --stats` prints it, so that a test sees that `run --technique T` runs the guest once).
+uint64_t machines_made();
 
 // True when /dev/kvm can be opened and a VM created (the default backend is KVM then).
 bool kvm_usable(std::string* why = nullptr);

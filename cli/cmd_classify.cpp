@@ -17,6 +17,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/guest_file.hpp"
+#include "cli/options.hpp"
 #include "sim/virt/classify.hpp"
 
 namespace trapscope::cli {
@@ -252,9 +253,8 @@ void add_classify_command(CLI::App& app, int* status) {
                   "CPU mode: for --bytes the decoding mode (default protected, 32-bit code); for "
                   "a guest the mode it is entered in")
       ->check(CLI::IsMember({"real", "protected", "long"}));
-  cmd->add_option("--max-instructions", o->max_instructions,
-                  "Guest: stop the simulator run after this many instructions")
-      ->capture_default_str();
+  add_count_option(cmd, "--max-instructions", &o->max_instructions,
+                   "Guest: stop the simulator run after this many instructions");
   cmd->footer("Exit status: 0 classified; 2 bad input (no guest or bytes, bad hex, an invalid "
               "instruction).");
   cmd->callback([o, b, status] {

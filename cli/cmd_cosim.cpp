@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/guest_file.hpp"
+#include "cli/options.hpp"
 
 namespace trapscope::cli {
 
@@ -24,13 +25,14 @@ void add_cosim_command(CLI::App& app, int* status) {
   cmd->add_option("GUEST", o->guest, "A built-in guest or a flat binary file")->required();
   cmd->add_option("--mode", o->mode, "CPU mode the guest is entered in")
       ->check(CLI::IsMember({"real", "protected", "long"}));
-  cmd->add_option("--load", o->load, "Load address = entry point")->capture_default_str();
+  add_load_option(cmd, &o->load, "Load address = entry point");
   cmd->add_option("--mem", o->mem_mib, "Guest memory in MiB")
       ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
       ->capture_default_str();
-  cmd->add_option("--timeout", o->timeout_s, "Limit of each run, seconds")->capture_default_str();
-  cmd->add_option("--max-exits", o->max_exits, "Limit of each run, VM exits")->capture_default_str();
-  cmd->footer("Exit status: 0 equivalent; 1 diverged; 2 bad input; 5 no KVM.");
+  add_seconds_option(cmd, "--timeout", &o->timeout_s, "Limit of both runs together, seconds");
+  add_count_option(cmd, "--max-exits", &o->max_exits, "Limit of each run, VM exits");
+  cmd->footer("Exit status: 0 equivalent; 1 diverged; 2 bad input; 4 not checked (--timeout\n"
+              "reached before both runs ended); 5 no KVM.");
   cmd->callback([o, status] {
     std::string error;
     auto guest = resolve_guest(o->guest, o->mem_mib << 20, &error);
@@ -52,7 +54,7 @@ void add_cosim_command(CLI::App& app, int* status) {
     try {
       const auto r = backend::cosimulate(guest->image, cfg, {o->timeout_s, o->max_exits, 0});
       std::printf("%s: %s\n", guest->name.c_str(), r.report.c_str());
-      *status = r.equal ? kOk : kGuestFailed;
+      *status = r.equal ? kOk : r.checked ? kGuestFailed : kLimit;
     } catch (const vmm::LoadError& e) {
       std::fprintf(stderr, "trapscope cosim: cannot load '%s': %s\n", guest->name.c_str(),
                    e.what());

@@ -10,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/guest_file.hpp"
+#include "cli/options.hpp"
 #include "guests/catalog.hpp"
 #include "lessons/step.hpp"
 #include "trace/trace_file.hpp"
@@ -273,22 +274,21 @@ void add_gui_command(CLI::App& app, int* status) {
                   "its units), or pv")
       ->check(CLI::IsMember({"emulation", "trap-emulate", "vt", "bt", "pv"}))
       ->capture_default_str();
-  cmd->add_option("--load", o->load, "Guest-physical load address = entry point")
-      ->capture_default_str();
+  add_load_option(cmd, &o->load, "Guest-physical load address = entry point");
   cmd->add_option("--mem", o->mem_mib, "Guest memory in MiB")
       ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
       ->capture_default_str();
   cmd->add_flag("--no-instructions", o->no_instructions,
                 "Simulator: do not record an event per retired instruction");
-  cmd->add_option("--max-events", o->max_events, "Stop a run when this many events are held")
-      ->capture_default_str();
+  add_count_option(cmd, "--max-events", &o->max_events,
+                   "Stop a run when this many events are held");
   cmd->add_option("--script", o->script,
                   "Run the commands in FILE (step, step-to exit, screenshot out.png, dump "
                   "state.json, assert-cpl 3, …; see visualizer/core/script.hpp), then quit");
   cmd->add_option("--dump-state", o->dump_state,
                   "At exit, write the GUI's state (selection, CPL shown, registers, …) as JSON");
-  cmd->add_option("--script-timeout", o->script_timeout, "Give up on a script after SECONDS")
-      ->capture_default_str();
+  add_seconds_option(cmd, "--script-timeout", &o->script_timeout,
+                     "Give up on a script after SECONDS");
   cmd->add_option("--compare", o->compare,
                   "Open the compare panel on a result written by `trapscope compare WORKLOAD "
                   "--json FILE` (the machine runs WORKLOAD unless SOURCE is given)");

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "cli/commands.hpp"
 #include "cli/guest_file.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/options.hpp"
 #include "cli/technique_counter.hpp"
 #include "guests/catalog.hpp"
 #include "trace/exit_stats.hpp"
@@ -48,6 +50,7 @@ struct RunOptions {
   std::string paging = "native";
   unsigned tlb_entries = sim::Tlb::kDefaultEntries;
   bool bt_lookup_events = false;
+  bool check_equivalence = false;
 };
 
 // Basic exit reasons of the simulator's VMM-internal exits (SDM Vol. 3D Appendix C).
@@ -141,14 +144,37 @@ std::optional<LoadedGuest> resolve_guest(const std::string& arg, uint64_t mem_by
 namespace {
 
 std::atomic<backend::Backend*> g_running{nullptr};
+std::atomic<bool> g_interrupted{false};
 
-
-
-void on_sigint(int) {
+// SIGINT, SIGTERM and SIGHUP: the run stops, the trace file gets its trailer (exit 130).
+void on_stop_signal(int) {
+  g_interrupted.store(true);
   if (backend::Backend* m = g_running.load()) m->request_stop();
 }
 
+// Installs on_stop_signal for the run and puts the old handlers back when it goes.
+class StopSignals {
+ public:
+  StopSignals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < std::size(kSignals); ++i) sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~StopSignals() {
+    for (size_t i = 0; i < std::size(kSignals); ++i) sigaction(kSignals[i], &old_[i], nullptr);
+    g_running.store(nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction old_[std::size(kSignals)] {};
+};
+
 int run(const RunOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
   const uint64_t mem_bytes = o.mem_mib << 20;
   std::string error;
   auto guest = resolve_guest(o.guest, mem_bytes, &error);
@@ -177,17 +203,17 @@ int run(const RunOptions& o) {
     std::fprintf(stderr, "trapscope run: KVM is not usable here (%s); using the simulator\n",
                  why_no_kvm.c_str());
   }
-  if (kind == backend::Kind::kKvm && (o.max_instructions || o.record_instructions)) {
-    std::fprintf(stderr, "trapscope run: --max-instructions and --record-instructions need "
-                         "--backend sim (KVM does not report retired instructions)\n");
-    return kBadInput;
-  }
   const bool paging_options =
       o.paging != "native" || o.tlb_entries != sim::Tlb::kDefaultEntries;
   // pv runs on either backend: on KVM a hypercall is an ordinary KVM_EXIT_IO (vmm/hypercall.hpp).
   if (((o.technique != "emulation" && o.technique != "pv") || paging_options) &&
       o.backend.empty()) {
     kind = backend::Kind::kSim;  // a technique or a memory-virtualization mode implies the simulator
+  }
+  if (kind == backend::Kind::kKvm && (o.max_instructions || o.record_instructions)) {
+    std::fprintf(stderr, "trapscope run: --max-instructions and --record-instructions need "
+                         "--backend sim (KVM does not report retired instructions)\n");
+    return kBadInput;
   }
   if (kind == backend::Kind::kKvm && paging_options) {
     std::fprintf(stderr, "trapscope run: --paging and --tlb-entries need --backend sim (KVM's "
@@ -264,22 +290,19 @@ int run(const RunOptions& o) {
   const bool tracing = !o.quiet || o.stats || writer || cfg.technique != virt::Technique::kEmulation;
   if (o.quiet) machine->devices().console.set_echo(info);
 
+  StopSignals signals;
+  g_interrupted.store(false);
   g_running.store(machine.get());
-  struct sigaction sa {}, old {};
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &old);
   backend::RunOutcome r;
   try {
     r = machine->run({o.timeout_s, o.max_exits, o.max_instructions}, tracing ? &tee : nullptr);
     if (writer) writer->finish();
   } catch (const std::exception& e) {
-    sigaction(SIGINT, &old, nullptr);
-    g_running.store(nullptr);
-    std::fprintf(stderr, "trapscope run: %s\n", e.what());
-    return kGuestFault;
+    // Guest faults end a run with a reason; an exception is the host's: a trace write that
+    // failed, out of memory, an ioctl KVM refused.
+    std::fprintf(stderr, "trapscope run: host error: %s\n", e.what());
+    return kHostError;
   }
-  sigaction(SIGINT, &old, nullptr);
   g_running.store(nullptr);
   std::fflush(stdout);
 
@@ -318,14 +341,31 @@ int run(const RunOptions& o) {
     } else {
       std::fprintf(info, "%s", virt_counts.summary(cfg).c_str());
     }
-    const auto eq = backend::compare_with_native(guest->image, cfg,
-                                                 {o.timeout_s, o.max_exits, o.max_instructions});
-    std::fprintf(info, "equivalence with the native simulator run: %s\n", eq.report.c_str());
+  }
+  if (o.check_equivalence) {
+    if (kind == backend::Kind::kSim && cfg.technique != virt::Technique::kEmulation) {
+      // The check's runs get what is left of --timeout (backend/cosim.hpp [SECTION] Bounds).
+      std::fflush(info);  // the run's result first: the check may take as long again
+      const double used =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      const auto eq = backend::compare_with_native(
+          guest->image, cfg, {o.timeout_s - used, o.max_exits, o.max_instructions},
+          &g_interrupted);
+      std::fprintf(info, "equivalence with the native simulator run: %s\n", eq.report.c_str());
+    } else {
+      std::fprintf(info, "equivalence with the native simulator run: nothing to compare (it "
+                         "compares a technique other than emulation on the simulator)\n");
+    }
+  }
+  if (o.stats) {
+    std::fprintf(info, "machines run: %llu\n",
+                 static_cast<unsigned long long>(backend::machines_made()));
   }
   if (!machine->devices().mmio_writes.empty()) {
     std::fprintf(info, "%zu writes to unbacked guest-physical memory were ignored\n",
                  machine->devices().mmio_writes.size());
   }
+  if (g_interrupted.load()) return kInterrupted;
   return exit_code_for(r.reason, r.exit_code);
 }
 
@@ -341,8 +381,7 @@ void add_run_command(CLI::App& app, int* status) {
   cmd->add_option("--mode", o->mode,
                   "CPU mode the VMM enters the guest in (default: the guest's own; files: real)")
       ->check(CLI::IsMember({"real", "protected", "long"}));
-  cmd->add_option("--load", o->load, "Guest-physical load address = entry point (e.g. 0x8000)")
-      ->capture_default_str();
+  add_load_option(cmd, &o->load, "Guest-physical load address = entry point (e.g. 0x8000)");
   cmd->add_option("--mem", o->mem_mib, "Guest memory in MiB")
       ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
       ->capture_default_str();
@@ -350,11 +389,9 @@ void add_run_command(CLI::App& app, int* status) {
   cmd->add_option("--format", o->format, "Event output format")
       ->check(CLI::IsMember({"text", "jsonl"}))
       ->capture_default_str();
-  cmd->add_option("--timeout", o->timeout_s, "Stop the guest after this many seconds")
-      ->check(CLI::Range(0.001, 86400.0))
-      ->capture_default_str();
-  cmd->add_option("--max-exits", o->max_exits, "Stop after this many VM exits (0: no limit)")
-      ->capture_default_str();
+  add_seconds_option(cmd, "--timeout", &o->timeout_s,
+                     "Stop after this many seconds (the run and --check-equivalence together)");
+  add_count_option(cmd, "--max-exits", &o->max_exits, "Stop after this many VM exits (0: no limit)");
   cmd->add_flag("-q,--quiet", o->quiet,
                 "Do not print events; echo the guest console live (fastest: tracing off)");
   cmd->add_flag("--stats", o->stats, "Print VM exit statistics per exit reason at the end");
@@ -382,8 +419,11 @@ void add_run_command(CLI::App& app, int* status) {
       ->capture_default_str();
   cmd->add_flag("--bt-lookup-events", o->bt_lookup_events,
                 "bt: an event for every translation-cache lookup (hit or miss; slow)");
-  cmd->add_option("--max-instructions", o->max_instructions,
-                  "Simulator: stop after this many instructions (0: no limit)");
+  add_count_option(cmd, "--max-instructions", &o->max_instructions,
+                   "Simulator: stop after this many instructions (0: no limit)");
+  cmd->add_flag("--check-equivalence", o->check_equivalence,
+                "A technique other than emulation: run the guest again natively and under the "
+                "technique and compare (VM exits, run end, console, registers, memory)");
   cmd->add_flag("--record-instructions", o->record_instructions,
                 "Simulator: an event for every retired instruction");
   cmd->add_flag("--no-timing", o->no_timing,
@@ -391,7 +431,8 @@ void add_run_command(CLI::App& app, int* status) {
   cmd->footer(
       "Exit status: 0 guest halted or exit code 0; 1 guest exit code != 0; 2 bad input;\n"
       "3 guest fault (triple fault, emulation failure, ...); 4 time/exit limit; 5 no KVM;\n"
-      "130 interrupted.");
+      "6 host error (a trace write failed, out of memory, ...); 130 interrupted (SIGINT,\n"
+      "SIGTERM or SIGHUP: the trace file is still completed).");
   cmd->callback([o, status] { *status = run(*o); });
 }
 

@@ -10,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/guest_file.hpp"
+#include "cli/options.hpp"
 #include "trace/page_walk.hpp"
 #include "vmm/guest_paging.hpp"
 
@@ -139,17 +140,14 @@ void add_walk_command(CLI::App& app, int* status) {
   cmd->add_option("GUEST", o->guest, "A built-in guest or a flat binary file")->required();
   cmd->add_option("--gva", o->gvas, "Guest-virtual (linear) address to walk; may be repeated")
       ->required();
-  cmd->add_option("--at-exit", o->at_exit,
-                  "Stop after this many VM exits (0: at the end of the run)")
-      ->capture_default_str();
+  add_count_option(cmd, "--at-exit", &o->at_exit,
+                   "Stop after this many VM exits (0: at the end of the run)");
   cmd->add_option("--mode", o->mode, "CPU mode the guest is entered in")
       ->check(CLI::IsMember({"real", "protected", "long"}));
   cmd->add_option("--mem", o->mem_mib, "Guest memory in MiB")
       ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
       ->capture_default_str();
-  cmd->add_option("--timeout", o->timeout_s, "Wall-clock limit, seconds")
-      ->check(CLI::Range(0.001, 86400.0))
-      ->capture_default_str();
+  add_seconds_option(cmd, "--timeout", &o->timeout_s, "Wall-clock limit, seconds");
   cmd->add_option("--backend", o->backend, "kvm or sim; default: kvm where usable")
       ->check(CLI::IsMember({"kvm", "sim"}));
   cmd->footer("The host-physical frame comes from /proc/self/pagemap, which shows frame numbers "

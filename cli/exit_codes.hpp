@@ -12,7 +12,8 @@ enum ExitCode : int {
   kGuestFault = 3,    // triple fault, emulation failure, entry failure, unhandled exit
   kLimit = 4,         // time limit or exit-count limit reached
   kNoKvm = 5,         // KVM is missing or unusable (see `trapscope doctor`)
-  kInterrupted = 130, // stopped by Ctrl-C
+  kHostError = 6,     // the host failed: a trace write, out of memory, a KVM ioctl in a run
+  kInterrupted = 130, // stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP
 };
 
 inline int exit_code_for(trace::RunEndReason reason, uint32_t guest_exit_code) {

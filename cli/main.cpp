@@ -1,6 +1,7 @@
 // trapscope — run teaching guests under KVM and show every VM exit.
 #include <cstdio>
 #include <exception>
+#include <new>
 
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
@@ -10,7 +11,7 @@ int main(int argc, char** argv) {
       "trapscope " TRAPSCOPE_VERSION
       " — an educational virtualization tracer: runs small teaching guests under KVM and\n"
       "shows every VM exit. Exit status: 0 ok, 1 guest reported failure, 2 bad input or usage,\n"
-      "3 guest fault, 4 limit reached, 5 KVM unusable, 130 interrupted.",
+      "3 guest fault, 4 limit reached, 5 KVM unusable, 6 host error, 130 interrupted.",
       "trapscope"};
   app.require_subcommand(1);
   app.set_version_flag("--version", TRAPSCOPE_VERSION);
@@ -31,6 +32,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : trapscope::cli::kBadInput;
+  } catch (const std::bad_alloc& e) {
+    std::fprintf(stderr, "trapscope: out of memory (%s)\n", e.what());
+    return trapscope::cli::kHostError;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "trapscope: %s\n", e.what());
     return trapscope::cli::kBadInput;

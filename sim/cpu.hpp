@@ -42,6 +42,16 @@ struct CpuFault {
 [[noreturn]] void raise(uint8_t vector);                       // no error code
 [[noreturn]] void raise(uint8_t vector, uint32_t error_code);  // with error code
 
+// A rep string instruction suspended between iterations (SDM Vol. 1 7.3.9.2, Vol. 2 "REP":
+// a repeated string operation can be suspended; rCX, rSI and rDI describe the iterations done
+// and RIP stays at the instruction, which resumes where it stopped). Handlers throw it after
+// kRepIterationsPerStep iterations in one step, so that the step loop's time, stop and exit
+// checks run at least that often during one instruction; the step loop puts RIP back and goes
+// on (sim/machine.cpp StepStatus::kSuspended). A suspended instruction has not retired: it is
+// counted, recorded and advances the TSC once, when its last iteration is done.
+struct RepSuspended {};
+inline constexpr uint64_t kRepIterationsPerStep = 4096;
+
 // An instruction or situation outside the simulator's documented subset.
 struct Unsupported : std::runtime_error {
   using std::runtime_error::runtime_error;

@@ -361,6 +361,9 @@ StepStatus SimMachine::recover(std::exception_ptr error, const uint8_t* fetched,
   try {
     try {
       std::rethrow_exception(error);
+    } catch (const RepSuspended&) {
+      c.s.rip = c.fault_rip;  // not retired: no TSC, count or instruction event
+      return StepStatus::kSuspended;
     } catch (const CpuFault& f) {
       c.s.rip = c.fault_rip;
       if (monitor_) monitor_->on_exception(c, f.vector, f.has_error_code, f.error_code);
@@ -416,6 +419,7 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
   // steps (the clock) or when an exit happened (burst() returns then). Under a technique's
   // monitor any instruction may change the fetch context, so each is a step() of its own.
   const bool fast = !monitor_ && !limits.has_breakpoint && !limits.stop_on;
+  bool suspended = false;  // RIP is at a suspended string instruction, not at a new one
   for (uint64_t i = 0;;) {
     if (limits.max_instructions && instructions_ - first_instruction >= limits.max_instructions) {
       r.reason = RunEndReason::kInstructionLimit;
@@ -436,7 +440,7 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
         break;
       }
     }
-    if (limits.has_breakpoint && i > 0 && cpu_.s.rip == limits.breakpoint) {
+    if (limits.has_breakpoint && i > 0 && !suspended && cpu_.s.rip == limits.breakpoint) {
       r.reason = RunEndReason::kBreakpoint;
       break;
     }
@@ -460,6 +464,11 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
     } else {
       st = step();
       ++i;
+    }
+    suspended = st == StepStatus::kSuspended;
+    if (suspended) {
+      i = (i | 0xFFF) + 1;  // up to kRepIterationsPerStep iterations ran: check the clock now
+      st = StepStatus::kOk;
     }
     if (st == StepStatus::kOk) {
       if (watch.matched) {

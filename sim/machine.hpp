@@ -64,6 +64,9 @@ enum class StepStatus : uint8_t {
   kGuestExit,    // control port written
   kTripleFault,
   kUnsupported,  // an instruction outside the subset: stop (detail says which, where)
+  // A rep string instruction was suspended between iterations (sim/cpu.hpp RepSuspended):
+  // nothing retired, RIP is at it and the next step resumes it.
+  kSuspended,
 };
 
 struct SimResult {
@@ -83,7 +86,8 @@ class SimMachine {
   // Throws vmm::LoadError.
   void load(std::span<const uint8_t> image);
 
-  // Executes one instruction (delivering any exception it raises).
+  // Executes one instruction (delivering any exception it raises), or the next
+  // kRepIterationsPerStep iterations of a rep string instruction (kSuspended until its last).
   StepStatus step();
   const std::string& stop_detail() const { return detail_; }
 

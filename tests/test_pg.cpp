@@ -386,7 +386,8 @@ TEST_CASE("VT-x model: every teaching guest is equivalent to the native run", "[
 }
 
 TEST_CASE("trap-and-emulate: popek diverges at the first sensitive read", "[pg][sim][cli]") {
-  auto r = run_trapscope({"run", "popek", "--technique", "trap-emulate", "-q"});
+  auto r = run_trapscope({"run", "popek", "--technique", "trap-emulate", "-q",
+                          "--check-equivalence"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("after cli:        IF=1 IOPL=0\n") != std::string::npos);
@@ -397,7 +398,7 @@ TEST_CASE("trap-and-emulate: popek diverges at the first sensitive read", "[pg][
         std::string::npos);
   r = run_trapscope({"run", "popek", "--technique", "trap-emulate", "--deprivilege", "3", "-q"});
   CHECK(r.out.find("push cs:   000b (CPL 3)") != std::string::npos);
-  r = run_trapscope({"run", "popek", "--technique", "vt", "--no-timing"});
+  r = run_trapscope({"run", "popek", "--technique", "vt", "--no-timing", "--check-equivalence"});
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("VM exit  30 IO_INSTRUCTION") != std::string::npos);
   CHECK(r.out.find("cost=1186 cycles (model)") != std::string::npos);

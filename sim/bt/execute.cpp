@@ -195,6 +195,15 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
     size_t i = start;
     bool in_micro = false;
     bool stop = false;  // return to the run loop after this unit (exit, SMC, watched event)
+    // In a catch: in the micro-ops, the instruction that raised is the one c.fault_rip names,
+    // in r.unit; the bookkeeping the fast path skipped.
+    const auto find_raiser = [&] {
+      if (in_micro) {
+        u = r.unit;
+        tsc0 += r.done - done0;
+        i = index_of(*u, c.fault_rip);
+      }
+    };
     try {
       if (!checked && n == u->insns && start == 0) {
         // The fast path: the unit's micro-ops, threaded (each runs the next); no
@@ -252,14 +261,18 @@ StepStatus SimMachine::step_bt(uint64_t budget, const SimLimits& limits, const b
           break;
         }
       }
+    } catch (const RepSuspended&) {
+      // Instruction i, a rep string instruction, was suspended (sim/cpu.hpp): the ones before
+      // it retired; the next call resumes the unit at it (not a trap: nothing to adapt).
+      find_raiser();
+      c.s.rip = c.fault_rip;
+      c.s.tsc = tsc0 + (i - start);
+      r.done += i - start;
+      u->instructions += i - start;
+      leave(*u, i);
+      return finish(StepStatus::kSuspended);
     } catch (...) {
-      // Instruction i raised (in the micro-ops: the one c.fault_rip names, in r.unit); the
-      // bookkeeping the fast path skipped, for recover().
-      if (in_micro) {
-        u = r.unit;
-        tsc0 += r.done - done0;
-        i = index_of(*u, c.fault_rip);
-      }
+      find_raiser();  // instruction i raised; the fast path's bookkeeping, for recover()
       const bt::TransInsn& t = u->code[i];
       c.fault_rip = t.rip;
       c.insn_bytes = t.code + 1;

@@ -7,11 +7,13 @@
 // DS:rSI unless a segment-override prefix names another segment; the destination ES:rDI
 // cannot be overridden.
 //
-// A rep instruction runs all its iterations in one step (the simulator has no interrupts to
-// take between them); rSI, rDI and rCX are updated after every element, so a fault in the
-// middle leaves them describing the elements already done and RIP at the instruction, as on
-// hardware (the instruction then restarts where it stopped). A rep instruction whose count is 0
-// does nothing.
+// rSI, rDI and rCX are updated after every element, so a fault in the middle leaves them
+// describing the elements already done and RIP at the instruction, as on hardware (the
+// instruction then restarts where it stopped). A rep instruction runs at most
+// kRepIterationsPerStep iterations in one step and is then suspended the same way
+// (sim/cpu.hpp RepSuspended), so that a count of 2^32 cannot hold the run loop inside one
+// step: its time limit and Ctrl-C are seen between iterations. A rep instruction whose count
+// is 0 does nothing.
 #include "sim/interp/handlers.hpp"
 
 namespace trapscope::sim {
@@ -78,6 +80,12 @@ inline uint64_t iterations(const CpuState& s, const Str& t) {
   return t.rep ? (s.gpr[kRcx] & t.am) : 1;
 }
 
+// Called before each iteration: `done` iterations ran in this step; after
+// kRepIterationsPerStep of them the instruction is suspended (rCX > 0 is left to do).
+inline void may_suspend(uint64_t done) {
+  if (done >= kRepIterationsPerStep) [[unlikely]] throw RepSuspended{};
+}
+
 inline void count_down(CpuState& s, const Str& t) {
   if (t.rep) put_gpr(s, kRcx, t.as, s.gpr[kRcx] - 1);
 }
@@ -103,7 +111,8 @@ void exec_kMovs(Cpu& cpu, const Instruction& insn) {
   CpuState& s = cpu.s;
   const Str t = setup(cpu, insn);
   const SegReg src = source_segment(cpu, insn);
-  for (uint64_t n = iterations(s, t); n; --n) {
+  for (uint64_t n = iterations(s, t), k = 0; n; --n, ++k) {
+    may_suspend(k);
     const uint64_t v = cpu.read(src, s.gpr[kRsi] & t.am, t.size);
     cpu.write(kEs, s.gpr[kRdi] & t.am, t.size, v);
     advance(s, t, kRsi);
@@ -116,7 +125,8 @@ void exec_kStos(Cpu& cpu, const Instruction& insn) {
   CpuState& s = cpu.s;
   const Str t = setup(cpu, insn);
   const uint64_t v = s.gpr[kRax];
-  for (uint64_t n = iterations(s, t); n; --n) {
+  for (uint64_t n = iterations(s, t), k = 0; n; --n, ++k) {
+    may_suspend(k);
     cpu.write(kEs, s.gpr[kRdi] & t.am, t.size, v);
     advance(s, t, kRdi);
     count_down(s, t);
@@ -128,7 +138,8 @@ void exec_kLods(Cpu& cpu, const Instruction& insn) {
   CpuState& s = cpu.s;
   const Str t = setup(cpu, insn);
   const SegReg src = source_segment(cpu, insn);
-  for (uint64_t n = iterations(s, t); n; --n) {
+  for (uint64_t n = iterations(s, t), k = 0; n; --n, ++k) {
+    may_suspend(k);
     const uint64_t v = cpu.read(src, s.gpr[kRsi] & t.am, t.size);
     put_gpr(s, kRax, t.size, v);
     advance(s, t, kRsi);
@@ -141,7 +152,8 @@ void exec_kCmps(Cpu& cpu, const Instruction& insn) {
   CpuState& s = cpu.s;
   const Str t = setup(cpu, insn);
   const SegReg src = source_segment(cpu, insn);
-  for (uint64_t n = iterations(s, t); n; --n) {
+  for (uint64_t n = iterations(s, t), k = 0; n; --n, ++k) {
+    may_suspend(k);
     const uint64_t a = cpu.read(src, s.gpr[kRsi] & t.am, t.size);
     const uint64_t b = cpu.read(kEs, s.gpr[kRdi] & t.am, t.size);
     cpu.flags_sub(a, b, 0, a - b, t.size);
@@ -157,7 +169,8 @@ void exec_kScas(Cpu& cpu, const Instruction& insn) {
   CpuState& s = cpu.s;
   const Str t = setup(cpu, insn);
   const uint64_t a = s.gpr[kRax] & mask(t.size);
-  for (uint64_t n = iterations(s, t); n; --n) {
+  for (uint64_t n = iterations(s, t), k = 0; n; --n, ++k) {
+    may_suspend(k);
     const uint64_t b = cpu.read(kEs, s.gpr[kRdi] & t.am, t.size);
     cpu.flags_sub(a, b, 0, a - b, t.size);
     advance(s, t, kRdi);
@@ -178,6 +191,7 @@ void exec_kIns(Cpu& cpu, const Instruction& insn) {
   uint64_t first = 0;
   try {
     for (; n; --n) {
+      may_suspend(done);
       const uint64_t di = s.gpr[kRdi] & t.am;
       if (!cpu.io_allowed(port, t.size)) raise(vec::kGP, 0);
       probe_write(cpu, di, t.size);
@@ -207,6 +221,7 @@ void exec_kOuts(Cpu& cpu, const Instruction& insn) {
   uint64_t first = 0;
   try {
     for (; n; --n) {
+      may_suspend(done);
       const uint64_t v = cpu.read(src, s.gpr[kRsi] & t.am, t.size);
       cpu.port_out(port, t.size, v);
       if (done == 0) first = v;
