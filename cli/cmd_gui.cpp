@@ -168,6 +168,11 @@ int machine_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
       }
     }
   }
+  if (!o.guest.empty()) {
+    std::fprintf(stderr, "trapscope gui: --guest applies to a trace file ('%s' is not one)\n",
+                 o.source.c_str());
+    return kBadInput;
+  }
 
   const uint64_t mem_bytes = o.mem_mib << 20;
   std::string error;

@@ -377,6 +377,11 @@ TEST_CASE("show, lesson run and gui refuse a device or FIFO and cap files before
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains("larger than 1048576 bytes (the limit for a GUI script)"));
   }
+  SECTION("gui --guest without a trace file") {
+    const auto r = run_trapscope({"gui", "hello", "--guest", "hello"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--guest applies to a trace file"));
+  }
 }
 
 TEST_CASE("show reads a large trace in bounded memory", "[cli][trace]") {
@@ -395,7 +400,7 @@ TEST_CASE("show reads a large trace in bounded memory", "[cli][trace]") {
   ::unlink(path.c_str());
 }
 
-TEST_CASE("SIGINT during a traced run leaves a complete trace; SIGKILL one show can salvage",
+TEST_CASE("SIGINT during a traced run leaves a complete trace, SIGKILL one that show salvages",
           "[cli][trace][signals]") {
   const std::string guest = looping_guest();
   for (const int sig : {SIGINT, SIGKILL}) {
