@@ -75,7 +75,9 @@ void add_show_command(CLI::App& app, int* status) {
       *status = kBadInput;
       return;
     }
-    if (!note.empty()) std::fprintf(stderr, "trapscope show: %s: %s\n", opt->file.c_str(), note.c_str());
+    if (!note.empty()) {
+      std::fprintf(stderr, "trapscope show: %s: %s\n", opt->file.c_str(), note.c_str());
+    }
     *status = kOk;
   });
 }

@@ -184,7 +184,7 @@ TraceReader::TraceReader(const std::string& path, Options options)
     : name_(path), options_(options) {
   std::string error;
   fd_ = open_regular_file(path, &size_, &error);
-  if (fd_ < 0) throw TraceError(path + ": cannot open trace file: " + error);
+  if (fd_ < 0) throw TraceError(path + ": " + error);  // cannot open / not a regular file
   try {
     read_header();
   } catch (...) {
