@@ -1,8 +1,9 @@
 // `trapscope gui [GUEST | TRACE_FILE | --lesson ID]`: the visualizer (visualizer/). A guest runs
 // live on a backend behind the views; a trace file (`trapscope run --trace`) opens the same
 // views over the recorded events.
+#include <unistd.h>
+
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <sstream>
 
@@ -13,6 +14,7 @@
 #include "cli/options.hpp"
 #include "guests/catalog.hpp"
 #include "lessons/step.hpp"
+#include "trace/input_file.hpp"
 #include "trace/trace_file.hpp"
 #include "visualizer/core/live_controller.hpp"
 #include "visualizer/core/script.hpp"
@@ -22,6 +24,8 @@
 
 namespace trapscope::cli {
 namespace {
+
+constexpr uint64_t kMaxScriptBytes = uint64_t{1} << 20;  // `--script FILE`: 1 MiB
 
 struct GuiCommandOptions {
   std::string source = "hello";
@@ -42,55 +46,22 @@ struct GuiCommandOptions {
   std::string size = "1600x900";
   float font_scale = 1.0f;
   std::string compare;  // --compare FILE.json
+  std::string guest;    // --guest: the guest to re-execute a trace with
   bool source_set = false;
 };
 
+// Whether `path` is a regular file that starts with the trace magic (a FIFO or device is not
+// opened for reading: trace/input_file.hpp).
 bool is_trace_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[8] = {};
-  return in.read(magic, sizeof magic) && std::string(magic, 8) == "TRAPSCOP";
-}
-
-// A simulator trace of a guest that is at hand (built in, or its file still readable) can be
-// re-executed for registers and memory (visualizer/core/trace_reexec.hpp).
-std::unique_ptr<viz::TraceReexecution> reexecution_for(const trace::TraceFile& t, std::string* why) {
-  const trace::TraceMetadata& m = t.metadata;
-  if (m.backend != "sim") {
-    *why = "A KVM trace cannot be re-executed (KVM is not deterministic).";
-    return nullptr;
-  }
-  const auto mode = vmm::parse_boot_mode(m.mode);
+  uint64_t size = 0;
   std::string error;
-  auto guest = resolve_guest(m.guest, m.memory_bytes, &error);
-  if (!mode || !guest || m.memory_bytes == 0) {
-    *why = "The recorded guest '" + m.guest + "' is not at hand to re-execute" +
-           (error.empty() ? "." : " (" + error + ").");
-    return nullptr;
-  }
-  const auto technique = virt::parse_technique(m.technique);
-  const auto paging = sim::parse_vmm_paging(m.paging);
-  if (!technique || !paging || (m.deprivilege != 1 && m.deprivilege != 3) ||
-      m.tlb_entries > sim::Tlb::kMaxEntries || (m.tlb_entries & (m.tlb_entries - 1))) {
-    *why = "The trace names a technique or memory virtualization this trapscope does not have "
-           "(technique '" + m.technique + "', paging '" + m.paging + "').";
-    return nullptr;
-  }
-  backend::Config cfg;
-  cfg.mode = *mode;
-  cfg.load_address = m.load_address;
-  cfg.memory_bytes = m.memory_bytes;
-  cfg.technique = *technique;
-  cfg.deprivilege = static_cast<uint8_t>(m.deprivilege);
-  cfg.paging = *paging;
-  if (m.tlb_entries) cfg.tlb_entries = m.tlb_entries;
-  // What the recording emitted beyond the metadata: instruction events, translation-cache
-  // lookups (`run --bt-lookup-events`).
-  for (size_t i = 0; i < t.events.size(); ++i) {
-    const trace::EventType type = t.events.at(i).type;
-    cfg.record_instructions |= type == trace::EventType::kInstruction;
-    cfg.bt_lookup_events |= type == trace::EventType::kBtLookup;
-  }
-  return std::make_unique<viz::TraceReexecution>(std::move(guest->image), cfg);
+  const int fd = trace::open_regular_file(path, &size, &error);
+  if (fd < 0) return false;
+  char magic[8] = {};
+  const bool yes = ::read(fd, magic, sizeof magic) == sizeof magic &&
+                   std::string(magic, 8) == "TRAPSCOP";
+  ::close(fd);
+  return yes;
 }
 
 // The lesson's machine behind the views, and the lesson driving it (`gui --lesson ID`).
@@ -144,15 +115,14 @@ int gui(const GuiCommandOptions& o) {
   g.dump_path = o.dump_state;
   g.script_timeout_s = o.script_timeout;
   if (!o.script.empty()) {
-    std::ifstream in(o.script);
-    if (!in) {
-      std::fprintf(stderr, "trapscope gui: cannot read the script '%s'\n", o.script.c_str());
+    std::string error;
+    const auto text = trace::read_input_file(o.script, kMaxScriptBytes, "a GUI script", &error);
+    if (!text) {
+      std::fprintf(stderr, "trapscope gui: cannot read the script '%s': %s\n", o.script.c_str(),
+                   error.c_str());
       return kBadInput;
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string error;
-    auto commands = viz::parse_script(text.str(), &error);
+    auto commands = viz::parse_script(*text, &error);
     if (!commands) {
       std::fprintf(stderr, "trapscope gui: %s: %s\n", o.script.c_str(), error.c_str());
       return kBadInput;
@@ -185,7 +155,11 @@ int machine_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
         trace::TraceFile t = trace::read_trace(o.source);
         g.title = "trapscope — " + o.source;
         std::string why;
-        auto reexec = reexecution_for(t, &why);
+        auto reexec = viz::reexecution_for(t, o.guest, &why);
+        if (!reexec && t.metadata.backend == "sim") {
+          std::fprintf(stderr, "trapscope gui: registers and memory are not shown: %s\n",
+                       why.c_str());
+        }
         g.driver = std::make_unique<viz::TraceReplay>(std::move(t), o.source, std::move(reexec),
                                                       why);
         return viz::run_gui(std::move(g));
@@ -194,6 +168,11 @@ int machine_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
         return kBadInput;
       }
     }
+  }
+  if (!o.guest.empty()) {
+    std::fprintf(stderr, "trapscope gui: --guest applies to a trace file ('%s' is not one)\n",
+                 o.source.c_str());
+    return kBadInput;
   }
 
   const uint64_t mem_bytes = o.mem_mib << 20;
@@ -292,6 +271,10 @@ void add_gui_command(CLI::App& app, int* status) {
   cmd->add_option("--compare", o->compare,
                   "Open the compare panel on a result written by `trapscope compare WORKLOAD "
                   "--json FILE` (the machine runs WORKLOAD unless SOURCE is given)");
+  cmd->add_option("--guest", o->guest,
+                  "With a trace file: re-execute it with this guest (a built-in name or a flat "
+                  "binary) for registers and memory; needed when the trace holds no checksum "
+                  "of its guest or the guest file it names has changed");
   cmd->add_option("--size", o->size, "Window size WIDTHxHEIGHT")->capture_default_str();
   cmd->add_option("--font-scale", o->font_scale, "Scale the fonts (e.g. 1.25 on large screens)")
       ->check(CLI::Range(0.5f, 3.0f))

@@ -36,6 +36,7 @@ struct RunOptions {
   uint64_t load = vmm::kDefaultLoadAddress;
   uint64_t mem_mib = 16;
   std::string trace_file;
+  uint64_t trace_max_mib = 1024;  // --trace-max-size (0: no limit)
   std::string format = "text";
   double timeout_s = 10.0;
   uint64_t max_exits = 0;
@@ -279,8 +280,9 @@ int run(const RunOptions& o) {
     meta.deprivilege = o.deprivilege;
     meta.paging = o.paging;
     meta.tlb_entries = o.tlb_entries;
+    meta.guest_sha256 = trace::sha256_hex(guest->image);  // re-execution checks it
     try {
-      writer = std::make_unique<trace::TraceWriter>(o.trace_file, meta);
+      writer = std::make_unique<trace::TraceWriter>(o.trace_file, meta, o.trace_max_mib << 20);
     } catch (const trace::TraceError& e) {
       std::fprintf(stderr, "trapscope run: %s\n", e.what());
       return kBadInput;
@@ -305,6 +307,12 @@ int run(const RunOptions& o) {
   }
   g_running.store(nullptr);
   std::fflush(stdout);
+  if (writer && writer->limit_reached()) {
+    std::fprintf(stderr, "trapscope run: trace limit reached: %s > %llu MiB (--trace-max-size); "
+                         "%llu events were not recorded, the file ends with the run end\n",
+                 o.trace_file.c_str(), static_cast<unsigned long long>(o.trace_max_mib),
+                 static_cast<unsigned long long>(writer->dropped_events()));
+  }
 
   const std::string& console = machine->devices().console.text();
   if (!o.quiet) {
@@ -386,6 +394,11 @@ void add_run_command(CLI::App& app, int* status) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
       ->capture_default_str();
   cmd->add_option("--trace", o->trace_file, "Also record every event to this trace file");
+  cmd->add_option("--trace-max-size", o->trace_max_mib,
+                  "Stop recording to the trace file at this size in MiB (0: no limit); the run "
+                  "goes on and the file ends with the run end and its trailer")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30))
+      ->capture_default_str();
   cmd->add_option("--format", o->format, "Event output format")
       ->check(CLI::IsMember({"text", "jsonl"}))
       ->capture_default_str();

@@ -4,13 +4,13 @@
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
 #include <set>
 #include <sstream>
 
 #include "guests/catalog.hpp"
 #include "sim/mmu.hpp"
 #include "sim/virt/monitor.hpp"
+#include "trace/input_file.hpp"
 
 namespace trapscope::lessons {
 namespace {
@@ -262,12 +262,11 @@ Lesson parse_lesson(std::string_view yaml, const std::string& file) {
 }
 
 Lesson load_lesson_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LessonError(path + ": cannot read the lesson file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > (1u << 20)) throw LessonError(path + ": larger than 1 MiB");
-  return parse_lesson(text.str(), path);
+  // Checked before reading: a FIFO or /dev/zero is refused, not read until memory runs out.
+  std::string error;
+  const auto text = trace::read_input_file(path, kMaxLessonFileBytes, "a lesson file", &error);
+  if (!text) throw LessonError(path + ": cannot read the lesson file: " + error);
+  return parse_lesson(*text, path);
 }
 
 }  // namespace trapscope::lessons

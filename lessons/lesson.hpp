@@ -79,7 +79,9 @@ class LessonError : public std::runtime_error {
 
 // Parses a lesson from YAML text; `file` names it in errors. Throws LessonError.
 Lesson parse_lesson(std::string_view yaml, const std::string& file);
-// Reads and parses a file. Throws LessonError (also for an unreadable file).
+// Reads and parses a file. Throws LessonError (also for an unreadable file, one that is not a
+// regular file, and one larger than kMaxLessonFileBytes: checked before reading).
+inline constexpr uint64_t kMaxLessonFileBytes = uint64_t{1} << 20;  // 1 MiB
 Lesson load_lesson_file(const std::string& path);
 
 // The lessons built into trapscope (lessons/*.yaml, embedded at build time), by number.

@@ -1,4 +1,12 @@
 // The `trapscope` command as a user runs it: exit codes, messages, bad input, trace files.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -6,6 +14,7 @@
 #include <sstream>
 
 #include "tests/support.hpp"
+#include "trace/trace_file.hpp"
 
 using trapscope::test::read_file;
 using trapscope::test::run_trapscope;
@@ -246,4 +255,222 @@ TEST_CASE("an instruction outside the simulator's subset stops the run with its 
   auto r = run_trapscope({"run", path, "--backend", "sim", "-q"});
   CHECK(r.exit_code == 3);
   CHECK_THAT(r.out, Catch::Contains("unsupported: pxor xmm0, xmm0 at 0x8000"));
+}
+
+// [SECTION] Inputs that are not what they claim, large traces, interrupted recordings
+// (issue 15, items 7 and 9)
+
+namespace {
+
+// A real-mode guest that writes 'x' to the debug console forever: mov al, 'x'; out 0xE9, al;
+// jmp back. Every iteration is a VM exit, so a traced run's file keeps growing.
+std::string looping_guest() {
+  const std::string path = temp_path("loop.bin");
+  write_file(path, {0xB0, 'x', 0xE6, 0xE9, 0xEB, 0xFA});
+  return path;
+}
+
+struct Child {
+  pid_t pid = -1;
+  int status = 0;
+  long max_rss_kib = 0;  // ru_maxrss of the child (Linux: KiB)
+};
+
+// Starts trapscope with `args`, stdout and stderr to files (stdin /dev/null).
+Child start_trapscope(const std::vector<std::string>& args, const std::string& out,
+                      const std::string& err) {
+  std::vector<std::string> argv{TRAPSCOPE_EXE};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  Child c;
+  const int rc = posix_spawn(&c.pid, cargv[0], &fa, nullptr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  REQUIRE(rc == 0);
+  return c;
+}
+
+void wait_child(Child& c) {
+  struct rusage ru {};
+  REQUIRE(::wait4(c.pid, &c.status, 0, &ru) == c.pid);
+  c.max_rss_kib = ru.ru_maxrss;
+}
+
+// Waits until `path` holds at least `bytes` (the child is recording); false if the child ended
+// first or after 60 s (a bound against a hang, not a measurement).
+bool wait_for_size(const std::string& path, const Child& c, off_t bytes) {
+  for (int i = 0; i < 6000; ++i) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && st.st_size >= bytes) return true;
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(c.pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        info.si_pid != 0) {
+      return false;  // it ended (left to wait_child to collect)
+    }
+    ::usleep(10'000);
+  }
+  return false;
+}
+
+// A trace of `n` VM exits (HLT, 88 bytes each) and a run end, written directly.
+void write_large_trace(const std::string& path, uint64_t n) {
+  trapscope::trace::TraceMetadata meta;
+  meta.backend = "sim";
+  meta.guest = "generated";
+  meta.mode = "real";
+  trapscope::trace::TraceWriter w(path, meta);
+  trapscope::trace::VmExitEvent e{};
+  e.header = trapscope::trace::make_header<trapscope::trace::VmExitEvent>(
+      trapscope::trace::EventType::kVmExit);
+  e.reason = 5;
+  e.insn_len = 1;
+  e.insn[0] = 0xF4;
+  for (uint64_t i = 0; i < n; ++i) {
+    e.header.seq = i;
+    e.header.rip = e.insn_addr = 0x8000 + (i & 0xFFF);
+    w.on_event(e.header);
+  }
+  trapscope::trace::RunEndEvent end{};
+  end.header = trapscope::trace::make_header<trapscope::trace::RunEndEvent>(
+      trapscope::trace::EventType::kRunEnd);
+  end.header.seq = n;
+  end.reason = trapscope::trace::RunEndReason::kHalted;
+  w.on_event(end.header);
+  w.finish();
+}
+
+}  // namespace
+
+TEST_CASE("show, lesson run and gui refuse a device or FIFO and cap files before reading",
+          "[cli][bad-input]") {
+  // Bug: /dev/zero grew to ~1 GB and ended in std::bad_alloc; a FIFO blocked `show` forever.
+  const std::string fifo = temp_path("input.fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::string& input : {std::string("/dev/zero"), fifo}) {
+    INFO(input);
+    const char* kind = input == fifo ? "a FIFO" : "a character device";
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"show", input}, {"lesson", "run", input},
+          {"gui", "hello", "--script", input}, {"gui", "hello", "--compare", input},
+          {"gui", input}}) {
+      INFO(args[0] << " " << args[1] << " " << args.back());
+      const auto r = run_trapscope(args, 20);
+      CHECK(r.exit_code == 2);
+      CHECK_THAT(r.err, Catch::Contains("not a regular file"));
+      if (args[0] != "gui" || args.size() > 2) CHECK_THAT(r.err, Catch::Contains(kind));
+    }
+  }
+  ::unlink(fifo.c_str());
+  SECTION("a lesson file or script over its limit is refused before it is read") {
+    const std::string big(2u << 20, '#');
+    const std::string lesson = trapscope::test::write_temp("big.yaml", big);
+    auto r = run_trapscope({"lesson", "run", lesson});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("larger than 1048576 bytes (the limit for a lesson file)"));
+    r = run_trapscope({"gui", "hello", "--script", lesson});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("larger than 1048576 bytes (the limit for a GUI script)"));
+  }
+  SECTION("gui --guest without a trace file") {
+    const auto r = run_trapscope({"gui", "hello", "--guest", "hello"});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--guest applies to a trace file"));
+  }
+}
+
+TEST_CASE("show reads a large trace in bounded memory", "[cli][trace]") {
+  // Bug: show read the whole file and then kept every event: memory > 2x the file's size
+  // (a 6.7 GB trace needed more than 8 GB). 1.5 M events = 128 MiB here; show's peak memory
+  // must stay that of a small trace plus a little (its 1 MiB read buffer), in any build
+  // (the sanitizers' own memory is in both).
+  const auto max_rss_kib = [](const std::string& path) {
+    Child c = start_trapscope({"show", path, "--no-timing"}, "/dev/null", temp_path("show.err"));
+    wait_child(c);
+    CHECK(WIFEXITED(c.status));
+    CHECK(WEXITSTATUS(c.status) == 0);
+    return c.max_rss_kib;
+  };
+  const std::string small = temp_path("small.trace");
+  write_large_trace(small, 1'000);
+  const long base = max_rss_kib(small);
+  const std::string large = temp_path("large.trace");
+  write_large_trace(large, 1'500'000);
+  const long big = max_rss_kib(large);
+  INFO("show: max RSS " << base << " KiB for 1,000 events, " << big << " KiB for "
+                        << (read_file(large).size() >> 20) << " MiB");
+  CHECK(big < base + 16 * 1024);
+  ::unlink(small.c_str());
+  ::unlink(large.c_str());
+}
+
+TEST_CASE("SIGINT during a traced run leaves a complete trace, SIGKILL one that show salvages",
+          "[cli][trace][signals]") {
+  const std::string guest = looping_guest();
+  for (const int sig : {SIGINT, SIGKILL}) {
+    INFO("signal " << sig);
+    const std::string trace = temp_path("signal.trace");
+    Child c = start_trapscope({"run", guest, "--backend", "sim", "-q", "--timeout", "120",
+                               "--trace", trace},
+                              "/dev/null", temp_path("run.err"));
+    const bool recording = wait_for_size(trace, c, 256 * 1024);
+    ::kill(c.pid, sig);
+    wait_child(c);
+    REQUIRE(recording);
+    const auto shown = run_trapscope({"show", trace, "--no-timing"}, 120);
+    if (sig == SIGINT) {
+      CHECK(WIFEXITED(c.status));
+      CHECK(WEXITSTATUS(c.status) == 130);
+      CHECK(shown.exit_code == 0);
+      CHECK_THAT(shown.err, !Catch::Contains("trapscope show"));
+      // The last line is the run end (then the trailer was written).
+      CHECK_THAT(shown.out.substr(shown.out.rfind('\n', shown.out.size() - 2)),
+                 Catch::Contains("run end: stopped"));
+    } else {
+      CHECK(WIFSIGNALED(c.status));
+      // Rejected, naming where the file ends …
+      CHECK(shown.exit_code == 2);
+      CHECK_THAT(shown.err, Catch::Contains("truncated") && Catch::Contains("at byte"));
+      // … and salvaged up to the last whole event.
+      const auto salvaged = run_trapscope({"show", "--salvage", trace, "--no-timing"}, 120);
+      CHECK(salvaged.exit_code == 0);
+      CHECK_THAT(salvaged.err, Catch::Contains("salvaged") && Catch::Contains("bytes from byte"));
+      CHECK_THAT(salvaged.out, Catch::Contains("port=0xe9 out"));
+    }
+    ::unlink(trace.c_str());
+  }
+}
+
+TEST_CASE("run --trace-max-size ends the trace file cleanly at its limit", "[cli][trace]") {
+  // Bug: a trace file had no size limit (10 s on the simulator wrote 6.7 GB).
+  const std::string guest = looping_guest();
+  const std::string trace = temp_path("limited.trace");
+  const auto r = run_trapscope({"run", guest, "--backend", "sim", "-q", "--max-exits", "100000",
+                                "--trace", trace, "--trace-max-size", "1"},
+                               120);
+  CHECK(r.exit_code == 4);  // the exit limit: the run went on past the trace's limit
+  CHECK_THAT(r.err, Catch::Contains("trace limit reached") && Catch::Contains("> 1 MiB"));
+  CHECK(read_file(trace).size() <= (1u << 20));
+  const auto shown = run_trapscope({"show", trace, "--no-timing"}, 60);
+  CHECK(shown.exit_code == 0);
+  CHECK_THAT(shown.err, Catch::Contains("reached its size limit"));
+  CHECK_THAT(shown.out, Catch::Contains("run end: "));
+  ::unlink(trace.c_str());
+}
+
+TEST_CASE("run --trace stores the guest image's SHA-256 in the metadata", "[cli][trace]") {
+  const std::string guest = looping_guest();
+  const std::string trace = temp_path("sha.trace");
+  const auto r = run_trapscope(
+      {"run", guest, "--backend", "sim", "-q", "--max-exits", "10", "--trace", trace});
+  CHECK(r.exit_code == 4);
+  const auto image = read_file(guest);
+  CHECK(trapscope::trace::read_trace(trace).metadata.guest_sha256 ==
+        trapscope::trace::sha256_hex(std::vector<uint8_t>(image.begin(), image.end())));
+  ::unlink(trace.c_str());
 }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.hpp"
+#include "guests/catalog.hpp"
 #include "lessons/lesson.hpp"
 #include "tests/gui_harness.hpp"
 #include "tests/support.hpp"
@@ -426,6 +427,52 @@ TEST_CASE("gui under Xvfb: shadow-paging and EPT traces re-execute under their o
     CHECK(s["message"].get<std::string>().find("diverged") == std::string::npos);
     REQUIRE(s["registers"].is_object());
     CHECK(s["registers"]["cr3"] == 0x20000);  // the guest's own address space A by then
+  }
+}
+
+TEST_CASE("gui under Xvfb: a trace re-executes only its recorded guest or one given by --guest",
+          "[gui][xvfb]") {
+  // Bug: the GUI loaded and ran whatever file a trace's metadata named (/etc/passwd was
+  // accepted), showing its bytes as guest memory.
+  REQUIRE_XVFB_OR_SKIP();
+  const auto hello = guests::find("hello");
+  REQUIRE(hello);
+  const std::string guest = test::temp_path("guest.bin");
+  test::write_file(guest, {hello->image.begin(), hello->image.end()});
+  const std::string script = "step 3\ndump @state\n";
+
+  SECTION("a trace without a checksum naming a file: not run, unless --guest names it") {
+    // As written before guest_sha256 existed: the metadata names the file, no checksum.
+    const std::string path = test::temp_path("old.trace");
+    {
+      trace::TraceMetadata meta;
+      meta.backend = "sim";
+      meta.guest = guest;
+      meta.mode = "real";
+      meta.memory_bytes = 16ull << 20;
+      meta.load_address = vmm::kDefaultLoadAddress;
+      trace::TraceWriter w(path, meta);
+      test::guest_backend("hello", false)->run({}, &w);
+      w.finish();
+    }
+    const auto refused = run_gui({path}, script);
+    CHECK(refused.dump("state")["registers"].is_null());
+    CHECK(refused.err.find("no checksum") != std::string::npos);
+    CHECK(refused.err.find("--guest") != std::string::npos);
+    const auto named = run_gui({path, "--guest", guest}, script);
+    CHECK(named.dump("state")["registers"].is_object());
+  }
+  SECTION("a trace recorded by run: the same file runs, a changed one does not") {
+    const std::string path = test::temp_path("sha.trace");
+    REQUIRE(test::run_trapscope({"run", guest, "--backend", "sim", "-q", "--trace", path})
+                .exit_code == 0);
+    CHECK(run_gui({path}, script).dump("state")["registers"].is_object());
+    auto changed = test::read_file(guest);
+    changed.push_back(0x90);
+    test::write_file(guest, changed);
+    const auto refused = run_gui({path}, script);
+    CHECK(refused.dump("state")["registers"].is_null());
+    CHECK(refused.err.find("does not match the SHA-256") != std::string::npos);
   }
 }
 

@@ -1,5 +1,6 @@
 // tests/test_trace_file.cpp — the in-memory Recorder, the binary trace file (writer, reader and
 // every error the reader must report), the text/JSON-lines printer and ExitStats.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -11,12 +12,15 @@
 #include <utility>
 #include <vector>
 
+#include "guests/catalog.hpp"
 #include "tests/support.hpp"
 #include "trace/event.hpp"
 #include "trace/exit_stats.hpp"
+#include "trace/input_file.hpp"
 #include "trace/printer.hpp"
 #include "trace/recorder.hpp"
 #include "trace/trace_file.hpp"
+#include "visualizer/core/trace_reexec.hpp"
 
 using namespace trapscope;
 using trace::EventType;
@@ -661,6 +665,247 @@ TEST_CASE("read_trace: metadata that is not JSON, or lacks fields", "[unit][trac
     std::memcpy(b.data() + 12, &past_end, 4);
     REQUIRE_THROWS_WITH(read_bytes("meta.trace", b), Catch::Contains("truncated header"));
   }
+}
+
+// [SECTION] Byte offsets, streaming, salvage, the size limit (issue 15, items 7 and 9)
+
+TEST_CASE("read_trace: header, metadata and trailer errors name the byte offset",
+          "[unit][trace-file]") {
+  const std::string path = write_sample("offset.trace");
+  const Bytes full = test::read_file(path);
+  ::unlink(path.c_str());
+  const size_t rec = records_start(full);
+  const size_t trailer = full.size() - 24;
+  const auto fails_at = [](const std::string& name, const Bytes& b, uint64_t offset) {
+    INFO(name);
+    REQUIRE_THROWS_WITH(read_bytes(name, b), Catch::Contains("at byte " + std::to_string(offset)));
+  };
+  Bytes b = full;
+  b[0] = 'X';
+  fails_at("magic.trace", b, 0);
+  fails_at("short.trace", Bytes(full.begin(), full.begin() + 20), 20);
+  b = full;
+  b[8] = 9;
+  fails_at("version.trace", b, 8);
+  b = full;
+  b[10] = 33;
+  fails_at("header-size.trace", b, 10);
+  b = full;
+  const uint32_t huge = 0x00FFFFFF;
+  std::memcpy(b.data() + 12, &huge, 4);
+  fails_at("meta-limit.trace", b, 12);
+  fails_at("meta-cut.trace", Bytes(full.begin(), full.begin() + 40), 12);
+  b = full;
+  const size_t colon = std::string(full.begin() + 32, full.end()).find(':');
+  b[32 + colon] = '#';  // {"tool"#: not JSON from there
+  fails_at("meta-json.trace", b, 32 + colon);
+  b = full;
+  std::string json = "{\"tool\": \"trapscope\"}";
+  json.resize(metadata_len(full), ' ');
+  std::memcpy(b.data() + 32, json.data(), json.size());
+  fails_at("meta-keys.trace", b, 32);
+  b = full;
+  b[trailer + 8] = 5;
+  fails_at("count.trace", b, trailer);
+  b = full;
+  b[trailer + 16] ^= 1;
+  fails_at("hash.trace", b, trailer);
+  b = full;
+  b.push_back(0);
+  fails_at("extra.trace", b, trailer);
+  fails_at("notrailer.trace", Bytes(full.begin(), full.end() - 24), trailer);
+  fails_at("record.trace", Bytes(full.begin(), full.begin() + static_cast<ptrdiff_t>(rec + 40)),
+           rec);
+}
+
+TEST_CASE("read_trace: refuses what is not a regular file before reading it",
+          "[unit][trace-file]") {
+  // Bug: /dev/zero was read until std::bad_alloc (~1 GB), and a FIFO blocked forever.
+  REQUIRE_THROWS_WITH(trace::read_trace("/dev/zero"),
+                      Catch::Contains("/dev/zero") &&
+                          Catch::Contains("not a regular file (a character device)"));
+  const std::string fifo = test::temp_path("trace.fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  REQUIRE_THROWS_WITH(trace::read_trace(fifo), Catch::Contains("not a regular file (a FIFO)"));
+  ::unlink(fifo.c_str());
+  REQUIRE_THROWS_WITH(trace::read_trace("/tmp"),
+                      Catch::Contains("not a regular file (a directory)"));
+}
+
+TEST_CASE("read_input_file: caps a file before reading it whole", "[unit][trace-file]") {
+  std::string error;
+  const std::string small = test::write_temp("small.txt", "0123456789");
+  REQUIRE(trace::read_input_file(small, 10, "a test", &error) == "0123456789");
+  CHECK_FALSE(trace::read_input_file(small, 9, "a test", &error));
+  CHECK(error == "larger than 9 bytes (the limit for a test)");
+  CHECK_FALSE(trace::read_input_file("/dev/zero", 1 << 20, "a test", &error));
+  CHECK(error == "not a regular file (a character device)");
+  CHECK_FALSE(trace::read_input_file(test::temp_path("missing.txt"), 10, "a test", &error));
+  CHECK_THAT(error, Catch::Contains("cannot open: No such file"));
+}
+
+TEST_CASE("TraceReader streams a file in one buffer and gives every record back",
+          "[unit][trace-file]") {
+  // 40,000 events: 3.5 MB, several times the reader's buffer.
+  const std::string path = test::temp_path("stream.trace");
+  {
+    trace::TraceWriter w(path, sample_metadata());
+    for (uint64_t i = 0; i < 40'000; ++i) w.on_event(io_exit(i, 0xE9, i & 0xFF).header);
+    w.on_event(run_end(40'000, trace::RunEndReason::kHalted).header);
+    w.finish();
+  }
+  trace::TraceReader r(path);
+  CHECK(r.metadata().guest == sample_metadata().guest);
+  uint64_t n = 0;
+  while (const trace::EventHeader* e = r.next()) {
+    REQUIRE(e->seq == n);
+    if (n < 40'000) {
+      const VmExitEvent want = io_exit(n, 0xE9, n & 0xFF);
+      REQUIRE(std::memcmp(e, &want, sizeof want) == 0);
+    }
+    ++n;
+  }
+  CHECK(n == 40'001);
+  CHECK(r.next() == nullptr);
+  CHECK(r.salvage_note().empty());
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("TraceReader salvage: a file cut anywhere after its metadata gives its whole events",
+          "[unit][trace-file]") {
+  const std::string path = write_sample("salvage.trace");
+  const Bytes full = test::read_file(path);
+  ::unlink(path.c_str());
+  const size_t rec = records_start(full);
+  for (size_t cut = rec; cut < full.size(); ++cut) {
+    INFO("cut at " << cut);
+    const Bytes part(full.begin(), full.begin() + static_cast<ptrdiff_t>(cut));
+    trace::TraceReader r(part.data(), part.size(), "cut.trace", {.salvage = true});
+    uint64_t n = 0;
+    while (r.next() != nullptr) ++n;
+    // Records: 3 VM exits of 88 bytes, then a 56-byte run end.
+    const size_t whole = cut < rec + 3 * 88 ? (cut - rec) / 88 : cut < rec + 3 * 88 + 56 ? 3 : 4;
+    REQUIRE(n == whole);
+    const size_t kept = rec + std::min<size_t>(whole, 3) * 88 + (whole == 4 ? 56 : 0);
+    CHECK(r.dropped_bytes() == cut - kept);
+    CHECK_THAT(r.salvage_note(), Catch::Contains("salvaged " + std::to_string(whole) + " events") &&
+                                     Catch::Contains("dropped " + std::to_string(cut - kept) +
+                                                     " bytes from byte " + std::to_string(kept)));
+    // Without salvage the same bytes are an error.
+    REQUIRE_THROWS_AS(trace::parse_trace(part, "cut.trace"), TraceError);
+  }
+  // Damage in the header is not salvaged.
+  Bytes b = full;
+  b[8] = 9;
+  REQUIRE_THROWS_WITH(trace::TraceReader(b.data(), b.size(), "v.trace", {.salvage = true}),
+                      Catch::Contains("version 9"));
+}
+
+TEST_CASE("TraceWriter stops recording at its size limit and ends the file cleanly",
+          "[unit][trace-file]") {
+  const std::string path = test::temp_path("limit.trace");
+  const uint64_t limit = 64 * 1024;
+  uint64_t dropped = 0;
+  {
+    trace::TraceWriter w(path, sample_metadata(), limit);
+    for (uint64_t i = 0; i < 10'000; ++i) w.on_event(io_exit(i, 0xE9, 'x').header);
+    CHECK(w.limit_reached());
+    w.on_event(run_end(10'000, trace::RunEndReason::kStopped).header);
+    w.finish();
+    dropped = w.dropped_events();
+  }
+  const Bytes b = test::read_file(path);
+  CHECK(b.size() <= limit);
+  CHECK(b.size() > limit - 88 - 56 - 24);
+  const trace::TraceFile t = trace::read_trace(path);
+  REQUIRE(t.events.size() >= 2);
+  CHECK(dropped == 10'000 - (t.events.size() - 1));
+  const auto* end = t.events.get<RunEndEvent>(t.events.size() - 1, EventType::kRunEnd);
+  REQUIRE(end != nullptr);
+  CHECK((end->header.flags & trace::kRunEndTraceLimit) != 0);
+  CHECK(end->reason == trace::RunEndReason::kStopped);
+  CHECK(end->header.seq == t.events.size() - 1);  // numbered after the last recorded event
+  ::unlink(path.c_str());
+
+  // Under the limit nothing changes: no mark.
+  {
+    trace::TraceWriter w(path, sample_metadata(), limit);
+    w.on_event(io_exit(0, 0xE9, 'x').header);
+    w.on_event(run_end(1, trace::RunEndReason::kHalted).header);
+    w.finish();
+    CHECK_FALSE(w.limit_reached());
+  }
+  const trace::TraceFile u = trace::read_trace(path);
+  CHECK((u.events.at(1).flags & trace::kRunEndTraceLimit) == 0);
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("Trace metadata: guest_sha256 round trip, old files without it, bad values",
+          "[unit][trace-file]") {
+  const Bytes abc{'a', 'b', 'c'};
+  // FIPS 180-4 example (B.1): SHA-256("abc").
+  CHECK(trace::sha256_hex(std::vector<uint8_t>(abc.begin(), abc.end())) ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  trace::TraceMetadata m = sample_metadata();
+  m.guest_sha256 = trace::sha256_hex(std::vector<uint8_t>(abc.begin(), abc.end()));
+  const std::string path = test::temp_path("sha.trace");
+  {
+    trace::TraceWriter w(path, m);
+    w.finish();
+  }
+  CHECK(trace::read_trace(path).metadata.guest_sha256 == m.guest_sha256);
+  // The sample (no checksum) reads as "" — as files written before the key existed.
+  const std::string old = write_sample("old.trace");
+  CHECK(trace::read_trace(old).metadata.guest_sha256.empty());
+  ::unlink(old.c_str());
+  // A value that is not a SHA-256 is refused, with the metadata's offset.
+  Bytes b = test::read_file(path);
+  const std::string text(b.begin(), b.end());
+  b[text.find(m.guest_sha256)] = 'X';
+  REQUIRE_THROWS_WITH(read_bytes("badsha.trace", b),
+                      Catch::Contains("guest_sha256") && Catch::Contains("at byte 32"));
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("reexecution_for: a trace's guest runs only if it matches the recorded SHA-256",
+          "[unit][trace-file][reexec]") {
+  const auto hello = guests::find("hello");
+  REQUIRE(hello);
+  const std::vector<uint8_t> image(hello->image.begin(), hello->image.end());
+  const std::string guest = test::temp_path("reexec-guest.bin");
+  test::write_file(guest, {image.begin(), image.end()});
+  trace::TraceFile t;
+  t.metadata.backend = "sim";
+  t.metadata.mode = "real";
+  t.metadata.memory_bytes = 16ull << 20;
+  t.metadata.load_address = vmm::kDefaultLoadAddress;
+  t.metadata.guest = guest;
+  t.metadata.guest_sha256 = trace::sha256_hex(image);
+  std::string why;
+  CHECK(viz::reexecution_for(t, "", &why) != nullptr);
+
+  SECTION("the file changed since the recording") {
+    test::write_file(guest, {0xF4});
+    CHECK(viz::reexecution_for(t, "", &why) == nullptr);
+    CHECK_THAT(why, Catch::Contains("does not match the SHA-256"));
+    // The user's explicit choice is run.
+    CHECK(viz::reexecution_for(t, guest, &why) != nullptr);
+  }
+  SECTION("no checksum: a file the trace names is not run; a built-in guest is") {
+    t.metadata.guest_sha256.clear();
+    t.metadata.guest = "/etc/passwd";
+    CHECK(viz::reexecution_for(t, "", &why) == nullptr);
+    CHECK_THAT(why, Catch::Contains("no checksum") && Catch::Contains("--guest FILE"));
+    CHECK(viz::reexecution_for(t, guest, &why) != nullptr);
+    t.metadata.guest = "hello";
+    CHECK(viz::reexecution_for(t, "", &why) != nullptr);
+  }
+  SECTION("a configuration from an untrusted trace is validated before anything is loaded") {
+    t.metadata.memory_bytes = uint64_t{1} << 62;
+    CHECK(viz::reexecution_for(t, "", &why) == nullptr);
+    CHECK_THAT(why, Catch::Contains("cannot run"));
+  }
+  ::unlink(guest.c_str());
 }
 
 // [SECTION] Printer

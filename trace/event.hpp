@@ -220,6 +220,10 @@ struct RunEndEvent {
   uint64_t duration_ns;  // run wall time, ns
 };
 static_assert(sizeof(RunEndEvent) == 56);
+// RunEndEvent header.flags bit 0: the trace file reached its size limit (`run --trace-max-size`,
+// trace/trace_file.hpp TraceWriter) and events after the last one before this were not recorded;
+// the run went on. Set only in trace files (older readers ignore it: no format change).
+inline constexpr uint8_t kRunEndTraceLimit = 1 << 0;
 
 // One guest page walk (a TLB miss): each level's table entry, read from guest-physical memory.
 // Sources: Intel SDM Vol. 3A 4.3 (32-bit), 4.4 (PAE), 4.5 (4-level paging).

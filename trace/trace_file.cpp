@@ -3,9 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+
+#include "trace/input_file.hpp"
 
 namespace trapscope::trace {
 namespace {
@@ -50,25 +55,47 @@ T get(const uint8_t* p) {
 
 std::string errno_text() { return std::strerror(errno); }
 
+std::string at_byte(uint64_t offset) { return " at byte " + std::to_string(offset); }
+
+bool is_hex_sha256(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
 }  // namespace
 
-TraceWriter::TraceWriter(const std::string& path, const TraceMetadata& m)
-    : path_(path), hash_(kFnvOffset) {
+std::string sha256_hex(const uint8_t* bytes, size_t size) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(bytes, size, digest, &len, EVP_sha256(), nullptr) != 1 || len != 32) {
+    throw TraceError("SHA-256 failed (OpenSSL EVP_Digest)");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+TraceWriter::TraceWriter(const std::string& path, const TraceMetadata& m, uint64_t max_bytes)
+    : path_(path), hash_(kFnvOffset), max_bytes_(max_bytes) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw TraceError(path + ": cannot create trace file: " + errno_text());
-  const std::string json = nlohmann::json{{"tool", m.tool},
-                                          {"tool_version", m.tool_version},
-                                          {"backend", m.backend},
-                                          {"guest", m.guest},
-                                          {"mode", m.mode},
-                                          {"load_address", m.load_address},
-                                          {"memory_bytes", m.memory_bytes},
-                                          {"host", m.host},
-                                          {"technique", m.technique},
-                                          {"deprivilege", m.deprivilege},
-                                          {"paging", m.paging},
-                                          {"tlb_entries", m.tlb_entries}}
-                               .dump();
+  nlohmann::json j{{"tool", m.tool},
+                   {"tool_version", m.tool_version},
+                   {"backend", m.backend},
+                   {"guest", m.guest},
+                   {"mode", m.mode},
+                   {"load_address", m.load_address},
+                   {"memory_bytes", m.memory_bytes},
+                   {"host", m.host},
+                   {"technique", m.technique},
+                   {"deprivilege", m.deprivilege},
+                   {"paging", m.paging},
+                   {"tlb_entries", m.tlb_entries}};
+  if (!m.guest_sha256.empty()) j["guest_sha256"] = m.guest_sha256;
+  const std::string json = j.dump();
   buffer_.reserve(kBufferBytes + 4096);
   buffer_.insert(buffer_.end(), kMagic, kMagic + 8);
   put<uint16_t>(buffer_, kTraceFormatVersion);
@@ -76,6 +103,7 @@ TraceWriter::TraceWriter(const std::string& path, const TraceMetadata& m)
   put<uint32_t>(buffer_, static_cast<uint32_t>(json.size()));
   buffer_.resize(buffer_.size() + 16, 0);
   buffer_.insert(buffer_.end(), json.begin(), json.end());
+  bytes_ = buffer_.size();
 }
 
 TraceWriter::~TraceWriter() {
@@ -90,9 +118,35 @@ TraceWriter::~TraceWriter() {
 }
 
 void TraceWriter::on_event(const EventHeader& event) {
+  const bool run_end = event.type == EventType::kRunEnd && event.size == sizeof(RunEndEvent);
+  if (limit_reached_) {
+    if (!run_end) {
+      ++dropped_;
+      return;
+    }
+    // The run's end, marked, numbered after the last recorded event (seq stays dense).
+    RunEndEvent e;
+    std::memcpy(&e, &event, sizeof e);
+    e.header.flags |= kRunEndTraceLimit;
+    e.header.seq = next_seq_;
+    append(e.header);
+    return;
+  }
+  if (max_bytes_ != 0 && !run_end &&
+      bytes_ + event.size + sizeof(RunEndEvent) + kTrailerSize > max_bytes_) {
+    limit_reached_ = true;
+    ++dropped_;
+    return;
+  }
+  append(event);
+}
+
+void TraceWriter::append(const EventHeader& event) {
   const auto* p = reinterpret_cast<const uint8_t*>(&event);
   buffer_.insert(buffer_.end(), p, p + event.size);
   hash_ = fnv1a(hash_, p, event.size);
+  bytes_ += event.size;
+  next_seq_ = event.seq + 1;
   ++count_;
   if (buffer_.size() >= kBufferBytes) flush();
 }
@@ -124,34 +178,106 @@ void TraceWriter::finish() {
   fd_ = -1;
 }
 
-TraceFile parse_trace(const std::vector<uint8_t>& bytes, const std::string& name) {
-  const size_t n = bytes.size();
-  const uint8_t* b = bytes.data();
+// [SECTION] Reader
+
+TraceReader::TraceReader(const std::string& path, Options options)
+    : name_(path), options_(options) {
+  std::string error;
+  fd_ = open_regular_file(path, &size_, &error);
+  if (fd_ < 0) throw TraceError(path + ": " + error);  // cannot open / not a regular file
+  try {
+    read_header();
+  } catch (...) {
+    ::close(fd_);
+    fd_ = -1;
+    throw;
+  }
+}
+
+TraceReader::TraceReader(const uint8_t* bytes, size_t size, std::string name, Options options)
+    : name_(std::move(name)), options_(options), mem_(bytes), size_(size) {
+  read_header();
+}
+
+TraceReader::~TraceReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void TraceReader::fail(const std::string& what) const { throw TraceError(name_ + ": " + what); }
+
+size_t TraceReader::fill(size_t want) {
+  if (end_ - begin_ >= want) return want;
+  if (buf_.size() < kReadBufferBytes) buf_.resize(kReadBufferBytes);
+  if (begin_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  // Read only up to the size the file had when opened (a file still being written is read
+  // as it was then).
+  while (end_ < want && read_ < size_) {
+    const size_t room = static_cast<size_t>(std::min<uint64_t>(buf_.size() - end_, size_ - read_));
+    if (mem_ != nullptr) {
+      std::memcpy(buf_.data() + end_, mem_ + read_, room);
+      end_ += room;
+      read_ += room;
+      continue;
+    }
+    const ssize_t n = ::read(fd_, buf_.data() + end_, room);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("read failed" + at_byte(read_) + ": " + errno_text());
+    }
+    if (n == 0) {
+      size_ = read_;  // the file shrank since it was opened
+      break;
+    }
+    end_ += static_cast<size_t>(n);
+    read_ += static_cast<uint64_t>(n);
+  }
+  return std::min(want, end_ - begin_);
+}
+
+void TraceReader::read_header() {
+  const size_t n = fill(kHeaderSize);
+  const uint8_t* b = at();
   if (n < 8 || std::memcmp(b, kMagic, 8) != 0) {
-    throw TraceError(name + ": not a trapscope trace file (missing \"TRAPSCOP\" magic)");
+    fail("not a trapscope trace file (no \"TRAPSCOP\" magic at byte 0)");
   }
   if (n < kHeaderSize) {
-    throw TraceError(name + ": truncated inside the file header (" + std::to_string(n) +
-                     " of " + std::to_string(kHeaderSize) + " bytes)");
+    fail("truncated inside the file header" + at_byte(n) + " (" + std::to_string(n) + " of " +
+         std::to_string(kHeaderSize) + " bytes)");
   }
   const auto version = get<uint16_t>(b + 8);
   if (version != kTraceFormatVersion) {
-    throw TraceError(name + ": trace format version " + std::to_string(version) +
-                     " is not supported (this trapscope reads version " +
-                     std::to_string(kTraceFormatVersion) + ")");
+    fail("trace format version " + std::to_string(version) + " is not supported (the version" +
+         at_byte(8) + "; this trapscope reads version " + std::to_string(kTraceFormatVersion) +
+         ")");
   }
   const auto header_size = get<uint16_t>(b + 10);
   const auto meta_len = get<uint32_t>(b + 12);
-  if (header_size != kHeaderSize || meta_len > kMaxMetadataBytes ||
-      kHeaderSize + meta_len > n) {
-    throw TraceError(name + ": corrupt or truncated header (header size " +
-                     std::to_string(header_size) + ", metadata length " +
-                     std::to_string(meta_len) + ", file size " + std::to_string(n) + ")");
+  if (header_size != kHeaderSize) {
+    fail("corrupt header: header size " + std::to_string(header_size) + at_byte(10) +
+         " (expected " + std::to_string(kHeaderSize) + ")");
   }
-  TraceFile out;
+  if (meta_len > kMaxMetadataBytes) {
+    fail("corrupt header: metadata length " + std::to_string(meta_len) + at_byte(12) +
+         " is over the limit of " + std::to_string(kMaxMetadataBytes) + " bytes");
+  }
+  if (kHeaderSize + meta_len > size_) {
+    fail("truncated header: metadata length " + std::to_string(meta_len) + at_byte(12) +
+         " runs past the end of the file (file size " + std::to_string(size_) + ")");
+  }
+  begin_ += kHeaderSize;
+  pos_ = kHeaderSize;
+  if (fill(meta_len) < meta_len) {
+    fail("truncated header: metadata length " + std::to_string(meta_len) + at_byte(12) +
+         " runs past the end of the file (file size " + std::to_string(size_) + ")");
+  }
+  b = at();
   try {
-    auto j = nlohmann::json::parse(b + kHeaderSize, b + kHeaderSize + meta_len);
-    TraceMetadata& m = out.metadata;
+    auto j = nlohmann::json::parse(b, b + meta_len);
+    TraceMetadata& m = metadata_;
     m.tool = j.at("tool").get<std::string>();
     m.tool_version = j.at("tool_version").get<std::string>();
     m.backend = j.at("backend").get<std::string>();
@@ -164,79 +290,111 @@ TraceFile parse_trace(const std::vector<uint8_t>& bytes, const std::string& name
     m.deprivilege = j.value("deprivilege", m.deprivilege);
     m.paging = j.value("paging", m.paging);
     m.tlb_entries = j.value("tlb_entries", m.tlb_entries);
+    m.guest_sha256 = j.value("guest_sha256", m.guest_sha256);
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.byte: 1-based position of the offending character within the metadata.
+    const uint64_t off = kHeaderSize + (e.byte > 0 ? e.byte - 1 : 0);
+    fail("corrupt metadata" + at_byte(std::min<uint64_t>(off, kHeaderSize + meta_len)) +
+         ": " + e.what());
   } catch (const nlohmann::json::exception& e) {
-    throw TraceError(name + ": corrupt metadata: " + e.what());
+    fail("corrupt metadata (the JSON object" + at_byte(kHeaderSize) + ", " +
+         std::to_string(meta_len) + " bytes): " + e.what());
   }
+  if (!metadata_.guest_sha256.empty() && !is_hex_sha256(metadata_.guest_sha256)) {
+    fail("corrupt metadata (the JSON object" + at_byte(kHeaderSize) +
+         "): guest_sha256 is not 64 lowercase hex digits");
+  }
+  begin_ += meta_len;
+  pos_ += meta_len;
+  hash_ = kFnvOffset;
+}
 
-  size_t pos = kHeaderSize + meta_len;
-  uint64_t hash = kFnvOffset;
-  uint64_t count = 0;
-  while (true) {
-    const size_t left = n - pos;
-    if (left >= 8 && std::memcmp(b + pos, kTrailerMagic, 8) == 0) break;
-    if (left < sizeof(EventHeader)) {
-      throw TraceError(name + ": truncated after " + std::to_string(count) +
-                       " events at byte " + std::to_string(pos) +
-                       " (no trailer; was the writing process stopped?)");
+const EventHeader* TraceReader::stop(const std::string& what) {
+  if (!options_.salvage) fail(what);
+  done_ = true;
+  dropped_bytes_ = size_ - pos_;
+  salvage_note_ = "salvaged " + std::to_string(count_) + " events; dropped " +
+                  std::to_string(dropped_bytes_) + " bytes from byte " + std::to_string(pos_) +
+                  " (" + what + ")";
+  return nullptr;
+}
+
+const EventHeader* TraceReader::next() {
+  if (done_) return nullptr;
+  const size_t have = fill(sizeof(EventHeader));
+  const uint64_t left = size_ - pos_;  // after fill(), which notices a file that shrank
+  const uint8_t* b = at();
+  if (have >= 8 && std::memcmp(b, kTrailerMagic, 8) == 0) {
+    if (left != kTrailerSize) {
+      return stop("corrupt trailer" + at_byte(pos_) + " (" + std::to_string(left) +
+                  " bytes, expected " + std::to_string(kTrailerSize) + ")");
     }
-    EventHeader h;
-    std::memcpy(&h, b + pos, sizeof h);
-    const uint16_t want = event_size(h.type);
-    if (want == 0) {
-      throw TraceError(name + ": corrupt record " + std::to_string(count) + " at byte " +
-                       std::to_string(pos) + ": unknown event type " +
-                       std::to_string(static_cast<unsigned>(h.type)));
+    fill(kTrailerSize);
+    b = at();
+    const auto want_count = get<uint64_t>(b + 8);
+    const auto want_hash = get<uint64_t>(b + 16);
+    if (want_count != count_) {
+      return stop("corrupt: the trailer counts " + std::to_string(want_count) +
+                  " events, the file holds " + std::to_string(count_) + " (the trailer" +
+                  at_byte(pos_) + ")");
     }
-    if (h.size != want) {
-      throw TraceError(name + ": corrupt record " + std::to_string(count) + " at byte " +
-                       std::to_string(pos) + ": size " + std::to_string(h.size) + ", a " +
-                       std::string(to_string(h.type)) + " record is " + std::to_string(want));
+    if (want_hash != hash_) {
+      return stop("corrupt: checksum mismatch in the trailer" + at_byte(pos_) +
+                  " (the event records were modified)");
     }
-    if (left < want) {
-      throw TraceError(name + ": truncated in record " + std::to_string(count) + " at byte " +
-                       std::to_string(pos) + ": it needs " + std::to_string(want) +
-                       " bytes, " + std::to_string(left) + " remain");
-    }
-    hash = fnv1a(hash, b + pos, want);
-    out.events.on_event(*reinterpret_cast<const EventHeader*>(b + pos));
-    pos += want;
-    ++count;
+    done_ = true;
+    return nullptr;
   }
-  if (n - pos != kTrailerSize) {
-    throw TraceError(name + ": corrupt trailer at byte " + std::to_string(pos) + " (" +
-                     std::to_string(n - pos) + " bytes, expected " +
-                     std::to_string(kTrailerSize) + ")");
+  if (left < sizeof(EventHeader)) {
+    return stop("truncated after " + std::to_string(count_) + " events" + at_byte(pos_) +
+                " (no trailer; was the writing process stopped?)");
   }
-  const auto want_count = get<uint64_t>(b + pos + 8);
-  const auto want_hash = get<uint64_t>(b + pos + 16);
-  if (want_count != count) {
-    throw TraceError(name + ": corrupt: the trailer counts " + std::to_string(want_count) +
-                     " events, the file holds " + std::to_string(count));
+  EventHeader h;
+  std::memcpy(&h, b, sizeof h);
+  const uint16_t want = event_size(h.type);
+  if (want == 0) {
+    return stop("corrupt record " + std::to_string(count_) + at_byte(pos_) +
+                ": unknown event type " + std::to_string(static_cast<unsigned>(h.type)));
   }
-  if (want_hash != hash) {
-    throw TraceError(name + ": corrupt: checksum mismatch (the event records were modified)");
+  if (h.size != want) {
+    return stop("corrupt record " + std::to_string(count_) + at_byte(pos_) + ": size " +
+                std::to_string(h.size) + ", a " + std::string(to_string(h.type)) +
+                " record is " + std::to_string(want));
   }
+  if (left < want) {
+    return stop("truncated in record " + std::to_string(count_) + at_byte(pos_) +
+                ": it needs " + std::to_string(want) + " bytes, " + std::to_string(left) +
+                " remain");
+  }
+  fill(want);
+  b = at();
+  hash_ = fnv1a(hash_, b, want);
+  begin_ += want;
+  pos_ += want;
+  ++count_;
+  // Event structs are packed (alignment 1, trace/event.hpp): any offset in buf_ will do.
+  return reinterpret_cast<const EventHeader*>(b);
+}
+
+namespace {
+
+TraceFile read_all(TraceReader& r) {
+  TraceFile out;
+  out.metadata = r.metadata();
+  while (const EventHeader* e = r.next()) out.events.on_event(*e);
   return out;
 }
 
+}  // namespace
+
+TraceFile parse_trace(const std::vector<uint8_t>& bytes, const std::string& name) {
+  TraceReader r(bytes.data(), bytes.size(), name);
+  return read_all(r);
+}
+
 TraceFile read_trace(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw TraceError(path + ": cannot open trace file: " + errno_text());
-  std::vector<uint8_t> bytes;
-  uint8_t chunk[1 << 16];
-  while (true) {
-    ssize_t r = ::read(fd, chunk, sizeof chunk);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      std::string err = errno_text();
-      ::close(fd);
-      throw TraceError(path + ": read failed: " + err);
-    }
-    if (r == 0) break;
-    bytes.insert(bytes.end(), chunk, chunk + r);
-  }
-  ::close(fd);
-  return parse_trace(bytes, path);
+  TraceReader r(path);
+  return read_all(r);
 }
 
 }  // namespace trapscope::trace

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "trace/input_file.hpp"
 #include "visualizer/core/describe.hpp"
 
 namespace trapscope::viz {
@@ -243,26 +244,13 @@ std::optional<CompareResult> parse_compare(std::string_view text, std::string* e
 }
 
 std::optional<CompareResult> load_compare(const std::string& path, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot read '" + path + "'";
-    return std::nullopt;
-  }
-  std::string text;
-  char buf[1 << 16];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    text.append(buf, static_cast<size_t>(in.gcount()));
-    if (text.size() > kMaxFileBytes) {
-      *error = "'" + path + "' is larger than 64 MiB: not a compare result";
-      return std::nullopt;
-    }
-  }
-  if (in.bad()) {
-    *error = "cannot read '" + path + "'";
+  const auto text = trace::read_input_file(path, kMaxFileBytes, "a compare result", error);
+  if (!text) {
+    *error = "cannot read '" + path + "': " + *error;
     return std::nullopt;
   }
   std::string why;
-  auto r = parse_compare(text, &why);
+  auto r = parse_compare(*text, &why);
   if (!r) {
     *error = path + ": " + why;
     return std::nullopt;

@@ -1,5 +1,7 @@
 #include "visualizer/core/trace_reexec.hpp"
 
+#include "guests/catalog.hpp"
+#include "trace/input_file.hpp"
 #include "visualizer/core/describe.hpp"
 
 namespace trapscope::viz {
@@ -95,6 +97,95 @@ bool TraceReexecution::seek(size_t index, const EventStore& recorded, std::strin
     return false;
   }
   return true;
+}
+
+namespace {
+
+// A built-in guest (a name without '/') or a flat binary file of at most mem_bytes.
+std::optional<std::vector<uint8_t>> load_guest(const std::string& name, uint64_t mem_bytes,
+                                               std::string* error) {
+  if (name.find('/') == std::string::npos) {
+    if (auto g = guests::find(name)) return std::vector<uint8_t>(g->image.begin(), g->image.end());
+  }
+  auto text = trace::read_input_file(name, mem_bytes, "a guest image in this guest memory", error);
+  if (!text) return std::nullopt;
+  if (text->empty()) {
+    *error = "empty";
+    return std::nullopt;
+  }
+  return std::vector<uint8_t>(text->begin(), text->end());
+}
+
+}  // namespace
+
+std::unique_ptr<TraceReexecution> reexecution_for(const trace::TraceFile& t,
+                                                  const std::string& guest_arg, std::string* why) {
+  const trace::TraceMetadata& m = t.metadata;
+  if (m.backend != "sim") {
+    *why = "A KVM trace cannot be re-executed (KVM is not deterministic).";
+    return nullptr;
+  }
+  const auto mode = vmm::parse_boot_mode(m.mode);
+  const auto technique = virt::parse_technique(m.technique);
+  const auto paging = sim::parse_vmm_paging(m.paging);
+  if (!mode || m.memory_bytes == 0 || m.memory_bytes > kMaxReexecMemory || !technique ||
+      !paging || (m.deprivilege != 1 && m.deprivilege != 3) ||
+      m.tlb_entries > sim::Tlb::kMaxEntries || (m.tlb_entries & (m.tlb_entries - 1))) {
+    *why = "The trace names a configuration this trapscope cannot run (mode '" + m.mode +
+           "', " + std::to_string(m.memory_bytes) + " bytes of memory, technique '" +
+           m.technique + "', paging '" + m.paging + "').";
+    return nullptr;
+  }
+  std::string error;
+  std::optional<std::vector<uint8_t>> image;
+  if (!guest_arg.empty()) {
+    image = load_guest(guest_arg, m.memory_bytes, &error);
+    if (!image) {
+      *why = "The guest given with --guest, '" + guest_arg + "', cannot be used: " + error + ".";
+      return nullptr;
+    }
+  } else {
+    const bool built_in = m.guest.find('/') == std::string::npos && guests::find(m.guest);
+    if (m.guest_sha256.empty() && !built_in) {
+      *why = "The trace records no checksum of its guest '" + m.guest +
+             "' (it was written before trapscope stored one), so that file is not run: "
+             "give the guest with --guest FILE to re-execute it.";
+      return nullptr;
+    }
+    image = load_guest(m.guest, m.memory_bytes, &error);
+    if (!image) {
+      *why = "The recorded guest '" + m.guest + "' is not at hand to re-execute (" + error +
+             "); --guest FILE names it.";
+      return nullptr;
+    }
+    if (!m.guest_sha256.empty() && trace::sha256_hex(*image) != m.guest_sha256) {
+      *why = "The guest '" + m.guest + "' does not match the SHA-256 recorded in the trace (" +
+             m.guest_sha256.substr(0, 16) + "…): it is not the guest that ran, so it is not "
+             "re-executed; --guest FILE runs a guest you name.";
+      return nullptr;
+    }
+  }
+  backend::Config cfg;
+  cfg.mode = *mode;
+  cfg.load_address = m.load_address;
+  cfg.memory_bytes = m.memory_bytes;
+  cfg.technique = *technique;
+  cfg.deprivilege = static_cast<uint8_t>(m.deprivilege);
+  cfg.paging = *paging;
+  if (m.tlb_entries) cfg.tlb_entries = m.tlb_entries;
+  // What the recording emitted beyond the metadata: instruction events, translation-cache
+  // lookups (`run --bt-lookup-events`).
+  for (size_t i = 0; i < t.events.size(); ++i) {
+    const trace::EventType type = t.events.at(i).type;
+    cfg.record_instructions |= type == trace::EventType::kInstruction;
+    cfg.bt_lookup_events |= type == trace::EventType::kBtLookup;
+  }
+  try {
+    return std::make_unique<TraceReexecution>(std::move(*image), cfg);
+  } catch (const std::exception& e) {  // the load (vmm::LoadError: the image does not fit)
+    *why = "The guest cannot be loaded for re-execution: " + std::string(e.what());
+    return nullptr;
+  }
 }
 
 }  // namespace trapscope::viz

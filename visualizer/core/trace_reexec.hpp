@@ -5,6 +5,10 @@
 // the machine after the step that recorded event N is the machine the recording saw there.
 // Every re-executed event is checked against the recording (type and RIP); at the first
 // difference re-execution stops for good and says where.
+//
+// A trace is untrusted input: reexecution_for runs only a guest that is the one recorded (its
+// SHA-256 matches the metadata's guest_sha256) or one the user names (`gui TRACE --guest
+// FILE`); it never loads the file a trace names when the trace has no checksum of it.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +17,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "trace/trace_file.hpp"
 #include "visualizer/core/event_store.hpp"
 
 namespace trapscope::viz {
@@ -47,5 +52,18 @@ class TraceReexecution {
   uint64_t step_first_ = 0;  // the first event of its last step
   std::string failure_;
 };
+
+// The re-execution of trace `t`, or nullptr with *why (shown in the views' limits). The guest:
+//   - `guest_arg` if not empty (the user's choice: a built-in guest name or a flat binary);
+//   - else the metadata's guest, a built-in guest or a file, loaded only if the trace records
+//     its SHA-256 and the image matches it; a built-in guest of a trace without a checksum is
+//     run too (it is part of trapscope, and a wrong one is caught by the event check);
+//   - a file named by a trace without a checksum is not read at all (files from before
+//     guest_sha256 existed: give --guest).
+// Only simulator traces can be re-executed; the metadata's configuration is validated first
+// (memory at most kMaxReexecMemory).
+inline constexpr uint64_t kMaxReexecMemory = uint64_t{3584} << 20;  // as `run --mem`
+std::unique_ptr<TraceReexecution> reexecution_for(const trace::TraceFile& t,
+                                                  const std::string& guest_arg, std::string* why);
 
 }  // namespace trapscope::viz

@@ -1,8 +1,9 @@
 // visualizer/core/trace_replay.hpp — a recorded trace behind the views (`trapscope gui
 // FILE`): the same commands move a cursor (the selection) through the recorded events instead
 // of running a machine. Nothing can be stepped past the recorded end. Registers and memory are
-// not in a trace file: for a simulator trace whose guest image is at hand they come from
-// re-executing it (trace_reexec.hpp), otherwise those views say so. The console is rebuilt from
+// not in a trace file: for a simulator trace whose guest image is at hand (and matches the
+// trace's checksum, or is named by the user) they come from re-executing it (trace_reexec.hpp,
+// reexecution_for), otherwise those views say so. The console is rebuilt from
 // the recorded debug-console and COM1 output exits up to the cursor.
 #pragma once
 
