@@ -13,7 +13,8 @@
 //
 // Guests: random bytes (1 … 4096), or (one in two) random bytes after a prologue that loads
 // eax, ecx, edx, ebx, esi and edi with values that reach edges (0, all ones, the end of guest
-// memory, a page boundary): string instructions with huge counts, I/O to the doorbell ports.
+// memory, a page boundary), then (one in two of those) a rep string instruction: huge counts,
+// pointers at the end of memory, I/O to the doorbell and console ports.
 //
 // Exit status: 0 every run ended; 1 a run crashed, hung, ran out of memory or flooded; 2 bad
 // arguments.
@@ -93,6 +94,11 @@ std::vector<uint8_t> make_guest(std::mt19937_64& rng, const std::string& mode, u
                               0x3F8,      0x80000000u, static_cast<uint32_t>(rng())};
     for (unsigned reg : {0u, 1u, 2u, 3u, 6u, 7u}) {  // eax ecx edx ebx esi edi
       mov_imm32(&g, mode, reg, edges[rng() % std::size(edges)]);
+    }
+    if (rng() % 2) {  // a string instruction with those counts and pointers (rep movs … outs)
+      constexpr uint8_t kStrings[] = {0xA4, 0xA5, 0xAA, 0xAB, 0xAC, 0xAD, 0x6C, 0x6D, 0x6E, 0x6F};
+      g.push_back(0xF3);
+      g.push_back(kStrings[rng() % std::size(kStrings)]);
     }
   }
   const size_t n = 1 + rng() % 4096;
