@@ -6,6 +6,9 @@
 #   scripts/setup.sh test   every test (ctest), including real-KVM tests, in the Release build and
 #                           then in an ASan/UBSan build (both always run; exit 1 if either failed)
 #   scripts/setup.sh bench  the benchmarks (also installs Bochs and QEMU, the interpreter's peers)
+#   scripts/setup.sh fuzz [SECONDS]  build the fuzz targets with clang + libFuzzer in build-fuzz
+#                           and run each for SECONDS (default 60); fails if any crashed
+#                           (docs/fuzzing.md; also installs clang and its runtime libraries)
 #   scripts/setup.sh build  only install and build
 # Environment: BUILD_DIR (default: build), BUILD_TYPE (default: Release), JOBS (default: nproc).
 set -euo pipefail
@@ -68,7 +71,7 @@ run_ctest() {
 }
 
 install_missing
-build
+[[ $job == fuzz ]] || build
 case "$job" in
   build) ;;
   run)
@@ -115,8 +118,38 @@ case "$job" in
     # The visualizer's work per frame and memory per event with 1,000,000 events (headless).
     "$build_dir/visualizer/bench_gui_frame"
     ;;
+  fuzz)
+    packages=(clang libclang-rt-14-dev)  # Debian 12's clang 14; libFuzzer is in the runtime
+    install_missing
+    seconds="${2:-60}"
+    fuzz_dir="${FUZZ_BUILD_DIR:-$here/build-fuzz}"
+    CC=clang CXX=clang++ cmake -S "$here" -B "$fuzz_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DTRAPSCOPE_FUZZ=ON -DTRAPSCOPE_BUILD_TESTS=OFF -DTRAPSCOPE_BUILD_BENCH=OFF
+    cmake --build "$fuzz_dir" -j "$jobs" --target fuzz-targets
+    crashed=()
+    for t in fuzz_trace fuzz_lesson fuzz_script fuzz_hypercall fuzz_sim fuzz_decode; do
+      # New inputs go to the first (scratch) corpus; the committed seeds are read only.
+      work="$fuzz_dir/fuzz-corpus/$t" crashes="$fuzz_dir/fuzz-crashes/$t"
+      mkdir -p "$work" "$crashes"
+      seeds=("$here/tests/fuzz/corpus/$t" "$here/tests/fuzz/regressions/$t")
+      [[ $t == fuzz_lesson ]] && cp "$here"/lessons/*.yaml "$work/"
+      [[ $t == fuzz_script ]] && cp "$here"/docs/*.script "$work/"
+      echo "=== $t: $seconds s (crashes to $crashes, log $fuzz_dir/fuzz-$t.log) ==="
+      if ! "$fuzz_dir/tests/fuzz/$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
+           -print_final_stats=1 -artifact_prefix="$crashes/" "$work" "${seeds[@]}" \
+           >"$fuzz_dir/fuzz-$t.log" 2>&1; then
+        crashed+=("$t")
+      fi
+      grep -E "^(stat::number_of_executed_units|stat::new_units_added)|^==[0-9]+==ERROR|SUMMARY" \
+        "$fuzz_dir/fuzz-$t.log" || true
+    done
+    if ((${#crashed[@]})); then
+      echo "setup: fuzz targets that crashed: ${crashed[*]} (inputs in $fuzz_dir/fuzz-crashes/)" >&2
+      exit 1
+    fi
+    ;;
   *)
-    echo "usage: scripts/setup.sh [build|run|test|bench]" >&2
+    echo "usage: scripts/setup.sh [build|run|test|bench|fuzz [SECONDS]]" >&2
     exit 2
     ;;
 esac
