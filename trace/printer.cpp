@@ -17,14 +17,30 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-std::string bytes_hex(const uint8_t* p, size_t n) {
+std::string bytes_hex(std::span<const uint8_t> bytes) {
   std::string s;
   char buf[4];
-  for (size_t i = 0; i < n; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", p[i]);
+  for (const uint8_t b : bytes) {
+    std::snprintf(buf, sizeof buf, "%02x", b);
     s += buf;
   }
   return s;
+}
+
+// The instruction bytes a record holds: its length field clamped to the array, since a crafted
+// or corrupt trace can claim more than the 15 bytes there are (reading on would read the next
+// record).
+template <size_t N>
+std::span<const uint8_t> held(const uint8_t (&bytes)[N], size_t len) {
+  return {bytes, std::min<size_t>(len, N)};
+}
+
+// A packed record's field as a value: nlohmann::json (and any T&& parameter) would bind a
+// reference to it, and a field at an unaligned offset makes that reference misaligned (UBSan:
+// "reference binding to misaligned address").
+template <typename T>
+T value(T field) {
+  return field;
 }
 
 std::string duration(uint64_t ns) {
@@ -51,9 +67,7 @@ std::string_view vector_name(uint8_t v) {
 
 std::string disasm_of(const VmExitEvent& e) {
   if (e.insn_len == 0) return "(instruction bytes not readable)";
-  return decode::disassemble(std::span<const uint8_t>(e.insn, e.insn_len), e.header.cpu_mode,
-                             e.insn_addr)
-      .text;
+  return decode::disassemble(held(e.insn, e.insn_len), e.header.cpu_mode, e.insn_addr).text;
 }
 
 std::string printable(uint64_t v, unsigned size) {
@@ -106,39 +120,39 @@ nlohmann::json exit_detail_json(const VmExitEvent& e) {
   switch (static_cast<ExitReason>(e.reason)) {
     case ExitReason::kIo:
       return {{"io",
-               {{"port", p.io.port},
+               {{"port", value(p.io.port)},
                 {"direction", p.io.direction ? "out" : "in"},
-                {"size", p.io.size},
-                {"count", p.io.count},
-                {"value", p.io.value}}}};
+                {"size", value(p.io.size)},
+                {"count", value(p.io.count)},
+                {"value", value(p.io.value)}}}};
     case ExitReason::kMmio:
       return {{"mmio",
                {{"gpa", hex(p.mmio.gpa)},
                 {"direction", p.mmio.is_write ? "write" : "read"},
-                {"len", p.mmio.len},
+                {"len", value(p.mmio.len)},
                 {"data", hex(p.mmio.data)}}}};
     case ExitReason::kInternalError:
       return {{"internal_error",
-               {{"suberror", p.internal.suberror},
-                {"ndata", p.internal.ndata},
+               {{"suberror", value(p.internal.suberror)},
+                {"ndata", value(p.internal.ndata)},
                 {"data", {hex(p.internal.data[0]), hex(p.internal.data[1])}}}}};
     case ExitReason::kFailEntry:
       return {{"fail_entry",
                {{"hardware_entry_failure_reason", hex(p.fail_entry.hardware_entry_failure_reason)},
-                {"cpu", p.fail_entry.cpu}}}};
+                {"cpu", value(p.fail_entry.cpu)}}}};
     case ExitReason::kDebug:
       return {{"debug",
-               {{"exception", p.debug.exception},
+               {{"exception", value(p.debug.exception)},
                 {"dr6", hex(p.debug.dr6)},
                 {"dr7", hex(p.debug.dr7)}}}};
     case ExitReason::kSystemEvent:
-      return {{"system_event", {{"type", p.system_event.type}}}};
+      return {{"system_event", {{"type", value(p.system_event.type)}}}};
     case ExitReason::kHypercall:
       return {{"hypercall",
-               {{"nr", p.hypercall.nr},
+               {{"nr", value(p.hypercall.nr)},
                 {"arg1", hex(p.hypercall.arg1)},
                 {"arg2", hex(p.hypercall.arg2)},
-                {"result", p.hypercall.result}}}};
+                {"result", value(p.hypercall.result)}}}};
     default:
       return nlohmann::json::object();
   }
@@ -260,7 +274,7 @@ std::string EventFormatter::text(const EventHeader& h) {
   } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
     const auto& e = reinterpret_cast<const InstructionEvent&>(h);
     line += " insn    rip=" + hex(h.rip) + " cpl=" + std::to_string(h.cpl) + " " +
-            decode::disassemble({e.bytes, e.len}, h.cpu_mode, h.rip).text;
+            decode::disassemble(held(e.bytes, e.len), h.cpu_mode, h.rip).text;
   } else if (h.size == sizeof(VirtEvent) &&
              (h.type == EventType::kVmmTrap || h.type == EventType::kSensitiveNoTrap ||
               h.type == EventType::kVmTransition)) {
@@ -275,31 +289,31 @@ std::string EventFormatter::text(const EventHeader& h) {
 }
 
 std::string EventFormatter::jsonl(const EventHeader& h) {
-  nlohmann::json j{{"seq", h.seq}, {"type", to_string(h.type)}, {"rip", hex(h.rip)},
+  nlohmann::json j{{"seq", value(h.seq)}, {"type", to_string(h.type)}, {"rip", hex(h.rip)},
                    {"mode", to_string(h.cpu_mode)}};
-  if (h.cpl != kCplUnknown) j["cpl"] = h.cpl;
-  if (options_.timing) j["time_ns"] = h.time_ns;
+  if (h.cpl != kCplUnknown) j["cpl"] = value(h.cpl);
+  if (options_.timing) j["time_ns"] = value(h.time_ns);
   if (h.type == EventType::kVmExit && h.size == sizeof(VmExitEvent)) {
     const auto& e = reinterpret_cast<const VmExitEvent&>(h);
     j["reason"] = exit_reason_name(e.reason);
-    j["kvm_exit_reason"] = e.reason;
+    j["kvm_exit_reason"] = value(e.reason);
     j["insn_addr"] = hex(e.insn_addr);
-    j["insn_bytes"] = bytes_hex(e.insn, e.insn_len);
+    j["insn_bytes"] = bytes_hex(held(e.insn, e.insn_len));
     j["disasm"] = disasm_of(e);
-    if (options_.timing) j["handle_ns"] = e.handle_ns;
+    if (options_.timing) j["handle_ns"] = value(e.handle_ns);
     j.update(exit_detail_json(e));
   } else if (h.type == EventType::kRingTransition && h.size == sizeof(RingTransitionEvent)) {
     const auto& e = reinterpret_cast<const RingTransitionEvent&>(h);
-    j["from_cpl"] = e.from_cpl;
-    j["to_cpl"] = e.to_cpl;
+    j["from_cpl"] = value(e.from_cpl);
+    j["to_cpl"] = value(e.to_cpl);
     j["cause"] = to_string(e.cause);
-    j["vector"] = e.vector;
+    j["vector"] = value(e.vector);
     j["from_rip"] = hex(e.from_rip);
   } else if (h.type == EventType::kException && h.size == sizeof(ExceptionEvent)) {
     const auto& e = reinterpret_cast<const ExceptionEvent&>(h);
-    j["vector"] = e.vector;
+    j["vector"] = value(e.vector);
     j["name"] = vector_name(e.vector);
-    if (e.has_error_code) j["error_code"] = e.error_code;
+    if (e.has_error_code) j["error_code"] = value(e.error_code);
     if (e.vector == 14) j["cr2"] = hex(e.cr2);
     j["software"] = e.software != 0;
   } else if (h.type == EventType::kPageWalk && h.size == sizeof(PageWalkEvent)) {
@@ -311,33 +325,33 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     j["by_vmm"] = (h.flags & kWalkByVmm) != 0;
     nlohmann::json levels = nlohmann::json::array();
     for (const WalkRef& r : decode_walk(e)) {
-      levels.push_back({{"level", r.level_name}, {"index", r.index},
+      levels.push_back({{"level", r.level_name}, {"index", value(r.index)},
                         {"table", hex(r.table)}, {"entry_address", hex(r.entry_address)},
-                        {"entry", hex(r.entry)}, {"flags", r.flags}, {"fault", r.fault}});
+                        {"entry", hex(r.entry)}, {"flags", r.flags}, {"fault", value(r.fault)}});
     }
     j["levels"] = levels;
-    if (e.faulted) j["page_fault_error"] = e.error_code;
+    if (e.faulted) j["page_fault_error"] = value(e.error_code);
     else j["physical"] = hex(e.physical);
   } else if (h.type == EventType::kNestedWalk && h.size == sizeof(NestedWalkEvent)) {
     const auto& e = reinterpret_cast<const NestedWalkEvent&>(h);
     j["linear"] = hex(e.linear);
     j["access"] = kAccessName[e.access % 3];
     j["structure"] = walk_structure_name(h.flags);
-    j["guest_levels"] = e.guest_levels;
+    j["guest_levels"] = value(e.guest_levels);
     nlohmann::json refs = nlohmann::json::array();
     for (unsigned i = 0; i < e.nrefs && i < kMaxNestedRefs; ++i) {
       const NestedWalkRef& r = e.ref[i];
       const bool ept = r.kind == NestedRefKind::kEpt;
       refs.push_back({{"kind", ept ? "ept" : "guest"},
                       {"level", ept ? ept_level_name(r.level) : guest_level_name(h.flags, r.level)},
-                      {"index", r.index}, {"gpa", hex(r.gpa)}, {"hpa", hex(r.hpa)},
+                      {"index", value(r.index)}, {"gpa", hex(r.gpa)}, {"hpa", hex(r.hpa)},
                       {"entry", hex(r.entry)},
                       {"flags", ept ? ept_entry_flags(r.entry, r.level == 1)
                                     : guest_entry_flags(r.entry, r.level == 1)},
                       {"fault", r.fault != 0}});
     }
     j["refs"] = refs;
-    if (e.faulted == 1) j["page_fault_error"] = e.error_code;
+    if (e.faulted == 1) j["page_fault_error"] = value(e.error_code);
     else if (e.faulted == 2) j["ept_violation"] = true;
     else {
       j["gpa"] = hex(e.gpa);
@@ -346,91 +360,90 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
   } else if (h.type == EventType::kShadowPaging && h.size == sizeof(ShadowPagingEvent)) {
     const auto& e = reinterpret_cast<const ShadowPagingEvent&>(h);
     j["action"] = to_string(e.action);
-    j["intel_exit_reason"] = e.intel_exit_reason;
+    j["intel_exit_reason"] = value(e.intel_exit_reason);
     j["linear"] = hex(e.linear);
     j["gpa"] = hex(e.gpa);
     j["access"] = kAccessName[e.access % 3];
     j["user"] = e.user != 0;
     j["guest_entry"] = hex(e.guest_entry);
     j["shadow_entry"] = hex(e.shadow_entry);
-    j["error_code"] = e.error_code;
-    j["dropped"] = e.dropped;
+    j["error_code"] = value(e.error_code);
+    j["dropped"] = value(e.dropped);
   } else if (h.type == EventType::kEptViolation && h.size == sizeof(EptViolationEvent)) {
     const auto& e = reinterpret_cast<const EptViolationEvent&>(h);
-    j["intel_exit_reason"] = e.intel_exit_reason;
+    j["intel_exit_reason"] = value(e.intel_exit_reason);
     j["gpa"] = hex(e.gpa);
     j["linear"] = hex(e.linear);
     j["qualification"] = hex(e.qualification);
     j["qualification_text"] = ept_qualification_text(e.qualification);
-    j["ept_level"] = e.level;
+    j["ept_level"] = value(e.level);
     j["resolution"] = e.resolution == EptResolution::kMapped ? "mapped" : "mmio";
   } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
     const auto& e = reinterpret_cast<const InstructionEvent&>(h);
-    j["insn_bytes"] = bytes_hex(e.bytes, e.len);
-    j["disasm"] = decode::disassemble({e.bytes, e.len}, h.cpu_mode, h.rip).text;
+    j["insn_bytes"] = bytes_hex(held(e.bytes, e.len));
+    j["disasm"] = decode::disassemble(held(e.bytes, e.len), h.cpu_mode, h.rip).text;
   } else if (h.size == sizeof(VirtEvent) &&
              (h.type == EventType::kVmmTrap || h.type == EventType::kSensitiveNoTrap ||
               h.type == EventType::kVmTransition)) {
     const auto& e = reinterpret_cast<const VirtEvent&>(h);
     j["technique"] = e.technique == 1 ? "trap-emulate" : "vt";
-    j["real_cpl"] = e.real_cpl;
-    j["insn_bytes"] = bytes_hex(e.insn, e.insn_len);
-    j["disasm"] = e.insn_len ? decode::disassemble({e.insn, e.insn_len}, h.cpu_mode, h.rip).text
+    j["real_cpl"] = value(e.real_cpl);
+    j["insn_bytes"] = bytes_hex(held(e.insn, e.insn_len));
+    j["disasm"] = e.insn_len ? decode::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text
                              : std::string();
     if (h.type == EventType::kVmTransition) {
       j["transition"] = (h.flags & kVirtFlagEntry) ? "vm_entry" : "vm_exit";
-      j["vmx_exit_reason"] = e.exit_reason;
+      j["vmx_exit_reason"] = value(e.exit_reason);
       j["vmx_exit_reason_name"] = vmx_exit_reason_name(e.exit_reason);
       j["exit_qualification"] = hex(e.qualification);
       if (e.interruption_info) j["interruption_info"] = hex(e.interruption_info);
-      j["modelled_cycles"] = e.cost_cycles;
+      j["modelled_cycles"] = value(e.cost_cycles);
     } else if (h.type == EventType::kVmmTrap) {
-      j["trap_vector"] = e.exit_reason;
+      j["trap_vector"] = value(e.exit_reason);
     }
   } else if (h.type == EventType::kBtTranslate && h.size == sizeof(BtTranslateEvent)) {
     const auto& e = reinterpret_cast<const BtTranslateEvent&>(h);
-    j["unit"] = e.unit;
+    j["unit"] = value(e.unit);
     j["guest_pa"] = hex(e.guest_pa);
-    j["guest_bytes"] = e.guest_bytes;
-    j["retranslation"] = e.generation;
+    j["guest_bytes"] = value(e.guest_bytes);
+    j["retranslation"] = value(e.generation);
     nlohmann::json insns = nlohmann::json::array();
     for (unsigned i = 0; i < e.count && i < kBtMaxUnitInsns; ++i) {
-      insns.push_back({{"len", e.len[i]},
+      insns.push_back({{"len", value(e.len[i])},
                        {"kind", to_string(static_cast<BtKind>(std::min<uint8_t>(
                                     e.kind[i], static_cast<uint8_t>(BtKind::kMax))))}});
     }
     j["insns"] = insns;
-    j["code"] = bytes_hex(e.code, std::min<unsigned>(e.guest_bytes, kBtMaxUnitBytes));
+    j["code"] = bytes_hex(held(e.code, e.guest_bytes));
   } else if (h.type == EventType::kBtCounts && h.size == sizeof(BtCountsEvent)) {
     const auto& e = reinterpret_cast<const BtCountsEvent&>(h);
-    j["unit"] = e.unit;
-    j["executions"] = e.executions;
-    j["instructions"] = e.instructions;
+    j["unit"] = value(e.unit);
+    j["executions"] = value(e.executions);
+    j["instructions"] = value(e.instructions);
   } else if (h.type == EventType::kBtChain && h.size == sizeof(BtChainEvent)) {
     const auto& e = reinterpret_cast<const BtChainEvent&>(h);
-    j["from_unit"] = e.from_unit;
-    j["to_unit"] = e.to_unit;
+    j["from_unit"] = value(e.from_unit);
+    j["to_unit"] = value(e.to_unit);
     j["exit"] = (h.flags & kBtFlagTaken) ? "taken" : "fall-through";
   } else if (h.type == EventType::kBtLookup && h.size == sizeof(BtLookupEvent)) {
-    j["unit"] = reinterpret_cast<const BtLookupEvent&>(h).unit;
+    j["unit"] = value(reinterpret_cast<const BtLookupEvent&>(h).unit);
     j["hit"] = (h.flags & kBtFlagHit) != 0;
   } else if (h.type == EventType::kBtInvalidate && h.size == sizeof(BtInvalidateEvent)) {
     const auto& e = reinterpret_cast<const BtInvalidateEvent&>(h);
     j["page_pa"] = hex(e.page_pa);
-    j["units"] = e.units;
+    j["units"] = value(e.units);
   } else if (h.type == EventType::kBtCallout && h.size == sizeof(BtCalloutEvent)) {
     const auto& e = reinterpret_cast<const BtCalloutEvent&>(h);
-    const uint8_t len = std::min<uint8_t>(e.insn_len, 15);
-    j["unit"] = e.unit;
+    j["unit"] = value(e.unit);
     j["adaptive"] = (h.flags & kBtFlagAdaptive) != 0;
-    j["insn_bytes"] = bytes_hex(e.insn, len);
-    j["disasm"] = decode::disassemble({e.insn, len}, h.cpu_mode, h.rip).text;
+    j["insn_bytes"] = bytes_hex(held(e.insn, e.insn_len));
+    j["disasm"] = decode::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text;
   } else if (h.type == EventType::kRunEnd && h.size == sizeof(RunEndEvent)) {
     const auto& e = reinterpret_cast<const RunEndEvent&>(h);
     j["reason"] = to_string(e.reason);
-    j["exit_code"] = e.exit_code;
-    j["exits"] = e.exits;
-    if (options_.timing) j["duration_ns"] = e.duration_ns;
+    j["exit_code"] = value(e.exit_code);
+    j["exits"] = value(e.exits);
+    if (options_.timing) j["duration_ns"] = value(e.duration_ns);
   }
   return j.dump();
 }
@@ -472,8 +485,7 @@ std::string bt_event_text(const EventHeader& h) {
       const auto& e = reinterpret_cast<const BtCalloutEvent&>(h);
       return std::string("bt callout") + ((h.flags & kBtFlagAdaptive) ? " (adaptive)" : "") +
              " unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) + " " +
-             decode::disassemble({e.insn, std::min<uint8_t>(e.insn_len, 15)}, h.cpu_mode, h.rip)
-                 .text;
+             decode::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text;
     }
     case EventType::kBtCounts: {
       const auto& e = reinterpret_cast<const BtCountsEvent&>(h);
@@ -488,7 +500,7 @@ std::string bt_event_text(const EventHeader& h) {
 std::string virt_event_text(const VirtEvent& e, bool with_cost) {
   const EventHeader& h = e.header;
   const std::string dis =
-      e.insn_len ? decode::disassemble({e.insn, e.insn_len}, h.cpu_mode, h.rip).text : "";
+      e.insn_len ? decode::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text : "";
   char buf[200];
   if (h.type == EventType::kVmmTrap) {
     std::snprintf(buf, sizeof buf,
