@@ -75,7 +75,8 @@ TEST_CASE("run --technique runs the guest once, and again with --check-equivalen
   for (const char* t : {"bt", "vt"}) {
     INFO("--technique " << t);
     auto once = run_trapscope({"run", "compute", "--backend", "sim", "--technique", t, "-q",
-                               "--stats"});
+                               "--stats", "--timeout", "100"},
+                              120);
     CHECK(once.exit_code == 0);
     CHECK_THAT(once.out, Catch::Contains("machines run: 1\n"));
     CHECK_THAT(once.out, !Catch::Contains("equivalence"));
@@ -222,7 +223,9 @@ TEST_CASE("run --check-equivalence on a port loop stays within --timeout in boun
                                     "not checked: time limit reached"));
   rusage ru{};
   REQUIRE(getrusage(RUSAGE_CHILDREN, &ru) == 0);
-  CHECK(ru.ru_maxrss < 256 * 1024);  // KiB
+  // KiB. The check held ~7 MB here (Release) and ~330 MB under ASan (its quarantine); it
+  // held 1.66 GB before it was bounded.
+  CHECK(ru.ru_maxrss < 768 * 1024);
 }
 
 TEST_CASE("numeric options refuse nan, inf, negative and out-of-range values",
