@@ -13,14 +13,23 @@
 // to kHostileGuests below. A .asm without a row fails "every hostile guest has a row".
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "backend/backend.hpp"
 #include "support.hpp"
+#include "vmm/memory.hpp"
 
 using namespace trapscope;
 
@@ -162,4 +171,72 @@ TEST_CASE("hostile: guests on the simulator under bt", "[hostile][sim][bt]") {
 
 TEST_CASE("hostile: guests on the simulator under pv", "[hostile][sim][pv]") {
   for (const Engine& e : sim_engines(virt::Technique::kPv)) run_all(e);
+}
+
+namespace {
+
+// The /proc/self/maps line (start, end, permissions) of the mapping that holds `address`.
+struct MapsLine {
+  uintptr_t start = 0, end = 0;
+  std::string perms;
+};
+std::optional<MapsLine> mapping_of(const void* address) {
+  const auto a = reinterpret_cast<uintptr_t>(address);
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::istringstream in(line);
+    MapsLine m;
+    char dash;
+    in >> std::hex >> m.start >> dash >> m.end >> m.perms;
+    if (a >= m.start && a < m.end) return m;
+  }
+  return std::nullopt;
+}
+
+// True if a child process that writes one byte at `address` is killed by SIGSEGV for it (with
+// the default action: no sanitizer report, no core file); false if the write went through.
+bool write_faults(uint8_t* address) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    std::signal(SIGSEGV, SIG_DFL);
+    *static_cast<volatile uint8_t*>(address) = 0x5A;
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return false;
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGSEGV);
+  return true;
+}
+
+}  // namespace
+
+// Item 2 of issue 15: guest RAM on KVM lies between PROT_NONE guard mappings, so a VMM write
+// just before or past it faults instead of changing the VMM's memory.
+TEST_CASE("hostile: KVM guest RAM has PROT_NONE guard pages on both sides", "[hostile][guard]") {
+  constexpr uint64_t kBytes = 1 << 20;
+  vmm::GuestMemory mem(kBytes);
+  uint8_t* base = mem.host_address();
+  const auto ram = mapping_of(base);
+  REQUIRE(ram);
+  CHECK(ram->perms.substr(0, 2) == "rw");
+  const auto below = mapping_of(base - 1);
+  const auto above = mapping_of(base + kBytes);
+  REQUIRE(below);
+  REQUIRE(above);
+  CHECK(below->perms.substr(0, 3) == "---");
+  CHECK(above->perms.substr(0, 3) == "---");
+  CHECK(below->end == reinterpret_cast<uintptr_t>(base));
+  CHECK(below->start <= reinterpret_cast<uintptr_t>(base) - vmm::GuestMemory::kGuardBytes);
+  CHECK(above->start == reinterpret_cast<uintptr_t>(base + kBytes));
+  CHECK(above->end >= reinterpret_cast<uintptr_t>(base + kBytes) + vmm::GuestMemory::kGuardBytes);
+  // A stray write just past the end or just before the start faults; RAM itself is writable.
+  CHECK(write_faults(base + kBytes));
+  CHECK(write_faults(base - 1));
+  CHECK_FALSE(write_faults(base + kBytes - 1));
 }
