@@ -71,15 +71,23 @@ std::vector<uint8_t> hostile_image(const std::string& name) {
   return test::read_file(std::string(TRAPSCOPE_HOSTILE_DIR) + "/" + name + ".bin");
 }
 
-// The first byte outside kWritable that differs, or -1.
+// The first byte outside kWritable (sorted, disjoint) that differs, or -1.
 int64_t first_change(std::span<const uint8_t> before, std::span<const uint8_t> after) {
   REQUIRE(before.size() == after.size());
-  for (uint64_t i = 0; i < before.size(); ++i) {
-    bool writable = false;
-    for (const Range& r : kWritable) writable = writable || (i >= r.begin && i < r.end);
-    if (!writable && before[i] != after[i]) return static_cast<int64_t>(i);
+  uint64_t from = 0;
+  auto compare = [&](uint64_t to) -> int64_t {
+    if (std::memcmp(before.data() + from, after.data() + from, to - from) != 0) {
+      for (uint64_t i = from; i < to; ++i) {
+        if (before[i] != after[i]) return static_cast<int64_t>(i);
+      }
+    }
+    return -1;
+  };
+  for (const Range& r : kWritable) {
+    if (const int64_t at = compare(r.begin); at >= 0) return at;
+    from = r.end;
   }
-  return -1;
+  return compare(before.size());
 }
 
 struct Engine {
