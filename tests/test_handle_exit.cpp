@@ -112,6 +112,20 @@ TEST_CASE("handle_exit: in from an unclaimed port reads all ones", "[unit][handl
   REQUIRE(buf == std::array<uint8_t, 4>{0xFF, 0xFF, 0xFF, 0xFF});
 }
 
+// An exit whose count * size exceeds its data (made up, or corrupt) fills only its data: the
+// bytes after the 4-byte span stay as they were.
+TEST_CASE("handle_exit: string IO never goes past the exit's data", "[unit][handle-exit][hostile]") {
+  vmm::Devices d;
+  std::array<uint8_t, 16> buf{};
+  buf.fill(0xAA);
+  require_resume(vmm::handle_exit(d, vmm::ExitIoIn{0x80, 4, 3, {buf.data(), 4}}));
+  CHECK(buf[3] == 0xFF);
+  for (size_t i = 4; i < buf.size(); ++i) CHECK(buf[i] == 0xAA);
+  require_resume(vmm::handle_exit(d, vmm::ExitIoOut{0xE9, 1, 1000, {buf.data(), 2}}));
+  CHECK(d.console.text() == "\xFF\xFF");
+  require_resume(vmm::handle_exit(d, vmm::ExitIoIn{0x80, 0, 5, {buf.data(), 4}}));
+}
+
 TEST_CASE("handle_exit: in from port 0xE9 returns 0xE9", "[unit][handle-exit]") {
   vmm::Devices d;
   SECTION("byte") {

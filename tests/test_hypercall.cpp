@@ -3,6 +3,7 @@
 // on the simulator and on KVM (the same validation code); PV guests equal their twins.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -160,6 +161,37 @@ TEST_CASE("hypercall: address + length overflow is refused", "[hypercall]") {
   CHECK(vmm::execute_hypercall(host, console, &shared).result == vmm::kHcEfault);
   CHECK(shared == 0);
   CHECK(console.text().empty());
+}
+
+// Issue 15: pair 0's PTE is pair 1's PTE-address field, so applying pair 0 rewrites pair 1
+// after validation. The call must apply what it validated: pair 1 goes to 0x3000, and nothing
+// is written past guest memory (the 64 canary bytes after the span it is given).
+TEST_CASE("hypercall: mmu_update applies the pair list it validated (no second read)",
+          "[hypercall][hostile]") {
+  constexpr uint64_t kSize = 1 << 16;
+  struct Host final : vmm::HypercallHost {
+    std::vector<uint8_t> backing = std::vector<uint8_t>(kSize + 64, 0xCC);
+    std::vector<uint64_t> written;
+    vmm::HypercallArgs args() override { return {2, 0x1000, 2, 0}; }
+    std::span<uint8_t> guest_memory() override { return {backing.data(), kSize}; }
+    void pte_written(uint64_t gpa) override { written.push_back(gpa); }
+    void flush_tlb() override {}
+    void set_cr3(uint64_t) override {}
+  } host;
+  const uint64_t pairs[4] = {0x1010, kSize, 0x3000, 0x4141414141414140};
+  std::memcpy(host.backing.data() + 0x1000, pairs, sizeof pairs);
+  vmm::ConsoleOutput console;
+  uint64_t shared = 0;
+  const auto r = vmm::execute_hypercall(host, console, &shared);
+  CHECK(r.result == vmm::kHcOk);
+  CHECK(host.written == std::vector<uint64_t>{0x1010, 0x3000});
+  uint64_t v = 0;
+  std::memcpy(&v, host.backing.data() + 0x3000, 8);
+  CHECK(v == 0x4141414141414140);
+  std::memcpy(&v, host.backing.data() + 0x1010, 8);
+  CHECK(v == kSize);
+  CHECK(std::all_of(host.backing.begin() + kSize, host.backing.end(),
+                    [](uint8_t b) { return b == 0xCC; }));
 }
 
 TEST_CASE("hypercall: mmu_update applies a valid batch all-or-nothing", "[hypercall]") {

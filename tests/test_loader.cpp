@@ -185,6 +185,20 @@ TEST_CASE("prepare_boot (long): GDT with a 64-bit code segment, identity-mapped 
   CHECK_FALSE(vmm::guest_linear_to_physical(mem, r, 0xFFFFFFFF80000000ull).has_value());
 }
 
+// Issue 15 audit: prepare_boot wrote the GDT and page tables at fixed addresses without
+// checking that memory holds them.
+TEST_CASE("prepare_boot refuses memory too small for the VMM's tables", "[unit][loader][hostile]") {
+  std::vector<uint8_t> mem(0x1000, 0xEE);  // holds the GDT, not the page tables
+  REQUIRE_THROWS_AS(vmm::prepare_boot(std::span<uint8_t>(mem), BootMode::kLong, 0x8000),
+                    LoadError);
+  CHECK(std::all_of(mem.begin(), mem.end(), [](uint8_t b) { return b == 0xEE; }));
+  std::vector<uint8_t> tiny(0x400);
+  REQUIRE_THROWS_AS(vmm::prepare_boot(std::span<uint8_t>(tiny), BootMode::kProtected, 0x100),
+                    LoadError);
+  CHECK_NOTHROW(vmm::prepare_boot(std::span<uint8_t>(mem), BootMode::kProtected, 0x800));
+  CHECK_NOTHROW(vmm::prepare_boot(std::span<uint8_t>(tiny), BootMode::kReal, 0x100));
+}
+
 TEST_CASE("prepare_boot (protected): flat 32-bit GDT, no paging, no page tables",
           "[unit][loader]") {
   std::vector<uint8_t> mem(1 << 20, 0xCC);

@@ -1,5 +1,6 @@
 #include "vmm/handle_exit.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace trapscope::vmm {
@@ -8,8 +9,15 @@ namespace {
 using trace::RunEndReason;
 
 // [SECTION] IO — each element of a (rep) ins/outs is one access to the bus.
+// The elements that lie inside the exit's data: KVM gives size * count bytes, but an exit made
+// by hand (tests, fuzzing) or a corrupt one is never trusted to (vmm/hypercall.hpp [SECTION]
+// Guest memory, rule 2).
+uint32_t io_elements(uint8_t size, uint32_t count, size_t bytes) {
+  return size == 0 ? 0 : static_cast<uint32_t>(std::min<uint64_t>(count, bytes / size));
+}
+
 ExitAction on_io_out(Devices& d, const ExitIoOut& e) {
-  for (uint32_t i = 0; i < e.count; ++i) {
+  for (uint32_t i = 0; i < io_elements(e.size, e.count, e.data.size()); ++i) {
     d.pio.write(e.port, e.data.subspan(size_t{i} * e.size, e.size));
   }
   if (e.port == kControlPort && d.control.exit_code()) {
@@ -19,7 +27,7 @@ ExitAction on_io_out(Devices& d, const ExitIoOut& e) {
 }
 
 ExitAction on_io_in(Devices& d, const ExitIoIn& e) {
-  for (uint32_t i = 0; i < e.count; ++i) {
+  for (uint32_t i = 0; i < io_elements(e.size, e.count, e.data.size()); ++i) {
     d.pio.read(e.port, e.data.subspan(size_t{i} * e.size, e.size));
   }
   if (e.port == kHypercallPort && d.hypercall.take_halt()) {

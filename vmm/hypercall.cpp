@@ -1,6 +1,7 @@
 #include "vmm/hypercall.hpp"
 
 #include <cstring>
+#include <vector>
 
 #include "vmm/devices.hpp"
 
@@ -34,7 +35,9 @@ HypercallRecord console_write(HypercallHost& host, ConsoleOutput& console, Hyper
 }
 
 // After Xen's mmu_update (Barham et al., SOSP 2003, 3.3.1; xen/arch/x86/mm.c do_mmu_update):
-// every pair is validated first, then all are written.
+// every pair is validated first, then all are written. The pair list lies in guest memory and a
+// pair may write into it (its PTE address can be another pair's field), so it is copied out
+// ONCE, and the copy is validated and applied (hypercall.hpp [SECTION] Guest memory).
 HypercallRecord mmu_update(HypercallHost& host, HypercallArgs a) {
   HypercallRecord r{a};
   const auto mem = host.guest_memory();
@@ -42,29 +45,27 @@ HypercallRecord mmu_update(HypercallHost& host, HypercallArgs a) {
     r.result = kHcE2big;
     return r;
   }
-  if (!inside(mem, a.arg1, a.arg2 * 16)) {
+  struct Pair {
+    uint64_t pte, value;
+  };
+  static_assert(sizeof(Pair) == 16);
+  if (!inside(mem, a.arg1, a.arg2 * sizeof(Pair))) {  // arg2 <= 2048: no overflow
     r.result = kHcEfault;
     return r;
   }
-  auto pair = [&](uint64_t i, uint64_t* pte, uint64_t* value) {
-    std::memcpy(pte, mem.data() + a.arg1 + i * 16, 8);
-    std::memcpy(value, mem.data() + a.arg1 + i * 16 + 8, 8);
-  };
-  for (uint64_t i = 0; i < a.arg2; ++i) {
-    uint64_t pte, value;
-    pair(i, &pte, &value);
-    if (pte % 8 != 0) r.result = kHcEinval;
-    else if (!inside(mem, pte, 8)) r.result = kHcEfault;
-    else if ((value & kPtePresent) && !inside(mem, value & kPteFrameMask, kPageSize)) {
+  std::vector<Pair> pairs(a.arg2);
+  if (a.arg2 != 0) std::memcpy(pairs.data(), mem.data() + a.arg1, a.arg2 * sizeof(Pair));
+  for (const Pair& p : pairs) {
+    if (p.pte % 8 != 0) r.result = kHcEinval;
+    else if (!inside(mem, p.pte, 8)) r.result = kHcEfault;
+    else if ((p.value & kPtePresent) && !inside(mem, p.value & kPteFrameMask, kPageSize)) {
       r.result = kHcEfault;  // resource control: a guest maps only its own memory
     }
     if (r.result != kHcOk) return r;
   }
-  for (uint64_t i = 0; i < a.arg2; ++i) {
-    uint64_t pte, value;
-    pair(i, &pte, &value);
-    std::memcpy(mem.data() + pte, &value, 8);
-    host.pte_written(pte);
+  for (const Pair& p : pairs) {
+    std::memcpy(mem.data() + p.pte, &p.value, 8);
+    host.pte_written(p.pte);
   }
   host.flush_tlb();
   r.applied = a.arg2;

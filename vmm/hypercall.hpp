@@ -38,6 +38,19 @@
 //     PTE whose present value maps a frame outside guest memory → kEfault; a PTE GPA not 8-byte
 //     aligned, a CR3/shared page not 4 KiB aligned → kEinval; a count or length over the bound
 //     → kE2big.
+//
+// [SECTION] Guest memory: the rules every hypercall and device follows (issue 15)
+//   Guest memory is the guest's to change at any moment — on KVM another vCPU could, and within
+//   one call the call's own writes can (an mmu_update pair whose PTE is a field of a later pair).
+//   1. Copy once, validate the copy, apply the copy. A request that lies in guest memory (the
+//      mmu_update pair list) is copied out of it exactly once; validation and the writes use the
+//      copy, never a second read. A byte read once and used once needs no copy (console_write).
+//   2. Bounds arithmetic that cannot overflow. A range [gpa, gpa + len) is inside memory of
+//      `size` bytes iff gpa <= size && len <= size - gpa (never gpa + len <= size, which wraps
+//      2^64); a count is checked against its bound before count * element size is formed.
+//   3. Fail before any effect: every check runs before the first write (all or nothing).
+//   The hostile guests (tests/hostile/*.asm, tests/test_hostile.cpp) attack each of these on
+//   both engines; on KVM guest RAM lies between guard pages (vmm/memory.hpp).
 #pragma once
 
 #include <cstdint>

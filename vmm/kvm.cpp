@@ -252,6 +252,11 @@ VcpuExit Vcpu::run() {
     case KVM_EXIT_IO: {
       auto* base = reinterpret_cast<uint8_t*>(run_) + r.io.data_offset;
       const size_t len = size_t{r.io.size} * r.io.count;
+      // KVM places the data inside this mapping (KVM_PIO_PAGE_OFFSET); checked, not trusted
+      // (vmm/hypercall.hpp [SECTION] Guest memory, rule 2): otherwise an unhandled exit.
+      if (r.io.data_offset > run_size_ || len > run_size_ - r.io.data_offset) {
+        return ExitOther{r.exit_reason};
+      }
       if (r.io.direction == KVM_EXIT_IO_OUT) {
         return ExitIoOut{r.io.port, r.io.size, r.io.count, {base, len}};
       }

@@ -87,6 +87,14 @@ BootState prepare_boot(std::span<uint8_t> memory, BootMode mode, uint64_t entry)
   }
 
   const bool long_mode = mode == BootMode::kLong;
+  // The tables below go at fixed addresses: memory must hold them (load_image checks this
+  // too, but prepare_boot is also called on its own).
+  const uint64_t tables_end = long_mode ? kBootTablesEnd : kGdtAddress + 3 * 8;
+  if (memory.size() < tables_end) {
+    throw LoadError("guest memory (" + std::to_string(memory.size()) +
+                    " bytes) cannot hold the VMM's GDT and page tables (up to " +
+                    hex(tables_end) + ")");
+  }
   // GDT: null, 0x08 code, 0x10 data.
   put64(memory, kGdtAddress + 0, 0);
   put64(memory, kGdtAddress + 8, descriptor(0xB, long_mode, !long_mode));

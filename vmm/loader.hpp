@@ -63,7 +63,7 @@ void load_image(std::span<uint8_t> memory, std::span<const uint8_t> image, uint6
                 BootMode mode);
 
 // Writes the GDT (protected, long) and page tables (long) into guest memory and returns the
-// state to enter the guest at `entry`.
+// state to enter the guest at `entry`. Throws LoadError if memory is too small to hold them.
 BootState prepare_boot(std::span<uint8_t> memory, BootMode mode, uint64_t entry);
 
 }  // namespace trapscope::vmm

@@ -1,5 +1,11 @@
 // vmm/memory.hpp — guest-physical memory: one anonymous host mapping that backs guest-physical
 // [0, size). Used as KVM memory slot 0 (KVM_SET_USER_MEMORY_REGION) and, later, by the simulator.
+//
+// Guard pages: the mapping is reserved with kGuardBytes more on each side, PROT_NONE (address
+// space only: nothing is committed for it), so that a VMM bug that reads or writes just before
+// or past guest RAM from a guest-controlled address (issue 15: a hypercall that wrote at RAM
+// base + RAM size) faults at once instead of silently changing the VMM's own memory — as
+// Firecracker does for its guest memory regions. The guards are never given to KVM.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +15,9 @@ namespace trapscope::vmm {
 
 class GuestMemory {
  public:
+  // A PROT_NONE reservation before and after guest RAM (bytes).
+  static constexpr uint64_t kGuardBytes = 2ull << 20;
+
   // bytes: a multiple of 4096, > 0. Throws std::system_error if the host cannot map it.
   explicit GuestMemory(uint64_t bytes);
   ~GuestMemory();

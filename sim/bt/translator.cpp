@@ -360,7 +360,9 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
   }
   const uint64_t start = now_ns();
   const uint8_t* mem = cpu.memory().data();
-  const uint64_t page_end = (pa | 0xFFF) + 1;
+  // The end of the page, or of guest memory if that comes first (its size need not be a
+  // multiple of 4 KiB: a trace's metadata names it); the caller checked pa lies inside.
+  const uint64_t page_end = std::min<uint64_t>((pa | 0xFFF) + 1, cpu.memory().size());
   const uint64_t ip_mask =
       mode == trace::CpuMode::kLong64 ? ~0ull
       : cpu.s.seg[kCs].db              ? 0xFFFFFFFFull
