@@ -26,20 +26,33 @@ std::string exit_key(const trace::VmExitEvent& e) {
   return buf;
 }
 
-std::vector<std::string> exits_of(const trace::Recorder& rec) {
-  std::vector<std::string> out;
+// The VM exits of a recording: each exit's event number and that of the hypercall record that
+// follows it (SIZE_MAX: none). Numbers, not texts: a capped Recorder (trace/limits.hpp) holds
+// millions of exits, and their texts are only needed up to the first difference.
+using ExitRef = std::pair<size_t, size_t>;
+std::vector<ExitRef> exits_of(const trace::Recorder& rec) {
+  std::vector<ExitRef> out;
   for (size_t i = 0; i < rec.size(); ++i) {
     if (const auto* e = rec.get<trace::VmExitEvent>(i, trace::EventType::kVmExit)) {
       if ((e->header.flags & trace::kExitFlagHypercallRecord) && !out.empty()) {
         // the hypercall behind the I/O exit just recorded: part of that exit, not another one
-        const auto& h = e->payload.hypercall;
-        out.back() += " hypercall " + std::to_string(h.nr) + " -> " + std::to_string(h.result);
+        out.back().second = i;
         continue;
       }
-      out.push_back(exit_key(*e));
+      out.emplace_back(i, SIZE_MAX);
     }
   }
   return out;
+}
+
+std::string exit_text(const trace::Recorder& rec, ExitRef x) {
+  std::string s = exit_key(*rec.get<trace::VmExitEvent>(x.first, trace::EventType::kVmExit));
+  if (x.second != SIZE_MAX) {
+    const auto& h = rec.get<trace::VmExitEvent>(x.second, trace::EventType::kVmExit)
+                        ->payload.hypercall;
+    s += " hypercall " + std::to_string(h.nr) + " -> " + std::to_string(h.result);
+  }
+  return s;
 }
 
 std::string registers_text(const sim::CpuState& s) {
@@ -84,8 +97,11 @@ CosimResult compare(const Side& a, const Side& b) {
   const auto be = exits_of(*b.events);
   const std::string pa = "\n  " + a.name + ": ", pb = "\n  " + b.name + ": ";
   for (size_t i = 0; i < ae.size() || i < be.size(); ++i) {
-    const std::string x = i < ae.size() ? ae[i] : "<none: the run had ended>";
-    const std::string y = i < be.size() ? be[i] : "<none: the run had ended>";
+    const auto ended = [](const Side& s) {  // e.g. at a cap of trace/limits.hpp
+      return "<none: the run had ended: " + std::string(trace::to_string(s.outcome->reason)) + ">";
+    };
+    const std::string x = i < ae.size() ? exit_text(*a.events, ae[i]) : ended(a);
+    const std::string y = i < be.size() ? exit_text(*b.events, be[i]) : ended(b);
     if (x != y) {
       res.report = "first divergence at VM exit #" + std::to_string(i) + ":" + pa + x + pb + y;
       res.exits = i;  // equal exits before the divergence

@@ -322,9 +322,11 @@ int run(const RunOptions& o) {
                                                  {o.timeout_s, o.max_exits, o.max_instructions});
     std::fprintf(info, "equivalence with the native simulator run: %s\n", eq.report.c_str());
   }
-  if (!machine->devices().mmio_writes.empty()) {
-    std::fprintf(info, "%zu writes to unbacked guest-physical memory were ignored\n",
-                 machine->devices().mmio_writes.size());
+  if (const auto& d = machine->devices(); !d.mmio_writes.empty()) {
+    std::fprintf(info, "%llu writes to unbacked guest-physical memory were ignored",
+                 static_cast<unsigned long long>(d.mmio_writes.size() + d.mmio_writes_dropped));
+    if (d.mmio_writes_dropped) std::fprintf(info, " (the first %zu logged)", d.mmio_writes.size());
+    std::fputc('\n', info);
   }
   return exit_code_for(r.reason, r.exit_code);
 }

@@ -64,6 +64,7 @@ enum class StepStatus : uint8_t {
   kGuestExit,    // control port written
   kTripleFault,
   kUnsupported,  // an instruction outside the subset: stop (detail says which, where)
+  kLimit,        // a device reached a cap of trace/limits.hpp (LimitReached): stop
 };
 
 struct SimResult {
@@ -140,6 +141,7 @@ class SimMachine {
   Cpu cpu_;
   uint64_t instructions_ = 0;
   std::string detail_;
+  trace::RunEndReason limit_ = trace::RunEndReason::kConsoleLimit;  // of the last kLimit step
 
   // Decoded instructions by guest-physical address (Bochs's "icache" idea): a hit skips fetch
   // and Zydis. Direct-mapped; an entry is valid while its page's code generation is unchanged.

@@ -199,6 +199,11 @@ TraceFile parse_trace(const std::vector<uint8_t>& bytes, const std::string& name
     }
     hash = fnv1a(hash, b + pos, want);
     out.events.on_event(*reinterpret_cast<const EventHeader*>(b + pos));
+    if (out.events.full()) {  // trace/limits.hpp
+      throw TraceError(name + ": record " + std::to_string(count) + " at byte " +
+                       std::to_string(pos) + ": more events than fit in memory (" +
+                       std::to_string(out.events.limit_bytes() >> 20) + " MiB)");
+    }
     pos += want;
     ++count;
   }
