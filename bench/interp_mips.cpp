@@ -67,6 +67,8 @@ using namespace trapscope::bench;
 
 constexpr double kTargetVsBochs = 1.00;    // interp off MIPS / Bochs MIPS >=
 constexpr double kTargetRecording = 3.00;  // interp off MIPS / interp on (fresh) MIPS <=
+// The recordings here hold up to kMaxRecordedInsns on purpose: above trace::kRecorderLimitBytes.
+constexpr size_t kRecorderBytes = size_t{1} << 30;
 
 // [SECTION] The interpreter machines (Bochs and QEMU: peers.hpp).
 
@@ -108,7 +110,7 @@ class InterpMachine final : public Machine {
     m->load(img);
     backend::RunOutcome out;
     if (fresh_) {
-      trace::Recorder fresh;  // new memory: mapped now, zeroed by the kernel on first touch
+      trace::Recorder fresh{kRecorderBytes};  // new memory: zeroed by the kernel on first touch
       out = m->run(stop, &fresh);
       last_events = fresh.size();
       last_memory = fresh.memory_bytes();
@@ -155,7 +157,7 @@ class InterpMachine final : public Machine {
  private:
   const ComputeImage& image_;
   bool record_, fresh_;
-  trace::Recorder recorder_;  // on reused
+  trace::Recorder recorder_{kRecorderBytes};  // on reused
 };
 
 // A peer emulator run as a child process on a floppy image per iteration count.

@@ -369,9 +369,11 @@ int run(const RunOptions& o) {
     std::fprintf(info, "machines run: %llu\n",
                  static_cast<unsigned long long>(backend::machines_made()));
   }
-  if (!machine->devices().mmio_writes.empty()) {
-    std::fprintf(info, "%zu writes to unbacked guest-physical memory were ignored\n",
-                 machine->devices().mmio_writes.size());
+  if (const auto& d = machine->devices(); !d.mmio_writes.empty()) {
+    std::fprintf(info, "%llu writes to unbacked guest-physical memory were ignored",
+                 static_cast<unsigned long long>(d.mmio_writes.size() + d.mmio_writes_dropped));
+    if (d.mmio_writes_dropped) std::fprintf(info, " (the first %zu logged)", d.mmio_writes.size());
+    std::fputc('\n', info);
   }
   if (g_interrupted.load()) return kInterrupted;
   return exit_code_for(r.reason, r.exit_code);

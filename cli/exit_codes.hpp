@@ -10,7 +10,7 @@ enum ExitCode : int {
   kGuestFailed = 1,   // the guest reported a non-zero exit code on the control port
   kBadInput = 2,      // usage error, unreadable/empty/too large guest, malformed trace file
   kGuestFault = 3,    // triple fault, emulation failure, entry failure, unhandled exit
-  kLimit = 4,         // time limit or exit-count limit reached
+  kLimit = 4,         // a limit reached: time, exit count, console or recorded events
   kNoKvm = 5,         // KVM is missing or unusable (see `trapscope doctor`)
   kHostError = 6,     // the host failed: a trace write, out of memory, a KVM ioctl in a run
   kInterrupted = 130, // stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP
@@ -23,7 +23,9 @@ inline int exit_code_for(trace::RunEndReason reason, uint32_t guest_exit_code) {
     case R::kGuestExit: return guest_exit_code == 0 ? kOk : kGuestFailed;
     case R::kTimeLimit:
     case R::kExitLimit:
-    case R::kInstructionLimit: return kLimit;
+    case R::kInstructionLimit:
+    case R::kConsoleLimit:  // trace/limits.hpp
+    case R::kEventLimit: return kLimit;
     case R::kStopped: return kInterrupted;
     case R::kBreakpoint:
     case R::kStep:

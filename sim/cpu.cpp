@@ -144,7 +144,7 @@ void Cpu::physical_write(uint64_t gpa, unsigned size, uint64_t value) {
     note_write(gpa, size);
     return;
   }
-  devices_.mmio_writes.push_back({gpa, static_cast<uint8_t>(size), value & mask(size)});
+  devices_.record_mmio_write({gpa, static_cast<uint8_t>(size), value & mask(size)});
   record_exit_mmio(gpa, size, true, value);
 }
 
@@ -324,6 +324,7 @@ uint64_t Cpu::port_in(uint16_t port, unsigned size) {
   if (!io_allowed(port, size)) raise(vec::kGP, 0);
   uint8_t buf[8] = {};
   devices_.pio.read(port, {buf, size});
+  if (const auto limit = devices_.limit_reached()) [[unlikely]] throw LimitReached{*limit};
   uint64_t v = 0;
   std::memcpy(&v, buf, size);
   return v;
@@ -334,6 +335,7 @@ void Cpu::port_out(uint16_t port, unsigned size, uint64_t value) {
   uint8_t buf[8];
   std::memcpy(buf, &value, 8);
   devices_.pio.write(port, {buf, size});
+  if (const auto limit = devices_.limit_reached()) [[unlikely]] throw LimitReached{*limit};
 }
 
 // [SECTION] VM-exit-equivalent events
@@ -381,6 +383,8 @@ void Cpu::record_exit_mmio(uint64_t gpa, unsigned size, bool write, uint64_t val
   e.payload.mmio.is_write = write;
   e.payload.mmio.data = value & mask(size);
   sink_->on_event(e.header);
+  // One rep movs/stos at unbacked memory makes an exit per element: stop inside it.
+  if (sink_->full()) [[unlikely]] throw LimitReached{trace::RunEndReason::kEventLimit};
 }
 
 void Cpu::record_exit_hlt() {

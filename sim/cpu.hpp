@@ -57,6 +57,14 @@ struct Unsupported : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A device reached a cap of trace/limits.hpp during an access (the console's): thrown by
+// Cpu::port_out/port_in after the access, so that even one rep outs of 2^32 elements stops at
+// once; the step loop ends the run with `reason`, RIP at the instruction (RCX/RSI/RDI describe
+// the elements done, as for a fault: SDM Vol. 2 "REP").
+struct LimitReached {
+  trace::RunEndReason reason;
+};
+
 using trace::RingCause;
 
 class Cpu {

@@ -379,6 +379,11 @@ StepStatus SimMachine::recover(std::exception_ptr error, const uint8_t* fetched,
     detail_ = "unsupported: " + d.text + " at " + hex(c.fault_rip) + " (" + u.what() + ")";
     c.s.rip = c.fault_rip;
     return StepStatus::kUnsupported;
+  } catch (const LimitReached& l) {
+    limit_ = l.reason;
+    detail_ = std::string(trace::to_string(l.reason)) + " at " + hex(c.fault_rip);
+    c.s.rip = c.fault_rip;
+    return StepStatus::kLimit;
   }
   if (c.halted) return StepStatus::kHalted;
   if (c.exit_requested) return StepStatus::kGuestExit;
@@ -394,6 +399,7 @@ class WatchSink final : public trace::EventSink {
     if (mask_ & (1u << static_cast<unsigned>(e.type))) matched = true;
     if (next_) next_->on_event(e);
   }
+  bool full() const override { return next_ && next_->full(); }
   bool matched = false;
 
  private:
@@ -437,6 +443,10 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
       }
       if (clock_ns_ >= deadline) {
         r.reason = RunEndReason::kTimeLimit;
+        break;
+      }
+      if (sink && sink->full()) {  // an in-memory sink at its cap (trace/limits.hpp)
+        r.reason = RunEndReason::kEventLimit;
         break;
       }
     }
@@ -496,6 +506,8 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
         e.reason = static_cast<uint32_t>(trace::ExitReason::kShutdown);
         sink->on_event(e.header);
       }
+    } else if (st == StepStatus::kLimit) {
+      r.reason = limit_;
     } else {
       r.reason = RunEndReason::kUnsupported;
     }

@@ -67,6 +67,7 @@ enum class StepStatus : uint8_t {
   // A rep string instruction was suspended between iterations (sim/cpu.hpp RepSuspended):
   // nothing retired, RIP is at it and the next step resumes it.
   kSuspended,
+  kLimit,        // a device reached a cap of trace/limits.hpp (LimitReached): stop
 };
 
 struct SimResult {
@@ -144,6 +145,7 @@ class SimMachine {
   Cpu cpu_;
   uint64_t instructions_ = 0;
   std::string detail_;
+  trace::RunEndReason limit_ = trace::RunEndReason::kConsoleLimit;  // of the last kLimit step
 
   // Decoded instructions by guest-physical address (Bochs's "icache" idea): a hit skips fetch
   // and Zydis. Direct-mapped; an entry is valid while its page's code generation is unchanged.

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -99,7 +100,9 @@ CommandResult run_command(const std::vector<std::string>& args,
     }
   }
   int status = 0;
-  waitpid(pid, &status, 0);
+  struct rusage ru {};
+  wait4(pid, &status, 0, &ru);
+  res.max_rss_kib = ru.ru_maxrss;
   res.exit_code = (!killed && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
   return res;
 }

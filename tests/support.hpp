@@ -16,6 +16,7 @@ struct CommandResult {
   int exit_code = -1;   // the process's exit status; -1 if it was killed by a signal
   std::string out;      // stdout
   std::string err;      // stderr
+  long max_rss_kib = 0; // the child's peak resident set (wait4's ru_maxrss), KiB
 };
 // Runs argv[0] (searched in PATH; no shell) with stdin from /dev/null, collecting stdout and
 // stderr, and waits at most `timeout_s` seconds (then kills it and reports exit_code -1).

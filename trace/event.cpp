@@ -1,5 +1,7 @@
 #include "trace/event.hpp"
 
+#include "trace/limits.hpp"
+
 namespace trapscope::trace {
 
 std::string_view to_string(CpuMode mode) {
@@ -117,6 +119,10 @@ std::string_view to_string(RingCause cause) {
   return "?";
 }
 
+// The limit texts below name the sizes of trace/limits.hpp.
+static_assert(kConsoleLimitBytes == size_t{64} << 20 && kRecorderLimitBytes == size_t{256} << 20,
+              "update the kConsoleLimit / kEventLimit texts of to_string(RunEndReason)");
+
 std::string_view to_string(RunEndReason reason) {
   switch (reason) {
     case RunEndReason::kHalted: return "guest halted";
@@ -135,6 +141,8 @@ std::string_view to_string(RunEndReason reason) {
     case RunEndReason::kBreakpoint: return "breakpoint";
     case RunEndReason::kStep: return "single step";
     case RunEndReason::kEventMatched: return "event matched";
+    case RunEndReason::kConsoleLimit: return "limit reached: console output > 64 MiB";
+    case RunEndReason::kEventLimit: return "limit reached: recorded events > 256 MiB";
     case RunEndReason::kMax: break;
   }
   return "?";

@@ -207,6 +207,8 @@ enum class RunEndReason : uint8_t {
   kBreakpoint = 14,      // reached the address breakpoint (StopCondition::breakpoint)
   kStep = 15,            // one instruction executed (single-step)
   kEventMatched = 16,    // an event of a requested kind happened (StopCondition::stop_on)
+  kConsoleLimit = 17,    // the console capture reached trace::kConsoleLimitBytes (limits.hpp)
+  kEventLimit = 18,      // an in-memory event sink was full (trace::kRecorderLimitBytes)
   kMax,
 };
 std::string_view to_string(RunEndReason reason);

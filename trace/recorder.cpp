@@ -21,27 +21,44 @@ Recorder::Block::~Block() {
 
 Recorder::~Recorder() = default;
 
-void Recorder::next_chunk() {
+bool Recorder::room_for(size_t more) {
+  const size_t cap = limit_ > SIZE_MAX - reserve_ ? SIZE_MAX : limit_ + reserve_;
+  if (memory_bytes() + more <= cap) return true;
+  full_ = true;
+  return false;
+}
+
+bool Recorder::next_chunk() {
   const size_t next = cur_ == nullptr ? 0 : chunk_ + 1;
   if (next >= kMaxChunks) {
     throw std::length_error("Recorder: more than 16 GiB of events other than instructions");
   }
-  if (next == chunks_.size()) chunks_.emplace_back(kChunkBytes);
+  if (next == chunks_.size()) {
+    if (!room_for(kChunkBytes)) return false;
+    chunks_.emplace_back(kChunkBytes);
+  }
   chunk_ = next;
   cur_ = chunks_[next].get();
   used_ = 0;
+  return true;
 }
 
-void Recorder::next_index_block() {
+bool Recorder::next_index_block() {
   const size_t b = count_ >> kIndexShift;
-  if (b == index_.size()) index_.emplace_back(kIndexPerBlock * sizeof(uint32_t));
+  if (b == index_.size()) {
+    if (!room_for(kIndexPerBlock * sizeof(uint32_t))) return false;
+    index_.emplace_back(kIndexPerBlock * sizeof(uint32_t));
+  }
   block_ptr_ = reinterpret_cast<uint32_t*>(index_[b].get());
+  return true;
 }
 
 uint32_t Recorder::store_record(const EventHeader& event) {
   const size_t size = event.size;
   const size_t rounded = (size + 7) & ~size_t{7};
-  if (used_ + rounded > kChunkBytes) [[unlikely]] next_chunk();
+  if (used_ + rounded > kChunkBytes) [[unlikely]] {
+    if (!next_chunk()) return kNoRoom;
+  }
   std::memcpy(cur_ + used_, &event, size);
   const auto word = static_cast<uint32_t>((chunk_ << kOffsetBits) | (used_ >> 3));
   used_ += rounded;
@@ -52,6 +69,12 @@ uint32_t Recorder::add_site(const Site& s, size_t slot) {
   if (sites_.size() >= kSiteTag) {
     throw std::length_error("Recorder: more than 2^31 distinct instructions");
   }
+  size_t grow = 0;  // bytes the vectors below are about to allocate
+  if (sites_.size() == sites_.capacity()) {
+    grow += std::max<size_t>(sites_.capacity(), 16) * (sizeof(Site) + sizeof(uint32_t));
+  }
+  if ((sites_.size() + 1) * 2 > table_.size()) grow += table_.size() * 2 * sizeof(uint32_t);
+  if (grow != 0 && !room_for(grow)) return kNoRoom;
   const auto id = static_cast<uint32_t>(sites_.size());
   sites_.push_back(s);
   next_.push_back(id);  // no successor seen yet: any valid site will do
@@ -81,14 +104,31 @@ uint32_t Recorder::add_site(const Site& s, size_t slot) {
   }
 }
 
-[[gnu::noinline]] void Recorder::add_anchor(const EventHeader& event) {
+[[gnu::noinline]] bool Recorder::add_anchor(const EventHeader& event) {
+  if (anchors_.size() == anchors_.capacity() &&
+      !room_for(std::max<size_t>(anchors_.capacity(), 16) * sizeof(Anchor))) {
+    return false;
+  }
   seq_base_ = event.seq - count_;
   time_ns_ = event.time_ns;
   anchors_.push_back({count_, seq_base_, time_ns_});
+  return true;
 }
 
 void Recorder::on_event(const EventHeader& event) {
-  if ((count_ & (kIndexPerBlock - 1)) == 0) [[unlikely]] next_index_block();
+  if (full_) [[unlikely]] {
+    // At the cap: only a run end, from the reserve, so that the recording says how it ended.
+    if (event.type != EventType::kRunEnd || reserve_ != 0) return drop();
+    reserve_ = kRunEndReserveBytes;
+    full_ = false;
+    on_event(event);
+    full_ = true;
+    reserve_ = 0;
+    return;
+  }
+  if ((count_ & (kIndexPerBlock - 1)) == 0) [[unlikely]] {
+    if (!next_index_block()) return drop();
+  }
   uint32_t word;
   if (event.type == EventType::kInstruction && event.size == sizeof(InstructionEvent)) {
     // Four 8-byte loads (the producer has just written the record; loads that match its
@@ -103,16 +143,18 @@ void Recorder::on_event(const EventHeader& event) {
     uint32_t site = predicted_;
     if (site >= sites_.size() || !(sites_[site] == s)) [[unlikely]] {
       site = find_site(s);
+      if (site == kNoRoom) return drop();
       next_[last_site_] = site;  // (the first site: last_site_ = 0 is that site itself)
+    }
+    if (event.seq != seq_base_ + count_ || event.time_ns != time_ns_) [[unlikely]] {
+      if (!add_anchor(event)) return drop();
     }
     last_site_ = site;
     predicted_ = next_[site];
     word = kSiteTag | site;
-    if (event.seq != seq_base_ + count_ || event.time_ns != time_ns_) [[unlikely]] {
-      add_anchor(event);
-    }
   } else {
     word = store_record(event);
+    if (word == kNoRoom) return drop();
   }
   block_ptr_[count_ & (kIndexPerBlock - 1)] = word;
   ++count_;
@@ -135,6 +177,9 @@ Recorder& Recorder::operator=(Recorder&& other) noexcept {
     anchors_ = std::move(other.anchors_);
     seq_base_ = other.seq_base_;
     time_ns_ = other.time_ns_;
+    limit_ = other.limit_;
+    full_ = other.full_;
+    dropped_ = other.dropped_;
     other.clear();
   }
   return *this;
@@ -154,6 +199,8 @@ void Recorder::rewind() {
   anchors_.clear();
   seq_base_ = 0;
   time_ns_ = 0;
+  full_ = false;
+  dropped_ = 0;
 }
 
 void Recorder::clear() {

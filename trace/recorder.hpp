@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "trace/event.hpp"
+#include "trace/limits.hpp"
 
 namespace trapscope::trace {
 
@@ -18,6 +19,10 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void on_event(const EventHeader& event) = 0;
+  // True once the sink keeps no more events (an in-memory sink at its cap, trace/limits.hpp):
+  // both engines then end the run with RunEndReason::kEventLimit (checked after each VM exit
+  // and at least every 4096 instructions, so a few more events may arrive and be dropped).
+  virtual bool full() const { return false; }
 };
 
 // Keeps every event in memory and gives each back intact (byte for byte).
@@ -47,6 +52,12 @@ class EventSink {
 //   Limits: 2048 chunks (16 GiB of non-instruction records), 2^31 distinct sites; past them a
 //   record throws std::length_error.
 //
+// [SECTION] Cap
+//   A Recorder holds at most limit_bytes() of memory (default trace::kRecorderLimitBytes,
+//   trace/limits.hpp): an event that would need more is dropped and counted (dropped()), and
+//   full() turns true, so the engine ends the run (RunEndReason::kEventLimit). Run-end events
+//   may use kRunEndReserveBytes more, so that a capped recording still ends with its run end.
+//
 // [SECTION] Access
 //   at(i) of an instruction event rebuilds the record into a per-thread ring of
 //   kInstructionSlots records: the reference stays valid for kInstructionSlots − 1 further
@@ -57,8 +68,11 @@ class EventSink {
 class Recorder final : public EventSink {
  public:
   static constexpr size_t kInstructionSlots = 256;
+  // Room past the cap for run-end events (a new chunk and index block: 12 MiB, and some).
+  static constexpr size_t kRunEndReserveBytes = size_t{16} << 20;
 
-  Recorder() = default;
+  // limit_bytes: the cap on memory_bytes() ([SECTION] Cap); SIZE_MAX for none.
+  explicit Recorder(size_t limit_bytes = kRecorderLimitBytes) : limit_(limit_bytes) {}
   ~Recorder() override;
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
@@ -66,6 +80,9 @@ class Recorder final : public EventSink {
   Recorder& operator=(Recorder&& other) noexcept;  // `other` is left empty
 
   void on_event(const EventHeader& event) override;
+  bool full() const override { return full_; }
+  uint64_t dropped() const { return dropped_; }  // events not kept because of the cap
+  size_t limit_bytes() const { return limit_; }
 
   size_t size() const { return count_; }
   bool empty() const { return count_ == 0; }
@@ -128,12 +145,16 @@ class Recorder final : public EventSink {
     size_t n_;
   };
 
+  static constexpr uint32_t kNoRoom = 0xFFFFFFFFu;  // store_record/find_site: over the cap
   uint32_t store_record(const EventHeader& event);
   uint32_t find_site(const Site& s);  // the hash table; adds s if new
   uint32_t add_site(const Site& s, size_t slot);
-  void add_anchor(const EventHeader& event);
-  void next_chunk();
-  void next_index_block();
+  bool add_anchor(const EventHeader& event);
+  bool next_chunk();
+  bool next_index_block();
+  // False (and full() from now on) if `more` bytes would take memory_bytes() past the cap.
+  bool room_for(size_t more);
+  void drop() { ++dropped_; }
   static size_t site_hash(const Site& s) {
     return static_cast<size_t>(((s.rip ^ s.code[0]) * 0x9E3779B97F4A7C15ull) >> 32);
   }
@@ -155,6 +176,10 @@ class Recorder final : public EventSink {
   std::vector<Anchor> anchors_;  // by index, ascending
   uint64_t seq_base_ = 0;        // the current prediction (as the last anchor; 0, 0 before one)
   uint64_t time_ns_ = 0;
+  size_t limit_ = kRecorderLimitBytes;
+  size_t reserve_ = 0;           // kRunEndReserveBytes while storing a run end, else 0
+  bool full_ = false;
+  uint64_t dropped_ = 0;
 };
 
 // Forwards each event to several sinks (e.g. a Recorder and a trace file).
@@ -163,6 +188,12 @@ class TeeSink final : public EventSink {
   void add(EventSink* sink) { sinks_.push_back(sink); }
   void on_event(const EventHeader& event) override {
     for (EventSink* s : sinks_) s->on_event(event);
+  }
+  bool full() const override {
+    for (const EventSink* s : sinks_) {
+      if (s->full()) return true;
+    }
+    return false;
   }
 
  private:

@@ -381,7 +381,14 @@ namespace {
 TraceFile read_all(TraceReader& r) {
   TraceFile out;
   out.metadata = r.metadata();
-  while (const EventHeader* e = r.next()) out.events.on_event(*e);
+  while (const EventHeader* e = r.next()) {
+    out.events.on_event(*e);
+    if (out.events.full()) {  // the Recorder's cap (trace/limits.hpp): refuse, never truncate
+      throw TraceError(r.name() + ": record " + std::to_string(r.events() - 1) + " at byte " +
+                       std::to_string(r.offset() - e->size) + ": more events than fit in memory (" +
+                       std::to_string(out.events.limit_bytes() >> 20) + " MiB)");
+    }
+  }
   return out;
 }
 

@@ -142,6 +142,8 @@ class TraceReader {
   const EventHeader* next();
   uint64_t events() const { return count_; }        // records returned so far
   uint64_t file_bytes() const { return size_; }
+  uint64_t offset() const { return pos_; }           // file offset just past the last record
+  const std::string& name() const { return name_; }
   // Salvaging: "" if the file was whole, else what was dropped and why.
   const std::string& salvage_note() const { return salvage_note_; }
   uint64_t dropped_bytes() const { return dropped_bytes_; }

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "trace/limits.hpp"
+
 namespace trapscope::vmm {
 
 void PioBus::insert(uint16_t base, uint16_t len, PioDevice* device) {
@@ -46,7 +48,25 @@ bool PioBus::write(uint16_t port, std::span<const uint8_t> data) {
   return false;
 }
 
+static_assert(trace::kConsoleLimitBytes == size_t{64} << 20,
+              "ConsoleOutput::kTruncatedMarker names the limit: update it");
+
+void ConsoleOutput::set_text(std::string text, uint64_t dropped) {
+  text_ = std::move(text);
+  dropped_ = dropped;
+}
+
 void ConsoleOutput::put(uint8_t byte) {
+  if (dropped_ != 0 || text_.size() >= trace::kConsoleLimitBytes) [[unlikely]] {
+    if (dropped_++ == 0) {
+      text_ += kTruncatedMarker;
+      if (echo_ != nullptr) {
+        std::fwrite(kTruncatedMarker.data(), 1, kTruncatedMarker.size(), echo_);
+        std::fflush(echo_);
+      }
+    }
+    return;
+  }
   text_.push_back(static_cast<char>(byte));
   if (echo_ != nullptr) {
     std::fputc(byte, echo_);
@@ -145,14 +165,29 @@ std::optional<uint8_t> HypercallDevice::event_mask() const {
 }
 
 Devices::State Devices::save() const {
-  return {console.text(), uart.registers(), control.exit_code(), mmio_writes};
+  return {console.text(),  uart.registers(),  control.exit_code(),
+          mmio_writes,     console.dropped(), mmio_writes_dropped};
 }
 
 void Devices::restore(const State& st) {
-  console.set_text(st.console);
+  console.set_text(st.console, st.console_dropped);
   uart.set_registers(st.uart);
   control.set_exit_code(st.exit_code);
   mmio_writes = st.mmio_writes;
+  mmio_writes_dropped = st.mmio_writes_dropped;
+}
+
+void Devices::record_mmio_write(const MmioWrite& w) {
+  if (mmio_writes.size() < trace::kMmioLogLimitEntries) {
+    mmio_writes.push_back(w);
+  } else {
+    ++mmio_writes_dropped;
+  }
+}
+
+std::optional<trace::RunEndReason> Devices::limit_reached() const {
+  if (console.full()) return trace::RunEndReason::kConsoleLimit;
+  return std::nullopt;
 }
 
 Devices::Devices() {

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "trace/event.hpp"
 #include "vmm/hypercall.hpp"
 
 namespace trapscope::vmm {
@@ -61,15 +62,25 @@ class PioBus {
 };
 
 // Where console output goes: kept in memory (tests, the GUI) and optionally echoed live.
+// At most trace::kConsoleLimitBytes of guest output are kept: the byte that does not fit is
+// dropped and counted, kTruncatedMarker is appended to the text (and echoed) once, and full()
+// turns true; both engines then end the run with RunEndReason::kConsoleLimit.
 class ConsoleOutput {
  public:
-  void set_text(std::string text) { text_ = std::move(text); }
+  static constexpr std::string_view kTruncatedMarker =
+      "\n[trapscope: console output truncated: limit of 64 MiB reached, run stopped]\n";
+
+  // `dropped` > 0: a capture that was already full (its text ends with the marker).
+  void set_text(std::string text, uint64_t dropped = 0);
   void set_echo(std::FILE* out) { echo_ = out; }
   void put(uint8_t byte);
   const std::string& text() const { return text_; }
+  bool full() const { return dropped_ != 0; }
+  uint64_t dropped() const { return dropped_; }  // guest bytes not kept
 
  private:
   std::string text_;
+  uint64_t dropped_ = 0;
   std::FILE* echo_ = nullptr;
 };
 
@@ -160,9 +171,17 @@ struct Devices {
     Uart16550::Registers uart;
     std::optional<uint32_t> exit_code;
     std::vector<MmioWrite> mmio_writes;
+    uint64_t console_dropped = 0;
+    uint64_t mmio_writes_dropped = 0;
   };
   State save() const;
   void restore(const State& state);
+
+  // Logs a write to unbacked memory: the first trace::kMmioLogLimitEntries are kept in
+  // mmio_writes, later ones only counted in mmio_writes_dropped (the run goes on).
+  void record_mmio_write(const MmioWrite& w);
+  // A cap of trace/limits.hpp that ends the run (the console's), if reached.
+  std::optional<trace::RunEndReason> limit_reached() const;
 
   ConsoleOutput console;
   DebugConsole debug_console{console};
@@ -171,6 +190,7 @@ struct Devices {
   HypercallDevice hypercall{console};
   PioBus pio;
   std::vector<MmioWrite> mmio_writes;
+  uint64_t mmio_writes_dropped = 0;  // writes past kMmioLogLimitEntries, not in mmio_writes
 };
 
 }  // namespace trapscope::vmm

@@ -45,7 +45,7 @@ ExitAction on_mmio_read(Devices&, const ExitMmioRead& e) {
 ExitAction on_mmio_write(Devices& d, const ExitMmioWrite& e) {
   uint64_t v = 0;
   std::memcpy(&v, e.data.data(), e.data.size() < 8 ? e.data.size() : 8);
-  d.mmio_writes.push_back({e.gpa, static_cast<uint8_t>(e.data.size()), v});
+  d.record_mmio_write({e.gpa, static_cast<uint8_t>(e.data.size()), v});
   return ExitAction::resume();
 }
 
@@ -82,7 +82,11 @@ struct Dispatch {
 }  // namespace
 
 ExitAction handle_exit(Devices& devices, const VcpuExit& exit) {
-  return std::visit(Dispatch{devices}, exit);
+  const ExitAction a = std::visit(Dispatch{devices}, exit);
+  if (a.stop) return a;
+  // A device that reached its cap (trace/limits.hpp: the console) ends the run.
+  if (const auto limit = devices.limit_reached()) return ExitAction::end(*limit);
+  return a;
 }
 
 }  // namespace trapscope::vmm

@@ -463,7 +463,7 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
       }
       ++res.exits;
       const uint64_t t_exit = tracing ? monotonic_ns() : 0;
-      const ExitAction action = handle_exit(devices_, exit);
+      ExitAction action = handle_exit(devices_, exit);
       if (tracing) {
         const trace::VmExitEvent recorded = record_exit(*sink, exit, seq++, t_exit);
         if (HypercallRecord hc; devices_.hypercall.take_record(&hc)) {
@@ -476,6 +476,9 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
       if (!action.stop && hypercall_host_->pending()) {
         complete_pending_io(exit);
         hypercall_host_->apply();
+      }
+      if (!action.stop && tracing && sink->full()) {  // an in-memory sink at its cap
+        action = ExitAction::end(RunEndReason::kEventLimit);
       }
       if (action.stop) {
         res.reason = action.reason;

@@ -32,6 +32,7 @@ bool terminal(RunEndReason r) {
     case RunEndReason::kUnhandledExit:
     case RunEndReason::kInternalError:
     case RunEndReason::kUnsupported:
+    case RunEndReason::kConsoleLimit:
       return true;
     default:
       return false;
@@ -71,13 +72,17 @@ class LiveController::Sink final : public trace::EventSink {
         !terminal(reinterpret_cast<const trace::RunEndEvent&>(e).reason)) {
       return;
     }
-    if (c_.events_ >= c_.source_.max_events) {
+    // The limits bound the model and the queue to it (trace/limits.hpp kModelLimitBytes).
+    if (c_.events_ >= c_.source_.max_events ||
+        c_.event_bytes_ + e.size > c_.source_.max_event_bytes) {
+      ++c_.dropped_;
       if (!limit_hit) {
         limit_hit = true;
         if (c_.backend_) c_.backend_->request_stop();
       }
       return;
     }
+    c_.event_bytes_ += e.size;
     const uint64_t index = c_.events_++;
     const auto* p = reinterpret_cast<const uint8_t*>(&e);
     buffer_.insert(buffer_.end(), p, p + e.size);
@@ -388,6 +393,8 @@ void LiveController::do_reset() {
   snaps_.clear();
   base_ = {};
   events_ = 0;
+  event_bytes_ = 0;
+  dropped_ = 0;
   instructions_ = 0;
   finished_ = false;
   failed_ = false;
@@ -600,8 +607,9 @@ std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run, u
     }
     instructions_ += r.instructions;
     if (sink_->limit_hit) {
-      say("stopped: the event limit (" + with_commas(source_.max_events) +
-              " events) is reached; reset to start again",
+      say("stopped: the event limit (" + with_commas(source_.max_events) + " events or " +
+              with_commas(source_.max_event_bytes >> 20) + " MiB) is reached; " +
+              with_commas(dropped_) + " later events dropped; reset to start again",
           true);
       break;
     }
@@ -718,6 +726,10 @@ void LiveController::snapshot_if_due() {
   Snap s;
   s.state = backend_->snapshot();
   s.events = events_;
+  s.console_bytes = s.state.devices.console.size();
+  s.mmio_writes = s.state.devices.mmio_writes.size();
+  s.state.devices.console = {};
+  s.state.devices.mmio_writes = {};
   const std::vector<uint8_t>& mem = s.state.memory;
   for (size_t off = 0; off + kPage <= mem.size() && off + kPage <= base_.memory.size(); off += kPage) {
     if (std::memcmp(mem.data() + off, base_.memory.data() + off, kPage) != 0) {
@@ -746,6 +758,12 @@ bool LiveController::restore_to(uint64_t target) {
   if (it == snaps_.begin()) return false;
   const Snap& s = *(it - 1);
   backend::Snapshot full = s.state;
+  const vmm::Devices& now = backend_->devices();  // later on the same run: see Snap
+  full.devices.console = now.console.text().substr(0, s.console_bytes);
+  full.devices.mmio_writes.assign(
+      now.mmio_writes.begin(),
+      now.mmio_writes.begin() +
+          static_cast<ptrdiff_t>(std::min(s.mmio_writes, now.mmio_writes.size())));
   full.memory = base_.memory;
   for (const auto& [page, bytes] : s.pages) {
     std::memcpy(full.memory.data() + static_cast<size_t>(page) * kPage, bytes.data(), kPage);

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "trace/limits.hpp"
 #include "visualizer/core/driver.hpp"
 
 namespace trapscope::viz {
@@ -48,6 +49,7 @@ struct LiveSource {
   std::string name;                     // the guest's name or file path
   std::string host;                     // KVM module ("kvm_pvm", …) for KVM
   uint64_t max_events = 20'000'000;     // a run stops when this many events are held
+  uint64_t max_event_bytes = trace::kModelLimitBytes;  // … or this many bytes of records
   uint64_t snapshot_interval = 50'000;  // instructions between step-back snapshots
   uint64_t slice = 250'000;             // instructions per simulator run slice (pause latency)
   uint64_t memory_address = vmm::kDefaultLoadAddress;  // the memory view's first window
@@ -79,6 +81,11 @@ class LiveController final : public Driver {
     backend::Snapshot state;  // memory left empty: see pages
     std::vector<std::pair<uint32_t, std::vector<uint8_t>>> pages;  // page number, 4 KiB
     uint64_t events = 0;
+    // The console text and MMIO log only grow along a run, so a snapshot keeps their lengths
+    // (state.devices holds them empty) and a restore takes that prefix of the current ones: up
+    // to 256 snapshots of a 64 MiB console would otherwise hold 16 GiB (trace/limits.hpp).
+    size_t console_bytes = 0;
+    size_t mmio_writes = 0;
   };
 
   // Worker thread
@@ -125,6 +132,8 @@ class LiveController final : public Driver {
   backend::Snapshot base_;
   std::vector<Snap> snaps_;
   uint64_t events_ = 0;
+  uint64_t event_bytes_ = 0;  // raw record bytes sent to the model (capped: kModelLimitBytes)
+  uint64_t dropped_ = 0;      // events not sent after the event limit was hit
   uint64_t instructions_ = 0;
   bool finished_ = false;
   bool failed_ = false;

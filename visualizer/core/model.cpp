@@ -23,10 +23,18 @@ std::string_view to_string(RunState s) {
 // [SECTION] Events
 
 void Model::append(const trace::EventHeader& e) {
+  if (add(e)) ++revision_;
+}
+
+bool Model::add(const trace::EventHeader& e) {
+  if (store_.memory_bytes() >= limit_bytes_ && e.type != EventType::kRunEnd) [[unlikely]] {
+    ++dropped_;
+    return false;
+  }
   const size_t i = store_.size();
-  if (!store_.append(whole_run(e))) return;
+  if (!store_.append(whole_run(e))) return false;
   index(i, e);
-  ++revision_;
+  return true;
 }
 
 // A live session is many backend runs (steps, slices, runs to a stop), and each run's RunEnd
@@ -43,8 +51,7 @@ void Model::append_records(std::span<const uint8_t> records) {
   while (off + sizeof(trace::EventHeader) <= records.size()) {
     const auto* h = reinterpret_cast<const trace::EventHeader*>(records.data() + off);
     if (h->size < sizeof(trace::EventHeader) || off + h->size > records.size()) break;
-    const size_t i = store_.size();
-    if (store_.append(whole_run(*h))) index(i, *h);
+    add(*h);
     off += h->size;
   }
   ++revision_;
@@ -62,6 +69,7 @@ void Model::index(size_t i, const trace::EventHeader& e) {
 
 void Model::truncate(size_t n) {
   if (n >= store_.size()) return;
+  dropped_ = 0;  // what was dropped came after event n: a re-run sends it again
   store_.truncate(n);
   for (auto& lane : lanes_) {
     lane.erase(std::lower_bound(lane.begin(), lane.end(), static_cast<uint32_t>(n)), lane.end());

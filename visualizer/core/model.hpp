@@ -30,6 +30,7 @@
 
 #include "sim/cpu_state.hpp"
 #include "trace/exit_stats.hpp"
+#include "trace/limits.hpp"
 #include "visualizer/core/commands.hpp"
 #include "visualizer/core/event_store.hpp"
 #include "visualizer/core/filter.hpp"
@@ -104,13 +105,17 @@ using Update = std::variant<EventBatch, Truncate, MachineState>;
 
 class Model {
  public:
-  // Events
+  // Events. At most limit_bytes() of event store (trace::kModelLimitBytes, trace/limits.hpp):
+  // later events are dropped and counted (dropped(); the event list says so), except a run end.
   const EventStore& events() const { return store_; }
   void append(const trace::EventHeader& event);  // false-y records (bad size) are dropped
   void append_records(std::span<const uint8_t> records);
   void truncate(size_t n);
   void apply(Update update);
   uint64_t revision() const { return revision_; }  // changes whenever anything changes
+  uint64_t dropped() const { return dropped_; }  // events past the cap since the last truncate
+  size_t limit_bytes() const { return limit_bytes_; }
+  void set_limit_bytes(size_t bytes) { limit_bytes_ = bytes; }  // tests
 
   // Indexes
   const std::vector<uint32_t>& lane(trace::EventType type) const;
@@ -170,12 +175,15 @@ class Model {
 
  private:
   void index(size_t i, const trace::EventHeader& event);
+  bool add(const trace::EventHeader& event);  // append and index, unless over the cap
   const trace::EventHeader& whole_run(const trace::EventHeader& event);
   trace::RunEndEvent run_end_{};  // whole_run()'s copy
   void rebuild_stats();
   void apply_state(MachineState&& s);
 
   EventStore store_;
+  size_t limit_bytes_ = trace::kModelLimitBytes;
+  uint64_t dropped_ = 0;
   std::vector<uint32_t> lanes_[static_cast<size_t>(trace::EventType::kMax)];
   std::vector<CplSpan> cpl_spans_;
   trace::ExitStats stats_;

@@ -28,6 +28,11 @@ void draw_event_list(PanelContext& ctx, EventListState& s) {
   ImGui::SameLine();
   ImGui::TextDisabled("%s of %s", with_commas(m.visible_count()).c_str(),
                       with_commas(m.events().size()).c_str());
+  if (m.dropped() != 0) {  // the model's cap (trace/limits.hpp)
+    ImGui::SameLine();
+    ImGui::TextColored({1.0f, 0.6f, 0.2f, 1.0f}, "(%s events dropped: limit of %zu MiB)",
+                       with_commas(m.dropped()).c_str(), m.limit_bytes() >> 20);
+  }
   ImGui::SameLine();
   help_marker(
       "All words must match.\n"
