@@ -369,11 +369,14 @@ const EventHeader* TraceReader::next() {
   fill(want);
   b = at();
   hash_ = fnv1a(hash_, b, want);
+  // Records start at any offset in the file (the metadata has any length); the copy is 8-byte
+  // aligned, as a Recorder's are, for consumers that read 8-byte fields through references.
+  record_.resize((want + 7) / 8);
+  std::memcpy(record_.data(), b, want);
   begin_ += want;
   pos_ += want;
   ++count_;
-  // Event structs are packed (alignment 1, trace/event.hpp): any offset in buf_ will do.
-  return reinterpret_cast<const EventHeader*>(b);
+  return reinterpret_cast<const EventHeader*>(record_.data());
 }
 
 namespace {

@@ -162,6 +162,7 @@ class TraceReader {
   uint64_t size_ = 0;             // file size
   uint64_t read_ = 0;             // bytes moved into buf_ so far
   std::vector<uint8_t> buf_;
+  std::vector<uint64_t> record_;  // the record next() returned, 8-byte aligned
   size_t begin_ = 0, end_ = 0;    // unconsumed bytes: buf_[begin_, end_), file offset pos_
   uint64_t pos_ = 0;
   TraceMetadata metadata_;
