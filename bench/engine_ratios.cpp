@@ -15,8 +15,10 @@
 // bt/interp and bt/QEMU of that round, by the wall clock and [by CPU time]. Every run's console
 // line is checked against the workload's C++ model.
 // Targets (issue 16, on compute64): interp/Bochs >= 1.5 in every round, interp/QEMU >= 0.10,
-// bt/QEMU >= 0.5; bt/interp for information. The host load average is printed at the start
-// and the end: on a shared host the CPU-time ratios are the better estimate.
+// bt/QEMU >= 0.5; bt/interp for information. The verdicts are taken on the CPU-time ratios
+// (rusage of the peers' processes, all threads; the process CPU clock for trapscope), which other
+// work on a shared host disturbs far less than the wall clock; the load average is printed
+// with every round.
 // `engine_ratios --profile interp|bt [--guest G] [--n N]` runs one engine once (for callgrind).
 //
 // A program, not a test: exit 0 after a measurement (PASS or MISS, peers missing or not), 1 for
@@ -252,12 +254,12 @@ int run_workload(const Options& opt, const Workload& w) {
     const double lo = *std::min_element(v.begin(), v.end());
     std::printf("    %-13s median %.3fx min %.3fx [median %.3fx min %.3fx]", row.name, median(v),
                 lo, median(c), *std::min_element(c.begin(), c.end()));
-    if (row.target > 0 && &w == &kCompute64) {
-      // interp/Bochs: in every round; the others: the median.
+    if (row.target > 0 && &w == &kCompute64 && !c.empty()) {
+      // interp/Bochs: in every round; the others: the median; by CPU time.
       const bool every = row.a == 0 && row.b == 2;
-      const bool pass = (every ? lo : median(v)) >= row.target;
-      std::printf("  target >= %.2fx%s: %s", row.target, every ? " every round" : "",
-                  pass ? "PASS" : "MISS");
+      const double got = every ? *std::min_element(c.begin(), c.end()) : median(c);
+      std::printf("  target >= %.2fx%s (CPU time): %s", row.target, every ? " every round" : "",
+                  got >= row.target ? "PASS" : "MISS");
     }
     std::printf("\n");
   }
