@@ -66,38 +66,57 @@ uint32_t model_checksum(uint32_t iterations) {
   return sum;
 }
 
-std::string expected_line(uint32_t iterations) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "compute: n=%08" PRIx32 " checksum=%08" PRIx32, iterations,
-                model_checksum(iterations));
+// The 64-bit guest's computation (see guests/compute64.asm).
+uint32_t model_checksum64(uint32_t iterations) {
+  uint64_t table[257] = {};
+  uint64_t x = 0x89ABCDEF, mix = 0;
+  for (uint32_t n = 0; n < iterations; ++n) {
+    for (unsigned c = 256; c >= 1; --c) {
+      x = x * 0x5851F42Dull + 0x14057B7EF767814Full;
+      const uint64_t r = x >> 33;
+      table[c] += r;
+      mix ^= r;
+    }
+  }
+  uint64_t s = x ^ mix;
+  for (unsigned c = 256; c >= 1; --c) s = ((s << 1) | (s >> 63)) + table[c];
+  return static_cast<uint32_t>(s ^ (s >> 32));
+}
+
+std::string expected_line(uint32_t iterations, const Workload& w) {
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%s: n=%08" PRIx32 " checksum=%08" PRIx32, w.guest, iterations,
+                w.model(iterations));
   return buf;
 }
 
-// The first line of `text` that starts with "compute:" (without its newline), or "".
-std::string console_line(const std::string& text) {
+// The first line of `text` that starts with "<guest>:" (without its newline), or "".
+std::string console_line(const std::string& text, const Workload& w) {
+  const std::string prefix = std::string(w.guest) + ":";
   size_t pos = 0;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string::npos) end = text.size();
     std::string line = text.substr(pos, end - pos);
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.rfind("compute:", 0) == 0) return line;
+    if (line.rfind(prefix, 0) == 0) return line;
     pos = end + 1;
   }
   return "";
 }
 
-ComputeImage::ComputeImage() {
-  const auto g = guests::find("compute");
+ComputeImage::ComputeImage(const Workload& w) : workload_(&w) {
+  const std::string name = w.guest;
+  const auto g = guests::find(name);
   if (!g) {
-    throw std::runtime_error("the built-in guest 'compute' is missing (guests/guests.cmake)");
+    throw std::runtime_error("the built-in guest '" + name + "' is missing (guests/guests.cmake)");
   }
   base_.assign(g->image.begin(), g->image.end());
   if (base_.size() != kImageSize || std::memcmp(&base_[kMagicOffset], "ITER", 4) != 0 ||
       base_[510] != 0x55 || base_[511] != 0xAA) {
     throw std::runtime_error(
-        "guest 'compute' is not the expected 512-byte boot sector with \"ITER\" at 500 and "
-        "0x55AA at 510 (guests/compute.asm and bench/peers.hpp disagree)");
+        "guest '" + name + "' is not the expected 512-byte boot sector with \"ITER\" at 500 and "
+        "0x55AA at 510 (guests/" + name + ".asm and bench/peers.hpp disagree)");
   }
 }
 
@@ -288,12 +307,12 @@ ChildResult run_child(const std::vector<std::string>& argv, const std::string& d
 
 }  // namespace
 
-void check_line(RunResult* r, uint32_t iterations) {
-  const std::string want = expected_line(iterations);
+void check_line(RunResult* r, uint32_t iterations, const Workload& w) {
+  const std::string want = expected_line(iterations, w);
   if (r->line == want) return;
   r->ok = false;
   if (r->line.empty()) {
-    r->error = "no \"compute:\" line on the console";
+    r->error = "no \"" + std::string(w.guest) + ":\" line on the console";
   } else {
     r->wrong_checksum = true;
     r->error = "wrong result: printed \"" + r->line + "\", the model says \"" + want + "\"";
@@ -316,7 +335,8 @@ class ProcessMachine : public Machine {
     const std::vector<uint8_t> img = image_.with(iterations);
     std::string data(kFloppyBytes, '\0');
     std::memcpy(data.data(), img.data(), img.size());
-    const std::string path = dir_ + "/compute-" + std::to_string(iterations) + ".img";
+    const std::string path =
+        dir_ + "/" + image_.workload().guest + "-" + std::to_string(iterations) + ".img";
     write_file(path, data);
     floppies_[iterations] = path;
     return path;
@@ -353,7 +373,7 @@ class QemuMachine final : public ProcessMachine {
     RunResult r;
     r.seconds = c.seconds;
     r.cpu_seconds = c.cpu_seconds;
-    r.line = console_line(c.out);
+    r.line = console_line(c.out, image_.workload());
     // isa-debug-exit: exit status (value << 1) | 1; the guest writes 0.
     if (!c.started || c.timed_out || !WIFEXITED(c.status) || WEXITSTATUS(c.status) != 1) {
       r.error =
@@ -361,7 +381,7 @@ class QemuMachine final : public ProcessMachine {
       return r;
     }
     r.ok = true;
-    check_line(&r, iterations);
+    check_line(&r, iterations, image_.workload());
     return r;
   }
 
@@ -411,7 +431,8 @@ class BochsMachine final : public ProcessMachine {
   RunResult run(uint32_t iterations) override {
     const std::string img = floppy(iterations);
     const std::string rc =
-        dir_ + "/bochsrc-" + std::to_string(iterations) + "-" + std::to_string(display_);
+        dir_ + "/bochsrc-" + image_.workload().guest + "-" + std::to_string(iterations) + "-" +
+        std::to_string(display_);
     if (::access(rc.c_str(), R_OK) != 0) write_file(rc, bochsrc(img));
     std::vector<std::string> env;
     if (display_ == 0) env.push_back("SDL_VIDEODRIVER=dummy");
@@ -420,7 +441,7 @@ class BochsMachine final : public ProcessMachine {
     RunResult r;
     r.seconds = c.seconds;
     r.cpu_seconds = c.cpu_seconds;
-    r.line = console_line(c.out);
+    r.line = console_line(c.out, image_.workload());
     // The guest ends Bochs through the shutdown port, which Bochs reports as a panic
     // ("Shutdown port: shutdown requested") with exit status 1.
     const bool shutdown = c.err.find("Shutdown port: shutdown requested") != std::string::npos ||
@@ -430,7 +451,7 @@ class BochsMachine final : public ProcessMachine {
       return r;
     }
     r.ok = true;
-    check_line(&r, iterations);
+    check_line(&r, iterations, image_.workload());
     return r;
   }
 

@@ -1,5 +1,10 @@
-// bench/peers.hpp — the `compute` guest on the outside reference emulators (Bochs, QEMU-TCG),
-// shared by bench/interp_mips and bench/bt_speed.
+// bench/peers.hpp — the compute guests on the outside reference emulators (Bochs, QEMU-TCG),
+// shared by bench/interp_mips, bench/bt_speed and bench/engine_ratios.
+//
+// Two workloads (Workload), each a boot sector with the same conventions: kCompute
+// (guests/compute.asm, real mode, no paging) and kCompute64 (guests/compute64.asm: long mode with
+// paging, an 8-instruction loop with `add [base + index*8], reg`). What follows says `compute`;
+// the other is the same with its own model, line prefix and instructions per iteration.
 //
 // The guest is guests/compute.asm: a 512-byte boot sector running a 32-bit integer loop in real
 // mode; its iteration count N is a dword the bench patches at offset 504 (after the magic "ITER"
@@ -39,7 +44,7 @@
 
 namespace trapscope::bench {
 
-// [SECTION] The guest: guests/compute.asm.
+// [SECTION] The guests: guests/compute.asm and guests/compute64.asm.
 
 constexpr size_t kImageSize = 512;
 constexpr size_t kMagicOffset = 500;  // "ITER"
@@ -51,23 +56,40 @@ constexpr uint64_t kTableSteps = 256;
 // xor di / mov cx / dec ebp / jnz around them.
 constexpr uint64_t kInsnsPerIterationFromSource = 15 * kTableSteps + 4;
 
-// The guest's computation, step for step (see guests/compute.asm): its checksum after N
-// iterations.
+// The guests' computations, step for step (see guests/compute.asm, guests/compute64.asm): the
+// checksum after N iterations.
 uint32_t model_checksum(uint32_t iterations);
-// The console line the guest prints after N iterations: "compute: n=%08x checksum=%08x".
-std::string expected_line(uint32_t iterations);
-// The first line of `text` that starts with "compute:" (without its newline or CR), or "".
-std::string console_line(const std::string& text);
+uint32_t model_checksum64(uint32_t iterations);
 
-// The built-in guest 'compute' (guests/catalog.hpp), checked for its shape; throws
+// A compute guest: its catalog name (also its console line's prefix, with ':'), the
+// instructions per iteration its source gives, and its model.
+struct Workload {
+  const char* guest;
+  uint64_t insns_per_iteration_from_source;
+  uint32_t (*model)(uint32_t iterations);
+};
+// compute64: 8 instructions per step, STEPS = 256 steps, mov ecx / dec r8d / jnz around them.
+constexpr uint64_t kInsnsPerIteration64FromSource = 8 * 256 + 3;
+inline constexpr Workload kCompute{"compute", kInsnsPerIterationFromSource, &model_checksum};
+inline constexpr Workload kCompute64{"compute64", kInsnsPerIteration64FromSource,
+                                     &model_checksum64};
+
+// The console line the guest prints after N iterations: "compute: n=%08x checksum=%08x".
+std::string expected_line(uint32_t iterations, const Workload& w = kCompute);
+// The first line of `text` that starts with "compute:" (without its newline or CR), or "".
+std::string console_line(const std::string& text, const Workload& w = kCompute);
+
+// The built-in guest of a workload (guests/catalog.hpp), checked for its shape; throws
 // std::runtime_error if it is missing or not the expected boot sector.
 class ComputeImage {
  public:
-  ComputeImage();
+  explicit ComputeImage(const Workload& w = kCompute);
   std::vector<uint8_t> with(uint32_t iterations) const;  // the image with N patched in
   uint32_t iterations() const;                           // N as built (the catalog's image)
+  const Workload& workload() const { return *workload_; }
 
  private:
+  const Workload* workload_;
   std::vector<uint8_t> base_;
 };
 
@@ -115,7 +137,7 @@ class Machine {
 
 // Checks the console line of a run against the model: on a mismatch sets ok = false and the
 // error (wrong_checksum if a line was printed).
-void check_line(RunResult* r, uint32_t iterations);
+void check_line(RunResult* r, uint32_t iterations, const Workload& w = kCompute);
 
 // Bochs and QEMU-TCG, looked up in PATH (or `exe` given as a path). Never null: a peer that is
 // not installed, or (Bochs) has no headless display that works, comes back with

@@ -42,3 +42,5 @@ trapscope_guest(pv-nano-ptemod MODE long
   DESCRIPTION "paravirtualized nano-ptemod: one mmu_update hypercall per PTE + a read of the page, 1000 times")
 trapscope_guest(pv-paging MODE long
   DESCRIPTION "paravirtualized paging: mmu_update in the #PF handler and for every PTE change, set_cr3, console_write")
+trapscope_guest(compute64 MODE real
+  DESCRIPTION "boot sector: long mode with paging, an 8-instruction loop with add [base + index*8], reg (bench/engine_ratios)")

@@ -115,6 +115,8 @@ case "$job" in
     "$build_dir/bench/interp_mips"
     # Binary translation against the interpreter on a compute and a kernel-heavy guest.
     "$build_dir/bench/bt_speed"
+    # Both engines against Bochs and QEMU-TCG on compute and compute64, ratios per round.
+    "$build_dir/bench/engine_ratios"
     # The visualizer's work per frame and memory per event with 1,000,000 events (headless).
     "$build_dir/visualizer/bench_gui_frame"
     ;;

@@ -33,17 +33,6 @@ void Cpu::set_gpr(unsigned index, unsigned size, uint64_t value) {
 
 // [SECTION] Operands
 
-uint64_t Cpu::effective_address(const Instruction& insn, const Operand& op) const {
-  uint64_t ea = static_cast<uint64_t>(op.disp);
-  if (op.base == kRipBase) {
-    ea += s.rip;
-  } else if (op.base != kNoReg) {
-    ea += s.gpr[op.base];
-  }
-  if (op.index != kNoReg) ea += s.gpr[op.index] * op.scale;
-  return ea & mask(insn.address_size / 8);
-}
-
 uint64_t Cpu::read_op(const Instruction& insn, unsigned i) {
   const Operand& op = insn.ops[i];
   switch (op.kind) {
@@ -148,7 +137,35 @@ void Cpu::physical_write(uint64_t gpa, unsigned size, uint64_t value) {
   record_exit_mmio(gpa, size, true, value);
 }
 
+namespace {
+// Little-endian loads and stores of 1, 2, 4 or 8 bytes at a host address (fixed-size copies).
+uint64_t load_host(const uint8_t* p, unsigned size) {
+  switch (size) {
+    case 1: return *p;
+    case 2: { uint16_t v; std::memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; std::memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; std::memcpy(&v, p, 8); return v; }
+  }
+}
+void store_host(uint8_t* p, unsigned size, uint64_t value) {
+  switch (size) {
+    case 1: *p = static_cast<uint8_t>(value); break;
+    case 2: { const auto v = static_cast<uint16_t>(value); std::memcpy(p, &v, 2); break; }
+    case 4: { const auto v = static_cast<uint32_t>(value); std::memcpy(p, &v, 4); break; }
+    default: std::memcpy(p, &value, 8); break;
+  }
+}
+bool host_size(unsigned size) { return size == 1 || size == 2 || size == 4 || size == 8; }
+}  // namespace
+
+// Both go through the host-pointer fast path first (host_data): same checks, TLB hits and
+// bytes as the full path below, which takes everything else (and raises the faults).
 uint64_t Cpu::read(SegReg seg, uint64_t offset, unsigned size, Access access) {
+  if (access == Access::kRead && host_size(size)) {
+    if (const uint8_t* p = host_data<false>(seg, offset, size, addr_mode(), cpl() == 3, 1)) {
+      return load_host(p, size);
+    }
+  }
   const uint64_t la = linear_address(seg, offset, size, access);
   const bool user = cpl() == 3;
   const uint64_t pa = translate(la, access, user);
@@ -162,6 +179,11 @@ uint64_t Cpu::read(SegReg seg, uint64_t offset, unsigned size, Access access) {
 }
 
 void Cpu::write(SegReg seg, uint64_t offset, unsigned size, uint64_t value) {
+  if (host_size(size)) {
+    if (uint8_t* p = host_data<true>(seg, offset, size, addr_mode(), cpl() == 3, 1)) {
+      return store_host(p, size, value);
+    }
+  }
   const uint64_t la = linear_address(seg, offset, size, Access::kWrite);
   const bool user = cpl() == 3;
   const uint64_t pa = translate(la, Access::kWrite, user);

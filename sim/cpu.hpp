@@ -27,6 +27,15 @@
 
 namespace trapscope::sim {
 
+// Masks a value to `size` bytes.
+constexpr uint64_t mask(unsigned size) { return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1; }
+constexpr uint64_t sign_bit(unsigned size) { return 1ull << (8 * size - 1); }
+constexpr int64_t sign_extend(uint64_t v, unsigned size) {
+  return size >= 8 ? static_cast<int64_t>(v)
+                   : static_cast<int64_t>((v & mask(size)) ^ sign_bit(size)) -
+                         static_cast<int64_t>(sign_bit(size));
+}
+
 // Exception vectors (SDM Vol. 3A 6.3.1), as vec::kGP etc.
 namespace vec {
 inline constexpr uint8_t kDE = 0, kDB = 1, kNMI = 2, kBP = 3, kOF = 4, kBR = 5, kUD = 6, kNM = 7,
@@ -51,6 +60,11 @@ struct CpuFault {
 // counted, recorded and advances the TSC once, when its last iteration is done.
 struct RepSuspended {};
 inline constexpr uint64_t kRepIterationsPerStep = 4096;
+
+// How a data access forms its linear address and what it checks (SDM Vol. 3A 3.4, 5.3, 5.4;
+// 3.3.7.1): real and virtual-8086 mode (base + offset, limit), protected/compatibility mode
+// (type, limit), 64-bit mode (FS/GS base only, canonical).
+enum class AddrMode : uint8_t { kReal, kProtected, kLong };
 
 // An instruction or situation outside the simulator's documented subset.
 struct Unsupported : std::runtime_error {
@@ -89,7 +103,16 @@ class Cpu {
   void write_op(const Instruction& insn, unsigned i, uint64_t value);
   // The effective address (offset within the segment) of a memory operand, masked to the
   // instruction's address size.
-  uint64_t effective_address(const Instruction& insn, const Operand& op) const;
+  uint64_t effective_address(const Instruction& insn, const Operand& op) const {
+    uint64_t ea = static_cast<uint64_t>(op.disp);
+    if (op.base == kRipBase) {
+      ea += s.rip;
+    } else if (op.base != kNoReg) {
+      ea += s.gpr[op.base];
+    }
+    if (op.index != kNoReg) ea += s.gpr[op.index] * op.scale;
+    return ea & mask(insn.address_size / 8);
+  }
 
   // --- memory ----------------------------------------------------------------------------
   // Segment-relative accesses: segmentation (limit and type checks outside 64-bit mode), then
@@ -113,6 +136,66 @@ class Cpu {
     return mmu_translate(*this, linear, access, user);
   }
   uint64_t linear_address(SegReg seg, uint64_t offset, unsigned size, Access access);
+  AddrMode addr_mode() const {
+    if (mode64()) return AddrMode::kLong;
+    return protected_mode() && !(s.rflags & kVM) ? AddrMode::kProtected : AddrMode::kReal;
+  }
+
+  // --- the host-pointer fast path ----------------------------------------------------------
+  // The host address of a data access of `size` bytes at seg:offset (a read, or a write when
+  // Write), by a supervisor or `user` (CPL 3) access in address mode `am` (addr_mode()), or
+  // nullptr when the access needs the full path (read/write): a fault to raise (segment type or
+  // limit, non-canonical address, TLB miss or missing permission), an expand-down or unusable
+  // segment, a page crossing, MMIO, or a write to a page that holds cached or translated code
+  // (self-modifying code: note_write must see it). It raises nothing and changes nothing but
+  // tlb.hits, by `hits` (the TLB look-ups the full path would have made and hit: 1, or 2 for a
+  // read-modify-write, which reads and then writes): when it returns an address, read/write
+  // would have reached the same bytes with the same checks, the same TLB hits and no event.
+  // With paging on, the page's host address comes from the modelled TLB entry (Tlb::Entry::
+  // host), so the TLB's statistics (hits, misses, walks) are the same with or without it.
+  // Used by the interpreter's memory operands (sim/interp) and binary translation's memory
+  // micro-ops (sim/bt/microops.cpp).
+  template <bool Write>
+  [[gnu::always_inline]] uint8_t* host_data(SegReg seg, uint64_t offset, unsigned size, AddrMode am, bool user,
+                     unsigned hits) {
+    const Segment& sg = s.seg[seg];
+    uint64_t la;
+    if (am == AddrMode::kReal) {
+      if (offset + size - 1 > sg.limit) return nullptr;
+      la = (sg.base + offset) & 0xFFFFFFFFull;
+    } else if (am == AddrMode::kLong) {
+      la = ((seg == kFs || seg == kGs) ? sg.base : 0) + offset;
+      const uint64_t last = la + size - 1;
+      if (static_cast<uint64_t>(static_cast<int64_t>(la << 16) >> 16) != la ||
+          static_cast<uint64_t>(static_cast<int64_t>(last << 16) >> 16) != last) {
+        return nullptr;
+      }
+    } else {
+      const uint64_t last = offset + size - 1;
+      if (sg.unusable || !sg.present) return nullptr;
+      const bool code = sg.type & 0x8;
+      if (Write ? (code || !(sg.type & 0x2)) : (code && !(sg.type & 0x2))) return nullptr;
+      if (!code && (sg.type & 0x4)) return nullptr;  // expand-down
+      if (last > sg.limit || last < offset) return nullptr;
+      la = (sg.base + offset) & 0xFFFFFFFFull;
+    }
+    if ((la & 0xFFF) + size > 0x1000) return nullptr;
+    if ((s.cr0 & kCr0Pg) || vmm.mode == VmmPaging::kEpt) {
+      const uint64_t vpn = la >> 12;
+      const Tlb::Entry& e = tlb.slot(vpn);
+      if (e.vpn != vpn || !(e.allow & Tlb::need_bit(Write ? Access::kWrite : Access::kRead, user)) ||
+          e.host == nullptr) {
+        return nullptr;
+      }
+      if (Write && code_page_[e.pfn]) return nullptr;  // e.host: pfn is a page of RAM
+      tlb.hits += hits;
+      return e.host + (la & 0xFFF);
+    }
+    if (!mem_.contains(la, size)) return nullptr;
+    if (Write && code_page_[la >> 12]) return nullptr;
+    return mem_.data() + la;
+  }
+
   // Fetches up to `max` instruction bytes at CS:RIP into out; returns how many are readable
   // (#PF is raised only if not even the first byte is).
   unsigned fetch(uint8_t* out, unsigned max);
@@ -248,14 +331,5 @@ class Cpu {
   trace::EventSink* sink_ = nullptr;
   uint64_t seq_ = 0;
 };
-
-// Masks a value to `size` bytes.
-constexpr uint64_t mask(unsigned size) { return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1; }
-constexpr uint64_t sign_bit(unsigned size) { return 1ull << (8 * size - 1); }
-constexpr int64_t sign_extend(uint64_t v, unsigned size) {
-  return size >= 8 ? static_cast<int64_t>(v)
-                   : static_cast<int64_t>((v & mask(size)) ^ sign_bit(size)) -
-                         static_cast<int64_t>(sign_bit(size));
-}
 
 }  // namespace trapscope::sim

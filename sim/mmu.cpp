@@ -364,6 +364,8 @@ void fill_tlb(Cpu& cpu, Tlb::Entry& e, uint64_t vpn, uint64_t phys, uint8_t allo
   e.allow = allow;
   e.global = global;
   e.shift = shift;
+  const uint64_t page = e.pfn << 12;
+  e.host = cpu.memory().contains(page, 4096) ? cpu.memory().data() + page : nullptr;
   if (shift > 12) cpu.tlb.note_large();
 }
 

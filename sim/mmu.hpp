@@ -54,6 +54,13 @@ class Tlb {
     uint8_t allow = 0;     // kAllow* bits for which the cached translation may be used
     uint8_t global = 0;    // G = 1 in the leaf with CR4.PGE = 1: survives MOV to CR3
     uint8_t shift = 12;    // log2 of the size of the page it came from (12, 21, 22 or 30)
+    // The host-pointer cache (QEMU's softmmu TLB idea): the host address of the 4 KiB page
+    // pfn when it lies wholly in guest RAM, else nullptr (MMIO). Set when the entry is filled
+    // (the walk that filled it counted its miss), so it lives and dies with the modelled
+    // entry: every invalidation of the TLB (MOV to CR3/CR0/CR4, INVLPG, flushes, shadow and
+    // EPT changes, eviction by another page) invalidates it too, and a data access served
+    // through it (Cpu::host_data) is a TLB hit, counted as one.
+    uint8_t* host = nullptr;
   };
   enum : uint8_t {
     kAllowUserRead = 1, kAllowUserWrite = 2, kAllowUserExec = 4,

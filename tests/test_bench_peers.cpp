@@ -13,9 +13,10 @@ using namespace trapscope;
 
 namespace {
 
-// The console of the compute image with `n` iterations, run to its end by the simulator.
-std::string sim_console(uint32_t n, virt::Technique technique, uint64_t* instructions) {
-  const bench::ComputeImage image;
+// The console of a compute image with `n` iterations, run to its end by the simulator.
+std::string sim_console(uint32_t n, virt::Technique technique, uint64_t* instructions,
+                        const bench::Workload& w = bench::kCompute) {
+  const bench::ComputeImage image(w);
   backend::Config cfg;
   cfg.mode = vmm::BootMode::kReal;
   cfg.load_address = bench::kLoad;
@@ -43,6 +44,23 @@ TEST_CASE("bench peers: the checksum model is what the guest prints, under both 
   CHECK(b3 == i3);
   // The catalog's image carries its own count, which bt_speed checks bt's console against.
   CHECK(bench::ComputeImage().iterations() > 0);
+}
+
+TEST_CASE("bench peers: compute64 (long mode, paging, add [base + index*8]) prints its model's "
+          "checksum under both techniques", "[bench][peers][sim]") {
+  REQUIRE(bench::model_checksum64(3) != bench::model_checksum64(4));
+  const bench::Workload& w = bench::kCompute64;
+  uint64_t i3 = 0, i4 = 0, b4 = 0;
+  const std::string c3 = sim_console(3, virt::Technique::kEmulation, &i3, w);
+  const std::string c4 = sim_console(4, virt::Technique::kEmulation, &i4, w);
+  CHECK(bench::console_line(c3, w) == bench::expected_line(3, w));
+  CHECK(bench::console_line(c4, w) == bench::expected_line(4, w));
+  CHECK(bench::console_line(c4) == "");  // its own prefix, not compute's
+  CHECK(i4 - i3 == bench::kInsnsPerIteration64FromSource);
+  CHECK(bench::console_line(sim_console(4, virt::Technique::kBt, &b4, w), w) ==
+        bench::expected_line(4, w));
+  CHECK(b4 == i4);
+  CHECK(bench::ComputeImage(w).iterations() > 0);
 }
 
 TEST_CASE("bench peers: console_line and check_line", "[bench][peers]") {
@@ -77,16 +95,20 @@ TEST_CASE("bench peers: a peer that is not installed is reported, not run", "[be
   }
 }
 
-TEST_CASE("bench peers: QEMU-TCG runs the compute image and prints the model's checksum",
+TEST_CASE("bench peers: QEMU-TCG runs the compute images and prints the models' checksums",
           "[bench][peers][qemu]") {
   const bench::TempDir dir("test_bench_peers");
-  const bench::ComputeImage image;
-  const auto qemu = bench::make_qemu(image, dir.path, "qemu-system-x86_64");
-  if (!qemu->installed) SKIP_TEST("qemu-system-x86_64 is not installed: " << qemu->unavailable_reason);
-  const bench::RunResult r = qemu->run(2);
-  INFO(r.error);
-  CHECK(r.ok);
-  CHECK(r.line == bench::expected_line(2));
+  for (const bench::Workload* w : {&bench::kCompute, &bench::kCompute64}) {
+    const bench::ComputeImage image(*w);
+    const auto qemu = bench::make_qemu(image, dir.path, "qemu-system-x86_64");
+    if (!qemu->installed) {
+      SKIP_TEST("qemu-system-x86_64 is not installed: " << qemu->unavailable_reason);
+    }
+    const bench::RunResult r = qemu->run(2);
+    INFO(w->guest << ": " << r.error);
+    CHECK(r.ok);
+    CHECK(r.line == bench::expected_line(2, *w));
+  }
 }
 
 TEST_CASE("bt_speed: missing peers print 'not installed' and the bench still succeeds",

@@ -10,6 +10,7 @@
 #include "backend/backend.hpp"
 #include "backend/cosim.hpp"
 #include "guests/catalog.hpp"
+#include "sim/cpu.hpp"
 #include "trace/page_walk.hpp"
 #include "trace/recorder.hpp"
 #include "tests/support.hpp"
@@ -377,4 +378,77 @@ TEST_CASE("TLB: INVLPG in a large page drops every 4 KiB piece cached from it", 
   for (uint64_t v = 0x200; v < 0x204; ++v) CHECK(tlb.slot(v).vpn == ~0ull);
   CHECK(tlb.slot(0x410).vpn == 0x410);
   CHECK(tlb.slot(0x205).vpn == 0x205);
+}
+
+// The host-pointer cache (Tlb::Entry::host, Cpu::host_data) lives and dies with the modelled TLB
+// entry: the TLB counts are those of the full path, a stale TLB entry stays stale until INVLPG
+// (SDM Vol. 3A 4.10.4), writes to code pages and MMIO take the full path.
+TEST_CASE("host-pointer cache: behind the modelled TLB, exact counts, code pages and MMIO",
+          "[paging][sim][unit]") {
+  sim::PhysicalMemory mem(1 << 20);
+  vmm::Devices devices;
+  sim::Cpu cpu(mem, devices);
+  sim::CpuState& s = cpu.s;
+  s.cr0 = sim::kCr0Pe | sim::kCr0Pg;
+  s.cr4 = sim::kCr4Pae;
+  s.efer = sim::kEferLme | sim::kEferLma;
+  s.seg[sim::kCs].l = 1;  // 64-bit mode, CPL 0
+  s.cr3 = 0x1000;
+  auto put = [&](uint64_t gpa, uint64_t v) { std::memcpy(mem.data() + gpa, &v, 8); };
+  auto get = [&](uint64_t gpa) {
+    uint64_t v;
+    std::memcpy(&v, mem.data() + gpa, 8);
+    return v;
+  };
+  put(0x1000, 0x2000 | 3);               // PML4[0] -> PDPT
+  put(0x2000, 0x3000 | 3);               // PDPT[0] -> PD
+  put(0x3000, 0x4000 | 3);               // PD[0] -> PT
+  put(0x4000 + 8 * 0x10, 0x20000 | 3);   // 0x10000 -> 0x20000, RW
+  put(0x4000 + 8 * 0x11, 0x200000 | 3);  // 0x11000 -> 0x200000: outside RAM (MMIO)
+  const auto ds = sim::kDs;
+
+  cpu.write(ds, 0x10008, 8, 0x1122334455667788ull);  // miss: walk, fill
+  CHECK(cpu.tlb.misses == 1);
+  CHECK(cpu.tlb.hits == 0);
+  CHECK(get(0x20008) == 0x1122334455667788ull);
+  CHECK(cpu.host_data<true>(ds, 0x10010, 8, sim::AddrMode::kLong, false, 1) ==
+        mem.data() + 0x20010);
+  CHECK(cpu.tlb.hits == 1);  // counted as the TLB hit it is
+  CHECK(cpu.read(ds, 0x10008, 8) == 0x1122334455667788ull);
+  CHECK(cpu.tlb.hits == 2);
+  CHECK(cpu.tlb.misses == 1);
+  // A page crossing takes the full path (two translations, two hits here: same page table).
+  CHECK(cpu.host_data<false>(ds, 0x10FFC, 8, sim::AddrMode::kLong, false, 1) == nullptr);
+  CHECK(cpu.tlb.hits == 2);
+
+  // A page that holds cached code: its writes go through note_write (self-modifying code).
+  cpu.mark_code_page(0x20000);
+  CHECK(cpu.host_data<true>(ds, 0x10008, 8, sim::AddrMode::kLong, false, 1) == nullptr);
+  CHECK(cpu.host_data<false>(ds, 0x10008, 8, sim::AddrMode::kLong, false, 1) != nullptr);
+  const uint32_t gen = cpu.code_generation(0x20000);
+  cpu.write(ds, 0x10008, 8, 1);
+  CHECK(cpu.code_generation(0x20000) == gen + 1);
+  CHECK(cpu.code_writes == 1);
+
+  // The PTE changes without INVLPG: the TLB (and so the cache) still maps the old page.
+  put(0x4000 + 8 * 0x10, 0x30000 | 3);
+  CHECK(cpu.read(ds, 0x10008, 8) == 1);
+  sim::mmu_invlpg(cpu, 0x10000);
+  CHECK(cpu.host_data<false>(ds, 0x10008, 8, sim::AddrMode::kLong, false, 1) == nullptr);
+  const uint64_t misses = cpu.tlb.misses;
+  cpu.write(ds, 0x10008, 8, 7);
+  CHECK(cpu.tlb.misses == misses + 1);
+  CHECK(get(0x30008) == 7);
+  CHECK(get(0x20008) == 1);
+
+  // MMIO: translated by the TLB, but never a host pointer; the write is recorded.
+  cpu.write(ds, 0x11000, 4, 0xABCD);
+  REQUIRE(devices.mmio_writes.size() == 1);
+  CHECK(devices.mmio_writes[0].gpa == 0x200000);
+  CHECK(cpu.host_data<true>(ds, 0x11000, 4, sim::AddrMode::kLong, false, 1) == nullptr);
+  cpu.write(ds, 0x11000, 4, 0xABCD);
+  CHECK(devices.mmio_writes.size() == 2);
+
+  // A user access to a supervisor page is no hit: the full path raises #PF.
+  CHECK(cpu.host_data<false>(ds, 0x10008, 8, sim::AddrMode::kLong, true, 1) == nullptr);
 }

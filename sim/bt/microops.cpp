@@ -152,52 +152,14 @@ inline uint64_t effective_address(const Cpu& c, const MicroOp& op) {
 }
 
 // The host address of an access of `size` bytes at seg:offset by translated code, or nullptr
-// when the access needs the full path (Cpu::read/write through the generic handler): a fault to
-// raise, an expand-down or unusual segment, a page crossing, a TLB miss, MMIO, or a write to a
-// page that holds translated or cached code. When it returns an address, Cpu::read/write would
-// have reached the same byte with no event and no fault: the checks are those of
-// Cpu::linear_address and Cpu::translate (a TLB hit, counted `hits` times as the interpreter's
-// accesses count it). Translated code is never at CPL 3 (execute.cpp runs CPL 3 directly), so
-// the access is a supervisor one.
+// when the access needs the full path (Cpu::read/write through the generic handler): the
+// host-pointer fast path, Cpu::host_data, with the TLB hits the interpreter's accesses count
+// (`hits`). Translated code is never at CPL 3 (execute.cpp runs CPL 3 directly), so the access
+// is a supervisor one.
 template <bool Write>
 inline uint8_t* fast_data(Cpu& c, const MicroOp& op, uint64_t offset, unsigned size,
                           unsigned hits) {
-  const Segment& sg = c.s.seg[op.seg];
-  uint64_t la;
-  // Real mode first: the cheapest test on the compute bench's path (README's BT bench).
-  if (op.amode == AddrMode::kReal) {
-    if (offset + size - 1 > sg.limit) return nullptr;
-    la = (sg.base + offset) & 0xFFFFFFFFull;
-  } else if (op.amode == AddrMode::kLong) {
-    la = ((op.seg == kFs || op.seg == kGs) ? sg.base : 0) + offset;
-    const uint64_t last = la + size - 1;
-    if (static_cast<uint64_t>(static_cast<int64_t>(la << 16) >> 16) != la ||
-        static_cast<uint64_t>(static_cast<int64_t>(last << 16) >> 16) != last) {
-      return nullptr;
-    }
-  } else {
-    const uint64_t last = offset + size - 1;  // protected or compatibility mode
-    if (sg.unusable || !sg.present) return nullptr;
-    const bool code = sg.type & 0x8;
-    if (Write ? (code || !(sg.type & 0x2)) : (code && !(sg.type & 0x2))) return nullptr;
-    if (!code && (sg.type & 0x4)) return nullptr;  // expand-down
-    if (last > sg.limit || last < offset) return nullptr;
-    la = (sg.base + offset) & 0xFFFFFFFFull;
-  }
-  if ((la & 0xFFF) + size > 0x1000) return nullptr;
-  uint64_t pa = la;
-  if ((c.s.cr0 & kCr0Pg) || c.vmm.mode == VmmPaging::kEpt) {
-    const uint64_t vpn = la >> 12;
-    const Tlb::Entry& e = c.tlb.slot(vpn);
-    if (e.vpn != vpn || !(e.allow & (Write ? Tlb::kAllowSupWrite : Tlb::kAllowSupRead))) {
-      return nullptr;
-    }
-    c.tlb.hits += hits;
-    pa = (e.pfn << 12) | (la & 0xFFF);
-  }
-  if (!c.memory().contains(pa, size)) return nullptr;
-  if (Write && c.is_code_page(pa)) return nullptr;
-  return c.memory().data() + pa;
+  return c.host_data<Write>(static_cast<SegReg>(op.seg), offset, size, op.amode, false, hits);
 }
 
 template <unsigned S>

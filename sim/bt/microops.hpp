@@ -63,11 +63,6 @@ inline bool fetch_pa(const Cpu& c, const MicroRun& r, uint64_t rip, uint64_t* pa
 // variants that take that operand from it (microops.cpp, the accumulator).
 using MicroFn = void (*)(Cpu&, const MicroOp*, MicroRun&, uint64_t acc);
 
-// How a data access forms its linear address and what it checks (SDM Vol. 3A 3.4, 5.3, 5.4;
-// 3.3.7.1): real mode (base + offset, limit), protected/compatibility mode (type, limit), 64-bit
-// mode (FS/GS base only, canonical).
-enum class AddrMode : uint8_t { kReal, kProtected, kLong };
-
 struct MicroOp {
   MicroFn fn = nullptr;
   const TransInsn* t = nullptr;  // its instruction (the generic path runs t->handler)

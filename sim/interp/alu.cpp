@@ -610,10 +610,48 @@ inline bool is_gpr(const Operand& op) {
     default: return nullptr;                      \
   }
 
+// op mem, reg|imm (Src) and op reg, mem through the host-pointer fast path; anything it does not
+// serve goes to alu2's generic path (read_op/write_op), before any state changed. A
+// read-modify-write reads and writes the operand: two TLB hits, as the generic path counts.
+template <Alu K, unsigned S, Form Src>
+void alu_mem_dest(Cpu& cpu, const Instruction& insn) {
+  constexpr bool kWrite = alu_writes_dest(K);
+  uint8_t* p = host_operand<S, kWrite>(cpu, insn, insn.ops[0], kWrite ? 2 : 1);
+  if (p == nullptr) [[unlikely]] return alu2<K, S, Form::kAny, Src>(cpu, insn);
+  const uint64_t b = rd_n<S, Src>(cpu, insn, 1);
+  uint64_t f = cpu.s.rflags;
+  const uint64_t r = alu_result<K, S>(load_host<S>(p), b, &f);
+  if constexpr (kWrite) store_host<S>(p, r);
+  cpu.s.rflags = f;
+}
+
+template <Alu K, unsigned S, Form Unused>
+void alu_mem_src(Cpu& cpu, const Instruction& insn) {
+  const uint8_t* p = host_operand<S, false>(cpu, insn, insn.ops[1]);
+  if (p == nullptr) [[unlikely]] return alu2<K, S, Form::kReg, Form::kAny>(cpu, insn);
+  uint64_t f = cpu.s.rflags;
+  const uint64_t r = alu_result<K, S>(rd_n<S, Form::kReg>(cpu, insn, 0), load_host<S>(p), &f);
+  if constexpr (alu_writes_dest(K)) wr_n<S, Form::kReg>(cpu, insn, 0, r);
+  cpu.s.rflags = f;
+}
+
 // op reg, reg and op reg, imm.
 template <Alu K>
 Handler alu_form(const Instruction& insn) {
-  if (insn.operand_count != 2 || !is_gpr(insn.ops[0])) return nullptr;
+  if (insn.operand_count != 2) return nullptr;
+  if (insn.ops[0].kind == OperandKind::kMem) {
+    if (is_gpr(insn.ops[1]) && insn.ops[1].size == insn.ops[0].size) {
+      TRAPSCOPE_PICK(alu_mem_dest, K, Form::kReg)
+    }
+    if (insn.ops[1].kind == OperandKind::kImm) {
+      TRAPSCOPE_PICK(alu_mem_dest, K, Form::kImm)
+    }
+    return nullptr;
+  }
+  if (!is_gpr(insn.ops[0])) return nullptr;
+  if (insn.ops[1].kind == OperandKind::kMem && insn.ops[1].size == insn.ops[0].size) {
+    TRAPSCOPE_PICK(alu_mem_src, K, Form::kAny)
+  }
   if (is_gpr(insn.ops[1]) && insn.ops[1].size == insn.ops[0].size) {
     TRAPSCOPE_PICK(alu2, K, Form::kReg, Form::kReg)
   }

@@ -365,9 +365,13 @@ void mov_form(Cpu& cpu, const Instruction& insn) {
   } else if constexpr (F == MovForm::kRegImm) {
     put_gpr(s, dst.reg, S, src.imm);
   } else if constexpr (F == MovForm::kRegMem) {
+    // The host-pointer fast path, else the full one (handlers.hpp host_operand).
+    const uint8_t* p = host_operand<S, false>(cpu, insn, src);
     put_gpr(s, dst.reg, S,
-            cpu.read(static_cast<SegReg>(src.seg), cpu.effective_address(insn, src), S));
+            p ? load_host<S>(p)
+              : cpu.read(static_cast<SegReg>(src.seg), cpu.effective_address(insn, src), S));
   } else {
+    if (uint8_t* p = host_operand<S, true>(cpu, insn, dst)) return store_host<S>(p, s.gpr[src.reg]);
     cpu.write(static_cast<SegReg>(dst.seg), cpu.effective_address(insn, dst), S,
               s.gpr[src.reg] & mask(S));
   }

@@ -3,6 +3,8 @@
 // architectural exceptions with sim::raise() and reports gaps with sim::Unsupported.
 #pragma once
 
+#include <cstring>
+
 #include "sim/cpu.hpp"
 #include "sim/insn.hpp"
 
@@ -26,5 +28,26 @@ Handler select_handler(const Instruction& insn);
 Handler select_alu_handler(const Instruction& insn);      // alu.cpp; nullptr if none
 Handler select_datamov_handler(const Instruction& insn);  // datamov.cpp; nullptr if none
 Handler select_control_handler(const Instruction& insn);  // control.cpp; nullptr if none
+
+// The host address of memory operand `op` (S bytes) through the host-pointer fast path
+// (Cpu::host_data, at the current CPL and address mode; `hits`: 2 for a read-modify-write), or
+// nullptr: then the handler takes its generic path (Cpu::read/write: the full checks, faults
+// and events) before it has changed any state.
+template <unsigned S, bool Write>
+[[gnu::always_inline]] inline uint8_t* host_operand(Cpu& cpu, const Instruction& insn, const Operand& op,
+                             unsigned hits = 1) {
+  return cpu.host_data<Write>(static_cast<SegReg>(op.seg), cpu.effective_address(insn, op), S,
+                              cpu.addr_mode(), cpu.cpl() == 3, hits);
+}
+template <unsigned S>
+inline uint64_t load_host(const uint8_t* p) {
+  uint64_t v = 0;
+  std::memcpy(&v, p, S);  // little-endian host (x86-64, as the guest)
+  return v;
+}
+template <unsigned S>
+inline void store_host(uint8_t* p, uint64_t v) {
+  std::memcpy(p, &v, S);
+}
 
 }  // namespace trapscope::sim
