@@ -21,6 +21,7 @@
 #include "backend/cosim.hpp"
 #include "sim/cpu.hpp"
 #include "tests/support.hpp"
+#include "trace/limits.hpp"
 
 extern char** environ;
 
@@ -359,4 +360,36 @@ TEST_CASE("Ctrl-C stops the equivalence check", "[cli][sim][signals][run-once]")
   const auto bytes = trapscope::test::read_file(out);
   CHECK_THAT(std::string(bytes.begin(), bytes.end()),
              Catch::Contains("equivalence not checked: interrupted"));
+}
+
+// The random-guest campaign's reproducers (tests/fuzz/regressions/campaign/, docs/fuzzing.md):
+// each once ran past its --timeout inside one rep string instruction. Each must now end on its
+// time limit with the documented status (4), its console and memory bounded.
+TEST_CASE("campaign reproducers end on their time limit", "[run][rep][fuzz]") {
+  struct Case {
+    const char* guest;
+    std::vector<std::string> args;
+  };
+  const Case cases[] = {
+      {"hung-3.bin",  // rep outsd, ECX = 0xFFFFFFFF, to port 0xFFFF
+       {"--mode", "protected", "--technique", "trap-emulate", "--deprivilege", "3", "--paging",
+        "native"}},
+      {"hung-25.bin",  // rep movsd, ECX = 0x1AAC5BC5 (1.5 GB RSS before)
+       {"--mode", "long", "--technique", "pv", "--paging", "shadow"}},
+      {"hung-91.bin",  // rep outsd, ECX = 0xFFFFFFFF, to port 0xE9 (95 MB of output before)
+       {"--mode", "protected", "--technique", "trap-emulate", "--deprivilege", "1", "--paging",
+        "shadow"}},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args{"run",
+                                  std::string(TRAPSCOPE_SOURCE_DIR) +
+                                      "/tests/fuzz/regressions/campaign/" + c.guest,
+                                  "--backend", "sim", "--mem", "1", "--timeout", "1", "-q"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    const auto r = run_trapscope(args, 120);
+    INFO(c.guest << ": " << r.err << r.out.substr(0, 2000));
+    CHECK(r.exit_code == 4);
+    CHECK_THAT(r.out, Catch::Contains("run ended: time limit"));
+    CHECK(r.out.size() < trace::kConsoleLimitBytes + 4096);  // -q echoes the capped console
+  }
 }
