@@ -61,7 +61,11 @@ run_ctest() {
   if [[ -f $log ]]; then
     local skipped
     skipped=$(grep -c '^Skip regular expression found in output' "$log" || true)
-    echo "setup: $skipped tests skipped in $dir (they cannot run on this host):"
+    if [[ $skipped == 0 ]]; then
+      echo "setup: no test skipped in $dir"
+    else
+      echo "setup: $skipped tests skipped in $dir (they cannot run on this host):"
+    fi
     awk '/^  (SKIPPED|NOT COMPARED): / { if (msg) print msg; msg = substr($0, 3); next }
          msg != "" && /^  [^ ]/ { msg = msg " " substr($0, 3); next }
          { if (msg) print msg; msg = "" }
