@@ -1,5 +1,5 @@
 // bench/engine_ratios.cpp — trapscope's two engines against Bochs and QEMU-TCG, as ratios per
-// round (issue 16's table rows for the engines).
+// round (the engines' rows of the speed targets).
 //
 // Two workloads (bench/peers.hpp), each a boot sector the four machines run from the same image:
 //   compute    guests/compute.asm: real mode, no paging, a 15-instruction integer loop
@@ -14,7 +14,7 @@
 // machine once (order rotated) and prints its MIPS and the ratios interp/Bochs, interp/QEMU,
 // bt/interp and bt/QEMU of that round, by the wall clock and [by CPU time]. Every run's console
 // line is checked against the workload's C++ model.
-// Targets (issue 16, on compute64): interp/Bochs >= 1.5 in every round, interp/QEMU >= 0.10,
+// Targets (on compute64): interp/Bochs >= 1.5 in every round, interp/QEMU >= 0.10,
 // bt/QEMU >= 0.5; bt/interp for information. The verdicts are taken on the CPU-time ratios
 // (rusage of the peers' processes, all threads; the process CPU clock for trapscope), which other
 // work on a shared host disturbs far less than the wall clock; the load average is printed
@@ -237,7 +237,7 @@ int run_workload(const Options& opt, const Workload& w) {
     std::printf("  %.2f\n", load_average());
     std::fflush(stdout);
   }
-  std::printf("  %s summary (wall clock; [CPU time]), targets from issue 16 on compute64:\n",
+  std::printf("  %s summary (wall clock; [CPU time]), targets on compute64:\n",
               w.guest);
   for (const Row& row : rows) {
     std::vector<double> v, c;

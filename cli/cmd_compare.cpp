@@ -401,8 +401,8 @@ constexpr const char* kCycleModel =
     "from CPL 3 1850, hidden fault 2822 (our estimate), true-fault walk 704, PTE store in a "
     "callout +174 (from Adams & Agesen 2006's software-VMM nanobenchmarks, Pentium 4)";
 
-// Writes the rows as CSV and JSON (README "compare's JSON and CSV"). False if a file cannot be
-// written.
+// Writes the rows as CSV and JSON (docs/compare.md, "compare's JSON and CSV"). False if a
+// file cannot be written.
 bool write_files(const Options& o, const std::vector<Row>& rows, const nlohmann::json& nano) {
   nlohmann::json all = {{"workload", o.workload}, {"paging", o.paging},
                         {"cycle_model", kCycleModel}, {"model", model_json()},

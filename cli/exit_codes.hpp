@@ -1,4 +1,4 @@
-// cli/exit_codes.hpp — the exit status of every trapscope command (documented in README.md).
+// cli/exit_codes.hpp — the exit status of every trapscope command (documented in docs/running.md).
 #pragma once
 
 #include "trace/event.hpp"

@@ -1,7 +1,7 @@
 // tests/gui_harness.hpp — the whole GUI (`trapscope gui`) run on a script under Xvfb, for the
 // [xvfb] tests.
 //
-// A test gives the GUI's arguments and a script (README, "Visualizer": the script commands);
+// A test gives the GUI's arguments and a script (docs/visualizer.md: the script commands);
 // in the script, `dump @NAME` and `screenshot @NAME` name their output files, and the harness
 // puts them in fresh temporary files. The run returns the exit status, the GUI's output and
 // those files: the state dump as JSON (visualizer/core/state_dump.hpp) and the screenshot as

@@ -322,7 +322,7 @@ TEST_CASE("bt: instruction limits and breakpoints stop inside a unit", "[bt][sim
   CHECK(r.reason == trace::RunEndReason::kHalted);
 }
 
-// Issue 15 audit: the translator read up to 15 bytes to the end of the code's page, which lay
+// Audit: the translator read up to 15 bytes to the end of the code's page, which lay
 // past guest memory when its size was not a whole number of pages (a trace's metadata can say
 // so): a heap over-read under ASan, and translated bytes the interpreter never sees.
 TEST_CASE("bt: code running to the end of memory that is not whole pages stays inside it",

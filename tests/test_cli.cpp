@@ -259,7 +259,6 @@ TEST_CASE("an instruction outside the simulator's subset stops the run with its 
 }
 
 // [SECTION] Inputs that are not what they claim, large traces, interrupted recordings
-// (issue 15, items 7 and 9)
 
 namespace {
 

@@ -1,6 +1,6 @@
 // `trapscope compare` (cli/cmd_compare.cpp, cli/compare_model.hpp): real runs of the teaching
 // guests and the nanobenchmarks, checked against each technique's definition, and the JSON and
-// CSV it writes against the keys README documents ("compare's JSON and CSV").
+// CSV it writes against the keys docs/compare.md documents ("compare's JSON and CSV").
 #include <catch2/catch.hpp>
 
 #include <algorithm>

@@ -81,7 +81,7 @@ TEST_CASE("compare panel model: a real `trapscope compare ptes --json` result", 
   REQUIRE(vt_exits.has_value());
   CHECK(*vt_exits > 0);
   CHECK(value(*r, "modelled_cycles_by_part", "vt", "vm_transitions") == *vt_exits * (1186 + 937));
-  // A row's modelled cycles are the sum of the model's parts (README: cost model).
+  // A row's modelled cycles are the sum of the model's parts (docs/compare.md: cost model).
   const CompareChart& parts = *r->chart("modelled_cycles_by_part");
   for (size_t row = 0; row < r->rows.size(); ++row) {
     double sum = 0;
@@ -152,9 +152,9 @@ TEST_CASE("compare panel model: fields it does not know become charts by their s
   CHECK(r->chart("kvm_only") == nullptr);
 }
 
-TEST_CASE("compare panel model: compare's documented schema (README), models and the paper",
+TEST_CASE("compare panel model: compare's documented schema (docs/compare.md), models and the paper",
           "[gui][compare]") {
-  // The shape README's "compare's JSON and CSV" documents, with a nanobenchmark.
+  // The shape docs/compare.md's "compare's JSON and CSV" documents, with a nanobenchmark.
   const std::string text = R"json({
     "workload": "in", "paging": "native", "cycle_model": "Σ of the model's terms (a MODEL)",
     "model": {"direct_instruction": {"cycles": 1, "source": "one per instruction"}},

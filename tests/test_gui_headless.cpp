@@ -183,7 +183,7 @@ TEST_CASE("gui headless: clicking an event in the timeline selects it everywhere
 TEST_CASE("gui headless: a timeline view past 2^53 events draws a frame (grid lines bounded)",
           "[gui]") {
   // Far from 0 a double's step exceeds the grid's: `t += step` left t unchanged and the frame
-  // never ended (issue 15).
+  // never ended.
   Headless h;
   Model m;
   fill(m);

@@ -359,7 +359,7 @@ TEST_CASE("gui scripts: every command parses, errors name the line", "[gui]") {
   CHECK_FALSE(parse_script("assert-cpl 7", &err));
   CHECK_FALSE(parse_script("step-to nowhere", &err));
   CHECK_FALSE(parse_script("screenshot", &err));
-  // Numbers past what the runner can hold are refused when the script is read (issue 15):
+  // Numbers past what the runner can hold are refused when the script is read:
   // frames 2^31 wrapped to a negative int, run-for 2^63 ms overflowed <chrono>, a timeline far
   // past 2^53 looped inside one frame.
   CHECK_FALSE(parse_script("frames 2147483648", &err));

@@ -1,4 +1,4 @@
-// The hostile-guest suite (issue 15): guests written to attack a device or a hypercall
+// The hostile-guest suite: guests written to attack a device or a hypercall
 // (tests/hostile/*.asm, assembled at build time: tests/CMakeLists.txt [hostile]) run on KVM and
 // on the simulator under every technique and memory virtualization. Every run must
 //   - end with the reason in the table (a named run end: no exception, no crash);
@@ -224,7 +224,7 @@ bool write_faults(uint8_t* address) {
 
 }  // namespace
 
-// Item 2 of issue 15: guest RAM on KVM lies between PROT_NONE guard mappings, so a VMM write
+// guest RAM on KVM lies between PROT_NONE guard mappings, so a VMM write
 // just before or past it faults instead of changing the VMM's memory.
 TEST_CASE("hostile: KVM guest RAM has PROT_NONE guard pages on both sides", "[hostile][guard]") {
   constexpr uint64_t kBytes = 1 << 20;

@@ -163,7 +163,7 @@ TEST_CASE("hypercall: address + length overflow is refused", "[hypercall]") {
   CHECK(console.text().empty());
 }
 
-// Issue 15: pair 0's PTE is pair 1's PTE-address field, so applying pair 0 rewrites pair 1
+// pair 0's PTE is pair 1's PTE-address field, so applying pair 0 rewrites pair 1
 // after validation. The call must apply what it validated: pair 1 goes to 0x3000, and nothing
 // is written past guest memory (the 64 canary bytes after the span it is given).
 TEST_CASE("hypercall: mmu_update applies the pair list it validated (no second read)",

@@ -1,4 +1,4 @@
-// The caps of trace/limits.hpp (issue 15, item 4): what a guest makes the host keep in memory is
+// The caps of trace/limits.hpp: what a guest makes the host keep in memory is
 // bounded, a capped capture says so, and a run that cannot go on ends with a named reason.
 // Hostile guests (flat 32-bit binaries, bytes below) run as `trapscope run` children on KVM and
 // on the simulator (emulation and bt); each child's peak RSS is measured (wait4) and held to a

@@ -185,7 +185,7 @@ TEST_CASE("prepare_boot (long): GDT with a 64-bit code segment, identity-mapped 
   CHECK_FALSE(vmm::guest_linear_to_physical(mem, r, 0xFFFFFFFF80000000ull).has_value());
 }
 
-// Issue 15 audit: prepare_boot wrote the GDT and page tables at fixed addresses without
+// Audit: prepare_boot wrote the GDT and page tables at fixed addresses without
 // checking that memory holds them.
 TEST_CASE("prepare_boot refuses memory too small for the VMM's tables", "[unit][loader][hostile]") {
   std::vector<uint8_t> mem(0x1000, 0xEE);  // holds the GDT, not the page tables

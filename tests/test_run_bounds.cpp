@@ -2,7 +2,6 @@
 // and shares --timeout), long rep string instructions stop between iterations (so --timeout
 // and limits hold inside one instruction), the check holds few exits at once, shared numeric
 // options refuse bad values, host failures and SIGTERM/SIGHUP have their own exit status.
-// Issue 15 items 5, 6 and 9; issue 16 (a technique runs once).
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -213,7 +212,7 @@ TEST_CASE("the equivalence check holds few exits at once and ends at its time bu
 
 TEST_CASE("run --check-equivalence on a port loop stays within --timeout in bounded memory",
           "[cli][sim][run-once][hostile]") {
-  // Issue 15 item 6: the check used to record every event of two more runs, each up to the
+  // the check used to record every event of two more runs, each up to the
   // timeout (7.6 GB RSS, std::bad_alloc). ctest runs each case in its own process, so the
   // children's peak RSS is this command's.
   const std::string loop = write_guest("port-loop.bin", kPortLoop);

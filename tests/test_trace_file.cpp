@@ -667,7 +667,7 @@ TEST_CASE("read_trace: metadata that is not JSON, or lacks fields", "[unit][trac
   }
 }
 
-// [SECTION] Byte offsets, streaming, salvage, the size limit (issue 15, items 7 and 9)
+// [SECTION] Byte offsets, streaming, salvage, the size limit
 
 TEST_CASE("read_trace: header, metadata and trailer errors name the byte offset",
           "[unit][trace-file]") {

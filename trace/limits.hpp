@@ -1,7 +1,8 @@
-// trace/limits.hpp — the caps on everything that grows with what a guest does (issue 15, item 4:
-// one `rep outsb` with ECX = 0xFFFFFFFF made a 931 MB console capture; aimed at unbacked MMIO
-// it ended in std::bad_alloc at 1.5 GB). A guest is untrusted: whatever it makes the host keep
-// in memory has a limit here, with its unit and why that size. README "Limits" lists them.
+// trace/limits.hpp — the caps on everything that grows with what a guest does (a hostile
+// guest's one `rep outsb` with ECX = 0xFFFFFFFF made a 931 MB console capture; aimed at
+// unbacked MMIO it ended in std::bad_alloc at 1.5 GB). A guest is untrusted: whatever it makes
+// the host keep in memory has a limit here, with its unit and why that size. docs/limits.md
+// lists them.
 //
 // What happens at each cap (so a student sees why the run stopped or what is missing):
 //   console      the first kConsoleLimitBytes are kept, a marker line follows them, and the run

@@ -45,7 +45,7 @@ class EventSink {
 //   records their size rounded up to 8 + 4 bytes. The old layout (the 48-byte record + a 4-byte
 //   index, 52 bytes per instruction) made a first recording pay mostly for the kernel zeroing
 //   fresh pages (~0.1–0.4 ms per MiB on this project's hosts, about 20 ns per instruction:
-//   more than the interpreter takes to execute one); see README "Speed" and bench/interp_mips.
+//   more than the interpreter takes to execute one); see docs/benchmarks.md and bench/interp_mips.
 //   Chunks and index blocks are anonymous mmap()s, given back to the kernel by clear() and the
 //   destructor (no huge-page advice: on hosts with THP defrag = madvise, huge-page faults
 //   stalled in direct compaction). rewind() keeps them for the next recording.

@@ -39,7 +39,7 @@
 //     aligned, a CR3/shared page not 4 KiB aligned → kEinval; a count or length over the bound
 //     → kE2big.
 //
-// [SECTION] Guest memory: the rules every hypercall and device follows (issue 15)
+// [SECTION] Guest memory: the rules every hypercall and device follows
 //   Guest memory is the guest's to change at any moment — on KVM another vCPU could, and within
 //   one call the call's own writes can (an mmu_update pair whose PTE is a field of a later pair).
 //   1. Copy once, validate the copy, apply the copy. A request that lies in guest memory (the

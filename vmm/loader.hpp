@@ -3,7 +3,7 @@
 // Backend-neutral: the loader writes guest memory and returns a BootState; the KVM backend turns
 // it into KVM_SET_REGS/KVM_SET_SREGS (vmm/machine.cpp), the simulator will load it directly.
 //
-// Memory map of a trapscope guest (guest-physical; documented in README "Guest contract"):
+// Memory map of a trapscope guest (guest-physical; documented in docs/guests.md, "Guest contract"):
 //   0x0500–0x051F  GDT built by the VMM (protected/long): 0x08 code, 0x10 data, flat 4 GiB
 //   0x1000–0x6FFF  long mode page tables: PML4 0x1000, PDPT 0x2000, PDs 0x3000–0x6FFF; identity
 //                  map of 0–4 GiB in 2 MiB pages, present + writable, supervisor only

@@ -3,7 +3,7 @@
 //
 // Guard pages: the mapping is reserved with kGuardBytes more on each side, PROT_NONE (address
 // space only: nothing is committed for it), so that a VMM bug that reads or writes just before
-// or past guest RAM from a guest-controlled address (issue 15: a hypercall that wrote at RAM
+// or past guest RAM from a guest-controlled address (as a hypercall once wrote at RAM
 // base + RAM size) faults at once instead of silently changing the VMM's own memory — as
 // Firecracker does for its guest memory regions. The guards are never given to KVM.
 #pragma once

@@ -13,7 +13,7 @@ namespace {
 // The most units step_bt enters itself in one call (chain_op's are not counted). The run
 // loop's budget (up to 0x1000 instructions, its clock-check period) bounds a call already; this
 // only bounds a call that retires few instructions per unit. 64 cost the compute bench ~3 host
-// instructions per guest instruction in returns to the run loop (callgrind, README's BT bench
+// instructions per guest instruction in returns to the run loop (callgrind, docs/benchmarks.md's BT bench
 // paragraph).
 constexpr unsigned kMaxHops = 1024;
 // The most instructions chain_op (microops.cpp) runs in units one after the other before it

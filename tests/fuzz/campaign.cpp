@@ -1,7 +1,7 @@
 // tests/fuzz/campaign.cpp — `campaign`: the random-guest campaign (docs/fuzzing.md). Runs N
 // random guests through the real `trapscope run` executable, each on a random engine (kvm when
 // usable, sim), technique, paging and boot mode, and sorts how each run ended:
-//   ended     a documented exit status (README: 0 1 2 3 4; 5 and 130 are not expected here)
+//   ended     a documented exit status (docs/running.md: 0 1 2 3 4; 5 and 130 are not expected here)
 //             with no sanitizer report and no std::bad_alloc on stderr
 //   crashed   killed by a signal, an undocumented exit status, or an ASan/UBSan report,
 //             "terminate called" or std::bad_alloc on stderr

@@ -1,4 +1,4 @@
-; hc-mmu-toctou — time of check against time of use in mmu_update (issue 15, item 1). The pair
+; hc-mmu-toctou — time of check against time of use in mmu_update. The pair
 ; list lies in guest memory and pair 0's PTE is pair 1's own PTE-address (or value) field: a
 ; VMM that validates the list and then reads it again while applying it writes pair 1 to an
 ; address it never checked. The VMM must copy the list once and apply the copy: pair 1 then
