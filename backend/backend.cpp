@@ -5,75 +5,16 @@
 #include <stdexcept>
 
 #include "sim/machine.hpp"
+#include "vmm/kvm_state.hpp"
 #include "vmm/machine.hpp"
 
 namespace trapscope::backend {
 namespace {
 
-sim::Segment from_kvm(const kvm_segment& k) {
-  sim::Segment s;
-  s.selector = k.selector;
-  s.base = k.base;
-  s.limit = k.limit;
-  s.type = k.type;
-  s.s = k.s;
-  s.dpl = k.dpl;
-  s.present = k.present;
-  s.db = k.db;
-  s.l = k.l;
-  s.g = k.g;
-  s.avl = k.avl;
-  s.unusable = k.unusable;
-  return s;
-}
-
-kvm_segment to_kvm(const sim::Segment& s) {
-  kvm_segment k{};
-  k.selector = s.selector;
-  k.base = s.base;
-  k.limit = s.limit;
-  k.type = s.type;
-  k.s = s.s;
-  k.dpl = s.dpl;
-  k.present = s.present;
-  k.db = s.db;
-  k.l = s.l;
-  k.g = s.g;
-  k.avl = s.avl;
-  k.unusable = s.unusable;
-  return k;
-}
-
 bool write_span(std::span<uint8_t> mem, uint64_t gpa, std::span<const uint8_t> bytes) {
   if (gpa > mem.size() || bytes.size() > mem.size() - gpa) return false;
   std::memcpy(mem.data() + gpa, bytes.data(), bytes.size());
   return true;
-}
-
-sim::CpuState from_kvm(const kvm_regs& r, const kvm_sregs& s) {
-  sim::CpuState c;
-  const uint64_t gprs[16] = {r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi,
-                             r.r8,  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15};
-  for (int i = 0; i < 16; ++i) c.gpr[i] = gprs[i];
-  c.rip = r.rip;
-  c.rflags = r.rflags;
-  c.seg[sim::kEs] = from_kvm(s.es);
-  c.seg[sim::kCs] = from_kvm(s.cs);
-  c.seg[sim::kSs] = from_kvm(s.ss);
-  c.seg[sim::kDs] = from_kvm(s.ds);
-  c.seg[sim::kFs] = from_kvm(s.fs);
-  c.seg[sim::kGs] = from_kvm(s.gs);
-  c.tr = from_kvm(s.tr);
-  c.ldtr = from_kvm(s.ldt);
-  c.gdtr = {s.gdt.base, s.gdt.limit};
-  c.idtr = {s.idt.base, s.idt.limit};
-  c.cr0 = s.cr0;
-  c.cr2 = s.cr2;
-  c.cr3 = s.cr3;
-  c.cr4 = s.cr4;
-  c.cr8 = s.cr8;
-  c.efer = s.efer;
-  return c;
 }
 
 class KvmBackend final : public Backend {
@@ -128,35 +69,13 @@ class KvmBackend final : public Backend {
     set_registers(s.registers);
     machine_.devices().restore(s.devices);
   }
-  sim::CpuState registers() override {
-    return from_kvm(machine_.vcpu().get_regs(), machine_.vcpu().get_sregs());
+  x86::CpuState registers() override {
+    return vmm::from_kvm(machine_.vcpu().get_regs(), machine_.vcpu().get_sregs());
   }
-  void set_registers(const sim::CpuState& c) override {
+  void set_registers(const x86::CpuState& c) override {
     kvm_regs r{};
-    __u64* gprs[16] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, &r.rsp, &r.rbp, &r.rsi, &r.rdi,
-                          &r.r8,  &r.r9,  &r.r10, &r.r11, &r.r12, &r.r13, &r.r14, &r.r15};
-    for (int i = 0; i < 16; ++i) *gprs[i] = c.gpr[i];
-    r.rip = c.rip;
-    r.rflags = c.rflags;
     kvm_sregs s = machine_.vcpu().get_sregs();
-    s.es = to_kvm(c.seg[sim::kEs]);
-    s.cs = to_kvm(c.seg[sim::kCs]);
-    s.ss = to_kvm(c.seg[sim::kSs]);
-    s.ds = to_kvm(c.seg[sim::kDs]);
-    s.fs = to_kvm(c.seg[sim::kFs]);
-    s.gs = to_kvm(c.seg[sim::kGs]);
-    s.tr = to_kvm(c.tr);
-    s.ldt = to_kvm(c.ldtr);
-    s.gdt.base = c.gdtr.base;
-    s.gdt.limit = c.gdtr.limit;
-    s.idt.base = c.idtr.base;
-    s.idt.limit = c.idtr.limit;
-    s.cr0 = c.cr0;
-    s.cr2 = c.cr2;
-    s.cr3 = c.cr3;
-    s.cr4 = c.cr4;
-    s.cr8 = c.cr8;
-    s.efer = c.efer;
+    vmm::to_kvm(c, &r, &s);
     machine_.vcpu().set_sregs(s);
     machine_.vcpu().set_regs(r);
   }
@@ -166,7 +85,7 @@ class KvmBackend final : public Backend {
   bool write_memory(uint64_t gpa, std::span<const uint8_t> bytes) override {
     return write_span(machine_.memory().bytes(), gpa, bytes);
   }
-  vmm::Devices& devices() override { return machine_.devices(); }
+  platform::Devices& devices() override { return machine_.devices(); }
   void request_stop() override { machine_.request_stop(); }
 
  private:
@@ -222,8 +141,8 @@ class SimBackend final : public Backend {
     machine_.restore_state(s.registers, s.instructions, s.code.get());
     machine_.devices().restore(s.devices);
   }
-  sim::CpuState registers() override { return machine_.cpu().s; }
-  void set_registers(const sim::CpuState& c) override {
+  x86::CpuState registers() override { return machine_.cpu().s; }
+  void set_registers(const x86::CpuState& c) override {
     const uint64_t tsc = machine_.cpu().s.tsc;
     machine_.cpu().s = c;
     machine_.cpu().s.tsc = tsc;
@@ -238,7 +157,7 @@ class SimBackend final : public Backend {
   std::span<const uint8_t> memory() const override {
     return const_cast<sim::SimMachine&>(machine_).memory().span();
   }
-  vmm::Devices& devices() override { return machine_.devices(); }
+  platform::Devices& devices() override { return machine_.devices(); }
   void request_stop() override { machine_.request_stop(); }
   std::optional<PagingCounters> paging_counters() const override {
     const sim::Cpu& c = const_cast<sim::SimMachine&>(machine_).cpu();

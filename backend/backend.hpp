@@ -1,7 +1,7 @@
 // backend/backend.hpp — the one interface that the KVM backend and the simulator both offer, so
 // that every command, view, lesson and test works on either.
 //
-// Registers are seen as sim::CpuState (the KVM backend converts from kvm_regs/kvm_sregs, KVM API
+// Registers are seen as x86::CpuState (the KVM backend converts from kvm_regs/kvm_sregs, KVM API
 // 4.11–4.14). Events go to a trace::EventSink in the one schema (trace/event.hpp): VM exits with
 // KVM's exit-reason numbers on both backends; the simulator adds ring transitions, exceptions,
 // page walks and, on request, retired instructions.
@@ -15,12 +15,12 @@
 #include <string_view>
 #include <vector>
 
-#include "sim/cpu_state.hpp"
+#include "x86/state.hpp"
 #include "sim/virt/monitor.hpp"
 #include "sim/mmu.hpp"
 #include "trace/recorder.hpp"
-#include "vmm/devices.hpp"
-#include "vmm/loader.hpp"
+#include "platform/devices.hpp"
+#include "platform/loader.hpp"
 
 namespace trapscope::sim {
 struct CodeState;
@@ -36,8 +36,8 @@ std::string_view to_string(Kind kind);
 
 struct Config {
   uint64_t memory_bytes = 16ull << 20;
-  vmm::BootMode mode = vmm::BootMode::kReal;
-  uint64_t load_address = vmm::kDefaultLoadAddress;
+  platform::BootMode mode = platform::BootMode::kReal;
+  uint64_t load_address = platform::kDefaultLoadAddress;
   bool record_instructions = false;  // simulator: an event per retired instruction
   // Simulator: the virtualization technique (sim/virt/monitor.hpp) and, for trap-and-emulate,
   // the real CPL of the guest kernel (1 or 3).
@@ -71,9 +71,9 @@ struct StopCondition {
 // control state, EFER and memory; not the FPU/SSE state or other MSRs.
 struct Snapshot {
   Kind kind = Kind::kSim;
-  sim::CpuState registers;
+  x86::CpuState registers;
   std::vector<uint8_t> memory;
-  vmm::Devices::State devices;
+  platform::Devices::State devices;
   uint64_t instructions = 0;  // simulator: instructions retired at the snapshot
   // Simulator: the code-page marks and the translation cache (sim/machine.hpp CodeState;
   // shared, as it is never changed once taken). Null on KVM.
@@ -93,7 +93,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Kind kind() const = 0;
-  // Throws vmm::LoadError for an image that does not fit.
+  // Throws platform::LoadError for an image that does not fit.
   virtual void load(std::span<const uint8_t> image) = 0;
   // Throws std::invalid_argument for a stop condition the backend cannot observe.
   virtual RunOutcome run(const StopCondition& stop, trace::EventSink* sink) = 0;
@@ -103,14 +103,14 @@ class Backend {
   virtual RunOutcome step(trace::EventSink* sink) = 0;
   virtual Snapshot snapshot() = 0;
   virtual void restore(const Snapshot& snapshot) = 0;  // std::invalid_argument if foreign
-  virtual sim::CpuState registers() = 0;
+  virtual x86::CpuState registers() = 0;
   // Sets the general registers, RIP, RFLAGS and the segment, descriptor-table, control and EFER
   // state (the KVM backend: KVM_SET_REGS + KVM_SET_SREGS). Throws vmm::KvmError if KVM refuses.
-  virtual void set_registers(const sim::CpuState& state) = 0;
+  virtual void set_registers(const x86::CpuState& state) = 0;
   virtual std::span<const uint8_t> memory() const = 0;  // guest-physical [0, size)
   // False (nothing written) if [gpa, gpa + bytes.size()) is not inside guest memory.
   virtual bool write_memory(uint64_t gpa, std::span<const uint8_t> bytes) = 0;
-  virtual vmm::Devices& devices() = 0;
+  virtual platform::Devices& devices() = 0;
   // Async-signal-safe: ends the current run with RunEndReason::kStopped.
   virtual void request_stop() = 0;
   // The simulator's memory-virtualization counters; nullopt on KVM (not observable there).

@@ -7,7 +7,7 @@
 #include <deque>
 #include <memory>
 
-#include "sim/decode/disasm.hpp"
+#include "x86/disasm.hpp"
 #include "trace/printer.hpp"
 
 namespace trapscope::backend {
@@ -166,7 +166,7 @@ size_t first_difference(std::span<const uint8_t> a, std::span<const uint8_t> b) 
   return n;
 }
 
-std::string registers_text(const sim::CpuState& s) {
+std::string registers_text(const x86::CpuState& s) {
   static constexpr const char* kNames[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp",
                                              "rsi", "rdi", "r8",  "r9",  "r10", "r11",
                                              "r12", "r13", "r14", "r15"};
@@ -331,7 +331,7 @@ CosimResult compare_with_native(std::span<const uint8_t> image, const Config& co
     char buf[64];
     std::snprintf(buf, sizeof buf, " at rip=0x%" PRIx64, t.rip);
     res.report += "\n  last sensitive instruction that did not trap before it: " +
-                  decode::disassemble({t.insn, t.len}, t.mode, t.rip).text + buf;
+                  x86::disassemble({t.insn, t.len}, t.mode, t.rip).text + buf;
   }
   return res;
 }

@@ -37,7 +37,7 @@ struct CosimResult {
   size_t max_held = 0;  // the most exits held at once, waiting for the other side's
 };
 
-// Throws vmm::LoadError for an image that does not fit (and what make_backend throws).
+// Throws platform::LoadError for an image that does not fit (and what make_backend throws).
 CosimResult cosimulate(std::span<const uint8_t> image, const Config& config,
                        const StopCondition& stop, const std::atomic<bool>* cancel = nullptr);
 

@@ -58,7 +58,7 @@ struct Sample {
 
 Sample run_once(const guests::Guest& g, virt::Technique technique) {
   backend::Config cfg;
-  cfg.mode = *vmm::parse_boot_mode(g.mode);
+  cfg.mode = *platform::parse_boot_mode(g.mode);
   cfg.technique = technique;
   auto m = backend::make_backend(backend::Kind::kSim, cfg);
   m->load(g.image);
@@ -93,7 +93,7 @@ int run_peers(const Options& opt, double bt_wall, double bt_cpu) {
   uint64_t per_iter = bench::kInsnsPerIterationFromSource;
   {
     backend::Config cfg;
-    cfg.mode = vmm::BootMode::kReal;
+    cfg.mode = platform::BootMode::kReal;
     cfg.load_address = bench::kLoad;
     uint64_t count[2] = {0, 0};
     for (uint32_t n = 1; n <= 2; ++n) {

@@ -56,7 +56,7 @@ class SimEngine final : public Machine {
   RunResult run(uint32_t iterations) override {
     const std::vector<uint8_t> img = image_.with(iterations);
     backend::Config cfg;
-    cfg.mode = vmm::BootMode::kReal;
+    cfg.mode = platform::BootMode::kReal;
     cfg.load_address = kLoad;
     cfg.technique = technique_;
     backend::StopCondition stop;

@@ -47,7 +47,7 @@ using namespace trapscope;
 // mov dx, 0x80 ; l: out dx, al ; jmp short l
 constexpr uint8_t kGuest[] = {0xBA, 0x80, 0x00, 0xEE, 0xEB, 0xFD};
 constexpr uint16_t kGuestPort = 0x80;
-constexpr uint64_t kLoad = vmm::kDefaultLoadAddress;  // real mode: CS = 0, IP = 0x8000
+constexpr uint64_t kLoad = platform::kDefaultLoadAddress;  // real mode: CS = 0, IP = 0x8000
 constexpr uint64_t kMemoryBytes = 1ull << 20;         // same for all loops
 constexpr double kRunTimeoutS = 120.0;                // a safety net only: runs end at N exits
 
@@ -168,7 +168,7 @@ class RawLoop {
 vmm::KvmMachine make_machine() {
   vmm::MachineConfig cfg;
   cfg.memory_bytes = kMemoryBytes;
-  cfg.mode = vmm::BootMode::kReal;
+  cfg.mode = platform::BootMode::kReal;
   cfg.load_address = kLoad;
   return vmm::KvmMachine(cfg);
 }

@@ -99,7 +99,7 @@ class InterpMachine final : public Machine {
     RunResult r;
     backend::Config cfg;
     cfg.memory_bytes = 16ull << 20;
-    cfg.mode = vmm::BootMode::kReal;
+    cfg.mode = platform::BootMode::kReal;
     cfg.load_address = kLoad;
     cfg.record_instructions = record_;
     backend::StopCondition stop;

@@ -1,5 +1,5 @@
 // `trapscope classify GUEST | --bytes HEX`: the Popek–Goldberg class of each instruction
-// (sim/virt/classify.hpp) and whether Theorems 1 and 3 hold for that code.
+// (x86/classify.hpp) and whether Theorems 1 and 3 hold for that code.
 //
 // For a guest, the instructions are the ones it EXECUTES: the guest runs on the simulator with
 // an event per retired instruction, and each distinct address is classified once, with the CPLs
@@ -18,7 +18,7 @@
 #include "cli/exit_codes.hpp"
 #include "cli/guest_file.hpp"
 #include "cli/options.hpp"
-#include "sim/virt/classify.hpp"
+#include "x86/classify.hpp"
 
 namespace trapscope::cli {
 namespace {
@@ -28,7 +28,7 @@ struct Row {
   std::vector<uint8_t> bytes;
   trace::CpuMode mode = trace::CpuMode::kUnknown;
   uint8_t cpls = 0;  // bit n: executed at CPL n (0 for --bytes: unknown)
-  virt::ClassifiedInstruction ci;
+  x86::ClassifiedInstruction ci;
 };
 
 // Collects each distinct instruction the guest retired.
@@ -96,7 +96,7 @@ void print_table(const std::vector<Row>& rows, bool with_cpl) {
               with_cpl ? "cpl  " : "", "reason");
   for (const Row& r : rows) {
     std::printf("0x%-16" PRIx64 " %-24s %-32s %-11s ", r.address, hex_bytes(r.bytes).c_str(),
-                r.ci.text.c_str(), std::string(virt::to_string(r.ci.c.cls)).c_str());
+                r.ci.text.c_str(), std::string(x86::to_string(r.ci.c.cls)).c_str());
     if (with_cpl) std::printf("%-4s ", cpl_text(r.cpls).c_str());
     std::printf("%s\n", std::string(r.ci.c.reason).c_str());
   }
@@ -110,7 +110,7 @@ void print_summary(const std::vector<Row>& rows, bool cpl_known) {
   bool any_user = false;
   for (const Row& r : rows) {
     ++counts[static_cast<int>(r.ci.c.cls)];
-    if (r.ci.c.cls == virt::PgClass::kSensitive) holes.push_back(&r);
+    if (r.ci.c.cls == x86::PgClass::kSensitive) holes.push_back(&r);
     const bool user = !cpl_known || (r.cpls & 0x8);
     any_user |= user;
     if (user && r.ci.c.user_sensitive && !r.ci.c.privileged) user_holes.push_back(&r);
@@ -178,7 +178,7 @@ int classify_bytes(const Options& o) {
     Row r;
     r.address = offset;
     r.mode = mode;
-    r.ci = virt::classify_bytes(std::span(bytes).subspan(offset), mode, offset);
+    r.ci = x86::classify_bytes(std::span(bytes).subspan(offset), mode, offset);
     if (!r.ci.ok) {
       std::fprintf(stderr, "trapscope classify: the bytes at offset %zu are not a valid "
                    "instruction in %s mode\n", offset, mode_name.c_str());
@@ -209,12 +209,12 @@ int classify_guest(const Options& o) {
     return kBadInput;
   }
   backend::Config cfg;
-  cfg.mode = *vmm::parse_boot_mode(o.mode.empty() ? guest->default_mode : o.mode);
+  cfg.mode = *platform::parse_boot_mode(o.mode.empty() ? guest->default_mode : o.mode);
   cfg.record_instructions = true;
   auto sim = backend::make_backend(backend::Kind::kSim, cfg);
   try {
     sim->load(guest->image);
-  } catch (const vmm::LoadError& e) {
+  } catch (const platform::LoadError& e) {
     std::fprintf(stderr, "trapscope classify: cannot load '%s': %s\n", guest->name.c_str(),
                  e.what());
     return kBadInput;
@@ -223,7 +223,7 @@ int classify_guest(const Options& o) {
   const backend::RunOutcome r = sim->run({30.0, 0, o.max_instructions}, &collect);
   std::vector<Row> rows;
   for (auto& [key, row] : collect.rows) {
-    row.ci = virt::classify_bytes(row.bytes, row.mode, row.address);
+    row.ci = x86::classify_bytes(row.bytes, row.mode, row.address);
     rows.push_back(std::move(row));
   }
   std::printf("guest %s: %zu distinct instructions executed on the simulator (run ended: %s "

@@ -25,10 +25,10 @@
 #include "cli/exit_codes.hpp"
 #include "guests/catalog.hpp"
 #include "sim/bt/translator.hpp"
-#include "sim/decode/disasm.hpp"
+#include "x86/disasm.hpp"
 #include "trace/event.hpp"
 #include "vmm/doctor.hpp"
-#include "vmm/hypercall.hpp"
+#include "platform/hypercall.hpp"
 
 namespace trapscope::cli {
 namespace {
@@ -133,7 +133,7 @@ struct Counts final : trace::EventSink {
   static Cause kvm_cause(const trace::VmExitEvent& e) {
     switch (static_cast<trace::ExitReason>(e.reason)) {
       case trace::ExitReason::kIo:
-        return e.payload.io.port == vmm::kHypercallPort ? compare::kHypercall : compare::kIo;
+        return e.payload.io.port == platform::kHypercallPort ? compare::kHypercall : compare::kIo;
       case trace::ExitReason::kHlt: return compare::kHlt;
       case trace::ExitReason::kMmio: return compare::kMmio;
       default: return compare::kOther;
@@ -143,7 +143,7 @@ struct Counts final : trace::EventSink {
     using R = trace::VmxExitReason;
     switch (static_cast<R>(e.exit_reason)) {
       case R::kIoInstruction:  // qualification bits 31:16 = port (SDM Vol. 3C 28.2.1)
-        return ((e.qualification >> 16) & 0xFFFF) == vmm::kHypercallPort ? compare::kHypercall
+        return ((e.qualification >> 16) & 0xFFFF) == platform::kHypercallPort ? compare::kHypercall
                                                                           : compare::kIo;
       case R::kHlt: return compare::kHlt;
       case R::kCrAccess: return compare::kCrAccess;
@@ -158,7 +158,7 @@ struct Counts final : trace::EventSink {
   Cause instruction_cause(const trace::EventHeader& h, const uint8_t* insn, uint8_t len) {
     const auto it = cause_by_rip.find(h.rip);
     if (it != cause_by_rip.end()) return it->second;
-    const auto d = decode::disassemble({insn, len}, h.cpu_mode, h.rip);
+    const auto d = x86::disassemble({insn, len}, h.cpu_mode, h.rip);
     return cause_by_rip[h.rip] = d.ok ? cause_of_instruction(d.text) : compare::kOther;
   }
 
@@ -233,7 +233,7 @@ struct SimWork {
 // One run of `image` under (kind, technique), counted and priced. `sim`: for KVM, the
 // simulator's counts of the same image (the model charges them).
 Row run_row(const std::string& technique_name, std::string_view guest,
-            std::span<const uint8_t> image, vmm::BootMode mode, backend::Kind kind,
+            std::span<const uint8_t> image, platform::BootMode mode, backend::Kind kind,
             virt::Technique t, const Options& o, const SimWork& sim) {
   Row row;
   row.technique = technique_name;
@@ -510,10 +510,10 @@ std::vector<uint8_t> with_iterations(std::span<const uint8_t> image, uint32_t n)
   return v;
 }
 
-vmm::BootMode boot_mode(const guests::Guest& g) {
-  return g.mode == "long" ? vmm::BootMode::kLong
-         : g.mode == "protected" ? vmm::BootMode::kProtected
-                                 : vmm::BootMode::kReal;
+platform::BootMode boot_mode(const guests::Guest& g) {
+  return g.mode == "long" ? platform::BootMode::kLong
+         : g.mode == "protected" ? platform::BootMode::kProtected
+                                 : platform::BootMode::kReal;
 }
 
 void print_header() {

@@ -14,7 +14,7 @@ void add_cosim_command(CLI::App& app, int* status) {
   struct Options {
     std::string guest;
     std::string mode;
-    uint64_t load = vmm::kDefaultLoadAddress;
+    uint64_t load = platform::kDefaultLoadAddress;
     uint64_t mem_mib = 16;
     double timeout_s = 30;
     uint64_t max_exits = 100000;
@@ -49,13 +49,13 @@ void add_cosim_command(CLI::App& app, int* status) {
     }
     backend::Config cfg;
     cfg.memory_bytes = o->mem_mib << 20;
-    cfg.mode = *vmm::parse_boot_mode(o->mode.empty() ? guest->default_mode : o->mode);
+    cfg.mode = *platform::parse_boot_mode(o->mode.empty() ? guest->default_mode : o->mode);
     cfg.load_address = o->load;
     try {
       const auto r = backend::cosimulate(guest->image, cfg, {o->timeout_s, o->max_exits, 0});
       std::printf("%s: %s\n", guest->name.c_str(), r.report.c_str());
       *status = r.equal ? kOk : r.checked ? kGuestFailed : kLimit;
-    } catch (const vmm::LoadError& e) {
+    } catch (const platform::LoadError& e) {
       std::fprintf(stderr, "trapscope cosim: cannot load '%s': %s\n", guest->name.c_str(),
                    e.what());
       *status = kBadInput;

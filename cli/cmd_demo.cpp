@@ -52,7 +52,7 @@ int demo(const DemoOptions& o) {
     return kBadInput;
   }
   backend::Config base;
-  base.mode = *vmm::parse_boot_mode(guest->default_mode);
+  base.mode = *platform::parse_boot_mode(guest->default_mode);
   const backend::StopCondition stop{10.0, 100000, 10'000'000};
 
   std::vector<Column> cols;
@@ -64,7 +64,7 @@ int demo(const DemoOptions& o) {
     auto m = backend::make_backend(kvm ? backend::Kind::kKvm : backend::Kind::kSim, base);
     try {
       m->load(guest->image);
-    } catch (const vmm::LoadError& e) {
+    } catch (const platform::LoadError& e) {
       std::fprintf(stderr, "trapscope demo: cannot load '%s': %s\n", guest->name.c_str(),
                    e.what());
       return kBadInput;

@@ -36,7 +36,7 @@ struct GuiCommandOptions {
   bool backend_set = false;                  // --backend given (a lesson picks its own)
   std::string mode;
   std::string technique = "emulation";
-  uint64_t load = vmm::kDefaultLoadAddress;
+  uint64_t load = platform::kDefaultLoadAddress;
   uint64_t mem_mib = 16;
   bool no_instructions = false;
   uint64_t max_events = 20'000'000;
@@ -200,7 +200,7 @@ int machine_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
   }
   const std::string mode = o.mode.empty() ? guest->default_mode : o.mode;
   src.config.memory_bytes = mem_bytes;
-  src.config.mode = *vmm::parse_boot_mode(mode);
+  src.config.mode = *platform::parse_boot_mode(mode);
   src.config.load_address = o.load;
   src.config.record_instructions = src.kind == backend::Kind::kSim && !o.no_instructions;
   src.config.technique = *virt::parse_technique(o.technique);

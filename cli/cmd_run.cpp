@@ -33,7 +33,7 @@ namespace {
 struct RunOptions {
   std::string guest;
   std::string mode;  // empty: the guest's own mode (built-in) or real (file)
-  uint64_t load = vmm::kDefaultLoadAddress;
+  uint64_t load = platform::kDefaultLoadAddress;
   uint64_t mem_mib = 16;
   std::string trace_file;
   uint64_t trace_max_mib = 1024;  // --trace-max-size (0: no limit)
@@ -186,7 +186,7 @@ int run(const RunOptions& o) {
   const std::string mode_name = o.mode.empty() ? guest->default_mode : o.mode;
   backend::Config cfg;
   cfg.memory_bytes = mem_bytes;
-  cfg.mode = *vmm::parse_boot_mode(mode_name);
+  cfg.mode = *platform::parse_boot_mode(mode_name);
   cfg.load_address = o.load;
   cfg.record_instructions = o.record_instructions;
   cfg.technique = *virt::parse_technique(o.technique);
@@ -206,7 +206,7 @@ int run(const RunOptions& o) {
   }
   const bool paging_options =
       o.paging != "native" || o.tlb_entries != sim::Tlb::kDefaultEntries;
-  // pv runs on either backend: on KVM a hypercall is an ordinary KVM_EXIT_IO (vmm/hypercall.hpp).
+  // pv runs on either backend: on KVM a hypercall is an ordinary KVM_EXIT_IO (platform/hypercall.hpp).
   if (((o.technique != "emulation" && o.technique != "pv") || paging_options) &&
       o.backend.empty()) {
     kind = backend::Kind::kSim;  // a technique or a memory-virtualization mode implies the simulator
@@ -249,7 +249,7 @@ int run(const RunOptions& o) {
   }
   try {
     machine->load(guest->image);
-  } catch (const vmm::LoadError& e) {
+  } catch (const platform::LoadError& e) {
     std::fprintf(stderr, "trapscope run: cannot load '%s': %s\n", guest->name.c_str(), e.what());
     return kBadInput;
   }
@@ -328,7 +328,7 @@ int run(const RunOptions& o) {
   }
   std::fprintf(info, "run ended: %s", std::string(trace::to_string(r.reason)).c_str());
   if (r.reason == trace::RunEndReason::kGuestExit) std::fprintf(info, " %u", r.exit_code);
-  const sim::CpuState regs = machine->registers();
+  const x86::CpuState regs = machine->registers();
   std::fprintf(info, " after %llu VM exits", static_cast<unsigned long long>(r.exits));
   if (kind == backend::Kind::kSim) {
     std::fprintf(info, " and %llu instructions", static_cast<unsigned long long>(r.instructions));
@@ -342,7 +342,7 @@ int run(const RunOptions& o) {
     std::fprintf(info, "paravirtualization on KVM: %llu hypercalls (%llu refused), each one "
                        "KVM_EXIT_IO on port 0x%x\n",
                  static_cast<unsigned long long>(hc.calls()),
-                 static_cast<unsigned long long>(hc.errors()), vmm::kHypercallPort);
+                 static_cast<unsigned long long>(hc.errors()), platform::kHypercallPort);
   } else if (cfg.technique != virt::Technique::kEmulation) {
     if (const sim::bt::BtStats* bt = machine->bt_stats()) {
       std::fprintf(info, "%s", bt->summary().c_str());

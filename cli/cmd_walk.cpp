@@ -12,7 +12,8 @@
 #include "cli/guest_file.hpp"
 #include "cli/options.hpp"
 #include "trace/page_walk.hpp"
-#include "vmm/guest_paging.hpp"
+#include "platform/guest_paging.hpp"
+#include "vmm/host_frame.hpp"
 
 namespace trapscope::cli {
 namespace {
@@ -27,10 +28,10 @@ struct WalkOptions {
   std::string backend;
 };
 
-void print_walk(const backend::Backend& m, const sim::CpuState& regs, uint64_t gva) {
+void print_walk(const backend::Backend& m, const x86::CpuState& regs, uint64_t gva) {
   const auto mem = m.memory();
-  const vmm::PagingRegs pr{regs.cr0, regs.cr3, regs.cr4, regs.efer};
-  const trace::PageWalkEvent w = vmm::guest_walk(mem, pr, gva);
+  const platform::PagingRegs pr{regs.cr0, regs.cr3, regs.cr4, regs.efer};
+  const trace::PageWalkEvent w = platform::guest_walk(mem, pr, gva);
   std::printf("GVA 0x%" PRIx64 " (%s paging", gva,
               std::string(trace::walk_structure_name(w.header.flags)).c_str());
   const auto refs = trace::decode_walk(w);
@@ -89,7 +90,7 @@ int walk(const WalkOptions& o) {
   }
   backend::Config cfg;
   cfg.memory_bytes = o.mem_mib << 20;
-  cfg.mode = *vmm::parse_boot_mode(o.mode.empty() ? guest->default_mode : o.mode);
+  cfg.mode = *platform::parse_boot_mode(o.mode.empty() ? guest->default_mode : o.mode);
   backend::Kind kind = o.backend == "sim" ? backend::Kind::kSim : backend::Kind::kKvm;
   std::string why;
   if (o.backend.empty() && !backend::kvm_usable(&why)) {
@@ -101,7 +102,7 @@ int walk(const WalkOptions& o) {
   try {
     m = backend::make_backend(kind, cfg);
     m->load(guest->image);
-  } catch (const vmm::LoadError& e) {
+  } catch (const platform::LoadError& e) {
     std::fprintf(stderr, "trapscope walk: cannot load '%s': %s\n", guest->name.c_str(), e.what());
     return kBadInput;
   } catch (const std::exception& e) {
@@ -115,7 +116,7 @@ int walk(const WalkOptions& o) {
     std::fprintf(stderr, "trapscope walk: %s\n", e.what());
     return kGuestFault;
   }
-  const sim::CpuState regs = m->registers();
+  const x86::CpuState regs = m->registers();
   std::printf("%s on %s stopped (%s) after %" PRIu64 " VM exits at rip=0x%" PRIx64
               "; CR0=0x%" PRIx64 " CR3=0x%" PRIx64 " CR4=0x%" PRIx64 " EFER=0x%" PRIx64 "\n",
               guest->name.c_str(), kind == backend::Kind::kKvm ? "KVM" : "the simulator",

@@ -74,7 +74,7 @@ inline CLI::Option* add_count_option(CLI::App* cmd, const std::string& name, uin
 }
 
 // --load: a guest-physical address (whether the image fits there is the loader's check,
-// vmm/loader.hpp: "does not fit in guest memory").
+// platform/loader.hpp: "does not fit in guest memory").
 inline CLI::Option* add_load_option(CLI::App* cmd, uint64_t* address, const std::string& help) {
   return cmd->add_option("--load", *address, help)->transform(u64_validator("an address"))
       ->capture_default_str();

@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "sim/decode/disasm.hpp"
-#include "vmm/hypercall.hpp"
+#include "x86/disasm.hpp"
+#include "platform/hypercall.hpp"
 
 namespace trapscope::lessons {
 namespace {
@@ -91,7 +91,7 @@ Value access_name(uint8_t access) {
 // The first word of the disassembly of `len` bytes at the event's RIP ("" if none).
 Value mnemonic(const EventHeader& e, const uint8_t* bytes, size_t len) {
   if (len == 0) return name("");
-  const auto d = decode::disassemble({bytes, len}, e.cpu_mode, e.rip);
+  const auto d = x86::disassemble({bytes, len}, e.cpu_mode, e.rip);
   return name(d.ok ? std::string_view(d.text).substr(0, d.text.find(' ')) : "(bad)");
 }
 
@@ -108,7 +108,7 @@ std::optional<Value> lookup(const EventHeader& e, std::string_view field) {
       if (field == "mnemonic") return mnemonic(e, x.insn, std::min<size_t>(x.insn_len, 15));
       if (x.reason == static_cast<uint32_t>(trace::ExitReason::kHypercall)) {
         const auto& h = x.payload.hypercall;
-        if (field == "hypercall") return name(vmm::hypercall_name(h.nr));
+        if (field == "hypercall") return name(platform::hypercall_name(h.nr));
         if (field == "nr") return num(h.nr, false);
         if (field == "result") return Value{static_cast<uint64_t>(int64_t{h.result}), std::to_string(h.result)};
         if (field == "arg1") return num(h.arg1, true);
@@ -315,7 +315,7 @@ std::vector<std::string> field_names(EventKind kind, std::string_view field) {
     return names_of(1, static_cast<unsigned>(trace::RunEndReason::kMax) - 1, [](unsigned i) {
       return trace::to_string(static_cast<trace::RunEndReason>(i));
     });
-  if (field == "hypercall") return names_of(0, 63, [](unsigned i) { return vmm::hypercall_name(i); });
+  if (field == "hypercall") return names_of(0, 63, [](unsigned i) { return platform::hypercall_name(i); });
   if (field == "cause")
     return names_of(1, 31, [](unsigned i) { return trace::to_string(static_cast<trace::RingCause>(i)); });
   if (field == "action")

@@ -232,7 +232,7 @@ class Session {
         break;
       }
       case Show::kRegisters: {
-        const sim::CpuState r = machine_->registers();
+        const x86::CpuState r = machine_->registers();
         say("  rip=0x%" PRIx64 " rsp=0x%" PRIx64 " rflags=0x%" PRIx64 " CPL=%u\n", r.rip,
             r.gpr[4], r.rflags, r.cpl());
         say("  cr0=0x%" PRIx64 " cr3=0x%" PRIx64 " cr4=0x%" PRIx64 " efer=0x%" PRIx64 "\n", r.cr0,

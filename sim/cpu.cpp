@@ -382,16 +382,16 @@ trace::VmExitEvent exit_event(Cpu& cpu, trace::ExitReason reason) {
 
 void Cpu::record_exit_io(uint16_t port, unsigned size, bool out, uint32_t count, uint64_t value) {
   ++exits;
-  if (out && port == vmm::kControlPort && devices_.control.exit_code()) exit_requested = true;
-  if (!out && port == vmm::kHypercallPort && devices_.hypercall.take_halt()) halted = true;
+  if (out && port == platform::kControlPort && devices_.control.exit_code()) exit_requested = true;
+  if (!out && port == platform::kHypercallPort && devices_.hypercall.take_halt()) halted = true;
   if (!sink_) return;
   trace::VmExitEvent e = exit_event(*this, trace::ExitReason::kIo);
   e.payload.io = {port, static_cast<uint8_t>(size), static_cast<uint8_t>(out), count,
                   value & mask(size), {}};
   sink_->on_event(e.header);
-  vmm::HypercallRecord hc;
-  if (!out && port == vmm::kHypercallPort && devices_.hypercall.take_record(&hc)) {
-    const trace::VmExitEvent h = vmm::hypercall_event(hc, e, next_seq());
+  platform::HypercallRecord hc;
+  if (!out && port == platform::kHypercallPort && devices_.hypercall.take_record(&hc)) {
+    const trace::VmExitEvent h = platform::hypercall_event(hc, e, next_seq());
     sink_->on_event(h.header);
   }
 }

@@ -18,12 +18,12 @@
 #include <string>
 #include <vector>
 
-#include "sim/cpu_state.hpp"
-#include "sim/insn.hpp"
+#include "sim/arch.hpp"
+#include "sim/arch.hpp"
 #include "sim/memory.hpp"
 #include "sim/mmu.hpp"
 #include "trace/recorder.hpp"
-#include "vmm/devices.hpp"
+#include "platform/devices.hpp"
 
 namespace trapscope::sim {
 
@@ -83,7 +83,7 @@ using trace::RingCause;
 
 class Cpu {
  public:
-  Cpu(PhysicalMemory& memory, vmm::Devices& devices)
+  Cpu(PhysicalMemory& memory, platform::Devices& devices)
       : mem_(memory),
         devices_(devices),
         page_gen_(memory.size() / 4096 + 1, 0),
@@ -227,7 +227,7 @@ class Cpu {
   bool mode64() const { return s.code64(); }
 
   // --- events and devices ----------------------------------------------------------------
-  vmm::Devices& devices() { return devices_; }
+  platform::Devices& devices() { return devices_; }
   PhysicalMemory& memory() { return mem_; }
   void set_sink(trace::EventSink* sink) { sink_ = sink; }
   trace::EventSink* sink() const { return sink_; }
@@ -325,7 +325,7 @@ class Cpu {
   uint64_t physical_read(uint64_t gpa, unsigned size);
   void physical_write(uint64_t gpa, unsigned size, uint64_t value);
   PhysicalMemory& mem_;
-  vmm::Devices& devices_;
+  platform::Devices& devices_;
   std::vector<uint32_t> page_gen_;  // per 4 KiB guest-physical page
   std::vector<uint8_t> code_page_;  // 1: the decode cache holds instructions from the page
   trace::EventSink* sink_ = nullptr;

@@ -12,8 +12,8 @@
 #include <string_view>
 
 #include "sim/bt/counts.hpp"
-#include "sim/decode/decoder.hpp"
-#include "sim/decode/disasm.hpp"
+#include "x86/decoder.hpp"
+#include "x86/disasm.hpp"
 #include "sim/interp/handlers.hpp"
 #include "sim/interp/protection.hpp"
 
@@ -32,21 +32,6 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-Segment from_boot(const vmm::SegmentState& b) {
-  Segment s;
-  s.selector = b.selector;
-  s.base = b.base;
-  s.limit = b.limit;
-  s.type = b.type;
-  s.s = b.s;
-  s.dpl = b.dpl;
-  s.present = b.present;
-  s.db = b.db;
-  s.l = b.l;
-  s.g = b.g;
-  return s;
-}
-
 std::string describe(const CpuState& s) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
@@ -60,13 +45,13 @@ std::string describe(const CpuState& s) {
 }
 
 // Instructions that may change what SimMachine::FetchContext holds (CR0, EFER, CS, RFLAGS.VM,
-// the CPL): every system instruction (sim/ops.def family "system": far transfers, gates,
+// the CPL): every system instruction (x86/ops.def family "system": far transfers, gates,
 // iret, segment and control register loads, wrmsr, ...), popf, and a pop of a segment
 // register. Exceptions are handled apart (recover()).
 constexpr bool kSystemFamily[] = {
     false,  // kUnsupported
 #define TRAPSCOPE_OP(name, family) std::string_view(#family) == "system",
-#include "sim/ops.def"
+#include "x86/ops.def"
 #undef TRAPSCOPE_OP
 };
 
@@ -83,17 +68,17 @@ bool changes_fetch_context(const Instruction& insn) {
 
 }  // namespace
 
-void apply_boot_state(CpuState& s, const vmm::BootState& b) {
+void apply_boot_state(CpuState& s, const platform::BootState& b) {
   s = CpuState{};
   s.rip = b.rip;
   s.gpr[kRsp] = b.rsp;
   s.rflags = b.rflags;
-  s.seg[kCs] = from_boot(b.cs);
-  s.seg[kDs] = from_boot(b.ds);
-  s.seg[kEs] = from_boot(b.es);
-  s.seg[kFs] = from_boot(b.fs);
-  s.seg[kGs] = from_boot(b.gs);
-  s.seg[kSs] = from_boot(b.ss);
+  s.seg[kCs] = (b.cs);
+  s.seg[kDs] = (b.ds);
+  s.seg[kEs] = (b.es);
+  s.seg[kFs] = (b.fs);
+  s.seg[kGs] = (b.gs);
+  s.seg[kSs] = (b.ss);
   s.gdtr = {b.gdt_base, b.gdt_limit};
   // As KvmMachine::load: the real-mode IVT at 0, no IDT otherwise.
   s.idtr = {0, static_cast<uint16_t>((b.cr0 & kCr0Pe) ? 0 : 0x3FF)};
@@ -109,7 +94,7 @@ void apply_boot_state(CpuState& s, const vmm::BootState& b) {
   s.efer = b.efer;
 }
 
-vmm::HypercallArgs SimMachine::HypercallHost::args() {
+platform::HypercallArgs SimMachine::HypercallHost::args() {
   const CpuState& s = cpu_.s;
   return {static_cast<uint32_t>(s.gpr[kRax]), s.gpr[kRbx], s.gpr[kRcx], s.gpr[kRsi]};
 }
@@ -138,8 +123,8 @@ SimMachine::SimMachine(const SimConfig& config)
 }
 
 void SimMachine::load(std::span<const uint8_t> image) {
-  vmm::load_image(memory_.span(), image, config_.load_address, config_.mode);
-  const vmm::BootState b = vmm::prepare_boot(memory_.span(), config_.mode, config_.load_address);
+  platform::load_image(memory_.span(), image, config_.load_address, config_.mode);
+  const platform::BootState b = platform::prepare_boot(memory_.span(), config_.mode, config_.load_address);
   apply_boot_state(cpu_.s, b);
   cpu_.flush_tlb();
   cpu_.invalidate_all_code();
@@ -296,8 +281,8 @@ StepStatus SimMachine::step_slow() {
     }
     Instruction insn;
     n = c.fetch(bytes, 15);
-    const auto st = decode::decode({bytes, n}, mode, &insn);
-    if (st == decode::DecodeStatus::kTruncated) {
+    const auto st = x86::decode({bytes, n}, mode, &insn);
+    if (st == x86::DecodeStatus::kTruncated) {
       if (n < 15) {
         // The instruction continues on a page (or past a limit) that cannot be fetched:
         // fault on the first byte that is missing.
@@ -307,9 +292,9 @@ StepStatus SimMachine::step_slow() {
       }
       raise(vec::kGP, 0);  // longer than 15 bytes (SDM Vol. 2 2.3.11)
     }
-    if (st == decode::DecodeStatus::kInvalid) raise(vec::kUD);
+    if (st == x86::DecodeStatus::kInvalid) raise(vec::kUD);
     if (insn.op == Op::kUnsupported) {
-      detail_ = "unsupported: " + decode::disassemble({bytes, insn.length}, mode, c.s.rip).text +
+      detail_ = "unsupported: " + x86::disassemble({bytes, insn.length}, mode, c.s.rip).text +
                 " at " + hex(c.s.rip);
       return StepStatus::kUnsupported;
     }
@@ -374,8 +359,8 @@ StepStatus SimMachine::recover(std::exception_ptr error, const uint8_t* fetched,
     return StepStatus::kTripleFault;
   } catch (const Unsupported& u) {
     const auto d = c.insn_bytes
-                       ? decode::disassemble({c.insn_bytes, c.insn_len}, c.s.mode(), c.fault_rip)
-                       : decode::disassemble({fetched, fetched ? n : 0}, c.s.mode(), c.fault_rip);
+                       ? x86::disassemble({c.insn_bytes, c.insn_len}, c.s.mode(), c.fault_rip)
+                       : x86::disassemble({fetched, fetched ? n : 0}, c.s.mode(), c.fault_rip);
     detail_ = "unsupported: " + d.text + " at " + hex(c.fault_rip) + " (" + u.what() + ")";
     c.s.rip = c.fault_rip;
     return StepStatus::kUnsupported;

@@ -1,5 +1,5 @@
 // sim/machine.hpp — the software machine: a Cpu, guest-physical memory, the standard devices
-// (shared with the KVM backend: vmm/devices.hpp), and the step loop of the interpreter (the
+// (shared with the KVM backend: platform/devices.hpp), and the step loop of the interpreter (the
 // "emulation" technique: fetch, decode with Zydis, execute the handler, deliver exceptions).
 //
 // Deterministic: the same guest and limits give the same events, registers and memory on every
@@ -20,15 +20,15 @@
 #include "sim/memory.hpp"
 #include "sim/virt/monitor.hpp"
 #include "trace/recorder.hpp"
-#include "vmm/devices.hpp"
-#include "vmm/loader.hpp"
+#include "platform/devices.hpp"
+#include "platform/loader.hpp"
 
 namespace trapscope::sim {
 
 struct SimConfig {
   uint64_t memory_bytes = 16ull << 20;
-  vmm::BootMode mode = vmm::BootMode::kReal;
-  uint64_t load_address = vmm::kDefaultLoadAddress;
+  platform::BootMode mode = platform::BootMode::kReal;
+  uint64_t load_address = platform::kDefaultLoadAddress;
   bool record_instructions = false;  // emit a trace::InstructionEvent per retired instruction
   virt::Technique technique = virt::Technique::kEmulation;  // sim/virt/monitor.hpp
   uint8_t deprivilege = 1;  // trap-and-emulate: the real CPL of the guest kernel (1 or 3)
@@ -83,8 +83,8 @@ class SimMachine {
  public:
   explicit SimMachine(const SimConfig& config);
 
-  // Loads a flat binary and sets the CPU up exactly as the KVM backend does (vmm/loader.hpp).
-  // Throws vmm::LoadError.
+  // Loads a flat binary and sets the CPU up exactly as the KVM backend does (platform/loader.hpp).
+  // Throws platform::LoadError.
   void load(std::span<const uint8_t> image);
 
   // Executes one instruction (delivering any exception it raises), or the next
@@ -127,7 +127,7 @@ class SimMachine {
   void request_stop() { stop_.store(true); }
 
   Cpu& cpu() { return cpu_; }
-  vmm::Devices& devices() { return devices_; }
+  platform::Devices& devices() { return devices_; }
   PhysicalMemory& memory() { return memory_; }
   uint64_t instructions() const { return instructions_; }
   // The VMM of a virtualization technique; null under plain emulation.
@@ -141,7 +141,7 @@ class SimMachine {
  private:
   SimConfig config_;
   PhysicalMemory memory_;
-  vmm::Devices devices_;
+  platform::Devices devices_;
   Cpu cpu_;
   uint64_t instructions_ = 0;
   std::string detail_;
@@ -201,11 +201,11 @@ class SimMachine {
   std::unique_ptr<bt::Cache> bt_;           // technique bt (sim/bt/execute.cpp)
   StepStatus step_bt(uint64_t budget, const SimLimits& limits, const bool* matched,
                      uint64_t* done);
-  // The hypercall interface on the simulator (vmm/hypercall.hpp), bound to devices_.hypercall.
-  class HypercallHost final : public vmm::HypercallHost {
+  // The hypercall interface on the simulator (platform/hypercall.hpp), bound to devices_.hypercall.
+  class HypercallHost final : public platform::HypercallHost {
    public:
     explicit HypercallHost(Cpu& cpu, PhysicalMemory& memory) : cpu_(cpu), memory_(memory) {}
-    vmm::HypercallArgs args() override;
+    platform::HypercallArgs args() override;
     std::span<uint8_t> guest_memory() override { return memory_.span(); }
     // The PTE store's effects: on cached code (note_write) and, under shadow paging, on the
     // shadow entries built from that page table (resynchronized: sim/mmu.hpp).
@@ -227,6 +227,6 @@ class SimMachine {
 };
 
 // Sets a CPU's state from the loader's boot state (shared with the KVM backend's set-up).
-void apply_boot_state(CpuState& s, const vmm::BootState& boot);
+void apply_boot_state(CpuState& s, const platform::BootState& boot);
 
 }  // namespace trapscope::sim

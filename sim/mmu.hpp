@@ -176,7 +176,7 @@ uint64_t mmu_translate(Cpu& cpu, uint64_t linear, Access access, bool user);
 void mmu_cr3_written(Cpu& cpu);                  // after MOV to CR3
 void mmu_invlpg(Cpu& cpu, uint64_t linear);      // INVLPG
 void mmu_flush_all(Cpu& cpu);                    // paging-mode change, state restored
-// The TLB flush a hypercall asks for (vmm/hypercall.hpp mmu_update): every TLB entry, global
+// The TLB flush a hypercall asks for (platform/hypercall.hpp mmu_update): every TLB entry, global
 // ones too, as toggling CR4.PGE does (SDM Vol. 3A 4.10.4.1). Unlike mmu_flush_all it keeps the
 // shadow tables: a TLB flush changes no guest table, and the VMM keeps each shadow entry equal to
 // the guest entries it was built from (write protection, mmu_vmm_table_write), so the shadow has

@@ -24,13 +24,13 @@ inline std::string undefined_flags_note() {
   if (compare_undefined()) return "";
   auto names = [](uint64_t f) {
     std::string s;
-    const std::pair<uint64_t, const char*> all[] = {{sim::kCF, "CF"}, {sim::kPF, "PF"}, {sim::kAF, "AF"},
-                                                    {sim::kZF, "ZF"}, {sim::kSF, "SF"}, {sim::kOF, "OF"}};
+    const std::pair<uint64_t, const char*> all[] = {{x86::kCF, "CF"}, {x86::kPF, "PF"}, {x86::kAF, "AF"},
+                                                    {x86::kZF, "ZF"}, {x86::kSF, "SF"}, {x86::kOF, "OF"}};
     for (const auto& [bit, n] : all)
       if (f & bit) s += std::string(s.empty() ? "" : "|") + n;
     return s;
   };
-  using sim::Op;
+  using x86::Op;
   const std::pair<Op, const char*> ops[] = {
       {Op::kAnd, "and/or/xor/test"}, {Op::kShl, "shl/shr"}, {Op::kSar, "sar"},
       {Op::kRol, "rol/ror/rcl/rcr"}, {Op::kShld, "shld/shrd"}, {Op::kMul, "mul/imul"},

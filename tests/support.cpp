@@ -17,7 +17,7 @@
 
 #include "guests/catalog.hpp"
 #include "trace/trace_file.hpp"
-#include "vmm/loader.hpp"
+#include "platform/loader.hpp"
 
 extern char** environ;
 
@@ -143,7 +143,7 @@ std::unique_ptr<backend::Backend> guest_backend(const std::string& guest, bool r
   const auto g = guests::find(guest);
   if (!g) throw std::invalid_argument("no guest named " + guest);
   backend::Config cfg;
-  cfg.mode = *vmm::parse_boot_mode(g->mode);
+  cfg.mode = *platform::parse_boot_mode(g->mode);
   cfg.record_instructions = record_instructions;
   auto b = backend::make_backend(kind, cfg);
   b->load(g->image);

@@ -29,11 +29,11 @@ void check_backend(Kind kind) {
     auto r = b->step(nullptr);
     CHECK(r.reason == RunEndReason::kStep);
     CHECK(b->registers().rip == 0x8003);
-    CHECK(b->registers().gpr[sim::kRsi] == 0x800F);  // the message
+    CHECK(b->registers().gpr[x86::kRsi] == 0x800F);  // the message
     r = b->step(nullptr);
     CHECK(r.reason == RunEndReason::kStep);
     CHECK(b->registers().rip == 0x8006);
-    CHECK((b->registers().gpr[sim::kRdx] & 0xFFFF) == 0xE9);
+    CHECK((b->registers().gpr[x86::kRdx] & 0xFFFF) == 0xE9);
   }
   SECTION("a breakpoint stops before the instruction; the run then continues") {
     auto b = hello_on(kind);

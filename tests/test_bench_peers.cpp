@@ -18,7 +18,7 @@ std::string sim_console(uint32_t n, virt::Technique technique, uint64_t* instruc
                         const bench::Workload& w = bench::kCompute) {
   const bench::ComputeImage image(w);
   backend::Config cfg;
-  cfg.mode = vmm::BootMode::kReal;
+  cfg.mode = platform::BootMode::kReal;
   cfg.load_address = bench::kLoad;
   cfg.technique = technique;
   auto m = backend::make_backend(backend::Kind::kSim, cfg);

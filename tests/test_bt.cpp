@@ -14,7 +14,7 @@
 #include "backend/cosim.hpp"
 #include "guests/catalog.hpp"
 #include "sim/bt/translator.hpp"
-#include "sim/decode/decoder.hpp"
+#include "x86/decoder.hpp"
 #include "sim/machine.hpp"
 #include "trace/printer.hpp"
 #include "trace/recorder.hpp"
@@ -29,20 +29,20 @@ using trace::BtKind;
 
 backend::Config bt_config(const std::string& mode = "real") {
   backend::Config cfg;
-  cfg.mode = *vmm::parse_boot_mode(mode);
+  cfg.mode = *platform::parse_boot_mode(mode);
   cfg.technique = virt::Technique::kBt;
   return cfg;
 }
 
 struct Translated {
   BtKind kind;
-  sim::Instruction insn;
+  x86::Instruction insn;
   std::string_view reason;
 };
 
 Translated translate(std::vector<uint8_t> bytes, trace::CpuMode mode, uint64_t next_rip) {
   Translated t{};
-  REQUIRE(decode::decode(bytes, mode, &t.insn) == decode::DecodeStatus::kOk);
+  REQUIRE(x86::decode(bytes, mode, &t.insn) == x86::DecodeStatus::kOk);
   t.kind = sim::bt::translate_insn(t.insn, bytes, next_rip, &t.reason);
   return t;
 }
@@ -50,7 +50,7 @@ Translated translate(std::vector<uint8_t> bytes, trace::CpuMode mode, uint64_t n
 // A flat image (real mode unless `mode` says otherwise) run by the simulator under `technique` (5 s at most); it must halt.
 std::unique_ptr<sim::SimMachine> run_until_halt(const std::vector<uint8_t>& code,
                                                 virt::Technique technique,
-                                                vmm::BootMode mode = vmm::BootMode::kReal) {
+                                                platform::BootMode mode = platform::BootMode::kReal) {
   sim::SimConfig cfg;
   cfg.technique = technique;
   cfg.mode = mode;
@@ -81,7 +81,7 @@ TEST_CASE("bt: innocuous instructions translate IDENT, the others non-IDENT with
   // mov eax, [rip + 0x10] at 0x1000 (6 bytes): the absolute address 0x1006 + 0x10.
   const Translated pc = translate({0x8B, 0x05, 0x10, 0, 0, 0}, CpuMode::kLong64, 0x1006);
   CHECK(pc.kind == BtKind::kPcRelative);
-  CHECK(pc.insn.ops[1].base == sim::kNoReg);
+  CHECK(pc.insn.ops[1].base == x86::kNoReg);
   CHECK(pc.insn.ops[1].disp == 0x1016);
   CHECK(translate({0xEB, 0x05}, CpuMode::kLong64, 0).kind == BtKind::kDirectBranch);  // jmp rel8
   CHECK(translate({0x75, 0x05}, CpuMode::kReal16, 0).kind == BtKind::kDirectBranch);  // jnz
@@ -134,7 +134,7 @@ TEST_CASE("bt: a loop runs through its chained exits, not the hash table", "[bt]
   trace::Recorder events;
   const auto r = m->run({5.0, 0, 0}, &events);
   CHECK(r.reason == trace::RunEndReason::kHalted);
-  CHECK(m->registers().gpr[sim::kRax] == 1000);
+  CHECK(m->registers().gpr[x86::kRax] == 1000);
   const sim::bt::BtStats* s = m->bt_stats();
   REQUIRE(s != nullptr);
   CHECK(s->translations == 3);  // mov..loop, inc..loop, hlt and nothing else
@@ -282,7 +282,7 @@ TEST_CASE("bt: invalidated units are freed, so code rewritten 20,000 times keeps
   CHECK(most_held <= 100);
   CHECK(most_bytes <= 100 * (sizeof(sim::bt::Unit) + 13 * sizeof(sim::bt::TransInsn) +
                              13 * sizeof(sim::bt::MicroOp)));
-  CHECK((m.cpu().s.gpr[sim::kRbx] & 0xFFFF) == (20000ull * 20001 / 2) % 65536);  // 1 + … + 20000
+  CHECK((m.cpu().s.gpr[x86::kRbx] & 0xFFFF) == (20000ull * 20001 / 2) % 65536);  // 1 + … + 20000
   // The freed units' counters reached the event stream before they went: each unit's last
   // bt_counts event adds up to the cache's own totals.
   std::unordered_map<uint32_t, std::pair<uint64_t, uint64_t>> last;
@@ -333,18 +333,18 @@ TEST_CASE("bt: code running to the end of memory that is not whole pages stays i
   auto end_state = [&](virt::Technique t) {
     auto cfg = bt_config();
     cfg.technique = t;
-    cfg.memory_bytes = vmm::kDefaultLoadAddress + code.size();
+    cfg.memory_bytes = platform::kDefaultLoadAddress + code.size();
     auto m = backend::make_backend(backend::Kind::kSim, cfg);
     m->load(code);
     const auto r = m->run({5.0, 0, 40}, nullptr);
     CHECK(r.reason == trace::RunEndReason::kInstructionLimit);
     return m->registers();
   };
-  const sim::CpuState native = end_state(virt::Technique::kEmulation);
-  const sim::CpuState bt = end_state(virt::Technique::kBt);
+  const x86::CpuState native = end_state(virt::Technique::kEmulation);
+  const x86::CpuState bt = end_state(virt::Technique::kBt);
   CHECK(bt.rip == native.rip);
   CHECK(std::memcmp(bt.gpr, native.gpr, sizeof bt.gpr) == 0);
-  CHECK(bt.seg[sim::kCs].base == native.seg[sim::kCs].base);
+  CHECK(bt.seg[x86::kCs].base == native.seg[x86::kCs].base);
 }
 
 TEST_CASE("bt: every teaching guest behaves as under the interpreter", "[bt][sim]") {
@@ -404,10 +404,10 @@ TEST_CASE("bt: micro-ops skip dead flags but a fault inside a unit sees every fl
       0x66, 0x8B, 0x0E, 0xFE, 0xFF, 0x39, 0xC0, 0xF4, 0x5E, 0x5F, 0x5A, 0xF4};
   auto mp = run_until_halt(code, virt::Technique::kBt);
   sim::SimMachine& m = *mp;
-  const sim::CpuState& s = m.cpu().s;
-  CHECK(s.gpr[sim::kRsi] == 0x8018);  // the faulting instruction
-  CHECK(s.gpr[sim::kRdx] == (0x2 | sim::kSF));  // the second add's flags, not the cmp's
-  CHECK(s.gpr[sim::kRcx] == 0);
+  const x86::CpuState& s = m.cpu().s;
+  CHECK(s.gpr[x86::kRsi] == 0x8018);  // the faulting instruction
+  CHECK(s.gpr[x86::kRdx] == (0x2 | x86::kSF));  // the second add's flags, not the cmp's
+  CHECK(s.gpr[x86::kRcx] == 0);
   REQUIRE(m.bt_cache() != nullptr);
   const auto& units = m.bt_cache()->units();
   REQUIRE(!units.empty());
@@ -436,8 +436,8 @@ TEST_CASE("bt: micro-ops skip dead flags but a fault inside a unit sees every fl
   bp.breakpoint = 0x8012;
   REQUIRE(r.run(bp, nullptr).reason == trace::RunEndReason::kBreakpoint);
   REQUIRE(r.run({}, nullptr).reason == trace::RunEndReason::kHalted);
-  CHECK(r.cpu().s.gpr[sim::kRsi] == 0x8018);
-  CHECK(r.cpu().s.gpr[sim::kRdx] == (0x2 | sim::kSF));
+  CHECK(r.cpu().s.gpr[x86::kRsi] == 0x8018);
+  CHECK(r.cpu().s.gpr[x86::kRdx] == (0x2 | x86::kSF));
   CHECK(r.cpu().s.tsc == s.tsc);
   CHECK(r.instructions() == m.instructions());
   REQUIRE(r.bt_cache()->units().size() == m.bt_cache()->units().size());
@@ -468,10 +468,10 @@ TEST_CASE("bt: a fault in a unit reached by the chained inner loop has the inter
   std::copy(std::begin(handler), std::end(handler), code.begin() + 0x30);
   auto mp = run_until_halt(code, virt::Technique::kBt);
   sim::SimMachine& m = *mp;
-  const sim::CpuState& s = m.cpu().s;
-  CHECK(s.gpr[sim::kRsi] == 0x8017);  // the faulting load
-  CHECK((s.gpr[sim::kRbx] & 0xFFFF) == 0xFFFE);
-  CHECK((s.gpr[sim::kRcx] & 0xFFFF) == 2);  // six passes completed
+  const x86::CpuState& s = m.cpu().s;
+  CHECK(s.gpr[x86::kRsi] == 0x8017);  // the faulting load
+  CHECK((s.gpr[x86::kRbx] & 0xFFFF) == 0xFFFE);
+  CHECK((s.gpr[x86::kRcx] & 0xFFFF) == 2);  // six passes completed
   REQUIRE(m.bt_cache() != nullptr);
   CHECK(m.bt_cache()->stats().chained >= 10);  // the passes ran through chains
   // The interpreter retires as many instructions and ends with the same TSC.
@@ -502,7 +502,7 @@ std::unique_ptr<sim::SimMachine> bt_machine(const guests::Guest& g, bool record 
   sim::SimConfig cfg;
   cfg.record_instructions = record;
   cfg.paging = paging;
-  cfg.mode = *vmm::parse_boot_mode(std::string(g.mode));
+  cfg.mode = *platform::parse_boot_mode(std::string(g.mode));
   cfg.technique = virt::Technique::kBt;
   auto m = std::make_unique<sim::SimMachine>(cfg);
   m->load(g.image);
@@ -576,8 +576,8 @@ void check_same_run(const BtRun& a, const BtRun& b, bool ends = true, bool seqs 
   }
   REQUIRE(ea.size() == eb.size());
   CHECK(a.m->instructions() == b.m->instructions());
-  const sim::CpuState& sa = a.m->cpu().s;
-  const sim::CpuState& sb = b.m->cpu().s;
+  const x86::CpuState& sa = a.m->cpu().s;
+  const x86::CpuState& sb = b.m->cpu().s;
   CHECK(sa.rip == sb.rip);
   CHECK(sa.rflags == sb.rflags);
   CHECK(sa.tsc == sb.tsc);
@@ -711,9 +711,9 @@ namespace {
 // What the live visualizer's snapshot holds (backend.cpp's SimBackend::snapshot), on a bare
 // SimMachine so that the test can look at its cache.
 struct MachineSnapshot {
-  sim::CpuState registers;
+  x86::CpuState registers;
   std::vector<uint8_t> memory;
-  vmm::Devices::State devices;
+  platform::Devices::State devices;
   uint64_t instructions = 0;
   sim::CodeState code;
 };
@@ -869,11 +869,11 @@ TEST_CASE("bt: a unit stopped in is not resumed once its code or the machine cha
     const uint8_t inc_ax[] = {0x40};
     REQUIRE(m->write_memory(0x8004, inc_ax));
     CHECK(m->run({5.0, 0, 0}, nullptr).reason == trace::RunEndReason::kHalted);
-    CHECK(m->registers().gpr[sim::kRax] == 1);
+    CHECK(m->registers().gpr[x86::kRax] == 1);
     CHECK(m->bt_stats()->translations == 2);
   }
   SECTION("the debugger moves RIP: the unit at the new RIP runs") {
-    sim::CpuState s = m->registers();
+    x86::CpuState s = m->registers();
     s.rip = 0x8008;
     m->set_registers(s);
     CHECK(m->run({5.0, 0, 0}, nullptr).reason == trace::RunEndReason::kHalted);
@@ -904,9 +904,9 @@ TEST_CASE("bt: 16-bit code that runs past IP 0xFFFF goes on at CS:0, as under th
   std::copy(std::begin(wrong), std::end(wrong), code.begin() + 0x10800);
 
   const auto check_wrapped = [](sim::SimMachine& m) {
-    const sim::CpuState& s = m.cpu().s;
-    CHECK((s.gpr[sim::kRax] & 0xFFFF) == 16);
-    CHECK(s.seg[sim::kCs].selector == 0x0880);
+    const x86::CpuState& s = m.cpu().s;
+    CHECK((s.gpr[x86::kRax] & 0xFFFF) == 16);
+    CHECK(s.seg[x86::kCs].selector == 0x0880);
     CHECK(s.rip == 1);  // after the hlt at CS:0
     REQUIRE(m.bt_cache() != nullptr);
     const auto& units = m.bt_cache()->units();
@@ -939,7 +939,7 @@ TEST_CASE("bt: 16-bit code that runs past IP 0xFFFF goes on at CS:0, as under th
       cfg.technique = k == 0 ? virt::Technique::kBt : virt::Technique::kEmulation;
       ms[k] = std::make_unique<sim::SimMachine>(cfg);
       ms[k]->load(code);
-      sim::Segment& cs = ms[k]->cpu().s.seg[sim::kCs];
+      x86::Segment& cs = ms[k]->cpu().s.seg[x86::kCs];
       cs.selector = 0x0880;
       cs.base = 0x8800;
       cs.limit = 0xFFFFF;
@@ -948,8 +948,8 @@ TEST_CASE("bt: 16-bit code that runs past IP 0xFFFF goes on at CS:0, as under th
       limits.timeout_s = 5;
       CHECK(ms[k]->run(limits, nullptr).reason == trace::RunEndReason::kHalted);
     }
-    CHECK((ms[0]->cpu().s.gpr[sim::kRax] & 0xFFFF) == 16);
-    CHECK(ms[0]->cpu().s.gpr[sim::kRax] == ms[1]->cpu().s.gpr[sim::kRax]);
+    CHECK((ms[0]->cpu().s.gpr[x86::kRax] & 0xFFFF) == 16);
+    CHECK(ms[0]->cpu().s.gpr[x86::kRax] == ms[1]->cpu().s.gpr[x86::kRax]);
     CHECK(ms[0]->cpu().s.rip == 1);
     CHECK(ms[0]->cpu().s.rip == ms[1]->cpu().s.rip);
     CHECK(ms[0]->instructions() == ms[1]->instructions());
@@ -996,13 +996,13 @@ TEST_CASE("bt: a trace re-executed in the visualizer has the recording's registe
         if (r.reason != trace::RunEndReason::kEventMatched) break;
       }
       REQUIRE(seen.size() > at);
-      const sim::CpuState a = reexec.machine().registers();
-      const sim::CpuState b = ref->registers();
+      const x86::CpuState a = reexec.machine().registers();
+      const x86::CpuState b = ref->registers();
       CHECK(a.rip == b.rip);
       CHECK(a.rflags == b.rflags);
       CHECK(a.tsc == b.tsc);
       for (int i = 0; i < 16; ++i) CHECK(a.gpr[i] == b.gpr[i]);
-      for (int i = 0; i < sim::kSegCount; ++i) CHECK(a.seg[i] == b.seg[i]);
+      for (int i = 0; i < x86::kSegCount; ++i) CHECK(a.seg[i] == b.seg[i]);
       CHECK(a.cr0 == b.cr0);
       CHECK(a.cr3 == b.cr3);
       const auto ma = reexec.machine().memory();
@@ -1037,8 +1037,8 @@ TEST_CASE("bt: a chained successor whose page was written since is translated ag
   std::copy(std::begin(b), std::end(b), code.begin() + 0x1000);
   auto mp = run_until_halt(code, virt::Technique::kBt);
   sim::SimMachine& m = *mp;
-  CHECK((m.cpu().s.gpr[sim::kRbx] & 0xFFFF) == 1 + 5 + 4 + 3 + 2);  // stale: 1 + 5 + 5 + 4 + 3
-  CHECK((m.cpu().s.gpr[sim::kRax] & 0xFFFF) == 5);
+  CHECK((m.cpu().s.gpr[x86::kRbx] & 0xFFFF) == 1 + 5 + 4 + 3 + 2);  // stale: 1 + 5 + 5 + 4 + 3
+  CHECK((m.cpu().s.gpr[x86::kRax] & 0xFFFF) == 5);
   REQUIRE(m.bt_cache() != nullptr);
   const sim::bt::BtStats& st = m.bt_cache()->stats();
   CHECK(st.invalidations >= 4);  // B, once per pass after the first
@@ -1075,13 +1075,13 @@ TEST_CASE("bt: a chained successor is not used once its linear page maps elsewhe
       0x25, 0x00, 0x00, 0x20, 0x00, 0x8b, 0x14, 0x25, 0x00, 0x00, 0x20, 0x00, 0xff, 0xc9,
       0x75, 0xd5, 0xf4, 0x83, 0xc3, 0x01, 0xe9, 0x2a, 0x80, 0xe0, 0xff, 0x83, 0xc3, 0x64,
       0xe9, 0x2a, 0x80, 0xe0, 0xff};
-  auto mp = run_until_halt(code, virt::Technique::kBt, vmm::BootMode::kLong);
+  auto mp = run_until_halt(code, virt::Technique::kBt, platform::BootMode::kLong);
   sim::SimMachine& m = *mp;
-  CHECK(m.cpu().s.gpr[sim::kRbx] == 1 + 1 + 100 + 100);  // a stale B: 1 + 1 + 1 + 100
-  CHECK(m.cpu().s.gpr[sim::kRax] == 4);
+  CHECK(m.cpu().s.gpr[x86::kRbx] == 1 + 1 + 100 + 100);  // a stale B: 1 + 1 + 1 + 100
+  CHECK(m.cpu().s.gpr[x86::kRax] == 4);
   REQUIRE(m.bt_cache() != nullptr);
   CHECK(m.bt_cache()->stats().chained >= 3);
-  auto im = run_until_halt(code, virt::Technique::kEmulation, vmm::BootMode::kLong);
+  auto im = run_until_halt(code, virt::Technique::kEmulation, platform::BootMode::kLong);
   CHECK(m.instructions() == im->instructions());
   CHECK(m.cpu().s.tsc == im->cpu().s.tsc);
   const auto eq = backend::compare_with_native(code, bt_config("long"), {5.0, 0, 0});
@@ -1173,7 +1173,7 @@ TEST_CASE("bt: the host ALU gives the interpreter's flags", "[bt][sim]") {
   INFO(eq.report);
   CHECK(eq.equal);
   // The runs did go through the micro-ops with live flags.
-  auto m = run_until_halt(code, virt::Technique::kBt, vmm::BootMode::kLong);
+  auto m = run_until_halt(code, virt::Technique::kBt, platform::BootMode::kLong);
   REQUIRE(m->bt_cache() != nullptr);
   CHECK(m->bt_cache()->stats().cache_insns > 100000);
 }
@@ -1207,7 +1207,7 @@ TEST_CASE("bt: the micro-ops' accumulator always holds the register's current va
   size_t from_acc = 0;  // micro-ops run after one that leaves a register in the accumulator
   for (const auto& u : units) {
     for (size_t i = 1; i < u->micro.size(); ++i) {
-      if (u->micro[i - 1].acc_out != sim::kNoReg) ++from_acc;
+      if (u->micro[i - 1].acc_out != x86::kNoReg) ++from_acc;
     }
   }
   CHECK(from_acc >= 10);

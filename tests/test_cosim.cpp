@@ -13,7 +13,7 @@ void check_guest(const char* name) {
   auto g = trapscope::guests::find(name);
   REQUIRE(g);
   trapscope::backend::Config cfg;
-  cfg.mode = *trapscope::vmm::parse_boot_mode(g->mode);
+  cfg.mode = *trapscope::platform::parse_boot_mode(g->mode);
   const auto r = trapscope::backend::cosimulate(g->image, cfg, {30.0, 100000, 50'000'000});
   INFO(r.report);
   CHECK(r.equal);

@@ -10,14 +10,14 @@
 #include <utility>
 #include <vector>
 
-#include "vmm/devices.hpp"
+#include "platform/devices.hpp"
 
 using namespace trapscope;
 
 namespace {
 
 // Records every access it sees.
-class ProbeDevice final : public vmm::PioDevice {
+class ProbeDevice final : public platform::PioDevice {
  public:
   explicit ProbeDevice(std::string name, uint8_t fill = 0x5A) : name_(std::move(name)), fill_(fill) {}
   std::string_view name() const override { return name_; }
@@ -39,20 +39,20 @@ class ProbeDevice final : public vmm::PioDevice {
   uint8_t fill_;
 };
 
-uint8_t read8(vmm::PioDevice& dev, uint16_t offset) {
+uint8_t read8(platform::PioDevice& dev, uint16_t offset) {
   uint8_t b = 0xCC;
   dev.read(offset, {&b, 1});
   return b;
 }
 
-void write8(vmm::PioDevice& dev, uint16_t offset, uint8_t v) { dev.write(offset, {&v, 1}); }
+void write8(platform::PioDevice& dev, uint16_t offset, uint8_t v) { dev.write(offset, {&v, 1}); }
 
 }  // namespace
 
 // [SECTION] PioBus
 
 TEST_CASE("PioBus rejects overlapping ranges and accepts adjacent ones", "[unit][devices]") {
-  vmm::PioBus bus;
+  platform::PioBus bus;
   ProbeDevice a("dev-a"), b("dev-b");
   bus.insert(0x100, 4, &a);  // [0x100, 0x104)
 
@@ -86,7 +86,7 @@ TEST_CASE("PioBus rejects overlapping ranges and accepts adjacent ones", "[unit]
 }
 
 TEST_CASE("PioBus rejects empty ranges and ranges past port 0xFFFF", "[unit][devices]") {
-  vmm::PioBus bus;
+  platform::PioBus bus;
   ProbeDevice a("a");
   REQUIRE_THROWS_AS(bus.insert(0x10, 0, &a), std::invalid_argument);
   REQUIRE_THROWS_AS(bus.insert(0xFFFF, 2, &a), std::invalid_argument);
@@ -98,7 +98,7 @@ TEST_CASE("PioBus rejects empty ranges and ranges past port 0xFFFF", "[unit][dev
 
 TEST_CASE("PioBus routes accesses with offsets, unclaimed ports read as all ones",
           "[unit][devices]") {
-  vmm::PioBus bus;
+  platform::PioBus bus;
   ProbeDevice a("a", 0x42);
   bus.insert(0x60, 8, &a);
 
@@ -125,7 +125,7 @@ TEST_CASE("PioBus routes accesses with offsets, unclaimed ports read as all ones
 
 TEST_CASE("Devices wires the standard ports and refuses a device on top of them",
           "[unit][devices]") {
-  vmm::Devices d;
+  platform::Devices d;
   uint16_t off = 0;
   REQUIRE(d.pio.find(0xE9, &off) == &d.debug_console);
   REQUIRE(d.pio.find(0x3F8, &off) == &d.uart);
@@ -147,8 +147,8 @@ TEST_CASE("Devices wires the standard ports and refuses a device on top of them"
 // [SECTION] Debug console
 
 TEST_CASE("Debug console: one byte of output per write, in returns 0xE9", "[unit][devices]") {
-  vmm::ConsoleOutput out;
-  vmm::DebugConsole con(out);
+  platform::ConsoleOutput out;
+  platform::DebugConsole con(out);
   REQUIRE(con.name() == "debug-console");
   const uint8_t word[2] = {'O', 'K'};
   con.write(0, word);  // a 16-bit out writes only its low byte
@@ -162,7 +162,7 @@ TEST_CASE("Debug console: one byte of output per write, in returns 0xE9", "[unit
 TEST_CASE("ConsoleOutput echoes to its stream as well as keeping the text", "[unit][devices]") {
   std::FILE* f = std::tmpfile();
   REQUIRE(f != nullptr);
-  vmm::ConsoleOutput out;
+  platform::ConsoleOutput out;
   out.set_echo(f);
   for (char c : std::string("hi\n")) out.put(static_cast<uint8_t>(c));
   out.set_echo(nullptr);
@@ -179,8 +179,8 @@ TEST_CASE("ConsoleOutput echoes to its stream as well as keeping the text", "[un
 // [SECTION] UART 16550
 
 TEST_CASE("UART 16550: THR output, fixed status registers", "[unit][devices]") {
-  vmm::ConsoleOutput out;
-  vmm::Uart16550 uart(out);
+  platform::ConsoleOutput out;
+  platform::Uart16550 uart(out);
   REQUIRE(uart.name() == "uart16550");
   write8(uart, 0, 'A');
   write8(uart, 0, 'B');
@@ -206,8 +206,8 @@ TEST_CASE("UART 16550: THR output, fixed status registers", "[unit][devices]") {
 }
 
 TEST_CASE("UART 16550: DLAB makes offsets 0/1 the divisor latch", "[unit][devices]") {
-  vmm::ConsoleOutput out;
-  vmm::Uart16550 uart(out);
+  platform::ConsoleOutput out;
+  platform::Uart16550 uart(out);
 
   write8(uart, 1, 0xFF);           // IER: only the low 4 bits exist
   CHECK(read8(uart, 1) == 0x0F);
@@ -233,8 +233,8 @@ TEST_CASE("UART 16550: DLAB makes offsets 0/1 the divisor latch", "[unit][device
 }
 
 TEST_CASE("UART 16550: scratch and modem control registers", "[unit][devices]") {
-  vmm::ConsoleOutput out;
-  vmm::Uart16550 uart(out);
+  platform::ConsoleOutput out;
+  platform::Uart16550 uart(out);
   CHECK(read8(uart, 7) == 0x00);
   write8(uart, 7, 0xA5);
   CHECK(read8(uart, 7) == 0xA5);
@@ -246,7 +246,7 @@ TEST_CASE("UART 16550: scratch and modem control registers", "[unit][devices]") 
 }
 
 TEST_CASE("UART 16550 through the Devices bus at COM1", "[unit][devices]") {
-  vmm::Devices d;
+  platform::Devices d;
   auto out8 = [&](uint16_t port, uint8_t v) { d.pio.write(port, std::span<const uint8_t>(&v, 1)); };
   auto in8 = [&](uint16_t port) {
     uint8_t v = 0;
@@ -267,7 +267,7 @@ TEST_CASE("UART 16550 through the Devices bus at COM1", "[unit][devices]") {
 // [SECTION] Control port
 
 TEST_CASE("ControlPort: 1-, 2- and 4-byte writes set the exit code", "[unit][devices]") {
-  vmm::ControlPort ctl;
+  platform::ControlPort ctl;
   REQUIRE(ctl.name() == "control");
   REQUIRE_FALSE(ctl.exit_code().has_value());
 

@@ -4,8 +4,8 @@
 
 #include <map>
 
-#include "sim/decode/decoder.hpp"
-#include "sim/decode/disasm.hpp"
+#include "x86/decoder.hpp"
+#include "x86/disasm.hpp"
 #include "tests/difftest/harness.hpp"
 #include "tests/support.hpp"
 
@@ -29,11 +29,11 @@ TEST_CASE("difftest: every generated instruction decodes to itself, in the simul
     for (const Entry& e : p.entries) {
       if (e.kind == Entry::kSkipped) continue;
       const uint64_t at = kCodeAddress + e.offset;
-      const auto d = trapscope::decode::disassemble(e.bytes, trapscope::trace::CpuMode::kLong64, at);
-      trapscope::sim::Instruction insn;
-      const auto st = trapscope::decode::decode(e.bytes, trapscope::trace::CpuMode::kLong64, &insn);
-      if (!d.ok || d.length != e.bytes.size() || st != trapscope::decode::DecodeStatus::kOk ||
-          insn.op == trapscope::sim::Op::kUnsupported) {
+      const auto d = trapscope::x86::disassemble(e.bytes, trapscope::trace::CpuMode::kLong64, at);
+      trapscope::x86::Instruction insn;
+      const auto st = trapscope::x86::decode(e.bytes, trapscope::trace::CpuMode::kLong64, &insn);
+      if (!d.ok || d.length != e.bytes.size() || st != trapscope::x86::DecodeStatus::kOk ||
+          insn.op == trapscope::x86::Op::kUnsupported) {
         INFO(describe(p));
         INFO("at " << std::hex << at << ": " << d.text);
         FAIL("an instruction that does not decode to itself or is outside the simulator's subset");

@@ -1,13 +1,13 @@
-// Finding the instruction that caused an IO or HLT exit (vmm/exit_insn.hpp).
+// Finding the instruction that caused an IO or HLT exit (x86/io_insn.hpp).
 #include <catch2/catch.hpp>
 
 #include <vector>
 
-#include "vmm/exit_insn.hpp"
+#include "x86/io_insn.hpp"
 
-using trapscope::vmm::IoExitInfo;
-using trapscope::vmm::match_hlt;
-using trapscope::vmm::match_io_instruction;
+using trapscope::x86::IoExitInfo;
+using trapscope::x86::match_hlt;
+using trapscope::x86::match_io_instruction;
 
 namespace {
 unsigned io(std::vector<uint8_t> b, IoExitInfo info, uint16_t dx = 0, bool d16 = false,

@@ -39,7 +39,7 @@ std::string golden_text(const std::string& name, vmm::RunResult* result = nullpt
   auto guest = guests::find(name);
   REQUIRE(guest);
   vmm::MachineConfig cfg;
-  cfg.mode = *vmm::parse_boot_mode(guest->mode);
+  cfg.mode = *platform::parse_boot_mode(guest->mode);
   vmm::KvmMachine machine(cfg);
   machine.load(guest->image);
   trace::Recorder rec;

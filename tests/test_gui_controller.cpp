@@ -32,7 +32,7 @@ LiveSource source_for(const std::string& name, backend::Kind kind = backend::Kin
   REQUIRE(g);
   LiveSource s;
   s.kind = kind;
-  s.config.mode = *vmm::parse_boot_mode(g->mode);
+  s.config.mode = *platform::parse_boot_mode(g->mode);
   s.config.record_instructions = kind == backend::Kind::kSim;
   s.image.assign(g->image.begin(), g->image.end());
   s.name = name;
@@ -72,11 +72,11 @@ void set_breakpoints(Driver& d, Model& m, std::vector<Breakpoint> bps) {
   d.send(c);
 }
 
-void check_same_registers(const sim::CpuState& a, const sim::CpuState& b) {
+void check_same_registers(const x86::CpuState& a, const x86::CpuState& b) {
   CHECK(a.rip == b.rip);
   CHECK(a.rflags == b.rflags);
   for (int i = 0; i < 16; ++i) CHECK(a.gpr[i] == b.gpr[i]);
-  for (int i = 0; i < sim::kSegCount; ++i) CHECK(a.seg[i].selector == b.seg[i].selector);
+  for (int i = 0; i < x86::kSegCount; ++i) CHECK(a.seg[i].selector == b.seg[i].selector);
   CHECK(a.cr0 == b.cr0);
   CHECK(a.cr3 == b.cr3);
   CHECK(a.cpl() == b.cpl());
@@ -327,12 +327,12 @@ TEST_CASE("gui controller (simulator): step back re-executes deterministically",
 
   // Where was the machine after 500 and 800 instructions? (A fresh controller records it.)
   send(c, m, Command::Op::kStep, StepKind::kInstruction, 500);
-  const sim::CpuState at500 = m.registers();
+  const x86::CpuState at500 = m.registers();
   const size_t events500 = m.events().size();
   const std::string console500 = m.console();
   send(c, m, Command::Op::kStep, StepKind::kInstruction, 300);
   REQUIRE(m.status().instructions == 800);
-  const sim::CpuState at800 = m.registers();
+  const x86::CpuState at800 = m.registers();
 
   send(c, m, Command::Op::kStepBack, StepKind::kInstruction, 300);
   CHECK(m.status().instructions == 500);
@@ -554,7 +554,7 @@ TEST_CASE("gui trace replay: a simulator trace re-executed shows the registers a
           "[gui]") {
   const auto g = guests::find("rings");
   backend::Config cfg;
-  cfg.mode = *vmm::parse_boot_mode(g->mode);
+  cfg.mode = *platform::parse_boot_mode(g->mode);
   cfg.record_instructions = true;
   auto load = [&](const std::string& path) {
     test::write_sim_trace(*test::guest_backend("rings"), path, "rings");
@@ -604,7 +604,7 @@ TEST_CASE("gui trace replay: a simulator trace re-executed shows the registers a
   SECTION("another guest's image diverges at once, and the views say so") {
     const auto other = guests::find("hello");
     backend::Config hello_cfg;
-    hello_cfg.mode = *vmm::parse_boot_mode(other->mode);
+    hello_cfg.mode = *platform::parse_boot_mode(other->mode);
     hello_cfg.record_instructions = true;
     TraceReplay t(load(path), path,
                   std::make_unique<TraceReexecution>(

@@ -117,10 +117,10 @@ void fill(Model& m) {
   s.status.source = "test";
   s.stop = true;
   s.has_registers = true;
-  s.registers.cr0 = sim::kCr0Pe | sim::kCr0Pg;
-  s.registers.efer = sim::kEferLme | sim::kEferLma;
-  s.registers.seg[sim::kCs].l = 1;
-  s.registers.seg[sim::kCs].selector = 0x08;
+  s.registers.cr0 = x86::kCr0Pe | x86::kCr0Pg;
+  s.registers.efer = x86::kEferLme | x86::kEferLma;
+  s.registers.seg[x86::kCs].l = 1;
+  s.registers.seg[x86::kCs].selector = 0x08;
   s.registers.rip = 0x8108;
   s.console.assign(1, 'A');  // (= "A" trips GCC 12's false -Wrestrict, bug 105329)
   s.select = 16;

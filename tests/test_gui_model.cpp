@@ -405,11 +405,11 @@ TEST_CASE("gui descriptions decode control registers, segments and faults", "[gu
   CHECK(set_bit_names(cr0_bits(0x80000011)) == "PE ET PG");
   CHECK(set_bit_names(efer_bits(0x500)) == "LME LMA");
   CHECK(set_bit_names(rflags_bits(0x202)) == "IF");
-  sim::Segment cs;
+  x86::Segment cs;
   cs.type = 0xB;
   cs.s = 1;
   CHECK(segment_type(cs) == "code, execute/read, accessed");
-  sim::Segment tss;
+  x86::Segment tss;
   tss.s = 0;
   tss.type = 0xB;
   CHECK(segment_type(tss) == "TSS (busy)");

@@ -31,7 +31,7 @@ BtRun run_guest(const std::string& name, virt::Technique technique) {
   const auto g = guests::find(name);
   REQUIRE(g);
   backend::Config cfg;
-  cfg.mode = *vmm::parse_boot_mode(std::string(g->mode));
+  cfg.mode = *platform::parse_boot_mode(std::string(g->mode));
   cfg.technique = technique;
   auto m = backend::make_backend(backend::Kind::kSim, cfg);
   m->load(g->image);

@@ -26,7 +26,7 @@ using test::run_gui;
 
 namespace {
 
-void check_registers(const json& shown, const sim::CpuState& r) {
+void check_registers(const json& shown, const x86::CpuState& r) {
   static constexpr const char* kGpr[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                          "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
   REQUIRE(shown.is_object());
@@ -41,7 +41,7 @@ void check_registers(const json& shown, const sim::CpuState& r) {
   CHECK(shown["efer"].get<uint64_t>() == r.efer);
   CHECK(shown["cpl"].get<int>() == r.cpl());
   // The segment table: every descriptor-cache field the panel shows.
-  auto check_segment = [&](const char* name, const sim::Segment& seg) {
+  auto check_segment = [&](const char* name, const x86::Segment& seg) {
     INFO("segment " << name);
     const json& j = shown[name];
     REQUIRE(j.is_object());
@@ -57,7 +57,7 @@ void check_registers(const json& shown, const sim::CpuState& r) {
     CHECK(j["g"].get<int>() == seg.g);
   };
   static constexpr const char* kSeg[] = {"es", "cs", "ss", "ds", "fs", "gs"};
-  for (int i = 0; i < sim::kSegCount; ++i) check_segment(kSeg[i], r.seg[i]);
+  for (int i = 0; i < x86::kSegCount; ++i) check_segment(kSeg[i], r.seg[i]);
   check_segment("tr", r.tr);
   check_segment("ldtr", r.ldtr);
 }
@@ -450,7 +450,7 @@ TEST_CASE("gui under Xvfb: a trace re-executes only its recorded guest or one gi
       meta.guest = guest;
       meta.mode = "real";
       meta.memory_bytes = 16ull << 20;
-      meta.load_address = vmm::kDefaultLoadAddress;
+      meta.load_address = platform::kDefaultLoadAddress;
       trace::TraceWriter w(path, meta);
       test::guest_backend("hello", false)->run({}, &w);
       w.finish();

@@ -62,7 +62,7 @@ struct Range {
   uint64_t begin, end;
 };
 constexpr Range kWritable[] = {
-    {vmm::kPml4Address, vmm::kDefaultLoadAddress},
+    {platform::kPml4Address, platform::kDefaultLoadAddress},
     {0x20000, 0x40000},
     {kRamBytes - 4096, kRamBytes},
 };
@@ -107,7 +107,7 @@ void run_hostile(const HostileGuest& g, const Engine& e) {
   REQUIRE(!image.empty());
   backend::Config cfg;
   cfg.memory_bytes = kRamBytes;
-  cfg.mode = vmm::BootMode::kLong;
+  cfg.mode = platform::BootMode::kLong;
   cfg.technique = e.technique;
   cfg.paging = e.paging;
   auto m = backend::make_backend(e.kind, cfg);
@@ -125,7 +125,7 @@ void run_hostile(const HostileGuest& g, const Engine& e) {
   CHECK(m->devices().console.text() == g.console);
   CHECK(first_change(before, m->memory()) == -1);
   // Stores past RAM are MMIO: recorded, never applied to RAM.
-  for (const vmm::MmioWrite& w : m->devices().mmio_writes) CHECK(w.gpa >= kRamBytes);
+  for (const platform::MmioWrite& w : m->devices().mmio_writes) CHECK(w.gpa >= kRamBytes);
 }
 
 void run_all(const Engine& e) {

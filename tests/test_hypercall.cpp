@@ -1,4 +1,4 @@
-// Hypercall interface (vmm/hypercall.hpp): every bad-argument class is refused with its error
+// Hypercall interface (platform/hypercall.hpp): every bad-argument class is refused with its error
 // code in the guest's eax, recorded as a kHypercall event, and leaves guest memory untouched —
 // on the simulator and on KVM (the same validation code); PV guests equal their twins.
 #include <catch2/catch.hpp>
@@ -10,9 +10,9 @@
 
 #include "backend/backend.hpp"
 #include "guests/catalog.hpp"
-#include "sim/decode/disasm.hpp"
+#include "x86/disasm.hpp"
 #include "support.hpp"
-#include "vmm/hypercall.hpp"
+#include "platform/hypercall.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -55,30 +55,30 @@ struct Case {
 constexpr uint64_t kMem = 16ull << 20;
 
 std::vector<Case> bad_cases() {
-  using vmm::Hypercall;
+  using platform::Hypercall;
   auto n = [](Hypercall h) { return static_cast<uint32_t>(h); };
   return {
-      {"unknown call number", 99, 0, 0, vmm::kHcEnosys, {}},
+      {"unknown call number", 99, 0, 0, platform::kHcEnosys, {}},
       {"console buffer outside memory", n(Hypercall::kConsoleWrite), kMem - 4, 16,
-       vmm::kHcEfault, {}},
+       platform::kHcEfault, {}},
       {"console length over the bound", n(Hypercall::kConsoleWrite), 0x9000, 4097,
-       vmm::kHcE2big, {}},
+       platform::kHcE2big, {}},
       {"mmu_update count over the bound", n(Hypercall::kMmuUpdate), 0x20000, 2049,
-       vmm::kHcE2big, {}},
+       platform::kHcE2big, {}},
       {"mmu_update pair list outside memory", n(Hypercall::kMmuUpdate), kMem - 16, 2,
-       vmm::kHcEfault, {}},
+       platform::kHcEfault, {}},
       {"mmu_update PTE not 8-byte aligned", n(Hypercall::kMmuUpdate), 0x20000, 2,
-       vmm::kHcEinval, {{0x30000, 0x1003}, {0x30004, 0x2003}}},
+       platform::kHcEinval, {{0x30000, 0x1003}, {0x30004, 0x2003}}},
       {"mmu_update PTE outside memory", n(Hypercall::kMmuUpdate), 0x20000, 1,
-       vmm::kHcEfault, {{kMem, 0x1003}}},
+       platform::kHcEfault, {{kMem, 0x1003}}},
       {"mmu_update maps a frame outside memory", n(Hypercall::kMmuUpdate), 0x20000, 1,
-       vmm::kHcEfault, {{0x30000, kMem | 3}}},
-      {"set_cr3 not page aligned", n(Hypercall::kSetCr3), 0x20008, 0, vmm::kHcEinval, {}},
-      {"set_cr3 outside memory", n(Hypercall::kSetCr3), kMem, 0, vmm::kHcEfault, {}},
+       platform::kHcEfault, {{0x30000, kMem | 3}}},
+      {"set_cr3 not page aligned", n(Hypercall::kSetCr3), 0x20008, 0, platform::kHcEinval, {}},
+      {"set_cr3 outside memory", n(Hypercall::kSetCr3), kMem, 0, platform::kHcEfault, {}},
       {"shared info not page aligned", n(Hypercall::kSetSharedInfo), 0x30010, 0,
-       vmm::kHcEinval, {}},
+       platform::kHcEinval, {}},
       {"shared info outside memory", n(Hypercall::kSetSharedInfo), 0xFFFFF000u, 0,
-       vmm::kHcEfault, {}},
+       platform::kHcEfault, {}},
   };
 }
 
@@ -119,7 +119,7 @@ Ran run_guest(const char* name, backend::Kind kind, virt::Technique t) {
   const auto g = guests::find(name);
   REQUIRE(g);
   backend::Config cfg;
-  cfg.mode = g->mode == "long" ? vmm::BootMode::kLong : vmm::BootMode::kReal;
+  cfg.mode = g->mode == "long" ? platform::BootMode::kLong : platform::BootMode::kReal;
   if (kind == backend::Kind::kSim) cfg.technique = t;
   auto m = backend::make_backend(kind, cfg);
   m->load(g->image);
@@ -140,25 +140,25 @@ TEST_CASE("hypercall: every bad argument is refused on KVM", "[hypercall][kvm]")
 
 // The checks that a 32-bit real-mode guest cannot reach: 64-bit address overflow.
 TEST_CASE("hypercall: address + length overflow is refused", "[hypercall]") {
-  struct Host final : vmm::HypercallHost {
-    vmm::HypercallArgs a;
+  struct Host final : platform::HypercallHost {
+    platform::HypercallArgs a;
     std::vector<uint8_t> mem = std::vector<uint8_t>(1 << 16);
-    vmm::HypercallArgs args() override { return a; }
+    platform::HypercallArgs args() override { return a; }
     std::span<uint8_t> guest_memory() override { return mem; }
     void pte_written(uint64_t) override { FAIL("no PTE may be written"); }
     void flush_tlb() override {}
     void set_cr3(uint64_t) override { FAIL("no CR3 load"); }
   } host;
-  vmm::ConsoleOutput console;
+  platform::ConsoleOutput console;
   uint64_t shared = 0;
   host.a = {1, ~0ull - 3, 8, 0};
-  CHECK(vmm::execute_hypercall(host, console, &shared).result == vmm::kHcEfault);
+  CHECK(platform::execute_hypercall(host, console, &shared).result == platform::kHcEfault);
   host.a = {2, ~0ull - 15, 1, 0};
-  CHECK(vmm::execute_hypercall(host, console, &shared).result == vmm::kHcEfault);
+  CHECK(platform::execute_hypercall(host, console, &shared).result == platform::kHcEfault);
   host.a = {2, 16, 1ull << 60, 0};  // count * 16 would wrap
-  CHECK(vmm::execute_hypercall(host, console, &shared).result == vmm::kHcE2big);
+  CHECK(platform::execute_hypercall(host, console, &shared).result == platform::kHcE2big);
   host.a = {4, ~0ull & ~0xFFFull, 0, 0};
-  CHECK(vmm::execute_hypercall(host, console, &shared).result == vmm::kHcEfault);
+  CHECK(platform::execute_hypercall(host, console, &shared).result == platform::kHcEfault);
   CHECK(shared == 0);
   CHECK(console.text().empty());
 }
@@ -169,10 +169,10 @@ TEST_CASE("hypercall: address + length overflow is refused", "[hypercall]") {
 TEST_CASE("hypercall: mmu_update applies the pair list it validated (no second read)",
           "[hypercall][hostile]") {
   constexpr uint64_t kSize = 1 << 16;
-  struct Host final : vmm::HypercallHost {
+  struct Host final : platform::HypercallHost {
     std::vector<uint8_t> backing = std::vector<uint8_t>(kSize + 64, 0xCC);
     std::vector<uint64_t> written;
-    vmm::HypercallArgs args() override { return {2, 0x1000, 2, 0}; }
+    platform::HypercallArgs args() override { return {2, 0x1000, 2, 0}; }
     std::span<uint8_t> guest_memory() override { return {backing.data(), kSize}; }
     void pte_written(uint64_t gpa) override { written.push_back(gpa); }
     void flush_tlb() override {}
@@ -180,10 +180,10 @@ TEST_CASE("hypercall: mmu_update applies the pair list it validated (no second r
   } host;
   const uint64_t pairs[4] = {0x1010, kSize, 0x3000, 0x4141414141414140};
   std::memcpy(host.backing.data() + 0x1000, pairs, sizeof pairs);
-  vmm::ConsoleOutput console;
+  platform::ConsoleOutput console;
   uint64_t shared = 0;
-  const auto r = vmm::execute_hypercall(host, console, &shared);
-  CHECK(r.result == vmm::kHcOk);
+  const auto r = platform::execute_hypercall(host, console, &shared);
+  CHECK(r.result == platform::kHcOk);
   CHECK(host.written == std::vector<uint64_t>{0x1010, 0x3000});
   uint64_t v = 0;
   std::memcpy(&v, host.backing.data() + 0x3000, 8);
@@ -246,7 +246,7 @@ namespace {
 struct ShadowRun {
   backend::RunOutcome outcome;
   sim::PagingStats stats;
-  sim::CpuState registers;
+  x86::CpuState registers;
   std::vector<uint8_t> memory;
 };
 // A guest on the simulator under --technique pv with `paging`; `iterations` patches a
@@ -257,7 +257,7 @@ ShadowRun run_pv(const char* name, sim::VmmPaging paging, std::optional<uint32_t
   std::vector<uint8_t> image(g->image.begin(), g->image.end());
   if (iterations) std::memcpy(image.data() + 6, &*iterations, 4);
   backend::Config cfg;
-  cfg.mode = g->mode == "long" ? vmm::BootMode::kLong : vmm::BootMode::kReal;
+  cfg.mode = g->mode == "long" ? platform::BootMode::kLong : platform::BootMode::kReal;
   cfg.technique = virt::Technique::kPv;
   cfg.paging = paging;
   auto m = backend::make_backend(backend::Kind::kSim, cfg);
@@ -352,7 +352,7 @@ TEST_CASE("hypercall records carry the doorbell instruction on both backends", "
       if (!(e.header.flags & trace::kExitFlagHypercallRecord)) continue;
       ++records;
       const auto& io = sink.events[i - 1];
-      CHECK(decode::disassemble({e.insn, e.insn_len}, e.header.cpu_mode, e.header.rip).text ==
+      CHECK(x86::disassemble({e.insn, e.insn_len}, e.header.cpu_mode, e.header.rip).text ==
             "in eax, dx");
       CHECK(e.insn_len == io.insn_len);
       CHECK(std::memcmp(e.insn, io.insn, e.insn_len) == 0);

@@ -56,10 +56,10 @@ struct GuestRun {
   vmm::RunResult result;
   trace::Recorder events;
   std::string console;
-  std::vector<vmm::MmioWrite> mmio_writes;
+  std::vector<platform::MmioWrite> mmio_writes;
 };
 
-GuestRun run_guest(const std::vector<uint8_t>& code, vmm::BootMode mode, vmm::RunLimits limits) {
+GuestRun run_guest(const std::vector<uint8_t>& code, platform::BootMode mode, vmm::RunLimits limits) {
   vmm::MachineConfig cfg;
   cfg.mode = mode;
   vmm::KvmMachine m(cfg);
@@ -277,7 +277,7 @@ TEST_CASE("KVM guest (real mode): out to 0xE9 then hlt", "[unit][kvm-fd][kvm]") 
       0xE6, 0xE9,  // 0x8002  out 0xE9, al
       0xF4,        // 0x8004  hlt
   };
-  const GuestRun g = run_guest(code, vmm::BootMode::kReal, {5.0, 0});
+  const GuestRun g = run_guest(code, platform::BootMode::kReal, {5.0, 0});
   CHECK(g.result.reason == RunEndReason::kHalted);
   CHECK(g.result.exits == 2);
   CHECK(g.result.last_exit_reason == 5u);
@@ -319,7 +319,7 @@ TEST_CASE("KVM guest: jmp $ is stopped by the time limit", "[unit][kvm-fd][kvm]"
   REQUIRE_KVM_OR_SKIP();
   const std::vector<uint8_t> code = {0xEB, 0xFE};  // 0x8000  jmp $
   const uint64_t t0 = vmm::monotonic_ns();
-  const GuestRun g = run_guest(code, vmm::BootMode::kReal, {0.3, 0});
+  const GuestRun g = run_guest(code, platform::BootMode::kReal, {0.3, 0});
   const double elapsed = static_cast<double>(vmm::monotonic_ns() - t0) / 1e9;
   CHECK(g.result.reason == RunEndReason::kTimeLimit);
   CHECK(g.result.duration_ns >= 300'000'000u);
@@ -338,7 +338,7 @@ TEST_CASE("KVM guest: out to the control port ends the run with the exit code",
       0xE6, 0xF4,  // out 0xF4, al
       0xF4,        // hlt (not reached)
   };
-  const GuestRun g = run_guest(code, vmm::BootMode::kReal, {5.0, 0});
+  const GuestRun g = run_guest(code, platform::BootMode::kReal, {5.0, 0});
   CHECK(g.result.reason == RunEndReason::kGuestExit);
   CHECK(g.result.exit_code == 7u);
   CHECK(g.result.exits == 1u);
@@ -358,7 +358,7 @@ TEST_CASE("KVM guest: max_exits stops a loop of outs after exactly that many exi
       0xE6, 0xE9,  // 0x8002  out 0xE9, al
       0xEB, 0xFC,  // 0x8004  jmp 0x8002
   };
-  const GuestRun g = run_guest(code, vmm::BootMode::kReal, {5.0, 5});
+  const GuestRun g = run_guest(code, platform::BootMode::kReal, {5.0, 5});
   CHECK(g.result.reason == RunEndReason::kExitLimit);
   CHECK(g.result.exits == 5u);
   CHECK(g.console == "AAAAA");
@@ -383,7 +383,7 @@ TEST_CASE("KVM guest (long mode): MMIO above guest memory", "[unit][kvm-fd][kvm]
         0x48, 0x8B, 0x04, 0x25, 0x00, 0x00, 0x00, 0x40,  // mov rax, [0x40000000]
         0xF4,                                            // hlt
     };
-    const GuestRun g = run_guest(code, vmm::BootMode::kLong, {5.0, 0});
+    const GuestRun g = run_guest(code, platform::BootMode::kLong, {5.0, 0});
     CHECK(g.result.reason == RunEndReason::kHalted);
     CHECK(g.result.regs.rax == 0xFFFFFFFFFFFFFFFFull);
     CHECK(g.mmio_writes.empty());
@@ -408,7 +408,7 @@ TEST_CASE("KVM guest (long mode): MMIO above guest memory", "[unit][kvm-fd][kvm]
         0x89, 0x04, 0x25, 0x10, 0x00, 0x00, 0x40,        // mov [0x40000010], eax
         0xF4,                                            // hlt
     };
-    const GuestRun g = run_guest(code, vmm::BootMode::kLong, {5.0, 0});
+    const GuestRun g = run_guest(code, platform::BootMode::kLong, {5.0, 0});
     CHECK(g.result.reason == RunEndReason::kHalted);
     REQUIRE(g.mmio_writes.size() == 1);
     CHECK(g.mmio_writes[0].gpa == 0x40000010u);
@@ -496,7 +496,7 @@ TEST_CASE("KVM guest: hlt followed by hlt is recorded at the first hlt",
       0xF4,  // 0x8000  hlt       <- exits here; every KVM leaves RIP at 0x8001
       0xF4,  // 0x8001  hlt
   };
-  const GuestRun g = run_guest(code, vmm::BootMode::kReal, {5.0, 0});
+  const GuestRun g = run_guest(code, platform::BootMode::kReal, {5.0, 0});
   CHECK(g.result.reason == RunEndReason::kHalted);
   CHECK(g.result.regs.rip == 0x8001u);
   REQUIRE(g.events.size() == 2);
@@ -516,7 +516,7 @@ TEST_CASE("KVM guest: two adjacent outs are recorded at their own addresses",
       0xE6, 0xE9,  // 0x8004  out 0xE9, al
       0xF4,        // 0x8006  hlt
   };
-  const GuestRun g = run_guest(code, vmm::BootMode::kReal, {5.0, 0});
+  const GuestRun g = run_guest(code, platform::BootMode::kReal, {5.0, 0});
   CHECK(g.result.reason == RunEndReason::kHalted);
   CHECK(g.console == "AA");
   REQUIRE(g.events.size() == 4);

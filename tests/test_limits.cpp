@@ -17,8 +17,8 @@
 #include "trace/recorder.hpp"
 #include "visualizer/core/live_controller.hpp"
 #include "visualizer/core/model.hpp"
-#include "vmm/devices.hpp"
-#include "vmm/handle_exit.hpp"
+#include "platform/devices.hpp"
+#include "platform/handle_exit.hpp"
 
 using namespace trapscope;
 
@@ -100,7 +100,7 @@ void check_console_capped(const test::CommandResult& r, long other_kib,
 
 // (Not Catch's EndsWith: a failure would print 64 MiB.)
 bool ends_with_marker(const std::string& text) {
-  return std::string_view(text).ends_with(vmm::ConsoleOutput::kTruncatedMarker);
+  return std::string_view(text).ends_with(platform::ConsoleOutput::kTruncatedMarker);
 }
 
 }  // namespace
@@ -109,7 +109,7 @@ bool ends_with_marker(const std::string& text) {
 
 TEST_CASE("the console keeps kConsoleLimitBytes, then a marker line, and counts the rest",
           "[limits][devices]") {
-  vmm::ConsoleOutput out;
+  platform::ConsoleOutput out;
   for (size_t i = 0; i < trace::kConsoleLimitBytes; ++i) out.put('x');
   CHECK_FALSE(out.full());
   CHECK(out.text().size() == trace::kConsoleLimitBytes);
@@ -117,31 +117,31 @@ TEST_CASE("the console keeps kConsoleLimitBytes, then a marker line, and counts 
   CHECK(out.full());
   CHECK(out.dropped() == 1000);
   CHECK(out.text().size() ==
-        trace::kConsoleLimitBytes + vmm::ConsoleOutput::kTruncatedMarker.size());
+        trace::kConsoleLimitBytes + platform::ConsoleOutput::kTruncatedMarker.size());
   CHECK(out.text().find('y') == std::string::npos);
   CHECK(ends_with_marker(out.text()));
 }
 
 TEST_CASE("an I/O exit that fills the console ends the run (KVM's exit handler)",
           "[limits][devices]") {
-  vmm::Devices d;
+  platform::Devices d;
   d.console.set_text(std::string(trace::kConsoleLimitBytes - 10, 'x'));
   std::vector<uint8_t> data(4096, 'a');  // one KVM_EXIT_IO of a rep outsb: up to a page
-  const vmm::ExitAction a = vmm::handle_exit(d, vmm::ExitIoOut{vmm::kDebugConsolePort, 1,
+  const platform::ExitAction a = platform::handle_exit(d, platform::ExitIoOut{platform::kDebugConsolePort, 1,
                                                                4096, data});
   CHECK(a.stop);
   CHECK(a.reason == trace::RunEndReason::kConsoleLimit);
   CHECK(d.console.dropped() == 4096 - 10);
   // A snapshot restores the capped state.
   const auto st = d.save();
-  vmm::Devices e;
+  platform::Devices e;
   e.restore(st);
   CHECK(e.console.full());
   CHECK(e.limit_reached() == trace::RunEndReason::kConsoleLimit);
 }
 
 TEST_CASE("the MMIO log keeps kMmioLogLimitEntries and counts the rest", "[limits][devices]") {
-  vmm::Devices d;
+  platform::Devices d;
   for (size_t i = 0; i < trace::kMmioLogLimitEntries + 5; ++i) {
     d.record_mmio_write({0xC0000000 + i, 1, 0});
   }
@@ -238,7 +238,7 @@ TEST_CASE("rep stosb and rep movsb of 32 Mi bytes at MMIO keep a capped log with
                                           "were ignored (the first 1048576 logged)"));
       }
       const long log_kib = static_cast<long>(trace::kMmioLogLimitEntries *
-                                             sizeof(vmm::MmioWrite) / 1024);
+                                             sizeof(platform::MmioWrite) / 1024);
       CHECK(r.max_rss_kib < 2 * log_kib + kBaselineKib);
     }
   }
@@ -266,7 +266,7 @@ TEST_CASE("an endless out loop recorded in memory stops at the Recorder cap",
     INFO(technique);
     backend::Config cfg;
     cfg.memory_bytes = 16 << 20;
-    cfg.mode = *vmm::parse_boot_mode("protected");
+    cfg.mode = *platform::parse_boot_mode("protected");
     cfg.technique = *virt::parse_technique(technique);
     cfg.record_instructions = true;
     auto b = backend::make_backend(backend::Kind::kSim, cfg);
@@ -289,7 +289,7 @@ namespace {
 // as the GUI would have it once the controller is idle.
 void live_run(viz::LiveSource s, const std::vector<unsigned char>& image, viz::Model& m) {
   s.kind = backend::Kind::kSim;
-  s.config.mode = vmm::BootMode::kProtected;
+  s.config.mode = platform::BootMode::kProtected;
   s.image.assign(image.begin(), image.end());
   viz::LiveController c(s);
   const auto settle = [&] {

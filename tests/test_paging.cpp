@@ -22,7 +22,7 @@ namespace {
 
 struct Run {
   backend::RunOutcome outcome;
-  sim::CpuState regs;
+  x86::CpuState regs;
   std::vector<uint8_t> memory;
   std::string console;
   backend::PagingCounters counters;
@@ -35,7 +35,7 @@ std::unique_ptr<Run> run_sim(const char* guest, sim::VmmPaging paging,
   auto g = guests::find(guest);
   REQUIRE(g);
   backend::Config cfg;
-  cfg.mode = *vmm::parse_boot_mode(g->mode);
+  cfg.mode = *platform::parse_boot_mode(g->mode);
   cfg.paging = paging;
   cfg.tlb_entries = tlb_entries;
   auto m = backend::make_backend(backend::Kind::kSim, cfg);
@@ -273,7 +273,7 @@ TEST_CASE("co-simulation: paging (KVM against each simulator mode)", "[cosim][kv
   for (sim::VmmPaging mode : kModes) {
     INFO("--paging " << sim::to_string(mode));
     backend::Config cfg;
-    cfg.mode = *vmm::parse_boot_mode(g->mode);
+    cfg.mode = *platform::parse_boot_mode(g->mode);
     cfg.paging = mode;
     const auto r = backend::cosimulate(g->image, cfg, {30.0, 100000, 50'000'000});
     INFO(r.report);
@@ -386,13 +386,13 @@ TEST_CASE("TLB: INVLPG in a large page drops every 4 KiB piece cached from it", 
 TEST_CASE("host-pointer cache: behind the modelled TLB, exact counts, code pages and MMIO",
           "[paging][sim][unit]") {
   sim::PhysicalMemory mem(1 << 20);
-  vmm::Devices devices;
+  platform::Devices devices;
   sim::Cpu cpu(mem, devices);
-  sim::CpuState& s = cpu.s;
-  s.cr0 = sim::kCr0Pe | sim::kCr0Pg;
-  s.cr4 = sim::kCr4Pae;
-  s.efer = sim::kEferLme | sim::kEferLma;
-  s.seg[sim::kCs].l = 1;  // 64-bit mode, CPL 0
+  x86::CpuState& s = cpu.s;
+  s.cr0 = x86::kCr0Pe | x86::kCr0Pg;
+  s.cr4 = x86::kCr4Pae;
+  s.efer = x86::kEferLme | x86::kEferLma;
+  s.seg[x86::kCs].l = 1;  // 64-bit mode, CPL 0
   s.cr3 = 0x1000;
   auto put = [&](uint64_t gpa, uint64_t v) { std::memcpy(mem.data() + gpa, &v, 8); };
   auto get = [&](uint64_t gpa) {
@@ -405,7 +405,7 @@ TEST_CASE("host-pointer cache: behind the modelled TLB, exact counts, code pages
   put(0x3000, 0x4000 | 3);               // PD[0] -> PT
   put(0x4000 + 8 * 0x10, 0x20000 | 3);   // 0x10000 -> 0x20000, RW
   put(0x4000 + 8 * 0x11, 0x200000 | 3);  // 0x11000 -> 0x200000: outside RAM (MMIO)
-  const auto ds = sim::kDs;
+  const auto ds = x86::kDs;
 
   cpu.write(ds, 0x10008, 8, 0x1122334455667788ull);  // miss: walk, fill
   CHECK(cpu.tlb.misses == 1);

@@ -1,21 +1,21 @@
-// Popek–Goldberg: the classifier (sim/virt/classify.hpp) and `trapscope classify`.
+// Popek–Goldberg: the classifier (x86/classify.hpp) and `trapscope classify`.
 #include <catch2/catch.hpp>
 
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "sim/virt/classify.hpp"
+#include "x86/classify.hpp"
 #include "tests/support.hpp"
 
 using trapscope::test::run_trapscope;
 using trapscope::trace::CpuMode;
-using trapscope::virt::classify_bytes;
-using trapscope::virt::PgClass;
+using trapscope::x86::classify_bytes;
+using trapscope::x86::PgClass;
 
 namespace {
 
-trapscope::virt::ClassifiedInstruction cls(std::vector<uint8_t> bytes,
+trapscope::x86::ClassifiedInstruction cls(std::vector<uint8_t> bytes,
                                            CpuMode mode = CpuMode::kProtected32) {
   return classify_bytes(bytes, mode, 0);
 }
@@ -127,14 +127,14 @@ TEST_CASE("classifier: the classic sensitive-but-unprivileged x86 instructions",
 }
 
 TEST_CASE("classifier: every Op the simulator executes has a class and a reason", "[pg]") {
-  // Every handler in sim/ops.def is reached by some encoding in the tests above or falls into
+  // Every handler in x86/ops.def is reached by some encoding in the tests above or falls into
   // the general innocuous class; the reason is never empty.
-  for (uint16_t i = 1; i < static_cast<uint16_t>(trapscope::sim::Op::kCount); ++i) {
-    trapscope::sim::Instruction insn;
-    insn.op = static_cast<trapscope::sim::Op>(i);
+  for (uint16_t i = 1; i < static_cast<uint16_t>(trapscope::x86::Op::kCount); ++i) {
+    trapscope::x86::Instruction insn;
+    insn.op = static_cast<trapscope::x86::Op>(i);
     const uint8_t nop = 0x90;
-    const auto c = trapscope::virt::classify(insn, {&nop, 1});
-    INFO(trapscope::sim::op_name(insn.op));
+    const auto c = trapscope::x86::classify(insn, {&nop, 1});
+    INFO(trapscope::x86::op_name(insn.op));
     CHECK_FALSE(c.reason.empty());
     CHECK(c.privileged == (c.cls == PgClass::kPrivileged));
     if (c.cls != PgClass::kInnocuous) CHECK((c.control_sensitive || c.behaviour_sensitive));
@@ -218,7 +218,7 @@ namespace {
 using trapscope::virt::Technique;
 
 struct Ran {
-  trapscope::sim::CpuState regs;
+  trapscope::x86::CpuState regs;
   std::vector<uint8_t> memory;
   std::vector<const trapscope::trace::VirtEvent*> virt;  // valid while `events` lives
   trapscope::trace::RunEndReason reason{};
@@ -229,7 +229,7 @@ Ran run_code(std::vector<uint8_t> code, Technique t, uint8_t deprivilege,
              trapscope::trace::Recorder& events,
              void (*configure)(trapscope::virt::VmcsControls&) = nullptr) {
   trapscope::sim::SimConfig cfg;
-  cfg.mode = trapscope::vmm::BootMode::kProtected;
+  cfg.mode = trapscope::platform::BootMode::kProtected;
   cfg.technique = t;
   cfg.deprivilege = deprivilege;
   trapscope::sim::SimMachine m(cfg);
@@ -377,7 +377,7 @@ TEST_CASE("VT-x model: every teaching guest is equivalent to the native run", "[
     auto g = trapscope::guests::find(name);
     REQUIRE(g);
     trapscope::backend::Config cfg;
-    cfg.mode = *trapscope::vmm::parse_boot_mode(g->mode);
+    cfg.mode = *trapscope::platform::parse_boot_mode(g->mode);
     cfg.technique = Technique::kVt;
     const auto r = trapscope::backend::compare_with_native(g->image, cfg, {30.0, 0, 5'000'000});
     INFO(name << ": " << r.report);

@@ -32,7 +32,7 @@ using trapscope::test::write_file;
 namespace {
 
 using Bytes = std::vector<uint8_t>;
-constexpr uint64_t kLoad = vmm::kDefaultLoadAddress;  // 0x8000
+constexpr uint64_t kLoad = platform::kDefaultLoadAddress;  // 0x8000
 
 // Protected mode (flat 32-bit segments, CPL 0), loaded at 0x8000; each ends with `hlt`.
 // mov esi, 0x1000 / mov ecx, 0xffffffff / rep lodsb            (rep at 0x800a)
@@ -53,7 +53,7 @@ const Bytes kPortLoop = {0xB0, 0x41, 0xE6, 0x80, 0xEB, 0xFC};
 
 backend::Config protected_config(virt::Technique t) {
   backend::Config c;
-  c.mode = vmm::BootMode::kProtected;
+  c.mode = platform::BootMode::kProtected;
   c.technique = t;
   return c;
 }
@@ -125,15 +125,15 @@ TEST_CASE("a rep string instruction stops between iterations and resumes where i
   const auto p1 = parts->run({10.0, 1, 0}, nullptr);
   CHECK(p1.reason == trace::RunEndReason::kExitLimit);
   CHECK(p1.instructions == 3);
-  const sim::CpuState mid = parts->registers();
+  const x86::CpuState mid = parts->registers();
   CHECK(mid.rip == kLoad + 0xF);  // still at the rep outsb
-  CHECK(mid.gpr[sim::kRcx] == 10000 - sim::kRepIterationsPerStep);
-  CHECK(mid.gpr[sim::kRsi] == 0x1000 + sim::kRepIterationsPerStep);
+  CHECK(mid.gpr[x86::kRcx] == 10000 - sim::kRepIterationsPerStep);
+  CHECK(mid.gpr[x86::kRsi] == 0x1000 + sim::kRepIterationsPerStep);
   const auto p2 = parts->run({10.0, 0, 0}, nullptr);
   CHECK(p2.reason == trace::RunEndReason::kHalted);
   CHECK(p1.instructions + p2.instructions == w.instructions);
   CHECK(p1.exits + p2.exits == w.exits);
-  const sim::CpuState a = whole->registers(), b = parts->registers();
+  const x86::CpuState a = whole->registers(), b = parts->registers();
   for (int i = 0; i < 16; ++i) CHECK(a.gpr[i] == b.gpr[i]);
   CHECK(a.rip == b.rip);
   CHECK(a.rflags == b.rflags);
@@ -160,12 +160,12 @@ TEST_CASE("a time limit stops a rep string instruction of 2^32 - 1 iterations", 
     m->load(*c.code);
     const auto r = m->run({0.2, 0, 0}, nullptr);
     CHECK(r.reason == trace::RunEndReason::kTimeLimit);
-    const sim::CpuState s = m->registers();
+    const x86::CpuState s = m->registers();
     CHECK(s.rip == kLoad + c.rep_at);
-    const uint64_t done = 0xFFFFFFFFull - s.gpr[sim::kRcx];
+    const uint64_t done = 0xFFFFFFFFull - s.gpr[x86::kRcx];
     CHECK(done > 0);
-    if (c.uses_rsi) CHECK(s.gpr[sim::kRsi] == 0x1000 + done);
-    if (c.rdi0) CHECK(s.gpr[sim::kRdi] == c.rdi0 + done);
+    if (c.uses_rsi) CHECK(s.gpr[x86::kRsi] == 0x1000 + done);
+    if (c.rdi0) CHECK(s.gpr[x86::kRdi] == c.rdi0 + done);
   }
 }
 

@@ -29,20 +29,20 @@
 #include <vector>
 
 #include "sim/cpu.hpp"
-#include "sim/decode/decoder.hpp"
+#include "x86/decoder.hpp"
 #include "sim/interp/handlers.hpp"
 #include "sim/interp/undefined.hpp"
 #include "sim/machine.hpp"
 #include "trace/recorder.hpp"
-#include "vmm/devices.hpp"
+#include "platform/devices.hpp"
 #include "tests/host_cpu.hpp"
-#include "vmm/loader.hpp"
+#include "platform/loader.hpp"
 
 using namespace trapscope;
 using Bytes = std::vector<uint8_t>;
-using sim::kCF, sim::kPF, sim::kAF, sim::kZF, sim::kSF, sim::kOF, sim::kDF, sim::kIF, sim::kTF;
-using sim::kRax, sim::kRcx, sim::kRdx, sim::kRbx, sim::kRsp, sim::kRbp, sim::kRsi, sim::kRdi;
-using sim::kR8, sim::kR9;
+using x86::kCF, x86::kPF, x86::kAF, x86::kZF, x86::kSF, x86::kOF, x86::kDF, x86::kIF, x86::kTF;
+using x86::kRax, x86::kRcx, x86::kRdx, x86::kRbx, x86::kRsp, x86::kRbp, x86::kRsi, x86::kRdi;
+using x86::kR8, x86::kR9;
 
 namespace {
 
@@ -73,7 +73,7 @@ Bytes cat(std::initializer_list<Bytes> parts) {
 constexpr uint64_t kLoad = 0x8000;
 
 struct Guest {
-  static sim::SimConfig config(vmm::BootMode mode, uint64_t load, uint64_t memory) {
+  static sim::SimConfig config(platform::BootMode mode, uint64_t load, uint64_t memory) {
     sim::SimConfig c;
     c.mode = mode;
     c.load_address = load;
@@ -81,14 +81,14 @@ struct Guest {
     return c;
   }
 
-  Guest(vmm::BootMode mode, const Bytes& code, uint64_t load = kLoad, uint64_t memory = 1 << 21)
+  Guest(platform::BootMode mode, const Bytes& code, uint64_t load = kLoad, uint64_t memory = 1 << 21)
       : m(config(mode, load, memory)), end(0) {
     m.load(code);
     end = m.cpu().s.rip + code.size();  // real mode: IP = load (below 64 KiB)
   }
 
-  sim::CpuState& s() { return m.cpu().s; }
-  uint64_t& r(sim::Gpr g) { return m.cpu().s.gpr[g]; }
+  x86::CpuState& s() { return m.cpu().s; }
+  uint64_t& r(x86::Gpr g) { return m.cpu().s.gpr[g]; }
   uint8_t* mem(uint64_t gpa) { return m.memory().data() + gpa; }
   template <typename T>
   T get(uint64_t gpa) {
@@ -127,13 +127,13 @@ struct Guest {
     c.fault_rip = c.s.rip;
     uint8_t b[15];
     const unsigned n = c.fetch(b, 15);
-    sim::Instruction insn;
-    REQUIRE(decode::decode({b, n}, c.s.mode(), &insn) == decode::DecodeStatus::kOk);
-    REQUIRE(insn.op != sim::Op::kUnsupported);
+    x86::Instruction insn;
+    REQUIRE(x86::decode({b, n}, c.s.mode(), &insn) == x86::DecodeStatus::kOk);
+    REQUIRE(insn.op != x86::Op::kUnsupported);
     c.insn_bytes = b;  // valid while the handler runs
     c.insn_len = insn.length;
     uint64_t next = c.s.rip + insn.length;
-    if (!c.mode64()) next &= c.s.seg[sim::kCs].db ? 0xFFFFFFFFull : 0xFFFFull;
+    if (!c.mode64()) next &= c.s.seg[x86::kCs].db ? 0xFFFFFFFFull : 0xFFFFull;
     c.s.rip = next;
     try {
       sim::kHandlers[static_cast<size_t>(insn.op)](c, insn);
@@ -153,14 +153,14 @@ struct Guest {
 // Makes the loader's long-mode machine run at CPL 3: user-accessible page tables, CS/SS (and the
 // data segments) with RPL = DPL = 3. IOPL stays 0, IF = 1 — the conditions of a Linux process.
 void enter_user_long(Guest& g) {
-  for (uint64_t a = vmm::kPml4Address; a < vmm::kBootTablesEnd; a += 8) {
+  for (uint64_t a = platform::kPml4Address; a < platform::kBootTablesEnd; a += 8) {
     auto e = g.get<uint64_t>(a);
     if (e & 1) g.put<uint64_t>(a, e | 4);
   }
-  sim::CpuState& s = g.s();
-  s.seg[sim::kCs].selector = 0x2B;
-  s.seg[sim::kCs].dpl = 3;
-  for (auto seg : {sim::kSs, sim::kDs, sim::kEs, sim::kFs, sim::kGs}) {
+  x86::CpuState& s = g.s();
+  s.seg[x86::kCs].selector = 0x2B;
+  s.seg[x86::kCs].dpl = 3;
+  for (auto seg : {x86::kSs, x86::kDs, x86::kEs, x86::kFs, x86::kGs}) {
     s.seg[seg].selector = 0x23;
     s.seg[seg].dpl = 3;
   }
@@ -170,12 +170,12 @@ void enter_user_long(Guest& g) {
 
 // Protected mode (flat segments from the loader) at the given CPL with the given IOPL.
 void set_cpl_protected(Guest& g, unsigned cpl, unsigned iopl) {
-  sim::CpuState& s = g.s();
-  s.seg[sim::kCs].selector = static_cast<uint16_t>(0x08 | cpl);
-  s.seg[sim::kCs].dpl = static_cast<uint8_t>(cpl);
-  s.seg[sim::kSs].selector = static_cast<uint16_t>(0x10 | cpl);
-  s.seg[sim::kSs].dpl = static_cast<uint8_t>(cpl);
-  s.rflags = (s.rflags & ~sim::kIOPL) | (uint64_t{iopl} << 12);
+  x86::CpuState& s = g.s();
+  s.seg[x86::kCs].selector = static_cast<uint16_t>(0x08 | cpl);
+  s.seg[x86::kCs].dpl = static_cast<uint8_t>(cpl);
+  s.seg[x86::kSs].selector = static_cast<uint16_t>(0x10 | cpl);
+  s.seg[x86::kSs].dpl = static_cast<uint8_t>(cpl);
+  s.rflags = (s.rflags & ~x86::kIOPL) | (uint64_t{iopl} << 12);
 }
 
 // TR: a 32-bit TSS at 0x7000 whose I/O permission bitmap is at offset 0x68 (the I/O map base
@@ -327,7 +327,7 @@ class SignalGuard {
 class SimSide {
  public:
   explicit SimSide(uint64_t address, const Bytes& snippet)
-      : g(vmm::BootMode::kLong, snippet, address, 4 << 20) {
+      : g(platform::BootMode::kLong, snippet, address, 4 << 20) {
     enter_user_long(g);
     start_ = g.s();
   }
@@ -358,7 +358,7 @@ class SimSide {
 
  private:
   static constexpr uint64_t kStack = 0x380000;
-  sim::CpuState start_;
+  x86::CpuState start_;
 };
 
 // A deterministic generator (splitmix64) of "interesting" operands.
@@ -466,7 +466,7 @@ Regs make_inputs(Rng& rng, unsigned profile) {
   if ((profile & kZeroSrc) && rng.below(3) == 0) in.r[kRcx] = 0;
   if ((profile & kNonZeroSrc) && (in.r[kRcx] & 0xFFFF) == 0) in.r[kRcx] |= 1ull << rng.below(16);
   if (profile & kPopfSafe) {
-    in.r[kRcx] &= ~(kTF | sim::kAC);
+    in.r[kRcx] &= ~(kTF | x86::kAC);
   }
   return in;
 }
@@ -627,7 +627,7 @@ TEST_CASE("integer ALU matches the host CPU: add/adc/sub/sbb/and/or/xor/cmp/test
     const std::string& n = s[i].name;
     if (n.rfind("and", 0) == 0 || n.rfind("or", 0) == 0 || n.rfind("xor", 0) == 0 ||
         n.rfind("test", 0) == 0) {
-      s[i].undefined = sim::undefined_flags(sim::Op::kAnd);
+      s[i].undefined = sim::undefined_flags(x86::Op::kAnd);
     }
   }
   // Carry chains: add rax,rdx; adc rcx,r8; sbb rsi,r9; adc eax,ecx; sbb dx,cx.
@@ -655,14 +655,14 @@ TEST_CASE("shifts and rotates match the host CPU (all counts / undefined flags)"
           "[sim][unit][alu][shift][diff]") {
   std::vector<Snippet> s;
   const char* names[] = {"rol", "ror", "rcl", "rcr", "shl", "shr", "sal", "sar"};
-  const sim::Op ops[] = {sim::Op::kRol, sim::Op::kRor, sim::Op::kRcl, sim::Op::kRcr,
-                         sim::Op::kShl, sim::Op::kShr, sim::Op::kShl, sim::Op::kSar};
+  const x86::Op ops[] = {x86::Op::kRol, x86::Op::kRor, x86::Op::kRcl, x86::Op::kRcr,
+                         x86::Op::kShl, x86::Op::kShr, x86::Op::kShl, x86::Op::kSar};
   for (uint8_t ext = 0; ext < 8; ++ext) {
     if (ext == 6) continue;  // sal = shl (/6 is an alias Zydis may not accept)
     const uint8_t modrm = static_cast<uint8_t>(0xC0 | ext << 3);
     // Undefined (sim::undefined_flags): OF for counts > 1; for shifts also AF, and for shl/shr
     // CF when the count reaches the width (8- and 16-bit operands).
-    const sim::Op op = ops[ext];
+    const x86::Op op = ops[ext];
     for (unsigned bits : {8u, 16u, 32u, 64u}) {
       const uint64_t many = sim::undefined_flags(op, bits);
       s.push_back(undefined({name(names[ext], bits, " r,cl"), sized(bits, {0xD2}, {modrm}),
@@ -689,12 +689,12 @@ TEST_CASE("shld/shrd match the host CPU", "[sim][unit][alu][shift][diff]") {
   std::vector<Snippet> s;
   // Undefined (sim::undefined_flags): AF, OF for counts > 1; 16-bit operands with counts past
   // 16: the result and every flag (those snippets run only on the model CPU).
-  auto add = [&](Snippet sn, sim::Op op, unsigned bits, unsigned count) {
+  auto add = [&](Snippet sn, x86::Op op, unsigned bits, unsigned count) {
     sn.undefined = sim::undefined_flags(op, bits, count);
     sn.model_only = bits == 16 && (count == sim::kAnyCount || count > 16);
     s.push_back(std::move(sn));
   };
-  using sim::Op, sim::kAnyCount;
+  using x86::Op, sim::kAnyCount;
   for (unsigned bits : {16u, 32u, 64u}) {
     // shld/shrd eax, edx, cl (modrm 0xD0) and with imm8
     add({name("shld", bits, " cl"), sized(bits, {0x0F, 0xA5}, {0xD0}, false), kShiftCount},
@@ -733,8 +733,8 @@ TEST_CASE("mul/imul/div/idiv match the host CPU (flags / #DE)", "[sim][unit][alu
   s.push_back({"mul ch", {0xF6, 0xE5}});
   s.push_back({"idiv bh", {0xF6, 0xFF}, kDivide});
   for (Snippet& sn : s) {
-    sn.undefined = sim::undefined_flags(sn.name.find("div") != std::string::npos ? sim::Op::kDiv
-                                                                                : sim::Op::kMul);
+    sn.undefined = sim::undefined_flags(sn.name.find("div") != std::string::npos ? x86::Op::kDiv
+                                                                                : x86::Op::kMul);
   }
   differential(s, 200, 5);
 }
@@ -757,15 +757,15 @@ TEST_CASE("bt/bts/btr/btc and bsf/bsr match the host CPU", "[sim][unit][alu][bit
       }
     }
   }
-  for (Snippet& sn : s) sn.undefined = sim::undefined_flags(sim::Op::kBt);
+  for (Snippet& sn : s) sn.undefined = sim::undefined_flags(x86::Op::kBt);
   // bsf/bsr: undefined flags; with a zero source (a third of the inputs) also an undefined
   // destination (Intel; AMD documents it unchanged): those run only on the model CPU.
   for (unsigned bits : {16u, 32u, 64u}) {
     for (const unsigned profile : {unsigned{kNonZeroSrc}, unsigned{kZeroSrc}}) {
       const std::string zero = profile == kZeroSrc ? " (zero source)" : "";
-      for (const sim::Op op : {sim::Op::kBsf, sim::Op::kBsr}) {
-        const uint8_t opcode = op == sim::Op::kBsf ? 0xBC : 0xBD;
-        const char* n = op == sim::Op::kBsf ? "bsf" : "bsr";
+      for (const x86::Op op : {x86::Op::kBsf, x86::Op::kBsr}) {
+        const uint8_t opcode = op == x86::Op::kBsf ? 0xBC : 0xBD;
+        const char* n = op == x86::Op::kBsf ? "bsf" : "bsr";
         for (const uint8_t modrm : {0xC1, 0x03}) {  // r, rcx and r, [rbx]
           Snippet sn{name(n, bits, (modrm == 0x03 ? " [rbx]" : "") + zero),
                      sized(bits, {0x0F, opcode}, {modrm}, false), profile};
@@ -846,9 +846,9 @@ TEST_CASE("stack instructions and popf at CPL 3 match the host CPU",
   s.push_back({"pushf (16); pop ax", {0x66, 0x9C, 0x66, 0x58}});
   // popfq at CPL 3: IF and IOPL cannot change (silently: no trap), the other flags can.
   s.push_back({"push rcx; popfq; pushfq; pop rax", {0x51, 0x9D, 0x9C, 0x58}, kPopfSafe,
-               ~0ull & ~sim::kRF});
+               ~0ull & ~x86::kRF});
   s.push_back({"push cx; popf (16); pushfq; pop rax", {0x66, 0x51, 0x66, 0x9D, 0x9C, 0x58},
-               kPopfSafe, ~0ull & ~sim::kRF});
+               kPopfSafe, ~0ull & ~x86::kRF});
   // Clear IF by popf at CPL 3: the flags image read back still has IF = 1.
   s.push_back({"pushfq; and [rsp], ~IF; popfq; pushfq; pop rax",
                {0x9C, 0x48, 0x81, 0x24, 0x24, 0xFF, 0xFD, 0xFF, 0xFF, 0x9D, 0x9C, 0x58}});
@@ -918,9 +918,9 @@ TEST_CASE("mov / movzx / movsx / lea and xchg with 8/16/32/64-bit operands", "[s
       0x66, 0x44, 0x8D, 0x54, 0x48, 0x10,                          // lea r10w, [rax+rcx*2+0x10]
       0x48, 0x87, 0xC3,                                            // xchg rbx, rax
   };
-  Guest g(vmm::BootMode::kLong, code);
+  Guest g(platform::BootMode::kLong, code);
   g.r(kRdx) = 0xAAAAAAAAAAAAAAAAull;
-  g.r(sim::kR10) = 0xBBBBBBBBBBBBBBBBull;
+  g.r(x86::kR10) = 0xBBBBBBBBBBBBBBBBull;
   g.r(kRbx) = 0;
   g.run();
   CHECK(g.r(kRbx) == 0x1122334455667788ull);  // swapped
@@ -931,7 +931,7 @@ TEST_CASE("mov / movzx / movsx / lea and xchg with 8/16/32/64-bit operands", "[s
   CHECK(g.r(kRdi) == 0x7788);
   CHECK(g.r(kR8) == 0x1122334455667788ull + 2 * 0x55667788ull + 0x10);
   CHECK(g.r(kR9) == ((0x55667788ull + 2 * 0x55667788ull + 0x10) & 0xFFFFFFFF));
-  CHECK(g.r(sim::kR10) == (0xBBBBBBBBBBBB0000ull | ((0x7788 + 2 * 0x7788 + 0x10) & 0xFFFF)));
+  CHECK(g.r(x86::kR10) == (0xBBBBBBBBBBBB0000ull | ((0x7788 + 2 * 0x7788 + 0x10) & 0xFFFF)));
 }
 
 TEST_CASE("real mode: 16-bit arithmetic / memory / lea wrap and high-byte registers",
@@ -948,7 +948,7 @@ TEST_CASE("real mode: 16-bit arithmetic / memory / lea wrap and high-byte regist
       0xBE, 0xFF, 0xFF,        // mov si, 0xFFFF
       0x8D, 0x48, 0x02,        // lea cx, [bx+si+2] → 0x9000 + 0xFFFF + 2 = 0x9001 (16-bit wrap)
   };
-  Guest g(vmm::BootMode::kReal, code);
+  Guest g(platform::BootMode::kReal, code);
   g.run();
   CHECK((g.r(kRax) & 0xFFFF) == 0x4600);
   CHECK((g.r(kRdx) & (kCF | kZF | kSF | kOF | kPF | kAF)) == (kCF | kZF | kPF | kAF));
@@ -963,7 +963,7 @@ TEST_CASE("32-bit cmov zero-extends even when false, 16-bit cmov does not", "[si
       0x66, 0x0F, 0x45, 0xF1,  // cmovnz si, cx (false)
       0x48, 0x0F, 0x44, 0xF9,  // cmovz rdi, rcx (true)
   };
-  Guest g(vmm::BootMode::kLong, code);
+  Guest g(platform::BootMode::kLong, code);
   g.r(kRbx) = 0xFFFFFFFF12345678ull;
   g.r(kRsi) = 0xFFFFFFFF12345678ull;
   g.r(kRcx) = 0x1111111122222222ull;
@@ -981,7 +981,7 @@ TEST_CASE("adc/sbb carry chain across 128-bit values", "[sim][unit][alu]") {
       0x49, 0x29, 0xD8,  // sub r8, rbx
       0x49, 0x19, 0xC9,  // sbb r9, rcx
   };
-  Guest g(vmm::BootMode::kLong, code);
+  Guest g(platform::BootMode::kLong, code);
   g.r(kRax) = ~0ull;
   g.r(kRdx) = 5;
   g.r(kRbx) = 1;
@@ -1007,7 +1007,7 @@ TEST_CASE("shift counts are masked to 5 bits (6 for 64-bit), rcl/rcr 8/16-bit mo
       0xD2, 0xD3,              // rcl bl, cl   → 10 mod 9 = 1 with CF: bl = (bl << 1) | 1
       0x66, 0xC1, 0xDE, 0x12,  // rcr si, 18   → 18 mod 17 = 1
   };
-  Guest g(vmm::BootMode::kLong, code);
+  Guest g(platform::BootMode::kLong, code);
   g.r(kRax) = 0xFFFFFFFF80000001ull;
   g.r(kRdx) = 1;
   g.r(kRbx) = 0x40;
@@ -1024,7 +1024,7 @@ TEST_CASE("shift counts are masked to 5 bits (6 for 64-bit), rcl/rcr 8/16-bit mo
 TEST_CASE("div and idiv raise #DE on a zero divisor and on quotient overflow",
           "[sim][unit][alu][muldiv]") {
   SECTION("div by zero") {
-    Guest g(vmm::BootMode::kLong, {0xF7, 0xF1});  // div ecx
+    Guest g(platform::BootMode::kLong, {0xF7, 0xF1});  // div ecx
     g.r(kRax) = 10;
     g.r(kRcx) = 0;
     const auto f = g.step_raw();
@@ -1034,7 +1034,7 @@ TEST_CASE("div and idiv raise #DE on a zero divisor and on quotient overflow",
     CHECK(g.r(kRax) == 10);
   }
   SECTION("div quotient overflow (8-bit)") {
-    Guest g(vmm::BootMode::kReal, {0xF6, 0xF1});  // div cl
+    Guest g(platform::BootMode::kReal, {0xF6, 0xF1});  // div cl
     g.r(kRax) = 0x1000;
     g.r(kRcx) = 0x10;  // 0x1000 / 0x10 = 0x100 > 0xFF
     const auto f = g.step_raw();
@@ -1042,7 +1042,7 @@ TEST_CASE("div and idiv raise #DE on a zero divisor and on quotient overflow",
     CHECK(f->vector == sim::vec::kDE);
   }
   SECTION("idiv INT64_MIN / -1") {
-    Guest g(vmm::BootMode::kLong, {0x48, 0xF7, 0xF9});  // idiv rcx
+    Guest g(platform::BootMode::kLong, {0x48, 0xF7, 0xF9});  // idiv rcx
     g.r(kRax) = 0x8000000000000000ull;
     g.r(kRdx) = ~0ull;
     g.r(kRcx) = ~0ull;
@@ -1051,7 +1051,7 @@ TEST_CASE("div and idiv raise #DE on a zero divisor and on quotient overflow",
     CHECK(f->vector == sim::vec::kDE);
   }
   SECTION("idiv -128 / -1 in 8 bits overflows; -127 / -1 does not") {
-    Guest g(vmm::BootMode::kLong, {0xF6, 0xF9, 0xF6, 0xF9});  // idiv cl; idiv cl
+    Guest g(platform::BootMode::kLong, {0xF6, 0xF9, 0xF6, 0xF9});  // idiv cl; idiv cl
     g.r(kRax) = 0xFF80;  // AX = -128
     g.r(kRcx) = 0xFF;
     const auto f = g.step_raw();
@@ -1063,7 +1063,7 @@ TEST_CASE("div and idiv raise #DE on a zero divisor and on quotient overflow",
     CHECK((g.r(kRax) & 0xFFFF) == 0x007F);  // AL = 127, AH = remainder 0
   }
   SECTION("idiv remainder takes the dividend's sign") {
-    Guest g(vmm::BootMode::kLong, {0xF7, 0xF9});  // idiv ecx
+    Guest g(platform::BootMode::kLong, {0xF7, 0xF9});  // idiv ecx
     g.r(kRax) = static_cast<uint32_t>(-7);
     g.r(kRdx) = 0xFFFFFFFF;
     g.r(kRcx) = 2;
@@ -1081,7 +1081,7 @@ TEST_CASE("bt with a register offset addresses memory beyond the operand", "[sim
       0x48, 0x0F, 0xBB, 0x18,        // btc [rax], rbx     (rbx = 64*3+63: qword 0x9018 bit 63)
       0x0F, 0xA3, 0x30,              // bt [rax], esi      (esi = 31: bit 31 of 0x9000 → CF)
   };
-  Guest g(vmm::BootMode::kLong, code);
+  Guest g(platform::BootMode::kLong, code);
   g.r(kRcx) = 100;
   g.r(kRdx) = 0xFFFF;
   g.r(kRbx) = 64 * 3 + 63;
@@ -1105,10 +1105,10 @@ TEST_CASE("push/pop sizes / push imm sign extension / segment registers", "[sim]
         0x66, 0x41, 0x59,        // pop r9w
         0x41, 0x5A,              // pop r10
     };
-    Guest g(vmm::BootMode::kLong, code);
+    Guest g(platform::BootMode::kLong, code);
     const uint64_t sp = g.r(kRsp);
     g.r(kR9) = 0x1111111111111111ull;
-    g.s().seg[sim::kFs].selector = 0x10;
+    g.s().seg[x86::kFs].selector = 0x10;
     g.steps(3);
     CHECK(g.r(kRsp) == sp - 18);
     CHECK(g.get<uint64_t>(sp - 8) == ~1ull);
@@ -1117,7 +1117,7 @@ TEST_CASE("push/pop sizes / push imm sign extension / segment registers", "[sim]
     g.run();
     CHECK(g.r(kR8) == 0x10);
     CHECK(g.r(kR9) == 0x111111111111FFFDull);
-    CHECK(g.r(sim::kR10) == ~1ull);
+    CHECK(g.r(x86::kR10) == ~1ull);
     CHECK(g.r(kRsp) == sp);
   }
   SECTION("32-bit protected mode: push imm8, push cs, pusha/popa") {
@@ -1131,7 +1131,7 @@ TEST_CASE("push/pop sizes / push imm sign extension / segment registers", "[sim]
         0x5B,        // pop ebx (cs)
         0x5A,        // pop edx
     };
-    Guest g(vmm::BootMode::kProtected, code);
+    Guest g(platform::BootMode::kProtected, code);
     const uint64_t sp = g.r(kRsp);
     g.r(kRax) = 0xA0A0A0A0;
     g.r(kRsi) = 0x51515151;
@@ -1156,7 +1156,7 @@ TEST_CASE("push/pop sizes / push imm sign extension / segment registers", "[sim]
         0x68, 0x34, 0x12,  // push 0x1234
         0x1F,              // pop ds
     };
-    Guest g(vmm::BootMode::kReal, code);
+    Guest g(platform::BootMode::kReal, code);
     g.steps(1);
     const auto sp = g.r(kRsp);
     const sim::StepStatus st = g.m.step();
@@ -1166,8 +1166,8 @@ TEST_CASE("push/pop sizes / push imm sign extension / segment registers", "[sim]
       return;
     }
     REQUIRE(st == sim::StepStatus::kOk);
-    CHECK(g.s().seg[sim::kDs].selector == 0x1234);
-    CHECK(g.s().seg[sim::kDs].base == 0x12340);
+    CHECK(g.s().seg[x86::kDs].selector == 0x1234);
+    CHECK(g.s().seg[x86::kDs].base == 0x12340);
     CHECK(g.r(kRsp) == sp + 2);
   }
 }
@@ -1180,7 +1180,7 @@ TEST_CASE("pop into [rsp] uses the incremented RSP, push rsp pushes the old valu
       0x8F, 0x04, 0x24,  // pop [rsp]  → stores 7 over the pushed rsp
       0x58,              // pop rax
   };
-  Guest g(vmm::BootMode::kLong, code);
+  Guest g(platform::BootMode::kLong, code);
   const uint64_t sp = g.r(kRsp);
   g.run();
   CHECK(g.r(kRax) == 7);
@@ -1201,7 +1201,7 @@ TEST_CASE("leave and ret imm16 with a 16-bit stack", "[sim][unit][stack][control
       0xC9,              // 0x800e leave
       0xC2, 0x02, 0x00,  // 0x800f ret 2 (releases the pushed 0x11)
   };
-  Guest g(vmm::BootMode::kReal, code);
+  Guest g(platform::BootMode::kReal, code);
   g.r(kRbp) = 0xBEEF;
   const uint64_t sp = g.r(kRsp);
   g.run();
@@ -1235,7 +1235,7 @@ TEST_CASE("popf privilege rules: IF only if CPL <= IOPL / IOPL only at CPL 0",
   };
   for (const Case& c : cases) {
     for (int which = 0; which < 2; ++which) {
-      Guest g(vmm::BootMode::kProtected, which == 0 ? set_code : clear_code);
+      Guest g(platform::BootMode::kProtected, which == 0 ? set_code : clear_code);
       set_cpl_protected(g, c.cpl, c.iopl);
       if (c.from_if) g.s().rflags |= kIF;
       g.run();
@@ -1248,28 +1248,28 @@ TEST_CASE("popf privilege rules: IF only if CPL <= IOPL / IOPL only at CPL 0",
     // push 0x00030000 (RF|VM) | 0x0CD5; popfd; pushfd; pop eax; push word 0; popf (16); ...
     const Bytes code = {0x68, 0xD5, 0x0C, 0x03, 0x00, 0x9D, 0x9C, 0x58,
                         0x66, 0x6A, 0x00, 0x66, 0x9D};
-    Guest g(vmm::BootMode::kProtected, code);
-    g.s().rflags = 0x2 | sim::kID;
+    Guest g(platform::BootMode::kProtected, code);
+    g.s().rflags = 0x2 | x86::kID;
     g.run();
     CHECK((g.r(kRax) & 0xFFFFFFFF) == 0x0CD7);  // ID cleared (bit 21 of the image is 0)
     CHECK(g.s().rflags == 0x2);
-    g.s().rflags |= sim::kAC;
+    g.s().rflags |= x86::kAC;
     g.s().rip = kLoad + 8;
     g.run();
-    CHECK(g.s().rflags == (0x2 | sim::kAC));  // bits above 15 kept
+    CHECK(g.s().rflags == (0x2 | x86::kAC));  // bits above 15 kept
   }
 }
 
 TEST_CASE("pushf/popf in real mode and virtual-8086 rules", "[sim][unit][stack][popf]") {
   SECTION("real mode: popf changes IF and IOPL") {
     const Bytes code = {0x68, 0x01, 0x32, 0x9D, 0x9C, 0x58};  // push 0x3201; popf; pushf; pop ax
-    Guest g(vmm::BootMode::kReal, code);
+    Guest g(platform::BootMode::kReal, code);
     g.run();
     CHECK((g.r(kRax) & 0xFFFF) == 0x3203);
   }
   SECTION("virtual-8086 mode, IOPL < 3: pushf and popf raise #GP(0)") {
-    Guest g(vmm::BootMode::kProtected, {0x9C, 0x9D});
-    g.s().rflags = 0x2 | sim::kVM;
+    Guest g(platform::BootMode::kProtected, {0x9C, 0x9D});
+    g.s().rflags = 0x2 | x86::kVM;
     auto f = g.step_raw();
     REQUIRE(f);
     CHECK(f->vector == sim::vec::kGP);
@@ -1283,7 +1283,7 @@ TEST_CASE("pushf/popf in real mode and virtual-8086 rules", "[sim][unit][stack][
 TEST_CASE("near jmp/call/ret and IP wrap-around in 16-bit code", "[sim][unit][control]") {
   SECTION("jmp rel16 wraps at 64 KiB") {
     // At 0x8000: jmp rel16 with displacement 0x9000: 0x8003 + 0x9000 = 0x11003 → 0x1003
-    Guest g(vmm::BootMode::kReal, {0xE9, 0x00, 0x90});
+    Guest g(platform::BootMode::kReal, {0xE9, 0x00, 0x90});
     g.steps(1);
     CHECK(g.s().rip == 0x1003);
   }
@@ -1295,7 +1295,7 @@ TEST_CASE("near jmp/call/ret and IP wrap-around in 16-bit code", "[sim][unit][co
         0x90,              // 0x8007
         0xC3,              // 0x8008 ret
     };
-    Guest g(vmm::BootMode::kReal, code);
+    Guest g(platform::BootMode::kReal, code);
     const uint64_t sp = g.r(kRsp);
     g.steps(2);
     CHECK(g.s().rip == 0x8008);
@@ -1304,8 +1304,8 @@ TEST_CASE("near jmp/call/ret and IP wrap-around in 16-bit code", "[sim][unit][co
     CHECK(g.r(kRsp) == sp);
   }
   SECTION("jmp beyond the CS limit raises #GP(0) in protected mode, RIP unchanged") {
-    Guest g(vmm::BootMode::kProtected, {0xFF, 0xE0});  // jmp eax
-    g.s().seg[sim::kCs].limit = 0xFFFF;
+    Guest g(platform::BootMode::kProtected, {0xFF, 0xE0});  // jmp eax
+    g.s().seg[x86::kCs].limit = 0xFFFF;
     g.r(kRax) = 0x10000;
     const auto f = g.step_raw();
     REQUIRE(f);
@@ -1313,7 +1313,7 @@ TEST_CASE("near jmp/call/ret and IP wrap-around in 16-bit code", "[sim][unit][co
     CHECK(g.s().rip == kLoad);
   }
   SECTION("non-canonical jmp target in 64-bit mode raises #GP(0)") {
-    Guest g(vmm::BootMode::kLong, {0xFF, 0xE0});  // jmp rax
+    Guest g(platform::BootMode::kLong, {0xFF, 0xE0});  // jmp rax
     g.r(kRax) = 0x0000800000000000ull;
     const auto f = g.step_raw();
     REQUIRE(f);
@@ -1324,21 +1324,21 @@ TEST_CASE("near jmp/call/ret and IP wrap-around in 16-bit code", "[sim][unit][co
 TEST_CASE("loop and jcxz use the address size for the counter", "[sim][unit][control]") {
   SECTION("32-bit code: loop with 67 uses CX only") {
     // 0x8000: 67 e2 fd  loop (cx) back to itself; runs until CX = 0
-    Guest g(vmm::BootMode::kProtected, {0x67, 0xE2, 0xFD});
+    Guest g(platform::BootMode::kProtected, {0x67, 0xE2, 0xFD});
     g.r(kRcx) = 0xABCD0003;
     g.run(10);
     CHECK(g.r(kRcx) == 0xABCD0000);
   }
   SECTION("jecxz in 16-bit code with 67 tests ECX") {
     // 67 e3 02: jecxz +2; 90 90
-    Guest g(vmm::BootMode::kReal, {0x67, 0xE3, 0x02, 0x90, 0x90});
+    Guest g(platform::BootMode::kReal, {0x67, 0xE3, 0x02, 0x90, 0x90});
     g.r(kRcx) = 0x10000;  // CX = 0 but ECX != 0: not taken
     g.steps(1);
     CHECK(g.s().rip == 0x8003);
   }
   SECTION("loopne stops on ZF = 1") {
     // 0x8000: 48 ff c0 inc rax (ZF=0 until wrap) ; 48 39 d8 cmp rax, rbx ; e0 f8 loopne 0x8000
-    Guest g(vmm::BootMode::kLong, {0x48, 0xFF, 0xC0, 0x48, 0x39, 0xD8, 0xE0, 0xF8});
+    Guest g(platform::BootMode::kLong, {0x48, 0xFF, 0xC0, 0x48, 0x39, 0xD8, 0xE0, 0xF8});
     g.r(kRax) = 0;
     g.r(kRbx) = 5;
     g.r(kRcx) = 100;
@@ -1352,7 +1352,7 @@ TEST_CASE("rep string instructions: counts / DF / 16-bit wrap / segment override
           "[sim][unit][string]") {
   SECTION("rep movsb with 16-bit SI/DI in real mode") {
     const Bytes code = {0xF3, 0xA4};  // rep movsb
-    Guest g(vmm::BootMode::kReal, code);
+    Guest g(platform::BootMode::kReal, code);
     std::memcpy(g.mem(0x9000), "trapscope", 9);
     g.r(kRsi) = 0x9000;
     g.r(kRdi) = 0xA000;
@@ -1364,7 +1364,7 @@ TEST_CASE("rep string instructions: counts / DF / 16-bit wrap / segment override
     CHECK(g.r(kRdi) == 0xA009);
   }
   SECTION("rep stosw backwards (DF = 1)") {
-    Guest g(vmm::BootMode::kLong, {0xFD, 0x66, 0xF3, 0xAB, 0xFC});  // std; rep stosw; cld
+    Guest g(platform::BootMode::kLong, {0xFD, 0x66, 0xF3, 0xAB, 0xFC});  // std; rep stosw; cld
     g.r(kRdi) = 0x9006;
     g.r(kRcx) = 4;
     g.r(kRax) = 0xBEEF;
@@ -1374,7 +1374,7 @@ TEST_CASE("rep string instructions: counts / DF / 16-bit wrap / segment override
     CHECK(g.r(kRdi) == 0x8FFE);
   }
   SECTION("a rep instruction with count 0 does nothing") {
-    Guest g(vmm::BootMode::kLong, {0xF3, 0xA6});  // repe cmpsb
+    Guest g(platform::BootMode::kLong, {0xF3, 0xA6});  // repe cmpsb
     g.r(kRcx) = 0;
     g.r(kRsi) = 0x9000;
     g.r(kRdi) = 0x9100;
@@ -1385,7 +1385,7 @@ TEST_CASE("rep string instructions: counts / DF / 16-bit wrap / segment override
     CHECK(g.s().rflags == (0x2 | kCF));
   }
   SECTION("repne scasb finds a byte") {
-    Guest g(vmm::BootMode::kLong, {0xF2, 0xAE});
+    Guest g(platform::BootMode::kLong, {0xF2, 0xAE});
     std::memcpy(g.mem(0x9000), "hello, world", 12);
     g.r(kRdi) = 0x9000;
     g.r(kRcx) = 100;
@@ -1398,11 +1398,11 @@ TEST_CASE("rep string instructions: counts / DF / 16-bit wrap / segment override
   SECTION("the source segment follows an override; ES for the destination does not") {
     // 16-bit real mode: 26 a4 = movsb with ES:SI as source; 64 a5 (fs) lodsw
     const Bytes code = {0x26, 0xA4, 0x64, 0xAD};
-    Guest g(vmm::BootMode::kReal, code);
-    g.s().seg[sim::kEs].selector = 0x1000;
-    g.s().seg[sim::kEs].base = 0x10000;
-    g.s().seg[sim::kFs].selector = 0x2000;
-    g.s().seg[sim::kFs].base = 0x20000;
+    Guest g(platform::BootMode::kReal, code);
+    g.s().seg[x86::kEs].selector = 0x1000;
+    g.s().seg[x86::kEs].base = 0x10000;
+    g.s().seg[x86::kFs].selector = 0x2000;
+    g.s().seg[x86::kFs].base = 0x20000;
     g.put<uint8_t>(0x10010, 0x5A);  // ES:0x10
     g.put<uint8_t>(0x00010, 0xA5);  // DS:0x10 (not used)
     g.put<uint16_t>(0x20011, 0x1234);
@@ -1414,9 +1414,9 @@ TEST_CASE("rep string instructions: counts / DF / 16-bit wrap / segment override
   }
   SECTION("64-bit mode: fs override applies, ds/es/cs overrides are ignored") {
     // 64 a4: movsb fs:[rsi] → es:[rdi]; 2e ac: lodsb (cs ignored)
-    Guest g(vmm::BootMode::kLong, {0x64, 0xA4, 0x2E, 0xAC});
-    g.s().seg[sim::kFs].base = 0x10000;
-    g.s().seg[sim::kCs].base = 0x20000;  // ignored in 64-bit mode anyway
+    Guest g(platform::BootMode::kLong, {0x64, 0xA4, 0x2E, 0xAC});
+    g.s().seg[x86::kFs].base = 0x10000;
+    g.s().seg[x86::kCs].base = 0x20000;  // ignored in 64-bit mode anyway
     g.put<uint8_t>(0x19000, 0x77);
     g.put<uint8_t>(0x09001, 0x66);
     g.r(kRsi) = 0x9000;
@@ -1426,8 +1426,8 @@ TEST_CASE("rep string instructions: counts / DF / 16-bit wrap / segment override
     CHECK((g.r(kRax) & 0xFF) == 0x66);
   }
   SECTION("xlat with a segment override in real mode") {
-    Guest g(vmm::BootMode::kReal, {0x26, 0xD7});  // es xlat
-    g.s().seg[sim::kEs].base = 0x10000;
+    Guest g(platform::BootMode::kReal, {0x26, 0xD7});  // es xlat
+    g.s().seg[x86::kEs].base = 0x10000;
     g.r(kRbx) = 0x100;
     g.r(kRax) = 0x05;
     g.put<uint8_t>(0x10105, 0x99);
@@ -1436,8 +1436,8 @@ TEST_CASE("rep string instructions: counts / DF / 16-bit wrap / segment override
   }
   SECTION("a fault in the middle of rep movsd leaves the registers at the element") {
     // 32-bit protected mode with DS limit 0x900A: the 3rd dword (0x9008..0x900B) is past it.
-    Guest g(vmm::BootMode::kProtected, {0xF3, 0xA5});
-    g.s().seg[sim::kDs].limit = 0x900A;
+    Guest g(platform::BootMode::kProtected, {0xF3, 0xA5});
+    g.s().seg[x86::kDs].limit = 0x900A;
     g.r(kRsi) = 0x9000;
     g.r(kRdi) = 0xA000;
     g.r(kRcx) = 5;
@@ -1463,7 +1463,7 @@ TEST_CASE("in/out and ins/outs reach the devices and record one exit per instruc
         0xE4, 0xE9,       // in al, 0xe9 → 0xE9 (the port E9 hack)
         0x66, 0xED,       // in eax, dx (32-bit in real mode)
     };
-    Guest g(vmm::BootMode::kReal, code);
+    Guest g(platform::BootMode::kReal, code);
     trace::Recorder rec;
     g.m.cpu().set_sink(&rec);
     g.r(kRax) = 0xFFFFFFFF12345678ull;
@@ -1488,7 +1488,7 @@ TEST_CASE("in/out and ins/outs reach the devices and record one exit per instruc
         0xB9, 0x03, 0x00,  // mov cx, 3
         0xF3, 0x6C,        // rep insb
     };
-    Guest g(vmm::BootMode::kReal, code);
+    Guest g(platform::BootMode::kReal, code);
     trace::Recorder rec;
     g.m.cpu().set_sink(&rec);
     std::memcpy(g.mem(0x9000), "hello", 5);
@@ -1513,7 +1513,7 @@ TEST_CASE("in/out and ins/outs reach the devices and record one exit per instruc
     g.m.cpu().set_sink(nullptr);
   }
   SECTION("out at CPL 3 with IOPL 0: #GP(0) without an exit unless the TSS bitmap allows it") {
-    Guest g(vmm::BootMode::kProtected, {0xB0, 'k', 0xE6, 0xE9});  // mov al, 'k'; out 0xe9, al
+    Guest g(platform::BootMode::kProtected, {0xB0, 'k', 0xE6, 0xE9});  // mov al, 'k'; out 0xe9, al
     set_cpl_protected(g, 3, 0);
     // Port 0xE9 = byte 29, bit 1 of the I/O bitmap.
     load_tss_with_io_bitmap(g);
@@ -1531,7 +1531,7 @@ TEST_CASE("in/out and ins/outs reach the devices and record one exit per instruc
   }
   SECTION("writing the control port requests the guest exit") {
     // mov al, 7; out 0xf4, al
-    Guest g(vmm::BootMode::kReal, {0xB0, 0x07, 0xE6, 0xF4});
+    Guest g(platform::BootMode::kReal, {0xB0, 0x07, 0xE6, 0xF4});
     g.steps(1);
     CHECK(g.m.step() == sim::StepStatus::kGuestExit);
     CHECK(g.m.devices().control.exit_code() == 7u);
@@ -1542,7 +1542,7 @@ TEST_CASE("in/out and ins/outs reach the devices and record one exit per instruc
 // (SDM Vol. 1 19.5.2): a 1-byte access to port 0xE9 looks at bit 1 of byte 29 alone.
 TEST_CASE("the I/O permission bitmap is checked per port (one bit per byte accessed)",
           "[sim][unit][io]") {
-  Guest g(vmm::BootMode::kProtected, {0xB0, 'k', 0xE6, 0xE9, 0x66, 0xE7, 0xEA});
+  Guest g(platform::BootMode::kProtected, {0xB0, 'k', 0xE6, 0xE9, 0x66, 0xE7, 0xEA});
   // mov al,'k'; out 0xe9, al; out 0xea, ax
   set_cpl_protected(g, 3, 0);
   load_tss_with_io_bitmap(g);
@@ -1571,7 +1571,7 @@ TEST_CASE("lahf/sahf / xlat / cbw/cwd families and bswap", "[sim][unit][datamov]
       0x48, 0x99,        // cqo → rdx = -1
       0x41, 0x0F, 0xC8,  // bswap r8d
   };
-  Guest g(vmm::BootMode::kLong, code);
+  Guest g(platform::BootMode::kLong, code);
   g.r(kR8) = 0xFFFFFFFF11223344ull;
   g.run();
   CHECK((g.r(kRcx) & 0xFF) == 0xD7);

@@ -23,10 +23,10 @@
 #include "trace/recorder.hpp"
 
 using namespace trapscope;
-using sim::CpuState;
-using sim::Segment;
+using x86::CpuState;
+using x86::Segment;
 using sim::StepStatus;
-using vmm::BootMode;
+using platform::BootMode;
 namespace vec = sim::vec;
 
 namespace {
@@ -136,7 +136,7 @@ struct Rig {
     return v;
   }
   uint64_t stack(unsigned i, unsigned size = 8) {
-    const uint64_t a = s().seg[sim::kSs].base + s().gpr[sim::kRsp] + i * size;
+    const uint64_t a = s().seg[x86::kSs].base + s().gpr[x86::kRsp] + i * size;
     uint64_t v = 0;
     std::memcpy(&v, m.memory().data() + a, size);
     return v;
@@ -175,7 +175,7 @@ void load_tr_and_kernel_stack(Rig& r) {
   tr.type = 0xB;
   tr.s = 0;
   r.s().tr = tr;
-  r.s().gpr[sim::kRsp] = kKernelStack;
+  r.s().gpr[x86::kRsp] = kKernelStack;
 }
 
 // Long mode as a small kernel sets it up: the VMM's identity page tables made user-accessible
@@ -217,7 +217,7 @@ void enter_user(Rig& r, uint64_t rip, uint64_t rflags = 0x2, uint64_t rsp = kUse
   r.poke(frame + 16, rflags);
   r.poke(frame + 24, rsp);
   r.poke(frame + 32, uint64_t{kUserDs});
-  r.s().gpr[sim::kRsp] = frame;
+  r.s().gpr[x86::kRsp] = frame;
   REQUIRE(r.exec(kCode + 0x800, {0x48, 0xCF}) == StepStatus::kOk);  // iretq
   REQUIRE(r.cpu().cpl() == 3);
   REQUIRE(r.s().rip == rip);
@@ -257,9 +257,9 @@ void setup_protected(Rig& r) {
 }
 
 void set_cpl3_protected(Rig& r) {
-  r.s().seg[sim::kCs] = code_segment(kUserCs, 3, false);
-  r.s().seg[sim::kSs] = data_segment(kUserDs, 3);
-  r.s().gpr[sim::kRsp] = kUserStack;
+  r.s().seg[x86::kCs] = code_segment(kUserCs, 3, false);
+  r.s().seg[x86::kSs] = data_segment(kUserDs, 3);
+  r.s().gpr[x86::kRsp] = kUserStack;
 }
 
 // Runs f and returns the fault it raised, if any.
@@ -304,13 +304,13 @@ TEST_CASE("real mode: int n goes through the IVT and iret comes back", "[sim][un
   r.poke<uint16_t>(0x21 * 4 + 2, 0x0800);
   r.put(0x9000, {0xCF});                   // 9000: iret
   REQUIRE(r.step() == StepStatus::kOk);    // sti
-  REQUIRE(r.cpu().flag(sim::kIF));
+  REQUIRE(r.cpu().flag(x86::kIF));
   REQUIRE(r.step() == StepStatus::kOk);    // int 0x21
-  CHECK(r.s().seg[sim::kCs].selector == 0x0800);
-  CHECK(r.s().seg[sim::kCs].base == 0x8000);
+  CHECK(r.s().seg[x86::kCs].selector == 0x0800);
+  CHECK(r.s().seg[x86::kCs].base == 0x8000);
   CHECK(r.s().rip == 0x1000);
-  CHECK_FALSE(r.cpu().flag(sim::kIF));
-  REQUIRE(r.s().gpr[sim::kRsp] == 0x8000 - 6);
+  CHECK_FALSE(r.cpu().flag(x86::kIF));
+  REQUIRE(r.s().gpr[x86::kRsp] == 0x8000 - 6);
   CHECK(r.stack(0, 2) == 0x8003);          // IP: the next instruction
   CHECK(r.stack(1, 2) == 0x0000);          // CS
   CHECK(r.stack(2, 2) == 0x0202);          // FLAGS with IF
@@ -322,10 +322,10 @@ TEST_CASE("real mode: int n goes through the IVT and iret comes back", "[sim][un
   CHECK(ex[0].header.rip == 0x8003);
   CHECK(r.rings().empty());
   REQUIRE(r.step() == StepStatus::kOk);    // iret
-  CHECK(r.s().seg[sim::kCs].selector == 0);
+  CHECK(r.s().seg[x86::kCs].selector == 0);
   CHECK(r.s().rip == 0x8003);
-  CHECK(r.cpu().flag(sim::kIF));
-  CHECK(r.s().gpr[sim::kRsp] == 0x8000);
+  CHECK(r.cpu().flag(x86::kIF));
+  CHECK(r.s().gpr[x86::kRsp] == 0x8000);
   CHECK(r.step() == StepStatus::kHalted);
 }
 
@@ -338,14 +338,14 @@ TEST_CASE("real mode: far jmp, far call and retf load CS as selector << 4",
   r.put(0x9100, {0xEA, 0x00, 0x02, 0x00, 0x09});  // 9100: jmp 0x0900:0x0200
   r.put(0x9200, {0xCB});                          // 9200: retf
   REQUIRE(r.step() == StepStatus::kOk);
-  CHECK(r.s().seg[sim::kCs].base == 0x9000);
+  CHECK(r.s().seg[x86::kCs].base == 0x9000);
   CHECK(r.s().rip == 0x100);
   CHECK(r.stack(0, 2) == 0x8005);
   CHECK(r.stack(1, 2) == 0);
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(r.s().rip == 0x200);
   REQUIRE(r.step() == StepStatus::kOk);
-  CHECK(r.s().seg[sim::kCs].selector == 0);
+  CHECK(r.s().seg[x86::kCs].selector == 0);
   CHECK(r.s().rip == 0x8005);
   CHECK(r.step() == StepStatus::kHalted);
 }
@@ -377,7 +377,7 @@ TEST_CASE("real mode: far jmp right after setting CR0.PE loads CS from the GDT",
   r.poke<uint64_t>(0x9200, 0);
   r.poke<uint64_t>(0x9208, 0x00CF9A000000FFFF);  // flat 32-bit code, DPL 0 (not accessed)
   r.put(0x9000, {0xF4});
-  r.s().gpr[sim::kRax] = 0x11;
+  r.s().gpr[x86::kRax] = 0x11;
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(r.s().gdtr.base == 0x9200);
   CHECK(r.s().gdtr.limit == 0x0F);
@@ -385,7 +385,7 @@ TEST_CASE("real mode: far jmp right after setting CR0.PE loads CS from the GDT",
   CHECK(r.cpu().protected_mode());
   CHECK(r.s().mode() == trace::CpuMode::kProtected16);  // CS still holds the real-mode cache
   REQUIRE(r.step() == StepStatus::kOk);
-  const Segment& cs = r.s().seg[sim::kCs];
+  const Segment& cs = r.s().seg[x86::kCs];
   CHECK(cs.selector == 0x08);
   CHECK(cs.base == 0);
   CHECK(cs.limit == 0xFFFFFFFF);
@@ -407,16 +407,16 @@ TEST_CASE("64-bit: #GP from CPL 3 goes through a 64-bit interrupt gate on the RS
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(handler_vector(r) == vec::kGP);
   CHECK(r.cpu().cpl() == 0);
-  CHECK(r.s().seg[sim::kCs].selector == kKernelCs);
-  CHECK(r.s().seg[sim::kSs].selector == 0);  // NULL SS with RPL = new CPL (SDM 6.14.4)
-  REQUIRE(r.s().gpr[sim::kRsp] == kRsp0 - 48);
+  CHECK(r.s().seg[x86::kCs].selector == kKernelCs);
+  CHECK(r.s().seg[x86::kSs].selector == 0);  // NULL SS with RPL = new CPL (SDM 6.14.4)
+  REQUIRE(r.s().gpr[x86::kRsp] == kRsp0 - 48);
   CHECK(r.stack(0) == 0);                    // error code
   CHECK(r.stack(1) == kUser);                // RIP: the faulting instruction
   CHECK(r.stack(2) == kUserCs);
-  CHECK(r.stack(3) == (0x2 | sim::kRF));     // RFLAGS image: RF=1 for a fault (SDM 17.3.1.1)
+  CHECK(r.stack(3) == (0x2 | x86::kRF));     // RFLAGS image: RF=1 for a fault (SDM 17.3.1.1)
   CHECK(r.stack(4) == kUserStack - 8);       // RSP
   CHECK(r.stack(5) == kUserDs);              // SS
-  CHECK_FALSE(r.cpu().flag(sim::kIF));
+  CHECK_FALSE(r.cpu().flag(x86::kIF));
   const auto ex = r.exceptions();
   REQUIRE(ex.size() == 1);
   CHECK(ex[0].vector == vec::kGP);
@@ -435,15 +435,15 @@ TEST_CASE("64-bit: #GP from CPL 3 goes through a 64-bit interrupt gate on the RS
   CHECK(rings[0].header.rip == kHandlers + 16 * vec::kGP);
 
   // The handler returns with iretq to the next instruction: CPL 3 again, user stack back.
-  r.poke(r.s().gpr[sim::kRsp] + 8, kUser + 1);
-  r.s().gpr[sim::kRsp] += 8;  // drop the error code
+  r.poke(r.s().gpr[x86::kRsp] + 8, kUser + 1);
+  r.s().gpr[x86::kRsp] += 8;  // drop the error code
   r.put(kUser + 1, {0xF4});
   r.rec.clear();
   REQUIRE(r.exec(kHandlers + 0x1000, {0x48, 0xCF}) == StepStatus::kOk);  // iretq
   CHECK(r.cpu().cpl() == 3);
   CHECK(r.s().rip == kUser + 1);
-  CHECK(r.s().gpr[sim::kRsp] == kUserStack - 8);
-  CHECK(r.s().seg[sim::kSs].selector == kUserDs);
+  CHECK(r.s().gpr[x86::kRsp] == kUserStack - 8);
+  CHECK(r.s().seg[x86::kSs].selector == kUserDs);
   const auto back = r.rings();
   REQUIRE(back.size() == 1);
   CHECK(back[0].cause == trace::RingCause::kIret);
@@ -454,15 +454,15 @@ TEST_CASE("64-bit: iretq to CPL 3 nulls the data segments CPL 3 may not use",
           "[sim][unit][system]") {
   Rig r(BootMode::kLong);
   setup_long(r);
-  r.s().seg[sim::kDs] = data_segment(kKernelDs, 0);
-  r.s().seg[sim::kEs] = data_segment(kUserDs, 3);
-  r.s().seg[sim::kFs] = data_segment(kKernelDs, 0);
-  r.s().seg[sim::kFs].base = 0x1234000;
+  r.s().seg[x86::kDs] = data_segment(kKernelDs, 0);
+  r.s().seg[x86::kEs] = data_segment(kUserDs, 3);
+  r.s().seg[x86::kFs] = data_segment(kKernelDs, 0);
+  r.s().seg[x86::kFs].base = 0x1234000;
   enter_user(r, kUser);
-  CHECK(r.s().seg[sim::kDs].selector == 0);
-  CHECK(r.s().seg[sim::kDs].unusable);
-  CHECK(r.s().seg[sim::kEs].selector == kUserDs);
-  CHECK(r.s().seg[sim::kFs].selector == 0);
+  CHECK(r.s().seg[x86::kDs].selector == 0);
+  CHECK(r.s().seg[x86::kDs].unusable);
+  CHECK(r.s().seg[x86::kEs].selector == kUserDs);
+  CHECK(r.s().seg[x86::kFs].selector == 0);
 }
 
 TEST_CASE("64-bit: privileged instructions at CPL 3 raise #GP(0)", "[sim][unit][system]") {
@@ -491,14 +491,14 @@ TEST_CASE("64-bit: privileged instructions at CPL 3 raise #GP(0)", "[sim][unit][
       setup_long(r);
       r.put(kUser, bytes);
       enter_user(r, kUser);
-      r.s().gpr[sim::kRbx] = kUserStack - 0x100;
-      r.s().gpr[sim::kRax] = 0x28;
+      r.s().gpr[x86::kRbx] = kUserStack - 0x100;
+      r.s().gpr[x86::kRax] = 0x28;
       REQUIRE(r.step() == StepStatus::kOk);
       CHECK(handler_vector(r) == vec::kGP);
       CHECK(r.stack(0) == 0);       // error code 0
       CHECK(r.stack(1) == kUser);   // at the instruction
       CHECK(r.s().gdtr.base == kGdt);
-      CHECK(r.s().cr3 == vmm::kPml4Address);
+      CHECK(r.s().cr3 == platform::kPml4Address);
     }
   }
 }
@@ -513,27 +513,27 @@ TEST_CASE("64-bit: sgdt, sidt, sldt, str, smsw at CPL 3 do not trap (unless CR4.
   });
   enter_user(r, kUser);
   const uint64_t buf = kUserStack - 0x100;
-  r.s().gpr[sim::kRbx] = buf;
+  r.s().gpr[x86::kRbx] = buf;
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(r.cpu().cpl() == 3);  // no trap: the "sensitive but unprivileged" instructions
   CHECK(r.peek<uint16_t>(buf) == 0x37);
   CHECK(r.peek<uint64_t>(buf + 2) == kGdt);
-  r.s().gpr[sim::kRbx] = buf + 0x10;
+  r.s().gpr[x86::kRbx] = buf + 0x10;
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(r.peek<uint16_t>(buf + 0x10) == 256 * 16 - 1);
   CHECK(r.peek<uint64_t>(buf + 0x12) == kIdt);
   REQUIRE(r.exec(kUser + 0x10, {0x0F, 0x00, 0xC8}) == StepStatus::kOk);  // str eax
-  CHECK(r.s().gpr[sim::kRax] == kTssSel);
-  r.s().gpr[sim::kRax] = ~0ull;
+  CHECK(r.s().gpr[x86::kRax] == kTssSel);
+  r.s().gpr[x86::kRax] = ~0ull;
   REQUIRE(r.exec(kUser + 0x10, {0x0F, 0x00, 0xC0}) == StepStatus::kOk);  // sldt eax
-  CHECK(r.s().gpr[sim::kRax] == 0);
+  CHECK(r.s().gpr[x86::kRax] == 0);
   REQUIRE(r.exec(kUser + 0x10, {0x0F, 0x01, 0xE0}) == StepStatus::kOk);  // smsw eax
-  CHECK(r.s().gpr[sim::kRax] == (r.s().cr0 & 0xFFFFFFFF));
+  CHECK(r.s().gpr[x86::kRax] == (r.s().cr0 & 0xFFFFFFFF));
   CHECK(r.cpu().cpl() == 3);
   CHECK(r.exceptions().empty());
 
   // With CR4.UMIP they become #GP(0) at CPL > 0.
-  r.s().cr4 |= sim::kCr4Umip;
+  r.s().cr4 |= x86::kCr4Umip;
   REQUIRE(r.exec(kUser + 0x10, {0x0F, 0x01, 0xE0}) == StepStatus::kOk);  // smsw eax
   CHECK(handler_vector(r) == vec::kGP);
   CHECK(r.stack(0) == 0);
@@ -544,7 +544,7 @@ TEST_CASE("64-bit: #PF pushes its error code and CR2 holds the address", "[sim][
   setup_long(r);
   r.put(kUser, {0x0F, 0x01, 0x03});  // sgdt [rbx]: a write at CPL 3 to a not-present page
   enter_user(r, kUser);
-  r.s().gpr[sim::kRbx] = kNotPresent + 0x10;
+  r.s().gpr[x86::kRbx] = kNotPresent + 0x10;
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(handler_vector(r) == vec::kPF);
   CHECK(r.stack(0) == 0x6);  // W/R=1 (write), U/S=1 (CPL 3), P=0
@@ -562,7 +562,7 @@ TEST_CASE("64-bit: #PF on a user read (mov) has error code 4", "[sim][unit][syst
   setup_long(r);
   r.put(kUser, {0x48, 0x8B, 0x03});  // mov rax, [rbx]
   enter_user(r, kUser);
-  r.s().gpr[sim::kRbx] = kNotPresent;
+  r.s().gpr[x86::kRbx] = kNotPresent;
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(handler_vector(r) == vec::kPF);
   CHECK(r.stack(0) == 0x4);
@@ -578,7 +578,7 @@ TEST_CASE("64-bit: int n checks the gate DPL, the frame has the next RIP and no 
     enter_user(r, kUser);
     REQUIRE(r.step() == StepStatus::kOk);
     CHECK(handler_vector(r) == 0x80);
-    CHECK(r.s().gpr[sim::kRsp] == kRsp0 - 40);
+    CHECK(r.s().gpr[x86::kRsp] == kRsp0 - 40);
     CHECK(r.stack(0) == kUser + 2);  // return address: the next instruction
     CHECK(r.stack(1) == kUserCs);
     CHECK(r.stack(2) == 0x2);        // no RF for software interrupts
@@ -609,7 +609,7 @@ TEST_CASE("64-bit: int n checks the gate DPL, the frame has the next RIP and no 
     enter_user(r, kUser);
     REQUIRE(r.step() == StepStatus::kOk);
     CHECK(handler_vector(r) == vec::kUD);
-    CHECK(r.s().gpr[sim::kRsp] == kRsp0 - 40);  // no error code for #UD
+    CHECK(r.s().gpr[x86::kRsp] == kRsp0 - 40);  // no error code for #UD
     CHECK(r.stack(0) == kUser);
   }
 }
@@ -618,10 +618,10 @@ TEST_CASE("64-bit: same-privilege delivery aligns RSP to 16 and pushes SS:RSP",
           "[sim][unit][system]") {
   Rig r(BootMode::kLong);
   setup_long(r);
-  r.s().gpr[sim::kRsp] = kKernelStack + 8;
+  r.s().gpr[x86::kRsp] = kKernelStack + 8;
   REQUIRE(r.exec(kCode, {0x0F, 0x0B}) == StepStatus::kOk);  // ud2 at CPL 0
   CHECK(handler_vector(r) == vec::kUD);
-  REQUIRE(r.s().gpr[sim::kRsp] == kKernelStack - 40);
+  REQUIRE(r.s().gpr[x86::kRsp] == kKernelStack - 40);
   CHECK(r.stack(0) == kCode);
   CHECK(r.stack(1) == kKernelCs);
   CHECK(r.stack(3) == kKernelStack + 8);  // the old RSP
@@ -635,7 +635,7 @@ TEST_CASE("64-bit: a gate with IST 1 switches to TSS.IST1 even without a privile
   setup_long(r);
   r.poke(kIdt + 16 * vec::kUD, gate(kHandlers + 16 * vec::kUD, kKernelCs, 0xE, 0, 1));
   REQUIRE(r.exec(kCode, {0x0F, 0x0B}) == StepStatus::kOk);  // ud2 at CPL 0
-  CHECK(r.s().gpr[sim::kRsp] == kIst1 - 40);
+  CHECK(r.s().gpr[x86::kRsp] == kIst1 - 40);
   CHECK(r.stack(3) == kKernelStack);
 }
 
@@ -644,7 +644,7 @@ TEST_CASE("#DF: a contributory fault while delivering a contributory fault",
   Rig r(BootMode::kLong);
   setup_long(r);
   r.poke(kIdt + 16 * vec::kGP, gate(kHandlers + 16 * vec::kGP, kKernelCs, 0xE, 0, 0, false));
-  r.s().gpr[sim::kRcx] = 0x12345678;                         // no such MSR
+  r.s().gpr[x86::kRcx] = 0x12345678;                         // no such MSR
   REQUIRE(r.exec(kCode, {0x0F, 0x30}) == StepStatus::kOk);  // wrmsr: #GP(0), gate 13 absent
   CHECK(handler_vector(r) == vec::kDF);
   CHECK(r.stack(0) == 0);      // #DF's error code is 0
@@ -665,7 +665,7 @@ TEST_CASE("#DF: #PF while delivering #PF, on the IST stack of the #DF gate",
   enter_user(r, kUser);
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(handler_vector(r) == vec::kDF);
-  CHECK(r.s().gpr[sim::kRsp] == kIst1 - 48);
+  CHECK(r.s().gpr[x86::kRsp] == kIst1 - 48);
   CHECK(r.stack(0) == 0);
   CHECK(r.stack(1) == kUser);
   CHECK(r.stack(2) == kUserCs);
@@ -701,49 +701,49 @@ TEST_CASE("iretq and popfq change IF and IOPL only with enough privilege",
     r.poke(frame + 16, image);
     r.poke(frame + 24, frame + 0x40);
     r.poke(frame + 32, uint64_t{user ? kUserDs : kKernelDs});
-    r.s().gpr[sim::kRsp] = frame;
+    r.s().gpr[x86::kRsp] = frame;
     REQUIRE(r.exec(user ? kUser : kCode, {0x48, 0xCF}) == StepStatus::kOk);  // iretq
     REQUIRE(r.s().rip == kUser + 0x100);
   };
   SECTION("iretq at CPL 0 sets IF and IOPL") {
     iretq_same_level(0x3202);
-    CHECK(r.cpu().flag(sim::kIF));
-    CHECK((r.s().rflags & sim::kIOPL) == sim::kIOPL);
+    CHECK(r.cpu().flag(x86::kIF));
+    CHECK((r.s().rflags & x86::kIOPL) == x86::kIOPL);
   }
   SECTION("iretq at CPL 3 with IOPL 0 changes neither") {
     enter_user(r, kUser);
-    iretq_same_level(0x3202 | sim::kCF);
-    CHECK_FALSE(r.cpu().flag(sim::kIF));
-    CHECK((r.s().rflags & sim::kIOPL) == 0);
-    CHECK(r.cpu().flag(sim::kCF));  // the arithmetic flags do change
+    iretq_same_level(0x3202 | x86::kCF);
+    CHECK_FALSE(r.cpu().flag(x86::kIF));
+    CHECK((r.s().rflags & x86::kIOPL) == 0);
+    CHECK(r.cpu().flag(x86::kCF));  // the arithmetic flags do change
   }
   SECTION("iretq at CPL 3 with IOPL 3 changes IF but not IOPL") {
     enter_user(r, kUser, 0x3002);
     iretq_same_level(0x0202);
-    CHECK(r.cpu().flag(sim::kIF));
-    CHECK((r.s().rflags & sim::kIOPL) == sim::kIOPL);
+    CHECK(r.cpu().flag(x86::kIF));
+    CHECK((r.s().rflags & x86::kIOPL) == x86::kIOPL);
   }
   SECTION("popfq at CPL 3 with IOPL 0 changes neither IF nor IOPL") {
     enter_user(r, kUser);
-    r.s().gpr[sim::kRsp] = kUserStack - 8;
-    r.poke(kUserStack - 8, uint64_t{0x3202 | sim::kCF});
+    r.s().gpr[x86::kRsp] = kUserStack - 8;
+    r.poke(kUserStack - 8, uint64_t{0x3202 | x86::kCF});
     REQUIRE(r.exec(kUser, {0x9D}) == StepStatus::kOk);  // popfq
-    CHECK_FALSE(r.cpu().flag(sim::kIF));
-    CHECK((r.s().rflags & sim::kIOPL) == 0);
-    CHECK(r.cpu().flag(sim::kCF));
+    CHECK_FALSE(r.cpu().flag(x86::kIF));
+    CHECK((r.s().rflags & x86::kIOPL) == 0);
+    CHECK(r.cpu().flag(x86::kCF));
   }
   SECTION("popfq at CPL 0 changes both") {
-    r.s().gpr[sim::kRsp] = kKernelStack - 8;
+    r.s().gpr[x86::kRsp] = kKernelStack - 8;
     r.poke(kKernelStack - 8, uint64_t{0x3202});
     REQUIRE(r.exec(kCode, {0x9D}) == StepStatus::kOk);  // popfq
-    CHECK(r.cpu().flag(sim::kIF));
-    CHECK((r.s().rflags & sim::kIOPL) == sim::kIOPL);
+    CHECK(r.cpu().flag(x86::kIF));
+    CHECK((r.s().rflags & x86::kIOPL) == x86::kIOPL);
   }
   SECTION("cli at CPL 3 works when IOPL is 3") {
     enter_user(r, kUser, 0x3202);
     REQUIRE(r.exec(kUser, {0xFA}) == StepStatus::kOk);  // cli
     CHECK(r.cpu().cpl() == 3);
-    CHECK_FALSE(r.cpu().flag(sim::kIF));
+    CHECK_FALSE(r.cpu().flag(x86::kIF));
   }
 }
 
@@ -755,24 +755,24 @@ TEST_CASE("syscall and sysretq make a round trip between CPL 3 and CPL 0",
   setup_long(r);
   r.s().star = (uint64_t{0x10} << 48) | (uint64_t{kKernelCs} << 32);  // sysret 0x10+16|3, +8|3
   r.s().lstar = kHandlers + 0x1000;
-  r.s().fmask = sim::kIF;
+  r.s().fmask = x86::kIF;
   r.put(kHandlers + 0x1000, {0x48, 0x0F, 0x07});  // sysretq
   r.put(kUser, {0x0F, 0x05});                      // syscall
   enter_user(r, kUser, 0x202);
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(r.cpu().cpl() == 0);
-  CHECK(r.s().seg[sim::kCs].selector == kKernelCs);
-  CHECK(r.s().seg[sim::kSs].selector == kKernelDs);
+  CHECK(r.s().seg[x86::kCs].selector == kKernelCs);
+  CHECK(r.s().seg[x86::kSs].selector == kKernelDs);
   CHECK(r.s().rip == kHandlers + 0x1000);
-  CHECK(r.s().gpr[sim::kRcx] == kUser + 2);
-  CHECK(r.s().gpr[sim::kR11] == 0x202);
-  CHECK_FALSE(r.cpu().flag(sim::kIF));  // masked by FMASK
+  CHECK(r.s().gpr[x86::kRcx] == kUser + 2);
+  CHECK(r.s().gpr[x86::kR11] == 0x202);
+  CHECK_FALSE(r.cpu().flag(x86::kIF));  // masked by FMASK
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(r.cpu().cpl() == 3);
-  CHECK(r.s().seg[sim::kCs].selector == kUserCs);
-  CHECK(r.s().seg[sim::kSs].selector == kUserDs);
+  CHECK(r.s().seg[x86::kCs].selector == kUserCs);
+  CHECK(r.s().seg[x86::kSs].selector == kUserDs);
   CHECK(r.s().rip == kUser + 2);
-  CHECK(r.cpu().flag(sim::kIF));
+  CHECK(r.cpu().flag(x86::kIF));
   CHECK(r.cpu().mode64());
   const auto rings = r.rings();
   REQUIRE(rings.size() == 2);
@@ -786,14 +786,14 @@ TEST_CASE("syscall is #UD with EFER.SCE = 0, swapgs swaps the GS bases at CPL 0"
           "[sim][unit][system]") {
   Rig r(BootMode::kLong);
   setup_long(r);
-  r.s().efer &= ~sim::kEferSce;
+  r.s().efer &= ~x86::kEferSce;
   REQUIRE(r.exec(kCode, {0x0F, 0x05}) == StepStatus::kOk);  // syscall
   CHECK(handler_vector(r) == vec::kUD);
-  r.s().gpr[sim::kRsp] = kKernelStack;
-  r.s().seg[sim::kGs].base = 0x1111;
+  r.s().gpr[x86::kRsp] = kKernelStack;
+  r.s().seg[x86::kGs].base = 0x1111;
   r.s().kernel_gs_base = 0x2222;
   REQUIRE(r.exec(kCode, {0x0F, 0x01, 0xF8}) == StepStatus::kOk);  // swapgs
-  CHECK(r.s().seg[sim::kGs].base == 0x2222);
+  CHECK(r.s().seg[x86::kGs].base == 0x2222);
   CHECK(r.s().kernel_gs_base == 0x1111);
 }
 
@@ -804,8 +804,8 @@ TEST_CASE("load_segment: null, limit, type, privilege and present checks",
   Rig r(BootMode::kProtected);
   setup_protected(r);
   sim::Cpu& cpu = r.cpu();
-  using sim::kDs;
-  using sim::kSs;
+  using x86::kDs;
+  using x86::kSs;
   using sim::load_segment;
 
   SECTION("null selectors: fine for DS, #GP(0) for SS") {
@@ -823,7 +823,7 @@ TEST_CASE("load_segment: null, limit, type, privilege and present checks",
   }
   SECTION("an LDT selector without an LDT, then with one") {
     REQUIRE_FAULT(load_segment(cpu, kDs, 0x0F), vec::kGP, 0x0C);
-    r.s().gpr[sim::kRax] = kLdtSel;
+    r.s().gpr[x86::kRax] = kLdtSel;
     REQUIRE(r.exec(kCode, {0x0F, 0x00, 0xD0}) == StepStatus::kOk);  // lldt ax
     CHECK(r.s().ldtr.base == kLdt);
     CHECK(r.s().ldtr.selector == kLdtSel);
@@ -859,14 +859,14 @@ TEST_CASE("load_segment: null, limit, type, privilege and present checks",
     CHECK(r.peek<uint8_t>(kGdt + 0x10 + 5) == 0x93);
     CHECK(r.s().seg[kDs].type == 0x3);
     CHECK(r.s().seg[kDs].limit == 0xFFFFFFFF);  // 0xFFFFF pages of 4 KiB (G = 1)
-    REQUIRE_NO_FAULT(load_segment(cpu, sim::kEs, kSmallData));
-    const Segment& es = r.s().seg[sim::kEs];
+    REQUIRE_NO_FAULT(load_segment(cpu, x86::kEs, kSmallData));
+    const Segment& es = r.s().seg[x86::kEs];
     CHECK(es.base == 0x12345);
     CHECK(es.limit == 0x1234);
     CHECK(es.g == 0);
     CHECK(es.db == 1);
     CHECK(es.dpl == 0);
-    REQUIRE_FAULT(cpu.read(sim::kEs, 0x1233, 4), vec::kGP, 0);  // beyond the limit
+    REQUIRE_FAULT(cpu.read(x86::kEs, 0x1233, 4), vec::kGP, 0);  // beyond the limit
   }
   SECTION("a fault leaves the segment register unchanged") {
     const Segment before = r.s().seg[kDs];
@@ -879,37 +879,37 @@ TEST_CASE("load_segment: null, limit, type, privilege and present checks",
 TEST_CASE("load_segment: real mode and 64-bit mode rules", "[sim][unit][system]") {
   SECTION("real mode: base = selector << 4, the limit stays") {
     Rig r(BootMode::kReal);
-    REQUIRE_NO_FAULT(sim::load_segment(r.cpu(), sim::kDs, 0x1234));
-    CHECK(r.s().seg[sim::kDs].base == 0x12340);
-    CHECK(r.s().seg[sim::kDs].limit == 0xFFFF);
+    REQUIRE_NO_FAULT(sim::load_segment(r.cpu(), x86::kDs, 0x1234));
+    CHECK(r.s().seg[x86::kDs].base == 0x12340);
+    CHECK(r.s().seg[x86::kDs].limit == 0xFFFF);
   }
   SECTION("64-bit mode: a null SS at CPL 0 is allowed, not at CPL 3") {
     Rig r(BootMode::kLong);
     setup_long(r);
-    REQUIRE_NO_FAULT(sim::load_segment(r.cpu(), sim::kSs, 0));
-    r.s().seg[sim::kCs] = code_segment(kUserCs, 3, true);
-    REQUIRE_FAULT(sim::load_segment(r.cpu(), sim::kSs, 3), vec::kGP, 0);
+    REQUIRE_NO_FAULT(sim::load_segment(r.cpu(), x86::kSs, 0));
+    r.s().seg[x86::kCs] = code_segment(kUserCs, 3, true);
+    REQUIRE_FAULT(sim::load_segment(r.cpu(), x86::kSs, 3), vec::kGP, 0);
   }
 }
 
 TEST_CASE("mov Sreg, lss and mov r, Sreg go through the same checks", "[sim][unit][system]") {
   Rig r(BootMode::kProtected);
   setup_protected(r);
-  r.s().gpr[sim::kRax] = kAbsentData;
+  r.s().gpr[x86::kRax] = kAbsentData;
   REQUIRE(r.exec(kCode, {0x8E, 0xD8}) == StepStatus::kOk);  // mov ds, ax: #NP(0x38)
   CHECK(r.s().rip == kHandlers + 16 * vec::kNP);
   CHECK(r.stack(0, 4) == kAbsentData);
-  r.s().gpr[sim::kRsp] = kKernelStack;
+  r.s().gpr[x86::kRsp] = kKernelStack;
   // lss esp, [ebx]: m16:32 = 0x10:0x12340
   r.poke<uint32_t>(0x9000, 0x12340);
   r.poke<uint16_t>(0x9004, kKernelDs);
-  r.s().gpr[sim::kRbx] = 0x9000;
+  r.s().gpr[x86::kRbx] = 0x9000;
   REQUIRE(r.exec(kCode, {0x0F, 0xB2, 0x23}) == StepStatus::kOk);
-  CHECK(r.s().seg[sim::kSs].selector == kKernelDs);
-  CHECK(r.s().gpr[sim::kRsp] == 0x12340);
-  r.s().gpr[sim::kRax] = 0xFFFFFFFF;
+  CHECK(r.s().seg[x86::kSs].selector == kKernelDs);
+  CHECK(r.s().gpr[x86::kRsp] == 0x12340);
+  r.s().gpr[x86::kRax] = 0xFFFFFFFF;
   REQUIRE(r.exec(kCode, {0x8C, 0xD0}) == StepStatus::kOk);  // mov eax, ss
-  CHECK(r.s().gpr[sim::kRax] == kKernelDs);
+  CHECK(r.s().gpr[x86::kRax] == kKernelDs);
 }
 
 // [SECTION] Far transfers and call gates (32-bit protected mode)
@@ -919,21 +919,21 @@ TEST_CASE("call gate from CPL 3 to CPL 0 with parameters, retf 8 back to CPL 3",
   Rig r(BootMode::kProtected);
   setup_protected(r);
   set_cpl3_protected(r);
-  r.s().seg[sim::kDs] = data_segment(kKernelDs, 0);  // will be nulled by the return to CPL 3
-  r.s().seg[sim::kEs] = data_segment(kUserDs, 3);
+  r.s().seg[x86::kDs] = data_segment(kKernelDs, 0);  // will be nulled by the return to CPL 3
+  r.s().seg[x86::kEs] = data_segment(kUserDs, 3);
   const uint64_t user_sp = kUserStack - 8;
   r.poke<uint32_t>(user_sp, 0x2222);      // the parameters: [esp] = last pushed
   r.poke<uint32_t>(user_sp + 4, 0x1111);
-  r.s().gpr[sim::kRsp] = user_sp;
+  r.s().gpr[x86::kRsp] = user_sp;
   r.put(kUser, {0x9A, 0x00, 0x00, 0x00, 0x00, kCallGate | 3, 0x00});  // call 0x33:0
   r.put(kGateTarget, {0xCA, 0x08, 0x00});                            // retf 8
   r.s().rip = kUser;
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(r.cpu().cpl() == 0);
-  CHECK(r.s().seg[sim::kCs].selector == kKernelCs);
-  CHECK(r.s().seg[sim::kSs].selector == kKernelDs);  // SS0 from the TSS
+  CHECK(r.s().seg[x86::kCs].selector == kKernelCs);
+  CHECK(r.s().seg[x86::kSs].selector == kKernelDs);  // SS0 from the TSS
   CHECK(r.s().rip == kGateTarget);
-  REQUIRE(r.s().gpr[sim::kRsp] == kRsp0 - 24);        // ESP0 from the TSS
+  REQUIRE(r.s().gpr[x86::kRsp] == kRsp0 - 24);        // ESP0 from the TSS
   CHECK(r.stack(0, 4) == kUser + 7);
   CHECK(r.stack(1, 4) == kUserCs);
   CHECK(r.stack(2, 4) == 0x2222);  // parameters copied in the same order
@@ -946,10 +946,10 @@ TEST_CASE("call gate from CPL 3 to CPL 0 with parameters, retf 8 back to CPL 3",
   REQUIRE(r.step() == StepStatus::kOk);  // retf 8
   CHECK(r.cpu().cpl() == 3);
   CHECK(r.s().rip == kUser + 7);
-  CHECK(r.s().seg[sim::kSs].selector == kUserDs);
-  CHECK(r.s().gpr[sim::kRsp] == user_sp + 8);  // the parameters are released
-  CHECK(r.s().seg[sim::kDs].selector == 0);     // DPL 0 data: not usable at CPL 3
-  CHECK(r.s().seg[sim::kEs].selector == kUserDs);
+  CHECK(r.s().seg[x86::kSs].selector == kUserDs);
+  CHECK(r.s().gpr[x86::kRsp] == user_sp + 8);  // the parameters are released
+  CHECK(r.s().seg[x86::kDs].selector == 0);     // DPL 0 data: not usable at CPL 3
+  CHECK(r.s().seg[x86::kEs].selector == kUserDs);
   REQUIRE(r.rings().size() == 2);
   CHECK(r.rings()[1].cause == trace::RingCause::kFarReturn);
 }
@@ -967,7 +967,7 @@ TEST_CASE("far jmp/call privilege rules for code segments and gates", "[sim][uni
     REQUIRE(r.exec(kUser, {0xEA, 0x00, 0x90, 0x00, 0x00, kConforming, 0x00}) ==
             StepStatus::kOk);
     CHECK(r.s().rip == 0x9000);
-    CHECK(r.s().seg[sim::kCs].selector == (kConforming | 3));
+    CHECK(r.s().seg[x86::kCs].selector == (kConforming | 3));
     CHECK(r.cpu().cpl() == 3);
   }
   SECTION("jmp through a call gate to a more privileged segment: #GP(code selector)") {
@@ -979,7 +979,7 @@ TEST_CASE("far jmp/call privilege rules for code segments and gates", "[sim][uni
   SECTION("a null selector: #GP(0); a data segment: #GP(selector)") {
     REQUIRE(r.exec(kUser, {0xEA, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00}) == StepStatus::kOk);
     CHECK(r.stack(0, 4) == 0);
-    r.s().gpr[sim::kRsp] = kRsp0;
+    r.s().gpr[x86::kRsp] = kRsp0;
     set_cpl3_protected(r);
     REQUIRE(r.exec(kUser, {0xEA, 0x00, 0x00, 0x00, 0x00, kUserDs, 0x00}) == StepStatus::kOk);
     CHECK(r.stack(0, 4) == (kUserDs & 0xFFFC));
@@ -996,8 +996,8 @@ TEST_CASE("32-bit: int through a DPL 3 gate from CPL 3 switches to SS0:ESP0, ire
   r.s().rip = kUser;
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(r.cpu().cpl() == 0);
-  CHECK(r.s().seg[sim::kSs].selector == kKernelDs);
-  REQUIRE(r.s().gpr[sim::kRsp] == kRsp0 - 20);
+  CHECK(r.s().seg[x86::kSs].selector == kKernelDs);
+  REQUIRE(r.s().gpr[x86::kRsp] == kRsp0 - 20);
   CHECK(r.stack(0, 4) == kUser + 2);
   CHECK(r.stack(1, 4) == kUserCs);
   CHECK(r.stack(3, 4) == kUserStack);
@@ -1005,8 +1005,8 @@ TEST_CASE("32-bit: int through a DPL 3 gate from CPL 3 switches to SS0:ESP0, ire
   REQUIRE(r.step() == StepStatus::kOk);  // iretd: back to CPL 3 with SS:ESP popped
   CHECK(r.cpu().cpl() == 3);
   CHECK(r.s().rip == kUser + 2);
-  CHECK(r.s().gpr[sim::kRsp] == kUserStack);
-  CHECK(r.s().seg[sim::kSs].selector == kUserDs);
+  CHECK(r.s().gpr[x86::kRsp] == kUserStack);
+  CHECK(r.s().seg[x86::kSs].selector == kUserDs);
 }
 
 TEST_CASE("64-bit call gate from CPL 3 to CPL 0 on RSP0, retfq back", "[sim][unit][system]") {
@@ -1023,12 +1023,12 @@ TEST_CASE("64-bit call gate from CPL 3 to CPL 0 on RSP0, retfq back", "[sim][uni
   r.poke<uint16_t>(ptr + 4, kGate64 | 3);
   r.put(kUser, {0xFF, 0x1B});  // call far [rbx]   (m16:32)
   enter_user(r, kUser, 0x2, kUserStack - 8);
-  r.s().gpr[sim::kRbx] = ptr;
+  r.s().gpr[x86::kRbx] = ptr;
   REQUIRE(r.step() == StepStatus::kOk);
   CHECK(r.cpu().cpl() == 0);
   CHECK(r.s().rip == target);
-  CHECK(r.s().seg[sim::kSs].selector == 0);  // NULL SS, RPL 0
-  REQUIRE(r.s().gpr[sim::kRsp] == kRsp0 - 32);
+  CHECK(r.s().seg[x86::kSs].selector == 0);  // NULL SS, RPL 0
+  REQUIRE(r.s().gpr[x86::kRsp] == kRsp0 - 32);
   CHECK(r.stack(0) == kUser + 2);  // 8-byte pushes whatever the operand size (64-bit gate)
   CHECK(r.stack(1) == kUserCs);
   CHECK(r.stack(2) == kUserStack - 8);
@@ -1036,8 +1036,8 @@ TEST_CASE("64-bit call gate from CPL 3 to CPL 0 on RSP0, retfq back", "[sim][uni
   REQUIRE(r.step() == StepStatus::kOk);  // retfq: back to CPL 3, SS:RSP popped
   CHECK(r.cpu().cpl() == 3);
   CHECK(r.s().rip == kUser + 2);
-  CHECK(r.s().gpr[sim::kRsp] == kUserStack - 8);
-  CHECK(r.s().seg[sim::kSs].selector == kUserDs);
+  CHECK(r.s().gpr[x86::kRsp] == kUserStack - 8);
+  CHECK(r.s().seg[x86::kSs].selector == kUserDs);
   const auto rings = r.rings();
   REQUIRE(rings.size() == 2);
   CHECK(rings[0].cause == trace::RingCause::kFarCall);
@@ -1052,7 +1052,7 @@ TEST_CASE("ltr marks the TSS busy, str and sldt read TR and LDTR", "[sim][unit][
   r.poke(kGdt + 0x28, descriptor(static_cast<uint32_t>(kTss), 0x67, 0x9, 0, false, true, false,
                                  false, false));  // available 64-bit TSS
   r.s().tr = Segment{};
-  r.s().gpr[sim::kRax] = kTssSel;
+  r.s().gpr[x86::kRax] = kTssSel;
   REQUIRE(r.exec(kCode, {0x0F, 0x00, 0xD8}) == StepStatus::kOk);  // ltr ax
   CHECK(r.s().tr.selector == kTssSel);
   CHECK(r.s().tr.base == kTss);
@@ -1072,58 +1072,58 @@ TEST_CASE("control registers: CR0.PG with EFER.LME activates long mode, reserved
   const std::vector<uint8_t> mov_cr0_eax = {0x0F, 0x22, 0xC0};
   const std::vector<uint8_t> mov_cr4_eax = {0x0F, 0x22, 0xE0};
   SECTION("PG without PE: #GP(0)") {
-    r.s().gpr[sim::kRax] = 0x80000010;
+    r.s().gpr[x86::kRax] = 0x80000010;
     REQUIRE(r.exec(kCode, mov_cr0_eax) == StepStatus::kOk);
     CHECK(r.s().rip == kHandlers + 16 * vec::kGP);
     CHECK(r.s().cr0 == 0x11);
   }
   SECTION("LME without PAE: #GP(0); with PAE: LMA = 1, compatibility mode") {
-    r.s().gpr[sim::kRcx] = sim::kMsrEfer;
-    r.s().gpr[sim::kRax] = sim::kEferLme;
-    r.s().gpr[sim::kRdx] = 0;
+    r.s().gpr[x86::kRcx] = x86::kMsrEfer;
+    r.s().gpr[x86::kRax] = x86::kEferLme;
+    r.s().gpr[x86::kRdx] = 0;
     REQUIRE(r.exec(kCode, {0x0F, 0x30}) == StepStatus::kOk);  // wrmsr
-    CHECK(r.s().efer == sim::kEferLme);
-    r.s().gpr[sim::kRax] = 0x80000011;
+    CHECK(r.s().efer == x86::kEferLme);
+    r.s().gpr[x86::kRax] = 0x80000011;
     REQUIRE(r.exec(kCode, mov_cr0_eax) == StepStatus::kOk);
     CHECK(r.s().rip == kHandlers + 16 * vec::kGP);
-    r.s().gpr[sim::kRsp] = kKernelStack;
-    r.s().gpr[sim::kRax] = sim::kCr4Pae;
+    r.s().gpr[x86::kRsp] = kKernelStack;
+    r.s().gpr[x86::kRax] = x86::kCr4Pae;
     REQUIRE(r.exec(kCode, mov_cr4_eax) == StepStatus::kOk);
     r.s().cr3 = 0x1000;
-    r.s().gpr[sim::kRax] = 0x80000011;
+    r.s().gpr[x86::kRax] = 0x80000011;
     REQUIRE(r.exec(kCode, mov_cr0_eax) == StepStatus::kOk);
     CHECK(r.s().rip == kCode + 3);
-    CHECK(r.s().efer == (sim::kEferLme | sim::kEferLma));
+    CHECK(r.s().efer == (x86::kEferLme | x86::kEferLma));
     CHECK(r.s().mode() == trace::CpuMode::kCompat32);
     // (No page tables at 0x1000: the test stops here.)
   }
   SECTION("an unimplemented CR4 bit (OSFXSR) and an unknown MSR: #GP(0)") {
-    r.s().gpr[sim::kRax] = sim::kCr4Osfxsr;
+    r.s().gpr[x86::kRax] = x86::kCr4Osfxsr;
     REQUIRE(r.exec(kCode, mov_cr4_eax) == StepStatus::kOk);
     CHECK(r.s().rip == kHandlers + 16 * vec::kGP);
     CHECK(r.s().cr4 == 0);
-    r.s().gpr[sim::kRsp] = kKernelStack;
-    r.s().gpr[sim::kRcx] = 0x1B;  // IA32_APIC_BASE: not modelled
+    r.s().gpr[x86::kRsp] = kKernelStack;
+    r.s().gpr[x86::kRcx] = 0x1B;  // IA32_APIC_BASE: not modelled
     REQUIRE(r.exec(kCode, {0x0F, 0x32}) == StepStatus::kOk);  // rdmsr
     CHECK(r.s().rip == kHandlers + 16 * vec::kGP);
   }
   SECTION("lmsw sets PE bits but cannot clear PE") {
-    r.s().gpr[sim::kRax] = 0x0E;  // MP | EM | TS, PE = 0
+    r.s().gpr[x86::kRax] = 0x0E;  // MP | EM | TS, PE = 0
     REQUIRE(r.exec(kCode, {0x0F, 0x01, 0xF0}) == StepStatus::kOk);  // lmsw ax
     CHECK((r.s().cr0 & 0xF) == 0xF);
     REQUIRE(r.exec(kCode, {0x0F, 0x06}) == StepStatus::kOk);  // clts
-    CHECK((r.s().cr0 & sim::kCr0Ts) == 0);
+    CHECK((r.s().cr0 & x86::kCr0Ts) == 0);
   }
   SECTION("wrmsr FS_BASE sets the hidden FS base; rdmsr reads it") {
-    r.s().gpr[sim::kRcx] = sim::kMsrFsBase;
-    r.s().gpr[sim::kRax] = 0x5000;
-    r.s().gpr[sim::kRdx] = 0x1;
+    r.s().gpr[x86::kRcx] = x86::kMsrFsBase;
+    r.s().gpr[x86::kRax] = 0x5000;
+    r.s().gpr[x86::kRdx] = 0x1;
     REQUIRE(r.exec(kCode, {0x0F, 0x30}) == StepStatus::kOk);
-    CHECK(r.s().seg[sim::kFs].base == 0x100005000);
-    r.s().gpr[sim::kRax] = r.s().gpr[sim::kRdx] = 0;
+    CHECK(r.s().seg[x86::kFs].base == 0x100005000);
+    r.s().gpr[x86::kRax] = r.s().gpr[x86::kRdx] = 0;
     REQUIRE(r.exec(kCode, {0x0F, 0x32}) == StepStatus::kOk);
-    CHECK(r.s().gpr[sim::kRax] == 0x5000);
-    CHECK(r.s().gpr[sim::kRdx] == 0x1);
+    CHECK(r.s().gpr[x86::kRax] == 0x5000);
+    CHECK(r.s().gpr[x86::kRdx] == 0x1);
   }
 }
 
@@ -1132,18 +1132,18 @@ TEST_CASE("EFER: LME is fixed while paging is on, LMA is read-only", "[sim][unit
   setup_long(r);
   const uint64_t efer = r.s().efer;  // SCE | LME | LMA from the loader
   auto wrmsr_efer = [&](uint64_t v) {
-    r.s().gpr[sim::kRsp] = kKernelStack;
-    r.s().gpr[sim::kRcx] = sim::kMsrEfer;
-    r.s().gpr[sim::kRax] = v & 0xFFFFFFFF;
-    r.s().gpr[sim::kRdx] = v >> 32;
+    r.s().gpr[x86::kRsp] = kKernelStack;
+    r.s().gpr[x86::kRcx] = x86::kMsrEfer;
+    r.s().gpr[x86::kRax] = v & 0xFFFFFFFF;
+    r.s().gpr[x86::kRdx] = v >> 32;
     REQUIRE(r.exec(kCode, {0x0F, 0x30}) == StepStatus::kOk);  // wrmsr
   };
-  wrmsr_efer(sim::kEferSce);  // clear LME with CR0.PG = 1: #GP(0)
+  wrmsr_efer(x86::kEferSce);  // clear LME with CR0.PG = 1: #GP(0)
   CHECK(handler_vector(r) == vec::kGP);
   CHECK(r.s().efer == efer);
-  wrmsr_efer(sim::kEferSce | sim::kEferLme | sim::kEferNxe);  // LMA written as 0: ignored
+  wrmsr_efer(x86::kEferSce | x86::kEferLme | x86::kEferNxe);  // LMA written as 0: ignored
   CHECK(r.s().rip == kCode + 2);
-  CHECK(r.s().efer == (efer | sim::kEferNxe));
+  CHECK(r.s().efer == (efer | x86::kEferNxe));
   wrmsr_efer(efer | (1ull << 2));  // a reserved bit
   CHECK(handler_vector(r) == vec::kGP);
 }
@@ -1151,27 +1151,27 @@ TEST_CASE("EFER: LME is fixed while paging is on, LMA is read-only", "[sim][unit
 TEST_CASE("cpuid is a fixed table, rdtsc honours CR4.TSD", "[sim][unit][system]") {
   Rig r(BootMode::kLong);
   setup_long(r);
-  r.s().gpr[sim::kRax] = 0;
+  r.s().gpr[x86::kRax] = 0;
   REQUIRE(r.exec(kCode, {0x0F, 0xA2}) == StepStatus::kOk);
   char vendor[13] = {};
-  std::memcpy(vendor + 0, &r.s().gpr[sim::kRbx], 4);
-  std::memcpy(vendor + 4, &r.s().gpr[sim::kRdx], 4);
-  std::memcpy(vendor + 8, &r.s().gpr[sim::kRcx], 4);
+  std::memcpy(vendor + 0, &r.s().gpr[x86::kRbx], 4);
+  std::memcpy(vendor + 4, &r.s().gpr[x86::kRdx], 4);
+  std::memcpy(vendor + 8, &r.s().gpr[x86::kRcx], 4);
   CHECK(std::string(vendor) == "TrapScopeSim");
-  r.s().gpr[sim::kRax] = 0x80000001;
+  r.s().gpr[x86::kRax] = 0x80000001;
   REQUIRE(r.exec(kCode, {0x0F, 0xA2}) == StepStatus::kOk);
-  CHECK((r.s().gpr[sim::kRdx] & (1u << 29)) != 0);  // LM
-  CHECK((r.s().gpr[sim::kRdx] & (1u << 11)) != 0);  // SYSCALL
-  r.s().gpr[sim::kRax] = 1;
+  CHECK((r.s().gpr[x86::kRdx] & (1u << 29)) != 0);  // LM
+  CHECK((r.s().gpr[x86::kRdx] & (1u << 11)) != 0);  // SYSCALL
+  r.s().gpr[x86::kRax] = 1;
   REQUIRE(r.exec(kCode, {0x0F, 0xA2}) == StepStatus::kOk);
-  CHECK(((r.s().gpr[sim::kRax] >> 8) & 0xF) == 6);  // family 6
-  CHECK((r.s().gpr[sim::kRdx] & 1) == 0);          // no FPU
+  CHECK(((r.s().gpr[x86::kRax] >> 8) & 0xF) == 6);  // family 6
+  CHECK((r.s().gpr[x86::kRdx] & 1) == 0);          // no FPU
 
   r.s().tsc = 0x123456789;
   REQUIRE(r.exec(kCode, {0x0F, 0x31}) == StepStatus::kOk);  // rdtsc
-  CHECK(r.s().gpr[sim::kRax] == 0x23456789);
-  CHECK(r.s().gpr[sim::kRdx] == 0x1);
-  r.s().cr4 |= sim::kCr4Tsd;
+  CHECK(r.s().gpr[x86::kRax] == 0x23456789);
+  CHECK(r.s().gpr[x86::kRdx] == 0x1);
+  r.s().cr4 |= x86::kCr4Tsd;
   r.put(kUser, {0x0F, 0x31});
   enter_user(r, kUser);
   REQUIRE(r.step() == StepStatus::kOk);
@@ -1189,23 +1189,23 @@ TEST_CASE("lar, lsl, verr, verw set ZF by visibility at the CPL and RPL", "[sim]
   const std::vector<uint8_t> verw = {0x0F, 0x00, 0xE9};  // verw cx
   const uint64_t at = kUser;
   auto run = [&](const std::vector<uint8_t>& insn, uint16_t selector) {
-    r.s().gpr[sim::kRcx] = selector;
-    r.s().gpr[sim::kRax] = 0xDEADBEEF;
+    r.s().gpr[x86::kRcx] = selector;
+    r.s().gpr[x86::kRax] = 0xDEADBEEF;
     REQUIRE(r.exec(at, insn) == StepStatus::kOk);
     REQUIRE(r.s().rip == at + insn.size());  // never a fault
-    return r.cpu().flag(sim::kZF);
+    return r.cpu().flag(x86::kZF);
   };
   SECTION("at CPL 0") {
     CHECK(run(lar, kUserDs));
-    CHECK(r.s().gpr[sim::kRax] == 0x00C0F300);  // G, D/B | P, DPL 3, S, type 3 (SDM LAR)
+    CHECK(r.s().gpr[x86::kRax] == 0x00C0F300);  // G, D/B | P, DPL 3, S, type 3 (SDM LAR)
     CHECK(run(lar, kKernelDs));
     CHECK(run(lar, kTssSel));        // a busy TSS is visible to lar
     CHECK(run(lsl, kTssSel));
-    CHECK(r.s().gpr[sim::kRax] == 0x67);
+    CHECK(r.s().gpr[x86::kRax] == 0x67);
     CHECK(run(lsl, kUserDs));
-    CHECK(r.s().gpr[sim::kRax] == 0xFFFFFFFF);
+    CHECK(r.s().gpr[x86::kRax] == 0xFFFFFFFF);
     CHECK_FALSE(run(lsl, kCallGate));  // gates have no limit
-    CHECK(r.s().gpr[sim::kRax] == 0xDEADBEEF);
+    CHECK(r.s().gpr[x86::kRax] == 0xDEADBEEF);
     CHECK_FALSE(run(lar, 0));        // null
     CHECK_FALSE(run(lar, 0x1000));   // beyond the GDT limit
     CHECK(run(verw, kKernelDs));
@@ -1217,7 +1217,7 @@ TEST_CASE("lar, lsl, verr, verw set ZF by visibility at the CPL and RPL", "[sim]
   SECTION("at CPL 3") {
     set_cpl3_protected(r);
     CHECK_FALSE(run(lar, kKernelDs | 3));  // DPL 0 < CPL 3: invisible
-    CHECK(r.s().gpr[sim::kRax] == 0xDEADBEEF);
+    CHECK(r.s().gpr[x86::kRax] == 0xDEADBEEF);
     CHECK_FALSE(run(lsl, kTssSel | 3));
     CHECK(run(lar, kCallGate | 3));        // the DPL 3 call gate
     CHECK(run(lar, kConforming | 3));      // conforming code: always visible
@@ -1269,7 +1269,7 @@ GuestRun run_guest(const std::string& name) {
   const auto g = guests::find(name);
   REQUIRE(g.has_value());
   sim::SimConfig c;
-  c.mode = *vmm::parse_boot_mode(g->mode);
+  c.mode = *platform::parse_boot_mode(g->mode);
   sim::SimMachine m(c);
   m.load(g->image);
   sim::SimLimits limits;
@@ -1293,8 +1293,8 @@ TEST_CASE("guest boot runs on SimMachine as on KVM", "[sim][unit][system][guests
   CHECK(run.state.cr3 == 0x20000);
   CHECK(run.state.cr4 == 0x20);
   CHECK(run.state.efer == 0x500);
-  CHECK(run.state.seg[sim::kCs].selector == 0x18);
-  CHECK(run.state.seg[sim::kSs].selector == 0x10);
+  CHECK(run.state.seg[x86::kCs].selector == 0x18);
+  CHECK(run.state.seg[x86::kSs].selector == 0x10);
 }
 
 TEST_CASE("guest rings runs on SimMachine as on KVM", "[sim][unit][system][guests]") {
@@ -1307,6 +1307,6 @@ TEST_CASE("guest rings runs on SimMachine as on KVM", "[sim][unit][system][guest
   CHECK(run.state.cr0 == 0x80000011);
   CHECK(run.state.cr3 == 0x20000);
   CHECK(run.state.efer == 0x501);
-  CHECK(run.state.seg[sim::kCs].selector == 0x08);
-  CHECK(run.state.seg[sim::kSs].selector == 0);
+  CHECK(run.state.seg[x86::kCs].selector == 0x08);
+  CHECK(run.state.seg[x86::kSs].selector == 0);
 }

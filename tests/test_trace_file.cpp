@@ -878,7 +878,7 @@ TEST_CASE("reexecution_for: a trace's guest runs only if it matches the recorded
   t.metadata.backend = "sim";
   t.metadata.mode = "real";
   t.metadata.memory_bytes = 16ull << 20;
-  t.metadata.load_address = vmm::kDefaultLoadAddress;
+  t.metadata.load_address = platform::kDefaultLoadAddress;
   t.metadata.guest = guest;
   t.metadata.guest_sha256 = trace::sha256_hex(image);
   std::string why;

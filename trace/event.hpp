@@ -7,7 +7,7 @@
 //   flat arrays and a trace file can check each record's length against the table.
 //   Text that can be derived from recorded bytes is not stored: the disassembly of a VM exit's
 //   instruction is produced from `insn`/`insn_len` and `cpu_mode` by the Zydis adapter
-//   (sim/decode) when the event is printed.
+//   (x86/) when the event is printed.
 //
 // [SECTION] Units
 //   time_ns, handle_ns: nanoseconds, host CLOCK_MONOTONIC. Addresses: bytes. CPL: 0..3.
@@ -21,6 +21,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include "x86/mode.hpp"
 
 namespace trapscope::trace {
 
@@ -49,19 +51,11 @@ enum class EventType : uint8_t {
   kMax,                   // sentinel
 };
 
-// The processor mode the guest was in when the event happened (decides how bytes disassemble).
-enum class CpuMode : uint8_t {
-  kUnknown = 0,
-  kReal16 = 1,       // real mode (CR0.PE = 0)
-  kProtected16 = 2,  // protected mode, 16-bit code segment (CS.D = 0)
-  kProtected32 = 3,  // protected mode, 32-bit code segment (CS.D = 1)
-  kLong64 = 4,       // IA-32e 64-bit mode (EFER.LMA = 1, CS.L = 1)
-  kCompat32 = 5,     // IA-32e compatibility mode, 32-bit code segment
-  kCompat16 = 6,     // IA-32e compatibility mode, 16-bit code segment
-  kMax,
-};
+// The processor mode the guest was in when the event happened (decides how bytes disassemble):
+// defined once in x86/mode.hpp.
+using x86::CpuMode;
+using x86::to_string;
 
-std::string_view to_string(CpuMode mode);
 std::string_view to_string(EventType type);
 
 #pragma pack(push, 1)
@@ -144,7 +138,7 @@ struct ExitDebugData {
   uint64_t dr6;
   uint64_t dr7;
 };
-// A hypercall (vmm/hypercall.hpp), recorded right after the I/O exit of its doorbell with
+// A hypercall (platform/hypercall.hpp), recorded right after the I/O exit of its doorbell with
 // kExitFlagHypercallRecord set: it describes that exit, it is not a second one.
 struct ExitHypercallData {
   uint32_t nr;      // call number

@@ -20,12 +20,12 @@
 
 namespace trapscope::trace {
 
-// Guest console output kept in memory (vmm::ConsoleOutput), bytes. The teaching guests write a
+// Guest console output kept in memory (platform::ConsoleOutput), bytes. The teaching guests write a
 // few KiB; 64 MiB is about a million 64-column lines, far more than anyone reads, and small
 // next to a host's RAM. Both engines stop the run at this cap.
 inline constexpr size_t kConsoleLimitBytes = size_t{64} << 20;
 
-// Writes to unbacked guest-physical memory kept in vmm::Devices::mmio_writes, entries (24 bytes
+// Writes to unbacked guest-physical memory kept in platform::Devices::mmio_writes, entries (24 bytes
 // each: 24 MiB). Tests and the run summary look at the first few; the rest are counted.
 inline constexpr size_t kMmioLogLimitEntries = size_t{1} << 20;
 

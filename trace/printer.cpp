@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <span>
 
-#include "sim/decode/disasm.hpp"
+#include "x86/disasm.hpp"
 #include "trace/page_walk.hpp"
 
 namespace trapscope::trace {
@@ -67,7 +67,7 @@ std::string_view vector_name(uint8_t v) {
 
 std::string disasm_of(const VmExitEvent& e) {
   if (e.insn_len == 0) return "(instruction bytes not readable)";
-  return decode::disassemble(held(e.insn, e.insn_len), e.header.cpu_mode, e.insn_addr).text;
+  return x86::disassemble(held(e.insn, e.insn_len), e.header.cpu_mode, e.insn_addr).text;
 }
 
 std::string printable(uint64_t v, unsigned size) {
@@ -106,7 +106,7 @@ std::string exit_detail_text(const VmExitEvent& e) {
     case ExitReason::kSystemEvent:
       std::snprintf(buf, sizeof buf, "type=%u", p.system_event.type);
       return buf;
-    case ExitReason::kHypercall:  // vmm/hypercall.hpp: the call behind the I/O exit before it
+    case ExitReason::kHypercall:  // platform/hypercall.hpp: the call behind the I/O exit before it
       std::snprintf(buf, sizeof buf, "nr=%u arg1=0x%" PRIx64 " arg2=0x%" PRIx64 " result=%d",
                     p.hypercall.nr, p.hypercall.arg1, p.hypercall.arg2, p.hypercall.result);
       return buf;
@@ -274,7 +274,7 @@ std::string EventFormatter::text(const EventHeader& h) {
   } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
     const auto& e = reinterpret_cast<const InstructionEvent&>(h);
     line += " insn    rip=" + hex(h.rip) + " cpl=" + std::to_string(h.cpl) + " " +
-            decode::disassemble(held(e.bytes, e.len), h.cpu_mode, h.rip).text;
+            x86::disassemble(held(e.bytes, e.len), h.cpu_mode, h.rip).text;
   } else if (h.size == sizeof(VirtEvent) &&
              (h.type == EventType::kVmmTrap || h.type == EventType::kSensitiveNoTrap ||
               h.type == EventType::kVmTransition)) {
@@ -381,7 +381,7 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
   } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
     const auto& e = reinterpret_cast<const InstructionEvent&>(h);
     j["insn_bytes"] = bytes_hex(held(e.bytes, e.len));
-    j["disasm"] = decode::disassemble(held(e.bytes, e.len), h.cpu_mode, h.rip).text;
+    j["disasm"] = x86::disassemble(held(e.bytes, e.len), h.cpu_mode, h.rip).text;
   } else if (h.size == sizeof(VirtEvent) &&
              (h.type == EventType::kVmmTrap || h.type == EventType::kSensitiveNoTrap ||
               h.type == EventType::kVmTransition)) {
@@ -389,7 +389,7 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     j["technique"] = e.technique == 1 ? "trap-emulate" : "vt";
     j["real_cpl"] = value(e.real_cpl);
     j["insn_bytes"] = bytes_hex(held(e.insn, e.insn_len));
-    j["disasm"] = e.insn_len ? decode::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text
+    j["disasm"] = e.insn_len ? x86::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text
                              : std::string();
     if (h.type == EventType::kVmTransition) {
       j["transition"] = (h.flags & kVirtFlagEntry) ? "vm_entry" : "vm_exit";
@@ -437,7 +437,7 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     j["unit"] = value(e.unit);
     j["adaptive"] = (h.flags & kBtFlagAdaptive) != 0;
     j["insn_bytes"] = bytes_hex(held(e.insn, e.insn_len));
-    j["disasm"] = decode::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text;
+    j["disasm"] = x86::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text;
   } else if (h.type == EventType::kRunEnd && h.size == sizeof(RunEndEvent)) {
     const auto& e = reinterpret_cast<const RunEndEvent&>(h);
     j["reason"] = to_string(e.reason);
@@ -485,7 +485,7 @@ std::string bt_event_text(const EventHeader& h) {
       const auto& e = reinterpret_cast<const BtCalloutEvent&>(h);
       return std::string("bt callout") + ((h.flags & kBtFlagAdaptive) ? " (adaptive)" : "") +
              " unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) + " " +
-             decode::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text;
+             x86::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text;
     }
     case EventType::kBtCounts: {
       const auto& e = reinterpret_cast<const BtCountsEvent&>(h);
@@ -500,7 +500,7 @@ std::string bt_event_text(const EventHeader& h) {
 std::string virt_event_text(const VirtEvent& e, bool with_cost) {
   const EventHeader& h = e.header;
   const std::string dis =
-      e.insn_len ? decode::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text : "";
+      e.insn_len ? x86::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text : "";
   char buf[200];
   if (h.type == EventType::kVmmTrap) {
     std::snprintf(buf, sizeof buf,

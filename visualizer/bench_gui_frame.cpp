@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   const size_t rss0 = rss_bytes();
   const auto g = guests::find("rings");
   backend::Config cfg;
-  cfg.mode = *vmm::parse_boot_mode(g->mode);
+  cfg.mode = *platform::parse_boot_mode(g->mode);
   cfg.record_instructions = true;
   Collect sink(model, n_events);
   const auto t_load = std::chrono::steady_clock::now();
@@ -230,7 +230,7 @@ int main(int argc, char** argv) {
   {
     const auto k = guests::find("kernelops");
     backend::Config bc;
-    bc.mode = *vmm::parse_boot_mode(k->mode);
+    bc.mode = *platform::parse_boot_mode(k->mode);
     bc.technique = virt::Technique::kBt;
     bc.record_instructions = true;
     Collect bt_sink(bt_model, n);

@@ -27,7 +27,7 @@ std::string probe_int_n() {
   try {
     MachineConfig cfg;
     cfg.memory_bytes = 1 << 20;
-    cfg.mode = BootMode::kLong;
+    cfg.mode = platform::BootMode::kLong;
     KvmMachine m(cfg);
     const uint8_t code[] = {0xCD, 0x20, 0xF4};
     m.load(code);

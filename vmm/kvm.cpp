@@ -239,12 +239,12 @@ void Vcpu::clear_kick() const {
   if (run_ != nullptr) __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }
 
-VcpuExit Vcpu::run() {
+platform::VcpuExit Vcpu::run() {
   if (run_ != nullptr) {
     run_->kvm_valid_regs = sync_regs_ ? (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS) : 0;
   }
   if (::ioctl(fd_.get(), KVM_RUN, 0) < 0) {
-    if (errno == EINTR) return ExitInterrupted{};
+    if (errno == EINTR) return platform::ExitInterrupted{};
     throw KvmError("KVM_RUN", errno);
   }
   kvm_run& r = *run_;
@@ -253,24 +253,24 @@ VcpuExit Vcpu::run() {
       auto* base = reinterpret_cast<uint8_t*>(run_) + r.io.data_offset;
       const size_t len = size_t{r.io.size} * r.io.count;
       // KVM places the data inside this mapping (KVM_PIO_PAGE_OFFSET); checked, not trusted
-      // (vmm/hypercall.hpp [SECTION] Guest memory, rule 2): otherwise an unhandled exit.
+      // (platform/hypercall.hpp [SECTION] Guest memory, rule 2): otherwise an unhandled exit.
       if (r.io.data_offset > run_size_ || len > run_size_ - r.io.data_offset) {
-        return ExitOther{r.exit_reason};
+        return platform::ExitOther{r.exit_reason};
       }
       if (r.io.direction == KVM_EXIT_IO_OUT) {
-        return ExitIoOut{r.io.port, r.io.size, r.io.count, {base, len}};
+        return platform::ExitIoOut{r.io.port, r.io.size, r.io.count, {base, len}};
       }
-      return ExitIoIn{r.io.port, r.io.size, r.io.count, {base, len}};
+      return platform::ExitIoIn{r.io.port, r.io.size, r.io.count, {base, len}};
     }
     case KVM_EXIT_MMIO: {
       const size_t len = r.mmio.len <= 8 ? r.mmio.len : 8;
-      if (r.mmio.is_write) return ExitMmioWrite{r.mmio.phys_addr, {r.mmio.data, len}};
-      return ExitMmioRead{r.mmio.phys_addr, {r.mmio.data, len}};
+      if (r.mmio.is_write) return platform::ExitMmioWrite{r.mmio.phys_addr, {r.mmio.data, len}};
+      return platform::ExitMmioRead{r.mmio.phys_addr, {r.mmio.data, len}};
     }
-    case KVM_EXIT_HLT: return ExitHlt{};
-    case KVM_EXIT_SHUTDOWN: return ExitShutdown{};
+    case KVM_EXIT_HLT: return platform::ExitHlt{};
+    case KVM_EXIT_SHUTDOWN: return platform::ExitShutdown{};
     case KVM_EXIT_INTERNAL_ERROR: {
-      ExitInternalError e{};
+      platform::ExitInternalError e{};
       e.suberror = r.internal.suberror;
       e.ndata = r.internal.ndata;
       for (uint32_t i = 0; i < 2 && i < e.ndata; ++i) e.data[i] = r.internal.data[i];
@@ -282,13 +282,13 @@ VcpuExit Vcpu::run() {
       return e;
     }
     case KVM_EXIT_FAIL_ENTRY:
-      return ExitFailEntry{r.fail_entry.hardware_entry_failure_reason, r.fail_entry.cpu};
+      return platform::ExitFailEntry{r.fail_entry.hardware_entry_failure_reason, r.fail_entry.cpu};
     case KVM_EXIT_DEBUG:
-      return ExitDebug{r.debug.arch.exception, r.debug.arch.pc, r.debug.arch.dr6,
+      return platform::ExitDebug{r.debug.arch.exception, r.debug.arch.pc, r.debug.arch.dr6,
                        r.debug.arch.dr7};
-    case KVM_EXIT_SYSTEM_EVENT: return ExitSystemEvent{r.system_event.type};
-    case KVM_EXIT_INTR: return ExitInterrupted{};
-    default: return ExitOther{r.exit_reason};
+    case KVM_EXIT_SYSTEM_EVENT: return platform::ExitSystemEvent{r.system_event.type};
+    case KVM_EXIT_INTR: return platform::ExitInterrupted{};
+    default: return platform::ExitOther{r.exit_reason};
   }
 }
 

@@ -7,7 +7,7 @@
 // Every ioctl is checked: a failure throws KvmError carrying the ioctl's name and errno (its
 // text in what()). Source: the KVM API documentation (Documentation/virt/kvm/api.rst), section 4
 // for the ioctls and section 5 for `struct kvm_run`. Nothing outside Vcpu::run() reads the
-// kvm_run exit union: run() returns a typed VcpuExit (vmm/exit.hpp).
+// kvm_run exit union: run() returns a typed platform::VcpuExit (platform/exit.hpp).
 #pragma once
 
 #include <linux/kvm.h>
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/exit.hpp"
+#include "platform/exit.hpp"
 
 namespace trapscope::vmm {
 
@@ -116,8 +116,8 @@ class Vcpu {
 
   // KVM_RUN once. Returns the typed exit; spans inside it point into kvm_run and are valid
   // until the next run(). A run interrupted by a signal or immediate_exit returns
-  // ExitInterrupted. Other failures throw KvmError("KVM_RUN", errno).
-  VcpuExit run();
+  // platform::ExitInterrupted. Other failures throw KvmError("KVM_RUN", errno).
+  platform::VcpuExit run();
 
   // Ask KVM to copy the registers into kvm_run at every exit (KVM_CAP_SYNC_REGS), so that
   // tracing needs no KVM_GET_REGS/SREGS ioctl per exit.

@@ -9,10 +9,11 @@
 #include <cstring>
 #include <mutex>
 
-#include "sim/decode/disasm.hpp"
-#include "vmm/exit_insn.hpp"
-#include "vmm/guest_paging.hpp"
-#include "vmm/handle_exit.hpp"
+#include "x86/disasm.hpp"
+#include "x86/io_insn.hpp"
+#include "platform/guest_paging.hpp"
+#include "platform/handle_exit.hpp"
+#include "vmm/kvm_state.hpp"
 
 namespace trapscope::vmm {
 namespace {
@@ -85,38 +86,13 @@ Vcpu create_vcpu(const Kvm& kvm, Vm& vm, GuestMemory& memory) {
   return vcpu;
 }
 
-kvm_segment to_kvm(const SegmentState& s) {
-  kvm_segment k{};
-  k.base = s.base;
-  k.limit = s.limit;
-  k.selector = s.selector;
-  k.type = s.type;
-  k.present = s.present;
-  k.dpl = s.dpl;
-  k.db = s.db;
-  k.s = s.s;
-  k.l = s.l;
-  k.g = s.g;
-  return k;
-}
-
-uint8_t cpl_of(const kvm_sregs& s, uint64_t rflags) {
-  if (!(s.cr0 & 1)) return 0;
-  if (rflags & (1ull << 17)) return 3;  // virtual-8086
-  return s.cs.selector & 3;
-}
-
-trace::CpuMode mode_of(const kvm_sregs& s, uint64_t rflags) {
-  return cpu_mode(s.cr0, s.efer, s.cs.l, s.cs.db, rflags);
-}
-
 // Reads up to 15 instruction bytes at a guest-linear address through the guest's page tables.
 uint8_t read_insn(const GuestMemory& mem, const kvm_sregs& s, uint64_t linear, uint8_t* out) {
-  const PagingRegs pr{s.cr0, s.cr3, s.cr4, s.efer};
+  const platform::PagingRegs pr{s.cr0, s.cr3, s.cr4, s.efer};
   uint8_t n = 0;
   while (n < 15) {
     const uint64_t la = linear + n;
-    auto gpa = guest_linear_to_physical(mem.bytes(), pr, la);
+    auto gpa = platform::guest_linear_to_physical(mem.bytes(), pr, la);
     if (!gpa) break;
     const uint64_t in_page = 0x1000 - (la & 0xFFF);
     const uint64_t want = std::min<uint64_t>(15 - n, in_page);
@@ -162,12 +138,12 @@ const HostRipBehaviour& host_rip_advances() {
       m.load(code);
       const uint64_t entry = cfg.load_address;
       for (int i = 0; i < 3; ++i) {
-        VcpuExit exit = m.vcpu().run();
+        platform::VcpuExit exit = m.vcpu().run();
         const uint64_t rip = m.vcpu().get_regs().rip;
-        if (const auto* o = std::get_if<ExitIoOut>(&exit)) {
+        if (const auto* o = std::get_if<platform::ExitIoOut>(&exit)) {
           behaviour.after_out = rip == entry + 2;
           (void)o;
-        } else if (const auto* in = std::get_if<ExitIoIn>(&exit)) {
+        } else if (const auto* in = std::get_if<platform::ExitIoIn>(&exit)) {
           behaviour.after_in = rip == entry + 4;
           in->data[0] = 0;
         } else {
@@ -182,14 +158,14 @@ const HostRipBehaviour& host_rip_advances() {
   return behaviour;
 }
 
-// The hypercall interface on KVM (vmm/hypercall.hpp): the doorbell's `in` is a KVM_EXIT_IO; the
+// The hypercall interface on KVM (platform/hypercall.hpp): the doorbell's `in` is a KVM_EXIT_IO; the
 // registers come from KVM_GET_REGS. CR3 loads and TLB flushes go in with KVM_SET_SREGS, but
 // only after the `in` has completed (KVM_SET_SREGS while KVM still has the `in` pending makes
 // an emulating KVM run the `in` again): run() calls apply() after complete_pending_io().
-class KvmHypercallHost final : public HypercallHost {
+class KvmHypercallHost final : public platform::HypercallHost {
  public:
   KvmHypercallHost(Vcpu& vcpu, GuestMemory& memory) : vcpu_(vcpu), memory_(memory) {}
-  HypercallArgs args() override {
+  platform::HypercallArgs args() override {
     const kvm_regs r = vcpu_.get_regs();
     return {static_cast<uint32_t>(r.rax), r.rbx, r.rcx, r.rsi};
   }
@@ -223,9 +199,9 @@ class KvmHypercallHost final : public HypercallHost {
 
 // The hypercall record describes the I/O exit just recorded: it takes that exit's RIP, mode,
 // CPL and instruction bytes (the doorbell's `in`), so both print the same instruction.
-void KvmMachine::record_hypercall(trace::EventSink& sink, const HypercallRecord& hc,
+void KvmMachine::record_hypercall(trace::EventSink& sink, const platform::HypercallRecord& hc,
                                   const trace::VmExitEvent& io_exit, uint64_t seq) {
-  const trace::VmExitEvent e = hypercall_event(hc, io_exit, seq);
+  const trace::VmExitEvent e = platform::hypercall_event(hc, io_exit, seq);
   sink.on_event(e.header);
 }
 
@@ -242,8 +218,8 @@ KvmMachine::KvmMachine(const MachineConfig& config)
 KvmMachine::~KvmMachine() = default;
 
 void KvmMachine::load(std::span<const uint8_t> image) {
-  load_image(memory_.bytes(), image, config_.load_address, config_.mode);
-  const BootState b = prepare_boot(memory_.bytes(), config_.mode, config_.load_address);
+  platform::load_image(memory_.bytes(), image, config_.load_address, config_.mode);
+  const platform::BootState b = platform::prepare_boot(memory_.bytes(), config_.mode, config_.load_address);
 
   kvm_sregs s = vcpu_.get_sregs();
   s.cs = to_kvm(b.cs);
@@ -255,7 +231,7 @@ void KvmMachine::load(std::span<const uint8_t> image) {
   s.gdt.base = b.gdt_base;
   s.gdt.limit = b.gdt_limit;
   s.idt.base = 0;
-  s.idt.limit = config_.mode == BootMode::kReal ? 0x3FF : 0;
+  s.idt.limit = config_.mode == platform::BootMode::kReal ? 0x3FF : 0;
   s.cr0 = b.cr0;
   s.cr3 = b.cr3;
   s.cr4 = b.cr4;
@@ -290,7 +266,7 @@ void KvmMachine::request_stop() {
   vcpu_.kick();
 }
 
-trace::VmExitEvent KvmMachine::record_exit(trace::EventSink& sink, const VcpuExit& exit,
+trace::VmExitEvent KvmMachine::record_exit(trace::EventSink& sink, const platform::VcpuExit& exit,
                                            uint64_t seq, uint64_t t_exit) {
   const kvm_regs& regs = vcpu_.synced_regs();
   const kvm_sregs& s = vcpu_.synced_sregs();
@@ -301,11 +277,11 @@ trace::VmExitEvent KvmMachine::record_exit(trace::EventSink& sink, const VcpuExi
   e.header.rip = regs.rip;
   e.header.cpu_mode = mode_of(s, regs.rflags);
   e.header.cpl = cpl_of(s, regs.rflags);
-  e.reason = kvm_exit_reason(exit);
+  e.reason = platform::kvm_exit_reason(exit);
   e.handle_ns = static_cast<uint32_t>(std::min<uint64_t>(monotonic_ns() - t_exit, UINT32_MAX));
 
   uint64_t linear = linear_rip(s, regs.rip, e.header.cpu_mode);
-  if (const auto* ie = std::get_if<ExitInternalError>(&exit); ie && ie->insn_len > 0) {
+  if (const auto* ie = std::get_if<platform::ExitInternalError>(&exit); ie && ie->insn_len > 0) {
     e.insn_len = ie->insn_len;
     std::memcpy(e.insn, ie->insn, ie->insn_len);
   } else {
@@ -315,20 +291,20 @@ trace::VmExitEvent KvmMachine::record_exit(trace::EventSink& sink, const VcpuExi
   // KVM always moves RIP past `hlt`; whether it has moved past an `in`/`out` depends on the
   // host (probed once per process: host_rip_advances()). The predicted place is tried first,
   // the other one second, so adjacent identical instructions are told apart by the probe.
-  const auto* io_in = std::get_if<ExitIoIn>(&exit);
-  const auto* io_out = std::get_if<ExitIoOut>(&exit);
-  const bool is_hlt = std::holds_alternative<ExitHlt>(exit);
+  const auto* io_in = std::get_if<platform::ExitIoIn>(&exit);
+  const auto* io_out = std::get_if<platform::ExitIoOut>(&exit);
+  const bool is_hlt = std::holds_alternative<platform::ExitHlt>(exit);
   if (io_in || io_out || is_hlt) {
     const bool m64 = e.header.cpu_mode == trace::CpuMode::kLong64;
     const bool d16 = e.header.cpu_mode == trace::CpuMode::kReal16 ||
                      e.header.cpu_mode == trace::CpuMode::kProtected16 ||
                      e.header.cpu_mode == trace::CpuMode::kCompat16;
-    IoExitInfo io{};
+    x86::IoExitInfo io{};
     if (io_in) io = {io_in->port, io_in->size, false};
     if (io_out) io = {io_out->port, io_out->size, true};
     const auto dx = static_cast<uint16_t>(regs.rdx);
     auto match = [&](std::span<const uint8_t> b) {
-      return is_hlt ? match_hlt(b, m64) : match_io_instruction(b, io, dx, d16, m64);
+      return is_hlt ? x86::match_hlt(b, m64) : x86::match_io_instruction(b, io, dx, d16, m64);
     };
     auto find_before = [&]() -> bool {
       for (uint8_t back = 1; back <= 15 && back <= linear; ++back) {
@@ -358,29 +334,29 @@ trace::VmExitEvent KvmMachine::record_exit(trace::EventSink& sink, const VcpuExi
   e.insn_addr = linear;
 
   trace::ExitPayload& p = e.payload;
-  if (const auto* io = std::get_if<ExitIoOut>(&exit)) {
+  if (const auto* io = std::get_if<platform::ExitIoOut>(&exit)) {
     p.io = {io->port, io->size, 1, io->count, 0, {}};
     std::memcpy(&p.io.value, io->data.data(), std::min<size_t>(io->size, 8));
-  } else if (const auto* io = std::get_if<ExitIoIn>(&exit)) {
+  } else if (const auto* io = std::get_if<platform::ExitIoIn>(&exit)) {
     p.io = {io->port, io->size, 0, io->count, 0, {}};
     std::memcpy(&p.io.value, io->data.data(), std::min<size_t>(io->size, 8));
-  } else if (const auto* m = std::get_if<ExitMmioRead>(&exit)) {
+  } else if (const auto* m = std::get_if<platform::ExitMmioRead>(&exit)) {
     p.mmio.gpa = m->gpa;
     p.mmio.len = static_cast<uint8_t>(m->data.size());
     std::memcpy(&p.mmio.data, m->data.data(), m->data.size());
-  } else if (const auto* m = std::get_if<ExitMmioWrite>(&exit)) {
+  } else if (const auto* m = std::get_if<platform::ExitMmioWrite>(&exit)) {
     p.mmio.gpa = m->gpa;
     p.mmio.len = static_cast<uint8_t>(m->data.size());
     p.mmio.is_write = 1;
     std::memcpy(&p.mmio.data, m->data.data(), m->data.size());
-  } else if (const auto* ie = std::get_if<ExitInternalError>(&exit)) {
+  } else if (const auto* ie = std::get_if<platform::ExitInternalError>(&exit)) {
     p.internal = {ie->suberror, ie->ndata, {ie->data[0], ie->data[1]}};
-  } else if (const auto* fe = std::get_if<ExitFailEntry>(&exit)) {
+  } else if (const auto* fe = std::get_if<platform::ExitFailEntry>(&exit)) {
     p.fail_entry.hardware_entry_failure_reason = fe->hardware_entry_failure_reason;
     p.fail_entry.cpu = fe->cpu;
-  } else if (const auto* d = std::get_if<ExitDebug>(&exit)) {
+  } else if (const auto* d = std::get_if<platform::ExitDebug>(&exit)) {
     p.debug = {d->exception, 0, d->dr6, d->dr7};
-  } else if (const auto* se = std::get_if<ExitSystemEvent>(&exit)) {
+  } else if (const auto* se = std::get_if<platform::ExitSystemEvent>(&exit)) {
     p.system_event.type = se->type;
   }
   sink.on_event(e.header);
@@ -414,20 +390,20 @@ std::string KvmMachine::describe_state(const kvm_regs& r, const kvm_sregs& s) co
   return std::string(buf) + "        cs=" + seg(s.cs) + "\n        ss=" + seg(s.ss) + "\n";
 }
 
-void KvmMachine::complete_pending_io(const VcpuExit& exit) {
+void KvmMachine::complete_pending_io(const platform::VcpuExit& exit) {
   // Hardware-assisted KVM completes an `in`/`out` or MMIO access (and moves RIP past it) at
   // the next KVM_RUN; with immediate_exit set, KVM_RUN does that and returns EINTR at once
   // (KVM API 5, kvm_run.immediate_exit). So the final state is the same on every host: the
   // exiting instruction has completed.
-  const bool pending = std::holds_alternative<ExitIoIn>(exit) ||
-                       std::holds_alternative<ExitIoOut>(exit) ||
-                       std::holds_alternative<ExitMmioRead>(exit) ||
-                       std::holds_alternative<ExitMmioWrite>(exit);
+  const bool pending = std::holds_alternative<platform::ExitIoIn>(exit) ||
+                       std::holds_alternative<platform::ExitIoOut>(exit) ||
+                       std::holds_alternative<platform::ExitMmioRead>(exit) ||
+                       std::holds_alternative<platform::ExitMmioWrite>(exit);
   if (!pending) return;
   vcpu_.kick();
-  VcpuExit after = vcpu_.run();
+  platform::VcpuExit after = vcpu_.run();
   vcpu_.clear_kick();
-  (void)after;  // ExitInterrupted expected; anything else is the next exit, not run
+  (void)after;  // platform::ExitInterrupted expected; anything else is the next exit, not run
 }
 
 RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
@@ -439,7 +415,7 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
 
   const uint64_t start = monotonic_ns();
   const uint64_t deadline = start + static_cast<uint64_t>(limits.timeout_s * 1e9);
-  ExitInternalError failure{};
+  platform::ExitInternalError failure{};
   {
     RunTimer timer(vcpu_, limits.timeout_s);
     uint64_t seq = 0;
@@ -448,8 +424,8 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
         res.reason = RunEndReason::kExitLimit;
         break;
       }
-      VcpuExit exit = vcpu_.run();
-      if (std::holds_alternative<ExitInterrupted>(exit)) {
+      platform::VcpuExit exit = vcpu_.run();
+      if (std::holds_alternative<platform::ExitInterrupted>(exit)) {
         vcpu_.clear_kick();
         if (stop_requested_.load()) {
           res.reason = RunEndReason::kStopped;
@@ -463,14 +439,14 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
       }
       ++res.exits;
       const uint64_t t_exit = tracing ? monotonic_ns() : 0;
-      ExitAction action = handle_exit(devices_, exit);
+      platform::ExitAction action = platform::handle_exit(devices_, exit);
       if (tracing) {
         const trace::VmExitEvent recorded = record_exit(*sink, exit, seq++, t_exit);
-        if (HypercallRecord hc; devices_.hypercall.take_record(&hc)) {
+        if (platform::HypercallRecord hc; devices_.hypercall.take_record(&hc)) {
           record_hypercall(*sink, hc, recorded, seq++);
         }
       } else {
-        HypercallRecord hc;
+        platform::HypercallRecord hc;
         devices_.hypercall.take_record(&hc);
       }
       if (!action.stop && hypercall_host_->pending()) {
@@ -478,13 +454,13 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
         hypercall_host_->apply();
       }
       if (!action.stop && tracing && sink->full()) {  // an in-memory sink at its cap
-        action = ExitAction::end(RunEndReason::kEventLimit);
+        action = platform::ExitAction::end(RunEndReason::kEventLimit);
       }
       if (action.stop) {
         res.reason = action.reason;
         res.exit_code = action.exit_code;
-        res.last_exit_reason = kvm_exit_reason(exit);
-        if (const auto* ie = std::get_if<ExitInternalError>(&exit)) failure = *ie;
+        res.last_exit_reason = platform::kvm_exit_reason(exit);
+        if (const auto* ie = std::get_if<platform::ExitInternalError>(&exit)) failure = *ie;
         complete_pending_io(exit);
         break;
       }
@@ -510,7 +486,7 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
       } else {
         n = read_insn(memory_, res.sregs, linear_rip(res.sregs, res.regs.rip, mode), bytes);
       }
-      const auto d = decode::disassemble({bytes, n}, mode, res.regs.rip);
+      const auto d = x86::disassemble({bytes, n}, mode, res.regs.rip);
       std::string hexbytes;
       for (uint8_t i = 0; i < (d.ok ? d.length : n); ++i) {
         char b[4];

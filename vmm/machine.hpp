@@ -2,7 +2,7 @@
 // standard devices, and the run loop that records every VM exit.
 //
 // The run loop (KvmMachine::run) is a small state machine: KVM_RUN → typed exit →
-// handle_exit() → (record the event) → continue or stop. It ends with a RunResult whose reason
+// platform::handle_exit() → (record the event) → continue or stop. It ends with a RunResult whose reason
 // is one of trace::RunEndReason. A guest that never exits is stopped by the time limit: a POSIX
 // timer sends a real-time signal to the vCPU thread whose handler sets kvm_run.immediate_exit
 // (KVM API 5, "struct kvm_run", immediate_exit; KVM_CAP_IMMEDIATE_EXIT), so the limit holds even if
@@ -18,17 +18,17 @@
 #include <string>
 
 #include "trace/recorder.hpp"
-#include "vmm/devices.hpp"
+#include "platform/devices.hpp"
 #include "vmm/kvm.hpp"
-#include "vmm/loader.hpp"
+#include "platform/loader.hpp"
 #include "vmm/memory.hpp"
 
 namespace trapscope::vmm {
 
 struct MachineConfig {
   uint64_t memory_bytes = 16ull << 20;  // guest RAM at GPA 0; a multiple of 4 KiB
-  BootMode mode = BootMode::kReal;
-  uint64_t load_address = kDefaultLoadAddress;
+  platform::BootMode mode = platform::BootMode::kReal;
+  uint64_t load_address = platform::kDefaultLoadAddress;
 };
 
 struct RunLimits {
@@ -57,7 +57,7 @@ class KvmMachine {
   ~KvmMachine();
 
   // Loads a flat binary at the configured load address and sets the vCPU up to enter it in the
-  // configured mode. Throws LoadError for an image that does not fit.
+  // configured mode. Throws platform::LoadError for an image that does not fit.
   void load(std::span<const uint8_t> image);
 
   // Runs until the guest halts, exits, faults or a limit is hit. Every VM exit is given to
@@ -72,18 +72,18 @@ class KvmMachine {
   // linear address; a hit ends run() with RunEndReason::kDebug. All off: debugging disabled.
   void set_debug(bool single_step, bool breakpoint, uint64_t linear);
 
-  Devices& devices() { return devices_; }
+  platform::Devices& devices() { return devices_; }
   GuestMemory& memory() { return memory_; }
   Vcpu& vcpu() { return vcpu_; }
   const Kvm& kvm() const { return kvm_; }
   const MachineConfig& config() const { return config_; }
 
  private:
-  void complete_pending_io(const VcpuExit& exit);
+  void complete_pending_io(const platform::VcpuExit& exit);
   // Records the exit (instruction bytes read through the guest's tables) and returns the event.
-  trace::VmExitEvent record_exit(trace::EventSink& sink, const VcpuExit& exit, uint64_t seq,
+  trace::VmExitEvent record_exit(trace::EventSink& sink, const platform::VcpuExit& exit, uint64_t seq,
                                  uint64_t t_exit);
-  void record_hypercall(trace::EventSink& sink, const HypercallRecord& hc,
+  void record_hypercall(trace::EventSink& sink, const platform::HypercallRecord& hc,
                         const trace::VmExitEvent& io_exit, uint64_t seq);
   std::string describe_state(const kvm_regs& regs, const kvm_sregs& sregs) const;
 
@@ -92,7 +92,7 @@ class KvmMachine {
   Vm vm_;
   GuestMemory memory_;
   Vcpu vcpu_;
-  Devices devices_;
+  platform::Devices devices_;
   std::unique_ptr<KvmHypercallHost> hypercall_host_;  // binds devices_.hypercall to this vCPU
   std::atomic<bool> stop_requested_{false};
   bool debug_on_ = false;

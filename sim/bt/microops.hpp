@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "sim/cpu.hpp"
-#include "sim/insn.hpp"
+#include "sim/arch.hpp"
 #include "trace/event.hpp"
 
 namespace trapscope::sim::bt {

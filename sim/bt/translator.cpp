@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "sim/bt/counts.hpp"
-#include "sim/decode/decoder.hpp"
-#include "sim/virt/classify.hpp"
+#include "x86/decoder.hpp"
+#include "x86/classify.hpp"
 
 namespace trapscope::sim::bt {
 namespace {
@@ -98,8 +98,8 @@ bool is_control_flow(Op op) {
 
 BtKind translate_insn(Instruction& insn, std::span<const uint8_t> bytes, uint64_t next_rip,
                       std::string_view* reason) {
-  const virt::Classification c = virt::classify(insn, bytes);
-  if (c.cls != virt::PgClass::kInnocuous) {
+  const x86::Classification c = x86::classify(insn, bytes);
+  if (c.cls != x86::PgClass::kInnocuous) {
     *reason = c.reason;
     return in_cache(insn) ? BtKind::kInCache : BtKind::kCallout;
   }
@@ -379,7 +379,7 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
     uint8_t* bytes = t.code + 1;
     const unsigned avail = static_cast<unsigned>(std::min<uint64_t>(15, page_end - at));
     std::memcpy(bytes, mem + at, avail);
-    if (decode::decode({bytes, avail}, mode, &t.insn) != decode::DecodeStatus::kOk ||
+    if (x86::decode({bytes, avail}, mode, &t.insn) != x86::DecodeStatus::kOk ||
         t.insn.op == Op::kUnsupported) {
       break;  // the interpreter raises #UD/#GP/#PF or reports it when RIP gets there
     }

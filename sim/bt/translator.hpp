@@ -16,7 +16,7 @@
 //   array of micro-ops specialised at translation time ([SECTION] Micro-ops), executed without
 //   fetching or decoding again (SimMachine::step_bt in sim/bt/execute.cpp).
 //
-// [SECTION] IDENT and non-IDENT (trace::BtKind; the classifier is sim/virt/classify.hpp)
+// [SECTION] IDENT and non-IDENT (trace::BtKind; the classifier is x86/classify.hpp)
 //   IDENT: innocuous instructions are kept as they are.
 //   PC-relative: a RIP-relative memory operand becomes an absolute address (the unit is keyed
 //     by its RIP, so the address is known at translation time).
@@ -200,7 +200,7 @@
 
 #include "sim/bt/microops.hpp"
 #include "sim/cpu.hpp"
-#include "sim/insn.hpp"
+#include "sim/arch.hpp"
 #include "sim/interp/handlers.hpp"
 #include "trace/event.hpp"
 

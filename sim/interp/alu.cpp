@@ -1,5 +1,5 @@
 // sim/interp/alu.cpp — integer arithmetic, logic, shifts and rotates, multiply and divide, bit
-// tests and scans, and the flag instructions (see sim/ops.def).
+// tests and scans, and the flag instructions (see x86/ops.def).
 //
 // Sources: Intel SDM Vol. 2 (each instruction's "Operation" and "Flags Affected" sections) and
 // Vol. 1 Appendix A (EFLAGS cross-reference). Where the SDM calls a flag or result "undefined",

@@ -1,5 +1,5 @@
 // sim/interp/control.cpp — near control transfers: jmp, jcc, call, ret [imm16], jcxz/jecxz/jrcxz
-// and loop/loope/loopne (see sim/ops.def).
+// and loop/loope/loopne (see x86/ops.def).
 //
 // Sources: Intel SDM Vol. 2 "JMP", "Jcc", "CALL", "RET", "LOOP/LOOPcc" (near forms). While a
 // handler runs, s.rip already holds the address of the next instruction; a relative target is

@@ -1,7 +1,7 @@
 // sim/interp/datamov.cpp — data movement: mov and its extending forms, lea, exchanges, byte
 // swap, sign extension of the accumulator, conditional moves and sets, the stack (push/pop of
 // registers, memory, immediates and segment registers; pushf/popf; pusha/popa; leave), lahf,
-// sahf and xlat (see sim/ops.def).
+// sahf and xlat (see x86/ops.def).
 //
 // Sources: Intel SDM Vol. 2 (each instruction's "Operation" section); popf's privilege rules are
 // the SDM's POPF table (and the classic Popek–Goldberg example: at CPL > IOPL, popf silently

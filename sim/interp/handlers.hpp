@@ -1,4 +1,4 @@
-// sim/interp/handlers.hpp — one handler per Op (sim/ops.def), grouped by family in
+// sim/interp/handlers.hpp — one handler per Op (x86/ops.def), grouped by family in
 // sim/interp/<family>.cpp. A handler executes one decoded instruction on the Cpu; it raises
 // architectural exceptions with sim::raise() and reports gaps with sim::Unsupported.
 #pragma once
@@ -6,14 +6,14 @@
 #include <cstring>
 
 #include "sim/cpu.hpp"
-#include "sim/insn.hpp"
+#include "sim/arch.hpp"
 
 namespace trapscope::sim {
 
 using Handler = void (*)(Cpu&, const Instruction&);
 
 #define TRAPSCOPE_OP(name, family) void exec_##name(Cpu& cpu, const Instruction& insn);
-#include "sim/ops.def"
+#include "x86/ops.def"
 #undef TRAPSCOPE_OP
 
 // The handler of each Op, indexed by its number (kUnsupported has none).

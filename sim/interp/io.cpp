@@ -1,5 +1,5 @@
 // sim/interp/io.cpp — port I/O: in and out, imm8 and DX port forms, 1, 2 or 4 bytes (see
-// sim/ops.def).
+// x86/ops.def).
 //
 // Sources: Intel SDM Vol. 2 "IN", "OUT"; Vol. 1 19.5 (the IOPL / I/O permission bitmap check,
 // done by Cpu::port_in/port_out: #GP(0)). Each access is recorded as the VM-exit-equivalent event

@@ -1,5 +1,5 @@
 // sim/interp/string.cpp — string instructions movs, stos, lods, cmps, scas, ins and outs with
-// the rep / repe / repne prefixes (see sim/ops.def).
+// the rep / repe / repne prefixes (see x86/ops.def).
 //
 // Sources: Intel SDM Vol. 2 "MOVS", "STOS", "LODS", "CMPS", "SCAS", "INS", "OUTS", "REP/REPE/
 // REPZ/REPNE/REPNZ". Element size = the operand size (8 for movsb); rSI, rDI and rCX have the

@@ -1,4 +1,4 @@
-// sim/interp/system.cpp — system instructions (sim/ops.def "system" family) and the x86
+// sim/interp/system.cpp — system instructions (x86/ops.def "system" family) and the x86
 // protection model: descriptor tables, segment loads, far transfers, call gates, interrupt and
 // exception delivery, privilege checks.
 //

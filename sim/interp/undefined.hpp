@@ -46,8 +46,8 @@
 #include <string>
 #include <string_view>
 
-#include "sim/cpu_state.hpp"
-#include "sim/insn.hpp"
+#include "sim/arch.hpp"
+#include "sim/arch.hpp"
 
 namespace trapscope::sim {
 

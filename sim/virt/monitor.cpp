@@ -3,17 +3,20 @@
 #include <cstring>
 
 #include "sim/interp/handlers.hpp"
-#include "sim/virt/classify.hpp"
+#include "x86/classify.hpp"
 
 namespace trapscope::virt {
 namespace {
 
 using sim::Cpu;
-using sim::Instruction;
-using sim::Op;
-using sim::OperandKind;
-using sim::RegClass;
+using x86::Instruction;
+using x86::Op;
+using x86::OperandKind;
+using x86::RegClass;
 using trace::VmxExitReason;
+using x86::Classification;
+using x86::PgClass;
+using x86::classify;
 
 void run_handler(Cpu& cpu, const Instruction& insn) {
   sim::kHandlers[static_cast<size_t>(insn.op)](cpu, insn);

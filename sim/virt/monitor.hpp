@@ -10,7 +10,7 @@
 //   Ring compression: the guest kernel (virtual CPL 0) really runs at CPL `deprivilege` (1 or 3)
 //   with the real IOPL 0, real IF 1 and the VMM's own GDT/IDT/TSS loaded. For each instruction
 //   the guest executes at virtual CPL 0 in protected or long mode, the classifier
-//   (sim/virt/classify.hpp) decides:
+//   (x86/classify.hpp) decides:
 //     privileged → the hardware raises #GP at the real CPL, the VMM gets the trap (a kVmmTrap
 //       event, counted) and emulates the instruction on the virtual state: the same result as
 //       on the bare machine;
@@ -46,7 +46,7 @@
 // [SECTION] Paravirtualization (Technique::kPv; Barham et al., "Xen and the Art of
 //   Virtualization", SOSP 2003)
 //   The guest is modified: in place of sensitive instructions it makes hypercalls through the
-//   doorbell of vmm/hypercall.hpp (console output by the buffer, batched page-table updates,
+//   doorbell of platform/hypercall.hpp (console output by the buffer, batched page-table updates,
 //   CR3 switches, an event mask in shared memory instead of cli/sti). The doorbell is an I/O
 //   instruction, so the VMM sees each hypercall as one VM exit, as the KVM backend does
 //   (KVM_EXIT_IO). The model uses the VT-x controls above for everything else: an
@@ -68,7 +68,7 @@
 #include <string_view>
 
 #include "sim/cpu.hpp"
-#include "sim/insn.hpp"
+#include "sim/arch.hpp"
 
 namespace trapscope::virt {
 

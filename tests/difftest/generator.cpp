@@ -8,7 +8,7 @@
 #include <random>
 #include <stdexcept>
 
-#include "sim/decode/disasm.hpp"
+#include "x86/disasm.hpp"
 #include "sim/interp/undefined.hpp"
 
 namespace trapscope::difftest {
@@ -203,7 +203,7 @@ uint64_t condition_flags(unsigned cc) {
 // undefined (the one table of undefined flags, sim/interp/undefined.hpp).
 Fx writes(uint64_t written, uint64_t undefined) { return {0, written & ~undefined, undefined, false}; }
 Fx arith() { return {0, kAll, 0, false}; }
-Fx logic() { return writes(kAll, sim::undefined_flags(sim::Op::kAnd)); }
+Fx logic() { return writes(kAll, sim::undefined_flags(x86::Op::kAnd)); }
 Fx none() { return {}; }
 
 uint64_t mix(uint64_t x) {  // splitmix64
@@ -481,7 +481,7 @@ class Gen {
          neg ? arith() : none());
   }
 
-  static Fx mul_fx() { return writes(kAll, sim::undefined_flags(sim::Op::kMul)); }
+  static Fx mul_fx() { return writes(kAll, sim::undefined_flags(x86::Op::kMul)); }
 
   void t_mul1() {
     const unsigned size = pick_size();
@@ -546,7 +546,7 @@ class Gen {
       }
     }
     emit(digit(size, {uint8_t(size == 1 ? 0xF6 : 0xF7)}, is_signed ? 7 : 6, src),
-         writes(kAll, sim::undefined_flags(is_signed ? sim::Op::kIdiv : sim::Op::kDiv)));
+         writes(kAll, sim::undefined_flags(is_signed ? x86::Op::kIdiv : x86::Op::kDiv)));
   }
 
   uint64_t shift_count(unsigned bits) {
@@ -565,8 +565,8 @@ class Gen {
     const unsigned bits = 8 * size;
     const Rm dst = dst_rm(size, bank(size));
     const bool rotate = op <= 1, through_carry = op == 2 || op == 3;
-    static constexpr sim::Op kSimOp[] = {sim::Op::kRol, sim::Op::kRor, sim::Op::kRcl, sim::Op::kRcr,
-                                         sim::Op::kShl, sim::Op::kShr, sim::Op::kShl, sim::Op::kSar};
+    static constexpr x86::Op kSimOp[] = {x86::Op::kRol, x86::Op::kRor, x86::Op::kRcl, x86::Op::kRcr,
+                                         x86::Op::kShl, x86::Op::kShr, x86::Op::kShl, x86::Op::kSar};
     const uint64_t written = rotate || through_carry ? kCF | kOF : kAll;
     Fx fx;
     if (through_carry) fx.reads = kCF;
@@ -605,14 +605,14 @@ class Gen {
       if (size == 2) emit(with_imm(digit(1, {0x80}, 4, reg_rm(kRcx)), 0x0F, 1), logic(), Entry::kGuard);
       // The 16-bit count is at most 15 after the guard: count 15 stands for them all.
       emit(rr(size, {0x0F, uint8_t(right ? 0xAD : 0xA5)}, src, dst),
-           Fx{0, 0, sim::undefined_flags(right ? sim::Op::kShrd : sim::Op::kShld, 8 * size,
+           Fx{0, 0, sim::undefined_flags(right ? x86::Op::kShrd : x86::Op::kShld, 8 * size,
                                          size == 2 ? 15 : sim::kAnyCount), true});
     } else {
       uint64_t count = size == 2 ? (u(17) | (u(8) << 5)) : shift_count(8 * size);
       const uint64_t m = count & (size == 8 ? 63 : 31);
       Fx fx;
       if (m != 0) {
-        fx = writes(kAll, sim::undefined_flags(right ? sim::Op::kShrd : sim::Op::kShld, 8 * size,
+        fx = writes(kAll, sim::undefined_flags(right ? x86::Op::kShrd : x86::Op::kShld, 8 * size,
                                                static_cast<unsigned>(m)));
       }
       emit(with_imm(rr(size, {0x0F, uint8_t(right ? 0xAC : 0xA4)}, src, dst), count, 1), fx);
@@ -624,7 +624,7 @@ class Gen {
     static constexpr uint8_t kRegForm[] = {0xA3, 0xAB, 0xB3, 0xBB};
     const unsigned size = pick_size_no8();
     const bool writes = op != 4;
-    const Fx fx{0, kCF, sim::undefined_flags(sim::Op::kBt), false};
+    const Fx fx{0, kCF, sim::undefined_flags(x86::Op::kBt), false};
     switch (u(4)) {
       case 0:
         emit(rr(size, {0x0F, kRegForm[op - 4]}, any_reg({}),
@@ -666,7 +666,7 @@ class Gen {
     }
     const bool forward = chance(50);
     emit(rr(size, {0x0F, uint8_t(forward ? 0xBC : 0xBD)}, dst, src),
-         writes(kAll, sim::undefined_flags(forward ? sim::Op::kBsf : sim::Op::kBsr)));
+         writes(kAll, sim::undefined_flags(forward ? x86::Op::kBsf : x86::Op::kBsr)));
   }
 
   void t_cmov() {
@@ -1237,7 +1237,7 @@ std::string describe(const Program& p) {
     if (e.kind == Entry::kSkipped) {
       text = "(bytes jumped over)";
     } else {
-      const auto d = decode::disassemble(e.bytes, trace::CpuMode::kLong64, at);
+      const auto d = x86::disassemble(e.bytes, x86::CpuMode::kLong64, at);
       text = d.ok ? d.text : "(bad)";
       if (d.ok && d.length != e.bytes.size()) text += "  !! length " + std::to_string(d.length);
     }

@@ -40,8 +40,8 @@ std::vector<uint8_t> copy(std::span<const uint8_t> mem, uint64_t gpa, uint64_t s
   return {mem.begin() + static_cast<ptrdiff_t>(gpa), mem.begin() + static_cast<ptrdiff_t>(gpa + size)};
 }
 
-sim::Segment flat(uint16_t selector, uint8_t type, bool code64) {
-  sim::Segment s;
+x86::Segment flat(uint16_t selector, uint8_t type, bool code64) {
+  x86::Segment s;
   s.selector = selector;
   s.base = 0;
   s.limit = 0xFFFFFFFF;
@@ -112,23 +112,23 @@ std::string_view to_string(Verdict v) {
   return "?";
 }
 
-sim::CpuState user_state(const Program& p) {
-  sim::CpuState s;
+x86::CpuState user_state(const Program& p) {
+  x86::CpuState s;
   for (int i = 0; i < 16; ++i) s.gpr[i] = p.gpr[i];
   s.rip = kCodeAddress;
   s.rflags = p.rflags;
-  s.seg[sim::kCs] = flat(kUserCode, 0xB, true);
-  for (auto r : {sim::kSs, sim::kDs, sim::kEs, sim::kFs, sim::kGs}) s.seg[r] = flat(kUserData, 0x3, false);
-  s.tr = sim::Segment{};
+  s.seg[x86::kCs] = flat(kUserCode, 0xB, true);
+  for (auto r : {x86::kSs, x86::kDs, x86::kEs, x86::kFs, x86::kGs}) s.seg[r] = flat(kUserData, 0x3, false);
+  s.tr = x86::Segment{};
   s.tr.type = 0xB;  // busy TSS, as the loader's state (never used: there is no IDT)
   s.tr.s = 0;
-  s.ldtr = sim::Segment{};
+  s.ldtr = x86::Segment{};
   s.ldtr.type = 0x2;
   s.ldtr.s = 0;
   s.gdtr = {kGdtAddress, 5 * 8 - 1};
   s.idtr = {0, 0};
-  s.cr0 = 0x80000011;  // PG | ET | PE, as vmm::prepare_boot for long mode
-  s.cr3 = vmm::kPml4Address;
+  s.cr0 = 0x80000011;  // PG | ET | PE, as platform::prepare_boot for long mode
+  s.cr3 = platform::kPml4Address;
   s.cr4 = 0x20;        // PAE
   s.efer = 0x501;      // LMA | LME | SCE
   return s;
@@ -137,8 +137,8 @@ sim::CpuState user_state(const Program& p) {
 Runner::Runner(backend::Kind kind) {
   backend::Config cfg;
   cfg.memory_bytes = kMemoryBytes;
-  cfg.mode = vmm::BootMode::kLong;
-  cfg.load_address = vmm::kDefaultLoadAddress;
+  cfg.mode = platform::BootMode::kLong;
+  cfg.load_address = platform::kDefaultLoadAddress;
   backend_ = backend::make_backend(kind, cfg);
   const uint8_t image[] = {0xF4};
   backend_->load(image);
@@ -148,7 +148,7 @@ Runner::Runner(backend::Kind kind) {
   for (int i = 0; i < 5; ++i) write64(*backend_, kGdtAddress + 8 * i, gdt[i]);
   // U/S = 1 along the walk to the user 2 MiB page.
   const auto mem = backend_->memory();
-  const uint64_t pml4e = vmm::kPml4Address;
+  const uint64_t pml4e = platform::kPml4Address;
   const uint64_t pdpte = (load64(mem.data() + pml4e) & 0x000FFFFFFFFFF000ull);
   const uint64_t pde = (load64(mem.data() + pdpte) & 0x000FFFFFFFFFF000ull) + 8 * (kUserRegion >> 21);
   for (uint64_t entry : {pml4e, pdpte, pde}) write64(*backend_, entry, load64(mem.data() + entry) | 4);
@@ -204,12 +204,12 @@ HostProbe probe_kvm(Runner& kvm) {
       if (r.regs.gpr[i] != (i == 1 ? 0 : p.gpr[i])) gprs = false;
     }
     const bool rip = r.regs.rip == div_rip;
-    const bool cpl3 = (r.regs.seg[sim::kCs].selector & 3) == 3;
+    const bool cpl3 = (r.regs.seg[x86::kCs].selector & 3) == 3;
     probe.registers_reliable = r.reason == RunEndReason::kTripleFault && gprs && rip && cpl3;
     probe.note = std::string("after KVM_EXIT_SHUTDOWN (a #DE at CPL 3): ") +
                  std::string(trace::to_string(r.reason)) + ", rip=" + hex(r.regs.rip) +
                  (rip ? " (the div)" : " (the div is at " + hex(div_rip) + ")") + ", cs=" +
-                 hex(r.regs.seg[sim::kCs].selector) + ", GPRs " + (gprs ? "as at the fault" : "changed") +
+                 hex(r.regs.seg[x86::kCs].selector) + ", GPRs " + (gprs ? "as at the fault" : "changed") +
                  ", rflags=" + hex(r.regs.rflags) + " → " +
                  (probe.registers_reliable ? "registers compared for faulting programs"
                                            : "faulting programs compared by memory only");
@@ -265,7 +265,7 @@ std::string Harness::memory_differences() {
   int reported = 0;
   for (uint64_t i = 0; i < a.size(); i += 8) {
     uint64_t x = load64(a.data() + i) ^ load64(b.data() + i);
-    if (i >= vmm::kPml4Address && i < vmm::kBootTablesEnd) x &= ~uint64_t{0x60};  // A, D
+    if (i >= platform::kPml4Address && i < platform::kBootTablesEnd) x &= ~uint64_t{0x60};  // A, D
     for (const uint64_t slot : {kResultsAddress + kResultFlagsOffset, last_flags_slot_}) {
       if (slot == 0 || slot + 8 <= i || slot >= i + 8) continue;  // the slot may be misaligned
       x &= ~(slot >= i ? last_undefined_ << (8 * (slot - i)) : last_undefined_ >> (8 * (i - slot)));

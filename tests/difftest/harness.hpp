@@ -3,7 +3,7 @@
 //
 // [SECTION] Start state (the same bytes and registers on both backends)
 //   Each backend is made once (4 MiB, long mode) and loaded with a 1-byte image, so the VMM's
-//   loader writes its GDT and identity page tables (vmm/loader.hpp). The harness then, once:
+//   loader writes its GDT and identity page tables (platform/loader.hpp). The harness then, once:
 //     - writes its own GDT at 0x600: null, 0x08 kernel code64, 0x10 kernel data, 0x18 user data
 //       (DPL 3), 0x20 user code64 (DPL 3);
 //     - sets U/S = 1 in PML4[0], PDPT[0] and PD[1] (the 2 MiB page 0x200000–0x3FFFFF that holds
@@ -76,7 +76,7 @@ struct SideResult {
   bool completed = false;        // the epilogue wrote the marker
   uint64_t gpr[16] = {};         // from the results area
   uint64_t rflags = 0;           // from the results area (pushfq)
-  sim::CpuState regs;            // the backend's registers after the run
+  x86::CpuState regs;            // the backend's registers after the run
   std::vector<uint8_t> scratch, stack, results;
   uint64_t instructions = 0;     // simulator only
   uint64_t host_ns = 0;          // host time of Runner::run (set-up, run, collecting)
@@ -91,7 +91,7 @@ struct Comparison {
 };
 
 // The CPL 3 start state of a program (both backends).
-sim::CpuState user_state(const Program& program);
+x86::CpuState user_state(const Program& program);
 
 // One backend, prepared once (GDT, user pages) and reused for many programs.
 class Runner {

@@ -1,4 +1,4 @@
-// Fuzz target: every hypercall (vmm/hypercall.hpp execute_hypercall) with random arguments over
+// Fuzz target: every hypercall (platform/hypercall.hpp execute_hypercall) with random arguments over
 // a random guest memory, through a fake HypercallHost that records what the call did to it.
 //
 // Input: byte 0 the call number (0..7: the six calls and two unknown numbers), 24 bytes arg1,
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_input.hpp"
-#include "vmm/devices.hpp"
-#include "vmm/hypercall.hpp"
+#include "platform/devices.hpp"
+#include "platform/hypercall.hpp"
 
 using namespace trapscope;
 
@@ -24,14 +24,14 @@ namespace {
 constexpr const char* kTarget = "fuzz_hypercall";
 constexpr uint64_t kPage = 4096;
 
-struct FakeHost final : vmm::HypercallHost {
-  vmm::HypercallArgs a;
+struct FakeHost final : platform::HypercallHost {
+  platform::HypercallArgs a;
   std::vector<uint8_t> memory;
   std::vector<uint64_t> ptes_written;
   unsigned flushes = 0;
   unsigned cr3_loads = 0;
 
-  vmm::HypercallArgs args() override { return a; }
+  platform::HypercallArgs args() override { return a; }
   std::span<uint8_t> guest_memory() override { return memory; }
   void pte_written(uint64_t gpa) override {
     if (gpa % 8 != 0 || gpa > memory.size() || memory.size() - gpa < 8) {
@@ -70,13 +70,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
               host.memory.begin());
   const std::vector<uint8_t> before = host.memory;
 
-  vmm::ConsoleOutput console;
+  platform::ConsoleOutput console;
   uint64_t shared_info = ~uint64_t{0};
-  const vmm::HypercallRecord r = vmm::execute_hypercall(host, console, &shared_info);
+  const platform::HypercallRecord r = platform::execute_hypercall(host, console, &shared_info);
 
   switch (r.result) {
-    case vmm::kHcOk: case vmm::kHcE2big: case vmm::kHcEfault: case vmm::kHcEinval:
-    case vmm::kHcEnosys: break;
+    case platform::kHcOk: case platform::kHcE2big: case platform::kHcEfault: case platform::kHcEinval:
+    case platform::kHcEnosys: break;
     default: fuzz::invariant_failed(kTarget, "a result that is not a documented code");
   }
   for (uint64_t i = 0; i < host.memory.size(); ++i) {
@@ -84,21 +84,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fuzz::invariant_failed(kTarget, "a byte changed outside the PTEs the call reported");
     }
   }
-  if (r.result != vmm::kHcOk) {
+  if (r.result != platform::kHcOk) {
     if (host.memory != before || host.flushes || host.cr3_loads || !console.text().empty() ||
         shared_info != ~uint64_t{0}) {
       fuzz::invariant_failed(kTarget, "a refused call changed the machine");
     }
     return 0;
   }
-  const auto nr = static_cast<vmm::Hypercall>(host.a.nr);
-  if (nr == vmm::Hypercall::kConsoleWrite && console.text().size() != host.a.arg2) {
+  const auto nr = static_cast<platform::Hypercall>(host.a.nr);
+  if (nr == platform::Hypercall::kConsoleWrite && console.text().size() != host.a.arg2) {
     fuzz::invariant_failed(kTarget, "console_write wrote another length than asked");
   }
-  if (nr == vmm::Hypercall::kMmuUpdate && host.ptes_written.size() != host.a.arg2) {
+  if (nr == platform::Hypercall::kMmuUpdate && host.ptes_written.size() != host.a.arg2) {
     fuzz::invariant_failed(kTarget, "mmu_update reported another number of PTEs than asked");
   }
-  if (nr == vmm::Hypercall::kSetSharedInfo &&
+  if (nr == platform::Hypercall::kSetSharedInfo &&
       (shared_info % kPage != 0 || shared_info + kPage > host.memory.size())) {
     fuzz::invariant_failed(kTarget, "shared info page outside guest memory or unaligned");
   }

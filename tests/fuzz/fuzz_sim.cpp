@@ -1,4 +1,4 @@
-// Fuzz target: the flat-binary loader (vmm/loader.hpp, through Backend::load) and a bounded
+// Fuzz target: the flat-binary loader (platform/loader.hpp, through Backend::load) and a bounded
 // simulator run of random bytes, in every CPU mode, technique and memory virtualization.
 //
 // Input: byte 0 the boot mode (real, protected, long), byte 1 the technique (emulation,
@@ -8,7 +8,7 @@
 // modes), byte 5 the memory (1 or 2 MiB); the rest is the guest image.
 //
 // The run is bounded: at most kMaxInstructions instructions, kMaxExits VM exits and
-// kTimeoutS seconds of wall time. A bad image must be refused with vmm::LoadError; a run must
+// kTimeoutS seconds of wall time. A bad image must be refused with platform::LoadError; a run must
 // end with a RunEndReason, and every event must have its type's size (trace/event.hpp).
 // Anything else thrown (std::bad_alloc from unbounded captures included) is a crash.
 #include <cstdint>
@@ -40,8 +40,8 @@ struct CheckingSink final : trace::EventSink {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::FuzzInput in(data, size);
   backend::Config cfg;
-  static constexpr vmm::BootMode kModes[] = {vmm::BootMode::kReal, vmm::BootMode::kProtected,
-                                             vmm::BootMode::kLong};
+  static constexpr platform::BootMode kModes[] = {platform::BootMode::kReal, platform::BootMode::kProtected,
+                                             platform::BootMode::kLong};
   cfg.mode = kModes[in.pick(3)];
   cfg.technique = static_cast<virt::Technique>(in.pick(5));
   cfg.paging = static_cast<sim::VmmPaging>(in.pick(3));
@@ -56,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto machine = backend::make_backend(backend::Kind::kSim, cfg);
   try {
     machine->load(image);
-  } catch (const vmm::LoadError&) {
+  } catch (const platform::LoadError&) {
     return 0;  // refused with the rule it breaks
   }
   CheckingSink sink;

@@ -1,6 +1,6 @@
 ; hc-mmu-bounds — mmu_update with huge counts, pair lists and PTEs that wrap 2^64 and 2^32 or
 ; lie just past RAM, unaligned and overlapping lists: each refused with its documented error
-; (vmm/hypercall.hpp) and nothing written, or applied exactly where asked.
+; (platform/hypercall.hpp) and nothing written, or applied exactly where asked.
 %include "hostile.inc"
 
 %define PAIRS   SCRATCH

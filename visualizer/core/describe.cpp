@@ -3,7 +3,7 @@
 #include <cinttypes>
 #include <cstdio>
 
-#include "sim/decode/disasm.hpp"
+#include "x86/disasm.hpp"
 #include "trace/printer.hpp"
 
 namespace trapscope::viz {
@@ -76,7 +76,7 @@ std::string event_brief(const EventRecord& e) {
   switch (h.type) {
     case EventType::kVmExit: {
       const auto& x = e.exit;
-      std::string s = x.insn_len ? decode::disassemble({x.insn, x.insn_len}, h.cpu_mode, x.insn_addr).text
+      std::string s = x.insn_len ? x86::disassemble({x.insn, x.insn_len}, h.cpu_mode, x.insn_addr).text
                                  : std::string("(no bytes)");
       const trace::ExitPayload& p = x.payload;
       switch (static_cast<trace::ExitReason>(x.reason)) {
@@ -104,7 +104,7 @@ std::string event_brief(const EventRecord& e) {
       return s;
     }
     case EventType::kInstruction:
-      return decode::disassemble({e.insn.bytes, e.insn.len}, h.cpu_mode, h.rip).text;
+      return x86::disassemble({e.insn.bytes, e.insn.len}, h.cpu_mode, h.rip).text;
     case EventType::kVmmTrap:
     case EventType::kSensitiveNoTrap:
     case EventType::kVmTransition:
@@ -195,7 +195,7 @@ void exit_fields(const trace::VmExitEvent& e, std::vector<Field>* f) {
   f->push_back({"exit reason", std::string(name) + " (" + std::to_string(e.reason) + ")",
                 "KVM_EXIT_" + std::string(name) + " — KVM API 5, struct kvm_run"});
   if (e.insn_len) {
-    const auto d = decode::disassemble({e.insn, e.insn_len}, e.header.cpu_mode, e.insn_addr);
+    const auto d = x86::disassemble({e.insn, e.insn_len}, e.header.cpu_mode, e.insn_addr);
     f->push_back({"instruction", d.text, "the instruction that caused the exit (Zydis)"});
     f->push_back({"bytes", bytes_text(e.insn, e.insn_len), "read at linear " + hex(e.insn_addr)});
   } else {
@@ -320,7 +320,7 @@ std::vector<Field> event_fields(const EventRecord& e) {
     }
     case EventType::kInstruction: {
       const auto& i = e.insn;
-      const auto d = decode::disassemble({i.bytes, i.len}, h.cpu_mode, h.rip);
+      const auto d = x86::disassemble({i.bytes, i.len}, h.cpu_mode, h.rip);
       f.push_back({"instruction", d.text, "retired"});
       f.push_back({"bytes", bytes_text(i.bytes, i.len), ""});
       break;
@@ -347,7 +347,7 @@ std::string explain(const EventRecord& e) {
       std::string insn = "an instruction";
       if (e.exit.insn_len) {
         insn = "`" +
-               decode::disassemble({e.exit.insn, e.exit.insn_len}, h.cpu_mode, e.exit.insn_addr)
+               x86::disassemble({e.exit.insn, e.exit.insn_len}, h.cpu_mode, e.exit.insn_addr)
                    .text +
                "`";
       }
@@ -482,7 +482,7 @@ std::string_view vector_long_name(uint8_t v) {
 // [SECTION] Flags and control registers
 
 std::vector<Bit> rflags_bits(uint64_t f) {
-  using namespace sim;
+  using namespace x86;
   return {{"CF", "carry", (f & kCF) != 0},          {"PF", "parity", (f & kPF) != 0},
           {"AF", "auxiliary carry", (f & kAF) != 0}, {"ZF", "zero", (f & kZF) != 0},
           {"SF", "sign", (f & kSF) != 0},           {"TF", "trap (single-step)", (f & kTF) != 0},
@@ -497,7 +497,7 @@ std::vector<Bit> rflags_bits(uint64_t f) {
 }
 
 std::vector<Bit> cr0_bits(uint64_t v) {
-  using namespace sim;
+  using namespace x86;
   return {{"PE", "protection enable (protected mode)", (v & kCr0Pe) != 0},
           {"MP", "monitor coprocessor", (v & kCr0Mp) != 0},
           {"EM", "x87 emulation", (v & kCr0Em) != 0},
@@ -512,7 +512,7 @@ std::vector<Bit> cr0_bits(uint64_t v) {
 }
 
 std::vector<Bit> cr4_bits(uint64_t v) {
-  using namespace sim;
+  using namespace x86;
   return {{"VME", "virtual-8086 mode extensions", (v & kCr4Vme) != 0},
           {"PVI", "protected-mode virtual interrupts", (v & kCr4Pvi) != 0},
           {"TSD", "RDTSC only at CPL 0", (v & kCr4Tsd) != 0},
@@ -525,7 +525,7 @@ std::vector<Bit> cr4_bits(uint64_t v) {
 }
 
 std::vector<Bit> efer_bits(uint64_t v) {
-  using namespace sim;
+  using namespace x86;
   return {{"SCE", "SYSCALL/SYSRET enabled", (v & kEferSce) != 0},
           {"LME", "long mode enable", (v & kEferLme) != 0},
           {"LMA", "long mode active", (v & kEferLma) != 0},
@@ -544,7 +544,7 @@ std::string set_bit_names(const std::vector<Bit>& bits) {
 
 // [SECTION] Segments
 
-std::string segment_type(const sim::Segment& s) {
+std::string segment_type(const x86::Segment& s) {
   if (s.unusable) return "unusable";
   const unsigned t = s.type & 0xF;
   if (s.s) {

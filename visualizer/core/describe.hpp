@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "sim/cpu_state.hpp"
+#include "x86/state.hpp"
 #include "visualizer/core/event_store.hpp"
 
 namespace trapscope::viz {
@@ -58,7 +58,7 @@ std::vector<Bit> efer_bits(uint64_t efer);
 std::string set_bit_names(const std::vector<Bit>& bits);
 
 // "code, execute/read, accessed", "data, read/write", "64-bit TSS (busy)", "LDT", …
-std::string segment_type(const sim::Segment& s);
+std::string segment_type(const x86::Segment& s);
 
 // "real mode", "protected mode, 32-bit code", "long mode, 64-bit code", …
 std::string_view cpu_mode_name(trace::CpuMode mode);

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <span>
 
-#include "sim/decode/disasm.hpp"
+#include "x86/disasm.hpp"
 
 namespace trapscope::viz {
 namespace {
@@ -15,7 +15,7 @@ bool decode_at(const CodeWindow& w, size_t off, DisasmLine* line) {
   size_t avail = 0;
   while (off + avail < w.bytes.size() && avail < 15 && w.readable[off + avail]) ++avail;
   const std::span<const uint8_t> bytes(w.bytes.data() + off, avail);
-  const decode::Disassembly d = decode::disassemble(bytes, w.mode, w.start + off);
+  const x86::Disassembly d = x86::disassemble(bytes, w.mode, w.start + off);
   line->address = w.start + off;
   line->ok = d.ok;
   line->text = d.text;

@@ -3,23 +3,23 @@
 #include <algorithm>
 #include <optional>
 
-#include "vmm/guest_paging.hpp"
+#include "platform/guest_paging.hpp"
 
 namespace trapscope::viz {
 namespace {
 constexpr uint64_t kPage = 4096;
 }  // namespace
 
-CodeWindow code_window(std::span<const uint8_t> mem, const sim::CpuState& r) {
+CodeWindow code_window(std::span<const uint8_t> mem, const x86::CpuState& r) {
   CodeWindow w;
   w.mode = r.mode();
   w.rip = r.rip;
-  w.cs_base = r.code64() ? 0 : r.seg[sim::kCs].base;
+  w.cs_base = r.code64() ? 0 : r.seg[x86::kCs].base;
   constexpr uint64_t kBefore = 64, kLength = 256;
   w.start = r.rip >= kBefore ? r.rip - kBefore : 0;
   w.bytes.assign(kLength, 0);
   w.readable.assign(kLength, 0);
-  const vmm::PagingRegs paging{r.cr0, r.cr3, r.cr4, r.efer};
+  const platform::PagingRegs paging{r.cr0, r.cr3, r.cr4, r.efer};
   uint64_t cached_page = UINT64_MAX;
   std::optional<uint64_t> cached_phys;
   for (uint64_t i = 0; i < kLength; ++i) {
@@ -28,7 +28,7 @@ CodeWindow code_window(std::span<const uint8_t> mem, const sim::CpuState& r) {
     const uint64_t page = linear & ~(kPage - 1);
     if (page != cached_page) {
       cached_page = page;
-      cached_phys = vmm::guest_linear_to_physical(mem, paging, page);
+      cached_phys = platform::guest_linear_to_physical(mem, paging, page);
     }
     if (!cached_phys) continue;
     const uint64_t phys = *cached_phys + (linear & (kPage - 1));

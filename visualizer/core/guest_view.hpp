@@ -6,14 +6,14 @@
 #include <cstdint>
 #include <span>
 
-#include "sim/cpu_state.hpp"
+#include "x86/state.hpp"
 #include "visualizer/core/model.hpp"
 
 namespace trapscope::viz {
 
 // 64 bytes before and 192 from CS:RIP, translated linear → guest-physical page by page through
-// the guest's own page tables (vmm/guest_paging.hpp); unmapped bytes are marked unreadable.
-CodeWindow code_window(std::span<const uint8_t> memory, const sim::CpuState& registers);
+// the guest's own page tables (platform/guest_paging.hpp); unmapped bytes are marked unreadable.
+CodeWindow code_window(std::span<const uint8_t> memory, const x86::CpuState& registers);
 
 // Guest-physical bytes [address, address + length), clipped to the memory's size.
 MemoryWindow memory_window(std::span<const uint8_t> memory, uint64_t address, uint64_t length);

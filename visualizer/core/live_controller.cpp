@@ -9,7 +9,7 @@
 #include "visualizer/core/describe.hpp"
 #include "visualizer/core/disasm_window.hpp"
 #include "visualizer/core/guest_view.hpp"
-#include "vmm/guest_paging.hpp"
+#include "platform/guest_paging.hpp"
 
 namespace trapscope::viz {
 
@@ -39,13 +39,13 @@ bool terminal(RunEndReason r) {
   }
 }
 
-bool same_registers(const sim::CpuState& a, const sim::CpuState& b) {
+bool same_registers(const x86::CpuState& a, const x86::CpuState& b) {
   if (std::memcmp(a.gpr, b.gpr, sizeof a.gpr) != 0) return false;
   if (a.rip != b.rip || a.rflags != b.rflags || a.cr0 != b.cr0 || a.cr2 != b.cr2 ||
       a.cr3 != b.cr3 || a.cr4 != b.cr4 || a.efer != b.efer) {
     return false;
   }
-  for (int i = 0; i < sim::kSegCount; ++i) {
+  for (int i = 0; i < x86::kSegCount; ++i) {
     if (a.seg[i].selector != b.seg[i].selector || a.seg[i].base != b.seg[i].base) return false;
   }
   return true;
@@ -362,7 +362,7 @@ void LiveController::publish(bool stop, bool reset, std::optional<uint64_t> sele
   post(std::move(s));
 }
 
-CodeWindow LiveController::read_code(const sim::CpuState& r) const {
+CodeWindow LiveController::read_code(const x86::CpuState& r) const {
   return code_window(backend_->memory(), r);
 }
 
@@ -461,7 +461,7 @@ void LiveController::finish(const backend::RunOutcome& r) {
 // On kvm_pvm (docs/kvm-hosts.md) CPL 3 code runs natively, so a single step of a
 // return to CPL 3 goes on until the guest is back in emulated code (a trap, an interrupt).
 // True if the instruction at RIP is such a return: iret, sysret or a far return.
-bool LiveController::returns_to_user_natively(const sim::CpuState& r) const {
+bool LiveController::returns_to_user_natively(const x86::CpuState& r) const {
   if (source_.kind != backend::Kind::kKvm || source_.host != "kvm_pvm") return false;
   const std::vector<DisasmLine> at = disassemble_around(read_code(r), 0, 0);
   if (at.empty() || !at.front().ok || !at.front().is_rip) return false;
@@ -758,7 +758,7 @@ bool LiveController::restore_to(uint64_t target) {
   if (it == snaps_.begin()) return false;
   const Snap& s = *(it - 1);
   backend::Snapshot full = s.state;
-  const vmm::Devices& now = backend_->devices();  // later on the same run: see Snap
+  const platform::Devices& now = backend_->devices();  // later on the same run: see Snap
   full.devices.console = now.console.text().substr(0, s.console_bytes);
   full.devices.mmio_writes.assign(
       now.mmio_writes.begin(),
@@ -803,7 +803,7 @@ void LiveController::do_step_back(uint64_t count) {
   }
   running_ = true;
   publish(false, false, std::nullopt);
-  const sim::CpuState now = backend_->registers();
+  const x86::CpuState now = backend_->registers();
   const uint64_t here = instructions_;
   // Is the machine on the boundary after `here` instructions, or past it (an exception was
   // delivered and no instruction retired since)? Re-execute to `here` and compare.

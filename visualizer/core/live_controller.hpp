@@ -52,7 +52,7 @@ struct LiveSource {
   uint64_t max_event_bytes = trace::kModelLimitBytes;  // … or this many bytes of records
   uint64_t snapshot_interval = 50'000;  // instructions between step-back snapshots
   uint64_t slice = 250'000;             // instructions per simulator run slice (pause latency)
-  uint64_t memory_address = vmm::kDefaultLoadAddress;  // the memory view's first window
+  uint64_t memory_address = platform::kDefaultLoadAddress;  // the memory view's first window
   uint32_t memory_length = 4096;
 };
 
@@ -104,8 +104,8 @@ class LiveController final : public Driver {
   void post(Update update);
   void say(std::string message, bool error = false);
   Status status() const;
-  bool returns_to_user_natively(const sim::CpuState& r) const;
-  CodeWindow read_code(const sim::CpuState& regs) const;
+  bool returns_to_user_natively(const x86::CpuState& r) const;
+  CodeWindow read_code(const x86::CpuState& regs) const;
   MemoryWindow read_memory() const;
   bool sleep_for(double seconds);  // false if paused meanwhile
 

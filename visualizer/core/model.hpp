@@ -28,7 +28,7 @@
 #include <variant>
 #include <vector>
 
-#include "sim/cpu_state.hpp"
+#include "x86/state.hpp"
 #include "trace/exit_stats.hpp"
 #include "trace/limits.hpp"
 #include "visualizer/core/commands.hpp"
@@ -93,7 +93,7 @@ struct MachineState {
   bool stop = false;   // a new stop: registers/code/memory below are fresh
   bool reset = false;  // the machine was reset: forget the previous stop
   bool has_registers = false;
-  sim::CpuState registers;
+  x86::CpuState registers;
   std::string console;
   CodeWindow code;
   MemoryWindow memory;
@@ -153,8 +153,8 @@ class Model {
   const Status& status() const { return status_; }
   bool has_registers() const { return has_registers_; }
   bool has_previous_registers() const { return has_previous_; }
-  const sim::CpuState& registers() const { return registers_; }
-  const sim::CpuState& previous_registers() const { return previous_; }
+  const x86::CpuState& registers() const { return registers_; }
+  const x86::CpuState& previous_registers() const { return previous_; }
   const std::string& console() const { return console_; }
   const CodeWindow& code() const { return code_; }
   const MemoryWindow& memory() const { return memory_; }
@@ -195,7 +195,7 @@ class Model {
   size_t filter_next_ = 0;
   Status status_;
   bool has_registers_ = false, has_previous_ = false;
-  sim::CpuState registers_, previous_;
+  x86::CpuState registers_, previous_;
   std::string console_;
   CodeWindow code_;
   MemoryWindow memory_, previous_memory_;

@@ -4,14 +4,14 @@
 // CPL 0), sensitive (reads or changes machine state that a VMM must control, whether or not
 // it traps), or innocuous — Popek & Goldberg, "Formal requirements for virtualizable third
 // generation architectures", CACM 17(7), 1974. The classes come from the simulator's classifier
-// (sim/virt/classify.hpp); bytes that do not decode are kUnclassified.
+// (x86/classify.hpp); bytes that do not decode are kUnclassified.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string_view>
 
-#include "sim/virt/classify.hpp"
+#include "x86/classify.hpp"
 #include "trace/event.hpp"
 
 namespace trapscope::viz {
@@ -35,12 +35,12 @@ inline std::string_view to_string(PgClass c) {
 
 // The one hook: the class of the instruction at the start of `bytes` in `mode`.
 inline PgClass classify_popek_goldberg(std::span<const uint8_t> bytes, trace::CpuMode mode) {
-  const virt::ClassifiedInstruction ci = virt::classify_bytes(bytes, mode, 0);
+  const x86::ClassifiedInstruction ci = x86::classify_bytes(bytes, mode, 0);
   if (!ci.ok) return PgClass::kUnclassified;
   switch (ci.c.cls) {
-    case virt::PgClass::kInnocuous: return PgClass::kInnocuous;
-    case virt::PgClass::kSensitive: return PgClass::kSensitive;
-    case virt::PgClass::kPrivileged: return PgClass::kPrivileged;
+    case x86::PgClass::kInnocuous: return PgClass::kInnocuous;
+    case x86::PgClass::kSensitive: return PgClass::kSensitive;
+    case x86::PgClass::kPrivileged: return PgClass::kPrivileged;
   }
   return PgClass::kUnclassified;
 }

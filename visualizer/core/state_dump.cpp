@@ -30,7 +30,7 @@ nlohmann::json dump_lesson(const LessonDriver& d) {
 using nlohmann::json;
 using trace::EventType;
 
-json dump_registers(const sim::CpuState& r) {
+json dump_registers(const x86::CpuState& r) {
   static constexpr const char* kGpr[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                          "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
   static constexpr const char* kSeg[] = {"es", "cs", "ss", "ds", "fs", "gs"};
@@ -43,13 +43,13 @@ json dump_registers(const sim::CpuState& r) {
   j["cr3"] = r.cr3;
   j["cr4"] = r.cr4;
   j["efer"] = r.efer;
-  auto segment = [](const sim::Segment& s) {
+  auto segment = [](const x86::Segment& s) {
     return json{{"selector", s.selector}, {"base", s.base}, {"limit", s.limit},
                 {"type", s.type},         {"s", s.s},       {"dpl", s.dpl},
                 {"present", s.present},   {"l", s.l},       {"db", s.db},
                 {"g", s.g}};
   };
-  for (int i = 0; i < sim::kSegCount; ++i) j[kSeg[i]] = segment(r.seg[i]);
+  for (int i = 0; i < x86::kSegCount; ++i) j[kSeg[i]] = segment(r.seg[i]);
   j["ldtr"] = segment(r.ldtr);
   j["tr"] = segment(r.tr);
   j["cpl"] = r.cpl();

@@ -19,7 +19,7 @@
 namespace trapscope::viz {
 
 nlohmann::json dump_state(const Model& model);
-nlohmann::json dump_registers(const sim::CpuState& registers);
+nlohmann::json dump_registers(const x86::CpuState& registers);
 nlohmann::json dump_event(const EventRecord& event);
 // The translation cache (tcache.hpp): totals {blocks, units, translations, translated_insns,
 // ident, non_ident, chains, callouts, adaptive_callouts, invalidated_units, executions,

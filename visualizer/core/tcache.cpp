@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "sim/decode/decoder.hpp"
-#include "sim/decode/disasm.hpp"
-#include "sim/virt/classify.hpp"
+#include "x86/decoder.hpp"
+#include "x86/disasm.hpp"
+#include "x86/classify.hpp"
 #include "visualizer/core/describe.hpp"
 
 namespace trapscope::viz {
@@ -280,7 +280,7 @@ std::vector<TcLine> TranslationCache::lines(uint32_t unit, const EventStore& sto
       std::snprintf(buf, sizeof buf, b ? " %02x" : "%02x", bytes[b]);
       l.bytes += buf;
     }
-    l.guest = decode::disassemble(bytes, mode, rip).text;
+    l.guest = x86::disassemble(bytes, mode, rip).text;
     l.kind = kind_of(t.kind[k]);
     l.kind_name = std::string(trace::to_string(l.kind));
     l.translated = std::string(bt_kind_effect(l.kind));
@@ -288,10 +288,10 @@ std::vector<TcLine> TranslationCache::lines(uint32_t unit, const EventStore& sto
     switch (l.kind) {
       case BtKind::kPcRelative: {
         // The translator makes [rip + disp] absolute (sim/bt/translator.cpp translate_insn).
-        sim::Instruction insn;
-        if (decode::decode(bytes, mode, &insn) == decode::DecodeStatus::kOk) {
+        x86::Instruction insn;
+        if (x86::decode(bytes, mode, &insn) == x86::DecodeStatus::kOk) {
           for (unsigned o = 0; o < insn.operand_count; ++o) {
-            if (insn.ops[o].kind == sim::OperandKind::kMem && insn.ops[o].base == sim::kRipBase) {
+            if (insn.ops[o].kind == x86::OperandKind::kMem && insn.ops[o].base == x86::kRipBase) {
               l.translated += ": [rip" + std::string(insn.ops[o].disp < 0 ? "-" : "+") +
                               hex(static_cast<uint64_t>(std::abs(insn.ops[o].disp))) + "] = [" +
                               hex(next + static_cast<uint64_t>(insn.ops[o].disp)) + "]";
@@ -312,7 +312,7 @@ std::vector<TcLine> TranslationCache::lines(uint32_t unit, const EventStore& sto
         break;
       case BtKind::kInCache:
       case BtKind::kCallout: {
-        const auto ci = virt::classify_bytes(bytes, mode, rip);
+        const auto ci = x86::classify_bytes(bytes, mode, rip);
         l.why = std::string(l.kind == BtKind::kInCache ? "sensitive, short to emulate: "
                                                        : "privileged or sensitive: ") +
                 std::string(ci.ok ? ci.c.reason : std::string_view("(does not decode)"));

@@ -125,7 +125,7 @@ std::unique_ptr<TraceReexecution> reexecution_for(const trace::TraceFile& t,
     *why = "A KVM trace cannot be re-executed (KVM is not deterministic).";
     return nullptr;
   }
-  const auto mode = vmm::parse_boot_mode(m.mode);
+  const auto mode = platform::parse_boot_mode(m.mode);
   const auto technique = virt::parse_technique(m.technique);
   const auto paging = sim::parse_vmm_paging(m.paging);
   if (!mode || m.memory_bytes == 0 || m.memory_bytes > kMaxReexecMemory || !technique ||
@@ -182,7 +182,7 @@ std::unique_ptr<TraceReexecution> reexecution_for(const trace::TraceFile& t,
   }
   try {
     return std::make_unique<TraceReexecution>(std::move(*image), cfg);
-  } catch (const std::exception& e) {  // the load (vmm::LoadError: the image does not fit)
+  } catch (const std::exception& e) {  // the load (platform::LoadError: the image does not fit)
     *why = "The guest cannot be loaded for re-execution: " + std::string(e.what());
     return nullptr;
   }

@@ -1,6 +1,6 @@
-// Disassembly around RIP (Zydis, through sim/decode/disasm.hpp), with the Popek–Goldberg class
+// Disassembly around RIP (Zydis, through x86/disasm.hpp), with the Popek–Goldberg class
 // of each instruction from the classifier hook (visualizer/core/pg_classifier_hook.hpp, which
-// forwards to sim/virt/classify.hpp). Click the gutter to set
+// forwards to x86/classify.hpp). Click the gutter to set
 // or clear an address breakpoint.
 #include <algorithm>
 #include <cstdio>

@@ -31,17 +31,17 @@ void draw_memory(PanelContext& ctx, MemoryState& s) {
     }
   }
   ImGui::SameLine();
-  const sim::CpuState& r = m.registers();
+  const x86::CpuState& r = m.registers();
   auto go_linear = [&](uint64_t linear) {
     ctx.actions.set_memory_address(linear & ~0xFull);
     std::snprintf(s.address, sizeof s.address, "%llx", static_cast<unsigned long long>(linear & ~0xFull));
   };
   ImGui::BeginDisabled(!m.has_registers());
-  if (ImGui::SmallButton("RIP")) go_linear(r.code64() ? r.rip : r.seg[sim::kCs].base + r.rip);
+  if (ImGui::SmallButton("RIP")) go_linear(r.code64() ? r.rip : r.seg[x86::kCs].base + r.rip);
   tooltip("Show the bytes at CS:RIP (guest-physical = linear for the teaching guests, which "
           "identity-map their memory).");
   ImGui::SameLine();
-  if (ImGui::SmallButton("RSP")) go_linear(r.code64() ? r.gpr[sim::kRsp] : r.seg[sim::kSs].base + r.gpr[sim::kRsp]);
+  if (ImGui::SmallButton("RSP")) go_linear(r.code64() ? r.gpr[x86::kRsp] : r.seg[x86::kSs].base + r.gpr[x86::kRsp]);
   tooltip("Show the stack at SS:RSP.");
   ImGui::EndDisabled();
   ImGui::SameLine();

@@ -45,8 +45,8 @@ void draw_registers(PanelContext& ctx) {
     ImGui::End();
     return;
   }
-  const sim::CpuState& r = m.registers();
-  const sim::CpuState& p = m.previous_registers();
+  const x86::CpuState& r = m.registers();
+  const x86::CpuState& p = m.previous_registers();
   const bool prev = m.has_previous_registers();
 
   // The privilege level, first and large.
@@ -62,7 +62,7 @@ void draw_registers(PanelContext& ctx) {
   ImGui::TextDisabled("%s \u00B7 IOPL %u \u00B7 interrupts %s",
                       std::string(cpu_mode_name(r.mode())).c_str(),
                       static_cast<unsigned>((r.rflags >> 12) & 3),
-                      (r.rflags & sim::kIF) ? "enabled (IF=1)" : "disabled (IF=0)");
+                      (r.rflags & x86::kIF) ? "enabled (IF=1)" : "disabled (IF=0)");
   ImGui::EndGroup();
   tooltip("CPL = CS.RPL in protected and long mode, 0 in real mode, 3 in virtual-8086 mode "
           "(SDM Vol. 3A 5.5). IOPL: the highest CPL allowed to use in/out and cli/sti without "
@@ -71,10 +71,10 @@ void draw_registers(PanelContext& ctx) {
 
   static constexpr const char* kGpr[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                          "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
-  static constexpr int kOrder[] = {sim::kRax, sim::kRbx, sim::kRcx, sim::kRdx, sim::kRsi,
-                                   sim::kRdi, sim::kRbp, sim::kRsp, sim::kR8,  sim::kR9,
-                                   sim::kR10, sim::kR11, sim::kR12, sim::kR13, sim::kR14,
-                                   sim::kR15};
+  static constexpr int kOrder[] = {x86::kRax, x86::kRbx, x86::kRcx, x86::kRdx, x86::kRsi,
+                                   x86::kRdi, x86::kRbp, x86::kRsp, x86::kR8,  x86::kR9,
+                                   x86::kR10, x86::kR11, x86::kR12, x86::kR13, x86::kR14,
+                                   x86::kR15};
   const ImGuiTableFlags tf = ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit |
                              ImGuiTableFlags_BordersInnerV;
   // Three name/value pairs a row when the panel is wide enough, else two.
@@ -144,8 +144,8 @@ void draw_registers(PanelContext& ctx) {
       }
       ImGui::TableHeadersRow();
       static constexpr const char* kSeg[] = {"es", "cs", "ss", "ds", "fs", "gs"};
-      static constexpr int kSegOrder[] = {sim::kCs, sim::kSs, sim::kDs, sim::kEs, sim::kFs, sim::kGs};
-      auto row = [&](const char* name, const sim::Segment& s, const sim::Segment* was) {
+      static constexpr int kSegOrder[] = {x86::kCs, x86::kSs, x86::kDs, x86::kEs, x86::kFs, x86::kGs};
+      auto row = [&](const char* name, const x86::Segment& s, const x86::Segment* was) {
         ImGui::TableNextRow();
         ImGui::TableNextColumn();
         ImGui::TextDisabled("%s", name);

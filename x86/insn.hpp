@@ -1,7 +1,7 @@
-// sim/insn.hpp — a decoded x86 instruction in the simulator's own form.
+// x86/insn.hpp — a decoded x86 instruction in the simulator's own form.
 //
-// The Zydis adapter (sim/decode/decoder.hpp) fills it; the interpreter executes it. Op numbers
-// come from the X-macro table sim/ops.def (after Bochs's ia_opcodes.def), which also generates
+// The Zydis adapter (x86/decoder.hpp) fills it; the interpreter executes it. Op numbers
+// come from the X-macro table x86/ops.def (after Bochs's ia_opcodes.def), which also generates
 // the names and the dispatch table, so an instruction the simulator does not implement has no
 // Op and becomes Op::kUnsupported ("unsupported: <disassembly> at <rip>").
 #pragma once
@@ -9,12 +9,12 @@
 #include <cstdint>
 #include <string_view>
 
-namespace trapscope::sim {
+namespace trapscope::x86 {
 
 enum class Op : uint16_t {
   kUnsupported = 0,
 #define TRAPSCOPE_OP(name, family) name,
-#include "sim/ops.def"
+#include "x86/ops.def"
 #undef TRAPSCOPE_OP
   kCount,
 };
@@ -67,4 +67,4 @@ struct Instruction {
   static constexpr uint8_t kRep = 1, kRepne = 2;
 };
 
-}  // namespace trapscope::sim
+}  // namespace trapscope::x86

@@ -1,15 +1,14 @@
-// sim/decode/decoder.hpp — Zydis 4 → sim::Instruction (the simulator's decoded form).
+// x86/decoder.hpp — Zydis 4 → x86::Instruction (the simulator's decoded form).
 // Part of the one Zydis adapter (with disasm.hpp); nothing else in trapscope includes Zydis.
 #pragma once
 
 #include <cstdint>
 #include <span>
 
-#include "sim/cpu_state.hpp"
-#include "sim/insn.hpp"
-#include "trace/event.hpp"
+#include "x86/state.hpp"
+#include "x86/insn.hpp"
 
-namespace trapscope::decode {
+namespace trapscope::x86 {
 
 enum class DecodeStatus : uint8_t {
   kOk,
@@ -18,7 +17,7 @@ enum class DecodeStatus : uint8_t {
 };
 
 // Decodes the instruction at the start of `bytes` for `mode`. An instruction that decodes but
-// is outside the simulator's subset comes back kOk with op == sim::Op::kUnsupported.
-DecodeStatus decode(std::span<const uint8_t> bytes, trace::CpuMode mode, sim::Instruction* out);
+// is outside the simulator's subset comes back kOk with op == Op::kUnsupported.
+DecodeStatus decode(std::span<const uint8_t> bytes, CpuMode mode, Instruction* out);
 
-}  // namespace trapscope::decode
+}  // namespace trapscope::x86

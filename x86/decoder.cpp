@@ -1,14 +1,10 @@
-#include "sim/decode/decoder.hpp"
+#include "x86/decoder.hpp"
 
 #include <Zydis/Zydis.h>
 
-namespace trapscope::decode {
+namespace trapscope::x86 {
 namespace {
 
-using sim::Op;
-using sim::Operand;
-using sim::OperandKind;
-using sim::RegClass;
 
 struct Decoders {
   ZydisDecoder real16, legacy16, legacy32, compat16, compat32, long64;
@@ -20,13 +16,13 @@ struct Decoders {
     ZydisDecoderInit(&compat32, ZYDIS_MACHINE_MODE_LONG_COMPAT_32, ZYDIS_STACK_WIDTH_32);
     ZydisDecoderInit(&long64, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
   }
-  const ZydisDecoder* get(trace::CpuMode m) const {
+  const ZydisDecoder* get(CpuMode m) const {
     switch (m) {
-      case trace::CpuMode::kReal16: return &real16;
-      case trace::CpuMode::kProtected16: return &legacy16;
-      case trace::CpuMode::kProtected32: return &legacy32;
-      case trace::CpuMode::kCompat16: return &compat16;
-      case trace::CpuMode::kCompat32: return &compat32;
+      case CpuMode::kReal16: return &real16;
+      case CpuMode::kProtected16: return &legacy16;
+      case CpuMode::kProtected32: return &legacy32;
+      case CpuMode::kCompat16: return &compat16;
+      case CpuMode::kCompat32: return &compat32;
       default: return &long64;
     }
   }
@@ -165,11 +161,11 @@ Op map_mnemonic(const ZydisDecodedInstruction& in, uint8_t* cc) {
       return Op::kOuts;
     case ZYDIS_MNEMONIC_IN: return Op::kIn;
     case ZYDIS_MNEMONIC_OUT: return Op::kOut;
-    case ZYDIS_MNEMONIC_LDS: *cc = sim::kDs; return Op::kLoadFarPointer;
-    case ZYDIS_MNEMONIC_LES: *cc = sim::kEs; return Op::kLoadFarPointer;
-    case ZYDIS_MNEMONIC_LFS: *cc = sim::kFs; return Op::kLoadFarPointer;
-    case ZYDIS_MNEMONIC_LGS: *cc = sim::kGs; return Op::kLoadFarPointer;
-    case ZYDIS_MNEMONIC_LSS: *cc = sim::kSs; return Op::kLoadFarPointer;
+    case ZYDIS_MNEMONIC_LDS: *cc = kDs; return Op::kLoadFarPointer;
+    case ZYDIS_MNEMONIC_LES: *cc = kEs; return Op::kLoadFarPointer;
+    case ZYDIS_MNEMONIC_LFS: *cc = kFs; return Op::kLoadFarPointer;
+    case ZYDIS_MNEMONIC_LGS: *cc = kGs; return Op::kLoadFarPointer;
+    case ZYDIS_MNEMONIC_LSS: *cc = kSs; return Op::kLoadFarPointer;
     case ZYDIS_MNEMONIC_LGDT: return Op::kLgdt;
     case ZYDIS_MNEMONIC_LIDT: return Op::kLidt;
     case ZYDIS_MNEMONIC_SGDT: return Op::kSgdt;
@@ -249,19 +245,19 @@ bool map_register(ZydisRegister r, RegClass* cls, uint8_t* index) {
 
 // A memory base/index register as a GPR index (or kRipBase / kNoReg).
 int8_t address_register(ZydisRegister r) {
-  if (r == ZYDIS_REGISTER_NONE) return sim::kNoReg;
+  if (r == ZYDIS_REGISTER_NONE) return kNoReg;
   if (r == ZYDIS_REGISTER_RIP || r == ZYDIS_REGISTER_EIP || r == ZYDIS_REGISTER_IP) {
-    return sim::kRipBase;
+    return kRipBase;
   }
   RegClass cls;
   uint8_t idx;
-  if (!map_register(r, &cls, &idx) || cls != RegClass::kGpr) return sim::kNoReg;
+  if (!map_register(r, &cls, &idx) || cls != RegClass::kGpr) return kNoReg;
   return static_cast<int8_t>(idx);
 }
 
 }  // namespace
 
-DecodeStatus decode(std::span<const uint8_t> bytes, trace::CpuMode mode, sim::Instruction* out) {
+DecodeStatus decode(std::span<const uint8_t> bytes, CpuMode mode, Instruction* out) {
   static const Decoders decoders;
   ZydisDecodedInstruction in;
   ZydisDecodedOperand zops[ZYDIS_MAX_OPERAND_COUNT];
@@ -270,14 +266,14 @@ DecodeStatus decode(std::span<const uint8_t> bytes, trace::CpuMode mode, sim::In
   if (st == ZYDIS_STATUS_NO_MORE_DATA) return DecodeStatus::kTruncated;
   if (!ZYAN_SUCCESS(st)) return DecodeStatus::kInvalid;
 
-  sim::Instruction& x = *out;
-  x = sim::Instruction{};
+  Instruction& x = *out;
+  x = Instruction{};
   x.length = in.length;
   x.operand_size = in.operand_width;
   x.address_size = in.address_width;
   x.op = map_mnemonic(in, &x.cc);
-  if (in.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE)) x.rep = sim::Instruction::kRep;
-  if (in.attributes & ZYDIS_ATTRIB_HAS_REPNE) x.rep = sim::Instruction::kRepne;
+  if (in.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE)) x.rep = Instruction::kRep;
+  if (in.attributes & ZYDIS_ATTRIB_HAS_REPNE) x.rep = Instruction::kRepne;
   x.lock = in.attributes & ZYDIS_ATTRIB_HAS_LOCK;
   x.seg_override = in.attributes & ZYDIS_ATTRIB_HAS_SEGMENT;
 
@@ -296,7 +292,7 @@ DecodeStatus decode(std::span<const uint8_t> bytes, trace::CpuMode mode, sim::In
         o.kind = OperandKind::kMem;
         o.seg = z.mem.segment >= ZYDIS_REGISTER_ES && z.mem.segment <= ZYDIS_REGISTER_GS
                     ? static_cast<uint8_t>(z.mem.segment - ZYDIS_REGISTER_ES)
-                    : static_cast<uint8_t>(sim::kDs);
+                    : static_cast<uint8_t>(kDs);
         o.base = address_register(z.mem.base);
         o.index = address_register(z.mem.index);
         o.scale = z.mem.scale;
@@ -339,4 +335,4 @@ DecodeStatus decode(std::span<const uint8_t> bytes, trace::CpuMode mode, sim::In
   return DecodeStatus::kOk;
 }
 
-}  // namespace trapscope::decode
+}  // namespace trapscope::x86

@@ -1,4 +1,4 @@
-// vmm/hypercall.hpp — trapscope's paravirtual hypercall interface: ONE implementation of every
+// platform/hypercall.hpp — trapscope's paravirtual hypercall interface: ONE implementation of every
 // call and of its argument validation, used by the KVM backend and by the simulator alike.
 //
 // [SECTION] Why a port-I/O doorbell and not VMCALL
@@ -59,7 +59,7 @@
 
 #include "trace/event.hpp"
 
-namespace trapscope::vmm {
+namespace trapscope::platform {
 
 inline constexpr uint16_t kHypercallPort = 0x510;
 inline constexpr uint64_t kMaxConsoleBytes = 4096;
@@ -128,4 +128,4 @@ HypercallRecord execute_hypercall(HypercallHost& host, ConsoleOutput& console,
 trace::VmExitEvent hypercall_event(const HypercallRecord& record,
                                    const trace::VmExitEvent& doorbell, uint64_t seq);
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

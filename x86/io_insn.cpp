@@ -1,6 +1,6 @@
-#include "vmm/exit_insn.hpp"
+#include "x86/io_insn.hpp"
 
-namespace trapscope::vmm {
+namespace trapscope::x86 {
 namespace {
 
 // Skips legacy prefixes (and REX in 64-bit mode); returns the opcode's index or the span size.
@@ -65,4 +65,4 @@ unsigned match_hlt(std::span<const uint8_t> b, bool mode64) {
   return (i < b.size() && b[i] == 0xF4) ? i + 1 : 0;
 }
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::x86

@@ -1,8 +1,8 @@
-#include "vmm/exit.hpp"
+#include "platform/exit.hpp"
 
 #include <linux/kvm.h>
 
-namespace trapscope::vmm {
+namespace trapscope::platform {
 
 uint32_t kvm_exit_reason(const VcpuExit& exit) {
   struct Visitor {
@@ -22,4 +22,4 @@ uint32_t kvm_exit_reason(const VcpuExit& exit) {
   return std::visit(Visitor{}, exit);
 }
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

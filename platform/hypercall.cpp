@@ -1,11 +1,11 @@
-#include "vmm/hypercall.hpp"
+#include "platform/hypercall.hpp"
 
 #include <cstring>
 #include <vector>
 
-#include "vmm/devices.hpp"
+#include "platform/devices.hpp"
 
-namespace trapscope::vmm {
+namespace trapscope::platform {
 namespace {
 
 constexpr uint64_t kPageSize = 4096;
@@ -138,4 +138,4 @@ trace::VmExitEvent hypercall_event(const HypercallRecord& record,
   return e;
 }
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

@@ -1,16 +1,16 @@
-#include "vmm/handle_exit.hpp"
+#include "platform/handle_exit.hpp"
 
 #include <algorithm>
 #include <cstring>
 
-namespace trapscope::vmm {
+namespace trapscope::platform {
 namespace {
 
 using trace::RunEndReason;
 
 // [SECTION] IO — each element of a (rep) ins/outs is one access to the bus.
 // The elements that lie inside the exit's data: KVM gives size * count bytes, but an exit made
-// by hand (tests, fuzzing) or a corrupt one is never trusted to (vmm/hypercall.hpp [SECTION]
+// by hand (tests, fuzzing) or a corrupt one is never trusted to (platform/hypercall.hpp [SECTION]
 // Guest memory, rule 2).
 uint32_t io_elements(uint8_t size, uint32_t count, size_t bytes) {
   return size == 0 ? 0 : static_cast<uint32_t>(std::min<uint64_t>(count, bytes / size));
@@ -89,4 +89,4 @@ ExitAction handle_exit(Devices& devices, const VcpuExit& exit) {
   return a;
 }
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

@@ -1,11 +1,11 @@
-#include "vmm/devices.hpp"
+#include "platform/devices.hpp"
 
 #include <cstring>
 #include <stdexcept>
 
 #include "trace/limits.hpp"
 
-namespace trapscope::vmm {
+namespace trapscope::platform {
 
 void PioBus::insert(uint16_t base, uint16_t len, PioDevice* device) {
   const uint32_t end = uint32_t{base} + len;
@@ -197,4 +197,4 @@ Devices::Devices() {
   pio.insert(kHypercallPort, 1, &hypercall);
 }
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

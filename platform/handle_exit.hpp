@@ -1,8 +1,8 @@
-// vmm/handle_exit.hpp — what the VMM does with each VM exit, separate from the run loop (after
+// platform/handle_exit.hpp — what the VMM does with each VM exit, separate from the run loop (after
 // Firecracker's vstate/vcpu.rs), so tests can feed it made-up exits.
 //
 // One handler per exit reason (handle_exit.cpp, [SECTION] per reason):
-//   IO             to the port bus (vmm/devices.hpp); an `in` gets the device's bytes; an out to
+//   IO             to the port bus (platform/devices.hpp); an `in` gets the device's bytes; an out to
 //                  the control port ends the run with the guest's exit code
 //   MMIO           no device is memory-mapped yet: reads return all ones, writes are recorded
 //                  in Devices::mmio_writes
@@ -18,10 +18,10 @@
 #include <cstdint>
 
 #include "trace/event.hpp"
-#include "vmm/devices.hpp"
-#include "vmm/exit.hpp"
+#include "platform/devices.hpp"
+#include "platform/exit.hpp"
 
-namespace trapscope::vmm {
+namespace trapscope::platform {
 
 struct ExitAction {
   bool stop = false;
@@ -34,4 +34,4 @@ struct ExitAction {
 
 ExitAction handle_exit(Devices& devices, const VcpuExit& exit);
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

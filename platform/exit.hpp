@@ -1,4 +1,4 @@
-// vmm/exit.hpp — a VM exit as a typed value (one struct per KVM exit reason that the VMM
+// platform/exit.hpp — a VM exit as a typed value (one struct per KVM exit reason that the VMM
 // handles). Vcpu::run() builds these from `struct kvm_run` (KVM API 5.); handle_exit() takes
 // them; tests build them by hand. Spans point into kvm_run (or a test's buffer): an `in`'s data
 // is filled by the handler and returned to the guest on the next KVM_RUN.
@@ -8,7 +8,7 @@
 #include <span>
 #include <variant>
 
-namespace trapscope::vmm {
+namespace trapscope::platform {
 
 struct ExitIoIn {        // KVM_EXIT_IO, direction in: fill `data` (size * count bytes)
   uint16_t port;
@@ -64,4 +64,4 @@ using VcpuExit = std::variant<ExitIoIn, ExitIoOut, ExitMmioRead, ExitMmioWrite, 
 // The KVM exit reason number of a typed exit (KVM_EXIT_INTR for ExitInterrupted).
 uint32_t kvm_exit_reason(const VcpuExit& exit);
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

@@ -1,4 +1,4 @@
-// vmm/loader.hpp — loading a flat binary and the CPU state it is entered in.
+// platform/loader.hpp — loading a flat binary and the CPU state it is entered in.
 //
 // Backend-neutral: the loader writes guest memory and returns a BootState; the KVM backend turns
 // it into KVM_SET_REGS/KVM_SET_SREGS (vmm/machine.cpp), the simulator will load it directly.
@@ -22,7 +22,9 @@
 #include <stdexcept>
 #include <string_view>
 
-namespace trapscope::vmm {
+#include "x86/state.hpp"
+
+namespace trapscope::platform {
 
 enum class BootMode : uint8_t { kReal, kProtected, kLong };
 
@@ -39,18 +41,9 @@ class LoadError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A segment register's hidden state, in KVM's `struct kvm_segment` terms.
-struct SegmentState {
-  uint16_t selector = 0;
-  uint64_t base = 0;
-  uint32_t limit = 0xFFFF;
-  uint8_t type = 0;  // descriptor type field (e.g. 0xB = execute/read, accessed)
-  uint8_t present = 1, dpl = 0, db = 0, s = 1, l = 0, g = 0;
-};
-
 struct BootState {
   uint64_t rip = 0, rsp = 0, rflags = 0x2;
-  SegmentState cs, ds, es, fs, gs, ss;
+  x86::Segment cs, ds, es, fs, gs, ss;  // hidden parts as loaded (SDM Vol. 3A 3.4.3)
   uint64_t gdt_base = 0;
   uint16_t gdt_limit = 0xFFFF;
   uint64_t cr0 = 0x60000010, cr3 = 0, cr4 = 0, efer = 0;  // real mode: CD | NW | ET at reset
@@ -66,4 +59,4 @@ void load_image(std::span<uint8_t> memory, std::span<const uint8_t> image, uint6
 // state to enter the guest at `entry`. Throws LoadError if memory is too small to hold them.
 BootState prepare_boot(std::span<uint8_t> memory, BootMode mode, uint64_t entry);
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

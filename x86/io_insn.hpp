@@ -1,4 +1,4 @@
-// vmm/exit_insn.hpp — recognising the instruction that caused an IO or HLT exit from its bytes,
+// x86/io_insn.hpp — recognising the instruction that caused an IO or HLT exit from its bytes,
 // without a disassembler (this runs at every traced exit).
 //
 // Port-I/O opcodes (SDM Vol. 2: IN, OUT, INS, OUTS): E4/E5 in imm8, E6/E7 out imm8, EC/ED in dx,
@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <span>
 
-namespace trapscope::vmm {
+namespace trapscope::x86 {
 
 struct IoExitInfo {
   uint16_t port;
@@ -27,4 +27,4 @@ unsigned match_io_instruction(std::span<const uint8_t> bytes, const IoExitInfo& 
 // 1 if bytes start with `hlt` (F4, possibly after prefixes), with the length; 0 otherwise.
 unsigned match_hlt(std::span<const uint8_t> bytes, bool mode64);
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::x86

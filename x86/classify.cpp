@@ -1,12 +1,11 @@
-#include "sim/virt/classify.hpp"
+#include "x86/classify.hpp"
 
-#include "sim/decode/decoder.hpp"
-#include "sim/decode/disasm.hpp"
+#include "x86/decoder.hpp"
+#include "x86/disasm.hpp"
 
-namespace trapscope::virt {
+namespace trapscope::x86 {
 namespace {
 
-using sim::Op;
 
 constexpr Classification innocuous(std::string_view why) {
   return {PgClass::kInnocuous, false, false, false, false, why};
@@ -176,15 +175,15 @@ std::string_view to_string(PgClass c) {
   return "?";
 }
 
-Classification classify(const sim::Instruction& insn, std::span<const uint8_t> bytes) {
+Classification classify(const Instruction& insn, std::span<const uint8_t> bytes) {
   if (insn.op == Op::kNop) {
     const auto op = skip_prefixes(bytes);
     if (op.size() >= 2 && op[0] == 0x0F && (op[1] == 0x08 || op[1] == 0x09)) return kWbinvd;
     return innocuous("no operation (nop, pause, endbr): changes nothing");
   }
   if (insn.op == Op::kPush || insn.op == Op::kPop) {
-    if (insn.operand_count > 0 && insn.ops[0].kind == sim::OperandKind::kReg &&
-        insn.ops[0].reg_class == sim::RegClass::kSeg) {
+    if (insn.operand_count > 0 && insn.ops[0].kind == OperandKind::kReg &&
+        insn.ops[0].reg_class == RegClass::kSeg) {
       return insn.op == Op::kPush ? kSegRead : kSegLoad;
     }
   }
@@ -225,20 +224,20 @@ Classification classify_mnemonic(std::string_view m) {
                    "state a VMM must control");
 }
 
-ClassifiedInstruction classify_bytes(std::span<const uint8_t> bytes, trace::CpuMode mode,
+ClassifiedInstruction classify_bytes(std::span<const uint8_t> bytes, CpuMode mode,
                                      uint64_t address) {
   ClassifiedInstruction out;
   if (bytes.empty()) {
     out.text = "(no bytes)";
     return out;
   }
-  const decode::Disassembly d = decode::disassemble(bytes, mode, address);
+  const Disassembly d = disassemble(bytes, mode, address);
   out.text = d.text;
   if (!d.ok) return out;
   out.ok = true;
   out.length = d.length;
-  sim::Instruction insn;
-  if (decode::decode(bytes.first(d.length), mode, &insn) == decode::DecodeStatus::kOk &&
+  Instruction insn;
+  if (decode(bytes.first(d.length), mode, &insn) == DecodeStatus::kOk &&
       insn.op != Op::kUnsupported) {
     out.c = classify(insn, bytes.first(d.length));
   } else {
@@ -247,4 +246,4 @@ ClassifiedInstruction classify_bytes(std::span<const uint8_t> bytes, trace::CpuM
   return out;
 }
 
-}  // namespace trapscope::virt
+}  // namespace trapscope::x86

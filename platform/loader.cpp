@@ -1,9 +1,9 @@
-#include "vmm/loader.hpp"
+#include "platform/loader.hpp"
 
 #include <cstring>
 #include <string>
 
-namespace trapscope::vmm {
+namespace trapscope::platform {
 namespace {
 
 std::string hex(uint64_t v) {
@@ -72,7 +72,7 @@ BootState prepare_boot(std::span<uint8_t> memory, BootMode mode, uint64_t entry)
   s.rip = entry;
   s.rsp = entry;
   if (mode == BootMode::kReal) {
-    SegmentState seg;  // selector 0, base 0, limit 64 KiB, read/write data
+    x86::Segment seg;  // selector 0, base 0, limit 64 KiB, read/write data
     seg.type = 0x3;
     s.ds = s.es = s.fs = s.gs = s.ss = seg;
     s.cs = seg;
@@ -102,14 +102,14 @@ BootState prepare_boot(std::span<uint8_t> memory, BootMode mode, uint64_t entry)
   s.gdt_base = kGdtAddress;
   s.gdt_limit = 3 * 8 - 1;
 
-  SegmentState code;
+  x86::Segment code;
   code.selector = 0x08;
   code.limit = 0xFFFFFFFF;
   code.type = 0xB;
   code.g = 1;
   code.l = long_mode;
   code.db = !long_mode;
-  SegmentState data = code;
+  x86::Segment data = code;
   data.selector = 0x10;
   data.type = 0x3;
   data.l = 0;
@@ -139,4 +139,4 @@ BootState prepare_boot(std::span<uint8_t> memory, BootMode mode, uint64_t entry)
   return s;
 }
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

@@ -1,4 +1,4 @@
-// sim/virt/classify.hpp — the Popek–Goldberg classifier: is an x86 instruction privileged,
+// x86/classify.hpp — the Popek–Goldberg classifier: is an x86 instruction privileged,
 // sensitive or innocuous, and why.
 //
 // [SECTION] Terms (Popek & Goldberg, "Formal Requirements for Virtualizable Third Generation
@@ -33,10 +33,10 @@
 #include <string>
 #include <string_view>
 
-#include "sim/insn.hpp"
-#include "trace/event.hpp"
+#include "x86/insn.hpp"
+#include "x86/mode.hpp"
 
-namespace trapscope::virt {
+namespace trapscope::x86 {
 
 enum class PgClass : uint8_t { kInnocuous, kSensitive, kPrivileged };
 std::string_view to_string(PgClass c);
@@ -53,7 +53,7 @@ struct Classification {
 // Classifies a decoded instruction. `bytes` are its encoding (needed to tell wbinvd/invd from
 // the nops the simulator maps to the same Op). O(1), no allocation: the trap-and-emulate
 // technique calls it for every instruction the guest kernel executes.
-Classification classify(const sim::Instruction& insn, std::span<const uint8_t> bytes);
+Classification classify(const Instruction& insn, std::span<const uint8_t> bytes);
 
 // The same for an instruction outside the simulator's subset, by its Zydis mnemonic
 // ("sysenter", "rdpmc", …).
@@ -66,7 +66,7 @@ struct ClassifiedInstruction {
   std::string text;     // Intel-syntax disassembly
   Classification c;
 };
-ClassifiedInstruction classify_bytes(std::span<const uint8_t> bytes, trace::CpuMode mode,
+ClassifiedInstruction classify_bytes(std::span<const uint8_t> bytes, CpuMode mode,
                                      uint64_t address);
 
-}  // namespace trapscope::virt
+}  // namespace trapscope::x86

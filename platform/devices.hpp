@@ -1,4 +1,4 @@
-// vmm/devices.hpp — the guest-visible devices, shared by the KVM backend and the simulator.
+// platform/devices.hpp — the guest-visible devices, shared by the KVM backend and the simulator.
 // No KVM types here: a device sees read/write(offset, bytes) from a port-I/O bus (after
 // Firecracker's vstate/bus.rs), so either backend and any test can drive it.
 //
@@ -11,7 +11,7 @@
 //   0x0F4         trapscope control port: out of a value V (1, 2 or 4 bytes) ends the run with
 //                 guest exit code V (0 = test passed, anything else = failed with that code);
 //                 in returns 0
-//   0x510         hypercall doorbell: `in eax, dx` performs the hypercall in eax (vmm/hypercall.hpp)
+//   0x510         hypercall doorbell: `in eax, dx` performs the hypercall in eax (platform/hypercall.hpp)
 // Unclaimed ports read as all ones and ignore writes (as an ISA bus with nothing on it).
 #pragma once
 
@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "trace/event.hpp"
-#include "vmm/hypercall.hpp"
+#include "platform/hypercall.hpp"
 
-namespace trapscope::vmm {
+namespace trapscope::platform {
 
 inline constexpr uint16_t kDebugConsolePort = 0xE9;
 inline constexpr uint16_t kCom1Base = 0x3F8;
@@ -124,7 +124,7 @@ class ControlPort final : public PioDevice {
   std::optional<uint32_t> exit_code_;
 };
 
-// The hypercall doorbell (vmm/hypercall.hpp). A backend binds its HypercallHost; an `in` from
+// The hypercall doorbell (platform/hypercall.hpp). A backend binds its HypercallHost; an `in` from
 // the port executes the call and returns its result. Without a host every call fails (ENOSYS).
 class HypercallDevice final : public PioDevice {
  public:
@@ -193,4 +193,4 @@ struct Devices {
   uint64_t mmio_writes_dropped = 0;  // writes past kMmioLogLimitEntries, not in mmio_writes
 };
 
-}  // namespace trapscope::vmm
+}  // namespace trapscope::platform

@@ -1,4 +1,4 @@
-// sim/decode/disasm.hpp — the one adapter between trapscope and the Zydis 4 decoder.
+// x86/disasm.hpp — the one adapter between trapscope and the Zydis 4 decoder.
 //
 // Nothing else in trapscope includes <Zydis/...>. Shapes: bytes in, text out (Intel syntax, as
 // Zydis's ZydisDisassembleIntel formats it). No allocation except the returned string.
@@ -8,9 +8,9 @@
 #include <span>
 #include <string>
 
-#include "trace/event.hpp"
+#include "x86/mode.hpp"
 
-namespace trapscope::decode {
+namespace trapscope::x86 {
 
 struct Disassembly {
   bool ok = false;      // false: the bytes do not start with a valid instruction in this mode
@@ -23,7 +23,7 @@ struct Disassembly {
 // Disassembles the first instruction of `bytes`, executed at `runtime_address` in `mode`
 // (addresses of relative branches are shown as absolute targets). kUnknown mode is treated as
 // 64-bit.
-Disassembly disassemble(std::span<const uint8_t> bytes, trace::CpuMode mode,
+Disassembly disassemble(std::span<const uint8_t> bytes, CpuMode mode,
                         uint64_t runtime_address);
 
-}  // namespace trapscope::decode
+}  // namespace trapscope::x86

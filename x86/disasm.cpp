@@ -1,27 +1,27 @@
-#include "sim/decode/disasm.hpp"
+#include "x86/disasm.hpp"
 
 #include <Zydis/Zydis.h>
 
-namespace trapscope::decode {
+namespace trapscope::x86 {
 namespace {
 
-ZydisMachineMode machine_mode(trace::CpuMode mode) {
+ZydisMachineMode machine_mode(CpuMode mode) {
   switch (mode) {
-    case trace::CpuMode::kReal16: return ZYDIS_MACHINE_MODE_REAL_16;
-    case trace::CpuMode::kProtected16: return ZYDIS_MACHINE_MODE_LEGACY_16;
-    case trace::CpuMode::kProtected32: return ZYDIS_MACHINE_MODE_LEGACY_32;
-    case trace::CpuMode::kCompat32: return ZYDIS_MACHINE_MODE_LONG_COMPAT_32;
-    case trace::CpuMode::kCompat16: return ZYDIS_MACHINE_MODE_LONG_COMPAT_16;
-    case trace::CpuMode::kLong64:
-    case trace::CpuMode::kUnknown:
-    case trace::CpuMode::kMax: break;
+    case CpuMode::kReal16: return ZYDIS_MACHINE_MODE_REAL_16;
+    case CpuMode::kProtected16: return ZYDIS_MACHINE_MODE_LEGACY_16;
+    case CpuMode::kProtected32: return ZYDIS_MACHINE_MODE_LEGACY_32;
+    case CpuMode::kCompat32: return ZYDIS_MACHINE_MODE_LONG_COMPAT_32;
+    case CpuMode::kCompat16: return ZYDIS_MACHINE_MODE_LONG_COMPAT_16;
+    case CpuMode::kLong64:
+    case CpuMode::kUnknown:
+    case CpuMode::kMax: break;
   }
   return ZYDIS_MACHINE_MODE_LONG_64;
 }
 
 }  // namespace
 
-Disassembly disassemble(std::span<const uint8_t> bytes, trace::CpuMode mode,
+Disassembly disassemble(std::span<const uint8_t> bytes, CpuMode mode,
                         uint64_t runtime_address) {
   Disassembly out;
   ZydisDisassembledInstruction insn;
@@ -46,4 +46,4 @@ Disassembly disassemble(std::span<const uint8_t> bytes, trace::CpuMode mode,
   return out;
 }
 
-}  // namespace trapscope::decode
+}  // namespace trapscope::x86
