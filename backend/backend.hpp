@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "x86/state.hpp"
-#include "sim/virt/monitor.hpp"
-#include "sim/mmu.hpp"
+#include "sim/virt/technique.hpp"
+#include "sim/vmm_paging.hpp"
 #include "trace/recorder.hpp"
 #include "platform/devices.hpp"
 #include "platform/loader.hpp"
@@ -45,7 +45,7 @@ struct Config {
   uint8_t deprivilege = 1;
   // Simulator: how its VMM virtualizes memory, and the TLB size (sim/mmu.hpp).
   sim::VmmPaging paging = sim::VmmPaging::kNative;
-  unsigned tlb_entries = sim::Tlb::kDefaultEntries;
+  unsigned tlb_entries = sim::kTlbDefaultEntries;
   bool bt_lookup_events = false;  // technique bt: an event per translation-cache lookup
 };
 

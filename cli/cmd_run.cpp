@@ -49,7 +49,7 @@ struct RunOptions {
   bool record_instructions = false;
   unsigned deprivilege = 1;
   std::string paging = "native";
-  unsigned tlb_entries = sim::Tlb::kDefaultEntries;
+  unsigned tlb_entries = sim::kTlbDefaultEntries;
   bool bt_lookup_events = false;
   bool check_equivalence = false;
 };
@@ -205,7 +205,7 @@ int run(const RunOptions& o) {
                  why_no_kvm.c_str());
   }
   const bool paging_options =
-      o.paging != "native" || o.tlb_entries != sim::Tlb::kDefaultEntries;
+      o.paging != "native" || o.tlb_entries != sim::kTlbDefaultEntries;
   // pv runs on either backend: on KVM a hypercall is an ordinary KVM_EXIT_IO (platform/hypercall.hpp).
   if (((o.technique != "emulation" && o.technique != "pv") || paging_options) &&
       o.backend.empty()) {
@@ -221,10 +221,10 @@ int run(const RunOptions& o) {
                          "own memory virtualization is not selectable from user space)\n");
     return kBadInput;
   }
-  if (o.tlb_entries == 0 || o.tlb_entries > sim::Tlb::kMaxEntries ||
+  if (o.tlb_entries == 0 || o.tlb_entries > sim::kTlbMaxEntries ||
       (o.tlb_entries & (o.tlb_entries - 1))) {
     std::fprintf(stderr, "trapscope run: --tlb-entries must be a power of two from 1 to %u\n",
-                 sim::Tlb::kMaxEntries);
+                 sim::kTlbMaxEntries);
     return kBadInput;
   }
   if (kind == backend::Kind::kKvm && o.technique != "emulation" && o.technique != "pv") {

@@ -2,6 +2,7 @@
 // and constants of x86/ (state, instruction form, mode, paging formats) unqualified.
 #pragma once
 
+#include "x86/address.hpp"
 #include "x86/insn.hpp"
 #include "x86/mode.hpp"
 #include "x86/paging.hpp"

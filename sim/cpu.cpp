@@ -4,6 +4,7 @@
 
 #include <bit>
 
+#include "platform/exit_event.hpp"
 #include "sim/mmu.hpp"
 
 namespace trapscope::sim {
@@ -123,8 +124,12 @@ uint64_t Cpu::physical_read(uint64_t gpa, unsigned size) {
     std::memcpy(&v, mem_.data() + gpa, size);
     return v;
   }
-  record_exit_mmio(gpa, size, false, mask(size));
-  return mask(size);  // unbacked: all ones, as on the KVM backend
+  // Unbacked: an MMIO exit, handled by the platform as on the KVM engine (all ones today).
+  uint8_t buf[8] = {};
+  take(platform::handle_exit(devices_, platform::ExitMmioRead{gpa, {buf, size}}));
+  std::memcpy(&v, buf, size);
+  record_exit_mmio(gpa, size, false, v);
+  return v;
 }
 
 void Cpu::physical_write(uint64_t gpa, unsigned size, uint64_t value) {
@@ -133,7 +138,9 @@ void Cpu::physical_write(uint64_t gpa, unsigned size, uint64_t value) {
     note_write(gpa, size);
     return;
   }
-  devices_.record_mmio_write({gpa, static_cast<uint8_t>(size), value & mask(size)});
+  uint8_t buf[8];
+  std::memcpy(buf, &value, sizeof buf);
+  take(platform::handle_exit(devices_, platform::ExitMmioWrite{gpa, {buf, size}}));
   record_exit_mmio(gpa, size, true, value);
 }
 
@@ -345,8 +352,8 @@ bool Cpu::io_allowed(uint16_t port, unsigned size) {
 uint64_t Cpu::port_in(uint16_t port, unsigned size) {
   if (!io_allowed(port, size)) raise(vec::kGP, 0);
   uint8_t buf[8] = {};
-  devices_.pio.read(port, {buf, size});
-  if (const auto limit = devices_.limit_reached()) [[unlikely]] throw LimitReached{*limit};
+  take(platform::handle_exit(devices_,
+                             platform::ExitIoIn{port, static_cast<uint8_t>(size), 1, {buf, size}}));
   uint64_t v = 0;
   std::memcpy(&v, buf, size);
   return v;
@@ -356,41 +363,55 @@ void Cpu::port_out(uint16_t port, unsigned size, uint64_t value) {
   if (!io_allowed(port, size)) raise(vec::kGP, 0);
   uint8_t buf[8];
   std::memcpy(buf, &value, 8);
-  devices_.pio.write(port, {buf, size});
-  if (const auto limit = devices_.limit_reached()) [[unlikely]] throw LimitReached{*limit};
+  take(platform::handle_exit(devices_,
+                             platform::ExitIoOut{port, static_cast<uint8_t>(size), 1, {buf, size}}));
 }
 
-// [SECTION] VM-exit-equivalent events
+// What the platform's exit handler decided (platform/handle_exit.hpp), as the step loop's
+// requests: the guest's exit code ends the run after this instruction, a halt after it, a
+// device cap at once (LimitReached).
+void Cpu::take(const platform::ExitAction& action) {
+  if (!action.stop) return;
+  switch (action.reason) {
+    case trace::RunEndReason::kGuestExit: exit_requested = true; break;
+    case trace::RunEndReason::kHalted: halted = true; break;
+    default: throw LimitReached{action.reason};
+  }
+}
+
+// [SECTION] VM-exit-equivalent events (built by platform/exit_event.hpp, as on KVM)
 
 namespace {
-trace::VmExitEvent exit_event(Cpu& cpu, trace::ExitReason reason) {
-  trace::VmExitEvent e{};
-  e.header = trace::make_header<trace::VmExitEvent>(trace::EventType::kVmExit);
-  e.header.seq = cpu.next_seq();
-  e.header.time_ns = Cpu::event_time();
-  e.header.rip = cpu.fault_rip;
-  e.header.cpl = cpu.cpl();
-  e.header.cpu_mode = cpu.s.mode();
-  e.reason = static_cast<uint32_t>(reason);
+platform::ExitSite exit_site(Cpu& cpu) {
+  platform::ExitSite site;
+  site.seq = cpu.next_seq();
+  site.time_ns = Cpu::event_time();
+  site.rip = cpu.fault_rip;
+  site.cpl = cpu.cpl();
+  site.mode = cpu.s.mode();
   const Segment& cs = cpu.s.seg[kCs];
-  e.insn_addr = cpu.mode64() ? cpu.fault_rip : ((cs.base + cpu.fault_rip) & 0xFFFFFFFFull);
-  e.insn_len = cpu.insn_bytes ? cpu.insn_len : 0;
-  if (cpu.insn_bytes) std::memcpy(e.insn, cpu.insn_bytes, e.insn_len);
-  return e;
+  site.insn_addr = cpu.mode64() ? cpu.fault_rip : ((cs.base + cpu.fault_rip) & 0xFFFFFFFFull);
+  if (cpu.insn_bytes) site.insn = {cpu.insn_bytes, cpu.insn_len};
+  return site;
 }
 }  // namespace
 
 void Cpu::record_exit_io(uint16_t port, unsigned size, bool out, uint32_t count, uint64_t value) {
   ++exits;
-  if (out && port == platform::kControlPort && devices_.control.exit_code()) exit_requested = true;
-  if (!out && port == platform::kHypercallPort && devices_.hypercall.take_halt()) halted = true;
-  if (!sink_) return;
-  trace::VmExitEvent e = exit_event(*this, trace::ExitReason::kIo);
-  e.payload.io = {port, static_cast<uint8_t>(size), static_cast<uint8_t>(out), count,
-                  value & mask(size), {}};
+  if (!sink_) {
+    platform::HypercallRecord hc;
+    devices_.hypercall.take_record(&hc);
+    return;
+  }
+  uint8_t first[8];
+  std::memcpy(first, &value, sizeof first);
+  const auto sz = static_cast<uint8_t>(size);
+  const std::span<uint8_t> data{first, size};
+  const trace::VmExitEvent e =
+      out ? platform::exit_event(platform::ExitIoOut{port, sz, count, data}, exit_site(*this))
+          : platform::exit_event(platform::ExitIoIn{port, sz, count, data}, exit_site(*this));
   sink_->on_event(e.header);
-  platform::HypercallRecord hc;
-  if (!out && port == platform::kHypercallPort && devices_.hypercall.take_record(&hc)) {
+  if (platform::HypercallRecord hc; devices_.hypercall.take_record(&hc)) {
     const trace::VmExitEvent h = platform::hypercall_event(hc, e, next_seq());
     sink_->on_event(h.header);
   }
@@ -399,11 +420,12 @@ void Cpu::record_exit_io(uint16_t port, unsigned size, bool out, uint32_t count,
 void Cpu::record_exit_mmio(uint64_t gpa, unsigned size, bool write, uint64_t value) {
   ++exits;
   if (!sink_) return;
-  trace::VmExitEvent e = exit_event(*this, trace::ExitReason::kMmio);
-  e.payload.mmio.gpa = gpa;
-  e.payload.mmio.len = static_cast<uint8_t>(size);
-  e.payload.mmio.is_write = write;
-  e.payload.mmio.data = value & mask(size);
+  uint8_t bytes[8];
+  std::memcpy(bytes, &value, sizeof bytes);
+  const std::span<uint8_t> data{bytes, size};
+  const trace::VmExitEvent e =
+      write ? platform::exit_event(platform::ExitMmioWrite{gpa, data}, exit_site(*this))
+            : platform::exit_event(platform::ExitMmioRead{gpa, data}, exit_site(*this));
   sink_->on_event(e.header);
   // One rep movs/stos at unbacked memory makes an exit per element: stop inside it.
   if (sink_->full()) [[unlikely]] throw LimitReached{trace::RunEndReason::kEventLimit};
@@ -411,9 +433,9 @@ void Cpu::record_exit_mmio(uint64_t gpa, unsigned size, bool write, uint64_t val
 
 void Cpu::record_exit_hlt() {
   ++exits;
-  halted = true;
+  take(platform::handle_exit(devices_, platform::ExitHlt{}));
   if (!sink_) return;
-  trace::VmExitEvent e = exit_event(*this, trace::ExitReason::kHlt);
+  const trace::VmExitEvent e = platform::exit_event(platform::ExitHlt{}, exit_site(*this));
   sink_->on_event(e.header);
 }
 

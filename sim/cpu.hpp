@@ -19,11 +19,11 @@
 #include <vector>
 
 #include "sim/arch.hpp"
-#include "sim/arch.hpp"
 #include "sim/memory.hpp"
 #include "sim/mmu.hpp"
 #include "trace/recorder.hpp"
 #include "platform/devices.hpp"
+#include "platform/handle_exit.hpp"
 
 namespace trapscope::sim {
 
@@ -104,14 +104,7 @@ class Cpu {
   // The effective address (offset within the segment) of a memory operand, masked to the
   // instruction's address size.
   uint64_t effective_address(const Instruction& insn, const Operand& op) const {
-    uint64_t ea = static_cast<uint64_t>(op.disp);
-    if (op.base == kRipBase) {
-      ea += s.rip;
-    } else if (op.base != kNoReg) {
-      ea += s.gpr[op.base];
-    }
-    if (op.index != kNoReg) ea += s.gpr[op.index] * op.scale;
-    return ea & mask(insn.address_size / 8);
+    return x86::effective_address(insn, op, s);  // x86/address.hpp
   }
 
   // --- memory ----------------------------------------------------------------------------
@@ -220,6 +213,9 @@ class Cpu {
   uint64_t port_in(uint16_t port, unsigned size);
   void port_out(uint16_t port, unsigned size, uint64_t value);
   bool io_allowed(uint16_t port, unsigned size);
+  // Applies the platform's decision on an exit (platform/handle_exit.hpp): sets halted or
+  // exit_requested, or throws LimitReached for a device cap.
+  void take(const platform::ExitAction& action);
 
   // --- modes -----------------------------------------------------------------------------
   uint8_t cpl() const { return s.cpl(); }

@@ -9,8 +9,11 @@
 #include <cstring>
 #include <mutex>
 
+#include "x86/address.hpp"
+#include "x86/decoder.hpp"
 #include "x86/disasm.hpp"
 #include "x86/io_insn.hpp"
+#include "platform/exit_event.hpp"
 #include "platform/guest_paging.hpp"
 #include "platform/handle_exit.hpp"
 #include "vmm/kvm_state.hpp"
@@ -266,99 +269,151 @@ void KvmMachine::request_stop() {
   vcpu_.kick();
 }
 
+namespace {
+
+// Where the exiting instruction is (see trace/event.hpp, VmExitEvent): KVM has already moved RIP
+// past `hlt` always, past an `in`/`out` on hosts that emulate it (probed once per process:
+// host_rip_advances()), and past an MMIO write always (its emulator completes the write before
+// the exit, KVM API 5. KVM_EXIT_MMIO; a read completes on the next KVM_RUN). The instruction is
+// looked for at RIP and just before it, and recognised by what it does: an I/O instruction on
+// that port, `hlt`, or a store whose memory operand is the written address.
+struct ExitingInstruction {
+  uint64_t rip = 0;
+  uint64_t linear = 0;
+  bool advanced = false;
+  uint8_t len = 0;
+  uint8_t bytes[15] = {};
+};
+
+ExitingInstruction locate_exiting_instruction(const GuestMemory& memory, const kvm_regs& regs,
+                                              const kvm_sregs& s, x86::CpuMode mode,
+                                              const platform::VcpuExit& exit) {
+  ExitingInstruction at;
+  at.rip = regs.rip;
+  at.linear = linear_rip(s, regs.rip, mode);
+  if (const auto* ie = std::get_if<platform::ExitInternalError>(&exit); ie && ie->insn_len > 0) {
+    at.len = ie->insn_len;
+    std::memcpy(at.bytes, ie->insn, ie->insn_len);
+    return at;
+  }
+  at.len = read_insn(memory, s, at.linear, at.bytes);
+
+  const auto* io_in = std::get_if<platform::ExitIoIn>(&exit);
+  const auto* io_out = std::get_if<platform::ExitIoOut>(&exit);
+  const auto* mmio_write = std::get_if<platform::ExitMmioWrite>(&exit);
+  const bool is_hlt = std::holds_alternative<platform::ExitHlt>(exit);
+  if (!io_in && !io_out && !is_hlt && !mmio_write) return at;
+
+  x86::IoExitInfo io{};
+  if (io_in) io = {io_in->port, io_in->size, false};
+  if (io_out) io = {io_out->port, io_out->size, true};
+  const x86::CpuState state = from_kvm(regs, s);
+  // Does an instruction of exactly these bytes cause this exit? `next_rip`: the RIP after it.
+  auto causes = [&](std::span<const uint8_t> b, uint64_t next_rip) -> bool {
+    if (is_hlt) return x86::match_hlt(b, x86::mode64(mode)) == b.size();
+    if (!mmio_write) {
+      return x86::match_io_instruction(b, io, static_cast<uint16_t>(regs.rdx),
+                                       x86::default16(mode), x86::mode64(mode)) == b.size();
+    }
+    x86::Instruction insn;
+    if (x86::decode(b, mode, &insn) != x86::DecodeStatus::kOk || insn.length != b.size()) {
+      return false;
+    }
+    x86::CpuState after = state;
+    after.rip = next_rip;
+    const platform::PagingRegs pr{s.cr0, s.cr3, s.cr4, s.efer};
+    for (unsigned i = 0; i < insn.operand_count; ++i) {
+      const x86::Operand& op = insn.ops[i];
+      if (op.kind != x86::OperandKind::kMem || insn.op == x86::Op::kLea) continue;
+      if (op.size != mmio_write->data.size()) continue;
+      const uint64_t linear = x86::linear_address(
+          after, static_cast<x86::SegReg>(op.seg), x86::effective_address(insn, op, after));
+      const auto gpa = platform::guest_linear_to_physical(memory.bytes(), pr, linear);
+      if (gpa && *gpa == mmio_write->gpa) return true;
+    }
+    return false;
+  };
+  // Before RIP, the shortest instruction that ends at RIP and causes the exit is taken. A store
+  // found by its address and size also matches without prefixes that change neither (67 with
+  // the same address, a segment override with base 0): so it is then extended over the prefix
+  // bytes before it while it still matches (SDM Vol. 2 2.1.1, 2.2.1: legacy prefixes; REX in
+  // 64-bit mode).
+  auto is_prefix = [&](uint8_t b) {
+    switch (b) {
+      case 0x26: case 0x2E: case 0x36: case 0x3E: case 0x64: case 0x65: case 0x66: case 0x67:
+      case 0xF0: case 0xF2: case 0xF3: return true;
+      default: return x86::mode64(mode) && (b & 0xF0) == 0x40;
+    }
+  };
+  auto find_before = [&]() -> bool {
+    uint8_t bytes[15];
+    uint8_t n = 0, found = 0;
+    for (uint8_t back = 1; back <= 15 && back <= at.linear && !found; ++back) {
+      n = read_insn(memory, s, at.linear - back, bytes);
+      if (n >= back && causes({bytes, back}, regs.rip)) found = back;
+    }
+    if (!found) return false;
+    while (mmio_write && found < 15 && found < at.linear) {
+      uint8_t longer[15];
+      const uint8_t m = read_insn(memory, s, at.linear - found - 1, longer);
+      if (m < found + 1 || !is_prefix(longer[0]) || !causes({longer, found + 1u}, regs.rip)) break;
+      ++found;
+      n = m;
+      std::memcpy(bytes, longer, m);
+    }
+    at.linear -= found;
+    at.rip = regs.rip - found;
+    at.advanced = true;
+    at.len = n;
+    std::memcpy(at.bytes, bytes, n);
+    return true;
+  };
+  // The instruction at RIP, if it is the one (its length comes from its own encoding).
+  auto causes_at_rip = [&] {
+    const std::span<const uint8_t> b{at.bytes, at.len};
+    unsigned len = 0;
+    if (is_hlt) {
+      len = x86::match_hlt(b, x86::mode64(mode));
+    } else if (!mmio_write) {
+      len = x86::match_io_instruction(b, io, static_cast<uint16_t>(regs.rdx), x86::default16(mode),
+                                      x86::mode64(mode));
+    } else if (x86::Instruction insn; x86::decode(b, mode, &insn) == x86::DecodeStatus::kOk) {
+      len = insn.length;
+    }
+    return len > 0 && len <= at.len && causes(b.first(len), regs.rip + len);
+  };
+  // The predicted place is tried first, the other one second, so adjacent identical
+  // instructions are told apart by the prediction.
+  const HostRipBehaviour& host = host_rip_advances();
+  const bool advanced = is_hlt || mmio_write || (io_out ? host.after_out : host.after_in);
+  if (advanced) {
+    // If neither place holds the instruction (self-modifying code?), RIP stays as KVM gave it.
+    find_before();
+  } else if (!causes_at_rip()) {
+    find_before();
+  }
+  return at;
+}
+
+}  // namespace
+
 trace::VmExitEvent KvmMachine::record_exit(trace::EventSink& sink, const platform::VcpuExit& exit,
                                            uint64_t seq, uint64_t t_exit) {
   const kvm_regs& regs = vcpu_.synced_regs();
   const kvm_sregs& s = vcpu_.synced_sregs();
-  trace::VmExitEvent e{};
-  e.header = trace::make_header<trace::VmExitEvent>(trace::EventType::kVmExit);
-  e.header.seq = seq;
-  e.header.time_ns = t_exit;
-  e.header.rip = regs.rip;
-  e.header.cpu_mode = mode_of(s, regs.rflags);
-  e.header.cpl = cpl_of(s, regs.rflags);
-  e.reason = platform::kvm_exit_reason(exit);
-  e.handle_ns = static_cast<uint32_t>(std::min<uint64_t>(monotonic_ns() - t_exit, UINT32_MAX));
-
-  uint64_t linear = linear_rip(s, regs.rip, e.header.cpu_mode);
-  if (const auto* ie = std::get_if<platform::ExitInternalError>(&exit); ie && ie->insn_len > 0) {
-    e.insn_len = ie->insn_len;
-    std::memcpy(e.insn, ie->insn, ie->insn_len);
-  } else {
-    e.insn_len = read_insn(memory_, s, linear, e.insn);
-  }
-  // Point at the exiting instruction if KVM has already completed it (see trace/event.hpp).
-  // KVM always moves RIP past `hlt`; whether it has moved past an `in`/`out` depends on the
-  // host (probed once per process: host_rip_advances()). The predicted place is tried first,
-  // the other one second, so adjacent identical instructions are told apart by the probe.
-  const auto* io_in = std::get_if<platform::ExitIoIn>(&exit);
-  const auto* io_out = std::get_if<platform::ExitIoOut>(&exit);
-  const bool is_hlt = std::holds_alternative<platform::ExitHlt>(exit);
-  if (io_in || io_out || is_hlt) {
-    const bool m64 = e.header.cpu_mode == trace::CpuMode::kLong64;
-    const bool d16 = e.header.cpu_mode == trace::CpuMode::kReal16 ||
-                     e.header.cpu_mode == trace::CpuMode::kProtected16 ||
-                     e.header.cpu_mode == trace::CpuMode::kCompat16;
-    x86::IoExitInfo io{};
-    if (io_in) io = {io_in->port, io_in->size, false};
-    if (io_out) io = {io_out->port, io_out->size, true};
-    const auto dx = static_cast<uint16_t>(regs.rdx);
-    auto match = [&](std::span<const uint8_t> b) {
-      return is_hlt ? x86::match_hlt(b, m64) : x86::match_io_instruction(b, io, dx, d16, m64);
-    };
-    auto find_before = [&]() -> bool {
-      for (uint8_t back = 1; back <= 15 && back <= linear; ++back) {
-        uint8_t bytes[15];
-        const uint8_t n = read_insn(memory_, s, linear - back, bytes);
-        if (n >= back && match({bytes, back}) == back) {
-          linear -= back;
-          e.header.rip = regs.rip - back;
-          e.header.flags |= trace::kExitFlagRipAdvanced;
-          e.insn_len = n;
-          std::memcpy(e.insn, bytes, n);
-          return true;
-        }
-      }
-      return false;
-    };
-    const HostRipBehaviour& host = host_rip_advances();
-    const bool advanced = is_hlt || (io_out ? host.after_out : host.after_in);
-    if (advanced) {
-      if (!find_before() && match({e.insn, e.insn_len}) == 0) {
-        // Neither place holds the instruction (self-modifying code?): leave RIP as KVM gave it.
-      }
-    } else if (match({e.insn, e.insn_len}) == 0) {
-      find_before();
-    }
-  }
-  e.insn_addr = linear;
-
-  trace::ExitPayload& p = e.payload;
-  if (const auto* io = std::get_if<platform::ExitIoOut>(&exit)) {
-    p.io = {io->port, io->size, 1, io->count, 0, {}};
-    std::memcpy(&p.io.value, io->data.data(), std::min<size_t>(io->size, 8));
-  } else if (const auto* io = std::get_if<platform::ExitIoIn>(&exit)) {
-    p.io = {io->port, io->size, 0, io->count, 0, {}};
-    std::memcpy(&p.io.value, io->data.data(), std::min<size_t>(io->size, 8));
-  } else if (const auto* m = std::get_if<platform::ExitMmioRead>(&exit)) {
-    p.mmio.gpa = m->gpa;
-    p.mmio.len = static_cast<uint8_t>(m->data.size());
-    std::memcpy(&p.mmio.data, m->data.data(), m->data.size());
-  } else if (const auto* m = std::get_if<platform::ExitMmioWrite>(&exit)) {
-    p.mmio.gpa = m->gpa;
-    p.mmio.len = static_cast<uint8_t>(m->data.size());
-    p.mmio.is_write = 1;
-    std::memcpy(&p.mmio.data, m->data.data(), m->data.size());
-  } else if (const auto* ie = std::get_if<platform::ExitInternalError>(&exit)) {
-    p.internal = {ie->suberror, ie->ndata, {ie->data[0], ie->data[1]}};
-  } else if (const auto* fe = std::get_if<platform::ExitFailEntry>(&exit)) {
-    p.fail_entry.hardware_entry_failure_reason = fe->hardware_entry_failure_reason;
-    p.fail_entry.cpu = fe->cpu;
-  } else if (const auto* d = std::get_if<platform::ExitDebug>(&exit)) {
-    p.debug = {d->exception, 0, d->dr6, d->dr7};
-  } else if (const auto* se = std::get_if<platform::ExitSystemEvent>(&exit)) {
-    p.system_event.type = se->type;
-  }
+  const x86::CpuMode mode = mode_of(s, regs.rflags);
+  const ExitingInstruction at = locate_exiting_instruction(memory_, regs, s, mode, exit);
+  platform::ExitSite site;
+  site.seq = seq;
+  site.time_ns = t_exit;
+  site.handle_ns = static_cast<uint32_t>(std::min<uint64_t>(monotonic_ns() - t_exit, UINT32_MAX));
+  site.rip = at.rip;
+  site.cpl = cpl_of(s, regs.rflags);
+  site.mode = mode;
+  site.rip_advanced = at.advanced;
+  site.insn_addr = at.linear;
+  site.insn = {at.bytes, at.len};
+  const trace::VmExitEvent e = platform::exit_event(exit, site);
   sink.on_event(e.header);
   return e;
 }
@@ -416,9 +471,9 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
   const uint64_t start = monotonic_ns();
   const uint64_t deadline = start + static_cast<uint64_t>(limits.timeout_s * 1e9);
   platform::ExitInternalError failure{};
+  uint64_t seq = 0;  // every event of the run, hypercall records included
   {
     RunTimer timer(vcpu_, limits.timeout_s);
-    uint64_t seq = 0;
     for (;;) {
       if (limits.max_exits != 0 && res.exits >= limits.max_exits) {
         res.reason = RunEndReason::kExitLimit;
@@ -516,7 +571,7 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
   if (tracing) {
     trace::RunEndEvent end{};
     end.header = trace::make_header<trace::RunEndEvent>(trace::EventType::kRunEnd);
-    end.header.seq = res.exits;  // dense: one event per exit, then this one
+    end.header.seq = seq;  // dense and unique: after every exit and hypercall record
     end.header.time_ns = start + res.duration_ns;
     end.header.rip = res.regs.rip;
     end.header.cpu_mode = mode;

@@ -47,7 +47,6 @@
 #include <string_view>
 
 #include "sim/arch.hpp"
-#include "sim/arch.hpp"
 
 namespace trapscope::sim {
 

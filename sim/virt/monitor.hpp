@@ -69,14 +69,11 @@
 
 #include "sim/cpu.hpp"
 #include "sim/arch.hpp"
+#include "sim/virt/technique.hpp"
 
 namespace trapscope::virt {
 
-// kBt: binary translation (sim/bt/translator.hpp); no Monitor: SimMachine runs a bt::Cache.
-// kPv: paravirtualization ([SECTION] Paravirtualization below).
-enum class Technique : uint8_t { kEmulation, kTrapEmulate, kVt, kBt, kPv };
-std::string_view to_string(Technique t);  // "emulation", "trap-emulate", "vt", "bt", "pv"
-std::optional<Technique> parse_technique(std::string_view name);
+// The techniques: sim/virt/technique.hpp.
 
 // What the real hardware holds while a ring-compressed guest runs (the VMM's own tables, at
 // addresses a 32-bit VMM would use near the top of the address space, and a Linux host's CR0).

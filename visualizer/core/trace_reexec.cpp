@@ -130,7 +130,7 @@ std::unique_ptr<TraceReexecution> reexecution_for(const trace::TraceFile& t,
   const auto paging = sim::parse_vmm_paging(m.paging);
   if (!mode || m.memory_bytes == 0 || m.memory_bytes > kMaxReexecMemory || !technique ||
       !paging || (m.deprivilege != 1 && m.deprivilege != 3) ||
-      m.tlb_entries > sim::Tlb::kMaxEntries || (m.tlb_entries & (m.tlb_entries - 1))) {
+      m.tlb_entries > sim::kTlbMaxEntries || (m.tlb_entries & (m.tlb_entries - 1))) {
     *why = "The trace names a configuration this trapscope cannot run (mode '" + m.mode +
            "', " + std::to_string(m.memory_bytes) + " bytes of memory, technique '" +
            m.technique + "', paging '" + m.paging + "').";
