@@ -1,6 +1,7 @@
-// `trapscope compare` (cli/cmd_compare.cpp, cli/compare_model.hpp): real runs of the teaching
-// guests and the nanobenchmarks, checked against each technique's definition, and the JSON and
-// CSV it writes against the keys docs/compare.md documents ("compare's JSON and CSV").
+// `trapscope compare` (cli/cmd_compare.cpp over the compare library, compare/cost_model.hpp):
+// real runs of the teaching guests and the nanobenchmarks, checked against each technique's
+// definition, and the JSON and CSV it writes against the keys docs/compare.md documents
+// ("compare's JSON and CSV").
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -11,7 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/compare_model.hpp"
+#include "compare/comparison.hpp"
+#include "compare/cost_model.hpp"
+#include "compare/report.hpp"
 #include "support.hpp"
 #include "vmm/doctor.hpp"
 
@@ -206,13 +209,13 @@ TEST_CASE("compare: BT makes no exits for cli, trap-and-emulate traps on it", "[
   CHECK(j["nanobenchmark"]["paper"]["software_vmm"] == 35);  // the paper's cr8wr
 }
 
-// BT's transitions into the VMM are priced (cli/compare_model.hpp): each callout at the
+// BT's transitions into the VMM are priced (compare/cost_model.hpp): each callout at the
 // paper's `in` figure, and what each nanobenchmark's path adds at least its cited price times
 // what was counted; a row that priced callouts, exceptions, kernel entries or shadow updates at
 // 0 fails here.
 TEST_CASE("compare: BT prices its callouts, faults, kernel entries and shadow updates",
           "[compare][bt]") {
-  using namespace cli::compare;
+  using namespace compare;
   auto bt_row = [](const std::vector<std::string>& args) {
     std::vector<std::string> a = args;
     for (const char* x : {"--no-kvm", "--iterations", "100"}) a.push_back(x);
@@ -333,7 +336,7 @@ TEST_CASE("compare: JSON and CSV carry the documented keys", "[compare]") {
   const std::string csv = test::temp_path("compare.csv");
   const auto j = compare_json({"ptes", "--no-kvm", "--csv", csv});
   for (const char* k : {"workload", "paging", "cycle_model", "model", "rows"}) CHECK(j.contains(k));
-  for (const auto& p : cli::compare::kParameters) {
+  for (const auto& p : compare::kParameters) {
     CHECK(j["model"][std::string(p.name)]["cycles"] == p.cycles);
     const std::string source = j["model"][std::string(p.name)]["source"];
     CHECK(!source.empty());
@@ -346,7 +349,7 @@ TEST_CASE("compare: JSON and CSV carry the documented keys", "[compare]") {
       INFO(k);
       CHECK(r.contains(k));
     }
-    CHECK(r["exits_by_cause"].size() == cli::compare::kCauseCount);
+    CHECK(r["exits_by_cause"].size() == compare::kCauseCount);
     uint64_t sum = 0;
     for (const auto& [k, v] : r["modelled_cycles_by_part"].items()) sum += v.get<uint64_t>();
     CHECK(sum == r["modelled_cycles"]);
@@ -365,7 +368,7 @@ TEST_CASE("compare: JSON and CSV carry the documented keys", "[compare]") {
   std::vector<size_t> fields;
   while (std::getline(in, line)) fields.push_back(std::count(line.begin(), line.end(), ',') + 1);
   REQUIRE(fields.size() == 1 + j["rows"].size());
-  CHECK(fields[0] == 16 + cli::compare::kCauseCount + cli::compare::kPartCount);
+  CHECK(fields[0] == 16 + compare::kCauseCount + compare::kPartCount);
   for (size_t n : fields) CHECK(n == fields[0]);
 }
 
@@ -376,4 +379,75 @@ TEST_CASE("compare: no progress bar when stderr is not a terminal, bad arguments
   CHECK(r.err.find("[#") == std::string::npos);
   CHECK(test::run_trapscope({"compare", "no-such-guest"}).exit_code == 2);
   CHECK(test::run_trapscope({"compare", "nano-in", "--iterations", "0"}).exit_code == 2);
+}
+
+// The library the command is a thin CLI over (compare/comparison.hpp): the same document as the
+// command's --json (bar the host's wall times), its progress callback and its cancel.
+TEST_CASE("compare library: the command's JSON, progress, cancel", "[compare]") {
+  compare::Options o;
+  o.workload = "hello";
+  o.no_kvm = true;
+  std::vector<compare::Progress> seen;
+  const compare::Comparison c =
+      compare::run_comparison(o, [&](const compare::Progress& p) { seen.push_back(p); });
+  REQUIRE(c.status == compare::Status::kOk);
+  auto without_times = [](nlohmann::json j) {
+    for (auto& r : j["rows"]) r.erase("wall_ms");
+    return j;
+  };
+  const auto lib = without_times(compare::to_json(c));
+  const auto cli = without_times(compare_json({"hello", "--no-kvm"}));
+  CHECK(lib.dump(1) == cli.dump(1));
+  // A call before each of the five runs (emulation, trap-emulate, vt, bt, pv), then one at the
+  // end; done counts the runs finished.
+  REQUIRE(seen.size() == 6);
+  const char* techniques[] = {"emulation", "trap-emulate", "vt", "bt", "pv"};
+  for (size_t i = 0; i < 5; ++i) {
+    CHECK(seen[i].done == i);
+    CHECK(seen[i].total == 5);
+    CHECK(seen[i].technique == techniques[i]);
+  }
+  CHECK(seen[4].guest == "pv-hello");
+  CHECK(seen[5].done == 5);
+  CHECK(seen[5].technique.empty());
+
+  // A stop requested as the third run starts (before its machine runs: the backend clears its
+  // own stop flag when a run begins) is passed on at the run's first event and ends it at the
+  // simulator's next check (every 4096 instructions); no other run starts. nano-in: two runs a
+  // row, so the third is trap-emulate's with 100000 iterations (over 300000 instructions).
+  compare::Options n;
+  n.workload = "nano-in";
+  n.iterations = 100000;
+  n.no_kvm = true;
+  std::stop_source stop;
+  size_t calls = 0;
+  const compare::Comparison s = compare::run_comparison(
+      n,
+      [&](const compare::Progress& p) {
+        ++calls;
+        if (p.done == 2) stop.request_stop();
+      },
+      stop.get_token());
+  CHECK(s.status == compare::Status::kCancelled);
+  CHECK(calls == 3);
+  REQUIRE(s.workloads.size() == 1);
+  REQUIRE(s.workloads[0].rows.size() == 2);
+  CHECK(s.workloads[0].rows[0].end == "guest exit code");
+  CHECK(s.workloads[0].rows[0].instructions > 300000);
+  const compare::Row& stopped = s.workloads[0].rows[1];
+  CHECK(stopped.technique == "trap-emulate");
+  CHECK(stopped.end == "stopped");
+  CHECK_FALSE(stopped.ok);
+  CHECK(stopped.instructions <= 2 * 4096);
+  CHECK_FALSE(stopped.per_iteration.has_value());  // its run with 0 iterations never started
+
+  // Bad input: nothing runs.
+  o.workload = "no-such-guest";
+  const auto bad = compare::run_comparison(o);
+  CHECK(bad.status == compare::Status::kBadInput);
+  CHECK(bad.error == "no built-in guest 'no-such-guest' (see `trapscope guests`)");
+  CHECK(bad.workloads.empty());
+  o.workload = "hello";
+  o.iterations = 0;
+  CHECK(compare::run_comparison(o).status == compare::Status::kBadInput);
 }

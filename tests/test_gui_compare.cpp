@@ -1,15 +1,17 @@
-// The compare panel's model (visualizer/core/compare_model.hpp) on real `trapscope compare
+// The compare panel's view model (visualizer/core/compare_view.hpp) on real `trapscope compare
 // --json` output and on malformed files, its chart geometry, and a compare run started as the
-// GUI starts it (visualizer/core/compare_run.hpp). No window: the panel under Xvfb is in
-// test_gui_xvfb.cpp.
+// GUI starts it (visualizer/core/compare_run.hpp: the compare library on a worker thread). No
+// window: the panel under Xvfb is in test_gui_xvfb.cpp.
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "backend/backend.hpp"
 #include "tests/support.hpp"
-#include "visualizer/core/compare_model.hpp"
+#include "visualizer/core/compare_view.hpp"
 #include "visualizer/core/compare_run.hpp"
 
 using namespace trapscope;
@@ -269,14 +271,45 @@ TEST_CASE("compare panel model: bar geometry, log scale, n/a, hover", "[gui][com
   CHECK(format_value(0.956083) == "0.956");
 }
 
-TEST_CASE("compare run from the GUI: the compare command in the background", "[gui][compare]") {
+namespace {
+
+// Waits (at most 120 s: a bound against a hang, not a time asserted) for the run to finish.
+void wait_for(const CompareRun& run) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!run.finished() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(run.finished());
+}
+
+compare::Options options(const std::string& workload, const std::string& paging) {
+  compare::Options o;
+  o.workload = workload;
+  o.paging = paging;
+  return o;
+}
+
+// The children of this process (every thread's /proc/self/task/TID/children, Linux 3.5 with
+// CONFIG_PROC_CHILDREN); nullopt if the kernel does not offer the file.
+std::optional<std::string> children() {
+  std::string all;
+  bool any = false;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream f(task.path() / "children");
+    if (!f) continue;
+    any = true;
+    all += std::string(std::istreambuf_iterator<char>(f), {});
+  }
+  if (!any) return std::nullopt;
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("compare run from the GUI: the compare library in the background", "[gui][compare]") {
   SECTION("a workload: its rows, as the command writes them") {
-    CompareRun run(TRAPSCOPE_EXE, "hello", "shadow");
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (!run.finished() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    REQUIRE(run.finished());
+    CompareRun run(options("hello", "shadow"));
+    wait_for(run);
     std::string error, warning;
     const auto r = run.result(&error, &warning);
     INFO(error);
@@ -286,26 +319,85 @@ TEST_CASE("compare run from the GUI: the compare command in the background", "[g
     CHECK(r->paging == "shadow");
     CHECK(r->source == "trapscope compare hello --paging shadow");
     CHECK(r->rows.size() >= 5);
-    CHECK(run.progress().table_lines >= 6);  // the header and a line per row
-    // compare's progress bar, which it draws on a terminal: runs done of all.
-    INFO(run.progress().status);
-    CHECK(run.progress().total >= 5);
-    CHECK(run.progress().done < run.progress().total);
+    CHECK(r->cycle_model.find("Adams & Agesen") != std::string::npos);
+    // The library's progress: runs done of all, the last call at the end.
+    const auto p = run.progress();
+    CHECK(p.total >= 5);
+    CHECK(p.done == p.total);
+    CHECK(p.technique.empty());
+    CHECK(p.callbacks == p.total + 1);
   }
-  SECTION("a workload compare refuses: its message, no result") {
-    CompareRun run(TRAPSCOPE_EXE, "no-such-guest", "native");
-    while (!run.finished()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  SECTION("a workload the library refuses: its message, no result") {
+    CompareRun run(options("no-such-guest", "native"));
+    wait_for(run);
     std::string error, warning;
     CHECK_FALSE(run.result(&error, &warning).has_value());
-    CHECK(error.find("exited 2") != std::string::npos);
-    CHECK(error.find("no built-in guest 'no-such-guest'") != std::string::npos);
+    CHECK(error == "no built-in guest 'no-such-guest' (see `trapscope guests`)");
+    CompareRun bad_paging(options("hello", "nested"));
+    wait_for(bad_paging);
+    CHECK_FALSE(bad_paging.result(&error, &warning).has_value());
+    CHECK(error.find("no paging 'nested'") != std::string::npos);
   }
-  SECTION("cancel") {
-    CompareRun run(TRAPSCOPE_EXE, "compute", "ept");
+  SECTION("cancel at once") {
+    CompareRun run(options("compute", "ept"));
     run.cancel();
-    while (!run.finished()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    wait_for(run);
     std::string error, warning;
     CHECK_FALSE(run.result(&error, &warning).has_value());
     CHECK(error == "cancelled");
+    CHECK(run.progress().callbacks <= 1);  // the first run, if it had started: no other
   }
+  SECTION("cancel during a run: the run under way stops, no other starts") {
+    // nano-in with a million iterations: each simulator run takes long enough that the cancel
+    // lands inside one (the first progress call comes just before the first run starts).
+    compare::Options o = options("nano-in", "native");
+    o.iterations = 1000000;
+    o.no_kvm = true;
+    CompareRun run(o);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (run.progress().callbacks == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    run.cancel();
+    wait_for(run);
+    std::string error, warning;
+    CHECK_FALSE(run.result(&error, &warning).has_value());
+    CHECK(error == "cancelled");
+    const auto p = run.progress();
+    CHECK(p.total == 10);
+    CHECK(p.done <= 2);  // the run going when Cancel came, at most: the others never started
+    CHECK(p.callbacks <= 3);
+  }
+}
+
+// The panel's run goes through the compare library in this process: the machines it makes are
+// made here (backend::machines_made counts them), its progress comes from the library's
+// callback, and no child process is started (with the old design, a `trapscope compare`
+// child on a pseudo-terminal, none of these held).
+TEST_CASE("compare run from the GUI: in this process, no child process", "[gui][compare]") {
+  const uint64_t machines_before = backend::machines_made();
+  compare::Options o = options("hello", "native");
+  o.no_kvm = true;
+  CompareRun run(o);
+  bool child_seen = false;
+  bool children_known = true;
+  while (!run.finished()) {
+    const auto c = children();
+    if (!c) children_known = false;
+    else if (c->find_first_not_of(" \n") != std::string::npos) child_seen = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK_FALSE(child_seen);
+  if (!children_known) WARN("no /proc/self/task/*/children here: children not checked");
+  std::string error, warning;
+  const auto r = run.result(&error, &warning);
+  INFO(error);
+  REQUIRE(r.has_value());
+  // hello under the five simulator techniques: five machines, made by this process.
+  CHECK(r->rows.size() == 5);
+  CHECK(backend::machines_made() - machines_before == 5);
+  const auto p = run.progress();
+  CHECK(p.total == 5);
+  CHECK(p.done == 5);
+  CHECK(p.callbacks == 6);
 }

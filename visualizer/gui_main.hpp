@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "visualizer/core/compare_model.hpp"
+#include "visualizer/core/compare_view.hpp"
 #include "visualizer/core/driver.hpp"
 #include "visualizer/core/lesson_driver.hpp"
 #include "visualizer/core/script.hpp"

@@ -1,12 +1,14 @@
-// The compare panel: a `trapscope compare` result (visualizer/core/compare_model.hpp) as bar
+// The compare panel: a `trapscope compare` result (visualizer/core/compare_view.hpp) as bar
 // charts drawn with ImDrawList (Debian's Dear ImGui 1.86 has no ImPlot): one chart per metric,
 // one bar per technique row in the row's colour (the legend), a cluster per member for a group
 // of metrics (VM exits by cause), linear or log10 scale, the value in a tooltip, hatched "n/a"
 // where a row lacks the metric. Above the charts: a compare run for a chosen workload, in the
-// background (visualizer/core/compare_run.hpp), with its progress; and a JSON file to open.
+// background (visualizer/core/compare_run.hpp: the compare library on a worker thread), with
+// its progress; and a JSON file to open.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -84,17 +86,15 @@ void run_controls(CompareState& s) {
     start_compare_run(s, s.workloads[static_cast<size_t>(s.workload)], kPagings[s.paging]);
   }
   ImGui::EndDisabled();
-  tooltip("Runs `trapscope compare WORKLOAD --paging P --json` in the background: the same "
-          "guest under emulation, trap-and-emulate, the VT-x model, BT, PV and KVM.");
+  tooltip("Runs `trapscope compare WORKLOAD --paging P` in the background: the same guest "
+          "under emulation, trap-and-emulate, the VT-x model, BT, PV and KVM.");
   if (running) {
     ImGui::SameLine();
     if (ImGui::Button("Cancel")) s.run->cancel();
     const CompareRun::Progress p = s.run->progress();
-    // compare's own progress line ("[###   ] 3/7 vt ptes"), without its text bar.
-    std::string what = p.status.substr(p.status.find(']') == std::string::npos ? 0 : p.status.find(']') + 1);
-    what.erase(0, what.find_first_not_of(' '));
+    const std::string what = p.technique.empty() ? "starting" : p.technique + " " + p.guest;
     char overlay[256];
-    std::snprintf(overlay, sizeof overlay, "%s  (%.1f s)", what.empty() ? "starting" : what.c_str(),
+    std::snprintf(overlay, sizeof overlay, "%zu/%zu %s  (%.1f s)", p.done, p.total, what.c_str(),
                   p.elapsed_s);
     ImGui::ProgressBar(p.total > 0 ? static_cast<float>(p.done) / static_cast<float>(p.total) : 0.0f,
                        ImVec2(-1, 0), overlay);
@@ -253,7 +253,10 @@ bool start_compare_run(CompareState& s, const std::string& workload, const std::
   s.paging = static_cast<int>(p - std::begin(kPagings));
   s.error.clear();
   s.warning.clear();
-  s.run = std::make_unique<CompareRun>(s.exe, workload, paging);
+  compare::Options options;
+  options.workload = workload;
+  options.paging = paging;
+  s.run = std::make_unique<CompareRun>(std::move(options));
   return true;
 }
 

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "visualizer/app/theme.hpp"
-#include "visualizer/core/compare_model.hpp"
+#include "visualizer/core/compare_view.hpp"
 #include "visualizer/core/compare_run.hpp"
 #include "visualizer/core/disasm_window.hpp"
 #include "visualizer/core/driver.hpp"
@@ -121,12 +121,11 @@ struct CompareState {
   std::string error;    // the last open or run that failed (shown in the panel)
   std::string warning;  // the last run's result came with a warning
   bool log_scale = true;
-  // Running a compare from the GUI: the workloads offered (built-in guests), the choice, and
-  // the trapscope executable that runs it (compare_run.hpp).
+  // Running a compare from the GUI (compare_run.hpp): the workloads offered (built-in
+  // guests), the choice, and the run going.
   std::vector<std::string> workloads;
   int workload = 0;
   int paging = 0;  // index into native, shadow, ept
-  std::string exe = "/proc/self/exe";
   std::unique_ptr<CompareRun> run;
   // Where the last frame drew each chart's plot and its bars (screen pixels), for tests.
   struct Drawn {

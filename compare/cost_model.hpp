@@ -1,5 +1,6 @@
-// cli/compare_model.hpp — what `trapscope compare` counts per run and the cycle MODEL it
-// prices the counts with, with the source of every figure (docs/references.md).
+// compare/cost_model.hpp — what a comparison (compare/comparison.hpp, `trapscope compare`)
+// counts per run and the cycle MODEL it prices the counts with, with the source of every figure
+// (docs/references.md). compare/comparison.cpp applies it; docs/compare.md tabulates it.
 //
 // [SECTION] Causes
 //   Every row breaks its entries into the VMM down by cause (JSON "exits_by_cause"): VM exits
@@ -60,7 +61,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace trapscope::cli::compare {
+namespace trapscope::compare {
 
 enum Cause : uint8_t {
   kIo, kHlt, kCrAccess, kInvlpg, kInterruptFlag, kDescriptorTable, kMsr, kCpuid, kPageFault,
@@ -159,7 +160,15 @@ inline constexpr std::array<PaperNano, 7> kPaperNanos = {{
     {"nano-divzero", "divzero", 889, 3223, 1014},
     {"nano-ptemod", "ptemod", 1, 391, 12733},
 }};
+// The model in one line (JSON "cycle_model", and the last line of the table).
+inline constexpr std::string_view kCycleModel =
+    "modelled cycles, a MODEL (compare/cost_model.hpp): instructions x 1 (direct) or x 38 "
+    "(interpreted), VM exit 1186 + entry 937 (Adams & Agesen 2006, Core 2), exception 889, callout "
+    "216, translation 2300 per instruction; bt also: exception reflected by the VMM +2118, entry "
+    "from CPL 3 1850, hidden fault 2822 (our estimate), true-fault walk 704, PTE store in a "
+    "callout +174 (from Adams & Agesen 2006's software-VMM nanobenchmarks, Pentium 4)";
+
 inline constexpr std::string_view kPaperSource =
     "Adams & Agesen, ASPLOS 2006, nanobenchmarks, cycles on a 3.8 GHz Pentium 4";
 
-}  // namespace trapscope::cli::compare
+}  // namespace trapscope::compare

@@ -1,4 +1,4 @@
-#include "visualizer/core/compare_model.hpp"
+#include "visualizer/core/compare_view.hpp"
 
 #include <algorithm>
 #include <cmath>

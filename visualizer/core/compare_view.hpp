@@ -1,10 +1,11 @@
-// visualizer/core/compare_model.hpp — the compare panel's model, without ImGui: a `trapscope
-// compare WORKLOAD --json FILE` result read generically and turned into bar charts, and the
+// visualizer/core/compare_view.hpp — the compare panel's view model, without ImGui: a
+// `trapscope compare WORKLOAD --json FILE` result (or the same document from a comparison run
+// in the GUI, compare_run.hpp) read generically and turned into bar charts, and the
 // geometry of those charts (where each bar goes), so both are unit-tested without a window.
 //
 // [SECTION] Reading the JSON
 //   {"workload", "paging", "cycle_model", …, "rows": [{"technique", "guest", <metrics>…}]}
-//   (cli/cmd_compare.cpp writes it). Nothing but "rows" is required, and nothing about a row is
+//   (compare/report.hpp makes it). Nothing but "rows" is required, and nothing about a row is
 //   known in advance, so fields that `compare` adds appear without a change here:
 //     - a string is a label of the row (technique, guest, end, a cycle source, …);
 //     - a number is a metric: one chart, one bar per row;
