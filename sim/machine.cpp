@@ -132,9 +132,9 @@ SimMachine::SimMachine(const SimConfig& config)
     throw std::invalid_argument("TLB entries must be a power of two from 1 to " +
                                 std::to_string(Tlb::kMaxEntries));
   }
-  cpu_.vmm.mode = config.paging;
+  cpu_.memvirt.mode = config.paging;
   devices_.hypercall.bind(&hypercall_host_);
-  cpu_.vmm.ept.assign(512, 0);  // the EPT PML4; the VMM fills the rest on EPT violations
+  cpu_.memvirt.ept.assign(512, 0);  // the EPT PML4; the VMM fills the rest on EPT violations
 }
 
 void SimMachine::load(std::span<const uint8_t> image) {

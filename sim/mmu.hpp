@@ -141,7 +141,7 @@ struct PagingStats {
   uint64_t walk_refs() const { return guest_refs + nested_refs + shadow_refs; }
 };
 
-// The VMM's memory-virtualization state (shadow tables, EPT). Owned by the Cpu.
+// The VMM's memory-virtualization state (shadow tables, EPT): Cpu::memvirt, below.
 struct ShadowEntry {
   uint64_t pfn = 0;        // guest-physical (= host-physical in this model) page
   uint8_t allow = 0;       // Tlb::kAllow* the shadow grants (guest_allow minus write on
@@ -153,7 +153,7 @@ struct ShadowEntry {
   uint64_t tables[4] = {};  // guest-physical pages of the guest tables it was built from
   uint64_t guest_leaf = 0;
 };
-struct VmmPagingState {
+struct MemoryVirtualization {
   VmmPaging mode = VmmPaging::kNative;
   // Shadow: one shadow table per guest CR3 (the VMM keeps the shadows of address spaces the
   // guest switches between), GVA page → entry; and how many shadow entries were built from
