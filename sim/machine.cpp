@@ -116,7 +116,7 @@ vmm::HypercallArgs SimMachine::HypercallHost::args() {
 
 void SimMachine::HypercallHost::set_cr3(uint64_t value) {
   cpu_.s.cr3 = value;
-  mmu_cr3_written(cpu_);  // as `mov cr3` (sim/interp/system.cpp write_cr3)
+  mmu_cr3_written(cpu_);  // as `mov cr3` (sim/processor/control_registers.cpp write_cr3)
 }
 
 SimMachine::SimMachine(const SimConfig& config)
