@@ -161,7 +161,7 @@ class SimBackend final : public Backend {
   void request_stop() override { machine_.request_stop(); }
   std::optional<PagingCounters> paging_counters() const override {
     const sim::Cpu& c = const_cast<sim::SimMachine&>(machine_).cpu();
-    return PagingCounters{c.tlb.hits, c.tlb.misses, c.tlb.flushes, c.tlb.entries(), c.vmm.stats};
+    return PagingCounters{c.tlb.hits, c.tlb.misses, c.tlb.flushes, c.tlb.entries(), c.memvirt.stats};
   }
 
  private:

@@ -119,7 +119,7 @@ class Cpu {
   // Linear → physical through the MMU; throws #PF (and sets CR2) on a fault. Paging off and TLB
   // hits are handled inline; a miss walks the tables (mmu_translate).
   uint64_t translate(uint64_t linear, Access access, bool user) {
-    if (!(s.cr0 & kCr0Pg) && vmm.mode != VmmPaging::kEpt) return linear;
+    if (!(s.cr0 & kCr0Pg) && memvirt.mode != VmmPaging::kEpt) return linear;
     const uint64_t vpn = linear >> 12;
     const Tlb::Entry& e = tlb.slot(vpn);
     if (e.vpn == vpn && (e.allow & Tlb::need_bit(access, user))) {
@@ -173,7 +173,7 @@ class Cpu {
       la = (sg.base + offset) & 0xFFFFFFFFull;
     }
     if ((la & 0xFFF) + size > 0x1000) return nullptr;
-    if ((s.cr0 & kCr0Pg) || vmm.mode == VmmPaging::kEpt) {
+    if ((s.cr0 & kCr0Pg) || memvirt.mode == VmmPaging::kEpt) {
       const uint64_t vpn = la >> 12;
       const Tlb::Entry& e = tlb.slot(vpn);
       if (e.vpn != vpn || !(e.allow & Tlb::need_bit(Write ? Access::kWrite : Access::kRead, user)) ||
@@ -256,7 +256,7 @@ class Cpu {
   // and per page on INVLPG (mmu_cr3_written, mmu_invlpg).
   Tlb tlb;
   // The VMM's memory virtualization (native, shadow, EPT) and its counters.
-  VmmPagingState vmm;
+  MemoryVirtualization memvirt;
   // Everything cached about translations: the TLB, and the shadow tables under shadow paging
   // (a paging-mode change, or state written from outside the guest).
   void flush_tlb() { mmu_flush_all(*this); }

@@ -101,7 +101,7 @@ platform::HypercallArgs SimMachine::HypercallHost::args() {
 
 void SimMachine::HypercallHost::set_cr3(uint64_t value) {
   cpu_.s.cr3 = value;
-  mmu_cr3_written(cpu_);  // as `mov cr3` (sim/interp/system.cpp write_cr3)
+  mmu_cr3_written(cpu_);  // as `mov cr3` (sim/processor/control_registers.cpp write_cr3)
 }
 
 SimMachine::SimMachine(const SimConfig& config)
@@ -117,9 +117,9 @@ SimMachine::SimMachine(const SimConfig& config)
     throw std::invalid_argument("TLB entries must be a power of two from 1 to " +
                                 std::to_string(Tlb::kMaxEntries));
   }
-  cpu_.vmm.mode = config.paging;
+  cpu_.memvirt.mode = config.paging;
   devices_.hypercall.bind(&hypercall_host_);
-  cpu_.vmm.ept.assign(512, 0);  // the EPT PML4; the VMM fills the rest on EPT violations
+  cpu_.memvirt.ept.assign(512, 0);  // the EPT PML4; the VMM fills the rest on EPT violations
 }
 
 void SimMachine::load(std::span<const uint8_t> image) {

@@ -201,6 +201,7 @@ class SimMachine {
   std::unique_ptr<bt::Cache> bt_;           // technique bt (sim/bt/execute.cpp)
   StepStatus step_bt(uint64_t budget, const SimLimits& limits, const bool* matched,
                      uint64_t* done);
+  class BtStep;  // one step_bt call, in named steps (sim/bt/execute.cpp)
   // The hypercall interface on the simulator (platform/hypercall.hpp), bound to devices_.hypercall.
   class HypercallHost final : public platform::HypercallHost {
    public:

@@ -57,7 +57,7 @@ struct Nested {
   }
   // GPA → HPA through the 4-level EPT; records each reference. Throws EptExit.
   uint64_t translate(uint64_t gpa, uint8_t step, bool final_access) {
-    VmmPagingState& st = cpu.vmm;
+    MemoryVirtualization& st = cpu.memvirt;
     uint64_t table = 0;  // index of the table in st.ept
     for (unsigned level = 4;; --level) {
       const unsigned shift = 12 + 9 * (level - 1);
@@ -65,7 +65,7 @@ struct Nested {
       const uint64_t entry = st.ept[table * 512 + idx];
       trace::NestedWalkRef r{};
       r.gpa = gpa;
-      r.hpa = VmmPagingState::kEptBase + table * 4096 + 8 * idx;
+      r.hpa = MemoryVirtualization::kEptBase + table * 4096 + 8 * idx;
       r.entry = entry;
       r.kind = trace::NestedRefKind::kEpt;
       r.level = static_cast<uint8_t>(level);
@@ -76,7 +76,7 @@ struct Nested {
       ++st.stats.nested_refs;
       if (r.fault) throw EptExit{gpa, level, final_access};
       if (level == 1) return (entry & kAddr) | (gpa & 0xFFF);
-      table = ((entry & kAddr) - VmmPagingState::kEptBase) / 4096;
+      table = ((entry & kAddr) - MemoryVirtualization::kEptBase) / 4096;
     }
   }
   void emit(uint8_t structure, uint64_t gpa, uint64_t hpa, uint8_t faulted, uint32_t error,
@@ -101,7 +101,7 @@ struct Nested {
 // leave an address outside RAM unmapped (MMIO: the VMM emulates each access). True if mapped.
 bool resolve_ept_violation(Cpu& cpu, const EptExit& x, uint64_t linear, Access access) {
   const bool final_access = x.final_access;
-  VmmPagingState& st = cpu.vmm;
+  MemoryVirtualization& st = cpu.memvirt;
   ++st.stats.ept_violations;
   const bool ram = cpu.memory().contains(x.gpa & ~0xFFFull, 4096);
   if (ram) {
@@ -112,15 +112,15 @@ bool resolve_ept_violation(Cpu& cpu, const EptExit& x, uint64_t linear, Access a
       if (!(entry & 7)) {
         const uint64_t next = st.ept.size() / 512;
         st.ept.resize(st.ept.size() + 512, 0);
-        st.ept[table * 512 + idx] = (VmmPagingState::kEptBase + next * 4096) | 7;  // R W X
+        st.ept[table * 512 + idx] = (MemoryVirtualization::kEptBase + next * 4096) | 7;  // R W X
         table = next;
       } else {
-        table = ((entry & kAddr) - VmmPagingState::kEptBase) / 4096;
+        table = ((entry & kAddr) - MemoryVirtualization::kEptBase) / 4096;
       }
     }
     const unsigned idx = static_cast<unsigned>((x.gpa >> 12) & 511);
     st.ept[table * 512 + idx] =
-        (VmmPagingState::kGuestRamHpa + (x.gpa & ~0xFFFull)) | 7 | (6u << 3);  // WB
+        (MemoryVirtualization::kGuestRamHpa + (x.gpa & ~0xFFFull)) | 7 | (6u << 3);  // WB
   }
   if (trace::EventSink* sink = cpu.sink()) {
     auto ev = make_event<trace::EptViolationEvent>(cpu, trace::EventType::kEptViolation);
@@ -178,13 +178,13 @@ struct Walker {
     uint64_t v = 0;
     if (ram) std::memcpy(&v, cpu.memory().data() + gpa, size);
     else v = 0;  // tables outside memory read as not present
-    if (by_vmm) ++cpu.vmm.stats.vmm_guest_refs;
-    else ++cpu.vmm.stats.guest_refs;
+    if (by_vmm) ++cpu.memvirt.stats.vmm_guest_refs;
+    else ++cpu.memvirt.stats.guest_refs;
     if (out.ntables < 4) out.tables[out.ntables++] = gpa >> 12;
     if (nested) {
       trace::NestedWalkRef r{};
       r.gpa = gpa;
-      r.hpa = ram ? VmmPagingState::kGuestRamHpa + gpa : hpa;
+      r.hpa = ram ? MemoryVirtualization::kGuestRamHpa + gpa : hpa;
       r.entry = v;
       r.kind = trace::NestedRefKind::kGuest;
       r.level = static_cast<uint8_t>(level);
@@ -402,7 +402,7 @@ uint64_t shadow_entry_value(const ShadowEntry& e) {
   return v;
 }
 
-void release_tables(VmmPagingState& st, const ShadowEntry& e) {
+void release_tables(MemoryVirtualization& st, const ShadowEntry& e) {
   for (unsigned i = 0; i < e.ntables; ++i) {
     auto it = st.pt_pages.find(e.tables[i]);
     if (it != st.pt_pages.end() && --it->second == 0) st.pt_pages.erase(it);
@@ -412,7 +412,7 @@ void release_tables(VmmPagingState& st, const ShadowEntry& e) {
 // Drops every shadow entry built from guest page-table page `page` (resynchronization after
 // the guest wrote it); returns how many.
 uint32_t drop_built_from(Cpu& cpu, uint64_t page) {
-  VmmPagingState& st = cpu.vmm;
+  MemoryVirtualization& st = cpu.memvirt;
   uint32_t n = 0;
   for (auto& [cr3, shadow] : st.shadows) {
     for (auto it = shadow.begin(); it != shadow.end();) {
@@ -434,7 +434,7 @@ uint32_t drop_built_from(Cpu& cpu, uint64_t page) {
 }
 
 uint64_t shadow_translate(Cpu& cpu, uint64_t linear, Access access, bool user, Tlb::Entry& te) {
-  VmmPagingState& st = cpu.vmm;
+  MemoryVirtualization& st = cpu.memvirt;
   const uint64_t vpn = linear >> 12;
   const uint8_t need = Tlb::need_bit(access, user);
   auto& shadow = st.shadows[cpu.s.cr3];
@@ -577,7 +577,7 @@ std::vector<std::pair<uint32_t, uint64_t>> PagingStats::exits_by_reason() const 
 
 uint64_t mmu_translate(Cpu& cpu, uint64_t linear, Access access, bool user) {
   CpuState& s = cpu.s;
-  const VmmPaging mode = cpu.vmm.mode;
+  const VmmPaging mode = cpu.memvirt.mode;
   if (!(s.cr0 & kCr0Pg) && mode != VmmPaging::kEpt) return linear;
   const uint64_t vpn = linear >> 12;
   Tlb& tlb = cpu.tlb;
@@ -588,7 +588,7 @@ uint64_t mmu_translate(Cpu& cpu, uint64_t linear, Access access, bool user) {
     return (e.pfn << 12) | (linear & 0xFFF);
   }
   ++tlb.misses;
-  ++cpu.vmm.stats.walks;
+  ++cpu.memvirt.stats.walks;
   if (mode == VmmPaging::kShadow) return shadow_translate(cpu, linear, access, user, e);
   if (mode == VmmPaging::kEpt) return ept_translate(cpu, linear, access, user, e);
   Walker w(cpu, linear, access, user);
@@ -599,8 +599,8 @@ uint64_t mmu_translate(Cpu& cpu, uint64_t linear, Access access, bool user) {
 
 void mmu_cr3_written(Cpu& cpu) {
   cpu.tlb.flush_non_global();
-  if (cpu.vmm.mode != VmmPaging::kShadow) return;
-  ++cpu.vmm.stats.cr3_exits;
+  if (cpu.memvirt.mode != VmmPaging::kShadow) return;
+  ++cpu.memvirt.stats.cr3_exits;
   emit_shadow(cpu, trace::ShadowAction::kCr3Write, cpu.s.cr3, Access::kRead, false, 0, 0, 0, 0,
               0);
 }
@@ -608,7 +608,7 @@ void mmu_cr3_written(Cpu& cpu) {
 void mmu_invlpg(Cpu& cpu, uint64_t linear) {
   const uint64_t vpn = linear >> 12;
   cpu.tlb.invalidate_page(vpn);
-  VmmPagingState& st = cpu.vmm;
+  MemoryVirtualization& st = cpu.memvirt;
   if (st.mode != VmmPaging::kShadow) return;
   ++st.stats.invlpg_exits;
   uint32_t dropped = 0;
@@ -634,7 +634,7 @@ void mmu_invlpg(Cpu& cpu, uint64_t linear) {
 
 void mmu_flush_all(Cpu& cpu) {
   cpu.tlb.flush();
-  VmmPagingState& st = cpu.vmm;
+  MemoryVirtualization& st = cpu.memvirt;
   if (st.mode != VmmPaging::kShadow) return;
   uint32_t n = 0;
   for (auto& [cr3, sh] : st.shadows) n += static_cast<uint32_t>(sh.size());
@@ -647,7 +647,7 @@ void mmu_flush_all(Cpu& cpu) {
 void mmu_flush_tlb(Cpu& cpu) { cpu.tlb.flush(); }
 
 void mmu_vmm_table_write(Cpu& cpu, uint64_t gpa) {
-  VmmPagingState& st = cpu.vmm;
+  MemoryVirtualization& st = cpu.memvirt;
   if (st.mode != VmmPaging::kShadow || !st.pt_pages.count(gpa >> 12)) return;
   ++st.stats.vmm_table_writes;
   uint64_t value = 0;
@@ -658,7 +658,7 @@ void mmu_vmm_table_write(Cpu& cpu, uint64_t gpa) {
 }
 
 void mmu_page_fault_delivered(Cpu& cpu, uint32_t error_code) {
-  VmmPagingState& st = cpu.vmm;
+  MemoryVirtualization& st = cpu.memvirt;
   ++st.stats.guest_page_faults;
   if (st.mode != VmmPaging::kShadow) return;
   ++st.stats.true_faults;

@@ -108,7 +108,7 @@ class Tlb {
 
 // PagingStats (the counters): sim/vmm_paging.hpp.
 
-// The VMM's memory-virtualization state (shadow tables, EPT). Owned by the Cpu.
+// The VMM's memory-virtualization state (shadow tables, EPT): Cpu::memvirt, below.
 struct ShadowEntry {
   uint64_t pfn = 0;        // guest-physical (= host-physical in this model) page
   uint8_t allow = 0;       // Tlb::kAllow* the shadow grants (guest_allow minus write on
@@ -120,7 +120,7 @@ struct ShadowEntry {
   uint64_t tables[4] = {};  // guest-physical pages of the guest tables it was built from
   uint64_t guest_leaf = 0;
 };
-struct VmmPagingState {
+struct MemoryVirtualization {
   VmmPaging mode = VmmPaging::kNative;
   // Shadow: one shadow table per guest CR3 (the VMM keeps the shadows of address spaces the
   // guest switches between), GVA page → entry; and how many shadow entries were built from

@@ -185,7 +185,7 @@ TEST_CASE("nested paging: 24 references per 4-level walk over the 4-level EPT",
       CHECK((w->ref[i].kind == trace::NestedRefKind::kGuest) == guest);
       if (!guest) CHECK(w->ref[i].level == 4 - (i % 5));
     }
-    CHECK(w->hpa == sim::VmmPagingState::kGuestRamHpa + w->gpa);
+    CHECK(w->hpa == sim::MemoryVirtualization::kGuestRamHpa + w->gpa);
   }
   CHECK(complete > 10);
   // Every EPT violation became a VM exit with reason 48 and a qualification.
