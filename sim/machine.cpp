@@ -125,6 +125,11 @@ SimMachine::SimMachine(const SimConfig& config)
   if (config.technique == virt::Technique::kBt) {
     bt_ = std::make_unique<bt::Cache>();
     bt_->lookup_events = config.bt_lookup_events;
+    if (config.bt_adaptive_threshold > bt::kBtMaxAdaptiveThreshold) {
+      throw std::invalid_argument("the adaptive threshold must be 1 to " +
+                                  std::to_string(bt::kBtMaxAdaptiveThreshold));
+    }
+    if (config.bt_adaptive_threshold != 0) bt_->adaptive_threshold = config.bt_adaptive_threshold;
   } else if (config.technique != virt::Technique::kEmulation) {
     monitor_ = std::make_unique<virt::Monitor>(config.technique, config.deprivilege);
   }
