@@ -11,6 +11,8 @@
 #include <iterator>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "sim/bt/counts.hpp"
 #include "sim/decode/decoder.hpp"
 #include "sim/decode/disasm.hpp"
@@ -24,12 +26,6 @@ uint64_t now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
 }
 
 Segment from_boot(const vmm::SegmentState& b) {
@@ -315,7 +311,7 @@ StepStatus SimMachine::step_slow() {
     if (st == decode::DecodeStatus::kInvalid) raise(vec::kUD);
     if (insn.op == Op::kUnsupported) {
       detail_ = "unsupported: " + decode::disassemble({bytes, insn.length}, mode, c.s.rip).text +
-                " at " + hex(c.s.rip);
+                fmt::format(" at {:#x}", c.s.rip);
       return StepStatus::kUnsupported;
     }
     code[0] = insn.length;
@@ -381,12 +377,12 @@ StepStatus SimMachine::recover(std::exception_ptr error, const uint8_t* fetched,
     const auto d = c.insn_bytes
                        ? decode::disassemble({c.insn_bytes, c.insn_len}, c.s.mode(), c.fault_rip)
                        : decode::disassemble({fetched, fetched ? n : 0}, c.s.mode(), c.fault_rip);
-    detail_ = "unsupported: " + d.text + " at " + hex(c.fault_rip) + " (" + u.what() + ")";
+    detail_ = fmt::format("unsupported: {} at {:#x} ({})", d.text, c.fault_rip, u.what());
     c.s.rip = c.fault_rip;
     return StepStatus::kUnsupported;
   } catch (const LimitReached& l) {
     limit_ = l.reason;
-    detail_ = std::string(trace::to_string(l.reason)) + " at " + hex(c.fault_rip);
+    detail_ = fmt::format("{} at {:#x}", trace::to_string(l.reason), c.fault_rip);
     c.s.rip = c.fault_rip;
     return StepStatus::kLimit;
   }

@@ -35,6 +35,8 @@
 #include <string>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "sim/interp/handlers.hpp"
 #include "sim/interp/protection.hpp"
 
@@ -45,11 +47,7 @@ namespace {
 
 constexpr uint16_t kSelectorMask = 0xFFFC;  // index + TI: the error-code form of a selector
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 bool canonical(uint64_t a) {
   return static_cast<uint64_t>(static_cast<int64_t>(a << 16) >> 16) == a;
