@@ -97,7 +97,7 @@ class SimBackend final : public Backend {
   explicit SimBackend(const Config& c)
       : machine_(sim::SimConfig{c.memory_bytes, c.mode, c.load_address, c.record_instructions,
                                 c.technique, c.deprivilege, c.paging, c.tlb_entries,
-                                c.bt_lookup_events}) {}
+                                c.bt_lookup_events, c.bt_adaptive_threshold}) {}
   const sim::bt::BtStats* bt_stats() override {
     return machine_.bt_cache() ? &machine_.bt_cache()->stats() : nullptr;
   }

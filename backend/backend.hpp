@@ -47,6 +47,7 @@ struct Config {
   sim::VmmPaging paging = sim::VmmPaging::kNative;
   unsigned tlb_entries = sim::kTlbDefaultEntries;
   bool bt_lookup_events = false;  // technique bt: an event per translation-cache lookup
+  uint32_t bt_adaptive_threshold = 0;  // technique bt: sim::SimConfig::bt_adaptive_threshold
 };
 
 // The simulator's memory-virtualization counters (sim/mmu.hpp), for `run --stats`.

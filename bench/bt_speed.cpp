@@ -36,6 +36,7 @@
 
 #include "backend/backend.hpp"
 #include "guests/catalog.hpp"
+#include "bench/command_line.hpp"
 #include "peers.hpp"
 #include "sim/bt/translator.hpp"
 
@@ -154,55 +155,38 @@ int run_peers(const Options& opt, double bt_wall, double bt_cpu) {
   return status;
 }
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: bt_speed [--rounds R] [--guest compute|kernelops] [--peer-rounds R]\n"
-               "                [--peer-seconds T] [--bochs PATH] [--qemu PATH] [--no-peers]\n"
-               "  --rounds R        rounds of each technique per guest (default 7)\n"
-               "  --guest G         one guest only (for profiling)\n"
-               "  --peer-rounds R   measurements of Bochs and QEMU-TCG on compute (default 3)\n"
-               "  --peer-seconds T  guest work per peer measurement (default 1.5)\n"
-               "  --bochs PATH      the Bochs executable (default: bochs from PATH)\n"
-               "  --qemu PATH       the QEMU executable (default: qemu-system-x86_64 from PATH)\n"
-               "  --no-peers        skip Bochs and QEMU-TCG\n");
+// The options (CLI11: --help prints them; a bad value is an error naming the option, exit 1).
+void add_options(CLI::App& app, Options& o) {
+  app.add_option("--rounds", o.rounds, "rounds of each technique per guest")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option_function<std::string>(
+         "--guest", [&o](const std::string& g) { o.names = {g}; },
+         "one guest only (for profiling): compute or kernelops")
+      ->check(CLI::IsMember({"compute", "kernelops"}));
+  app.add_option("--peer-rounds", o.peer_rounds, "measurements of Bochs and QEMU-TCG on compute")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--peer-seconds", o.peer_seconds, "guest work per peer measurement, seconds")
+      ->check(CLI::Range(0.05, 600.0))
+      ->capture_default_str();
+  app.add_option("--bochs", o.bochs, "the Bochs executable (default: bochs from PATH)");
+  app.add_option("--qemu", o.qemu,
+                 "the QEMU executable (default: qemu-system-x86_64 from PATH)");
+  app.add_flag("--no-peers", o.no_peers, "skip Bochs and QEMU-TCG");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Options opt;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
-    char* end = nullptr;
-    if (a == "--no-peers") {
-      opt.no_peers = true;
-    } else if (v != nullptr && a == "--rounds") {
-      opt.rounds = static_cast<int>(std::strtol(v, &end, 10));
-      if (*end != '\0' || opt.rounds < 1 || opt.rounds > 1000) return usage(), 1;
-      ++i;
-    } else if (v != nullptr && a == "--peer-rounds") {
-      opt.peer_rounds = static_cast<int>(std::strtol(v, &end, 10));
-      if (*end != '\0' || opt.peer_rounds < 1 || opt.peer_rounds > 1000) return usage(), 1;
-      ++i;
-    } else if (v != nullptr && a == "--peer-seconds") {
-      opt.peer_seconds = std::strtod(v, &end);
-      if (*end != '\0' || !(opt.peer_seconds >= 0.05 && opt.peer_seconds <= 600)) {
-        return usage(), 1;
-      }
-      ++i;
-    } else if (v != nullptr && (a == "--bochs" || a == "--qemu")) {
-      (a == "--bochs" ? opt.bochs : opt.qemu) = v;
-      ++i;
-    } else if (v != nullptr && a == "--guest" &&
-               (std::strcmp(v, "compute") == 0 || std::strcmp(v, "kernelops") == 0)) {
-      opt.names = {v};
-      ++i;
-    } else {
-      usage();
-      return 1;
-    }
-  }
+  CLI::App app{"bt_speed: binary translation (--technique bt) against the interpreter on "
+               "compute and kernelops, in the same run; Bochs and QEMU-TCG on compute for "
+               "information. Exit status 0 after a measurement, 1 for a usage error, 2 if bt and "
+               "the interpreter disagree.",
+               "bt_speed"};
+  add_options(app, opt);
+  if (const auto status = bench::parse_command_line(app, argc, argv)) return *status;
   const int rounds = opt.rounds;
   const std::vector<std::string>& names = opt.names;
   std::printf("bt_speed: interpreter (emulation) vs binary translation (bt), %d rounds, medians\n",

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "bench/command_line.hpp"
 #include "peers.hpp"
 
 namespace {
@@ -101,19 +102,6 @@ struct Options {
   std::string profile;  // "interp" or "bt": one run only
   uint32_t profile_n = 200;
 };
-
-void usage(std::FILE* out) {
-  std::fprintf(out,
-               "usage: engine_ratios [--rounds R] [--seconds T] [--guest compute|compute64]\n"
-               "                     [--bochs PATH] [--qemu PATH] [--no-peers]\n"
-               "       engine_ratios --profile interp|bt [--guest G] [--n N]\n"
-               "  --rounds R    rounds; each measures every machine once (default 5)\n"
-               "  --seconds T   guest work per measurement, t(N2) - t(N1) (default 1.0)\n"
-               "  --guest G     one workload only (default: both)\n"
-               "  --no-peers    trapscope's engines only\n"
-               "  --profile E   one run of engine E on G (default compute64) with N iterations\n"
-               "                (default 200): a workload for valgrind --tool=callgrind\n");
-}
 
 double load_average() {
   double l[1] = {-1};
@@ -280,56 +268,42 @@ int profile(const Options& opt) {
   return 0;
 }
 
-bool parse(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
-    char* end = nullptr;
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      std::exit(0);
-    } else if (a == "--no-peers") {
-      o->no_peers = true;
-    } else if (v != nullptr && a == "--rounds") {
-      o->rounds = static_cast<int>(std::strtol(v, &end, 10));
-      if (*end != '\0' || o->rounds < 1 || o->rounds > 1000) return false;
-      ++i;
-    } else if (v != nullptr && a == "--seconds") {
-      o->seconds = std::strtod(v, &end);
-      if (*end != '\0' || !(o->seconds >= 0.05 && o->seconds <= 600)) return false;
-      ++i;
-    } else if (v != nullptr && a == "--n") {
-      const unsigned long long n = std::strtoull(v, &end, 10);
-      if (*v == '-' || *end != '\0' || n == 0 || n > 0xFFFFFFFFull) return false;
-      o->profile_n = static_cast<uint32_t>(n);
-      ++i;
-    } else if (v != nullptr && a == "--guest" &&
-               (std::strcmp(v, "compute") == 0 || std::strcmp(v, "compute64") == 0)) {
-      o->workloads = {std::strcmp(v, "compute") == 0 ? &kCompute : &kCompute64};
-      ++i;
-    } else if (v != nullptr && a == "--profile" &&
-               (std::strcmp(v, "interp") == 0 || std::strcmp(v, "bt") == 0)) {
-      o->profile = v;
-      ++i;
-    } else if (v != nullptr && (a == "--bochs" || a == "--qemu")) {
-      (a == "--bochs" ? o->bochs : o->qemu) = v;
-      ++i;
-    } else {
-      std::fprintf(stderr, "engine_ratios: bad argument '%s'\n", argv[i]);
-      return false;
-    }
-  }
-  return true;
+// The options (CLI11: --help prints them; a bad value is an error naming the option, exit 1).
+void add_options(CLI::App& app, Options& o) {
+  app.add_option("--rounds", o.rounds, "rounds; each measures every machine once")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--seconds", o.seconds, "guest work per measurement, t(N2) - t(N1), seconds")
+      ->check(CLI::Range(0.05, 600.0))
+      ->capture_default_str();
+  app.add_option_function<std::string>(
+         "--guest",
+         [&o](const std::string& g) { o.workloads = {g == "compute" ? &kCompute : &kCompute64}; },
+         "one workload only, compute or compute64 (default: both)")
+      ->check(CLI::IsMember({"compute", "compute64"}));
+  app.add_option("--bochs", o.bochs, "the Bochs executable (default: bochs from PATH)");
+  app.add_option("--qemu", o.qemu, "the QEMU executable (default: qemu-system-x86_64 from PATH)");
+  app.add_flag("--no-peers", o.no_peers, "trapscope's engines only");
+  app.add_option("--profile", o.profile,
+                 "one run of this engine (interp or bt) on --guest (default compute64) with --n "
+                 "iterations: a workload for valgrind --tool=callgrind")
+      ->check(CLI::IsMember({"interp", "bt"}));
+  app.add_option("--n", o.profile_n, "iterations of the --profile run")
+      ->check(CLI::Range(uint32_t{1}, uint32_t{0xFFFFFFFF}))
+      ->capture_default_str();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Options opt;
-  if (!parse(argc, argv, &opt)) {
-    usage(stderr);
-    return 1;
-  }
+  CLI::App app{"engine_ratios: trapscope's interpreter and binary translation against Bochs and "
+               "QEMU-TCG on compute and compute64, ratios per round. Exit status 0 after a "
+               "measurement, 1 for a usage or set-up error, 2 if a machine printed a wrong "
+               "checksum or miscounted.",
+               "engine_ratios"};
+  add_options(app, opt);
+  if (const auto status = bench::parse_command_line(app, argc, argv)) return *status;
   try {
     if (!opt.profile.empty()) return profile(opt);
     std::printf("engine_ratios: interp and bt vs Bochs and QEMU-TCG, %d rounds, MIPS from "

@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/command_line.hpp"
 #include "trace/trace_file.hpp"
 #include "vmm/doctor.hpp"
 #include "vmm/machine.hpp"
@@ -238,43 +239,15 @@ struct Options {
   uint64_t rounds = kDefaultRounds;
 };
 
-void usage(std::FILE* out) {
-  std::fprintf(out,
-               "usage: exit_roundtrip [--exits N] [--rounds R]\n"
-               "  Measures VM exits per second of trapscope's run loop (tracing off, and on\n"
-               "  with every exit written to a trace file) against a minimal raw KVM_RUN loop,\n"
-               "  interleaved in the same run, and prints time-per-exit ratios.\n"
-               "  --exits N   VM exits per measurement (default: what the raw loop does in\n"
-               "              about %.2f s here)\n"
-               "  --rounds R  rounds of the three loops; medians are reported (default %llu)\n",
-               kMeasurementS, static_cast<unsigned long long>(kDefaultRounds));
-}
-
-bool parse_count(const char* text, uint64_t* out) {
-  if (text == nullptr || *text == '\0' || *text == '-') return false;
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v == 0) return false;
-  *out = v;
-  return true;
-}
-
-bool parse_args(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      std::exit(0);
-    }
-    uint64_t* target = a == "--exits" ? &o->exits : a == "--rounds" ? &o->rounds : nullptr;
-    if (target == nullptr || i + 1 >= argc || !parse_count(argv[i + 1], target)) {
-      std::fprintf(stderr, "exit_roundtrip: bad argument '%s'\n", argv[i]);
-      return false;
-    }
-    ++i;
-  }
-  return true;
+// The options (CLI11: --help prints them; a bad value is an error naming the option, exit 1).
+void add_options(CLI::App& app, Options& o) {
+  app.add_option("--exits", o.exits,
+                 "VM exits per measurement (default: what the raw loop does in about " +
+                     std::to_string(kMeasurementS).substr(0, 4) + " s here)")
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
+  app.add_option("--rounds", o.rounds, "rounds of the three loops; medians are reported")
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX))
+      ->capture_default_str();
 }
 
 std::string temp_trace_path() {
@@ -292,7 +265,7 @@ std::string temp_trace_path() {
   return buf.data();
 }
 
-// Removes the temporary trace file however bench() is left.
+// Removes the temporary trace file however run_bench() is left.
 struct FileRemover {
   std::string path;
   ~FileRemover() {
@@ -305,7 +278,7 @@ void print_verdict(const char* what, double ratio, double target) {
               ratio <= target ? "PASS" : "MISS");
 }
 
-int bench(Options opt) {
+int run_bench(Options opt) {
   const uint64_t bench_start = now_ns();
   const std::string module = vmm::host_kvm_module();
   double load[1] = {-1};
@@ -426,12 +399,15 @@ int bench(Options opt) {
 
 int main(int argc, char** argv) {
   Options opt;
-  if (!parse_args(argc, argv, &opt)) {
-    usage(stderr);
-    return 1;
-  }
+  CLI::App app{"exit_roundtrip: VM exits per second of trapscope's run loop (tracing off, and "
+               "on with every exit written to a trace file) against a minimal raw KVM_RUN loop, "
+               "interleaved in the same run; prints time-per-exit ratios. Exit status 0 after a "
+               "measurement, 1 for a usage or trace-file error, 2 if KVM cannot be used.",
+               "exit_roundtrip"};
+  add_options(app, opt);
+  if (const auto status = bench::parse_command_line(app, argc, argv)) return *status;
   try {
-    return bench(opt);
+    return run_bench(opt);
   } catch (const KvmUnusable& e) {
     std::fprintf(stderr, "exit_roundtrip: KVM is not usable here: %s\n", e.what());
     return 2;

@@ -57,6 +57,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "bench/command_line.hpp"
 #include "peers.hpp"
 #include "trace/recorder.hpp"
 
@@ -178,70 +179,28 @@ struct Options {
   uint32_t profile_n = 2000;  // its iteration count
 };
 
-void usage(std::FILE* out) {
-  std::fprintf(
-      out,
-      "usage: interp_mips [--rounds R] [--seconds T] [--bochs PATH] [--qemu PATH]\n"
-      "                   [--no-bochs] [--no-qemu] [--no-interp]\n"
-      "       interp_mips --profile off|on|reused [--n N]\n"
-      "  Measures trapscope's interpreter in MIPS (recording off, and every instruction\n"
-      "  recorded into a new trace::Recorder, and into one reused) on guests/compute.asm, and\n"
-      "  the same boot-sector image on Bochs and on QEMU (TCG) in the same run; prints ratios.\n"
-      "  --rounds R    interleaved rounds; medians are reported (default %llu)\n"
-      "  --seconds T   guest work per measurement, t(N2) - t(N1), per machine (default %.1f)\n"
-      "  --bochs PATH  the Bochs executable (default: bochs from PATH)\n"
-      "  --qemu PATH   the QEMU executable (default: qemu-system-x86_64 from PATH)\n"
-      "  --profile M   only one interpreter run, recording off, on (a new Recorder) or reused\n"
-      "                (a Recorder mapped by a first, untimed run), of N iterations (default\n"
-      "                2000): a workload for perf or valgrind --tool=callgrind\n",
-      static_cast<unsigned long long>(kDefaultRounds), kDefaultSeconds);
-}
-
-bool parse_args(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      std::exit(0);
-    } else if (a == "--no-bochs") {
-      o->no_bochs = true;
-    } else if (a == "--no-qemu") {
-      o->no_qemu = true;
-    } else if (a == "--no-interp") {
-      o->no_interp = true;
-    } else if (v != nullptr && a == "--profile" &&
-               (std::string(v) == "off" || std::string(v) == "on" ||
-                std::string(v) == "reused")) {
-      o->profile = v;
-      ++i;
-    } else if (v != nullptr && a == "--n") {
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v, &end, 10);
-      if (*v == '-' || *end != '\0' || n == 0 || n > 0xFFFFFFFFull) return false;
-      o->profile_n = static_cast<uint32_t>(n);
-      ++i;
-    } else if (v != nullptr && (a == "--bochs" || a == "--qemu")) {
-      (a == "--bochs" ? o->bochs : o->qemu) = v;
-      ++i;
-    } else if (v != nullptr && a == "--rounds") {
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v, &end, 10);
-      if (*v == '-' || *end != '\0' || n == 0 || n > 1000) return false;
-      o->rounds = n;
-      ++i;
-    } else if (v != nullptr && a == "--seconds") {
-      char* end = nullptr;
-      const double s = std::strtod(v, &end);
-      if (*end != '\0' || !(s >= 0.05 && s <= 600)) return false;
-      o->seconds = s;
-      ++i;
-    } else {
-      std::fprintf(stderr, "interp_mips: bad argument '%s'\n", argv[i]);
-      return false;
-    }
-  }
-  return true;
+// The options (CLI11: --help prints them; a bad value is an error naming the option, exit 1).
+void add_options(CLI::App& app, Options& o) {
+  app.add_option("--rounds", o.rounds, "interleaved rounds; medians are reported")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1000}))
+      ->capture_default_str();
+  app.add_option("--seconds", o.seconds,
+                 "guest work per measurement, t(N2) - t(N1), per machine, seconds")
+      ->check(CLI::Range(0.05, 600.0))
+      ->capture_default_str();
+  app.add_option("--bochs", o.bochs, "the Bochs executable (default: bochs from PATH)");
+  app.add_option("--qemu", o.qemu, "the QEMU executable (default: qemu-system-x86_64 from PATH)");
+  app.add_flag("--no-bochs", o.no_bochs, "skip Bochs");
+  app.add_flag("--no-qemu", o.no_qemu, "skip QEMU");
+  app.add_flag("--no-interp", o.no_interp, "skip trapscope's interpreter");
+  app.add_option("--profile", o.profile,
+                 "only one interpreter run, recording off, on (a new Recorder) or reused (a "
+                 "Recorder mapped by a first, untimed run), of --n iterations: a workload for "
+                 "perf or valgrind --tool=callgrind")
+      ->check(CLI::IsMember({"off", "on", "reused"}));
+  app.add_option("--n", o.profile_n, "iterations of the --profile run")
+      ->check(CLI::Range(uint32_t{1}, uint32_t{0xFFFFFFFF}))
+      ->capture_default_str();
 }
 
 std::string host_cpu() {
@@ -547,10 +506,14 @@ int run_bench(const Options& opt) {
 
 int main(int argc, char** argv) {
   Options opt;
-  if (!parse_args(argc, argv, &opt)) {
-    usage(stderr);
-    return 1;
-  }
+  CLI::App app{"interp_mips: trapscope's interpreter in MIPS (recording off, and every "
+               "instruction recorded into a new trace::Recorder, and into one reused) on "
+               "guests/compute.asm, and the same boot-sector image on Bochs and on QEMU (TCG) in "
+               "the same run; prints ratios. Exit status 0 after a measurement, 1 for a usage or "
+               "set-up error, 2 if a machine printed a wrong checksum.",
+               "interp_mips"};
+  add_options(app, opt);
+  if (const auto status = bench::parse_command_line(app, argc, argv)) return *status;
   try {
     return opt.profile.empty() ? run_bench(opt) : profile(opt);
   } catch (const std::exception& e) {

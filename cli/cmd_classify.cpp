@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "backend/backend.hpp"
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
@@ -72,16 +74,6 @@ bool parse_hex(const std::string& text, std::vector<uint8_t>* out, std::string* 
   return true;
 }
 
-std::string hex_bytes(const std::vector<uint8_t>& b) {
-  std::string s;
-  char buf[4];
-  for (uint8_t x : b) {
-    std::snprintf(buf, sizeof buf, "%02x", x);
-    s += buf;
-  }
-  return s;
-}
-
 std::string cpl_text(uint8_t cpls) {
   if (!cpls) return "-";
   std::string s;
@@ -95,8 +87,9 @@ void print_table(const std::vector<Row>& rows, bool with_cpl) {
   std::printf("%-18s %-24s %-32s %-11s %s%s\n", "address", "bytes", "disassembly", "class",
               with_cpl ? "cpl  " : "", "reason");
   for (const Row& r : rows) {
-    std::printf("0x%-16" PRIx64 " %-24s %-32s %-11s ", r.address, hex_bytes(r.bytes).c_str(),
-                r.ci.text.c_str(), std::string(x86::to_string(r.ci.c.cls)).c_str());
+    std::printf("0x%-16" PRIx64 " %-24s %-32s %-11s ", r.address,
+                fmt::format("{:02x}", fmt::join(r.bytes, "")).c_str(), r.ci.text.c_str(),
+                std::string(x86::to_string(r.ci.c.cls)).c_str());
     if (with_cpl) std::printf("%-4s ", cpl_text(r.cpls).c_str());
     std::printf("%s\n", std::string(r.ci.c.reason).c_str());
   }

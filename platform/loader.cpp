@@ -3,14 +3,10 @@
 #include <cstring>
 #include <string>
 
+#include <fmt/format.h>
+
 namespace trapscope::platform {
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 void put64(std::span<uint8_t> memory, uint64_t gpa, uint64_t value) {
   std::memcpy(memory.data() + gpa, &value, 8);
@@ -48,18 +44,19 @@ void load_image(std::span<uint8_t> memory, std::span<const uint8_t> image, uint6
                 BootMode mode) {
   if (image.empty()) throw LoadError("the guest image is empty");
   if (load >= memory.size() || image.size() > memory.size() - load) {
-    throw LoadError("the guest image (" + std::to_string(image.size()) + " bytes at " +
-                    hex(load) + ") does not fit in guest memory (" +
-                    std::to_string(memory.size()) + " bytes); use a larger --mem");
+    throw LoadError(fmt::format("the guest image ({} bytes at {:#x}) does not fit in guest "
+                                "memory ({} bytes); use a larger --mem",
+                                image.size(), load, memory.size()));
   }
   if (mode != BootMode::kReal && load < kBootTablesEnd) {
-    throw LoadError("load address " + hex(load) + " overlaps the VMM's GDT and page tables at " +
-                    hex(kGdtAddress) + "-" + hex(kBootTablesEnd - 1) + "; use --load " +
-                    hex(kBootTablesEnd) + " or higher");
+    throw LoadError(fmt::format("load address {:#x} overlaps the VMM's GDT and page tables at "
+                                "{:#x}-{:#x}; use --load {:#x} or higher",
+                                load, kGdtAddress, kBootTablesEnd - 1, kBootTablesEnd));
   }
   if (mode == BootMode::kReal && load >= 0x10000 && (load % 16 != 0 || load >= 0x100000)) {
-    throw LoadError("a real-mode load address at or above 64 KiB must be 16-byte aligned and "
-                    "below 1 MiB (got " + hex(load) + ")");
+    throw LoadError(fmt::format("a real-mode load address at or above 64 KiB must be 16-byte "
+                                "aligned and below 1 MiB (got {:#x})",
+                                load));
   }
   if (mode != BootMode::kReal && load + image.size() > (4ull << 30)) {
     throw LoadError("the guest image must lie below 4 GiB");
@@ -91,9 +88,9 @@ BootState prepare_boot(std::span<uint8_t> memory, BootMode mode, uint64_t entry)
   // too, but prepare_boot is also called on its own).
   const uint64_t tables_end = long_mode ? kBootTablesEnd : kGdtAddress + 3 * 8;
   if (memory.size() < tables_end) {
-    throw LoadError("guest memory (" + std::to_string(memory.size()) +
-                    " bytes) cannot hold the VMM's GDT and page tables (up to " +
-                    hex(tables_end) + ")");
+    throw LoadError(fmt::format("guest memory ({} bytes) cannot hold the VMM's GDT and page "
+                                "tables (up to {:#x})",
+                                memory.size(), tables_end));
   }
   // GDT: null, 0x08 code, 0x10 data.
   put64(memory, kGdtAddress + 0, 0);

@@ -11,6 +11,8 @@
 #include <iterator>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "sim/bt/counts.hpp"
 #include "x86/decoder.hpp"
 #include "x86/disasm.hpp"
@@ -26,10 +28,6 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
 }
 
 std::string describe(const CpuState& s) {
@@ -110,6 +108,11 @@ SimMachine::SimMachine(const SimConfig& config)
   if (config.technique == virt::Technique::kBt) {
     bt_ = std::make_unique<bt::Cache>();
     bt_->lookup_events = config.bt_lookup_events;
+    if (config.bt_adaptive_threshold > bt::kBtMaxAdaptiveThreshold) {
+      throw std::invalid_argument("the adaptive threshold must be 1 to " +
+                                  std::to_string(bt::kBtMaxAdaptiveThreshold));
+    }
+    if (config.bt_adaptive_threshold != 0) bt_->adaptive_threshold = config.bt_adaptive_threshold;
   } else if (config.technique != virt::Technique::kEmulation) {
     monitor_ = std::make_unique<virt::Monitor>(config.technique, config.deprivilege);
   }
@@ -295,7 +298,7 @@ StepStatus SimMachine::step_slow() {
     if (st == x86::DecodeStatus::kInvalid) raise(vec::kUD);
     if (insn.op == Op::kUnsupported) {
       detail_ = "unsupported: " + x86::disassemble({bytes, insn.length}, mode, c.s.rip).text +
-                " at " + hex(c.s.rip);
+                fmt::format(" at {:#x}", c.s.rip);
       return StepStatus::kUnsupported;
     }
     code[0] = insn.length;
@@ -361,12 +364,12 @@ StepStatus SimMachine::recover(std::exception_ptr error, const uint8_t* fetched,
     const auto d = c.insn_bytes
                        ? x86::disassemble({c.insn_bytes, c.insn_len}, c.s.mode(), c.fault_rip)
                        : x86::disassemble({fetched, fetched ? n : 0}, c.s.mode(), c.fault_rip);
-    detail_ = "unsupported: " + d.text + " at " + hex(c.fault_rip) + " (" + u.what() + ")";
+    detail_ = fmt::format("unsupported: {} at {:#x} ({})", d.text, c.fault_rip, u.what());
     c.s.rip = c.fault_rip;
     return StepStatus::kUnsupported;
   } catch (const LimitReached& l) {
     limit_ = l.reason;
-    detail_ = std::string(trace::to_string(l.reason)) + " at " + hex(c.fault_rip);
+    detail_ = fmt::format("{} at {:#x}", trace::to_string(l.reason), c.fault_rip);
     c.s.rip = c.fault_rip;
     return StepStatus::kLimit;
   }

@@ -35,6 +35,9 @@ struct SimConfig {
   VmmPaging paging = VmmPaging::kNative;     // how the VMM virtualizes memory (sim/mmu.hpp)
   unsigned tlb_entries = Tlb::kDefaultEntries;  // a power of two, 1 … Tlb::kMaxEntries
   bool bt_lookup_events = false;  // bt: a kBtLookup event per translation-cache lookup
+  // bt: traps before an instruction is retranslated into a callout, 1..255 (0: the translator's
+  // kBtAdaptiveThreshold; other values are for tests: the view must follow the translator).
+  uint32_t bt_adaptive_threshold = 0;
 };
 
 struct SimLimits {

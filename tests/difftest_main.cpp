@@ -15,9 +15,12 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "tests/difftest/harness.hpp"
 
@@ -36,26 +39,6 @@ struct Options {
   bool fail_on_unsupported = false;
   GenOptions gen;
 };
-
-void usage() {
-  std::puts(
-      "usage: difftest [--count N] [--seed S] [--first I] [--only I] [--length L] [--jobs J]\n"
-      "                [--show K] [--no-faults] [--no-branches] [--popf-ac] [--if0]\n"
-      "                [--fail-on-unsupported] [--verbose] [--list I]\n"
-      "  --count N     programs to run (default 100000)\n"
-      "  --seed S      the stream of programs (default 1)\n"
-      "  --first I     first program index (default 0)\n"
-      "  --only I      run only program I and print its report\n"
-      "  --list I      print program I (no run)\n"
-      "  --length L    templates per program (default 24)\n"
-      "  --jobs J      worker threads, each with its own KVM VM and simulator (default: cores)\n"
-      "  --show K      divergences to print in full (default 3)\n"
-      "  --no-faults   guard every div/idiv (no #DE)\n"
-      "  --no-branches no jcc/jmp\n"
-      "  --popf-ac     let popfq toggle RFLAGS.AC\n"
-      "  --if0         run with RFLAGS.IF = 0 (this host's pushfq then leaks the real IF = 1)\n"
-      "  --fail-on-unsupported  exit 1 if the simulator could not run a program");
-}
 
 struct Tally {
   uint64_t by_verdict[5] = {};
@@ -80,53 +63,45 @@ struct Tally {
   }
 };
 
-bool parse_u64(const char* s, uint64_t* out) {
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(s, &end, 0);
-  if (errno || end == s || *end) return false;
-  *out = v;
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   Options o;
-  bool list = false;
-  uint64_t list_index = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](uint64_t* out) {
-      if (i + 1 >= argc || !parse_u64(argv[++i], out)) {
-        std::fprintf(stderr, "difftest: %s needs a number\n", a.c_str());
-        std::exit(2);
-      }
-    };
-    uint64_t v = 0;
-    if (a == "--count") { value(&o.count); }
-    else if (a == "--seed") { value(&o.seed); }
-    else if (a == "--first") { value(&o.first); }
-    else if (a == "--only") { value(&o.first); o.only = true; o.count = 1; }
-    else if (a == "--list") { value(&list_index); list = true; }
-    else if (a == "--length") { value(&v); o.gen.length = static_cast<unsigned>(v); }
-    else if (a == "--jobs") { value(&v); o.jobs = static_cast<unsigned>(v); }
-    else if (a == "--show") { value(&v); o.show = static_cast<unsigned>(v); }
-    else if (a == "--no-faults") { o.gen.allow_faults = false; }
-    else if (a == "--no-branches") { o.gen.branches = false; }
-    else if (a == "--popf-ac") { o.gen.popf_ac = true; }
-    else if (a == "--if0") { o.gen.start_if = false; }
-    else if (a == "--fail-on-unsupported") { o.fail_on_unsupported = true; }
-    else if (a == "--verbose") { o.verbose = true; }
-    else if (a == "--help" || a == "-h") { usage(); return 0; }
-    else {
-      std::fprintf(stderr, "difftest: unknown argument %s\n", a.c_str());
-      usage();
-      return 2;
-    }
+  std::optional<uint64_t> only, list;
+  // CLI11: --help prints the options; a bad value is an error naming the option (exit 2).
+  CLI::App app{"difftest: the random-program differential tester (simulator vs. this host's "
+               "KVM). Exit status: 0 no divergence (and KVM ran every program), 1 divergences or "
+               "KVM problems, 2 bad arguments or KVM not usable.",
+               "difftest"};
+  app.add_option("--count", o.count, "programs to run")->capture_default_str();
+  app.add_option("--seed", o.seed, "the stream of programs")->capture_default_str();
+  app.add_option("--first", o.first, "first program index")->capture_default_str();
+  app.add_option("--only", only, "run only program I and print its report");
+  app.add_option("--list", list, "print program I (no run)");
+  app.add_option("--length", o.gen.length, "templates per program")->capture_default_str();
+  app.add_option("--jobs", o.jobs,
+                 "worker threads, each with its own KVM VM and simulator (default: cores)");
+  app.add_option("--show", o.show, "divergences to print in full")->capture_default_str();
+  app.add_flag("--no-faults{false}", o.gen.allow_faults, "guard every div/idiv (no #DE)");
+  app.add_flag("--no-branches{false}", o.gen.branches, "no jcc/jmp");
+  app.add_flag("--popf-ac", o.gen.popf_ac, "let popfq toggle RFLAGS.AC");
+  app.add_flag("--if0{false}", o.gen.start_if,
+               "run with RFLAGS.IF = 0 (this host's pushfq then leaks the real IF = 1)");
+  app.add_flag("--fail-on-unsupported", o.fail_on_unsupported,
+               "exit 1 if the simulator could not run a program");
+  app.add_flag("--verbose", o.verbose, "print every program's verdict");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (only) {
+    o.first = *only;
+    o.only = true;
+    o.count = 1;
   }
   if (list) {
-    std::fputs(describe(generate(o.seed, list_index, o.gen)).c_str(), stdout);
+    std::fputs(describe(generate(o.seed, *list, o.gen)).c_str(), stdout);
     return 0;
   }
   std::string why;

@@ -1,8 +1,10 @@
-// The translation-cache panel's model (visualizer/core/tcache.hpp), fed with the events of real
+// The translation-cache panel's view model (visualizer/core/tcache_view.hpp), fed with the events
+// of real
 // binary-translation runs: smc (self-modifying code: invalidations, retranslations, an adaptive
 // callout) and kernelops (callouts, in-cache emulation, chains, a hot loop). What the model
 // derives from the events is checked against the translation cache's own counters
-// (Backend::bt_stats()).
+// (Backend::bt_stats()), and what it shows per unit against the translator's own record
+// (sim::bt::Cache::units()).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include "backend/backend.hpp"
 #include "guests/catalog.hpp"
 #include "sim/bt/translator.hpp"
+#include "sim/machine.hpp"
 #include "trace/recorder.hpp"
 #include "visualizer/core/model.hpp"
 #include "visualizer/core/state_dump.hpp"
@@ -61,7 +64,7 @@ size_t count(const trace::Recorder& r, EventType t) {
 }
 
 // What the model derived from the events equals the translation cache's own counters.
-void check_counts(const TranslationCache& tc, const sim::bt::BtStats& stats) {
+void check_counts(const TranslationCacheView& tc, const sim::bt::BtStats& stats) {
   const TcTotals& t = tc.totals();
   CHECK(t.translations == stats.translations);
   CHECK(t.translated_insns == stats.translated_insns);
@@ -74,7 +77,7 @@ void check_counts(const TranslationCache& tc, const sim::bt::BtStats& stats) {
 }
 
 // Every edge shows up as a successor of its source block and a predecessor of its target.
-void check_edges(const TranslationCache& tc) {
+void check_edges(const TranslationCacheView& tc) {
   for (const TcEdge& e : tc.edges()) {
     const uint32_t from = tc.units()[e.from].block, to = tc.units()[e.to].block;
     const auto succ = tc.successors(from);
@@ -93,7 +96,7 @@ TEST_CASE("tcache model: kernelops under bt, counts match the translation cache'
   const BtRun run = run_bt("kernelops");
   Model m;
   feed(m, run.events);
-  const TranslationCache& tc = m.tcache();
+  const TranslationCacheView& tc = m.tcache();
   const TcTotals& t = tc.totals();
 
   check_counts(tc, run.stats);
@@ -158,7 +161,7 @@ TEST_CASE("tcache model: smc under bt, invalidations drop units and retranslate 
   const BtRun run = run_bt("smc");
   Model m;
   feed(m, run.events);
-  const TranslationCache& tc = m.tcache();
+  const TranslationCacheView& tc = m.tcache();
   const TcTotals& t = tc.totals();
   check_counts(tc, run.stats);
   CHECK(tc.invalidations().size() == count(run.events, EventType::kBtInvalidate));
@@ -209,7 +212,7 @@ TEST_CASE("tcache model: truncation rebuilds exactly what the remaining events s
   feed(part, run.events, half);
   whole.tcache().select(whole.tcache().block_at(0x8000));
   whole.truncate(half);
-  const TranslationCache &a = whole.tcache(), &b = part.tcache();
+  const TranslationCacheView &a = whole.tcache(), &b = part.tcache();
   CHECK(a.units().size() == b.units().size());
   CHECK(a.blocks().size() == b.blocks().size());
   CHECK(a.edges().size() == b.edges().size());
@@ -233,4 +236,65 @@ TEST_CASE("tcache model: a run without binary translation has no translation cac
   CHECK(m.tcache().empty());
   CHECK(count(run.events, EventType::kBtCounts) == 0);
   CHECK(dump_tcache(m)["selected"].is_null());
+}
+
+// The view shows the translator's record, not a decision of its own: for every unit the
+// translator holds at the end of smc, the view's lines have the RIPs, kinds and reasons the
+// translator recorded, and the unit its traps and adaptive threshold. The threshold is the
+// translator's setting (sim::SimConfig::bt_adaptive_threshold): with 2 or 7 the view says 2 or
+// 7 (it said "4 times" whatever the translator used).
+TEST_CASE("tcache view: shows what the translator recorded, whatever its adaptive threshold",
+          "[gui][tcache][bt]") {
+  const auto g = guests::find("smc");
+  REQUIRE(g);
+  for (const uint32_t setting : {0u, 2u, 7u}) {
+    const uint32_t threshold = setting ? setting : sim::bt::kBtAdaptiveThreshold;
+    INFO("adaptive threshold " << threshold);
+    sim::SimConfig cfg;
+    cfg.mode = *platform::parse_boot_mode(std::string(g->mode));
+    cfg.technique = virt::Technique::kBt;
+    cfg.bt_adaptive_threshold = setting;
+    sim::SimMachine machine(cfg);
+    machine.load(g->image);
+    trace::Recorder events;
+    sim::SimLimits limits;
+    limits.timeout_s = 30.0;
+    CHECK(machine.run(limits, &events).reason == trace::RunEndReason::kGuestExit);
+    const sim::bt::Cache& cache = *machine.bt_cache();
+    REQUIRE(cache.adaptive_threshold == threshold);
+    CHECK(cache.stats().adaptive > 0);
+
+    Model m;
+    feed(m, events);
+    const TranslationCacheView& tc = m.tcache();
+    size_t compared = 0;
+    for (const auto& u : cache.units()) {
+      const auto vi = tc.unit_by_id(u->id);
+      REQUIRE(vi);
+      const TcUnit& v = tc.units()[*vi];
+      CHECK(v.adaptive_threshold == threshold);
+      CHECK(v.traps == u->traps);
+      const auto lines = tc.lines(*vi, m.events());
+      REQUIRE(lines.size() == u->code.size());
+      for (size_t k = 0; k < lines.size(); ++k) {
+        const sim::bt::TransInsn& t = u->code[k];
+        CHECK(lines[k].rip == t.rip);
+        CHECK(lines[k].kind == t.kind);
+        CHECK_THAT(lines[k].why, Catch::Contains(std::string(t.reason)));
+        ++compared;
+      }
+    }
+    CHECK(compared > 0);
+    // Every adaptive callout the view shows names the translator's threshold; some unit trapped.
+    size_t adaptive = 0;
+    for (uint32_t u = 0; u < tc.units().size(); ++u) {
+      for (const TcLine& l : tc.lines(u, m.events())) {
+        if (l.kind != trace::BtKind::kAdaptive) continue;
+        ++adaptive;
+        CHECK_THAT(l.why, Catch::Contains("threshold: " + std::to_string(threshold) + " traps"));
+      }
+    }
+    CHECK(adaptive > 0);
+    CHECK(tc.totals().traps >= threshold);
+  }
 }

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "sim/cpu.hpp"
 #include "x86/decoder.hpp"
 #include "sim/interp/handlers.hpp"
@@ -46,21 +48,7 @@ using x86::kR8, x86::kR9;
 
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
-
-std::string hex_bytes(const Bytes& b) {
-  std::string s;
-  char buf[4];
-  for (uint8_t x : b) {
-    std::snprintf(buf, sizeof buf, "%02x ", x);
-    s += buf;
-  }
-  return s;
-}
+std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 Bytes cat(std::initializer_list<Bytes> parts) {
   Bytes out;
@@ -545,7 +533,8 @@ void differential(const std::vector<Snippet>& snippets, unsigned rounds, uint64_
       if (!diff.empty() && ++mismatches <= report) {
         std::string inputs;
         for (int i : {0, 1, 2, 3, 6, 7}) inputs += " r" + std::to_string(i) + "=" + hex(in.r[i]);
-        FAIL_CHECK(sn.name << " [" << hex_bytes(sn.code) << "] in:" << inputs << " rflags="
+        FAIL_CHECK(sn.name << " [" << fmt::format("{:02x} ", fmt::join(sn.code, " "))
+                           << "] in:" << inputs << " rflags="
                            << hex(in.rflags) << " →" << diff);
       }
     }

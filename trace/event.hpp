@@ -453,7 +453,10 @@ struct BtTranslateEvent {
   uint8_t kind[kBtMaxUnitInsns];  // each instruction's BtKind
   uint8_t code[kBtMaxUnitBytes];  // the guest bytes translated, [0, guest_bytes) (0 past it):
                                   //   what the code was when translated, even if written since
-  uint8_t pad[4];                 // every record size is a multiple of 8, so records stored
+  uint8_t adaptive_threshold;     // traps after which the translator retranslates an instruction
+                                  //   into a callout (sim/bt/translator.hpp); 0: not recorded
+                                  //   (a trace written before it was)
+  uint8_t pad[3];                 // every record size is a multiple of 8, so records stored
                                   //   back to back keep their 8-byte fields aligned
 };
 static_assert(sizeof(BtTranslateEvent) == 72 + 180 + 4);
@@ -503,7 +506,8 @@ static_assert(sizeof(BtCalloutEvent) == 56);
 struct BtCountsEvent {
   EventHeader header;
   uint32_t unit;
-  uint32_t pad;
+  uint32_t traps;         // faults raised and code-page writes made by its instructions (the
+                          //   adaptive retranslation counts them; 0 in traces written before)
   uint64_t executions;    // times the unit was entered (by chain or by lookup)
   uint64_t instructions;  // guest instructions executed from it (< executions × count when a
                           //   run, a fault or an exit stopped it part-way)

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <mutex>
 
+#include <fmt/format.h>
+
 #include "x86/address.hpp"
 #include "x86/decoder.hpp"
 #include "x86/disasm.hpp"
@@ -111,12 +113,6 @@ uint8_t read_insn(const GuestMemory& mem, const kvm_sregs& s, uint64_t linear, u
 uint64_t linear_rip(const kvm_sregs& s, uint64_t rip, trace::CpuMode mode) {
   if (mode == trace::CpuMode::kLong64) return rip;
   return (s.cs.base + rip) & 0xFFFFFFFFull;
-}
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
 }
 
 }  // namespace
@@ -542,15 +538,11 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
         n = read_insn(memory_, res.sregs, linear_rip(res.sregs, res.regs.rip, mode), bytes);
       }
       const auto d = x86::disassemble({bytes, n}, mode, res.regs.rip);
-      std::string hexbytes;
-      for (uint8_t i = 0; i < (d.ok ? d.length : n); ++i) {
-        char b[4];
-        std::snprintf(b, sizeof b, "%02x", bytes[i]);
-        hexbytes += b;
-      }
+      const std::span<const uint8_t> shown(bytes, d.ok ? d.length : n);
       res.detail = (res.reason == RunEndReason::kEmulationFailure
-                        ? "KVM could not emulate the instruction at rip=" + hex(res.regs.rip) +
-                              ": " + d.text + " [" + hexbytes + "]"
+                        ? fmt::format("KVM could not emulate the instruction at rip={:#x}: {} "
+                                      "[{:02x}]",
+                                      res.regs.rip, d.text, fmt::join(shown, ""))
                         : "KVM internal error, suberror " + std::to_string(failure.suberror)) +
                    "\n" + describe_state(res.regs, res.sregs);
       break;

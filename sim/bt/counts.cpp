@@ -3,11 +3,13 @@
 namespace trapscope::sim::bt {
 
 bool report_counts(Unit& u, Cpu& cpu, trace::EventSink& sink) {
-  if (u.executions == u.reported_executions && u.instructions == u.reported_instructions) {
+  if (u.executions == u.reported_executions && u.instructions == u.reported_instructions &&
+      u.traps == u.reported_traps) {
     return false;
   }
   u.reported_executions = u.executions;
   u.reported_instructions = u.instructions;
+  u.reported_traps = u.traps;
   trace::BtCountsEvent e{};
   e.header = trace::make_header<trace::BtCountsEvent>(trace::EventType::kBtCounts);
   e.header.seq = cpu.next_seq();
@@ -18,6 +20,7 @@ bool report_counts(Unit& u, Cpu& cpu, trace::EventSink& sink) {
   e.unit = u.id;
   e.executions = u.executions;
   e.instructions = u.instructions;
+  e.traps = u.traps;
   sink.on_event(e.header);
   return true;
 }

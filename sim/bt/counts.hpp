@@ -13,8 +13,8 @@
 //   - Cache::free_retired() and a capacity flush call report_counts() for each unit just before
 //     it is freed (translator.hpp [SECTION] Freeing invalidated units), so a freed unit's last
 //     counts are in the stream too.
-// Each event carries the unit's cumulative counters, once per unit whose counters changed since
-// its last event (Unit::reported_executions, reported_instructions).
+// Each event carries the unit's cumulative counters (executions, instructions, traps), once per
+// unit whose counters changed since its last event (Unit::reported_executions, …).
 #pragma once
 
 #include <cstddef>

@@ -96,6 +96,26 @@ bool is_control_flow(Op op) {
   }
 }
 
+std::string_view kind_reason(BtKind kind) {
+  switch (kind) {
+    case BtKind::kPcRelative:
+      return "PC-relative addressing: the operand depends on where the code runs, and the "
+             "translated code runs elsewhere, so it is rewritten to an absolute address";
+    case BtKind::kDirectBranch:
+      return "direct control flow: both possible next RIPs are known at translation time; "
+             "each exit is patched to its successor unit once it exists";
+    case BtKind::kIndirectBranch:
+      return "indirect control flow: the target is known only when it runs, so the exit "
+             "looks it up in the translation cache's hash table";
+    case BtKind::kAdaptive:
+      return "adaptive: it trapped (a fault, or a write to a page holding translated code) as "
+             "often as the adaptive threshold, so its unit was retranslated with it as a callout";
+    case BtKind::kIdent: case BtKind::kInCache: case BtKind::kCallout: case BtKind::kMax:
+      break;
+  }
+  return "";
+}
+
 BtKind translate_insn(Instruction& insn, std::span<const uint8_t> bytes, uint64_t next_rip,
                       std::string_view* reason) {
   const x86::Classification c = x86::classify(insn, bytes);
@@ -104,11 +124,11 @@ BtKind translate_insn(Instruction& insn, std::span<const uint8_t> bytes, uint64_
     return in_cache(insn) ? BtKind::kInCache : BtKind::kCallout;
   }
   if (is_direct(insn)) {
-    *reason = "direct control flow: exits re-targeted to the translated successors";
+    *reason = kind_reason(BtKind::kDirectBranch);
     return BtKind::kDirectBranch;
   }
   if (is_control_flow(insn.op)) {
-    *reason = "indirect control flow: the target is looked up in the translation cache";
+    *reason = kind_reason(BtKind::kIndirectBranch);
     return BtKind::kIndirectBranch;
   }
   for (unsigned i = 0; i < insn.operand_count; ++i) {
@@ -118,7 +138,7 @@ BtKind translate_insn(Instruction& insn, std::span<const uint8_t> bytes, uint64_
       // made at translation time.
       op.base = kNoReg;
       op.disp = static_cast<int64_t>(next_rip + static_cast<uint64_t>(op.disp));
-      *reason = "PC-relative addressing: rewritten to an absolute address";
+      *reason = kind_reason(BtKind::kPcRelative);
       return BtKind::kPcRelative;
     }
   }
@@ -391,7 +411,7 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
     t.kind = translate_insn(t.insn, {bytes, t.insn.length}, next, &t.reason);
     if (adaptive_.count(at)) {
       t.kind = BtKind::kAdaptive;
-      t.reason = "adaptive: trapped often, retranslated into a callout";
+      t.reason = kind_reason(BtKind::kAdaptive);
     }
     t.handler = select_handler(t.insn);
     const BtKind kind = t.kind;
@@ -445,6 +465,7 @@ Unit* Cache::translate(Cpu& cpu, uint64_t rip, uint64_t cs_base, uint64_t pa,
     e.guest_bytes = raw->guest_bytes;
     e.count = static_cast<uint8_t>(raw->code.size());
     e.generation = static_cast<uint8_t>(std::min<uint32_t>(times, 255));
+    e.adaptive_threshold = static_cast<uint8_t>(adaptive_threshold);
     for (size_t i = 0, at = 0; i < raw->code.size(); at += e.len[i], ++i) {
       e.len[i] = raw->code[i].insn.length;
       e.kind[i] = static_cast<uint8_t>(raw->code[i].kind);
@@ -464,11 +485,12 @@ bool Cache::note_trap(Cpu& cpu, Unit& u, size_t i) {
   TransInsn& t = u.code[i];
   if (t.kind == BtKind::kAdaptive || t.kind == BtKind::kCallout) return false;
   ++t.traps;
+  ++u.traps;
   // Counted by guest-physical address: the unit itself may be dropped and retranslated (a
   // write to its own page) between two traps.
   uint64_t at = u.pa;
   for (size_t k = 0; k < i; ++k) at += u.code[k].insn.length;
-  if (++trap_counts_[at] < kBtAdaptiveThreshold) return false;
+  if (++trap_counts_[at] < adaptive_threshold) return false;
   adaptive_[at] = true;
   ++stats_.adaptive;
   // Drop the unit (only it: the page was not written) so that the next lookup retranslates.

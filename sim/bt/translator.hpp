@@ -61,8 +61,20 @@
 //   Adaptive retranslation: an instruction that traps (raises a fault, or writes a page that
 //     holds translated code, which VMware detects with a write-protection trace, or under
 //     shadow paging a write-protected guest page table: Cpu::code_writes) is counted;
-//     after kBtAdaptiveThreshold traps its unit is retranslated with the instruction turned
-//     into a callout (BtKind::kAdaptive), as Adams & Agesen describe for page-table writes.
+//     after Cache::adaptive_threshold traps (kBtAdaptiveThreshold unless a test sets another)
+//     its unit is retranslated with the instruction turned into a callout (BtKind::kAdaptive),
+//     as Adams & Agesen describe for page-table writes.
+//
+// [SECTION] What the translator records (for the translation-cache view)
+//   What it decided for a unit goes out in the events, so that the view (visualizer/core/
+//   tcache_view.hpp) shows the translator's record, live or from a trace, and decides nothing
+//   itself: BtTranslateEvent carries each instruction's bytes and BtKind and the adaptive
+//   threshold in force; BtCalloutEvent each callout; BtCountsEvent the unit's executions,
+//   instructions and traps (faults and code-page writes of its instructions). The sentence
+//   for a kind is kind_reason() (kind_reason.hpp); for a sensitive instruction (in-cache,
+//   callout) it is the classifier's sentence for its bytes (x86/classify.hpp), which the
+//   fixed-size event cannot hold: the view looks that sentence up for the recorded bytes, as
+//   it disassembles them, and shows the kind the translator recorded.
 //
 // [SECTION] Freeing invalidated units (Cache::retire, Cache::free_retired)
 //   An invalidated unit (its page was written, an adaptive retranslation) is RETIRED at once
@@ -198,6 +210,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sim/bt/kind_reason.hpp"
 #include "sim/bt/microops.hpp"
 #include "sim/cpu.hpp"
 #include "sim/arch.hpp"
@@ -209,8 +222,10 @@ namespace trapscope::sim::bt {
 using trace::BtKind;
 using trace::kBtMaxUnitInsns;
 
-// Traps before an instruction is retranslated into a callout.
+// Traps before an instruction is retranslated into a callout (Cache::adaptive_threshold's
+// default; 1..kBtMaxAdaptiveThreshold, the range BtTranslateEvent::adaptive_threshold holds).
 inline constexpr uint32_t kBtAdaptiveThreshold = 4;
+inline constexpr uint32_t kBtMaxAdaptiveThreshold = 255;
 // Units kept before the whole cache is flushed (VMware also flushed a full cache).
 inline constexpr size_t kBtMaxUnits = 1u << 16;
 // Retired (invalidated) units held before Cache::collect() frees them, at least ([SECTION]
@@ -266,9 +281,11 @@ struct Unit {
   uint64_t executions = 0;
   uint64_t instructions = 0;   // guest instructions executed from this unit
   uint32_t translations = 1;   // times this address was translated (1 + retranslations)
+  uint32_t traps = 0;          // traps counted by note_trap (the sum of its TransInsn::traps)
   // The counters in its last kBtCounts event (counts.hpp): a resumed unit ([SECTION] Resuming a
   // unit) retires instructions without a new execution.
   uint64_t reported_executions = 0, reported_instructions = 0;
+  uint32_t reported_traps = 0;
 };
 
 struct BtStats {
@@ -297,6 +314,7 @@ struct BtStats {
 // `next_rip`: the RIP after it. Returns the kind and rewrites `insn` where the kind says so.
 BtKind translate_insn(Instruction& insn, std::span<const uint8_t> bytes, uint64_t next_rip,
                       std::string_view* reason);
+
 bool is_control_flow(Op op);
 
 class Cache {
@@ -360,6 +378,10 @@ class Cache {
   // Host bytes the units hold (the Unit objects and their code and micro-op arrays).
   size_t bytes() const;
   bool lookup_events = false;  // emit a kBtLookup event per lookup (SimConfig::bt_lookup_events)
+  // Traps after which an instruction is retranslated into a callout ([SECTION] Chaining,
+  // coherence, adaptation; SimConfig::bt_adaptive_threshold), 1..kBtMaxAdaptiveThreshold;
+  // recorded in every BtTranslateEvent.
+  uint32_t adaptive_threshold = kBtAdaptiveThreshold;
 
  private:
   struct Key {

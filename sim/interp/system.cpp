@@ -15,6 +15,8 @@
 //   Vol. 4       table 2-2 (the MSRs modelled)
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "sim/interp/handlers.hpp"
 #include "sim/processor/processor.hpp"
 

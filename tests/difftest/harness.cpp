@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include <fmt/format.h>
+
 namespace trapscope::difftest {
 namespace {
 
@@ -18,11 +20,7 @@ constexpr uint64_t kMemoryBytes = 4ull << 20;
 constexpr const char* kRegNames[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                        "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%#" PRIx64, v);
-  return buf;
-}
+std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 uint64_t load64(const uint8_t* p) {
   uint64_t v;
@@ -68,18 +66,14 @@ void diff_region(std::vector<std::string>& out, const char* name, uint64_t gpa,
   if (count == 0) return;
   std::string s = std::string(name) + ": " + std::to_string(count) + " byte(s) differ, first at " +
                   hex(gpa + first) + ":";
-  char buf[64];
   const size_t from = first & ~size_t{7};
-  s += "\n      kvm:";
-  for (size_t i = from; i < from + 16 && i < a.size(); ++i) {
-    std::snprintf(buf, sizeof buf, " %02x", a[i]);
-    s += buf;
-  }
-  s += "\n      sim:";
-  for (size_t i = from; i < from + 16 && i < b.size(); ++i) {
-    std::snprintf(buf, sizeof buf, " %02x", b[i]);
-    s += buf;
-  }
+  const auto row = [from](const std::vector<uint8_t>& v) {
+    const auto begin = v.begin() + static_cast<std::ptrdiff_t>(std::min(from, v.size()));
+    const auto end = v.begin() + static_cast<std::ptrdiff_t>(std::min(from + 16, v.size()));
+    return begin == end ? std::string() : fmt::format(" {:02x}", fmt::join(begin, end, " "));
+  };
+  s += "\n      kvm:" + row(a);
+  s += "\n      sim:" + row(b);
   s += "   (from " + hex(gpa + from) + ")";
   out.push_back(std::move(s));
 }

@@ -194,7 +194,7 @@ void ScriptRunner::execute(const ScriptCommand& c) {
       finished_ = true;
       break;
     case Op::kTcacheSelect: {
-      TranslationCache& tc = model_.tcache();
+      TranslationCacheView& tc = model_.tcache();
       const auto block = tc.block_at(c.number);
       if (!block) {
         fail(c, "no translated block at guest RIP " + hex(c.number) + " (" +

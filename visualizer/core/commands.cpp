@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "visualizer/core/event_store.hpp"
 
 namespace trapscope::viz {
@@ -23,12 +25,6 @@ bool iequals(std::string_view a, std::string_view b) {
     }
   }
   return true;
-}
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 }  // namespace
@@ -141,13 +137,13 @@ bool matches(const Breakpoint& bp, const EventRecord& e) {
 }
 
 std::string to_string(const Breakpoint& bp) {
-  if (bp.kind == Breakpoint::Kind::kAddress) return hex(bp.address);
+  if (bp.kind == Breakpoint::Kind::kAddress) return fmt::format("{:#x}", bp.address);
   std::string s(to_string(bp.event));
   if (bp.exit_reason) {
     const std::string_view name = trace::exit_reason_name(*bp.exit_reason);
     s += " reason=" + (name == "?" ? std::to_string(*bp.exit_reason) : std::string(name));
   }
-  if (bp.port) s += " port=" + hex(*bp.port);
+  if (bp.port) s += fmt::format(" port={:#x}", *bp.port);
   if (bp.vector) s += " vector=" + std::to_string(*bp.vector);
   if (bp.cpl) s += " cpl=" + std::to_string(*bp.cpl);
   return s;

@@ -11,7 +11,8 @@
 //   Events are numbered in arrival order (EventStore). Per event type, a lane holds the sorted
 //   numbers of that type's events (the timeline's rows and step-to searches); CPL spans hold
 //   where the CPL changed (the timeline's CPL band). Exit statistics are kept per exit reason
-//   (trace/exit_stats.hpp); the translation cache per unit and block (tcache.hpp). The filter's
+//   (trace/exit_stats.hpp); the translation cache's view model per unit and block
+//   (tcache_view.hpp). The filter's
 //   result is built incrementally (advance_filter).
 //
 // [SECTION] Machine state
@@ -34,7 +35,7 @@
 #include "visualizer/core/commands.hpp"
 #include "visualizer/core/event_store.hpp"
 #include "visualizer/core/filter.hpp"
-#include "visualizer/core/tcache.hpp"
+#include "visualizer/core/tcache_view.hpp"
 
 namespace trapscope::viz {
 
@@ -125,9 +126,9 @@ class Model {
   };
   const std::vector<CplSpan>& cpl_spans() const { return cpl_spans_; }
   const trace::ExitStats& exit_stats() const { return stats_; }
-  // Binary translation's translation cache, from the BT events (visualizer/core/tcache.hpp).
-  const TranslationCache& tcache() const { return tcache_; }
-  TranslationCache& tcache() { return tcache_; }  // its selection
+  // Binary translation's translation cache, from the BT events (visualizer/core/tcache_view.hpp).
+  const TranslationCacheView& tcache() const { return tcache_; }
+  TranslationCacheView& tcache() { return tcache_; }  // its selection
   // The next (after `from`) or previous (before `from`) event of a kind; `from` = -1 searches
   // from the start.
   std::optional<size_t> find_next(StepKind kind, int64_t from) const;
@@ -187,7 +188,7 @@ class Model {
   std::vector<uint32_t> lanes_[static_cast<size_t>(trace::EventType::kMax)];
   std::vector<CplSpan> cpl_spans_;
   trace::ExitStats stats_;
-  TranslationCache tcache_;
+  TranslationCacheView tcache_;
   int64_t selected_ = -1;
   uint64_t selection_serial_ = 0;
   EventFilter filter_;

@@ -151,7 +151,7 @@ json dump_state(const Model& m) {
 }
 
 json dump_tcache(const Model& m) {
-  const TranslationCache& tc = m.tcache();
+  const TranslationCacheView& tc = m.tcache();
   const TcTotals& t = tc.totals();
   json j{{"blocks", tc.blocks().size()},         {"units", tc.units().size()},
          {"translations", t.translations},        {"translated_insns", t.translated_insns},

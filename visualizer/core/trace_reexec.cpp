@@ -174,11 +174,15 @@ std::unique_ptr<TraceReexecution> reexecution_for(const trace::TraceFile& t,
   cfg.paging = *paging;
   if (m.tlb_entries) cfg.tlb_entries = m.tlb_entries;
   // What the recording emitted beyond the metadata: instruction events, translation-cache
-  // lookups (`run --bt-lookup-events`).
+  // lookups (`run --bt-lookup-events`), the translator's adaptive threshold.
   for (size_t i = 0; i < t.events.size(); ++i) {
-    const trace::EventType type = t.events.at(i).type;
-    cfg.record_instructions |= type == trace::EventType::kInstruction;
-    cfg.bt_lookup_events |= type == trace::EventType::kBtLookup;
+    const trace::EventHeader& e = t.events.at(i);
+    cfg.record_instructions |= e.type == trace::EventType::kInstruction;
+    cfg.bt_lookup_events |= e.type == trace::EventType::kBtLookup;
+    if (e.type == trace::EventType::kBtTranslate && e.size == sizeof(trace::BtTranslateEvent)) {
+      const auto& t = reinterpret_cast<const trace::BtTranslateEvent&>(e);
+      cfg.bt_adaptive_threshold = t.adaptive_threshold;
+    }
   }
   try {
     return std::make_unique<TraceReexecution>(std::move(*image), cfg);

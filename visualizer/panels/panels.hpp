@@ -108,7 +108,7 @@ struct TcacheState {
   TcColumn sort = TcColumn::kExecutions;  // the block table's order (its header's sort spec)
   bool descending = true;
   std::vector<uint32_t> rows;            // sorted block indexes
-  uint64_t sorted_revision = ~0ull;      // the TranslationCache revision rows were sorted at
+  uint64_t sorted_revision = ~0ull;      // the TranslationCacheView revision rows were sorted at
   uint32_t unit = 0;                     // the translation of the selected block shown
   uint64_t seen_selection = 0;
   bool scroll_to_selection = false;

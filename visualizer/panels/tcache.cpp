@@ -3,7 +3,8 @@
 // hotblocks columns), sortable; for the selected block its guest code beside its translation,
 // each instruction IDENT or non-IDENT with why (Adams & Agesen, ASPLOS 2006, section 3); its
 // chain edges (successors and predecessors, clickable); the invalidations. Everything comes
-// from the model's TranslationCache (visualizer/core/tcache.hpp), built from the BT events.
+// from the model's TranslationCacheView (visualizer/core/tcache_view.hpp): what the translator
+// recorded in the BT events.
 #include <algorithm>
 #include <cstdio>
 
@@ -35,7 +36,7 @@ std::optional<uint32_t> unit_of_selected(const Model& m) {
   if (t < trace::EventType::kBtTranslate || t > trace::EventType::kBtCounts) return std::nullopt;
   EventRecord r;
   m.events().load(i, &r);
-  const TranslationCache& tc = m.tcache();
+  const TranslationCacheView& tc = m.tcache();
   switch (t) {
     case trace::EventType::kBtTranslate: return tc.unit_by_id(r.bt_translate.unit);
     case trace::EventType::kBtChain: return tc.unit_by_id(r.bt_chain.to_unit);
@@ -73,7 +74,7 @@ void summary(PanelContext& ctx) {
 }
 
 void block_table(PanelContext& ctx, TcacheState& st, float height) {
-  TranslationCache& tc = ctx.model.tcache();
+  TranslationCacheView& tc = ctx.model.tcache();
   const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV |
                                 ImGuiTableFlags_Sortable | ImGuiTableFlags_ScrollY |
                                 ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_Resizable;
@@ -156,8 +157,8 @@ void block_table(PanelContext& ctx, TcacheState& st, float height) {
 }
 
 void neighbours(PanelContext& ctx, TcacheState& st, const char* label,
-                const std::vector<TranslationCache::Neighbour>& list) {
-  TranslationCache& tc = ctx.model.tcache();
+                const std::vector<TranslationCacheView::Neighbour>& list) {
+  TranslationCacheView& tc = ctx.model.tcache();
   ImGui::TextDisabled("%s", label);
   if (list.empty()) {
     ImGui::SameLine();
@@ -179,7 +180,7 @@ void neighbours(PanelContext& ctx, TcacheState& st, const char* label,
 }
 
 void block_detail(PanelContext& ctx, TcacheState& st) {
-  TranslationCache& tc = ctx.model.tcache();
+  TranslationCacheView& tc = ctx.model.tcache();
   if (!tc.selected()) {
     ImGui::TextDisabled("Select a block (or a BT event in the event list) to see its guest code "
                         "beside its translation.");
@@ -201,9 +202,17 @@ void block_detail(PanelContext& ctx, TcacheState& st) {
     }
   }
   ImGui::Text("unit %u: %u instructions (%u IDENT), translated at event #%u; %s executions, "
-              "%s instructions executed, %s callouts",
+              "%s instructions executed, %s callouts, %s traps",
               u.id, u.count, u.ident, u.event, with_commas(u.executions).c_str(),
-              with_commas(u.instructions).c_str(), with_commas(u.callouts).c_str());
+              with_commas(u.instructions).c_str(), with_commas(u.callouts).c_str(),
+              with_commas(u.traps).c_str());
+  if (u.adaptive_threshold != 0) {
+    ImGui::SameLine();
+    help_marker(("The translator retranslates an instruction into a callout after it traps " +
+                 std::to_string(u.adaptive_threshold) +
+                 " times (its adaptive threshold, recorded with the unit).")
+                    .c_str());
+  }
   ImGui::SameLine();
   if (u.live) {
     ImGui::TextColored(theme::to_vec4(theme::kOk), "in the cache");
@@ -270,7 +279,7 @@ void invalidations(PanelContext& ctx) {
 }  // namespace
 
 void draw_tcache(PanelContext& ctx, TcacheState& st, bool* open) {
-  TranslationCache& tc = ctx.model.tcache();
+  TranslationCacheView& tc = ctx.model.tcache();
   if (!st.opened_once && !tc.empty()) {  // the first translation opens the panel
     st.opened_once = true;
     *open = true;

@@ -1,10 +1,9 @@
-#include "visualizer/core/tcache.hpp"
+#include "visualizer/core/tcache_view.hpp"
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 
-#include "x86/decoder.hpp"
+#include "sim/bt/kind_reason.hpp"
 #include "x86/disasm.hpp"
 #include "x86/classify.hpp"
 #include "visualizer/core/describe.hpp"
@@ -43,7 +42,7 @@ std::string_view bt_kind_effect(BtKind kind) {
 
 // [SECTION] Events
 
-void TranslationCache::on_event(size_t index, const trace::EventHeader& e) {
+void TranslationCacheView::on_event(size_t index, const trace::EventHeader& e) {
   const auto i = static_cast<uint32_t>(index);
   if (const auto* t = as<trace::BtTranslateEvent>(e, EventType::kBtTranslate)) {
     const Key key{e.rip, t->guest_pa, e.cpu_mode};
@@ -64,6 +63,7 @@ void TranslationCache::on_event(size_t index, const trace::EventHeader& e) {
     u.event = i;
     u.count = std::min<uint8_t>(t->count, trace::kBtMaxUnitInsns);
     u.generation = t->generation;
+    u.adaptive_threshold = t->adaptive_threshold;
     for (unsigned k = 0; k < u.count; ++k) u.ident += t->kind[k] == 0;
     const auto ui = static_cast<uint32_t>(units_.size());
     units_.push_back(u);
@@ -112,8 +112,10 @@ void TranslationCache::on_event(size_t index, const trace::EventHeader& e) {
     b.instructions += n->instructions - x.instructions;
     totals_.executions += n->executions - x.executions;
     totals_.instructions += n->instructions - x.instructions;
+    totals_.traps += n->traps - x.traps;
     x.executions = n->executions;
     x.instructions = n->instructions;
+    x.traps = n->traps;
   } else if (const auto* l = as<trace::BtLookupEvent>(e, EventType::kBtLookup)) {
     ++totals_.lookups;
     if (e.flags & trace::kBtFlagHit) {
@@ -126,7 +128,7 @@ void TranslationCache::on_event(size_t index, const trace::EventHeader& e) {
   ++revision_;
 }
 
-void TranslationCache::drop(uint32_t unit, int64_t by) {
+void TranslationCacheView::drop(uint32_t unit, int64_t by) {
   TcUnit& u = units_[unit];
   u.live = false;
   u.dropped_by = by;
@@ -134,13 +136,13 @@ void TranslationCache::drop(uint32_t unit, int64_t by) {
   if (b.newest == unit) b.live = false;
 }
 
-void TranslationCache::clear() {
+void TranslationCacheView::clear() {
   const uint64_t revision = revision_ + 1;
-  *this = TranslationCache();
+  *this = TranslationCacheView();
   revision_ = revision;
 }
 
-void TranslationCache::rebuild(const EventStore& store, size_t n) {
+void TranslationCacheView::rebuild(const EventStore& store, size_t n) {
   const std::optional<uint32_t> keep = selected_;
   std::optional<std::pair<uint64_t, uint64_t>> keep_key;  // the selected block's rip and pa
   if (keep && *keep < blocks_.size()) keep_key = {{blocks_[*keep].rip, blocks_[*keep].pa}};
@@ -162,19 +164,19 @@ void TranslationCache::rebuild(const EventStore& store, size_t n) {
 
 // [SECTION] Queries
 
-std::optional<uint32_t> TranslationCache::unit_by_id(uint32_t id) const {
+std::optional<uint32_t> TranslationCacheView::unit_by_id(uint32_t id) const {
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return std::nullopt;
   return it->second;
 }
 
-std::optional<uint32_t> TranslationCache::block_at(uint64_t rip) const {
+std::optional<uint32_t> TranslationCacheView::block_at(uint64_t rip) const {
   auto it = by_rip_.find(rip);
   if (it == by_rip_.end()) return std::nullopt;
   return it->second;
 }
 
-std::vector<uint32_t> TranslationCache::units_of(uint32_t block) const {
+std::vector<uint32_t> TranslationCacheView::units_of(uint32_t block) const {
   std::vector<uint32_t> out;
   for (uint32_t u = 0; u < units_.size(); ++u) {
     if (units_[u].block == block) out.push_back(u);
@@ -184,10 +186,10 @@ std::vector<uint32_t> TranslationCache::units_of(uint32_t block) const {
 
 namespace {
 
-std::vector<TranslationCache::Neighbour> neighbours(const std::vector<TcEdge>& edges,
+std::vector<TranslationCacheView::Neighbour> neighbours(const std::vector<TcEdge>& edges,
                                                     const std::vector<TcUnit>& units,
                                                     uint32_t block, bool forward) {
-  std::vector<TranslationCache::Neighbour> out;
+  std::vector<TranslationCacheView::Neighbour> out;
   for (const TcEdge& e : edges) {
     const uint32_t here = units[forward ? e.from : e.to].block;
     const uint32_t there = units[forward ? e.to : e.from].block;
@@ -202,15 +204,17 @@ std::vector<TranslationCache::Neighbour> neighbours(const std::vector<TcEdge>& e
 
 }  // namespace
 
-std::vector<TranslationCache::Neighbour> TranslationCache::successors(uint32_t block) const {
+std::vector<TranslationCacheView::Neighbour> TranslationCacheView::successors(
+    uint32_t block) const {
   return neighbours(edges_, units_, block, true);
 }
 
-std::vector<TranslationCache::Neighbour> TranslationCache::predecessors(uint32_t block) const {
+std::vector<TranslationCacheView::Neighbour> TranslationCacheView::predecessors(
+    uint32_t block) const {
   return neighbours(edges_, units_, block, false);
 }
 
-void TranslationCache::select(std::optional<uint32_t> block) {
+void TranslationCacheView::select(std::optional<uint32_t> block) {
   if (block && *block >= blocks_.size()) block.reset();
   if (block == selected_) return;
   selected_ = block;
@@ -231,7 +235,8 @@ std::string_view to_string(TcColumn c) {
   return "?";
 }
 
-std::vector<uint32_t> sorted_blocks(const TranslationCache& cache, TcColumn by, bool descending) {
+std::vector<uint32_t> sorted_blocks(const TranslationCacheView& cache, TcColumn by,
+                                    bool descending) {
   const auto& blocks = cache.blocks();
   std::vector<uint32_t> rows(blocks.size());
   for (uint32_t i = 0; i < rows.size(); ++i) rows[i] = i;
@@ -259,7 +264,7 @@ std::vector<uint32_t> sorted_blocks(const TranslationCache& cache, TcColumn by, 
 
 // [SECTION] Side by side
 
-std::vector<TcLine> TranslationCache::lines(uint32_t unit, const EventStore& store) const {
+std::vector<TcLine> TranslationCacheView::lines(uint32_t unit, const EventStore& store) const {
   std::vector<TcLine> out;
   if (unit >= units_.size() || units_[unit].event >= store.size()) return out;
   EventRecord r;
@@ -285,31 +290,9 @@ std::vector<TcLine> TranslationCache::lines(uint32_t unit, const EventStore& sto
     l.kind_name = std::string(trace::to_string(l.kind));
     l.translated = std::string(bt_kind_effect(l.kind));
     const uint64_t next = rip + len;
+    // The translator's reason for the kind it recorded (sim/bt/kind_reason.hpp); for a
+    // sensitive instruction, the classifier's sentence for its bytes (the event holds no text).
     switch (l.kind) {
-      case BtKind::kPcRelative: {
-        // The translator makes [rip + disp] absolute (sim/bt/translator.cpp translate_insn).
-        x86::Instruction insn;
-        if (x86::decode(bytes, mode, &insn) == x86::DecodeStatus::kOk) {
-          for (unsigned o = 0; o < insn.operand_count; ++o) {
-            if (insn.ops[o].kind == x86::OperandKind::kMem && insn.ops[o].base == x86::kRipBase) {
-              l.translated += ": [rip" + std::string(insn.ops[o].disp < 0 ? "-" : "+") +
-                              hex(static_cast<uint64_t>(std::abs(insn.ops[o].disp))) + "] = [" +
-                              hex(next + static_cast<uint64_t>(insn.ops[o].disp)) + "]";
-            }
-          }
-        }
-        l.why = "PC-relative addressing: the operand depends on where the code runs, and the "
-                "translated code runs elsewhere";
-        break;
-      }
-      case BtKind::kDirectBranch:
-        l.why = "direct control flow: both possible next RIPs are known at translation time; "
-                "each exit is patched to its successor unit once it exists";
-        break;
-      case BtKind::kIndirectBranch:
-        l.why = "indirect control flow: the target is known only when it runs, so the exit "
-                "looks it up in the translation cache's hash table";
-        break;
       case BtKind::kInCache:
       case BtKind::kCallout: {
         const auto ci = x86::classify_bytes(bytes, mode, rip);
@@ -318,12 +301,16 @@ std::vector<TcLine> TranslationCache::lines(uint32_t unit, const EventStore& sto
                 std::string(ci.ok ? ci.c.reason : std::string_view("(does not decode)"));
         break;
       }
-      case BtKind::kAdaptive:
-        l.why = "it trapped (a fault, or a write to a page holding translated code) 4 times, so "
-                "its unit was retranslated with it as a callout";
+      case BtKind::kAdaptive: {
+        const unsigned threshold = units_[unit].adaptive_threshold;
+        l.why = std::string(sim::bt::kind_reason(l.kind)) +
+                (threshold ? " (the translator's threshold: " + std::to_string(threshold) +
+                                 " traps)"
+                           : std::string(" (the threshold is not recorded in this trace)"));
         break;
-      case BtKind::kIdent:
-      case BtKind::kMax:
+      }
+      default:
+        l.why = std::string(sim::bt::kind_reason(l.kind));
         break;
     }
     out.push_back(std::move(l));

@@ -1,16 +1,20 @@
-// visualizer/core/tcache.hpp — the translation cache of binary translation as the views show it
-// (the translation-cache panel, visualizer/panels/tcache.cpp), built from the events alone, so
-// that it works the same live and from a trace file. No GUI: unit-tested in
-// tests/test_gui_tcache.cpp.
+// visualizer/core/tcache_view.hpp — the view model of binary translation's translation cache:
+// what the translation-cache panel (visualizer/panels/tcache.cpp) shows, built from the events
+// alone, so that it works the same live and from a trace file. It shows what the translator
+// recorded (sim/bt/translator.hpp [SECTION] What the translator records) and decides nothing
+// itself: each instruction's kind, the adaptive threshold, the traps and the counts come from
+// the events. No GUI: unit-tested in tests/test_gui_tcache.cpp.
 //
 // [SECTION] Sources (trace/event.hpp, events 13–18; sim/bt/translator.hpp; Adams & Agesen,
 // ASPLOS 2006, section 3)
 //   kBtTranslate   a unit: guest RIP range, guest-physical address, its guest bytes, each
-//                  instruction's length and kind (IDENT / non-IDENT and which).
+//                  instruction's length and kind (IDENT / non-IDENT and which), the adaptive
+//                  threshold the translator used.
 //   kBtChain       an edge: a unit's exit (taken or fall-through) patched to its successor.
 //   kBtCallout     a callout of a unit (counted per unit; adaptive ones too).
 //   kBtInvalidate  a page written since translated: its valid units are dropped.
-//   kBtCounts      the cache's own counters of a unit (executions, instructions executed),
+//   kBtCounts      the cache's own counters of a unit (executions, instructions executed,
+//                  traps),
 //                  reported at the end of each run, when the live visualizer stops, and before a
 //                  unit is freed (sim/bt/counts.hpp):
 //                  entries through a chain record no event, so execution counts are not
@@ -43,15 +47,17 @@ namespace trapscope::viz {
 
 struct TcUnit {
   uint32_t id = 0;           // the unit id of the events
-  uint32_t block = 0;        // index into TranslationCache::blocks()
+  uint32_t block = 0;        // index into TranslationCacheView::blocks()
   uint32_t event = 0;        // its kBtTranslate event
   uint8_t count = 0;         // guest instructions
   uint8_t ident = 0;         // of which IDENT
   uint8_t generation = 0;    // BtTranslateEvent::generation (0: first translation of the address)
+  uint8_t adaptive_threshold = 0;  // BtTranslateEvent::adaptive_threshold (0: not recorded)
   bool live = true;          // false: invalidated or replaced by a newer translation
   int64_t dropped_by = -1;   // the kBtInvalidate event that dropped it, if one did
   uint64_t executions = 0;   // last kBtCounts report
   uint64_t instructions = 0;
+  uint64_t traps = 0;        // last kBtCounts report: faults and code-page writes it made
   uint64_t callouts = 0;
   uint64_t lookups = 0;      // kBtLookup hits (only recorded on request)
 };
@@ -86,7 +92,7 @@ struct TcInvalidation {
 struct TcTotals {
   uint64_t translations = 0, translated_insns = 0, ident = 0, non_ident = 0;
   uint64_t chains = 0, callouts = 0, adaptive_callouts = 0, invalidated_units = 0;
-  uint64_t executions = 0, instructions = 0;  // from kBtCounts
+  uint64_t executions = 0, instructions = 0, traps = 0;  // from kBtCounts
   uint64_t count_reports = 0;                 // kBtCounts events seen (0: counts unknown)
   uint64_t lookups = 0, lookup_hits = 0;      // kBtLookup (only on request)
 };
@@ -100,10 +106,12 @@ struct TcLine {
   trace::BtKind kind = trace::BtKind::kIdent;
   std::string kind_name;    // "IDENT", "pc-relative", …
   std::string translated;   // what the translated code does in its place
-  std::string why;          // why it is not IDENT (the classifier's sentence for sensitive ones)
+  std::string why;          // why it is not IDENT: the translator's sentence for its kind
+                            //   (sim/bt/kind_reason.hpp; with the recorded adaptive threshold),
+                            //   the classifier's sentence for in-cache and callout ones
 };
 
-class TranslationCache {
+class TranslationCacheView {
  public:
   // Event `index` of the store (any type; non-BT types are ignored).
   void on_event(size_t index, const trace::EventHeader& event);
@@ -133,7 +141,8 @@ class TranslationCache {
   // The units of a block, oldest first (indexes into units()).
   std::vector<uint32_t> units_of(uint32_t block) const;
 
-  // The side-by-side lines of a unit, decoded from its kBtTranslate event in `store`.
+  // The side-by-side lines of a unit, from its kBtTranslate event in `store` (the kinds as
+  // recorded; the disassembly and a sensitive instruction's sentence looked up for its bytes).
   std::vector<TcLine> lines(uint32_t unit, const EventStore& store) const;
 
   // The block the panel shows (selection shared by the panel, scripts and the state dump).
@@ -173,7 +182,8 @@ enum class TcColumn : uint8_t {
   kRip, kPa, kInsns, kTranslations, kExecutions, kInstructions, kCallouts, kCount,
 };
 std::string_view to_string(TcColumn column);  // "guest RIP", "GPA", …
-std::vector<uint32_t> sorted_blocks(const TranslationCache& cache, TcColumn by, bool descending);
+std::vector<uint32_t> sorted_blocks(const TranslationCacheView& cache, TcColumn by,
+                                    bool descending);
 
 // "IDENT", or for a non-IDENT kind what the translated code does in its place.
 std::string_view bt_kind_effect(trace::BtKind kind);
