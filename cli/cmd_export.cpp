@@ -1,0 +1,91 @@
+// `trapscope export TRACE --format chrome -o FILE.json`: a saved trace as a Chrome trace-event
+// JSON file for ui.perfetto.dev and chrome://tracing (trace/export_chrome.hpp; docs/perfetto.md).
+//
+// The trace is checked whole before the output is created (a damaged trace writes nothing);
+// the export then streams, so memory does not grow with the trace. `--format perfetto` (the
+// native protobuf format) is refused with a pointer to `chrome`: docs/perfetto.md says why.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "cli/exit_codes.hpp"
+#include "trace/export_chrome.hpp"
+
+namespace trapscope::cli {
+
+void add_export_command(CLI::App& app, int* status) {
+  struct Options {
+    std::string trace;
+    std::string format;
+    std::string output;
+  };
+  auto opt = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "export", "Convert a trace file for other tools: chrome (trace-event JSON for "
+                "ui.perfetto.dev and chrome://tracing)");
+  cmd->add_option("TRACE", opt->trace, "Trace file saved by `trapscope run --trace`")->required();
+  cmd->add_option("--format", opt->format, "Output format: chrome (perfetto: see docs/perfetto.md)")
+      ->check(CLI::IsMember({"chrome", "perfetto"}))
+      ->required();
+  cmd->add_option("-o,--output", opt->output, "Output file ('-': standard output)")->required();
+  cmd->footer("Exit status: 0 written; 2 bad input (not a trace file, or damaged: nothing is "
+              "written), or --format perfetto; 6 the output could not be written.");
+  cmd->callback([opt, status] {
+    if (opt->format == "perfetto") {
+      std::fprintf(stderr,
+                   "trapscope export: --format perfetto (Perfetto's protobuf TrackEvent) is not "
+                   "written: Debian packages neither the Perfetto SDK nor its .proto schema. Use "
+                   "--format chrome: ui.perfetto.dev opens that JSON with the same tracks, "
+                   "slices, counters and flows (docs/perfetto.md)\n");
+      *status = kBadInput;
+      return;
+    }
+    const bool to_stdout = opt->output == "-";
+    bool created = false;
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(nullptr, std::fclose);
+    try {
+      // The whole trace is checked before the output exists: a bad trace writes nothing.
+      const trace::ChromeClock clock = trace::chrome_clock_for(opt->trace);
+      if (!to_stdout) {
+        file.reset(std::fopen(opt->output.c_str(), "wb"));
+        if (!file) {
+          throw trace::ExportWriteError(opt->output + ": cannot create: " +
+                                        std::strerror(errno));
+        }
+        created = true;
+      }
+      const trace::ChromeExportCounts c =
+          trace::export_chrome(opt->trace, clock, to_stdout ? stdout : file.get(), opt->output);
+      if (file && std::fclose(file.release()) != 0) {
+        throw trace::ExportWriteError(opt->output + ": write error: " + std::strerror(errno));
+      }
+      std::fprintf(to_stdout ? stderr : stdout,
+                   "%s: %llu events -> %llu slices, %llu instants, %llu CPL/mode slices, "
+                   "%llu counter values, %llu flows (%llu bytes)\n",
+                   opt->output.c_str(), static_cast<unsigned long long>(c.events),
+                   static_cast<unsigned long long>(c.complete),
+                   static_cast<unsigned long long>(c.instants),
+                   static_cast<unsigned long long>(c.begins),
+                   static_cast<unsigned long long>(c.counters),
+                   static_cast<unsigned long long>(c.flows),
+                   static_cast<unsigned long long>(c.bytes));
+      *status = kOk;
+    } catch (const trace::ExportWriteError& e) {
+      std::fprintf(stderr, "trapscope export: %s\n", e.what());
+      *status = kHostError;
+    } catch (const trace::TraceError& e) {
+      std::fprintf(stderr, "trapscope export: %s\n", e.what());
+      *status = kBadInput;
+    }
+    if (*status != kOk && created) {  // no half-written output left behind
+      file.reset();
+      ::unlink(opt->output.c_str());
+    }
+  });
+}
+
+}  // namespace trapscope::cli
