@@ -392,3 +392,32 @@ TEST_CASE("export: a large trace streams in bounded memory", "[export][cli]") {
   REQUIRE(out_bytes > (64u << 20));  // far more than the memory bound below
   CHECK(rss_kib < 32 * 1024);  // ~10 MiB measured: the program, one read and one write buffer
 }
+
+TEST_CASE("export chrome: every technique and paging mode keeps the structure",
+          "[export][cli]") {
+  struct Case {
+    std::vector<std::string> args;
+    const char* counter;  // a counter the trace must produce
+  };
+  const std::vector<Case> cases = {
+      {{"kernelops", "--technique", "bt", "--max-instructions", "20000"}, "translation cache"},
+      // Shadow paging records the VMM's software walks, not the processor's: no TLB counter.
+      {{"paging", "--paging", "shadow"}, "VM exits"},
+      {{"paging", "--paging", "ept"}, "TLB misses"},
+      {{"popek", "--technique", "trap-emulate"}, "VM exits"},
+      {{"popek", "--technique", "vt"}, "VM exits"},
+      {{"pv-ptes", "--technique", "pv", "--backend", "sim"}, "VM exits"},
+  };
+  for (const Case& c : cases) {
+    const std::string trace_path = test::temp_path("technique.trace");
+    std::vector<std::string> argv = {"run"};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    argv.insert(argv.end(), {"-q", "--trace", trace_path});
+    INFO(argv[1] << " " << argv[2] << " " << argv[3]);
+    const auto r = test::run_trapscope(argv);
+    REQUIRE((r.exit_code == 0 || r.exit_code == 4));
+    const Shape s = check_chrome(export_file(trace_path, "technique.json"));
+    check_counts(s, kinds_of(trace_path));
+    CHECK(s.counter_names.count(c.counter));
+  }
+}
