@@ -1,9 +1,10 @@
 // `trapscope export TRACE --format chrome -o FILE.json`: a saved trace as a Chrome trace-event
 // JSON file for ui.perfetto.dev and chrome://tracing (trace/export_chrome.hpp; docs/perfetto.md).
 //
-// The trace is checked whole before the output is created (a damaged trace writes nothing);
+// The trace is checked whole before the output is touched (a damaged trace writes nothing);
 // the export then streams, so memory does not grow with the trace. `--format perfetto` (the
 // native protobuf format) is refused with a pointer to `chrome`: docs/perfetto.md says why.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,25 +45,44 @@ void add_export_command(CLI::App& app, int* status) {
       *status = kBadInput;
       return;
     }
+    // A regular file (or a new one) is written under a temporary name in its directory and
+    // renamed when complete: a failed export leaves an existing file as it was and no partial
+    // one. Anything else (a device, a FIFO, '-') is written directly and never removed.
     const bool to_stdout = opt->output == "-";
-    bool created = false;
+    struct stat st {};
+    const bool direct = to_stdout || (::stat(opt->output.c_str(), &st) == 0 && !S_ISREG(st.st_mode));
+    std::string temp;
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(nullptr, std::fclose);
     try {
-      // The whole trace is checked before the output exists: a bad trace writes nothing.
+      // The whole trace is checked before the output is touched: a bad trace writes nothing.
       const trace::ChromeClock clock = trace::chrome_clock_for(opt->trace);
-      if (!to_stdout) {
-        file.reset(std::fopen(opt->output.c_str(), "wb"));
-        if (!file) {
+      if (!direct) {
+        temp = opt->output + ".XXXXXX";
+        const int fd = ::mkstemp(temp.data());
+        if (fd < 0) {
+          temp.clear();
           throw trace::ExportWriteError(opt->output + ": cannot create: " +
                                         std::strerror(errno));
         }
-        created = true;
+        ::fchmod(fd, 0644);
+        file.reset(::fdopen(fd, "wb"));
+        if (!file) ::close(fd);
+      } else if (!to_stdout) {
+        file.reset(std::fopen(opt->output.c_str(), "wb"));
+      }
+      if (!to_stdout && !file) {
+        throw trace::ExportWriteError(opt->output + ": cannot create: " + std::strerror(errno));
       }
       const trace::ChromeExportCounts c =
           trace::export_chrome(opt->trace, clock, to_stdout ? stdout : file.get(), opt->output);
       if (file && std::fclose(file.release()) != 0) {
         throw trace::ExportWriteError(opt->output + ": write error: " + std::strerror(errno));
       }
+      if (!temp.empty() && ::rename(temp.c_str(), opt->output.c_str()) != 0) {
+        throw trace::ExportWriteError(opt->output + ": cannot rename " + temp + " to it: " +
+                                      std::strerror(errno));
+      }
+      temp.clear();
       std::fprintf(to_stdout ? stderr : stdout,
                    "%s: %llu events -> %llu slices, %llu instants, %llu CPL/mode slices, "
                    "%llu counter values, %llu flows (%llu bytes)\n",
@@ -81,9 +101,9 @@ void add_export_command(CLI::App& app, int* status) {
       std::fprintf(stderr, "trapscope export: %s\n", e.what());
       *status = kBadInput;
     }
-    if (*status != kOk && created) {  // no half-written output left behind
+    if (!temp.empty()) {  // the export failed: its temporary file goes
       file.reset();
-      ::unlink(opt->output.c_str());
+      ::unlink(temp.c_str());
     }
   });
 }

@@ -5,6 +5,7 @@
 // equal the trace's counts of the kinds they stand for.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -302,6 +303,29 @@ TEST_CASE("export: bad input is refused with the reader's error, exit 2, no outp
       {"export", good, "--format", "chrome", "-o", "/nonexistent-dir/x.json"});
   CHECK(w.exit_code == 6);
   CHECK(w.err.find("cannot create") != std::string::npos);
+
+  // A device is written directly and never removed on failure (an earlier version unlinked
+  // the output after a failed write: /dev/full itself, when run as root).
+  struct stat st {};
+  if (::stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode)) {
+    const auto full = test::run_trapscope({"export", good, "--format", "chrome", "-o", "/dev/full"});
+    CHECK(full.exit_code == 6);
+    CHECK(full.err.find("No space left") != std::string::npos);
+    REQUIRE(::stat("/dev/full", &st) == 0);
+    CHECK(S_ISCHR(st.st_mode));
+  }
+  // A regular file is replaced only by a complete export; a failed one leaves it as it was.
+  const std::string kept = test::write_temp("kept.json", "previous contents");
+  CHECK(test::run_trapscope({"export", cut, "--format", "chrome", "-o", kept}).exit_code == 2);
+  const auto before = test::read_file(kept);
+  CHECK(std::string(before.begin(), before.end()) == "previous contents");
+  CHECK(test::run_trapscope({"export", good, "--format", "chrome", "-o", kept}).exit_code == 0);
+  check_chrome(kept);
+  const std::string temp_prefix = std::filesystem::path(kept).filename().string() + ".";
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(kept).parent_path())) {
+    CHECK(entry.path().filename().string().rfind(temp_prefix, 0) != 0);  // no temporary left
+  }
 }
 
 namespace {
