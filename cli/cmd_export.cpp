@@ -83,7 +83,7 @@ void add_export_command(CLI::App& app, int* status) {
                                       std::strerror(errno));
       }
       temp.clear();
-      std::fprintf(to_stdout ? stderr : stdout,
+      std::fprintf(direct ? stderr : stdout,  // not into a stream the JSON goes to
                    "%s: %llu events -> %llu slices, %llu instants, %llu CPL/mode slices, "
                    "%llu counter values, %llu flows (%llu bytes)\n",
                    opt->output.c_str(), static_cast<unsigned long long>(c.events),

@@ -270,6 +270,14 @@ TEST_CASE("run --trace-format chrome writes the same export as run --trace + exp
   CHECK(from_run.counters == from_export.counters);
   check_counts(from_run, kinds_of(bin));
 
+  // To standard output: only the JSON there, the summary on stderr.
+  for (const char* out : {"-", "/dev/stdout"}) {
+    const auto piped = test::run_trapscope({"export", bin, "--format", "chrome", "-o", out});
+    CHECK(piped.exit_code == 0);
+    CHECK(json::accept(piped.out));
+    CHECK(piped.err.find("events ->") != std::string::npos);
+  }
+
   const auto no_file = test::run_trapscope({"run", "hello", "--trace-format", "chrome"});
   CHECK(no_file.exit_code == 2);
   CHECK(no_file.err.find("needs --trace FILE") != std::string::npos);
