@@ -218,7 +218,7 @@ TEST_CASE("export chrome: a simulator trace without instructions uses the host c
   CHECK(s.other.at("clock").get<std::string>().find("CLOCK_MONOTONIC") != std::string::npos);
 }
 
-TEST_CASE("export chrome: a KVM trace; exit slices last the VMM's handling time",
+TEST_CASE("export chrome: a KVM trace whose exit slices last the VMM's handling time",
           "[export][kvm]") {
   REQUIRE_KVM_OR_SKIP();
   const std::string trace_path = test::temp_path("hello-kvm.trace");

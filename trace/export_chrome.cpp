@@ -24,6 +24,11 @@ std::string disasm(const uint8_t* bytes, size_t len, size_t max, CpuMode mode, u
   return decode::disassemble({bytes, std::min(len, max)}, mode, addr).text;
 }
 
+// Compact JSON; bytes that are not UTF-8 (a guest file's name) become U+FFFD instead of throwing.
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string instant_name(const EventHeader& h) {
   switch (h.type) {
     case EventType::kVmExit: return "hypercall";  // the record after its doorbell's exit
@@ -58,7 +63,7 @@ ChromeTraceWriter::ChromeTraceWriter(std::FILE* out, std::string out_name,
   put("{\"displayTimeUnit\":\"");
   put(insn ? "ms" : "ns");
   put("\",\n\"otherData\":");
-  put(other.dump());
+  put(dump(other));
   put(",\n\"traceEvents\":[\n");
   // Names and order of the tracks (M events).
   auto meta = [&](const char* what, int tid, const nlohmann::json& args) {
@@ -66,7 +71,7 @@ ChromeTraceWriter::ChromeTraceWriter(std::FILE* out, std::string out_name,
     put(",\"name\":\"");
     put(what);
     put("\",\"args\":");
-    put(args.dump());
+    put(dump(args));
     end_record();
     ++counts_.metadata;
   };
@@ -103,11 +108,7 @@ void ChromeTraceWriter::end_record() {
 }
 
 void ChromeTraceWriter::put_string(std::string_view s) {
-  try {
-    put(nlohmann::json(s).dump());
-  } catch (const nlohmann::json::exception&) {  // not UTF-8: replace what is not
-    put(nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  }
+  put(dump(nlohmann::json(s)));
 }
 
 // A version-2 flow's end on the current record: "bind_id" and "flow_out" or "flow_in".

@@ -15,7 +15,8 @@
 //                              the VMM's handling time (VmExitEvent::handle_ns; 0 where the trace
 //                              has none: the simulator's VMM does not measure it); every other
 //                              event kind but instructions as an instant (i) named after its
-//                              type ("page_walk", "exception #PF", "hypercall", "run end: …").
+//                              type ("page_walk", "exception 14", "CPL 0 -> 3", "hypercall" for
+//                              a hypercall record, "run end: …").
 //   tid 2 "vCPU 0 guest"       with instruction events: each retired instruction as an X slice of
 //                              one clock unit named by its disassembly; without: the guest's run
 //                              between two exits as an X slice named by the instruction that
