@@ -19,6 +19,7 @@
 #include "cli/technique_counter.hpp"
 #include "guests/catalog.hpp"
 #include "trace/exit_stats.hpp"
+#include "trace/export_chrome.hpp"
 #include "trace/printer.hpp"
 #include "trace/trace_file.hpp"
 #include "vmm/doctor.hpp"
@@ -37,6 +38,7 @@ struct RunOptions {
   uint64_t mem_mib = 16;
   std::string trace_file;
   uint64_t trace_max_mib = 1024;  // --trace-max-size (0: no limit)
+  std::string trace_format = "binary";  // --trace-format: binary or chrome
   std::string format = "text";
   double timeout_s = 10.0;
   uint64_t max_exits = 0;
@@ -211,6 +213,11 @@ int run(const RunOptions& o) {
       o.backend.empty()) {
     kind = backend::Kind::kSim;  // a technique or a memory-virtualization mode implies the simulator
   }
+  if (o.trace_format != "binary" && o.trace_file.empty()) {
+    std::fprintf(stderr, "trapscope run: --trace-format %s needs --trace FILE\n",
+                 o.trace_format.c_str());
+    return kBadInput;
+  }
   if (kind == backend::Kind::kKvm && (o.max_instructions || o.record_instructions)) {
     std::fprintf(stderr, "trapscope run: --max-instructions and --record-instructions need "
                          "--backend sim (KVM does not report retired instructions)\n");
@@ -267,6 +274,8 @@ int run(const RunOptions& o) {
   TechniqueCounter virt_counts;
   if (cfg.technique != virt::Technique::kEmulation) tee.add(&virt_counts);
   std::unique_ptr<trace::TraceWriter> writer;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> chrome_file(nullptr, std::fclose);
+  std::unique_ptr<trace::ChromeTraceWriter> chrome;  // --trace-format chrome
   if (!o.trace_file.empty()) {
     trace::TraceMetadata meta;
     meta.tool_version = TRAPSCOPE_VERSION;
@@ -282,14 +291,28 @@ int run(const RunOptions& o) {
     meta.tlb_entries = o.tlb_entries;
     meta.guest_sha256 = trace::sha256_hex(guest->image);  // re-execution checks it
     try {
-      writer = std::make_unique<trace::TraceWriter>(o.trace_file, meta, o.trace_max_mib << 20);
+      if (o.trace_format == "chrome") {  // trace/export_chrome.hpp
+        chrome_file.reset(std::fopen(o.trace_file.c_str(), "wb"));
+        if (!chrome_file) {
+          throw trace::TraceError(o.trace_file + ": cannot create: " + std::strerror(errno));
+        }
+        chrome = std::make_unique<trace::ChromeTraceWriter>(
+            chrome_file.get(), o.trace_file, meta,
+            kind == backend::Kind::kSim && o.record_instructions ? trace::ChromeClock::kInstructions
+                                                                 : trace::ChromeClock::kHost,
+            o.trace_max_mib << 20);
+        tee.add(chrome.get());
+      } else {
+        writer = std::make_unique<trace::TraceWriter>(o.trace_file, meta, o.trace_max_mib << 20);
+        tee.add(writer.get());
+      }
     } catch (const trace::TraceError& e) {
       std::fprintf(stderr, "trapscope run: %s\n", e.what());
       return kBadInput;
     }
-    tee.add(writer.get());
   }
-  const bool tracing = !o.quiet || o.stats || writer || cfg.technique != virt::Technique::kEmulation;
+  const bool tracing =
+      !o.quiet || o.stats || writer || chrome || cfg.technique != virt::Technique::kEmulation;
   if (o.quiet) machine->devices().console.set_echo(info);
 
   StopSignals signals;
@@ -299,6 +322,12 @@ int run(const RunOptions& o) {
   try {
     r = machine->run({o.timeout_s, o.max_exits, o.max_instructions}, tracing ? &tee : nullptr);
     if (writer) writer->finish();
+    if (chrome) {
+      chrome->finish();
+      if (std::fclose(chrome_file.release()) != 0) {
+        throw trace::TraceError(o.trace_file + ": write error: " + std::strerror(errno));
+      }
+    }
   } catch (const std::exception& e) {
     // Guest faults end a run with a reason; an exception is the host's: a trace write that
     // failed, out of memory, an ioctl KVM refused.
@@ -312,6 +341,12 @@ int run(const RunOptions& o) {
                          "%llu events were not recorded, the file ends with the run end\n",
                  o.trace_file.c_str(), static_cast<unsigned long long>(o.trace_max_mib),
                  static_cast<unsigned long long>(writer->dropped_events()));
+  }
+  if (chrome && chrome->limit_reached()) {
+    std::fprintf(stderr, "trapscope run: trace limit reached: %s > %llu MiB (--trace-max-size); "
+                         "%llu events were not written, the JSON is complete\n",
+                 o.trace_file.c_str(), static_cast<unsigned long long>(o.trace_max_mib),
+                 static_cast<unsigned long long>(chrome->counts().dropped));
   }
 
   const std::string& console = machine->devices().console.text();
@@ -396,6 +431,11 @@ void add_run_command(CLI::App& app, int* status) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
       ->capture_default_str();
   cmd->add_option("--trace", o->trace_file, "Also record every event to this trace file");
+  cmd->add_option("--trace-format", o->trace_format,
+                  "Format of --trace: binary (trapscope's trace file, for show, gui, export) or "
+                  "chrome (trace-event JSON for ui.perfetto.dev and chrome://tracing)")
+      ->check(CLI::IsMember({"binary", "chrome"}))
+      ->capture_default_str();
   cmd->add_option("--trace-max-size", o->trace_max_mib,
                   "Stop recording to the trace file at this size in MiB (0: no limit); the run "
                   "goes on and the file ends with the run end and its trailer")

@@ -23,5 +23,6 @@ void add_demo_command(CLI::App& app, int* status);
 void add_lesson_command(CLI::App& app, int* status);
 void add_walk_command(CLI::App& app, int* status);
 void add_compare_command(CLI::App& app, int* status);  // cmd_compare.cpp
+void add_export_command(CLI::App& app, int* status);   // cmd_export.cpp
 
 }  // namespace trapscope::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   trapscope::cli::add_run_command(app, &status);
   trapscope::cli::add_compare_command(app, &status);
   trapscope::cli::add_show_command(app, &status);
+  trapscope::cli::add_export_command(app, &status);
   trapscope::cli::add_doctor_command(app, &status);
   trapscope::cli::add_guests_command(app, &status);
   trapscope::cli::add_cosim_command(app, &status);

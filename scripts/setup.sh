@@ -28,6 +28,7 @@ packages=(
   # stb (PNG screenshots), DejaVu fonts; Xvfb + Mesa + xauth run it without a screen (tests)
   libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
   xvfb xauth libgl1-mesa-dri
+  time  # /usr/bin/time: a child's own peak memory in the export test (test_export_chrome.cpp)
 )
 
 install_missing() {

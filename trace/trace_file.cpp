@@ -78,10 +78,7 @@ std::string sha256_hex(const uint8_t* bytes, size_t size) {
   return out;
 }
 
-TraceWriter::TraceWriter(const std::string& path, const TraceMetadata& m, uint64_t max_bytes)
-    : path_(path), hash_(kFnvOffset), max_bytes_(max_bytes) {
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw TraceError(path + ": cannot create trace file: " + errno_text());
+std::string metadata_json(const TraceMetadata& m) {
   nlohmann::json j{{"tool", m.tool},
                    {"tool_version", m.tool_version},
                    {"backend", m.backend},
@@ -95,7 +92,14 @@ TraceWriter::TraceWriter(const std::string& path, const TraceMetadata& m, uint64
                    {"paging", m.paging},
                    {"tlb_entries", m.tlb_entries}};
   if (!m.guest_sha256.empty()) j["guest_sha256"] = m.guest_sha256;
-  const std::string json = j.dump();
+  return j.dump();
+}
+
+TraceWriter::TraceWriter(const std::string& path, const TraceMetadata& m, uint64_t max_bytes)
+    : path_(path), hash_(kFnvOffset), max_bytes_(max_bytes) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw TraceError(path + ": cannot create trace file: " + errno_text());
+  const std::string json = metadata_json(m);
   buffer_.reserve(kBufferBytes + 4096);
   buffer_.insert(buffer_.end(), kMagic, kMagic + 8);
   put<uint16_t>(buffer_, kTraceFormatVersion);

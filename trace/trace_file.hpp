@@ -68,6 +68,10 @@ struct TraceMetadata {
   std::string guest_sha256;
 };
 
+// The metadata as the JSON object a trace file's header holds (also the Chrome export's
+// otherData, trace/export_chrome.hpp).
+std::string metadata_json(const TraceMetadata& metadata);
+
 // SHA-256 (FIPS 180-4) of `bytes` as 64 lowercase hex digits, computed by OpenSSL's libcrypto.
 std::string sha256_hex(const uint8_t* bytes, size_t size);
 inline std::string sha256_hex(const std::vector<uint8_t>& bytes) {

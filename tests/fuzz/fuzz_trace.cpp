@@ -1,9 +1,11 @@
 // Fuzz target: the trace-file reader (trace/trace_file.hpp read_trace, what `trapscope show`
-// reads) and the printers it feeds (trace/printer.hpp, text and JSON lines). A trace is
-// untrusted input: the reader must reject it with a TraceError or return events that the
-// printers can print.
+// reads) and the printers it feeds (trace/printer.hpp, text and JSON lines), and the Chrome
+// trace-event export (trace/export_chrome.hpp, `trapscope export`). A trace is untrusted input:
+// the reader must reject it with a TraceError or return events that the printers can print and
+// that export to valid JSON (parsed back here).
 //
-// Input: byte 0, then the file. When byte 0 is odd, the trailer's event count and checksum are
+// Input: byte 0, then the file. Byte 0 bit 1 picks the export's clock (instructions, host). When
+// byte 0 is odd, the trailer's event count and checksum are
 // first rewritten to match the records (when the file walks to a trailer), so that mutated
 // records reach the printers instead of stopping at the checksum, as a crafted file would
 // (`show` on the file as written to the scratch path reproduces it).
@@ -12,10 +14,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "tests/fuzz/fuzz_input.hpp"
+#include "trace/export_chrome.hpp"
 #include "trace/printer.hpp"
 #include "trace/trace_file.hpp"
 
@@ -87,6 +91,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)text.format(e);
       (void)jsonl.format(e);
     }
+    char* out = nullptr;
+    size_t out_size = 0;
+    std::FILE* mem = ::open_memstream(&out, &out_size);
+    if (!mem) fuzz::invariant_failed("fuzz_trace", "open_memstream failed");
+    {
+      trace::ChromeTraceWriter chrome(
+          mem, "memory", t.metadata,
+          (data[0] & 2) ? trace::ChromeClock::kInstructions : trace::ChromeClock::kHost);
+      for (size_t i = 0; i < t.events.size(); ++i) chrome.on_event(t.events.at(i));
+      chrome.finish();
+    }
+    std::fclose(mem);
+    const bool valid = nlohmann::json::accept(std::string_view(out, out_size));
+    std::free(out);
+    if (!valid) fuzz::invariant_failed("fuzz_trace", "the Chrome JSON export is not valid JSON");
   } catch (const trace::TraceError&) {
     // rejected with a reason: what a bad file must get
   }
