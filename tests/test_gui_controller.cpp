@@ -695,3 +695,28 @@ TEST_CASE("gui lesson driver: a failing expectation fails with the terminal runn
   CHECK(gui == terminal_failure(l));
   CHECK(selected == 0);  // the event that did not match, shown in every view
 }
+
+TEST_CASE("gui controller (simulator): hypercall records are not VM exits in the lane or counts",
+          "[gui]") {
+  LiveSource src = source_for("pv-hello");
+  src.config.technique = virt::Technique::kPv;
+  Model m;
+  LiveController c(std::move(src));
+  settle(c, m);
+  send(c, m, Command::Op::kRun);
+  REQUIRE(m.status().state == RunState::kFinished);
+  size_t exits = 0, records = 0;
+  EventRecord r;
+  for (size_t i = 0; i < m.events().size(); ++i) {
+    m.events().load(i, &r);
+    if (r.header.type != EventType::kVmExit) continue;
+    if (r.header.flags & trace::kExitFlagHypercallRecord) ++records;
+    else ++exits;
+  }
+  CHECK(records == 2);  // pv-hello's two hypercalls (tests/test_hypercall.cpp)
+  CHECK(m.lane(EventType::kVmExit).size() == exits);
+  CHECK(m.exit_stats().total() == exits);
+  m.events().load(m.events().size() - 1, &r);
+  REQUIRE(r.header.type == EventType::kRunEnd);
+  CHECK(r.run_end.exits == exits);
+}

@@ -21,24 +21,6 @@ namespace {
 constexpr uint32_t bit(EventType t) { return 1u << static_cast<unsigned>(t); }
 constexpr size_t kPage = 4096;
 
-// A run that ended here cannot go on: the guest halted, exited or broke.
-bool terminal(RunEndReason r) {
-  switch (r) {
-    case RunEndReason::kHalted:
-    case RunEndReason::kGuestExit:
-    case RunEndReason::kTripleFault:
-    case RunEndReason::kEmulationFailure:
-    case RunEndReason::kFailEntry:
-    case RunEndReason::kUnhandledExit:
-    case RunEndReason::kInternalError:
-    case RunEndReason::kUnsupported:
-    case RunEndReason::kConsoleLimit:
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool same_registers(const sim::CpuState& a, const sim::CpuState& b) {
   if (std::memcmp(a.gpr, b.gpr, sizeof a.gpr) != 0) return false;
   if (a.rip != b.rip || a.rflags != b.rflags || a.cr0 != b.cr0 || a.cr2 != b.cr2 ||
@@ -69,7 +51,7 @@ class LiveController::Sink final : public trace::EventSink {
     // A run that paused (step, slice, pause) is not the end of the guest's run: only a run end
     // that finishes the guest is an event worth showing.
     if (e.type == EventType::kRunEnd && e.size == sizeof(trace::RunEndEvent) &&
-        !terminal(reinterpret_cast<const trace::RunEndEvent&>(e).reason)) {
+        !trace::ends_guest_run(reinterpret_cast<const trace::RunEndEvent&>(e).reason)) {
       return;
     }
     // The limits bound the model and the queue to it (trace/limits.hpp kModelLimitBytes).
@@ -493,7 +475,7 @@ void LiveController::do_step(uint64_t count) {
       snapshot_if_due();
       continue;
     }
-    if (terminal(r.reason)) {
+    if (trace::ends_guest_run(r.reason)) {
       finish(r);
       return;
     }
@@ -673,7 +655,7 @@ std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run, u
         done = true;
         break;
       default:
-        if (terminal(r.reason)) {
+        if (trace::ends_guest_run(r.reason)) {
           finish(r);
           if (kvm && !addresses.empty() && source_.host == "kvm_pvm") {
             // docs/kvm-hosts.md: on kvm_pvm CPL 3 code runs natively, out of the debug registers' reach.
@@ -783,7 +765,7 @@ bool LiveController::restore_to(uint64_t target) {
     sink_->watch(0);
     const backend::RunOutcome r = backend_->run(sc, sink_.get());
     instructions_ += r.instructions;
-    if (terminal(r.reason)) finish(r);
+    if (trace::ends_guest_run(r.reason)) finish(r);
   }
   return true;
 }
