@@ -259,18 +259,12 @@ bool of_kind(EventKind kind, const EventHeader& e) {
   if (k.type && e.type != *k.type) return false;
   if (e.type == EventType::kRunEnd) {
     // Only a run that is over is a run_end; "any" never stops at the pause markers either.
-    return is_terminal(as<trace::RunEndEvent>(e).reason);
+    return trace::ends_guest_run(as<trace::RunEndEvent>(e).reason);
   }
   return true;
 }
 
 }  // namespace
-
-bool is_terminal(trace::RunEndReason reason) {
-  using R = trace::RunEndReason;
-  return reason != R::kEventMatched && reason != R::kStep && reason != R::kBreakpoint &&
-         reason != R::kInstructionLimit && reason != R::kDebug;
-}
 
 std::optional<EventKind> parse_event_kind(std::string_view text) {
   for (const KindInfo& k : kinds())

@@ -89,8 +89,4 @@ std::optional<uint64_t> parse_value_number(std::string_view text);
 // The value of `field` in `event` as text ("IO", "0xe9", "3"); nullopt if the event has none.
 std::optional<std::string> field_value(const trace::EventHeader& event, std::string_view field);
 
-// True when a run that ended for `reason` is over (halted, exited, faulted, a limit), not
-// paused to report something (event matched, step, breakpoint).
-bool is_terminal(trace::RunEndReason reason);
-
 }  // namespace trapscope::lessons

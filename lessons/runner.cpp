@@ -4,6 +4,7 @@
 
 #include <cinttypes>
 #include <deque>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -176,26 +177,32 @@ class Session {
   }
 
   // Runs until an event matches `p`: the events taken, the matching one last, go to `seen`.
-  // A message on failure.
+  // A message on failure: the guest's run ended first, or the run stopped without ending it
+  // (the lesson's timeout: trace::ends_guest_run), which is no run_end either.
   std::string run_until(const Predicate& p, std::vector<std::vector<uint8_t>>& seen) {
     uint32_t mask = 0;
     if (std::string why = stop_mask_on(p, o_.backend, &mask); !why.empty()) return why;
+    std::optional<backend::RunOutcome> stopped;
     for (;;) {
       while (!sink_.pending.empty()) {
         seen.push_back(std::move(sink_.pending.front()));
         sink_.pending.pop_front();
         const EventHeader& e = header(seen.back());
-        if (counts_as_exit(e)) ++exits_;
+        if (trace::is_vm_exit(e)) ++exits_;
         if (p.matches(e)) return {};
         if (e.type == trace::EventType::kRunEnd) return ended_before(e, end_detail_, p);
       }
       if (ended_) return "the guest's run has already ended; nothing more happens";
+      if (stopped) return stopped_before(*stopped, p);
       backend::StopCondition sc;
       sc.timeout_s = lesson_.timeout_s;
       sc.stop_on = mask;
       const backend::RunOutcome r = machine_->run(sc, &sink_);
       instructions_ += r.instructions;
-      if (is_terminal(r.reason)) {
+      if (!trace::ends_guest_run(r.reason)) {
+        // Stopped at an event of the mask (the loop looks at it), or short of one.
+        if (r.reason != trace::RunEndReason::kEventMatched) stopped = r;
+      } else {
         ended_ = true;
         end_detail_ = r.detail;
         trace::RunEndEvent end{};
@@ -207,11 +214,24 @@ class Session {
         end.exit_code = r.exit_code;
         end.exits = exits_;
         for (const auto& rec : sink_.pending)
-          end.exits += counts_as_exit(header(rec));
+          end.exits += trace::is_vm_exit(header(rec));
         end.duration_ns = r.duration_ns;
         sink_.push(&end, sizeof end);
       }
     }
+  }
+
+  // "the run stopped (time limit: the lesson's timeout is 10 s an action) before vm_exit …"
+  std::string stopped_before(const backend::RunOutcome& r, const Predicate& p) const {
+    std::string why(trace::to_string(r.reason));
+    if (r.reason == trace::RunEndReason::kTimeLimit) {
+      char t[64];
+      std::snprintf(t, sizeof t, ": the lesson's timeout is %g s an action", lesson_.timeout_s);
+      why += t;
+    } else if (!r.detail.empty()) {
+      why += ": " + r.detail;
+    }
+    return "the run stopped (" + why + ") before " + p.describe();
   }
 
   void show(Show what, const std::vector<std::vector<uint8_t>>& seen) {

@@ -82,12 +82,3 @@ Lang lang_from_environment() {
 }
 
 }  // namespace trapscope::lessons
-
-namespace trapscope::lessons {
-
-bool counts_as_exit(const trace::EventHeader& event) {
-  return event.type == trace::EventType::kVmExit &&
-         !(event.flags & trace::kExitFlagHypercallRecord);
-}
-
-}  // namespace trapscope::lessons

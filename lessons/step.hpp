@@ -45,10 +45,6 @@ std::string check_step(const Step& step, const trace::EventHeader* event, uint64
 std::string ended_before(const trace::EventHeader& run_end, const std::string& detail,
                          const Predicate& until);
 
-// True for a VM exit; not for the record that describes a hypercall's doorbell exit
-// (trace::kExitFlagHypercallRecord), which is the same exit told again.
-bool counts_as_exit(const trace::EventHeader& event);
-
 // "step 3 (FILE:41): …", what a failed step reports.
 std::string step_failure(const Lesson& lesson, size_t step, const std::string& failure);
 

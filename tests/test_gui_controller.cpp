@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <thread>
 
 #include "backend/backend.hpp"
@@ -694,4 +695,198 @@ TEST_CASE("gui lesson driver: a failing expectation fails with the terminal runn
   CHECK(gui.find("port is 0xe9, expected 0x3f8") != std::string::npos);
   CHECK(gui == terminal_failure(l));
   CHECK(selected == 0);  // the event that did not match, shown in every view
+}
+
+// [SECTION] Run states (visualizer/core/live_controller.hpp [SECTION] Run states)
+
+TEST_CASE("gui controller: run states allow only their transitions", "[gui]") {
+  using S = LiveState;
+  const S all[] = {S::kStarting, S::kPaused,   S::kRunning, S::kStepping,
+                   S::kSteppingBack, S::kFinished, S::kFailed,  S::kExited};
+  // Every state but kExited leads somewhere; nothing leaves kExited.
+  for (S from : all) {
+    INFO(to_string(from));
+    bool any = false;
+    for (S to : all) any = any || LiveController::allowed(from, to);
+    CHECK(any == (from != S::kExited));
+  }
+  CHECK(LiveController::allowed(S::kStarting, S::kPaused));
+  CHECK(LiveController::allowed(S::kStarting, S::kFailed));
+  CHECK(LiveController::allowed(S::kPaused, S::kRunning));
+  CHECK(LiveController::allowed(S::kRunning, S::kFinished));
+  CHECK(LiveController::allowed(S::kFinished, S::kSteppingBack));
+  CHECK(LiveController::allowed(S::kFailed, S::kStarting));
+  // A finished or failed machine does not run; a working state answers before anything else.
+  CHECK_FALSE(LiveController::allowed(S::kFinished, S::kRunning));
+  CHECK_FALSE(LiveController::allowed(S::kFinished, S::kStepping));
+  CHECK_FALSE(LiveController::allowed(S::kFailed, S::kRunning));
+  CHECK_FALSE(LiveController::allowed(S::kFailed, S::kSteppingBack));
+  CHECK_FALSE(LiveController::allowed(S::kRunning, S::kStepping));
+  CHECK_FALSE(LiveController::allowed(S::kStepping, S::kExited));
+  CHECK_FALSE(LiveController::allowed(S::kStarting, S::kRunning));
+  CHECK_FALSE(LiveController::allowed(S::kPaused, S::kFinished));
+  CHECK(LiveController::shown(S::kStepping) == RunState::kRunning);
+  CHECK(LiveController::shown(S::kFailed) == RunState::kError);
+}
+
+namespace {
+
+// `jmp $` forever, in real mode, every instruction recorded (so that a step in progress shows).
+LiveSource endless_loop() {
+  LiveSource src;
+  src.image = {0xEB, 0xFE};
+  src.name = "loop";
+  src.config.record_instructions = true;
+  return src;
+}
+
+// Polls until the worker has sent events: the command sent is in progress.
+void wait_for_events(Driver& d, Model& m) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (m.events().size() == 0) {
+    REQUIRE(std::chrono::steady_clock::now() < end);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    d.poll(m);
+  }
+}
+
+Command command(Command::Op op, uint64_t count = 1) {
+  Command c;
+  c.op = op;
+  c.count = count;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("gui controller (simulator): run states — pause or quit while stepping", "[gui]") {
+  Model m;
+  auto c = std::make_unique<LiveController>(endless_loop());
+  settle(*c, m);
+  REQUIRE(m.status().state == RunState::kIdle);
+  c->send(command(Command::Op::kStep, uint64_t{1} << 40));  // hours of single steps
+  wait_for_events(*c, m);
+
+  SECTION("pause: the step stops between instructions, the machine is paused") {
+    c->send(command(Command::Op::kPause));
+    settle(*c, m);
+    INFO(m.status().message);
+    CHECK(m.status().state == RunState::kIdle);
+    CHECK(m.status().message.rfind("stepped ", 0) == 0);
+    CHECK(m.status().instructions > 0);
+    CHECK(m.status().instructions < (uint64_t{1} << 40));
+    CHECK(m.status().commands_done == 2);  // the first reset and the step, each answered once
+    send(*c, m, Command::Op::kStep);  // and it goes on from there
+    CHECK(m.status().state == RunState::kIdle);
+    CHECK(m.status().message.rfind("stepped 1 instruction;", 0) == 0);
+  }
+
+  SECTION("quit: destroying the controller ends the step and the worker") {
+    c.reset();  // joins the worker: would not return if the step went on
+    CHECK(m.events().size() > 0);
+  }
+}
+
+TEST_CASE("gui controller (simulator): run states — stop while running, quit while running",
+          "[gui]") {
+  Model m;
+  auto c = std::make_unique<LiveController>(endless_loop());
+  settle(*c, m);
+  c->send(command(Command::Op::kRun));
+  wait_for_events(*c, m);
+
+  SECTION("pause") {
+    c->send(command(Command::Op::kPause));
+    settle(*c, m);
+    CHECK(m.status().state == RunState::kIdle);
+    CHECK(m.status().message.rfind("paused at rip=", 0) == 0);
+    CHECK_FALSE(m.status().end);
+  }
+
+  SECTION("quit") {
+    c.reset();
+    CHECK(m.events().size() > 0);
+  }
+}
+
+TEST_CASE("gui controller (simulator): run states — after the guest's end only reset and step "
+          "back go on",
+          "[gui]") {
+  Model m;
+  LiveController c(source_for("hello"));
+  settle(c, m);
+  send(c, m, Command::Op::kRun);
+  REQUIRE(m.status().state == RunState::kFinished);
+  const uint64_t events = m.events().size();
+  const uint64_t done = m.status().commands_done;
+  for (const auto op : {Command::Op::kStep, Command::Op::kRun, Command::Op::kStepTo}) {
+    send(c, m, op, StepKind::kVmExit);
+    CHECK(m.status().state == RunState::kFinished);
+    CHECK(m.status().message_is_error);
+    CHECK(m.status().message == "the guest's run has ended (guest halted): reset or step back "
+                                "to go on");
+    CHECK(m.events().size() == events);
+  }
+  CHECK(m.status().commands_done == done + 3);  // refused, but answered
+  send(c, m, Command::Op::kStepBack);  // before the hlt: the machine can run again
+  CHECK(m.status().state == RunState::kIdle);
+  CHECK_FALSE(m.status().end);
+  send(c, m, Command::Op::kStep);
+  CHECK(m.status().state == RunState::kFinished);
+  CHECK(*m.status().end == trace::RunEndReason::kHalted);
+}
+
+TEST_CASE("gui controller (simulator): run states — a machine that cannot start takes only a "
+          "reset",
+          "[gui]") {
+  LiveSource src = endless_loop();
+  src.config.memory_bytes = 1 << 20;
+  src.image.assign(2 << 20, 0x90);  // 2 MiB of nop: does not fit in 1 MiB
+  Model m;
+  LiveController c(std::move(src));
+  settle(c, m);
+  REQUIRE(m.status().state == RunState::kError);
+  const std::string why = m.status().message;
+  CHECK(why.rfind("cannot start the simulator: ", 0) == 0);
+  for (int i = 0; i < 2; ++i) {  // the reason is said once, however often it is asked
+    send(c, m, Command::Op::kStep);
+    CHECK(m.status().state == RunState::kError);
+    CHECK(m.status().message == "no machine: " + why);
+  }
+  send(c, m, Command::Op::kRun);
+  CHECK(m.status().state == RunState::kError);
+  send(c, m, Command::Op::kStepBack);
+  CHECK(m.status().message == "no machine to step back");
+  backend::Config bigger;
+  bigger.memory_bytes = 16 << 20;
+  c.restart(bigger);
+  settle(c, m);
+  CHECK(m.status().state == RunState::kIdle);
+  send(c, m, Command::Op::kStep);
+  CHECK(m.status().instructions == 1);
+}
+
+TEST_CASE("gui controller (simulator): hypercall records are not VM exits in the lane or counts",
+          "[gui]") {
+  LiveSource src = source_for("pv-hello");
+  src.config.technique = virt::Technique::kPv;
+  Model m;
+  LiveController c(std::move(src));
+  settle(c, m);
+  send(c, m, Command::Op::kRun);
+  REQUIRE(m.status().state == RunState::kFinished);
+  size_t exits = 0, records = 0;
+  EventRecord r;
+  for (size_t i = 0; i < m.events().size(); ++i) {
+    m.events().load(i, &r);
+    if (r.header.type != EventType::kVmExit) continue;
+    if (r.header.flags & trace::kExitFlagHypercallRecord) ++records;
+    else ++exits;
+  }
+  CHECK(records == 2);  // pv-hello's two hypercalls (tests/test_hypercall.cpp)
+  CHECK(m.lane(EventType::kVmExit).size() == exits);
+  CHECK(m.exit_stats().total() == exits);
+  m.events().load(m.events().size() - 1, &r);
+  REQUIRE(r.header.type == EventType::kRunEnd);
+  CHECK(r.run_end.exits == exits);
 }

@@ -236,6 +236,35 @@ TEST_CASE("gui model: lanes, CPL spans, exit statistics and searches", "[gui]") 
   }
 }
 
+TEST_CASE("gui model: a hypercall record is not a VM exit in any lane or count", "[gui]") {
+  // A paravirtual guest's doorbell: the I/O exit, then the record of the hypercall behind it
+  // (trace/event.hpp kExitFlagHypercallRecord), then the halt and the run's end.
+  trace::VmExitEvent record = io_exit(0x8010, 0x500, 0);
+  record.reason = static_cast<uint32_t>(trace::ExitReason::kHypercall);
+  record.header.flags = trace::kExitFlagHypercallRecord;
+  record.payload.hypercall = {1, 0, 0x9000, 5};
+  trace::RunEndEvent end{};
+  end.header = trace::make_header<trace::RunEndEvent>(EventType::kRunEnd);
+  end.reason = trace::RunEndReason::kHalted;
+  Model m;
+  m.append(io_exit(0x8010, 0x500, 0).header);  // 0: the doorbell
+  m.append(record.header);                       // 1: its record
+  m.append(hlt_exit(0x8020).header);             // 2
+  m.append(end.header);                          // 3
+  REQUIRE(m.events().size() == 4);
+  CHECK(m.events().type(1) == EventType::kVmExit);  // kept and listed
+  CHECK(m.lane(EventType::kVmExit) == std::vector<uint32_t>{0, 2});
+  CHECK(m.exit_stats().total() == 2);
+  CHECK(m.find_next(StepKind::kVmExit, 0) == 2u);
+  CHECK(m.find_prev(StepKind::kVmExit, 2) == 0u);
+  EventRecord r;
+  m.events().load(3, &r);
+  CHECK(r.run_end.exits == 2);  // the run end shown counts the exits of the whole run
+  m.truncate(2);
+  CHECK(m.lane(EventType::kVmExit) == std::vector<uint32_t>{0});
+  CHECK(m.exit_stats().total() == 1);
+}
+
 TEST_CASE("gui model: the filter's words", "[gui]") {
   Model m;
   fill(m);

@@ -276,6 +276,44 @@ TEST_CASE("predicates match an event's fields, a paused run is not a run end", "
   CHECK(*lessons::field_value(end.header, "reason") == "guest exit code");
 }
 
+TEST_CASE("a run that only stopped is no run_end: a time, exit or stop limit is not the end",
+          "[lessons]") {
+  // One definition (trace::ends_guest_run) for the lesson runner and the live controller, which
+  // shows a run end only when the guest's run is over and can run on after the others.
+  const lessons::Predicate any_end{lessons::EventKind::kRunEnd, {}};
+  trace::RunEndEvent end{};
+  end.header.type = trace::EventType::kRunEnd;
+  end.header.size = sizeof end;
+  for (auto r : {trace::RunEndReason::kTimeLimit, trace::RunEndReason::kExitLimit,
+                 trace::RunEndReason::kStopped}) {
+    INFO(trace::to_string(r));
+    end.reason = r;
+    CHECK_FALSE(trace::ends_guest_run(r));
+    CHECK_FALSE(any_end.matches(end.header));
+  }
+  for (auto r : {trace::RunEndReason::kHalted, trace::RunEndReason::kGuestExit,
+                 trace::RunEndReason::kTripleFault, trace::RunEndReason::kConsoleLimit,
+                 trace::RunEndReason::kEventLimit}) {
+    INFO(trace::to_string(r));
+    end.reason = r;
+    CHECK(trace::ends_guest_run(r));
+    CHECK(any_end.matches(end.header));
+  }
+
+  // A step that waits for the run's end but whose action reaches the lesson's timeout first
+  // fails, saying so; it does not pass as if the guest had ended. (A timeout of 0 s ends the
+  // simulator's run at its first clock check, before the first instruction.)
+  auto l = parse_lesson(replace(kMinimal, "run_until: {event: vm_exit, reason: IO}\n"
+                                          "    expect: {port: 0xe9, value: 0x48}",
+                                "run_until: {event: run_end}"),
+                        "t.yaml");
+  l.timeout_s = 0;
+  const auto r = check(l, backend::Kind::kSim);
+  CHECK_FALSE(r.passed);
+  CHECK_THAT(r.failure, Catch::Contains("the run stopped (time limit: the lesson's timeout is 0 s "
+                                        "an action) before run_end"));
+}
+
 TEST_CASE("trapscope lesson: list, run in both languages, check, bad input", "[lessons][cli]") {
   auto r = test::run_trapscope({"lesson", "list", "--lang", "es"});
   CHECK(r.exit_code == 0);

@@ -134,4 +134,31 @@ std::string_view to_string(RunEndReason reason) {
   return "?";
 }
 
+bool ends_guest_run(RunEndReason reason) {
+  switch (reason) {
+    case RunEndReason::kHalted:
+    case RunEndReason::kGuestExit:
+    case RunEndReason::kTripleFault:
+    case RunEndReason::kEmulationFailure:
+    case RunEndReason::kFailEntry:
+    case RunEndReason::kUnhandledExit:
+    case RunEndReason::kInternalError:
+    case RunEndReason::kUnsupported:
+    case RunEndReason::kConsoleLimit:
+    case RunEndReason::kEventLimit:
+      return true;
+    case RunEndReason::kTimeLimit:
+    case RunEndReason::kExitLimit:
+    case RunEndReason::kDebug:
+    case RunEndReason::kStopped:
+    case RunEndReason::kInstructionLimit:
+    case RunEndReason::kBreakpoint:
+    case RunEndReason::kStep:
+    case RunEndReason::kEventMatched:
+    case RunEndReason::kMax:
+      return false;
+  }
+  return false;
+}
+
 }  // namespace trapscope::trace

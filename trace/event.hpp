@@ -206,6 +206,17 @@ enum class RunEndReason : uint8_t {
   kMax,
 };
 std::string_view to_string(RunEndReason reason);
+// True when a run that ended for `reason` ended the guest's run: the guest halted, exited or
+// broke, or a capture limit (trace/limits.hpp) ended it; only a reset runs it again. False when
+// the run only stopped and running on goes on from there: a single step, a breakpoint, an event
+// asked for, the caller's instruction, exit-count or time limit, a stop request. The one
+// definition the visualizer's live controller and the lesson runner both use.
+bool ends_guest_run(RunEndReason reason);
+// True for a VM exit; false for a hypercall record (kExitFlagHypercallRecord), which describes
+// the doorbell's I/O exit just before it and is not a second exit, and for other event types.
+inline bool is_vm_exit(const EventHeader& e) {
+  return e.type == EventType::kVmExit && !(e.flags & kExitFlagHypercallRecord);
+}
 
 struct RunEndEvent {
   EventHeader header;

@@ -7,8 +7,7 @@
 namespace trapscope::trace {
 
 void ExitStats::on_event(const EventHeader& h) {
-  if (h.type != EventType::kVmExit || h.size != sizeof(VmExitEvent)) return;
-  if (h.flags & kExitFlagHypercallRecord) return;  // describes the I/O exit before it
+  if (!is_vm_exit(h) || h.size != sizeof(VmExitEvent)) return;  // a hypercall record is not one
   const auto& e = reinterpret_cast<const VmExitEvent&>(h);
   ExitReasonStats& s = by_reason_[e.reason];
   ++s.count;

@@ -116,7 +116,7 @@ std::optional<int64_t> LessonDriver::update(const Model& model) {
   for (; cursor_ < n; ++cursor_) {
     model.events().load(cursor_, &rec);
     const trace::EventHeader& e = rec.header;
-    if (lessons::counts_as_exit(e)) ++exits_;
+    if (trace::is_vm_exit(e)) ++exits_;
     if (p.matches(e)) {
       const auto index = static_cast<int64_t>(cursor_++);
       finish(step, model, &e, index);

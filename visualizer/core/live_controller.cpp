@@ -21,24 +21,6 @@ namespace {
 constexpr uint32_t bit(EventType t) { return 1u << static_cast<unsigned>(t); }
 constexpr size_t kPage = 4096;
 
-// A run that ended here cannot go on: the guest halted, exited or broke.
-bool terminal(RunEndReason r) {
-  switch (r) {
-    case RunEndReason::kHalted:
-    case RunEndReason::kGuestExit:
-    case RunEndReason::kTripleFault:
-    case RunEndReason::kEmulationFailure:
-    case RunEndReason::kFailEntry:
-    case RunEndReason::kUnhandledExit:
-    case RunEndReason::kInternalError:
-    case RunEndReason::kUnsupported:
-    case RunEndReason::kConsoleLimit:
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool same_registers(const x86::CpuState& a, const x86::CpuState& b) {
   if (std::memcmp(a.gpr, b.gpr, sizeof a.gpr) != 0) return false;
   if (a.rip != b.rip || a.rflags != b.rflags || a.cr0 != b.cr0 || a.cr2 != b.cr2 ||
@@ -69,7 +51,7 @@ class LiveController::Sink final : public trace::EventSink {
     // A run that paused (step, slice, pause) is not the end of the guest's run: only a run end
     // that finishes the guest is an event worth showing.
     if (e.type == EventType::kRunEnd && e.size == sizeof(trace::RunEndEvent) &&
-        !terminal(reinterpret_cast<const trace::RunEndEvent&>(e).reason)) {
+        !trace::ends_guest_run(reinterpret_cast<const trace::RunEndEvent&>(e).reason)) {
       return;
     }
     // The limits bound the model and the queue to it (trace/limits.hpp kModelLimitBytes).
@@ -167,17 +149,14 @@ LiveController::LiveController(LiveSource source)
       memory_address_(source_.memory_address),
       memory_length_(source_.memory_length) {
   sink_ = std::make_unique<Sink>(*this);
-  Command reset;
-  reset.op = Command::Op::kReset;
-  commands_.push_back(std::move(reset));
+  command_.op = Command::Op::kReset;  // the worker starts in kStarting with it (taken_ = 1)
   thread_ = std::thread([this] { worker_main(); });
 }
 
 LiveController::~LiveController() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    quit_ = true;
-    pause_ = true;
+    request_ = Request::kQuit;
     commands_.clear();
     if (active_) active_->request_stop();
   }
@@ -190,7 +169,7 @@ void LiveController::send(Command c) {
     std::lock_guard<std::mutex> lock(mu_);
     switch (c.op) {
       case Command::Op::kPause:
-        pause_ = true;
+        if (request_ != Request::kQuit) request_ = Request::kPause;
         commands_.clear();
         if (active_) active_->request_stop();
         break;
@@ -234,11 +213,12 @@ bool LiveController::poll(Model& model) {
 
 bool LiveController::busy() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return executing_ || !commands_.empty() || !updates_.empty();
+  return taken_ != answered_ || !commands_.empty() || !updates_.empty();
 }
 
-void LiveController::post(Update u) {
+void LiveController::post(Update u, bool answers) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (answers) ++answered_;  // with the answer in the queue: busy() until poll() takes it
   // A fresh machine state replaces one the GUI has not seen yet (animated runs publish many).
   if (auto* s = std::get_if<MachineState>(&u); s && s->stop && !updates_.empty()) {
     if (auto* last = std::get_if<MachineState>(&updates_.back())) {
@@ -251,72 +231,214 @@ void LiveController::post(Update u) {
   updates_.push_back(std::move(u));
 }
 
-// [SECTION] Worker loop
+// [SECTION] Run states
+
+std::string_view to_string(LiveState s) {
+  switch (s) {
+    case LiveState::kStarting: return "starting";
+    case LiveState::kPaused: return "paused";
+    case LiveState::kRunning: return "running";
+    case LiveState::kStepping: return "stepping";
+    case LiveState::kSteppingBack: return "stepping back";
+    case LiveState::kFinished: return "finished";
+    case LiveState::kFailed: return "failed";
+    case LiveState::kExited: return "exited";
+  }
+  return "?";
+}
+
+bool LiveController::allowed(LiveState from, LiveState to) {
+  using S = LiveState;
+  switch (from) {
+    case S::kStarting:
+      return to == S::kPaused || to == S::kFailed;
+    case S::kPaused:  // a command taken, refused (stays) or quit
+      return to == S::kStarting || to == S::kRunning || to == S::kStepping ||
+             to == S::kSteppingBack || to == S::kPaused || to == S::kExited;
+    case S::kRunning:
+    case S::kStepping:
+    case S::kSteppingBack:
+      return to == S::kPaused || to == S::kFinished;
+    case S::kFinished:  // only a reset or a step back goes on
+      return to == S::kStarting || to == S::kSteppingBack || to == S::kFinished ||
+             to == S::kExited;
+    case S::kFailed:  // only a reset goes on
+      return to == S::kStarting || to == S::kFailed || to == S::kExited;
+    case S::kExited:
+      return false;
+  }
+  return false;
+}
+
+RunState LiveController::shown(LiveState s) {
+  switch (s) {
+    case LiveState::kStarting: return RunState::kStarting;
+    case LiveState::kPaused: return RunState::kIdle;
+    case LiveState::kRunning:
+    case LiveState::kStepping:
+    case LiveState::kSteppingBack: return RunState::kRunning;
+    case LiveState::kFinished: return RunState::kFinished;
+    case LiveState::kFailed: return RunState::kError;
+    case LiveState::kExited: return RunState::kIdle;
+  }
+  return RunState::kIdle;
+}
 
 void LiveController::worker_main() {
-  for (;;) {
-    Command c;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return quit_ || !commands_.empty(); });
-      if (quit_) break;
-      c = std::move(commands_.front());
-      commands_.pop_front();
-      pause_ = false;
-      executing_ = true;
-    }
+  while (state_ != LiveState::kExited) {
     try {
-      execute(c);
+      enter(run_state());
+      if (answer_) reply(*std::exchange(answer_, std::nullopt));
     } catch (const std::exception& e) {
-      say(std::string(to_string(c.op)) + " failed: " + e.what(), true);
-      running_ = false;
-      ++commands_done_;
-      publish(true, false, std::nullopt);
+      say(std::string(to_string(command_.op)) + " failed: " + e.what(), true);
+      answer_.reset();
+      enter(recovered());
+      reply({});
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    executing_ = false;
   }
   std::lock_guard<std::mutex> lock(mu_);
   active_ = nullptr;
   backend_.reset();
 }
 
-void LiveController::execute(const Command& c) {
-  std::optional<uint64_t> select;
-  const uint64_t events_before = events_;
-  bool reset = false;
-  switch (c.op) {
-    case Command::Op::kReset:
-      do_reset();
-      reset = true;
-      break;
-    case Command::Op::kStep:
-      do_step(std::max<uint64_t>(c.count, 1));
-      if (events_ > events_before) select = events_ - 1;
-      break;
-    case Command::Op::kStepTo:
-      if (c.kind == StepKind::kInstruction) {
-        do_step(1);
-        if (events_ > events_before) select = events_ - 1;
-      } else {
-        select = do_run(c.kind, false, c.mask);
-      }
-      break;
-    case Command::Op::kRun:
-      select = do_run(StepKind::kAny, true);
-      break;
-    case Command::Op::kStepBack:
-      do_step_back(std::max<uint64_t>(c.count, 1));
-      if (events_ > 0) select = events_ - 1;
-      break;
-    case Command::Op::kSetMemoryWindow:
-    case Command::Op::kSetBreakpoints:
-    case Command::Op::kPause:
-      break;
+LiveState LiveController::run_state() {
+  switch (state_) {
+    case LiveState::kStarting: return starting();
+    case LiveState::kPaused: return paused();
+    case LiveState::kRunning: return running();
+    case LiveState::kStepping: return stepping();
+    case LiveState::kSteppingBack: return stepping_back();
+    case LiveState::kFinished: return finished();
+    case LiveState::kFailed: return failed();
+    case LiveState::kExited: break;
   }
-  running_ = false;
-  ++commands_done_;
-  publish(true, reset, select);
+  throw std::logic_error("live controller: no function for state " +
+                         std::string(to_string(state_)));
+}
+
+void LiveController::enter(LiveState next) {
+  if (!allowed(state_, next)) {
+    throw std::logic_error("live controller: no transition from " + std::string(to_string(state_)) +
+                           " to " + std::string(to_string(next)));
+  }
+  state_ = next;
+}
+
+LiveState LiveController::recovered() const {
+  return end_ ? LiveState::kFinished : backend_ ? LiveState::kPaused : LiveState::kFailed;
+}
+
+bool LiveController::take_command() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return request_ == Request::kQuit || !commands_.empty(); });
+  if (request_ == Request::kQuit) return false;
+  command_ = std::move(commands_.front());
+  commands_.pop_front();
+  ++taken_;
+  request_ = Request::kNone;  // a pause ends the command it found, not the next one
+  return true;
+}
+
+LiveState LiveController::stay(LiveState here) {
+  answer_ = Answer{};
+  return here;
+}
+
+LiveState LiveController::refuse(std::string why, LiveState stay, std::optional<uint64_t> select) {
+  say(std::move(why), true);
+  answer_ = Answer{false, select};
+  return stay;
+}
+
+void LiveController::set_active(backend::Backend* b) {
+  std::lock_guard<std::mutex> lock(mu_);
+  active_ = b;
+}
+
+// Waiting states: take the next command, go where it is carried out, or refuse it and stay.
+
+LiveState LiveController::paused() {
+  if (!take_command()) return LiveState::kExited;
+  switch (command_.op) {
+    case Command::Op::kReset: return LiveState::kStarting;
+    case Command::Op::kStep: return LiveState::kStepping;
+    case Command::Op::kStepTo:
+      return command_.kind == StepKind::kInstruction ? LiveState::kStepping : LiveState::kRunning;
+    case Command::Op::kRun: return LiveState::kRunning;
+    case Command::Op::kStepBack:
+      // A refused step back still selects the newest event, as a step back does.
+      if (!caps_.step_back) return refuse(caps_.step_back_why, LiveState::kPaused, last_event());
+      if (instructions_ == 0) {
+        return refuse("already at the start: nothing to step back to", LiveState::kPaused,
+                      last_event());
+      }
+      return LiveState::kSteppingBack;
+    default:  // a memory window (the answer publishes it), breakpoints, a pause
+      return stay(LiveState::kPaused);
+  }
+}
+
+LiveState LiveController::finished() {
+  if (!take_command()) return LiveState::kExited;
+  switch (command_.op) {
+    case Command::Op::kReset: return LiveState::kStarting;
+    case Command::Op::kStepBack:
+      if (!caps_.step_back) return refuse(caps_.step_back_why, LiveState::kFinished, last_event());
+      return LiveState::kSteppingBack;
+    case Command::Op::kStep:
+    case Command::Op::kStepTo:
+    case Command::Op::kRun:
+      return refuse("the guest's run has ended (" + std::string(trace::to_string(*end_)) +
+                        "): reset" + std::string(caps_.step_back ? " or step back" : "") +
+                        " to go on",
+                    LiveState::kFinished);
+    default:  // a memory window (the answer publishes it), breakpoints, a pause
+      return stay(LiveState::kFinished);
+  }
+}
+
+LiveState LiveController::failed() {
+  if (!take_command()) return LiveState::kExited;
+  switch (command_.op) {
+    case Command::Op::kReset: return LiveState::kStarting;
+    case Command::Op::kStepBack:
+      return refuse(caps_.step_back ? "no machine to step back" : caps_.step_back_why,
+                    LiveState::kFailed);
+    case Command::Op::kStep:
+    case Command::Op::kStepTo:
+    case Command::Op::kRun:
+      return refuse("no machine: " + start_error_, LiveState::kFailed);
+    default:  // a memory window (the answer publishes it), breakpoints, a pause
+      return stay(LiveState::kFailed);
+  }
+}
+
+// Working states: carry out the command in hand, answer it, and wait again.
+
+LiveState LiveController::starting() {
+  do_reset();
+  answer_ = Answer{true, std::nullopt};
+  return backend_ ? LiveState::kPaused : LiveState::kFailed;
+}
+
+LiveState LiveController::stepping() {
+  const uint64_t before = events_;
+  do_step(command_.op == Command::Op::kStep ? std::max<uint64_t>(command_.count, 1) : 1);
+  answer_ = Answer{false, events_ > before ? last_event() : std::nullopt};
+  return end_ ? LiveState::kFinished : LiveState::kPaused;
+}
+
+LiveState LiveController::running() {
+  answer_ = Answer{false, command_.op == Command::Op::kRun
+                              ? do_run(StepKind::kAny, true)
+                              : do_run(command_.kind, false, command_.mask)};
+  return end_ ? LiveState::kFinished : LiveState::kPaused;
+}
+
+LiveState LiveController::stepping_back() {
+  do_step_back(std::max<uint64_t>(command_.count, 1));
+  answer_ = Answer{false, last_event()};
+  return end_ ? LiveState::kFinished : LiveState::kPaused;
 }
 
 void LiveController::say(std::string message, bool error) {
@@ -326,10 +448,7 @@ void LiveController::say(std::string message, bool error) {
 
 Status LiveController::status() const {
   Status s;
-  s.state = failed_     ? RunState::kError
-            : running_  ? RunState::kRunning
-            : finished_ ? RunState::kFinished
-                        : RunState::kIdle;
+  s.state = shown(state_);
   s.backend = source_.kind == backend::Kind::kSim ? "simulator"
               : "KVM (" + (source_.host.empty() ? std::string("?") : source_.host) + ")";
   s.source = source_.name;
@@ -343,7 +462,12 @@ Status LiveController::status() const {
   return s;
 }
 
-void LiveController::publish(bool stop, bool reset, std::optional<uint64_t> select) {
+void LiveController::reply(const Answer& a) {
+  ++commands_done_;
+  publish(true, a.reset, a.select, /*answers=*/true);
+}
+
+void LiveController::publish(bool stop, bool reset, std::optional<uint64_t> select, bool answers) {
   sink_->flush();
   MachineState s;
   s.status = status();
@@ -359,7 +483,7 @@ void LiveController::publish(bool stop, bool reset, std::optional<uint64_t> sele
       s.memory = read_memory();
     }
   }
-  post(std::move(s));
+  post(std::move(s), answers);
 }
 
 CodeWindow LiveController::read_code(const x86::CpuState& r) const {
@@ -379,16 +503,14 @@ MemoryWindow LiveController::read_memory() const {
 bool LiveController::sleep_for(double seconds) {
   std::unique_lock<std::mutex> lock(mu_);
   return !cv_.wait_for(lock, std::chrono::duration<double>(seconds),
-                       [&] { return pause_.load() || quit_; });
+                       [&] { return request_ != Request::kNone; });
 }
 
 // [SECTION] Commands
 
 void LiveController::do_reset() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    active_ = nullptr;
-  }
+  set_active(nullptr);
+  end_.reset();
   backend_.reset();
   snaps_.clear();
   base_ = {};
@@ -396,10 +518,8 @@ void LiveController::do_reset() {
   event_bytes_ = 0;
   dropped_ = 0;
   instructions_ = 0;
-  finished_ = false;
-  failed_ = false;
-  end_.reset();
   exit_code_ = 0;
+  start_error_.clear();
   sink_->limit_hit = false;
   post(Truncate{0});
   {
@@ -411,10 +531,9 @@ void LiveController::do_reset() {
     backend_->load(source_.image);
   } catch (const std::exception& e) {
     backend_.reset();
-    failed_ = true;
-    say(std::string("cannot start the ") +
-            (source_.kind == backend::Kind::kKvm ? "KVM machine" : "simulator") + ": " + e.what(),
-        true);
+    start_error_ = std::string("cannot start the ") +
+                   (kvm() ? "KVM machine" : "simulator") + ": " + e.what();
+    say(start_error_, true);
     return;
   }
   if (source_.kind == backend::Kind::kSim) {
@@ -429,23 +548,7 @@ void LiveController::do_reset() {
       (source_.kind == backend::Kind::kSim ? "simulator" : "KVM backend"));
 }
 
-bool LiveController::can_execute() {
-  if (!backend_) {
-    say("no machine: " + message_, true);
-    return false;
-  }
-  if (finished_) {
-    std::string why = end_ ? std::string(trace::to_string(*end_)) : "finished";
-    say("the guest's run has ended (" + why + "): reset" +
-            std::string(caps_.step_back ? " or step back" : "") + " to go on",
-        true);
-    return false;
-  }
-  return true;
-}
-
 void LiveController::finish(const backend::RunOutcome& r) {
-  finished_ = true;
   end_ = r.reason;
   exit_code_ = r.exit_code;
   std::string m = "the guest's run ended: " + std::string(trace::to_string(r.reason));
@@ -462,7 +565,7 @@ void LiveController::finish(const backend::RunOutcome& r) {
 // return to CPL 3 goes on until the guest is back in emulated code (a trap, an interrupt).
 // True if the instruction at RIP is such a return: iret, sysret or a far return.
 bool LiveController::returns_to_user_natively(const x86::CpuState& r) const {
-  if (source_.kind != backend::Kind::kKvm || source_.host != "kvm_pvm") return false;
+  if (!kvm() || source_.host != "kvm_pvm") return false;
   const std::vector<DisasmLine> at = disassemble_around(read_code(r), 0, 0);
   if (at.empty() || !at.front().ok || !at.front().is_rip) return false;
   const std::string& t = at.front().text;
@@ -471,34 +574,29 @@ bool LiveController::returns_to_user_natively(const x86::CpuState& r) const {
 }
 
 void LiveController::do_step(uint64_t count) {
-  if (!can_execute()) return;
   const uint8_t cpl_before = backend_->registers().cpl();
   uint64_t done = 0;
   bool ran_natively = false;
   for (; done < count; ++done) {
-    if (pause_) break;
+    if (stop_requested()) break;
     ran_natively = ran_natively || returns_to_user_natively(backend_->registers());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      active_ = backend_.get();
-    }
+    set_active(backend_.get());
     sink_->watch(0);
     const backend::RunOutcome r = backend_->step(sink_.get());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      active_ = nullptr;
-    }
+    set_active(nullptr);
     instructions_ += r.instructions;
     if (r.reason == RunEndReason::kStep || r.reason == RunEndReason::kInstructionLimit) {
       snapshot_if_due();
       continue;
     }
-    if (terminal(r.reason)) {
+    // A pause that stopped this step before its instruction: paused, not an error.
+    if (r.reason == RunEndReason::kStopped && stop_requested()) break;
+    if (trace::ends_guest_run(r.reason)) {
       finish(r);
       return;
     }
     std::string m = "step stopped: " + std::string(trace::to_string(r.reason));
-    if (source_.kind == backend::Kind::kKvm && r.reason == RunEndReason::kTimeLimit) {
+    if (kvm() && r.reason == RunEndReason::kTimeLimit) {
       m += " — KVM did not report the single step";
       if (cpl_before == 3) m += " (CPL 3 code runs natively on this host: no single-step there)";
     }
@@ -514,17 +612,57 @@ void LiveController::do_step(uint64_t count) {
   say(m);
 }
 
+// [SECTION] Running: run, or step to an event
+
+// What a run stops at, fixed for the whole command.
+struct LiveController::RunPlan {
+  bool free_run = false;     // run: until a breakpoint, the end or a pause
+  uint32_t target_mask = 0;  // step to: stop after an event of these types (1 << EventType)
+  bool animated = false;     // one instruction at a time at speed_ (a free run with a speed)
+};
+
+// One backend run call: the breakpoints in force when it starts, and what stops it.
+struct LiveController::Slice {
+  std::vector<Breakpoint> breakpoints;  // a copy: the GUI may change them meanwhile
+  std::vector<uint64_t> addresses;      // the enabled address breakpoints
+  bool per_instruction = false;         // one instruction (animated, or several addresses)
+  backend::StopCondition stop;
+};
+
 std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run, uint32_t mask) {
-  if (!can_execute()) return std::nullopt;
-  const bool kvm = source_.kind == backend::Kind::kKvm;
-  uint32_t target_mask = free_run ? 0 : mask ? mask : event_mask(target);
-  if (kvm && !free_run && !mask && target == StepKind::kAny) target_mask = bit(EventType::kVmExit);
-  if (!free_run && mask && kvm && (mask & ~bit(EventType::kVmExit))) {
+  const std::optional<RunPlan> plan = plan_run(target, free_run, mask);
+  if (!plan) return std::nullopt;
+  publish(false, false, std::nullopt);  // "running"
+  std::optional<uint64_t> select;
+  for (bool done = false; !done;) {
+    if (stop_requested()) {
+      say_paused();
+      break;
+    }
+    const std::optional<Slice> slice = plan_slice(*plan);
+    if (!slice) break;
+    const std::optional<backend::RunOutcome> r = run_slice(*slice);
+    if (!r || event_limit_hit()) break;
+    done = stop_after(*plan, *slice, *r, select);
+  }
+  return end_run(*plan, select);
+}
+
+// What the command asks for, or nullopt (said why) when this machine cannot observe it.
+std::optional<LiveController::RunPlan> LiveController::plan_run(StepKind target, bool free_run,
+                                                                 uint32_t mask) {
+  RunPlan plan;
+  plan.free_run = free_run;
+  plan.target_mask = free_run ? 0 : mask ? mask : event_mask(target);
+  if (kvm() && !free_run && !mask && target == StepKind::kAny) {
+    plan.target_mask = bit(EventType::kVmExit);
+  }
+  if (!free_run && mask && kvm() && (mask & ~bit(EventType::kVmExit))) {
     say("KVM reports only VM exits: " + caps_.step_kinds_why, true);
     return std::nullopt;
   }
   if (!free_run && !mask) {
-    if (target_mask == 0) {
+    if (plan.target_mask == 0) {
       say("cannot step to the next " + std::string(describe(target)) + ": " +
               caps_.step_kinds_why,
           true);
@@ -537,176 +675,199 @@ std::optional<uint64_t> LiveController::do_run(StepKind target, bool free_run, u
       return std::nullopt;
     }
   }
-  running_ = true;
-  publish(false, false, std::nullopt);  // "running"
+  plan.animated = free_run && speed_.load() > 0;
+  return plan;
+}
 
-  std::optional<uint64_t> select;
-  const double speed = speed_.load();
-  const bool animated = free_run && speed > 0;
-  bool done = false;
-  while (!done) {
-    if (pause_) {
-      say("paused at rip=" + hex(backend_->registers().rip));
-      break;
-    }
-    std::vector<Breakpoint> bps;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      bps = breakpoints_;
-    }
-    std::vector<uint64_t> addresses;
-    uint32_t bp_mask = 0;
-    for (const Breakpoint& b : bps) {
-      if (!b.enabled) continue;
-      if (b.kind == Breakpoint::Kind::kAddress) addresses.push_back(b.address);
-      else bp_mask |= event_mask(b.event);
-    }
-    if (kvm) {
-      if (addresses.size() > 1) {
-        say("KVM takes one address breakpoint at a time (one hardware debug register through "
-            "the backend's stop condition): disable the others",
-            true);
-        break;
-      }
-      if (bp_mask & ~bit(EventType::kVmExit)) {
-        say("KVM reports only VM exits: breakpoints on rings, exceptions or page walks need "
-            "--backend sim",
-            true);
-        break;
-      }
-    }
-    const bool per_instruction = animated || (!kvm && addresses.size() > 1);
-    backend::StopCondition sc;
-    sc.timeout_s = 3600;
-    sc.stop_on = target_mask | bp_mask;
-    if (!kvm) sc.max_instructions = per_instruction ? 1 : source_.slice;
-    if (addresses.size() == 1 && !per_instruction) {
-      sc.has_breakpoint = true;
-      sc.breakpoint = addresses[0];
-    }
-    sink_->watch(sc.stop_on);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (pause_) continue;
-      active_ = backend_.get();
-    }
-    backend::RunOutcome r;
-    try {
-      r = (kvm && per_instruction) ? backend_->step(sink_.get()) : backend_->run(sc, sink_.get());
-    } catch (const std::invalid_argument& e) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        active_ = nullptr;
-      }
-      say(e.what(), true);
-      break;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      active_ = nullptr;
-    }
-    instructions_ += r.instructions;
-    if (sink_->limit_hit) {
-      say("stopped: the event limit (" + with_commas(source_.max_events) + " events or " +
-              with_commas(source_.max_event_bytes >> 20) + " MiB) is reached; " +
-              with_commas(dropped_) + " later events dropped; reset to start again",
+// The next slice under the breakpoints set now, or nullopt (said why) if KVM cannot take them.
+std::optional<LiveController::Slice> LiveController::plan_slice(const RunPlan& plan) {
+  Slice s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.breakpoints = breakpoints_;
+  }
+  uint32_t bp_mask = 0;
+  for (const Breakpoint& b : s.breakpoints) {
+    if (!b.enabled) continue;
+    if (b.kind == Breakpoint::Kind::kAddress) s.addresses.push_back(b.address);
+    else bp_mask |= event_mask(b.event);
+  }
+  if (kvm()) {
+    if (s.addresses.size() > 1) {
+      say("KVM takes one address breakpoint at a time (one hardware debug register through "
+          "the backend's stop condition): disable the others",
           true);
-      break;
+      return std::nullopt;
     }
-    switch (r.reason) {
-      case RunEndReason::kEventMatched: {
-        for (const auto& [index, rec] : sink_->watched) {
-          const uint32_t b = 1u << static_cast<unsigned>(rec.header.type);
-          if (target_mask & b) {
-            select = index;
-            const StepKind k = step_kind_of(rec.header.type);
-            // A lesson's mask can stop at types no step kind names (a VT-x transition, a trap).
-            say("stopped at " +
-                    std::string(k == StepKind::kInstruction && rec.header.type != EventType::kInstruction
-                                    ? trace::to_string(rec.header.type)
-                                    : describe(k)) +
-                    " #" +
-                with_commas(index) + ": " + event_summary(rec));
-            done = true;
-            break;
-          }
-          for (const Breakpoint& bp : bps) {
-            if (bp.enabled && matches(bp, rec)) {
-              select = index;
-              say("breakpoint " + std::to_string(bp.id) + " (" + to_string(bp) + ") hit at event #" +
-                  with_commas(index));
-              done = true;
-              break;
-            }
-          }
-          if (done) break;
-        }
-        break;  // an event breakpoint's kind came by, but not its condition: go on
-      }
-      case RunEndReason::kBreakpoint:
-        say("breakpoint at " + hex(backend_->registers().rip));
-        done = true;
-        break;
-      case RunEndReason::kInstructionLimit:
-      case RunEndReason::kStep:
-      case RunEndReason::kExitLimit:
-        snapshot_if_due();
-        if (per_instruction) {
-          const uint64_t rip = backend_->registers().rip;
-          if (std::find(addresses.begin(), addresses.end(), rip) != addresses.end()) {
-            say("breakpoint at " + hex(rip));
-            done = true;
-            break;
-          }
-        }
-        if (animated) {
-          const double s = std::max(speed_.load(), 0.01);
-          publish(true, false, events_ ? std::optional<uint64_t>(events_ - 1) : std::nullopt);
-          if (!sleep_for(1.0 / s)) {
-            say("paused at rip=" + hex(backend_->registers().rip));
-            done = true;
-          }
-        }
-        break;
-      case RunEndReason::kStopped:
-        say(pause_ ? "paused at rip=" + hex(backend_->registers().rip) : "stopped");
-        done = true;
-        break;
-      default:
-        if (terminal(r.reason)) {
-          finish(r);
-          if (kvm && !addresses.empty() && source_.host == "kvm_pvm") {
-            // docs/kvm-hosts.md: on kvm_pvm CPL 3 code runs natively, out of the debug registers' reach.
-            message_ += " (the address breakpoint at " + hex(addresses[0]) +
-                        " was not reached: on kvm_pvm only CPL 0 and real-mode code, which KVM "
-                        "emulates, can stop at an address)";
-          }
-          // The event that ended the run (a `hlt` exit) may be what was asked for.
-          for (const auto& [index, rec] : sink_->watched) {
-            bool hit = target_mask & (1u << static_cast<unsigned>(rec.header.type));
-            for (const Breakpoint& bp : bps) hit = hit || (bp.enabled && matches(bp, rec));
-            if (hit) select = index;
-          }
-        } else {
-          say("stopped: " + std::string(trace::to_string(r.reason)) +
-                  (r.detail.empty() ? "" : " — " + r.detail),
-              true);
-        }
-        done = true;
-        break;
+    if (bp_mask & ~bit(EventType::kVmExit)) {
+      say("KVM reports only VM exits: breakpoints on rings, exceptions or page walks need "
+          "--backend sim",
+          true);
+      return std::nullopt;
     }
   }
-  running_ = false;
-  if (!select && events_ > 0 && (finished_ || free_run)) select = events_ - 1;
+  s.per_instruction = plan.animated || (!kvm() && s.addresses.size() > 1);
+  s.stop.timeout_s = 3600;
+  s.stop.stop_on = plan.target_mask | bp_mask;
+  if (!kvm()) s.stop.max_instructions = s.per_instruction ? 1 : source_.slice;
+  if (s.addresses.size() == 1 && !s.per_instruction) {
+    s.stop.has_breakpoint = true;
+    s.stop.breakpoint = s.addresses[0];
+  }
+  return s;
+}
+
+// Runs one slice; nullopt (said why) when paused before it began or the backend refused it.
+std::optional<backend::RunOutcome> LiveController::run_slice(const Slice& s) {
+  sink_->watch(s.stop.stop_on);
+  bool paused = false;
+  {
+    // Checked under the lock that send() holds to stop active_: a pause is seen here or stops
+    // the run below.
+    std::lock_guard<std::mutex> lock(mu_);
+    paused = stop_requested();
+    if (!paused) active_ = backend_.get();
+  }
+  if (paused) {
+    say_paused();
+    return std::nullopt;
+  }
+  backend::RunOutcome r;
+  try {
+    r = (kvm() && s.per_instruction) ? backend_->step(sink_.get())
+                                     : backend_->run(s.stop, sink_.get());
+  } catch (const std::invalid_argument& e) {
+    set_active(nullptr);
+    say(e.what(), true);
+    return std::nullopt;
+  }
+  set_active(nullptr);
+  instructions_ += r.instructions;
+  return r;
+}
+
+bool LiveController::event_limit_hit() {
+  if (!sink_->limit_hit) return false;
+  say("stopped: the event limit (" + with_commas(source_.max_events) + " events or " +
+          with_commas(source_.max_event_bytes >> 20) + " MiB) is reached; " +
+          with_commas(dropped_) + " later events dropped; reset to start again",
+      true);
+  return true;
+}
+
+// True when the run stops after this slice (said why; `select` the event that explains it).
+bool LiveController::stop_after(const RunPlan& plan, const Slice& s, const backend::RunOutcome& r,
+                                std::optional<uint64_t>& select) {
+  switch (r.reason) {
+    case RunEndReason::kEventMatched:
+      return stop_at_watched(plan, s, select);
+    case RunEndReason::kBreakpoint:
+      say("breakpoint at " + hex(backend_->registers().rip));
+      return true;
+    case RunEndReason::kInstructionLimit:
+    case RunEndReason::kStep:
+    case RunEndReason::kExitLimit:
+      return !go_on_after_slice(plan, s);
+    case RunEndReason::kStopped:
+      if (stop_requested()) say_paused();
+      else say("stopped");
+      return true;
+    default:
+      if (trace::ends_guest_run(r.reason)) {
+        end_guest_run(plan, s, r, select);
+      } else {
+        say("stopped: " + std::string(trace::to_string(r.reason)) +
+                (r.detail.empty() ? "" : " — " + r.detail),
+            true);
+      }
+      return true;
+  }
+}
+
+// A watched event came by: stop at the first that is the target or meets a breakpoint's
+// conditions. False when none does (an event breakpoint's kind came by, not its condition).
+bool LiveController::stop_at_watched(const RunPlan& plan, const Slice& s,
+                                     std::optional<uint64_t>& select) {
+  for (const auto& [index, rec] : sink_->watched) {
+    if (plan.target_mask & bit(rec.header.type)) {
+      select = index;
+      const StepKind k = step_kind_of(rec.header.type);
+      // A lesson's mask can stop at types no step kind names (a VT-x transition, a trap).
+      say("stopped at " +
+          std::string(k == StepKind::kInstruction && rec.header.type != EventType::kInstruction
+                          ? trace::to_string(rec.header.type)
+                          : describe(k)) +
+          " #" + with_commas(index) + ": " + event_summary(rec));
+      return true;
+    }
+    for (const Breakpoint& bp : s.breakpoints) {
+      if (bp.enabled && matches(bp, rec)) {
+        select = index;
+        say("breakpoint " + std::to_string(bp.id) + " (" + to_string(bp) + ") hit at event #" +
+            with_commas(index));
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// After a slice that stopped short (its instruction count, a single step, an exit count): a
+// snapshot when due, an address breakpoint checked when stepping, an animation frame. True to
+// go on.
+bool LiveController::go_on_after_slice(const RunPlan& plan, const Slice& s) {
+  snapshot_if_due();
+  if (s.per_instruction) {
+    const uint64_t rip = backend_->registers().rip;
+    if (std::find(s.addresses.begin(), s.addresses.end(), rip) != s.addresses.end()) {
+      say("breakpoint at " + hex(rip));
+      return false;
+    }
+  }
+  if (plan.animated) {
+    const double speed = std::max(speed_.load(), 0.01);
+    publish(true, false, last_event());
+    if (!sleep_for(1.0 / speed)) {
+      say_paused();
+      return false;
+    }
+  }
+  return true;
+}
+
+// The guest's run ended during the slice (trace::ends_guest_run).
+void LiveController::end_guest_run(const RunPlan& plan, const Slice& s,
+                                   const backend::RunOutcome& r, std::optional<uint64_t>& select) {
+  finish(r);
+  if (kvm() && !s.addresses.empty() && source_.host == "kvm_pvm") {
+    // docs/kvm-hosts.md: on kvm_pvm CPL 3 code runs natively, out of the debug registers' reach.
+    message_ += " (the address breakpoint at " + hex(s.addresses[0]) +
+                " was not reached: on kvm_pvm only CPL 0 and real-mode code, which KVM "
+                "emulates, can stop at an address)";
+  }
+  // The event that ended the run (a `hlt` exit) may be what was asked for.
+  for (const auto& [index, rec] : sink_->watched) {
+    bool hit = plan.target_mask & bit(rec.header.type);
+    for (const Breakpoint& bp : s.breakpoints) hit = hit || (bp.enabled && matches(bp, rec));
+    if (hit) select = index;
+  }
+}
+
+// The event to select once the run is over.
+std::optional<uint64_t> LiveController::end_run(const RunPlan& plan,
+                                                std::optional<uint64_t> select) {
+  if (!select && (end_ || plan.free_run)) select = last_event();
   // A pause (breakpoint, step-to) does not report the translation cache's execution counts
   // (a run reports them when it ends); the user looks now, so they are made current here,
   // after the event to select.
-  if (backend_ && !finished_) {
+  if (backend_ && !end_) {
     backend_->report_bt_counts(*sink_);
     sink_->flush();
   }
   return select;
 }
+
+void LiveController::say_paused() { say("paused at rip=" + hex(backend_->registers().rip)); }
 
 // [SECTION] Snapshots and step back
 
@@ -771,7 +932,6 @@ bool LiveController::restore_to(uint64_t target) {
   backend_->restore(full);
   events_ = s.events;
   instructions_ = s.state.instructions;
-  finished_ = false;
   end_.reset();
   exit_code_ = 0;
   sink_->flush();
@@ -783,26 +943,15 @@ bool LiveController::restore_to(uint64_t target) {
     sink_->watch(0);
     const backend::RunOutcome r = backend_->run(sc, sink_.get());
     instructions_ += r.instructions;
-    if (terminal(r.reason)) finish(r);
+    if (trace::ends_guest_run(r.reason)) finish(r);
   }
   return true;
 }
 
+// Entered from kPaused (not at the start) or kFinished, on the simulator (paused(), finished()).
 void LiveController::do_step_back(uint64_t count) {
-  if (!caps_.step_back) {
-    say(caps_.step_back_why, true);
-    return;
-  }
-  if (!backend_) {
-    say("no machine to step back", true);
-    return;
-  }
-  if (instructions_ == 0 && !finished_) {
-    say("already at the start: nothing to step back to", true);
-    return;
-  }
-  running_ = true;
-  publish(false, false, std::nullopt);
+  publish(false, false, std::nullopt);  // "running"
+
   const x86::CpuState now = backend_->registers();
   const uint64_t here = instructions_;
   // Is the machine on the boundary after `here` instructions, or past it (an exception was
@@ -812,7 +961,6 @@ void LiveController::do_step_back(uint64_t count) {
   const uint64_t target = boundary ? (here >= count ? here - count : 0)
                                    : (here + 1 >= count ? here + 1 - count : 0);
   if (target != here) restore_to(target);
-  running_ = false;
   say("stepped back to " + with_commas(instructions_) + " instructions retired (rip=" +
       hex(backend_->registers().rip) + ")");
 }

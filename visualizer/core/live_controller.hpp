@@ -8,6 +8,23 @@
 //   queue of commands and a queue of updates behind one mutex, held for a push or a swap.
 //   Pause and breakpoint changes act at once; other commands queue behind the one running.
 //
+// [SECTION] Run states
+//   The worker is a state machine with one function per state, each returning the next state
+//   (as Firecracker's vCPU thread: src/vmm/src/vstate/vcpu/mod.rs, `paused()`, `running()`,
+//   `exit()`). Commands are messages; a waiting state takes the next one and either moves to
+//   the state that carries it out or refuses it with a message and stays (Firecracker answers
+//   NotAllowed). Every command taken gets one answer, a MachineState, when its next state is
+//   entered. LiveState below lists the states, allowed() the transitions (checked: an illegal
+//   one is a logic_error, reported as the command's failure).
+//
+//     kStarting ─┬─► kPaused ──► kRunning | kStepping | kSteppingBack ──► kPaused | kFinished
+//                └─► kFailed     reset (from kPaused, kFinished, kFailed) ──► kStarting
+//                                step back (from kFinished) ──► kSteppingBack
+//
+//   Pause and quit are requests, not states: they end the state in progress at its next check
+//   (between slices, steps or animation frames) and it returns to a waiting state; quit then
+//   ends the worker (kExited) from there.
+//
 // [SECTION] Step back (simulator only)
 //   The worker keeps snapshots: the state after loading, then one every `snapshot_interval`
 //   retired instructions, memory stored as the pages that differ from the first. Stepping back
@@ -42,6 +59,18 @@
 
 namespace trapscope::viz {
 
+enum class LiveState : uint8_t {
+  kStarting,      // making the machine and loading the guest (first, and at every reset)
+  kPaused,        // a machine between instructions, waiting for a command
+  kRunning,       // run, or step to an event: backend runs, slice after slice, until a stop
+  kStepping,      // N single instructions
+  kSteppingBack,  // restoring a snapshot and re-executing to an earlier instruction (simulator)
+  kFinished,      // the guest's run ended (trace::ends_guest_run): waits; reset or step back
+  kFailed,        // no machine (it could not be made or loaded): waits; only a reset
+  kExited,        // the worker has ended (the controller is being destroyed)
+};
+std::string_view to_string(LiveState state);
+
 struct LiveSource {
   backend::Kind kind = backend::Kind::kSim;
   backend::Config config;
@@ -74,9 +103,20 @@ class LiveController final : public Driver {
   const Capabilities& capabilities() const override { return caps_; }
 
   static Capabilities capabilities_for(backend::Kind kind, const std::string& host);
+  // The run-state transitions the worker may make ([SECTION] Run states).
+  static bool allowed(LiveState from, LiveState to);
+  // What the views show for a state (Status::state).
+  static RunState shown(LiveState state);
 
  private:
   class Sink;
+  struct RunPlan;
+  struct Slice;
+  enum class Request : uint8_t { kNone, kPause, kQuit };  // from the GUI thread; quit wins
+  struct Answer {  // the reply to the command in hand
+    bool reset = false;
+    std::optional<uint64_t> select;
+  };
   struct Snap {
     backend::Snapshot state;  // memory left empty: see pages
     std::vector<std::pair<uint32_t, std::vector<uint8_t>>> pages;  // page number, 4 KiB
@@ -88,22 +128,56 @@ class LiveController final : public Driver {
     size_t mmio_writes = 0;
   };
 
-  // Worker thread
+  // Worker thread: the state machine
   void worker_main();
-  void execute(const Command& c);
+  LiveState run_state();  // the current state's function
+  void enter(LiveState next);  // checked against allowed()
+  LiveState recovered() const;  // where a command that threw leaves the machine
+  bool take_command();  // blocks; the next command in command_, false: quit
+  LiveState stay(LiveState here);  // a command done at once: answered, same state
+  LiveState refuse(std::string why, LiveState stay, std::optional<uint64_t> select = {});
+  // One function per state.
+  LiveState starting();
+  LiveState paused();
+  LiveState running();
+  LiveState stepping();
+  LiveState stepping_back();
+  LiveState finished();
+  LiveState failed();
+  bool stop_requested() const { return request_.load() != Request::kNone; }
+  void set_active(backend::Backend* b);  // the backend request_stop() reaches
+
+  // What the states do
   void do_reset();
   void do_step(uint64_t count);
   // The event to select; `mask` (event-type bits), when not 0, replaces target's types.
   std::optional<uint64_t> do_run(StepKind target, bool free_run, uint32_t mask = 0);
+  // do_run's steps
+  std::optional<RunPlan> plan_run(StepKind target, bool free_run, uint32_t mask);
+  std::optional<Slice> plan_slice(const RunPlan& plan);
+  std::optional<backend::RunOutcome> run_slice(const Slice& slice);
+  bool event_limit_hit();
+  bool stop_after(const RunPlan& plan, const Slice& slice, const backend::RunOutcome& r,
+                  std::optional<uint64_t>& select);
+  bool stop_at_watched(const RunPlan& plan, const Slice& slice, std::optional<uint64_t>& select);
+  bool go_on_after_slice(const RunPlan& plan, const Slice& slice);
+  void end_guest_run(const RunPlan& plan, const Slice& slice, const backend::RunOutcome& r,
+                     std::optional<uint64_t>& select);
+  std::optional<uint64_t> end_run(const RunPlan& plan, std::optional<uint64_t> select);
+  void say_paused();
   void do_step_back(uint64_t count);
-  bool can_execute();
   bool restore_to(uint64_t instructions);
   void snapshot_if_due();
   void finish(const backend::RunOutcome& r);
-  void publish(bool stop, bool reset, std::optional<uint64_t> select);
-  void post(Update update);
+  void publish(bool stop, bool reset, std::optional<uint64_t> select, bool answers = false);
+  void reply(const Answer& answer);  // the command in hand's answer
+  void post(Update update, bool answers = false);
   void say(std::string message, bool error = false);
   Status status() const;
+  bool kvm() const { return source_.kind == backend::Kind::kKvm; }
+  std::optional<uint64_t> last_event() const {
+    return events_ ? std::optional<uint64_t>(events_ - 1) : std::nullopt;
+  }
   bool returns_to_user_natively(const x86::CpuState& r) const;
   CodeWindow read_code(const x86::CpuState& regs) const;
   MemoryWindow read_memory() const;
@@ -120,13 +194,17 @@ class LiveController final : public Driver {
   std::vector<Breakpoint> breakpoints_;
   std::optional<backend::Config> next_config_;  // restart(): taken by the next reset
   uint64_t memory_address_, memory_length_;
-  bool executing_ = false;
-  bool quit_ = false;
+  uint64_t taken_ = 1;     // commands the worker took (the first: the constructor's reset)
+  uint64_t answered_ = 0;  // … and answered (busy() while they differ)
   backend::Backend* active_ = nullptr;  // the backend inside run()/step(), for request_stop
-  std::atomic<bool> pause_{false};
+  std::atomic<Request> request_{Request::kNone};
   std::atomic<double> speed_{0.0};
 
   // Worker only
+  LiveState state_ = LiveState::kStarting;
+  Command command_;                // the command in hand
+  std::optional<Answer> answer_;   // its answer, posted once the next state is entered
+  std::string start_error_;        // why the machine could not be made (kFailed)
   std::unique_ptr<backend::Backend> backend_;
   std::unique_ptr<Sink> sink_;
   backend::Snapshot base_;
@@ -135,10 +213,7 @@ class LiveController final : public Driver {
   uint64_t event_bytes_ = 0;  // raw record bytes sent to the model (capped: kModelLimitBytes)
   uint64_t dropped_ = 0;      // events not sent after the event limit was hit
   uint64_t instructions_ = 0;
-  bool finished_ = false;
-  bool failed_ = false;
-  bool running_ = false;
-  std::optional<trace::RunEndReason> end_;
+  std::optional<trace::RunEndReason> end_;  // how the guest's run ended (kFinished)
   uint32_t exit_code_ = 0;
   std::string message_;
   bool message_error_ = false;

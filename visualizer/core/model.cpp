@@ -59,11 +59,14 @@ void Model::append_records(std::span<const uint8_t> records) {
 
 void Model::index(size_t i, const trace::EventHeader& e) {
   const auto t = static_cast<size_t>(e.type);
-  if (t < std::size(lanes_)) lanes_[t].push_back(static_cast<uint32_t>(i));
+  // A hypercall record tells the doorbell's VM exit again (trace::is_vm_exit): it is kept and
+  // listed, but no lane holds it, so no VM-exit count, step or timeline mark takes it for one.
+  const bool record = e.type == EventType::kVmExit && !trace::is_vm_exit(e);
+  if (t < std::size(lanes_) && !record) lanes_[t].push_back(static_cast<uint32_t>(i));
   if (e.cpl <= 3 && (cpl_spans_.empty() || cpl_spans_.back().cpl != e.cpl)) {
     cpl_spans_.push_back({static_cast<uint32_t>(i), e.cpl});
   }
-  if (e.type == EventType::kVmExit) stats_.on_event(e);
+  if (trace::is_vm_exit(e)) stats_.on_event(e);
   if (e.type >= EventType::kBtTranslate && e.type <= EventType::kBtCounts) tcache_.on_event(i, e);
 }
 

@@ -9,7 +9,8 @@
 //
 // [SECTION] Indexes
 //   Events are numbered in arrival order (EventStore). Per event type, a lane holds the sorted
-//   numbers of that type's events (the timeline's rows and step-to searches); CPL spans hold
+//   numbers of that type's events (the timeline's rows and step-to searches) — the VM-exit lane
+//   only VM exits, not the hypercall records that describe one (trace::is_vm_exit); CPL spans hold
 //   where the CPL changed (the timeline's CPL band). Exit statistics are kept per exit reason
 //   (trace/exit_stats.hpp); the translation cache's view model per unit and block
 //   (tcache_view.hpp). The filter's
