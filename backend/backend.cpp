@@ -4,9 +4,9 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "sim/machine.hpp"
+#include "sim/sim_machine.hpp"
 #include "vmm/kvm_state.hpp"
-#include "vmm/machine.hpp"
+#include "vmm/kvm_machine.hpp"
 
 namespace trapscope::backend {
 namespace {

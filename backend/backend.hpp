@@ -76,7 +76,7 @@ struct Snapshot {
   std::vector<uint8_t> memory;
   platform::Devices::State devices;
   uint64_t instructions = 0;  // simulator: instructions retired at the snapshot
-  // Simulator: the code-page marks and the translation cache (sim/machine.hpp CodeState;
+  // Simulator: the code-page marks and the translation cache (sim/sim_machine.hpp CodeState;
   // shared, as it is never changed once taken). Null on KVM.
   std::shared_ptr<const sim::CodeState> code;
 };

@@ -130,7 +130,7 @@ bool run_slice(Side& s, Clock::time_point deadline) {
   if (left <= 0) return false;
   using R = trace::RunEndReason;
   if (s.stop.max_instructions && s.instructions_run >= s.stop.max_instructions) {
-    s.ended = true;  // not reached: a run that hits the limit reports it (sim/machine.cpp)
+    s.ended = true;  // not reached: a run that hits the limit reports it (sim/sim_machine.cpp)
     s.end = {R::kInstructionLimit, 0, s.exits_run, s.instructions_run, 0, {}};
     return true;
   }

@@ -1,6 +1,6 @@
 // bench/bt_speed.cpp — binary translation against the interpreter, in the same run.
 //
-// Two guests, each run under `--technique emulation` (the interpreter, sim/machine.cpp) and
+// Two guests, each run under `--technique emulation` (the interpreter, sim/sim_machine.cpp) and
 // `--technique bt` (sim/bt/translator.hpp), in-process (backend::Kind::kSim), no event sink:
 //   compute    guests/compute.asm: a real-mode integer loop (compute-heavy, no privileged
 //              instructions in the loop)
@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "bench/command_line.hpp"
 #include "peers.hpp"
 #include "sim/bt/translator.hpp"

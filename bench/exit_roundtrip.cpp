@@ -39,7 +39,7 @@
 #include "bench/command_line.hpp"
 #include "trace/trace_file.hpp"
 #include "vmm/doctor.hpp"
-#include "vmm/machine.hpp"
+#include "vmm/kvm_machine.hpp"
 
 namespace {
 

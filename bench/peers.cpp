@@ -25,7 +25,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 
 extern char** environ;
 

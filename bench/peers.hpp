@@ -79,7 +79,7 @@ std::string expected_line(uint32_t iterations, const Workload& w = kCompute);
 // The first line of `text` that starts with "compute:" (without its newline or CR), or "".
 std::string console_line(const std::string& text, const Workload& w = kCompute);
 
-// The built-in guest of a workload (guests/catalog.hpp), checked for its shape; throws
+// The built-in guest of a workload (guests/guest_catalog.hpp), checked for its shape; throws
 // std::runtime_error if it is missing or not the expected boot sector.
 class ComputeImage {
  public:

@@ -4,7 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "vmm/doctor.hpp"
 
 namespace trapscope::cli {

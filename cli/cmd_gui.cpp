@@ -12,7 +12,7 @@
 #include "cli/exit_codes.hpp"
 #include "cli/guest_file.hpp"
 #include "cli/options.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "lessons/step.hpp"
 #include "trace/input_file.hpp"
 #include "trace/trace_file.hpp"

@@ -17,7 +17,7 @@
 #include "cli/exit_codes.hpp"
 #include "cli/options.hpp"
 #include "cli/technique_counter.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "trace/exit_stats.hpp"
 #include "trace/export_chrome.hpp"
 #include "trace/printer.hpp"
@@ -26,7 +26,7 @@
 #include "backend/backend.hpp"
 #include "backend/cosim.hpp"
 #include "sim/bt/translator.hpp"
-#include "vmm/machine.hpp"
+#include "vmm/kvm_machine.hpp"
 
 namespace trapscope::cli {
 namespace {

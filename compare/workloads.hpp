@@ -11,7 +11,7 @@
 
 #include "backend/backend.hpp"
 #include "compare/cost_model.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 
 namespace trapscope::compare {
 

@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "sim/mmu.hpp"
 #include "sim/virt/monitor.hpp"
 #include "trace/input_file.hpp"

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "lessons/step.hpp"
 #include "trace/exit_stats.hpp"
 

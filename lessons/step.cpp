@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "sim/mmu.hpp"
 #include "trace/printer.hpp"
 

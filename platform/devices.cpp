@@ -7,47 +7,6 @@
 
 namespace trapscope::platform {
 
-void PioBus::insert(uint16_t base, uint16_t len, PioDevice* device) {
-  const uint32_t end = uint32_t{base} + len;
-  if (len == 0 || end > 0x10000) throw std::invalid_argument("PioBus: bad port range");
-  for (const Range& r : ranges_) {
-    if (base < r.base + uint32_t{r.len} && r.base < end) {
-      throw std::invalid_argument("PioBus: ports of " + std::string(device->name()) +
-                                  " overlap " + std::string(r.device->name()));
-    }
-  }
-  ranges_.push_back({base, len, device});
-}
-
-PioDevice* PioBus::find(uint16_t port, uint16_t* offset) const {
-  for (const Range& r : ranges_) {
-    if (port >= r.base && port - r.base < r.len) {
-      *offset = static_cast<uint16_t>(port - r.base);
-      return r.device;
-    }
-  }
-  return nullptr;
-}
-
-bool PioBus::read(uint16_t port, std::span<uint8_t> data) {
-  uint16_t offset;
-  if (PioDevice* d = find(port, &offset)) {
-    d->read(offset, data);
-    return true;
-  }
-  std::memset(data.data(), 0xFF, data.size());
-  return false;
-}
-
-bool PioBus::write(uint16_t port, std::span<const uint8_t> data) {
-  uint16_t offset;
-  if (PioDevice* d = find(port, &offset)) {
-    d->write(offset, data);
-    return true;
-  }
-  return false;
-}
-
 static_assert(trace::kConsoleLimitBytes == size_t{64} << 20,
               "ConsoleOutput::kTruncatedMarker names the limit: update it");
 

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "platform/bus.hpp"
 #include "trace/event.hpp"
 #include "platform/hypercall.hpp"
 
@@ -33,33 +34,7 @@ inline constexpr uint16_t kDebugConsolePort = 0xE9;
 inline constexpr uint16_t kCom1Base = 0x3F8;
 inline constexpr uint16_t kControlPort = 0xF4;
 
-class PioDevice {
- public:
-  virtual ~PioDevice() = default;
-  virtual std::string_view name() const = 0;
-  // offset: port − the device's base port. data: the access, 1, 2 or 4 bytes, little-endian.
-  virtual void read(uint16_t offset, std::span<uint8_t> data) = 0;
-  virtual void write(uint16_t offset, std::span<const uint8_t> data) = 0;
-};
-
-// Port-I/O bus: devices at non-overlapping port ranges.
-class PioBus {
- public:
-  // Throws std::invalid_argument if [base, base + len) overlaps a range already on the bus.
-  void insert(uint16_t base, uint16_t len, PioDevice* device);
-  // False if no device claims `port` (reads then return all ones).
-  bool read(uint16_t port, std::span<uint8_t> data);
-  bool write(uint16_t port, std::span<const uint8_t> data);
-  PioDevice* find(uint16_t port, uint16_t* offset) const;
-
- private:
-  struct Range {
-    uint16_t base;
-    uint16_t len;
-    PioDevice* device;
-  };
-  std::vector<Range> ranges_;
-};
+// The port-I/O and MMIO buses and their devices: platform/bus.hpp.
 
 // Where console output goes: kept in memory (tests, the GUI) and optionally echoed live.
 // At most trace::kConsoleLimitBytes of guest output are kept: the byte that does not fit is
@@ -189,6 +164,7 @@ struct Devices {
   ControlPort control;
   HypercallDevice hypercall{console};
   PioBus pio;
+  MmioBus mmio;  // no device is memory-mapped yet: unclaimed reads return all ones
   std::vector<MmioWrite> mmio_writes;
   uint64_t mmio_writes_dropped = 0;  // writes past kMmioLogLimitEntries, not in mmio_writes
 };

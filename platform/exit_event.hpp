@@ -3,7 +3,7 @@
 // An engine knows where the vCPU was when it exited (ExitSite: the causing instruction, its
 // bytes, CPL and mode) and what the exit was (a typed VcpuExit, platform/exit.hpp); this turns
 // the two into the trace::VmExitEvent that printers, views and co-simulation read. The KVM
-// engine fills the site from kvm_run (vmm/machine.cpp, which finds the causing instruction when
+// engine fills the site from kvm_run (vmm/kvm_machine.cpp, which finds the causing instruction when
 // KVM has already moved RIP past it); the simulator from its CPU (sim/cpu.cpp). The payload
 // follows KVM's `struct kvm_run` (KVM API 5.): IO port, size, direction, count and the first
 // element's value; MMIO address, length, direction and data; the data words of internal errors,

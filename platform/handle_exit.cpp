@@ -36,9 +36,10 @@ ExitAction on_io_in(Devices& d, const ExitIoIn& e) {
   return ExitAction::resume();
 }
 
-// [SECTION] MMIO — nothing is memory-mapped yet.
-ExitAction on_mmio_read(Devices&, const ExitMmioRead& e) {
-  std::memset(e.data.data(), 0xFF, e.data.size());
+// [SECTION] MMIO — to the MMIO bus; unclaimed reads return all ones, and every write is logged
+// (Devices::mmio_writes).
+ExitAction on_mmio_read(Devices& d, const ExitMmioRead& e) {
+  d.mmio.read(e.gpa, e.data);
   return ExitAction::resume();
 }
 
@@ -46,6 +47,7 @@ ExitAction on_mmio_write(Devices& d, const ExitMmioWrite& e) {
   uint64_t v = 0;
   std::memcpy(&v, e.data.data(), e.data.size() < 8 ? e.data.size() : 8);
   d.record_mmio_write({e.gpa, static_cast<uint8_t>(e.data.size()), v});
+  d.mmio.write(e.gpa, e.data);
   return ExitAction::resume();
 }
 

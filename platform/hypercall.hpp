@@ -50,7 +50,7 @@
 //      2^64); a count is checked against its bound before count * element size is formed.
 //   3. Fail before any effect: every check runs before the first write (all or nothing).
 //   The hostile guests (tests/hostile/*.asm, tests/test_hostile.cpp) attack each of these on
-//   both engines; on KVM guest RAM lies between guard pages (vmm/memory.hpp).
+//   both engines; on KVM guest RAM lies between guard pages (vmm/guest_memory.hpp).
 #pragma once
 
 #include <cstdint>

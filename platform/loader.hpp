@@ -1,7 +1,7 @@
 // platform/loader.hpp — loading a flat binary and the CPU state it is entered in.
 //
 // Backend-neutral: the loader writes guest memory and returns a BootState; the KVM backend turns
-// it into KVM_SET_REGS/KVM_SET_SREGS (vmm/machine.cpp), the simulator will load it directly.
+// it into KVM_SET_REGS/KVM_SET_SREGS (vmm/kvm_machine.cpp), the simulator will load it directly.
 //
 // Memory map of a trapscope guest (guest-physical; documented in docs/guests.md, "Guest contract"):
 //   0x0500–0x051F  GDT built by the VMM (protected/long): 0x08 code, 0x10 data, flat 4 GiB

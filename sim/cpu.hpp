@@ -2,7 +2,7 @@
 // instruction handler uses (operand access, segmentation, paging, stack, flags, port I/O).
 //
 // [SECTION] Faults
-//   A handler that must raise an exception throws CpuFault; the step loop (sim/machine.cpp)
+//   A handler that must raise an exception throws CpuFault; the step loop (sim/sim_machine.cpp)
 //   restores RIP to the faulting instruction and delivers it through the IDT (or IVT in real
 //   mode). Handlers do their checks and reads before their writes so that a fault leaves the
 //   state unchanged (as the SDM requires of faults).
@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "sim/arch.hpp"
-#include "sim/memory.hpp"
+#include "sim/physical_memory.hpp"
 #include "sim/mmu.hpp"
 #include "trace/recorder.hpp"
 #include "platform/devices.hpp"
@@ -56,7 +56,7 @@ struct CpuFault {
 // and RIP stays at the instruction, which resumes where it stopped). Handlers throw it after
 // kRepIterationsPerStep iterations in one step, so that the step loop's time, stop and exit
 // checks run at least that often during one instruction; the step loop puts RIP back and goes
-// on (sim/machine.cpp StepStatus::kSuspended). A suspended instruction has not retired: it is
+// on (sim/sim_machine.cpp StepStatus::kSuspended). A suspended instruction has not retired: it is
 // counted, recorded and advances the TSC once, when its last iteration is done.
 struct RepSuspended {};
 inline constexpr uint64_t kRepIterationsPerStep = 4096;
@@ -261,7 +261,7 @@ class Cpu {
   // (a paging-mode change, or state written from outside the guest).
   void flush_tlb() { mmu_flush_all(*this); }
 
-  // Self-modifying code: the decode cache (sim/machine.cpp) keys instructions by physical
+  // Self-modifying code: the decode cache (sim/sim_machine.cpp) keys instructions by physical
   // address and remembers the page's generation; every write to a page that holds cached code
   // bumps it. All writes to guest memory go through physical_write or note_write.
   uint32_t code_generation(uint64_t gpa) const {

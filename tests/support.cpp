@@ -15,7 +15,7 @@
 #include <iterator>
 #include <stdexcept>
 
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "trace/trace_file.hpp"
 #include "platform/loader.hpp"
 

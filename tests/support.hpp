@@ -34,7 +34,7 @@ void write_file(const std::string& path, const std::vector<unsigned char>& bytes
 std::string write_temp(const std::string& name, const std::string& text);  // at temp_path(name)
 std::vector<unsigned char> read_file(const std::string& path);
 
-// A simulator backend with `guest` (guests/catalog.hpp) loaded in the guest's boot mode, as the
+// A simulator backend with `guest` (guests/guest_catalog.hpp) loaded in the guest's boot mode, as the
 // GUI's live source builds it: the reference the GUI tests compare what the GUI shows with.
 // `kind` kKvm gives the same guest on KVM (record_instructions is then ignored).
 std::unique_ptr<backend::Backend> guest_backend(const std::string& guest,

@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "backend/backend.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "tests/support.hpp"
 
 using namespace trapscope;

@@ -12,10 +12,10 @@
 
 #include "backend/backend.hpp"
 #include "backend/cosim.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "sim/bt/translator.hpp"
 #include "x86/decoder.hpp"
-#include "sim/machine.hpp"
+#include "sim/sim_machine.hpp"
 #include "trace/printer.hpp"
 #include "trace/recorder.hpp"
 #include "tests/support.hpp"

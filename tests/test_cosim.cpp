@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "backend/cosim.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "tests/support.hpp"
 
 namespace {

@@ -11,25 +11,27 @@
 #include <vector>
 
 #include "platform/devices.hpp"
+#include "platform/handle_exit.hpp"
 
 using namespace trapscope;
 
 namespace {
 
-// Records every access it sees.
-class ProbeDevice final : public platform::PioDevice {
+// Records every access it sees (on the port-I/O bus, or with Addr = uint64_t the MMIO bus).
+template <typename Addr>
+class BusProbe final : public platform::BusDevice<Addr> {
  public:
-  explicit ProbeDevice(std::string name, uint8_t fill = 0x5A) : name_(std::move(name)), fill_(fill) {}
+  explicit BusProbe(std::string name, uint8_t fill = 0x5A) : name_(std::move(name)), fill_(fill) {}
   std::string_view name() const override { return name_; }
-  void read(uint16_t offset, std::span<uint8_t> data) override {
+  void read(Addr offset, std::span<uint8_t> data) override {
     reads.push_back({offset, data.size()});
     for (auto& b : data) b = fill_;
   }
-  void write(uint16_t offset, std::span<const uint8_t> data) override {
+  void write(Addr offset, std::span<const uint8_t> data) override {
     writes.push_back({offset, data.size()});
   }
   struct Access {
-    uint16_t offset;
+    Addr offset;
     size_t size;
   };
   std::vector<Access> reads, writes;
@@ -38,6 +40,7 @@ class ProbeDevice final : public platform::PioDevice {
   std::string name_;
   uint8_t fill_;
 };
+using ProbeDevice = BusProbe<uint16_t>;
 
 uint8_t read8(platform::PioDevice& dev, uint16_t offset) {
   uint8_t b = 0xCC;
@@ -83,6 +86,43 @@ TEST_CASE("PioBus rejects overlapping ranges and accepts adjacent ones", "[unit]
   REQUIRE(off == 0);
   REQUIRE(bus.find(0x105, &off) == nullptr);
   REQUIRE(bus.find(0x0FB, &off) == nullptr);
+}
+
+TEST_CASE("MmioBus: overlap checks over 64-bit addresses, the top of the space, and routing",
+          "[unit][devices]") {
+  platform::MmioBus bus;
+  BusProbe<uint64_t> a("mmio-a", 0x11), b("mmio-b");
+  bus.insert(0xFEC0'0000, 0x1000, &a);
+  REQUIRE_THROWS_WITH(bus.insert(0xFEC0'0FFF, 2, &b),
+                      Catch::Contains("MmioBus") && Catch::Contains("mmio-b") &&
+                          Catch::Contains("mmio-a"));
+  REQUIRE_THROWS_AS(bus.insert(0xFEBF'FFFF, 2, &b), std::invalid_argument);
+  REQUIRE_THROWS_AS(bus.insert(~0ull, 2, &b), std::invalid_argument);  // wraps past 2^64
+  REQUIRE_THROWS_AS(bus.insert(0x1000, 0, &b), std::invalid_argument);
+  REQUIRE_NOTHROW(bus.insert(~0ull - 0xFFF, 0x1000, &b));  // the last page of the space
+  uint64_t off = 0;
+  REQUIRE(bus.find(~0ull, &off) == &b);
+  REQUIRE(off == 0xFFF);
+
+  // Through the exit handler: a read of a claimed address gets the device's bytes, an
+  // unclaimed one all ones; every write is logged, and a claimed one reaches the device.
+  platform::Devices d;
+  BusProbe<uint64_t> dev("test-mmio", 0x22);
+  d.mmio.insert(0xD000'0000, 0x100, &dev);
+  uint8_t buf[4] = {};
+  platform::handle_exit(d, platform::ExitMmioRead{0xD000'0010, {buf, 4}});
+  CHECK(buf[0] == 0x22);
+  CHECK(buf[3] == 0x22);
+  REQUIRE(dev.reads.size() == 1);
+  CHECK(dev.reads[0].offset == 0x10);
+  platform::handle_exit(d, platform::ExitMmioRead{0xD000'0100, {buf, 4}});
+  CHECK(buf[0] == 0xFF);
+  const uint8_t w[2] = {1, 2};
+  platform::handle_exit(d, platform::ExitMmioWrite{0xD000'0020, {w, 2}});
+  platform::handle_exit(d, platform::ExitMmioWrite{0xE000'0000, {w, 2}});
+  REQUIRE(dev.writes.size() == 1);
+  CHECK(dev.writes[0].offset == 0x20);
+  CHECK(d.mmio_writes.size() == 2);
 }
 
 TEST_CASE("PioBus rejects empty ranges and ranges past port 0xFFFF", "[unit][devices]") {

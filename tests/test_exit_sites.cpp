@@ -3,7 +3,7 @@
 //
 // KVM's emulator completes an MMIO write before it exits to user space, so RIP is already past
 // the store (KVM API 5. KVM_EXIT_MMIO); the VMM finds the store just before RIP by decoding it
-// and checking that its memory operand is the written address (vmm/machine.cpp,
+// and checking that its memory operand is the written address (vmm/kvm_machine.cpp,
 // locate_exiting_instruction). The guests (tests/exits/*.asm) put other instructions after
 // each store, so a VMM that shows the exit at RIP shows the wrong instruction.
 #include <catch2/catch.hpp>

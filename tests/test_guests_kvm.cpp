@@ -10,10 +10,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "tests/support.hpp"
 #include "trace/printer.hpp"
-#include "vmm/machine.hpp"
+#include "vmm/kvm_machine.hpp"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "backend/backend.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "sim/bt/translator.hpp"
 #include "tests/support.hpp"
 #include "trace/trace_file.hpp"

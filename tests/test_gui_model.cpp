@@ -5,8 +5,8 @@
 
 #include <cstring>
 
-#include "guests/catalog.hpp"
-#include "visualizer/core/commands.hpp"
+#include "guests/guest_catalog.hpp"
+#include "visualizer/core/console_commands.hpp"
 #include "visualizer/core/describe.hpp"
 #include "visualizer/core/disasm_window.hpp"
 #include "visualizer/core/model.hpp"

@@ -11,9 +11,9 @@
 #include <string>
 
 #include "backend/backend.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "sim/bt/translator.hpp"
-#include "sim/machine.hpp"
+#include "sim/sim_machine.hpp"
 #include "trace/recorder.hpp"
 #include "visualizer/core/model.hpp"
 #include "visualizer/core/state_dump.hpp"

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "lessons/lesson.hpp"
 #include "tests/gui_harness.hpp"
 #include "tests/support.hpp"

@@ -6,7 +6,7 @@
 //     of the first check that failed as its exit code; all passed: exit code 0 and "NAME: ok");
 //   - change no guest RAM outside what the guest may write (hostile.inc: its scratch area, its
 //     stack and the last page of RAM), and nothing outside guest RAM: on KVM guest RAM lies
-//     between guard pages (vmm/memory.hpp), so a stray host write faults and kills this test;
+//     between guard pages (vmm/guest_memory.hpp), so a stray host write faults and kills this test;
 //     on the simulator the ASan build (CI's second ctest) reports it.
 //
 // To add a hostile guest: write tests/hostile/NAME.asm (%include "hostile.inc") and add a row
@@ -29,7 +29,7 @@
 
 #include "backend/backend.hpp"
 #include "support.hpp"
-#include "vmm/memory.hpp"
+#include "vmm/guest_memory.hpp"
 
 using namespace trapscope;
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "x86/disasm.hpp"
 #include "support.hpp"
 #include "platform/hypercall.hpp"

@@ -16,7 +16,7 @@
 #include "trace/event.hpp"
 #include "trace/recorder.hpp"
 #include "vmm/kvm.hpp"
-#include "vmm/machine.hpp"
+#include "vmm/kvm_machine.hpp"
 
 using namespace trapscope;
 using trace::RunEndReason;

@@ -93,3 +93,25 @@ TEST_CASE("the layer check finds an include that goes up", "[layers]") {
   REQUIRE(sim.size() == 1);
   CHECK(sim[0] == "sim/b.cpp:1 includes vmm/");
 }
+
+TEST_CASE("no two source files share a name", "[layers]") {
+  // A file's name says what it is, wherever it is opened (an editor tab, a compiler message).
+  const fs::path root = TRAPSCOPE_SOURCE_DIR;
+  std::map<std::string, std::vector<std::string>> by_name;
+  for (const char* top : {"x86", "trace", "platform", "sim", "vmm", "backend", "compare", "cli",
+                          "visualizer", "lessons", "guests", "tests", "bench"}) {
+    if (!fs::exists(root / top)) continue;
+    for (const auto& entry : fs::recursive_directory_iterator(root / top)) {
+      const auto ext = entry.path().extension();
+      if (ext != ".cpp" && ext != ".hpp" && ext != ".def") continue;
+      by_name[entry.path().filename().string()].push_back(
+          fs::relative(entry.path(), root).string());
+    }
+  }
+  REQUIRE(by_name.size() > 100);
+  for (const auto& [name, paths] : by_name) {
+    INFO(name);
+    for (const auto& p : paths) UNSCOPED_INFO(p);
+    CHECK(paths.size() == 1);
+  }
+}

@@ -9,7 +9,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/cosim.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "sim/cpu.hpp"
 #include "trace/page_walk.hpp"
 #include "trace/recorder.hpp"

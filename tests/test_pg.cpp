@@ -209,8 +209,8 @@ TEST_CASE("popek guest prints what a CPL 0 kernel sees, on the simulator", "[pg]
 // --- trap-and-emulate and the VT-x model (sim/virt/monitor.hpp) -------------------------------
 
 #include "backend/cosim.hpp"
-#include "guests/catalog.hpp"
-#include "sim/machine.hpp"
+#include "guests/guest_catalog.hpp"
+#include "sim/sim_machine.hpp"
 #include "trace/recorder.hpp"
 
 namespace {

@@ -34,7 +34,7 @@
 #include "x86/decoder.hpp"
 #include "sim/interp/handlers.hpp"
 #include "sim/interp/undefined.hpp"
-#include "sim/machine.hpp"
+#include "sim/sim_machine.hpp"
 #include "trace/recorder.hpp"
 #include "platform/devices.hpp"
 #include "tests/host_cpu.hpp"

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "sim/cpu.hpp"
 #include "sim/interp/protection.hpp"
-#include "sim/machine.hpp"
+#include "sim/sim_machine.hpp"
 #include "trace/recorder.hpp"
 
 using namespace trapscope;

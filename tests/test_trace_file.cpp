@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "tests/support.hpp"
 #include "trace/event.hpp"
 #include "trace/exit_stats.hpp"

@@ -132,7 +132,7 @@ void Recorder::on_event(const EventHeader& event) {
   uint32_t word;
   if (event.type == EventType::kInstruction && event.size == sizeof(InstructionEvent)) {
     // Four 8-byte loads (the producer has just written the record; loads that match its
-    // stores are forwarded from the store buffer: sim/machine.cpp record_instruction()).
+    // stores are forwarded from the store buffer: sim/sim_machine.cpp record_instruction()).
     const auto* p = reinterpret_cast<const std::byte*>(&event);
     static_assert(offsetof(InstructionEvent, len) == 32 && offsetof(EventHeader, rip) == 24);
     Site s;

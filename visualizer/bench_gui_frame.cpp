@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "visualizer/app/app.hpp"
 #include "visualizer/app/theme.hpp"
 #include "visualizer/core/model.hpp"

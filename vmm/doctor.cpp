@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "vmm/machine.hpp"
+#include "vmm/kvm_machine.hpp"
 
 namespace trapscope::vmm {
 

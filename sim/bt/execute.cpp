@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "sim/bt/translator.hpp"
-#include "sim/machine.hpp"
+#include "sim/sim_machine.hpp"
 
 namespace trapscope::sim {
 namespace {

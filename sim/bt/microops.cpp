@@ -62,7 +62,7 @@ inline void next(Cpu& c, const MicroOp* op, MicroRun& run, uint64_t acc) {
   op[1].fn(c, op + 1, run, acc);
 }
 
-// The interpreter's handler with the step loop's bookkeeping (sim/machine.cpp step_cached):
+// The interpreter's handler with the step loop's bookkeeping (sim/sim_machine.cpp step_cached):
 // the faulting RIP, the instruction bytes, RIP = the next instruction. If the handler exited
 // (MMIO) or wrote a page holding code, the unit stops after it: the executor finds the
 // instruction by c.fault_rip.

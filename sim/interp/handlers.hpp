@@ -23,7 +23,7 @@ extern const Handler kHandlers[static_cast<size_t>(Op::kCount)];
 // there is one (e.g. `add r32, imm`: the operand size and kinds fixed at compile time, no tests
 // of them per execution; the commonest forms of the integer ALU, shifts, inc/dec, mov and jcc),
 // else kHandlers[insn.op]. Same architectural effect either way; the step loop
-// (sim/machine.cpp) calls this once, when the instruction enters its decode cache.
+// (sim/sim_machine.cpp) calls this once, when the instruction enters its decode cache.
 Handler select_handler(const Instruction& insn);
 Handler select_alu_handler(const Instruction& insn);      // alu.cpp; nullptr if none
 Handler select_datamov_handler(const Instruction& insn);  // datamov.cpp; nullptr if none

@@ -1,5 +1,5 @@
 // sim/processor/processor.hpp — the processor's own behaviour, as services that instruction
-// handlers (sim/interp/) and the step loop (sim/machine.cpp) call: privilege and mode checks,
+// handlers (sim/interp/) and the step loop (sim/sim_machine.cpp) call: privilege and mode checks,
 // descriptor reads and segment-register loads, the TSS, far transfers through code segments and
 // call gates, exception and interrupt delivery, control-register writes. These are what the SDM
 // describes as processor behaviour shared by many instructions (or by none: an exception), not

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "visualizer/core/commands.hpp"
+#include "visualizer/core/console_commands.hpp"
 #include "visualizer/core/model.hpp"
 
 namespace trapscope::viz {

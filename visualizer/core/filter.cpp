@@ -4,7 +4,7 @@
 #include <cctype>
 #include <sstream>
 
-#include "visualizer/core/commands.hpp"
+#include "visualizer/core/console_commands.hpp"
 #include "visualizer/core/describe.hpp"
 
 namespace trapscope::viz {

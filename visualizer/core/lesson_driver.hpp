@@ -2,7 +2,7 @@
 // the visualizer: it knows the current step, and "run step" makes the LiveController run until
 // the step's predicate matches, then checks the step as the terminal runner does (the same
 // code: lessons/step.hpp) and reveals the answer. No GUI: the lesson pane
-// (visualizer/panels/lesson.cpp) draws it and scripts drive it.
+// (visualizer/panels/lesson_panel.cpp) draws it and scripts drive it.
 //
 // [SECTION] How a step runs
 //   The model holds every event the machine recorded since it (re)started. The driver keeps a

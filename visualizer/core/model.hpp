@@ -33,7 +33,7 @@
 #include "x86/state.hpp"
 #include "trace/exit_stats.hpp"
 #include "trace/limits.hpp"
-#include "visualizer/core/commands.hpp"
+#include "visualizer/core/console_commands.hpp"
 #include "visualizer/core/event_store.hpp"
 #include "visualizer/core/filter.hpp"
 #include "visualizer/core/tcache_view.hpp"

@@ -46,7 +46,7 @@
 #include <string_view>
 #include <vector>
 
-#include "visualizer/core/commands.hpp"
+#include "visualizer/core/console_commands.hpp"
 
 namespace trapscope::viz {
 

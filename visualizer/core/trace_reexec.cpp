@@ -1,6 +1,6 @@
 #include "visualizer/core/trace_reexec.hpp"
 
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 #include "trace/input_file.hpp"
 #include "visualizer/core/describe.hpp"
 

@@ -1,4 +1,4 @@
-#include "visualizer/core/commands.hpp"
+#include "visualizer/core/console_commands.hpp"
 
 #include <cctype>
 #include <charconv>

@@ -1,4 +1,4 @@
-#include "vmm/memory.hpp"
+#include "vmm/guest_memory.hpp"
 
 #include <sys/mman.h>
 

@@ -1,4 +1,4 @@
-// visualizer/core/commands.hpp — what the GUI (or a script, or a test) can ask of a machine:
+// visualizer/core/console_commands.hpp — what the GUI (or a script, or a test) can ask of a machine:
 // plain-data commands, breakpoints and the kinds of event one can step to. No GUI, no backend.
 //
 // [SECTION] Step kinds      "step to the next event of a kind"

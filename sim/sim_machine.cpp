@@ -1,4 +1,4 @@
-#include "sim/machine.hpp"
+#include "sim/sim_machine.hpp"
 
 #include <stdexcept>
 

@@ -1,4 +1,4 @@
-// guests/catalog.hpp — the teaching guests built into trapscope (assembled from guests/*.asm).
+// guests/guest_catalog.hpp — the teaching guests built into trapscope (assembled from guests/*.asm).
 #pragma once
 
 #include <cstddef>

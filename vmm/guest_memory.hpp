@@ -1,4 +1,4 @@
-// vmm/memory.hpp — guest-physical memory: one anonymous host mapping that backs guest-physical
+// vmm/guest_memory.hpp — guest-physical memory: one anonymous host mapping that backs guest-physical
 // [0, size). Used as KVM memory slot 0 (KVM_SET_USER_MEMORY_REGION) and, later, by the simulator.
 //
 // Guard pages: the mapping is reserved with kGuardBytes more on each side, PROT_NONE (address

@@ -1,4 +1,4 @@
-#include "guests/catalog.hpp"
+#include "guests/guest_catalog.hpp"
 
 namespace trapscope::guests {
 

@@ -1,4 +1,4 @@
-#include "vmm/machine.hpp"
+#include "vmm/kvm_machine.hpp"
 
 #include <pthread.h>
 #include <signal.h>

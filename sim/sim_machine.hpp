@@ -1,4 +1,4 @@
-// sim/machine.hpp — the software machine: a Cpu, guest-physical memory, the standard devices
+// sim/sim_machine.hpp — the software machine: a Cpu, guest-physical memory, the standard devices
 // (shared with the KVM backend: platform/devices.hpp), and the step loop of the interpreter (the
 // "emulation" technique: fetch, decode with Zydis, execute the handler, deliver exceptions).
 //
@@ -17,7 +17,7 @@
 
 #include "sim/bt/translator.hpp"
 #include "sim/cpu.hpp"
-#include "sim/memory.hpp"
+#include "sim/physical_memory.hpp"
 #include "sim/virt/monitor.hpp"
 #include "trace/recorder.hpp"
 #include "platform/devices.hpp"

@@ -1,4 +1,4 @@
-// vmm/machine.hpp — a trapscope virtual machine on KVM: one VM, one memory slot, one vCPU, the
+// vmm/kvm_machine.hpp — a trapscope virtual machine on KVM: one VM, one memory slot, one vCPU, the
 // standard devices, and the run loop that records every VM exit.
 //
 // The run loop (KvmMachine::run) is a small state machine: KVM_RUN → typed exit →
@@ -21,7 +21,7 @@
 #include "platform/devices.hpp"
 #include "vmm/kvm.hpp"
 #include "platform/loader.hpp"
-#include "vmm/memory.hpp"
+#include "vmm/guest_memory.hpp"
 
 namespace trapscope::vmm {
 

@@ -1,4 +1,4 @@
-// sim/memory.hpp — the simulator's guest-physical memory: [0, size) backed by host memory;
+// sim/physical_memory.hpp — the simulator's guest-physical memory: [0, size) backed by host memory;
 // accesses outside it are MMIO (reads all ones, writes recorded in Devices::mmio_writes), as
 // on the KVM backend. The bytes come from calloc, so the host maps zero pages lazily and a
 // machine that touches little memory costs little (tests create thousands of machines).

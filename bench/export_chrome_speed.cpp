@@ -1,4 +1,4 @@
-// bench/export_chrome.cpp — how fast, and in how much memory, does `trapscope export --format
+// bench/export_chrome_speed.cpp — how fast, and in how much memory, does `trapscope export --format
 // chrome` (trace/export_chrome.hpp) convert a large trace?
 //
 // The trace: the compute guest (guests/compute.asm, iterations patched large) on the simulator
