@@ -422,7 +422,14 @@ TEST_CASE("export: a large trace streams in bounded memory", "[export][cli]") {
   std::remove(out.c_str());
   INFO("output " << out_bytes << " bytes, peak RSS " << rss_kib << " KiB");
   REQUIRE(out_bytes > (64u << 20));  // far more than the memory bound below
-  CHECK(rss_kib < 32 * 1024);  // ~10 MiB measured: the program, one read and one write buffer
+  // ~10 MiB measured: the program, one read and one write buffer. Under AddressSanitizer its
+  // quarantine of freed blocks (256 MiB by default: each event's strings are freed) and shadow
+  // memory dominate: 549 MiB measured; the Release build checks the real bound.
+#if defined(__SANITIZE_ADDRESS__)
+  CHECK(rss_kib < 640 * 1024);
+#else
+  CHECK(rss_kib < 32 * 1024);
+#endif
 }
 
 TEST_CASE("export chrome: every technique and paging mode keeps the structure",
