@@ -28,8 +28,6 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-}
-
 std::string describe(const CpuState& s) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
