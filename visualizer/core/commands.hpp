@@ -17,7 +17,7 @@
 
 namespace trapscope::viz {
 
-union EventRecord;
+using EventRecord = trace::AnyEvent;
 
 // [SECTION] Step kinds
 
