@@ -44,6 +44,43 @@ size_t tail_count(const Tail& t, const uint8_t* record) {
   return std::min<size_t>(n, t.bytes / t.elem);
 }
 
+// Packs a record of type T into buf, its variable part trimmed; returns the bytes. The sizes are
+// constants per type, so each copy compiles as a hand-written one would.
+template <EventType T>
+size_t pack(const uint8_t* rec, uint8_t* buf) {
+  constexpr Tail t = kTails[static_cast<size_t>(T)];
+  constexpr size_t size = sizeof(trace::EventStruct<T>);
+  if constexpr (t.elem == 0) {
+    std::memcpy(buf, rec + kHeader, size - kHeader);
+    return size - kHeader;
+  } else {
+    constexpr size_t before = t.array - kHeader, after = size - t.array - t.bytes;
+    const size_t count = tail_count(t, rec), kept = count * t.elem;
+    std::memcpy(buf, rec + kHeader, before);
+    buf[t.count - kHeader] = static_cast<uint8_t>(count);  // clamped: load() needs no check
+    if constexpr (t.count_size == 2) buf[t.count - kHeader + 1] = static_cast<uint8_t>(count >> 8);
+    std::memcpy(buf + before, rec + t.array, kept);
+    std::memcpy(buf + before + kept, rec + t.array + t.bytes, after);
+    return before + kept + after;
+  }
+}
+
+// The reverse: rebuilds the record after its header from the packed bytes p.
+template <EventType T>
+void unpack(const uint8_t* p, uint8_t* rec) {
+  constexpr Tail t = kTails[static_cast<size_t>(T)];
+  constexpr size_t size = sizeof(trace::EventStruct<T>);
+  if constexpr (t.elem == 0) {
+    std::memcpy(rec + kHeader, p, size - kHeader);
+  } else {
+    constexpr size_t before = t.array - kHeader, after = size - t.array - t.bytes;
+    std::memcpy(rec + kHeader, p, before);
+    const size_t kept = tail_count(t, rec) * t.elem;
+    std::memcpy(rec + t.array, p + before, kept);
+    std::memcpy(rec + t.array + t.bytes, p + before + kept, after);
+  }
+}
+
 }  // namespace
 
 bool EventStore::append(const EventHeader& e) {
@@ -51,20 +88,11 @@ bool EventStore::append(const EventHeader& e) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(&e);
   uint8_t buf[sizeof(EventRecord)];
   size_t n = 0;
-  if (const Tail& t = kTails[static_cast<size_t>(e.type)]; t.elem) {
-    const size_t count = tail_count(t, bytes), kept = count * t.elem;
-    const size_t after = t.array + t.bytes;
-    std::memcpy(buf, bytes + kHeader, t.array - kHeader);
-    buf[t.count - kHeader] = static_cast<uint8_t>(count);  // clamped, so load() needs no check
-    if (t.count_size == 2) buf[t.count - kHeader + 1] = static_cast<uint8_t>(count >> 8);
-    n = t.array - kHeader;
-    std::memcpy(buf + n, bytes + t.array, kept);
-    n += kept;
-    std::memcpy(buf + n, bytes + after, e.size - after);
-    n += e.size - after;
-  } else {
-    n = e.size - kHeader;
-    std::memcpy(buf, bytes + kHeader, n);
+  switch (e.type) {
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  case EventType::Id: n = pack<EventType::Id>(bytes, buf); break;
+#include "trace/events.def"
+    default: return false;
   }
   // A payload never straddles two arena chunks: start the next chunk when it does not fit.
   constexpr uint64_t kArenaChunk = uint64_t{1} << kArenaShift;
@@ -126,18 +154,13 @@ EventHeader EventStore::header(size_t i) const {
 void EventStore::load(size_t i, EventRecord* out) const {
   const Row& r = row(i);
   std::memset(out, 0, sizeof *out);
-  EventHeader& h = out->header;
-  h = header(i);
-  uint8_t* body = out->raw + kHeader;
+  out->header = header(i);
   const uint8_t* p = payload(r.offset);
-  if (const Tail& t = kTails[static_cast<size_t>(r.type)]; t.elem) {
-    std::memcpy(body, p, t.array - kHeader);
-    p += t.array - kHeader;
-    const size_t kept = tail_count(t, out->raw) * t.elem;
-    std::memcpy(out->raw + t.array, p, kept);
-    std::memcpy(out->raw + t.array + t.bytes, p + kept, h.size - t.array - t.bytes);
-  } else {
-    std::memcpy(body, p, h.size - kHeader);
+  switch (r.type) {
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  case EventType::Id: unpack<EventType::Id>(p, out->raw); break;
+#include "trace/events.def"
+    default: break;
   }
 }
 
