@@ -128,8 +128,8 @@ TEST_CASE("a malformed lesson gets an error naming the file, line and field", "[
              Catch::StartsWith("t.yaml:5: guest: 'nothere' is not a built-in guest"));
   CHECK_THAT(error_of(replace(kMinimal, "backends: [sim]", "backends: [vmware]")),
              Catch::StartsWith("t.yaml:6: backends: unknown backend 'vmware'"));
-  CHECK_THAT(error_of(replace(kMinimal, "event: vm_exit", "event: vmexit")),
-             Catch::StartsWith("t.yaml:9: steps[1].run_until.event: unknown event kind 'vmexit'"));
+  CHECK_THAT(error_of(replace(kMinimal, "event: vm_exit", "event: vmexot")),
+             Catch::StartsWith("t.yaml:9: steps[1].run_until.event: unknown event kind 'vmexot'"));
   CHECK_THAT(error_of(replace(kMinimal, "reason: IO", "vector: 3")),
              Catch::StartsWith("t.yaml:9: steps[1].run_until.vector: not a field of vm_exit"));
   CHECK_THAT(error_of(replace(kMinimal, "    run_until: {event: vm_exit, reason: IO}\n", "")),
@@ -336,7 +336,7 @@ TEST_CASE("trapscope lesson: list, run in both languages, check, bad input", "[l
   CHECK_THAT(r.err, Catch::Contains("does not run on kvm"));
 
   const std::string bad = test::temp_path("bad-lesson.yaml");
-  const std::string text = replace(kMinimal, "event: vm_exit", "event: vmexit");
+  const std::string text = replace(kMinimal, "event: vm_exit", "event: vmexot");
   test::write_file(bad, {text.begin(), text.end()});
   r = test::run_trapscope({"lesson", "run", bad, "--check"});
   CHECK(r.exit_code == 2);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "tests/support.hpp"
 #include "trace/event.hpp"
 #include "trace/printer.hpp"
 
@@ -96,4 +97,46 @@ TEST_CASE("printer: an instruction length past the record's 15 bytes is clamped"
     e->insn_len = 255;
     CHECK(bytes_of(r).size() == 30);
   }
+}
+
+TEST_CASE("printer: a virtualization event names its technique, paravirtualization too",
+          "[unit][printer]") {
+  // VirtEvent::technique holds trace::VirtTechnique's numbers (1, 2, 3), which differ from
+  // virt::Technique's (kTrapEmulate 1, kVt 2, kPv 4): the printer once showed 3 as "vt".
+  const std::pair<trace::VirtTechnique, const char*> kCases[] = {
+      {trace::VirtTechnique::kTrapEmulate, "trap-emulate"},
+      {trace::VirtTechnique::kVt, "vt"},
+      {trace::VirtTechnique::kPv, "pv"}};
+  for (const auto& [technique, name] : kCases) {
+    auto r = record(EventType::kVmTransition, 1);
+    reinterpret_cast<trace::VirtEvent*>(r.at)->technique = static_cast<uint8_t>(technique);
+    trace::EventFormatter json({trace::Format::kJsonl, false});
+    CHECK(nlohmann::json::parse(json.format(header(r))).at("technique") == name);
+  }
+}
+
+TEST_CASE("event table: sizes, names and the one dispatch agree (trace/events.def)",
+          "[unit][printer]") {
+  for (unsigned t = 1; t < static_cast<unsigned>(EventType::kMax); ++t) {
+    const auto type = static_cast<EventType>(t);
+    INFO("event type " << t);
+    REQUIRE(trace::event_size(type) != 0);  // the numbers are dense
+    CHECK(trace::parse_event_type(trace::to_string(type)) == type);
+    CHECK(trace::event_label(type) != "?");
+    const auto r = record(type);
+    // visit hands each record to the overload of its struct: sizeof(struct) == its size.
+    CHECK(trace::visit(header(r), [](const auto& e) { return sizeof e; }) == trace::event_size(type));
+  }
+  auto r = record(EventType::kVmExit);
+  reinterpret_cast<EventHeader*>(r.at)->size = 40;  // a corrupt record: only its header
+  CHECK(trace::visit(header(r), [](const auto& e) { return sizeof e; }) == sizeof(EventHeader));
+}
+
+TEST_CASE("trapscope run --technique pv --format jsonl: the VT-x model's transitions say pv",
+          "[printer][cli]") {
+  const auto r = test::run_trapscope(
+      {"run", "pv-hello", "--backend", "sim", "--technique", "pv", "--format", "jsonl"});
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains(R"("technique":"pv")"));
+  CHECK_THAT(r.out, !Catch::Contains(R"("technique":"vt")"));
 }

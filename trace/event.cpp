@@ -6,25 +6,36 @@ namespace trapscope::trace {
 
 std::string_view to_string(EventType type) {
   switch (type) {
-    case EventType::kVmExit: return "vm_exit";
-    case EventType::kRunEnd: return "run_end";
-    case EventType::kPageWalk: return "page_walk";
-    case EventType::kRingTransition: return "ring_transition";
-    case EventType::kException: return "exception";
-    case EventType::kInstruction: return "instruction";
-    case EventType::kVmmTrap: return "vmm_trap";
-    case EventType::kSensitiveNoTrap: return "sensitive_no_trap";
-    case EventType::kVmTransition: return "vm_transition";
-    case EventType::kNestedWalk: return "nested_walk";
-    case EventType::kShadowPaging: return "shadow_paging";
-    case EventType::kEptViolation: return "ept_violation";
-    case EventType::kBtTranslate: return "bt_translate";
-    case EventType::kBtChain: return "bt_chain";
-    case EventType::kBtLookup: return "bt_lookup";
-    case EventType::kBtInvalidate: return "bt_invalidate";
-    case EventType::kBtCallout: return "bt_callout";
-    case EventType::kBtCounts: return "bt_counts";
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  case EventType::Id: return #name;
+#include "trace/events.def"
     case EventType::kMax: break;
+  }
+  return "?";
+}
+
+std::string_view event_label(EventType type) {
+  switch (type) {
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  case EventType::Id: return label;
+#include "trace/events.def"
+    case EventType::kMax: break;
+  }
+  return "?";
+}
+
+std::optional<EventType> parse_event_type(std::string_view text) {
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  if (text == #name) return EventType::Id;
+#include "trace/events.def"
+  return std::nullopt;
+}
+
+std::string_view to_string(VirtTechnique technique) {
+  switch (technique) {
+    case VirtTechnique::kTrapEmulate: return "trap-emulate";
+    case VirtTechnique::kVt: return "vt";
+    case VirtTechnique::kPv: return "pv";
   }
   return "?";
 }

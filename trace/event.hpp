@@ -18,37 +18,21 @@
 //   reused.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "x86/mode.hpp"
 
 namespace trapscope::trace {
 
+// The types, their numbers and names: trace/events.def.
 enum class EventType : uint8_t {
-  kVmExit = 1,  // a VM exit that reached the VMM (KVM exit to user space, or the simulator's VMM)
-  kRunEnd = 2,  // the run ended; always the last event of a run
-  kPageWalk = 3,        // a translation that missed the TLB (simulator)
-  kRingTransition = 4,  // the CPL changed (simulator)
-  kException = 5,       // an exception or interrupt was delivered (simulator)
-  kInstruction = 6,     // an instruction retired (simulator, when recording instructions)
-  kNestedWalk = 7,      // a two-dimensional (guest × EPT) walk under nested paging (simulator)
-  kShadowPaging = 8,    // a shadow-paging action of the simulator's VMM (hidden/true #PF, …)
-  kEptViolation = 9,    // an EPT violation VM exit and how the VMM resolved it (simulator)
-  kVmmTrap = 10,          // trap-and-emulate: a privileged instruction of the deprivileged guest
-                          //   kernel trapped to the VMM, which emulated it (VirtEvent)
-  kSensitiveNoTrap = 11,  // trap-and-emulate: a sensitive but unprivileged instruction ran
-                          //   without trapping, against the real (deprivileged) state (VirtEvent)
-  kVmTransition = 12,     // VT-x model: a VM exit (flags bit 0 clear) or VM entry (set) (VirtEvent)
-  // 13..18: binary translation (sim/bt/translator.hpp)
-  kBtTranslate = 13,   // a translation unit was translated into the cache (BtTranslateEvent)
-  kBtChain = 14,       // a unit's exit was patched to its translated successor (BtChainEvent)
-  kBtLookup = 15,      // a translation-cache lookup, hit or miss (BtLookupEvent; only on request)
-  kBtInvalidate = 16,  // units were invalidated (a write to their code page) (BtInvalidateEvent)
-  kBtCallout = 17,     // translated code called out to the VMM (BtCalloutEvent)
-  kBtCounts = 18,      // a unit's execution counters, at the end of a run (BtCountsEvent)
-  kMax,                   // sentinel
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) Id = number,
+#include "trace/events.def"
+  kMax,  // sentinel
 };
 
 // The processor mode the guest was in when the event happened (decides how bytes disassemble):
@@ -56,7 +40,9 @@ enum class EventType : uint8_t {
 using x86::CpuMode;
 using x86::to_string;
 
-std::string_view to_string(EventType type);
+std::string_view to_string(EventType type);     // "vm_exit", … (trace/events.def)
+std::string_view event_label(EventType type);   // "VM exit", … (trace/events.def); "?"
+std::optional<EventType> parse_event_type(std::string_view name);  // by to_string's name
 
 #pragma pack(push, 1)
 
@@ -325,9 +311,13 @@ enum class VmxExitReason : uint32_t {
 };
 // "CR_ACCESS", "IO_INSTRUCTION", … (SDM Vol. 3C Appendix C names); "?" for others.
 std::string_view vmx_exit_reason_name(uint32_t reason);  // kVmTransition: VM entry (else VM exit)
+// VirtEvent::technique: the numbers are the trace format's (sim/virt/monitor.cpp maps its
+// virt::Technique to them); the names are virt::to_string's.
+enum class VirtTechnique : uint8_t { kTrapEmulate = 1, kVt = 2, kPv = 3 };
+std::string_view to_string(VirtTechnique technique);  // "trap-emulate", "vt", "pv"; "?"
 struct VirtEvent {
   EventHeader header;
-  uint8_t technique;     // 1 = trap-and-emulate, 2 = VT-x model, 3 = paravirtualization
+  uint8_t technique;     // VirtTechnique: 1 = trap-and-emulate, 2 = VT-x model, 3 = paravirt.
   uint8_t real_cpl;      // the CPL the hardware really ran at (trap-and-emulate: 1 or 3)
   uint8_t insn_len;      // 0: no instruction (e.g. an interrupt-window exit)
   uint8_t insn[15];
@@ -527,28 +517,27 @@ static_assert(sizeof(BtCountsEvent) == 56);
 
 #pragma pack(pop)
 
+// The record type of each EventType (trace/events.def): EventStruct<EventType::kVmExit> is
+// VmExitEvent.
+template <EventType T>
+struct EventStructOf;
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  template <>                                           \
+  struct EventStructOf<EventType::Id> {                 \
+    using type = Struct;                                \
+  };
+#include "trace/events.def"
+template <EventType T>
+using EventStruct = typename EventStructOf<T>::type;
+
 // Record size per EventType, indexed by the type's number; 0 = not a valid type.
-inline constexpr uint16_t kEventSize[static_cast<size_t>(EventType::kMax)] = {
-    0,                    // 0: invalid
-    sizeof(VmExitEvent),  // kVmExit
-    sizeof(RunEndEvent),  // kRunEnd
-    sizeof(PageWalkEvent),        // kPageWalk
-    sizeof(RingTransitionEvent),  // kRingTransition
-    sizeof(ExceptionEvent),       // kException
-    sizeof(InstructionEvent),     // kInstruction
-    sizeof(NestedWalkEvent),      // kNestedWalk
-    sizeof(ShadowPagingEvent),    // kShadowPaging
-    sizeof(EptViolationEvent),    // kEptViolation
-    sizeof(VirtEvent),            // kVmmTrap
-    sizeof(VirtEvent),            // kSensitiveNoTrap
-    sizeof(VirtEvent),            // kVmTransition
-    sizeof(BtTranslateEvent),     // kBtTranslate
-    sizeof(BtChainEvent),         // kBtChain
-    sizeof(BtLookupEvent),        // kBtLookup
-    sizeof(BtInvalidateEvent),    // kBtInvalidate
-    sizeof(BtCalloutEvent),       // kBtCallout
-    sizeof(BtCountsEvent),        // kBtCounts
-};
+inline constexpr auto kEventSize = [] {
+  std::array<uint16_t, static_cast<size_t>(EventType::kMax)> size{};
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  size[static_cast<size_t>(EventType::Id)] = sizeof(Struct);
+#include "trace/events.def"
+  return size;
+}();
 
 // Records are stored back to back (trace files, the recorder, the visualizer's batches): every
 // size is a multiple of 8 so that each record's 8-byte fields stay aligned.
@@ -573,6 +562,57 @@ constexpr EventHeader make_header(EventType type) {
   h.size = sizeof(T);
   h.cpl = kCplUnknown;
   return h;
+}
+
+// Any event record, big enough for every type (as Tracy's QueueItem beside its enum): a record
+// read into one (size checked against kEventSize) is reached through the member of its type.
+union AnyEvent {
+  EventHeader header;
+  VmExitEvent exit;
+  RunEndEvent run_end;
+  PageWalkEvent walk;
+  RingTransitionEvent ring;
+  ExceptionEvent exception;
+  InstructionEvent insn;
+  VirtEvent virt;  // kVmmTrap, kSensitiveNoTrap, kVmTransition
+  NestedWalkEvent nested_walk;
+  ShadowPagingEvent shadow;
+  EptViolationEvent ept_violation;
+  BtTranslateEvent bt_translate;
+  BtChainEvent bt_chain;
+  BtLookupEvent bt_lookup;
+  BtInvalidateEvent bt_invalidate;
+  BtCalloutEvent bt_callout;
+  BtCountsEvent bt_counts;
+  uint8_t raw[sizeof(NestedWalkEvent)];
+};
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  static_assert(sizeof(Struct) <= sizeof(AnyEvent), "AnyEvent lacks a member for " #Struct);
+#include "trace/events.def"
+
+// Lambdas as one overload set, for visit: visit(h, Overloaded{[](const VmExitEvent&) {…},
+// [](const auto&) {…}}) (the most specific overload is called).
+template <typename... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <typename... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+// The one dispatch over event types (Tracy's consumer: one switch calling process(const X&)):
+// calls f(record) with the record as its struct when its size is its type's, else
+// f(header) (an unknown type, or a size that does not match: a corrupt record).
+template <typename F>
+decltype(auto) visit(const EventHeader& h, F&& f) {
+  switch (h.type) {
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label)                  \
+  case EventType::Id:                                                      \
+    if (h.size == sizeof(Struct)) return f(reinterpret_cast<const Struct&>(h)); \
+    break;
+#include "trace/events.def"
+    default: break;
+  }
+  return f(h);
 }
 
 }  // namespace trapscope::trace

@@ -1,7 +1,8 @@
 #include "trace/printer.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
-#include <cinttypes>
 #include <nlohmann/json.hpp>
 #include <span>
 
@@ -11,20 +12,10 @@
 namespace trapscope::trace {
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
+std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 std::string bytes_hex(std::span<const uint8_t> bytes) {
-  std::string s;
-  char buf[4];
-  for (const uint8_t b : bytes) {
-    std::snprintf(buf, sizeof buf, "%02x", b);
-    s += buf;
-  }
-  return s;
+  return fmt::format("{:02x}", fmt::join(bytes, ""));
 }
 
 // The instruction bytes a record holds: its length field clamped to the array, since a crafted
@@ -78,38 +69,33 @@ std::string printable(uint64_t v, unsigned size) {
 }
 
 std::string exit_detail_text(const VmExitEvent& e) {
-  char buf[160];
   const ExitPayload& p = e.payload;
   switch (static_cast<ExitReason>(e.reason)) {
     case ExitReason::kIo:
-      std::snprintf(buf, sizeof buf, "port=0x%x %s size=%u%s value=0x%" PRIx64 "%s",
-                    p.io.port, p.io.direction ? "out" : "in", p.io.size,
-                    p.io.count > 1 ? (" count=" + std::to_string(p.io.count)).c_str() : "",
-                    p.io.value, printable(p.io.value, p.io.size).c_str());
-      return buf;
+      return fmt::format("port={:#x} {} size={}{} value={:#x}{}", p.io.port,
+                         p.io.direction ? "out" : "in", p.io.size,
+                         p.io.count > 1 ? " count=" + std::to_string(p.io.count) : "",
+                         value(p.io.value), printable(p.io.value, p.io.size));
     case ExitReason::kMmio:
-      std::snprintf(buf, sizeof buf, "gpa=0x%" PRIx64 " %s len=%u data=0x%" PRIx64, p.mmio.gpa,
-                    p.mmio.is_write ? "write" : "read", p.mmio.len, p.mmio.data);
-      return buf;
+      return fmt::format("gpa={:#x} {} len={} data={:#x}", value(p.mmio.gpa),
+                         p.mmio.is_write ? "write" : "read", p.mmio.len, value(p.mmio.data));
     case ExitReason::kInternalError:
-      std::snprintf(buf, sizeof buf, "suberror=%u%s ndata=%u", p.internal.suberror,
-                    p.internal.suberror == 1 ? " (emulation failure)" : "", p.internal.ndata);
-      return buf;
+      return fmt::format("suberror={}{} ndata={}", value(p.internal.suberror),
+                         p.internal.suberror == 1 ? " (emulation failure)" : "",
+                         value(p.internal.ndata));
     case ExitReason::kFailEntry:
-      std::snprintf(buf, sizeof buf, "hardware_entry_failure_reason=0x%" PRIx64 " cpu=%u",
-                    p.fail_entry.hardware_entry_failure_reason, p.fail_entry.cpu);
-      return buf;
+      return fmt::format("hardware_entry_failure_reason={:#x} cpu={}",
+                         value(p.fail_entry.hardware_entry_failure_reason),
+                         value(p.fail_entry.cpu));
     case ExitReason::kDebug:
-      std::snprintf(buf, sizeof buf, "exception=%u dr6=0x%" PRIx64 " dr7=0x%" PRIx64,
-                    p.debug.exception, p.debug.dr6, p.debug.dr7);
-      return buf;
+      return fmt::format("exception={} dr6={:#x} dr7={:#x}", value(p.debug.exception),
+                         value(p.debug.dr6), value(p.debug.dr7));
     case ExitReason::kSystemEvent:
-      std::snprintf(buf, sizeof buf, "type=%u", p.system_event.type);
-      return buf;
+      return fmt::format("type={}", value(p.system_event.type));
     case ExitReason::kHypercall:  // platform/hypercall.hpp: the call behind the I/O exit before it
-      std::snprintf(buf, sizeof buf, "nr=%u arg1=0x%" PRIx64 " arg2=0x%" PRIx64 " result=%d",
-                    p.hypercall.nr, p.hypercall.arg1, p.hypercall.arg2, p.hypercall.result);
-      return buf;
+      return fmt::format("nr={} arg1={:#x} arg2={:#x} result={}", value(p.hypercall.nr),
+                         value(p.hypercall.arg1), value(p.hypercall.arg2),
+                         value(p.hypercall.result));
     default:
       return "";
   }
@@ -158,63 +144,96 @@ nlohmann::json exit_detail_json(const VmExitEvent& e) {
   }
 }
 
-}  // namespace
-
-std::string EventFormatter::format(const EventHeader& event) {
-  if (!have_base_) {
-    have_base_ = true;
-    base_ns_ = event.time_ns;
-  }
-  return options_.format == Format::kJsonl ? jsonl(event) : text(event);
+std::string_view bt_kind_name(uint8_t kind) {
+  return to_string(static_cast<BtKind>(std::min<uint8_t>(kind, static_cast<uint8_t>(BtKind::kMax))));
 }
 
-std::string EventFormatter::text(const EventHeader& h) {
-  std::string line = "#";
-  line += std::to_string(h.seq);
-  line.resize(std::max<size_t>(line.size(), 6), ' ');
-  if (options_.timing) {
-    line += " +" + duration(h.time_ns - base_ns_);
-    line.resize(std::max<size_t>(line.size(), 18), ' ');
+std::string disasm(std::span<const uint8_t> bytes, const EventHeader& h) {
+  return x86::disassemble(bytes, h.cpu_mode, h.rip).text;
+}
+
+// [SECTION] Binary translation's texts (bt_event_text)
+std::string bt_text(const BtTranslateEvent& e) {
+  const EventHeader& h = e.header;
+  std::string s = "bt translate unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) + ".." +
+                  hex(h.rip + e.guest_bytes) + " gpa=" + hex(e.guest_pa) + " " +
+                  std::to_string(e.count) + " insns";
+  if (e.generation) s += " (retranslation " + std::to_string(e.generation) + ")";
+  s += ":";
+  for (unsigned i = 0; i < e.count && i < kBtMaxUnitInsns; ++i) {
+    s += " " + std::to_string(e.len[i]) + ":" + std::string(bt_kind_name(e.kind[i]));
   }
-  if (h.type == EventType::kVmExit && h.size == sizeof(VmExitEvent)) {
-    const auto& e = reinterpret_cast<const VmExitEvent&>(h);
-    char head[96];
-    std::snprintf(head, sizeof head, " VM exit %-14s rip=0x%-8" PRIx64 " cpl=%s %-8s",
-                  std::string(exit_reason_name(e.reason)).c_str(), h.rip,
-                  h.cpl == kCplUnknown ? "?" : std::to_string(h.cpl).c_str(),
-                  std::string(to_string(h.cpu_mode)).c_str());
-    line += head;
-    std::string dis = disasm_of(e);
-    dis.resize(std::max<size_t>(dis.size(), 22), ' ');
-    line += " " + dis + " " + exit_detail_text(e);
-    if (options_.timing) line += "  handled in " + duration(e.handle_ns);
-  } else if (h.type == EventType::kRunEnd && h.size == sizeof(RunEndEvent)) {
-    const auto& e = reinterpret_cast<const RunEndEvent&>(h);
+  return s;
+}
+std::string bt_text(const BtChainEvent& e) {
+  const EventHeader& h = e.header;
+  return "bt chain  unit " + std::to_string(e.from_unit) +
+         ((h.flags & kBtFlagTaken) ? " (taken)" : " (fall-through)") + " -> unit " +
+         std::to_string(e.to_unit) + " at rip=" + hex(h.rip);
+}
+std::string bt_text(const BtLookupEvent& e) {
+  const EventHeader& h = e.header;
+  return std::string("bt lookup ") + ((h.flags & kBtFlagHit) ? "hit" : "miss") + " rip=" +
+         hex(h.rip) + " unit " + std::to_string(e.unit);
+}
+std::string bt_text(const BtInvalidateEvent& e) {
+  return "bt invalidate " + std::to_string(e.units) + " units of page gpa=" + hex(e.page_pa) +
+         " (written since translated)";
+}
+std::string bt_text(const BtCalloutEvent& e) {
+  const EventHeader& h = e.header;
+  return std::string("bt callout") + ((h.flags & kBtFlagAdaptive) ? " (adaptive)" : "") +
+         " unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) + " " +
+         disasm(held(e.insn, e.insn_len), h);
+}
+std::string bt_text(const BtCountsEvent& e) {
+  return "bt counts unit " + std::to_string(e.unit) + " rip=" + hex(e.header.rip) + ": " +
+         std::to_string(e.executions) + " executions, " + std::to_string(e.instructions) +
+         " instructions executed";
+}
+
+// [SECTION] Text: one function per record type, called through trace::visit (events.def).
+// Each appends what follows the sequence number and time; `timing` adds the host times.
+struct TextLine {
+  std::string& line;
+  bool timing;
+
+  void operator()(const EventHeader& h) {  // an unknown type or a record of the wrong size
+    line += " event type " + std::to_string(static_cast<unsigned>(h.type));
+  }
+  void operator()(const VmExitEvent& e) {
+    const EventHeader& h = e.header;
+    line += fmt::format(" VM exit {:<14} rip=0x{:<8x} cpl={} {:<8}", exit_reason_name(e.reason),
+                        value(h.rip), h.cpl == kCplUnknown ? "?" : std::to_string(h.cpl),
+                        to_string(h.cpu_mode));
+    line += fmt::format(" {:<22} {}", disasm_of(e), exit_detail_text(e));
+    if (timing) line += "  handled in " + duration(e.handle_ns);
+  }
+  void operator()(const RunEndEvent& e) {
     line += " run end: " + std::string(to_string(e.reason));
     if (e.reason == RunEndReason::kGuestExit) line += " " + std::to_string(e.exit_code);
-    line += " at rip=" + hex(h.rip) + " after " + std::to_string(e.exits) + " VM exits";
-    if (options_.timing) line += " in " + duration(e.duration_ns);
-  } else if (h.type == EventType::kRingTransition && h.size == sizeof(RingTransitionEvent)) {
-    const auto& e = reinterpret_cast<const RingTransitionEvent&>(h);
-    char buf[160];
-    std::snprintf(buf, sizeof buf, " ring    CPL %u -> %u by %s", e.from_cpl, e.to_cpl,
-                  std::string(to_string(e.cause)).c_str());
-    line += buf;
+    line += " at rip=" + hex(e.header.rip) + " after " + std::to_string(e.exits) + " VM exits";
+    if (timing) line += " in " + duration(e.duration_ns);
+  }
+  void operator()(const RingTransitionEvent& e) {
+    line += fmt::format(" ring    CPL {} -> {} by {}", e.from_cpl, e.to_cpl, to_string(e.cause));
     if (e.cause == RingCause::kException || e.cause == RingCause::kInterrupt ||
         e.cause == RingCause::kSoftwareInt) {
       line += " (vector " + std::to_string(e.vector) + ")";
     }
-    line += " at rip=" + hex(e.from_rip) + " -> " + hex(h.rip);
-  } else if (h.type == EventType::kException && h.size == sizeof(ExceptionEvent)) {
-    const auto& e = reinterpret_cast<const ExceptionEvent&>(h);
+    line += " at rip=" + hex(e.from_rip) + " -> " + hex(e.header.rip);
+  }
+  void operator()(const ExceptionEvent& e) {
+    const EventHeader& h = e.header;
     line += " exception " + std::string(vector_name(e.vector)) + " (vector " +
             std::to_string(e.vector) + ")";
     if (e.has_error_code) line += " error=" + hex(e.error_code);
     if (e.vector == 14) line += " cr2=" + hex(e.cr2);
     line += std::string(e.software ? " software" : "") + " at rip=" + hex(h.rip) +
             " cpl=" + std::to_string(h.cpl);
-  } else if (h.type == EventType::kPageWalk && h.size == sizeof(PageWalkEvent)) {
-    const auto& e = reinterpret_cast<const PageWalkEvent&>(h);
+  }
+  void operator()(const PageWalkEvent& e) {
+    const EventHeader& h = e.header;
     line += " walk    " + hex(e.linear) + " " + kAccessName[e.access % 3] +
             (e.user ? " user" : " supervisor") + " (" +
             std::string(walk_structure_name(h.flags)) +
@@ -224,8 +243,9 @@ std::string EventFormatter::text(const EventHeader& h) {
               hex(r.entry_address) + "=" + hex(r.entry) + " (" + r.flags + ")";
     }
     line += e.faulted ? " -> #PF error=" + hex(e.error_code) : " -> " + hex(e.physical);
-  } else if (h.type == EventType::kNestedWalk && h.size == sizeof(NestedWalkEvent)) {
-    const auto& e = reinterpret_cast<const NestedWalkEvent&>(h);
+  }
+  void operator()(const NestedWalkEvent& e) {
+    const EventHeader& h = e.header;
     line += " 2D walk " + hex(e.linear) + " " + kAccessName[e.access % 3] + " (" +
             std::string(walk_structure_name(h.flags)) + " guest over 4-level EPT, " +
             std::to_string(e.nrefs) + " references):";
@@ -241,8 +261,8 @@ std::string EventFormatter::text(const EventHeader& h) {
     if (e.faulted == 1) line += " -> #PF error=" + hex(e.error_code);
     else if (e.faulted == 2) line += " -> EPT violation";
     else line += " -> GPA " + hex(e.gpa) + " HPA " + hex(e.hpa);
-  } else if (h.type == EventType::kShadowPaging && h.size == sizeof(ShadowPagingEvent)) {
-    const auto& e = reinterpret_cast<const ShadowPagingEvent&>(h);
+  }
+  void operator()(const ShadowPagingEvent& e) {
     line += " shadow  " + std::string(to_string(e.action)) + " (Intel exit reason " +
             std::to_string(e.intel_exit_reason) + ")";
     switch (e.action) {
@@ -263,61 +283,59 @@ std::string EventFormatter::text(const EventHeader& h) {
     }
     if (e.action == ShadowAction::kTrueFault) line += " error=" + hex(e.error_code);
     if (e.dropped) line += " dropped " + std::to_string(e.dropped) + " shadow entries";
-  } else if (h.type == EventType::kEptViolation && h.size == sizeof(EptViolationEvent)) {
-    const auto& e = reinterpret_cast<const EptViolationEvent&>(h);
+  }
+  void operator()(const EptViolationEvent& e) {
     line += " EPT violation (Intel exit reason " + std::to_string(e.intel_exit_reason) +
             ") gpa=" + hex(e.gpa) + " gva=" + hex(e.linear) + " qualification=" +
             hex(e.qualification) + " (" + ept_qualification_text(e.qualification) + ") at " +
             std::string(ept_level_name(e.level)) +
             (e.resolution == EptResolution::kMapped ? ": VMM mapped the page"
                                                     : ": not RAM, VMM emulates (MMIO)");
-  } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
-    const auto& e = reinterpret_cast<const InstructionEvent&>(h);
-    line += " insn    rip=" + hex(h.rip) + " cpl=" + std::to_string(h.cpl) + " " +
-            x86::disassemble(held(e.bytes, e.len), h.cpu_mode, h.rip).text;
-  } else if (h.size == sizeof(VirtEvent) &&
-             (h.type == EventType::kVmmTrap || h.type == EventType::kSensitiveNoTrap ||
-              h.type == EventType::kVmTransition)) {
-    line += " " + virt_event_text(reinterpret_cast<const VirtEvent&>(h), true);
-  } else if (std::string bt = bt_event_text(h); !bt.empty()) {
-    line += " " + bt;
-  } else {
-    line += " event type " + std::to_string(static_cast<unsigned>(h.type));
   }
-  while (!line.empty() && line.back() == ' ') line.pop_back();
-  return line;
-}
+  void operator()(const InstructionEvent& e) {
+    const EventHeader& h = e.header;
+    line += " insn    rip=" + hex(h.rip) + " cpl=" + std::to_string(h.cpl) + " " +
+            disasm(held(e.bytes, e.len), h);
+  }
+  void operator()(const VirtEvent& e) { line += " " + virt_event_text(e, true); }
+  template <typename Bt>
+    requires(requires(const Bt& b) { bt_text(b); })
+  void operator()(const Bt& e) {
+    line += " " + bt_text(e);
+  }
+};
 
-std::string EventFormatter::jsonl(const EventHeader& h) {
-  nlohmann::json j{{"seq", value(h.seq)}, {"type", to_string(h.type)}, {"rip", hex(h.rip)},
-                   {"mode", to_string(h.cpu_mode)}};
-  if (h.cpl != kCplUnknown) j["cpl"] = value(h.cpl);
-  if (options_.timing) j["time_ns"] = value(h.time_ns);
-  if (h.type == EventType::kVmExit && h.size == sizeof(VmExitEvent)) {
-    const auto& e = reinterpret_cast<const VmExitEvent&>(h);
+// [SECTION] JSON: the fields beyond the header's, one function per record type.
+struct JsonFields {
+  nlohmann::json& j;
+  bool timing;
+
+  void operator()(const EventHeader&) {}
+  void operator()(const VmExitEvent& e) {
     j["reason"] = exit_reason_name(e.reason);
     j["kvm_exit_reason"] = value(e.reason);
     j["insn_addr"] = hex(e.insn_addr);
     j["insn_bytes"] = bytes_hex(held(e.insn, e.insn_len));
     j["disasm"] = disasm_of(e);
-    if (options_.timing) j["handle_ns"] = value(e.handle_ns);
+    if (timing) j["handle_ns"] = value(e.handle_ns);
     j.update(exit_detail_json(e));
-  } else if (h.type == EventType::kRingTransition && h.size == sizeof(RingTransitionEvent)) {
-    const auto& e = reinterpret_cast<const RingTransitionEvent&>(h);
+  }
+  void operator()(const RingTransitionEvent& e) {
     j["from_cpl"] = value(e.from_cpl);
     j["to_cpl"] = value(e.to_cpl);
     j["cause"] = to_string(e.cause);
     j["vector"] = value(e.vector);
     j["from_rip"] = hex(e.from_rip);
-  } else if (h.type == EventType::kException && h.size == sizeof(ExceptionEvent)) {
-    const auto& e = reinterpret_cast<const ExceptionEvent&>(h);
+  }
+  void operator()(const ExceptionEvent& e) {
     j["vector"] = value(e.vector);
     j["name"] = vector_name(e.vector);
     if (e.has_error_code) j["error_code"] = value(e.error_code);
     if (e.vector == 14) j["cr2"] = hex(e.cr2);
     j["software"] = e.software != 0;
-  } else if (h.type == EventType::kPageWalk && h.size == sizeof(PageWalkEvent)) {
-    const auto& e = reinterpret_cast<const PageWalkEvent&>(h);
+  }
+  void operator()(const PageWalkEvent& e) {
+    const EventHeader& h = e.header;
     j["linear"] = hex(e.linear);
     j["access"] = kAccessName[e.access % 3];
     j["user"] = e.user != 0;
@@ -332,8 +350,9 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     j["levels"] = levels;
     if (e.faulted) j["page_fault_error"] = value(e.error_code);
     else j["physical"] = hex(e.physical);
-  } else if (h.type == EventType::kNestedWalk && h.size == sizeof(NestedWalkEvent)) {
-    const auto& e = reinterpret_cast<const NestedWalkEvent&>(h);
+  }
+  void operator()(const NestedWalkEvent& e) {
+    const EventHeader& h = e.header;
     j["linear"] = hex(e.linear);
     j["access"] = kAccessName[e.access % 3];
     j["structure"] = walk_structure_name(h.flags);
@@ -357,8 +376,8 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
       j["gpa"] = hex(e.gpa);
       j["hpa"] = hex(e.hpa);
     }
-  } else if (h.type == EventType::kShadowPaging && h.size == sizeof(ShadowPagingEvent)) {
-    const auto& e = reinterpret_cast<const ShadowPagingEvent&>(h);
+  }
+  void operator()(const ShadowPagingEvent& e) {
     j["action"] = to_string(e.action);
     j["intel_exit_reason"] = value(e.intel_exit_reason);
     j["linear"] = hex(e.linear);
@@ -369,8 +388,8 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     j["shadow_entry"] = hex(e.shadow_entry);
     j["error_code"] = value(e.error_code);
     j["dropped"] = value(e.dropped);
-  } else if (h.type == EventType::kEptViolation && h.size == sizeof(EptViolationEvent)) {
-    const auto& e = reinterpret_cast<const EptViolationEvent&>(h);
+  }
+  void operator()(const EptViolationEvent& e) {
     j["intel_exit_reason"] = value(e.intel_exit_reason);
     j["gpa"] = hex(e.gpa);
     j["linear"] = hex(e.linear);
@@ -378,19 +397,17 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     j["qualification_text"] = ept_qualification_text(e.qualification);
     j["ept_level"] = value(e.level);
     j["resolution"] = e.resolution == EptResolution::kMapped ? "mapped" : "mmio";
-  } else if (h.type == EventType::kInstruction && h.size == sizeof(InstructionEvent)) {
-    const auto& e = reinterpret_cast<const InstructionEvent&>(h);
+  }
+  void operator()(const InstructionEvent& e) {
     j["insn_bytes"] = bytes_hex(held(e.bytes, e.len));
-    j["disasm"] = x86::disassemble(held(e.bytes, e.len), h.cpu_mode, h.rip).text;
-  } else if (h.size == sizeof(VirtEvent) &&
-             (h.type == EventType::kVmmTrap || h.type == EventType::kSensitiveNoTrap ||
-              h.type == EventType::kVmTransition)) {
-    const auto& e = reinterpret_cast<const VirtEvent&>(h);
-    j["technique"] = e.technique == 1 ? "trap-emulate" : "vt";
+    j["disasm"] = disasm(held(e.bytes, e.len), e.header);
+  }
+  void operator()(const VirtEvent& e) {
+    const EventHeader& h = e.header;
+    j["technique"] = to_string(static_cast<VirtTechnique>(e.technique));
     j["real_cpl"] = value(e.real_cpl);
     j["insn_bytes"] = bytes_hex(held(e.insn, e.insn_len));
-    j["disasm"] = e.insn_len ? x86::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text
-                             : std::string();
+    j["disasm"] = e.insn_len ? disasm(held(e.insn, e.insn_len), h) : std::string();
     if (h.type == EventType::kVmTransition) {
       j["transition"] = (h.flags & kVirtFlagEntry) ? "vm_entry" : "vm_exit";
       j["vmx_exit_reason"] = value(e.exit_reason);
@@ -401,131 +418,117 @@ std::string EventFormatter::jsonl(const EventHeader& h) {
     } else if (h.type == EventType::kVmmTrap) {
       j["trap_vector"] = value(e.exit_reason);
     }
-  } else if (h.type == EventType::kBtTranslate && h.size == sizeof(BtTranslateEvent)) {
-    const auto& e = reinterpret_cast<const BtTranslateEvent&>(h);
+  }
+  void operator()(const BtTranslateEvent& e) {
     j["unit"] = value(e.unit);
     j["guest_pa"] = hex(e.guest_pa);
     j["guest_bytes"] = value(e.guest_bytes);
     j["retranslation"] = value(e.generation);
     nlohmann::json insns = nlohmann::json::array();
     for (unsigned i = 0; i < e.count && i < kBtMaxUnitInsns; ++i) {
-      insns.push_back({{"len", value(e.len[i])},
-                       {"kind", to_string(static_cast<BtKind>(std::min<uint8_t>(
-                                    e.kind[i], static_cast<uint8_t>(BtKind::kMax))))}});
+      insns.push_back({{"len", value(e.len[i])}, {"kind", bt_kind_name(e.kind[i])}});
     }
     j["insns"] = insns;
     j["code"] = bytes_hex(held(e.code, e.guest_bytes));
-  } else if (h.type == EventType::kBtCounts && h.size == sizeof(BtCountsEvent)) {
-    const auto& e = reinterpret_cast<const BtCountsEvent&>(h);
+  }
+  void operator()(const BtCountsEvent& e) {
     j["unit"] = value(e.unit);
     j["executions"] = value(e.executions);
     j["instructions"] = value(e.instructions);
-  } else if (h.type == EventType::kBtChain && h.size == sizeof(BtChainEvent)) {
-    const auto& e = reinterpret_cast<const BtChainEvent&>(h);
+  }
+  void operator()(const BtChainEvent& e) {
     j["from_unit"] = value(e.from_unit);
     j["to_unit"] = value(e.to_unit);
-    j["exit"] = (h.flags & kBtFlagTaken) ? "taken" : "fall-through";
-  } else if (h.type == EventType::kBtLookup && h.size == sizeof(BtLookupEvent)) {
-    j["unit"] = value(reinterpret_cast<const BtLookupEvent&>(h).unit);
-    j["hit"] = (h.flags & kBtFlagHit) != 0;
-  } else if (h.type == EventType::kBtInvalidate && h.size == sizeof(BtInvalidateEvent)) {
-    const auto& e = reinterpret_cast<const BtInvalidateEvent&>(h);
+    j["exit"] = (e.header.flags & kBtFlagTaken) ? "taken" : "fall-through";
+  }
+  void operator()(const BtLookupEvent& e) {
+    j["unit"] = value(e.unit);
+    j["hit"] = (e.header.flags & kBtFlagHit) != 0;
+  }
+  void operator()(const BtInvalidateEvent& e) {
     j["page_pa"] = hex(e.page_pa);
     j["units"] = value(e.units);
-  } else if (h.type == EventType::kBtCallout && h.size == sizeof(BtCalloutEvent)) {
-    const auto& e = reinterpret_cast<const BtCalloutEvent&>(h);
+  }
+  void operator()(const BtCalloutEvent& e) {
     j["unit"] = value(e.unit);
-    j["adaptive"] = (h.flags & kBtFlagAdaptive) != 0;
+    j["adaptive"] = (e.header.flags & kBtFlagAdaptive) != 0;
     j["insn_bytes"] = bytes_hex(held(e.insn, e.insn_len));
-    j["disasm"] = x86::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text;
-  } else if (h.type == EventType::kRunEnd && h.size == sizeof(RunEndEvent)) {
-    const auto& e = reinterpret_cast<const RunEndEvent&>(h);
+    j["disasm"] = disasm(held(e.insn, e.insn_len), e.header);
+  }
+  void operator()(const RunEndEvent& e) {
     j["reason"] = to_string(e.reason);
     j["exit_code"] = value(e.exit_code);
     j["exits"] = value(e.exits);
-    if (options_.timing) j["duration_ns"] = value(e.duration_ns);
+    if (timing) j["duration_ns"] = value(e.duration_ns);
   }
+};
+
+}  // namespace
+
+std::string EventFormatter::format(const EventHeader& event) {
+  if (!have_base_) {
+    have_base_ = true;
+    base_ns_ = event.time_ns;
+  }
+  return options_.format == Format::kJsonl ? jsonl(event) : text(event);
+}
+
+std::string EventFormatter::text(const EventHeader& h) {
+  std::string line = "#";
+  line += std::to_string(h.seq);
+  line.resize(std::max<size_t>(line.size(), 6), ' ');
+  if (options_.timing) {
+    line += " +" + duration(h.time_ns - base_ns_);
+    line.resize(std::max<size_t>(line.size(), 18), ' ');
+  }
+  visit(h, TextLine{line, options_.timing});
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  return line;
+}
+
+std::string EventFormatter::jsonl(const EventHeader& h) {
+  nlohmann::json j{{"seq", value(h.seq)}, {"type", to_string(h.type)}, {"rip", hex(h.rip)},
+                   {"mode", to_string(h.cpu_mode)}};
+  if (h.cpl != kCplUnknown) j["cpl"] = value(h.cpl);
+  if (options_.timing) j["time_ns"] = value(h.time_ns);
+  visit(h, JsonFields{j, options_.timing});
   return j.dump();
 }
 
 std::string bt_event_text(const EventHeader& h) {
-  if (h.size != event_size(h.type)) return "";
-  switch (h.type) {
-    case EventType::kBtTranslate: {
-      const auto& e = reinterpret_cast<const BtTranslateEvent&>(h);
-      std::string s = "bt translate unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) +
-                      ".." + hex(h.rip + e.guest_bytes) + " gpa=" + hex(e.guest_pa) + " " +
-                      std::to_string(e.count) + " insns";
-      if (e.generation) s += " (retranslation " + std::to_string(e.generation) + ")";
-      s += ":";
-      for (unsigned i = 0; i < e.count && i < kBtMaxUnitInsns; ++i) {
-        s += " " + std::to_string(e.len[i]) + ":" +
-             std::string(to_string(static_cast<BtKind>(std::min<uint8_t>(
-                 e.kind[i], static_cast<uint8_t>(BtKind::kMax)))));
-      }
-      return s;
+  return visit(h, [](const auto& e) -> std::string {
+    if constexpr (requires { bt_text(e); }) {
+      return bt_text(e);
+    } else {
+      return "";
     }
-    case EventType::kBtChain: {
-      const auto& e = reinterpret_cast<const BtChainEvent&>(h);
-      return "bt chain  unit " + std::to_string(e.from_unit) +
-             ((h.flags & kBtFlagTaken) ? " (taken)" : " (fall-through)") + " -> unit " +
-             std::to_string(e.to_unit) + " at rip=" + hex(h.rip);
-    }
-    case EventType::kBtLookup: {
-      const auto& e = reinterpret_cast<const BtLookupEvent&>(h);
-      return std::string("bt lookup ") + ((h.flags & kBtFlagHit) ? "hit" : "miss") + " rip=" +
-             hex(h.rip) + " unit " + std::to_string(e.unit);
-    }
-    case EventType::kBtInvalidate: {
-      const auto& e = reinterpret_cast<const BtInvalidateEvent&>(h);
-      return "bt invalidate " + std::to_string(e.units) + " units of page gpa=" +
-             hex(e.page_pa) + " (written since translated)";
-    }
-    case EventType::kBtCallout: {
-      const auto& e = reinterpret_cast<const BtCalloutEvent&>(h);
-      return std::string("bt callout") + ((h.flags & kBtFlagAdaptive) ? " (adaptive)" : "") +
-             " unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) + " " +
-             x86::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text;
-    }
-    case EventType::kBtCounts: {
-      const auto& e = reinterpret_cast<const BtCountsEvent&>(h);
-      return "bt counts unit " + std::to_string(e.unit) + " rip=" + hex(h.rip) + ": " +
-             std::to_string(e.executions) + " executions, " + std::to_string(e.instructions) +
-             " instructions executed";
-    }
-    default: return "";
-  }
+  });
 }
 
 std::string virt_event_text(const VirtEvent& e, bool with_cost) {
   const EventHeader& h = e.header;
-  const std::string dis =
-      e.insn_len ? x86::disassemble(held(e.insn, e.insn_len), h.cpu_mode, h.rip).text : "";
-  char buf[200];
+  const std::string dis = e.insn_len ? disasm(held(e.insn, e.insn_len), h) : "";
   if (h.type == EventType::kVmmTrap) {
-    std::snprintf(buf, sizeof buf,
-                  "trap    rip=0x%" PRIx64 " %s: privileged at real CPL %u -> #GP, trapped to the "
-                  "VMM, emulated",
-                  h.rip, dis.c_str(), e.real_cpl);
-  } else if (h.type == EventType::kSensitiveNoTrap) {
-    std::snprintf(buf, sizeof buf,
-                  "NO TRAP rip=0x%" PRIx64 " %s: sensitive instruction did not trap (ran at real "
-                  "CPL %u against the real state)",
-                  h.rip, dis.c_str(), e.real_cpl);
-  } else {
-    const bool entry = h.flags & kVirtFlagEntry;
-    std::string s = std::string(entry ? "VM entry" : "VM exit ") + " " +
-                    std::to_string(e.exit_reason) + " " +
-                    std::string(vmx_exit_reason_name(e.exit_reason)) + " rip=" + hex(h.rip);
-    if (!dis.empty()) s += " " + dis;
-    if (!entry) {
-      s += " qualification=" + hex(e.qualification);
-      if (e.interruption_info) s += " interruption-info=" + hex(e.interruption_info);
-    }
-    if (with_cost) s += " cost=" + std::to_string(e.cost_cycles) + " cycles (model)";
-    return s;
+    return fmt::format("trap    rip={:#x} {}: privileged at real CPL {} -> #GP, trapped to the "
+                       "VMM, emulated",
+                       value(h.rip), dis, e.real_cpl);
   }
-  return buf;
+  if (h.type == EventType::kSensitiveNoTrap) {
+    return fmt::format("NO TRAP rip={:#x} {}: sensitive instruction did not trap (ran at real "
+                       "CPL {} against the real state)",
+                       value(h.rip), dis, e.real_cpl);
+  }
+  const bool entry = h.flags & kVirtFlagEntry;
+  std::string s = std::string(entry ? "VM entry" : "VM exit ") + " " +
+                  std::to_string(e.exit_reason) + " " +
+                  std::string(vmx_exit_reason_name(e.exit_reason)) + " rip=" + hex(h.rip);
+  if (!dis.empty()) s += " " + dis;
+  if (!entry) {
+    s += " qualification=" + hex(e.qualification);
+    if (e.interruption_info) s += " interruption-info=" + hex(e.interruption_info);
+  }
+  if (with_cost) s += " cost=" + std::to_string(e.cost_cycles) + " cycles (model)";
+  return s;
 }
 
 void PrintSink::on_event(const EventHeader& event) {

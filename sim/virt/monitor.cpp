@@ -199,7 +199,10 @@ void Monitor::emit(Cpu& cpu, trace::EventType type, const Instruction* insn, con
   e.header.cpl = cpu.cpl();
   e.header.cpu_mode = cpu.s.mode();
   e.header.flags = entry ? trace::kVirtFlagEntry : 0;
-  e.technique = technique_ == Technique::kTrapEmulate ? 1 : technique_ == Technique::kPv ? 3 : 2;
+  using VT = trace::VirtTechnique;  // the trace format's numbers, not virt::Technique's
+  e.technique = static_cast<uint8_t>(technique_ == Technique::kTrapEmulate ? VT::kTrapEmulate
+                                     : technique_ == Technique::kPv        ? VT::kPv
+                                                                           : VT::kVt);
   e.real_cpl = technique_ == Technique::kTrapEmulate ? deprivilege_ : cpu.cpl();
   if (insn && bytes) {
     e.insn_len = insn->length;

@@ -1,8 +1,8 @@
 #include "visualizer/core/console_commands.hpp"
 
+#include <fmt/format.h>
+
 #include <cctype>
-#include <charconv>
-#include <cstdio>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -113,25 +113,8 @@ bool matches(const Breakpoint& bp, const EventRecord& e) {
   } else if (!(event_mask(bp.event) & (1u << static_cast<unsigned>(type)))) {
     return false;
   }
-  if (bp.cpl && e.header.cpl != *bp.cpl) return false;
-  if (bp.exit_reason && (type != EventType::kVmExit || e.exit.reason != *bp.exit_reason)) {
-    return false;
-  }
-  if (bp.port) {
-    if (type != EventType::kVmExit ||
-        e.exit.reason != static_cast<uint32_t>(trace::ExitReason::kIo) ||
-        e.exit.payload.io.port != *bp.port) {
-      return false;
-    }
-  }
-  if (bp.vector) {
-    if (type == EventType::kException) {
-      if (e.exception.vector != *bp.vector) return false;
-    } else if (type == EventType::kRingTransition) {
-      if (e.ring.vector != *bp.vector) return false;
-    } else {
-      return false;
-    }
+  for (const trace::FieldTest& t : bp.conditions) {
+    if (!t.holds(e.header)) return false;
   }
   return true;
 }
@@ -139,27 +122,8 @@ bool matches(const Breakpoint& bp, const EventRecord& e) {
 std::string to_string(const Breakpoint& bp) {
   if (bp.kind == Breakpoint::Kind::kAddress) return fmt::format("{:#x}", bp.address);
   std::string s(to_string(bp.event));
-  if (bp.exit_reason) {
-    const std::string_view name = trace::exit_reason_name(*bp.exit_reason);
-    s += " reason=" + (name == "?" ? std::to_string(*bp.exit_reason) : std::string(name));
-  }
-  if (bp.port) s += fmt::format(" port={:#x}", *bp.port);
-  if (bp.vector) s += " vector=" + std::to_string(*bp.vector);
-  if (bp.cpl) s += " cpl=" + std::to_string(*bp.cpl);
+  for (const trace::FieldTest& t : bp.conditions) s += " " + t.to_string();
   return s;
-}
-
-std::optional<uint64_t> parse_number(std::string_view t) {
-  int base = 10;
-  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
-    t.remove_prefix(2);
-    base = 16;
-  }
-  if (t.empty()) return std::nullopt;
-  uint64_t v = 0;
-  const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v, base);
-  if (ec != std::errc() || p != t.data() + t.size()) return std::nullopt;
-  return v;
 }
 
 std::optional<Breakpoint> parse_event_breakpoint(std::string_view text, std::string* error) {
@@ -179,36 +143,9 @@ std::optional<Breakpoint> parse_event_breakpoint(std::string_view text, std::str
   }
   bp.event = *kind;
   while (in >> word) {
-    const size_t eq = word.find('=');
-    if (eq == std::string::npos) {
-      *error = "expected key=value, got '" + word + "'";
-      return std::nullopt;
-    }
-    const std::string key = word.substr(0, eq);
-    const std::string value = word.substr(eq + 1);
-    const auto n = parse_number(value);
-    if (key == "reason") {
-      if (n) {
-        bp.exit_reason = static_cast<uint32_t>(*n);
-      } else {
-        for (uint32_t r = 0; r < 64 && !bp.exit_reason; ++r) {
-          if (iequals(trace::exit_reason_name(r), value)) bp.exit_reason = r;
-        }
-        if (!bp.exit_reason) {
-          *error = "unknown exit reason '" + value + "' (IO, HLT, MMIO, SHUTDOWN, … or a number)";
-          return std::nullopt;
-        }
-      }
-    } else if (key == "port" && n && *n <= 0xFFFF) {
-      bp.port = static_cast<uint16_t>(*n);
-    } else if ((key == "vector" || key == "vec") && n && *n <= 255) {
-      bp.vector = static_cast<uint8_t>(*n);
-    } else if (key == "cpl" && n && *n <= 3) {
-      bp.cpl = static_cast<uint8_t>(*n);
-    } else {
-      *error = "bad condition '" + word + "' (reason=NAME, port=N, vector=N, cpl=0..3)";
-      return std::nullopt;
-    }
+    auto t = trace::FieldTest::parse(word, event_mask(bp.event), error);
+    if (!t) return std::nullopt;
+    bp.conditions.push_back(std::move(*t));
   }
   return bp;
 }

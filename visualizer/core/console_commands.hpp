@@ -13,11 +13,12 @@
 #include <string_view>
 #include <vector>
 
+#include "trace/condition.hpp"
 #include "trace/event.hpp"
 
 namespace trapscope::viz {
 
-union EventRecord;
+using EventRecord = trace::AnyEvent;
 
 // [SECTION] Step kinds
 
@@ -52,10 +53,8 @@ struct Breakpoint {
   Kind kind = Kind::kAddress;
   uint64_t address = 0;                // kAddress: stop before executing the instruction at RIP
   StepKind event = StepKind::kVmExit;  // kEvent: stop after an event of this kind …
-  std::optional<uint32_t> exit_reason; //   … with this KVM exit reason (VM exits)
-  std::optional<uint16_t> port;        //   … on this I/O port (I/O exits)
-  std::optional<uint8_t> vector;       //   … with this vector (exceptions, ring transitions)
-  std::optional<uint8_t> cpl;          //   … at this CPL (the event header's CPL)
+  std::vector<trace::FieldTest> conditions;  // … whose fields pass every test
+                                             //   (trace/condition.hpp: reason=IO port=0xe9)
 };
 
 // True if `event` satisfies an event breakpoint's kind and every condition it sets. Address
@@ -66,11 +65,13 @@ bool matches(const Breakpoint& bp, const EventRecord& event);
 std::string to_string(const Breakpoint& bp);
 
 // Parses the words after `break-event` in a script, or the breakpoint editor's condition text:
-// KIND [reason=NAME|N] [port=N] [vector=N] [cpl=N]. nullopt with *error set if malformed.
+// KIND (a step kind: exit, ring, exception, walk, translation, any) and tests of the fields of
+// its events in the condition language (trace/condition.hpp, docs/conditions.md), such as
+// reason=IO port=0xe9 vector=14 cpl=3. nullopt with *error set if malformed.
 std::optional<Breakpoint> parse_event_breakpoint(std::string_view text, std::string* error);
 
-// Numbers as scripts write them: decimal, or hex with 0x.
-std::optional<uint64_t> parse_number(std::string_view text);
+// Numbers as scripts write them: decimal, or hex with 0x (trace/condition.hpp).
+using trace::parse_number;
 
 // [SECTION] Commands
 

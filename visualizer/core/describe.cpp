@@ -1,9 +1,12 @@
 #include "visualizer/core/describe.hpp"
 
+#include <fmt/format.h>
+
 #include <cinttypes>
 #include <cstdio>
 
 #include "x86/disasm.hpp"
+#include "trace/fields.hpp"
 #include "trace/printer.hpp"
 
 namespace trapscope::viz {
@@ -12,17 +15,9 @@ using trace::EventType;
 
 // [SECTION] Numbers
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
+std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
-std::string hex_fixed(uint64_t v, int digits) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%0*" PRIx64, digits, v);
-  return buf;
-}
+std::string hex_fixed(uint64_t v, int digits) { return fmt::format("{:0{}x}", v, digits); }
 
 std::string with_commas(uint64_t v) {
   const std::string digits = std::to_string(v);
@@ -73,8 +68,8 @@ std::string event_summary(const EventRecord& e) {
 std::string event_brief(const EventRecord& e) {
   const trace::EventHeader& h = e.header;
   const std::string dot = " \u00B7 ";
-  switch (h.type) {
-    case EventType::kVmExit: {
+  return trace::visit(h, trace::Overloaded{
+    [&](const trace::VmExitEvent&) -> std::string {
       const auto& x = e.exit;
       std::string s = x.insn_len ? x86::disassemble({x.insn, x.insn_len}, h.cpu_mode, x.insn_addr).text
                                  : std::string("(no bytes)");
@@ -102,22 +97,22 @@ std::string event_brief(const EventRecord& e) {
           break;
       }
       return s;
-    }
-    case EventType::kInstruction:
+    },
+    [&](const trace::InstructionEvent&) -> std::string {
       return x86::disassemble({e.insn.bytes, e.insn.len}, h.cpu_mode, h.rip).text;
-    case EventType::kVmmTrap:
-    case EventType::kSensitiveNoTrap:
-    case EventType::kVmTransition:
+    },
+    [&](const trace::VirtEvent&) -> std::string {
       return trace::virt_event_text(e.virt, true);
-    case EventType::kException: {
+    },
+    [&](const trace::ExceptionEvent&) -> std::string {
       std::string s = vector_mnemonic(e.exception.vector);
       s += " ";
       s += vector_long_name(e.exception.vector);
       if (e.exception.has_error_code) s += dot + "error " + hex(e.exception.error_code);
       if (e.exception.vector == 14) s += dot + "CR2 " + hex(e.exception.cr2);
       return s;
-    }
-    case EventType::kRingTransition: {
+    },
+    [&](const trace::RingTransitionEvent&) -> std::string {
       std::string s = "CPL " + std::to_string(e.ring.from_cpl) + " \u2192 " +
                       std::to_string(e.ring.to_cpl) + " by ";
       s += trace::to_string(e.ring.cause);
@@ -127,8 +122,8 @@ std::string event_brief(const EventRecord& e) {
         s += " (" + vector_mnemonic(e.ring.vector) + ")";
       }
       return s;
-    }
-    case EventType::kPageWalk: {
+    },
+    [&](const trace::PageWalkEvent&) -> std::string {
       static constexpr const char* kAccess[] = {"read", "write", "fetch"};
       std::string s = hex(e.walk.linear);
       s += " ";
@@ -137,42 +132,20 @@ std::string event_brief(const EventRecord& e) {
       s += e.walk.faulted ? " \u2192 #PF" : " \u2192 " + hex(e.walk.physical);
       s += dot + std::to_string(e.walk.levels) + " levels";
       return s;
-    }
-    case EventType::kRunEnd: {
+    },
+    [&](const trace::RunEndEvent&) -> std::string {
       std::string s(trace::to_string(e.run_end.reason));
       if (e.run_end.reason == trace::RunEndReason::kGuestExit) {
         s += " " + std::to_string(e.run_end.exit_code);
       }
       return s;
-    }
-    default:
+    },
+    [&](const auto&) -> std::string {
       return event_summary(e);
-  }
+    }});
 }
 
-std::string_view type_label(EventType type) {
-  switch (type) {
-    case EventType::kVmExit: return "VM exit";
-    case EventType::kRunEnd: return "run end";
-    case EventType::kPageWalk: return "walk";
-    case EventType::kRingTransition: return "ring";
-    case EventType::kException: return "exception";
-    case EventType::kInstruction: return "insn";
-    case EventType::kVmmTrap: return "VMM trap";
-    case EventType::kSensitiveNoTrap: return "no trap";
-    case EventType::kVmTransition: return "VT-x";
-    case EventType::kNestedWalk: return "2D walk";
-    case EventType::kShadowPaging: return "shadow";
-    case EventType::kEptViolation: return "EPT exit";
-    case EventType::kBtTranslate: return "BT translate";
-    case EventType::kBtChain: return "BT chain";
-    case EventType::kBtLookup: return "BT lookup";
-    case EventType::kBtInvalidate: return "BT invalidate";
-    case EventType::kBtCallout: return "BT callout";
-    case EventType::kBtCounts: return "BT counts";
-    default: return "?";
-  }
-}
+std::string_view type_label(EventType type) { return trace::event_label(type); }
 
 namespace {
 
@@ -181,13 +154,7 @@ std::string cpl_text(uint8_t cpl) {
 }
 
 std::string bytes_text(const uint8_t* p, size_t n) {
-  std::string s;
-  char b[4];
-  for (size_t i = 0; i < n; ++i) {
-    std::snprintf(b, sizeof b, i ? " %02x" : "%02x", p[i]);
-    s += b;
-  }
-  return s;
+  return fmt::format("{:02x}", fmt::join(p, p + n, " "));
 }
 
 void exit_fields(const trace::VmExitEvent& e, std::vector<Field>* f) {
@@ -262,11 +229,11 @@ std::vector<Field> event_fields(const EventRecord& e) {
   f.push_back({"RIP", hex(h.rip), ""});
   f.push_back({"CPL", cpl_text(h.cpl), h.cpl <= 3 ? std::string(ring_name(h.cpl)) : ""});
   f.push_back({"mode", std::string(cpu_mode_name(h.cpu_mode)), ""});
-  switch (h.type) {
-    case EventType::kVmExit:
+  trace::visit(h, trace::Overloaded{
+    [&](const trace::VmExitEvent&) -> void {
       exit_fields(e.exit, &f);
-      break;
-    case EventType::kException: {
+    },
+    [&](const trace::ExceptionEvent&) -> void {
       const auto& x = e.exception;
       f.push_back({"vector", vector_mnemonic(x.vector) + " (" + std::to_string(x.vector) + ")",
                    std::string(vector_long_name(x.vector))});
@@ -281,9 +248,8 @@ std::vector<Field> event_fields(const EventRecord& e) {
       f.push_back({"source", x.software ? "software (int n / int3 / into)" : "the processor", ""});
       f.push_back({"note", "delivered through the guest's IDT",
                    "not a VM exit: the guest kernel handles it without the VMM"});
-      break;
-    }
-    case EventType::kRingTransition: {
+    },
+    [&](const trace::RingTransitionEvent&) -> void {
       const auto& r = e.ring;
       f.push_back({"transition", "CPL " + std::to_string(r.from_cpl) + " → " +
                                      std::to_string(r.to_cpl),
@@ -296,9 +262,8 @@ std::vector<Field> event_fields(const EventRecord& e) {
       }
       f.push_back({"from RIP", hex(r.from_rip), "the instruction that caused it"});
       f.push_back({"to RIP", hex(h.rip), "where execution continues"});
-      break;
-    }
-    case EventType::kPageWalk: {
+    },
+    [&](const trace::PageWalkEvent&) -> void {
       const auto& w = e.walk;
       static constexpr const char* kAccess[] = {"read", "write", "instruction fetch"};
       f.push_back({"linear address", hex(w.linear), "guest-virtual (GVA)"});
@@ -316,34 +281,35 @@ std::vector<Field> event_fields(const EventRecord& e) {
       } else {
         f.push_back({"physical address", hex(w.physical), "guest-physical (GPA)"});
       }
-      break;
-    }
-    case EventType::kInstruction: {
+    },
+    [&](const trace::InstructionEvent&) -> void {
       const auto& i = e.insn;
       const auto d = x86::disassemble({i.bytes, i.len}, h.cpu_mode, h.rip);
       f.push_back({"instruction", d.text, "retired"});
       f.push_back({"bytes", bytes_text(i.bytes, i.len), ""});
-      break;
-    }
-    case EventType::kRunEnd: {
+    },
+    [&](const trace::RunEndEvent&) -> void {
       const auto& r = e.run_end;
       std::string v(trace::to_string(r.reason));
       if (r.reason == trace::RunEndReason::kGuestExit) v += " " + std::to_string(r.exit_code);
       f.push_back({"run ended", v, ""});
       f.push_back({"VM exits", with_commas(r.exits), "during the run"});
-      break;
-    }
-    default:
-      break;
-  }
+    },
+    [&](const auto&) -> void {
+      // The other types: their fields as trace/events.def names them (trace/fields.hpp).
+      for (const trace::Field* field : trace::fields_of(h.type)) {
+        if (field->header_only()) continue;
+        if (auto v = trace::field_text(*field, h)) f.push_back({std::string(field->name), *v, ""});
+      }
+    }});
   return f;
 }
 
 std::string explain(const EventRecord& e) {
   const trace::EventHeader& h = e.header;
   const std::string where = h.cpl <= 3 ? " at CPL " + std::to_string(h.cpl) : "";
-  switch (h.type) {
-    case EventType::kVmExit: {
+  return trace::visit(h, trace::Overloaded{
+    [&](const trace::VmExitEvent&) -> std::string {
       std::string insn = "an instruction";
       if (e.exit.insn_len) {
         insn = "`" +
@@ -373,33 +339,39 @@ std::string explain(const EventRecord& e) {
       }
       return "The guest left to the VMM (a VM exit, reason " +
              std::string(trace::exit_reason_name(e.exit.reason)) + ")" + where + ".";
-    }
-    case EventType::kException:
+    },
+    [&](const trace::ExceptionEvent&) -> std::string {
       return "The processor raised " + vector_mnemonic(e.exception.vector) + " (" +
              std::string(vector_long_name(e.exception.vector)) + ")" + where +
              " and delivered it through the guest's IDT to the guest kernel's handler. It is "
              "not a VM exit: the VMM does not see it.";
-    case EventType::kRingTransition:
+    },
+    [&](const trace::RingTransitionEvent&) -> std::string {
       return "The CPL changed from " + std::to_string(e.ring.from_cpl) + " to " +
              std::to_string(e.ring.to_cpl) + " (" + std::string(trace::to_string(e.ring.cause)) +
              "): the processor switched privilege level" +
              (e.ring.to_cpl < e.ring.from_cpl ? ", and stacks, to the more privileged ring."
                                               : " back to the less privileged ring.");
-    case EventType::kPageWalk:
+    },
+    [&](const trace::PageWalkEvent&) -> std::string {
       return std::string("The TLB had no translation for ") + hex(e.walk.linear) +
              ", so the MMU walked the guest's page tables (" + std::to_string(e.walk.levels) +
              " levels, each a guest-physical read)" +
              (e.walk.faulted ? " and found no valid mapping: #PF." : ".");
-    case EventType::kInstruction:
+    },
+    [&](const trace::InstructionEvent&) -> std::string {
       return "An instruction retired" + where + ".";
-    case EventType::kRunEnd:
+    },
+    [&](const trace::RunEndEvent&) -> std::string {
       return "The run ended: " + std::string(trace::to_string(e.run_end.reason)) + ".";
-    case EventType::kNestedWalk:
+    },
+    [&](const trace::NestedWalkEvent&) -> std::string {
       return "Nested paging: each of the guest's " + std::to_string(e.nested_walk.guest_levels) +
              " table references, and the final guest-physical address, was translated through "
              "the 4-level EPT: " + std::to_string(e.nested_walk.nrefs) +
              " memory references in all (n\u00B7m + n + m; Bhargava et al., ASPLOS 2008).";
-    case EventType::kShadowPaging:
+    },
+    [&](const trace::ShadowPagingEvent&) -> std::string {
       switch (e.shadow.action) {
         case trace::ShadowAction::kHiddenFault:
           return "A hidden page fault: the shadow table had no entry (or not the right) for " +
@@ -418,44 +390,52 @@ std::string explain(const EventRecord& e) {
         default:
           return "The shadow-paging VMM: " + std::string(trace::to_string(e.shadow.action)) + ".";
       }
-    case EventType::kBtTranslate:
+    },
+    [&](const trace::BtTranslateEvent&) -> std::string {
       return "Binary translation: the code about to run at CPL " + std::to_string(h.cpl) +
              " was translated into translation unit " + std::to_string(e.bt_translate.unit) +
              " (" + std::to_string(e.bt_translate.count) +
              " instructions; innocuous ones IDENT, the rest rewritten or turned into callouts; "
              "Adams & Agesen, ASPLOS 2006).";
-    case EventType::kBtChain:
+    },
+    [&](const trace::BtChainEvent&) -> std::string {
       return "Chaining: the exit of unit " + std::to_string(e.bt_chain.from_unit) +
              " now jumps straight to unit " + std::to_string(e.bt_chain.to_unit) +
              ", with no translation-cache lookup.";
-    case EventType::kBtLookup:
+    },
+    [&](const trace::BtLookupEvent&) -> std::string {
       return std::string("A translation-cache lookup: ") +
              ((h.flags & trace::kBtFlagHit) ? "hit." : "miss, so the code was translated.");
-    case EventType::kBtInvalidate:
+    },
+    [&](const trace::BtInvalidateEvent&) -> std::string {
       return "The guest wrote a page that holds translated code: its " +
              std::to_string(e.bt_invalidate.units) +
              " units were dropped and will be translated again (self-modifying code, page reuse).";
-    case EventType::kBtCallout:
+    },
+    [&](const trace::BtCalloutEvent&) -> std::string {
       return "A callout: translated code left the cache so that the VMM emulates a privileged "
              "or sensitive instruction on the virtual CPU" +
              std::string((h.flags & trace::kBtFlagAdaptive)
                              ? " (adaptive: it trapped often, so it was retranslated into a callout)."
                              : ".");
-    case EventType::kBtCounts:
+    },
+    [&](const trace::BtCountsEvent&) -> std::string {
       return "The translation cache's counters of unit " + std::to_string(e.bt_counts.unit) +
              ": entered " + std::to_string(e.bt_counts.executions) + " times, " +
              std::to_string(e.bt_counts.instructions) +
              " guest instructions executed from it. Entries through a chain record no event, "
              "so the cache reports its counters at the end of each run.";
-    case EventType::kEptViolation:
+    },
+    [&](const trace::EptViolationEvent&) -> std::string {
       return "An EPT violation VM exit (basic exit reason 48): the EPT had no entry for "
              "guest-physical " + hex(e.ept_violation.gpa) +
              (e.ept_violation.resolution == trace::EptResolution::kMapped
                   ? "; the VMM mapped the page and the guest retries."
                   : "; there is no RAM there, so the VMM emulates the access (MMIO).");
-    default:
+    },
+    [&](const auto&) -> std::string {
       return "";
-  }
+    }});
 }
 
 // [SECTION] Exceptions

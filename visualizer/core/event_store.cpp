@@ -1,6 +1,7 @@
 #include "visualizer/core/event_store.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 
@@ -11,62 +12,87 @@ using trace::EventHeader;
 using trace::EventType;
 
 constexpr size_t kHeader = sizeof(EventHeader);
-// VmExitEvent after the header: reason, handle_ns, insn_addr, insn_len = 17 bytes, then insn[15],
-// then the 24-byte payload.
-constexpr size_t kExitFixed = 4 + 4 + 8 + 1;
-// PageWalkEvent after the header: linear, physical, levels, access, user, faulted, error_code.
-constexpr size_t kWalkFixed = 8 + 8 + 4 + 4;
-// BtTranslateEvent after the header: everything before code[]; then guest_bytes of code.
-constexpr size_t kTranslateFixed = offsetof(trace::BtTranslateEvent, code) - kHeader;
+
+// Each type's variable part (trace/events.def TRAPSCOPE_TAIL): the record is stored as the
+// bytes before `array`, `count` elements of it, and the bytes after it.
+struct Tail {
+  uint16_t array = 0;  // offset of the array in the record; 0: no variable part
+  uint16_t bytes = 0;  // its size
+  uint16_t elem = 0;   // one element's size
+  uint16_t count = 0;  // offset of the count field (1 or 2 bytes, before the array)
+  uint8_t count_size = 0;
+};
+
+constexpr auto kTails = [] {
+  std::array<Tail, static_cast<size_t>(EventType::kMax)> t{};
+#define TRAPSCOPE_TAIL(Id, Array, Count)                                                   \
+  {                                                                                        \
+    using S = trace::EventStruct<EventType::Id>;                                           \
+    static_assert(offsetof(S, Count) < offsetof(S, Array) && sizeof(S::Count) <= 2);       \
+    t[static_cast<size_t>(EventType::Id)] = {offsetof(S, Array), sizeof(S::Array),         \
+                                             sizeof(S::Array[0]), offsetof(S, Count),      \
+                                             sizeof(S::Count)};                            \
+  }
+#include "trace/events.def"
+  return t;
+}();
+
+// The number of meaningful elements: the count field, clamped to the array.
+size_t tail_count(const Tail& t, const uint8_t* record) {
+  uint16_t n = record[t.count];
+  if (t.count_size == 2) n |= static_cast<uint16_t>(record[t.count + 1] << 8);  // little-endian
+  return std::min<size_t>(n, t.bytes / t.elem);
+}
+
+// Packs a record of type T into buf, its variable part trimmed; returns the bytes. The sizes are
+// constants per type, so each copy compiles as a hand-written one would.
+template <EventType T>
+size_t pack(const uint8_t* rec, uint8_t* buf) {
+  constexpr Tail t = kTails[static_cast<size_t>(T)];
+  constexpr size_t size = sizeof(trace::EventStruct<T>);
+  if constexpr (t.elem == 0) {
+    std::memcpy(buf, rec + kHeader, size - kHeader);
+    return size - kHeader;
+  } else {
+    constexpr size_t before = t.array - kHeader, after = size - t.array - t.bytes;
+    const size_t count = tail_count(t, rec), kept = count * t.elem;
+    std::memcpy(buf, rec + kHeader, before);
+    buf[t.count - kHeader] = static_cast<uint8_t>(count);  // clamped: load() needs no check
+    if constexpr (t.count_size == 2) buf[t.count - kHeader + 1] = static_cast<uint8_t>(count >> 8);
+    std::memcpy(buf + before, rec + t.array, kept);
+    std::memcpy(buf + before + kept, rec + t.array + t.bytes, after);
+    return before + kept + after;
+  }
+}
+
+// The reverse: rebuilds the record after its header from the packed bytes p.
+template <EventType T>
+void unpack(const uint8_t* p, uint8_t* rec) {
+  constexpr Tail t = kTails[static_cast<size_t>(T)];
+  constexpr size_t size = sizeof(trace::EventStruct<T>);
+  if constexpr (t.elem == 0) {
+    std::memcpy(rec + kHeader, p, size - kHeader);
+  } else {
+    constexpr size_t before = t.array - kHeader, after = size - t.array - t.bytes;
+    std::memcpy(rec + kHeader, p, before);
+    const size_t kept = tail_count(t, rec) * t.elem;
+    std::memcpy(rec + t.array, p + before, kept);
+    std::memcpy(rec + t.array + t.bytes, p + before + kept, after);
+  }
+}
 
 }  // namespace
 
 bool EventStore::append(const EventHeader& e) {
   if (e.size != trace::event_size(e.type) || e.size == 0) return false;
   const auto* bytes = reinterpret_cast<const uint8_t*>(&e);
-  const uint8_t* body = bytes + kHeader;
   uint8_t buf[sizeof(EventRecord)];
   size_t n = 0;
   switch (e.type) {
-    case EventType::kInstruction: {
-      const auto& r = reinterpret_cast<const trace::InstructionEvent&>(e);
-      const uint8_t len = std::min<uint8_t>(r.len, 15);
-      buf[0] = len;
-      std::memcpy(buf + 1, r.bytes, len);
-      n = 1 + len;
-      break;
-    }
-    case EventType::kVmExit: {
-      const auto& r = reinterpret_cast<const trace::VmExitEvent&>(e);
-      const uint8_t len = std::min<uint8_t>(r.insn_len, 15);
-      std::memcpy(buf, body, kExitFixed);
-      buf[kExitFixed - 1] = len;
-      std::memcpy(buf + kExitFixed, r.insn, len);
-      std::memcpy(buf + kExitFixed + len, &r.payload, sizeof r.payload);
-      n = kExitFixed + len + sizeof r.payload;
-      break;
-    }
-    case EventType::kPageWalk: {
-      const auto& r = reinterpret_cast<const trace::PageWalkEvent&>(e);
-      const uint8_t levels = std::min<uint8_t>(r.levels, 4);
-      std::memcpy(buf, body, kWalkFixed);
-      std::memcpy(buf + kWalkFixed, r.level, levels * sizeof(trace::PageWalkLevel));
-      n = kWalkFixed + levels * sizeof(trace::PageWalkLevel);
-      buf[16] = levels;
-      break;
-    }
-    case EventType::kBtTranslate: {
-      const auto& r = reinterpret_cast<const trace::BtTranslateEvent&>(e);
-      const size_t len = std::min<size_t>(r.guest_bytes, trace::kBtMaxUnitBytes);
-      std::memcpy(buf, body, kTranslateFixed);
-      std::memcpy(buf + kTranslateFixed, r.code, len);
-      n = kTranslateFixed + len;
-      break;
-    }
-    default:
-      n = e.size - kHeader;
-      std::memcpy(buf, body, n);
-      break;
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  case EventType::Id: n = pack<EventType::Id>(bytes, buf); break;
+#include "trace/events.def"
+    default: return false;
   }
   // A payload never straddles two arena chunks: start the next chunk when it does not fit.
   constexpr uint64_t kArenaChunk = uint64_t{1} << kArenaShift;
@@ -111,10 +137,9 @@ uint32_t EventStore::exit_reason(size_t i) const {
   return reason;
 }
 
-void EventStore::load(size_t i, EventRecord* out) const {
+EventHeader EventStore::header(size_t i) const {
   const Row& r = row(i);
-  std::memset(out, 0, sizeof *out);
-  EventHeader& h = out->header;
+  EventHeader h{};
   h.type = r.type;
   h.cpl = r.cpl;
   h.cpu_mode = r.mode;
@@ -123,34 +148,19 @@ void EventStore::load(size_t i, EventRecord* out) const {
   h.seq = i;
   h.time_ns = r.time_ns;
   h.rip = r.rip;
-  uint8_t* body = out->raw + kHeader;
+  return h;
+}
+
+void EventStore::load(size_t i, EventRecord* out) const {
+  const Row& r = row(i);
+  std::memset(out, 0, sizeof *out);
+  out->header = header(i);
   const uint8_t* p = payload(r.offset);
   switch (r.type) {
-    case EventType::kInstruction:
-      out->insn.len = p[0];
-      std::memcpy(out->insn.bytes, p + 1, p[0]);
-      break;
-    case EventType::kVmExit: {
-      const uint8_t len = p[kExitFixed - 1];
-      std::memcpy(body, p, kExitFixed);
-      std::memcpy(out->exit.insn, p + kExitFixed, len);
-      std::memcpy(&out->exit.payload, p + kExitFixed + len, sizeof out->exit.payload);
-      break;
-    }
-    case EventType::kPageWalk: {
-      const uint8_t levels = p[16];
-      std::memcpy(body, p, kWalkFixed);
-      std::memcpy(out->walk.level, p + kWalkFixed, levels * sizeof(trace::PageWalkLevel));
-      break;
-    }
-    case EventType::kBtTranslate:
-      std::memcpy(body, p, kTranslateFixed);
-      std::memcpy(out->bt_translate.code, p + kTranslateFixed,
-                  std::min<size_t>(out->bt_translate.guest_bytes, trace::kBtMaxUnitBytes));
-      break;
-    default:
-      std::memcpy(body, p, h.size - kHeader);
-      break;
+#define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \
+  case EventType::Id: unpack<EventType::Id>(p, out->raw); break;
+#include "trace/events.def"
+    default: break;
   }
 }
 

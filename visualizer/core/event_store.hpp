@@ -3,10 +3,11 @@
 //
 // [SECTION] Shape
 //   One 24-byte row per event (type, CPL, CPU mode, flags, RIP, time, payload offset) plus the
-//   type-specific payload packed into a byte arena with its variable parts trimmed: an
-//   instruction keeps only its `len` bytes, a VM exit only its `insn_len` instruction bytes, a
-//   page walk only its `levels` table entries, a translation only its
-//   `guest_bytes` of code. load() rebuilds the full trace/event.hpp record.
+//   type-specific payload packed into a byte arena with its variable parts trimmed (the
+//   TRAPSCOPE_TAIL rows of trace/events.def): an instruction keeps only its `len` bytes, a VM
+//   exit only its `insn_len` instruction bytes, a page walk only its `levels` table entries, a
+//   translation only its `guest_bytes` of code; a count past its array is stored clamped.
+//   load() rebuilds the full trace/event.hpp record.
 //   Memory (measured by memory_bytes()): 24 + ~5 bytes per instruction event, 24 + ~45 per VM
 //   exit, 24 + 24 + 16 per walk level per page walk; plus the model's lane index (4 bytes).
 //
@@ -29,28 +30,8 @@
 
 namespace trapscope::viz {
 
-// Any event record, big enough for every type of trace/event.hpp.
-union EventRecord {
-  trace::EventHeader header;
-  trace::VmExitEvent exit;
-  trace::RunEndEvent run_end;
-  trace::PageWalkEvent walk;
-  trace::RingTransitionEvent ring;
-  trace::ExceptionEvent exception;
-  trace::InstructionEvent insn;
-  trace::VirtEvent virt;  // trap-and-emulate / VT-x model events
-  trace::NestedWalkEvent nested_walk;
-  trace::ShadowPagingEvent shadow;
-  trace::EptViolationEvent ept_violation;
-  trace::BtTranslateEvent bt_translate;  // binary translation
-  trace::BtChainEvent bt_chain;
-  trace::BtLookupEvent bt_lookup;
-  trace::BtInvalidateEvent bt_invalidate;
-  trace::BtCalloutEvent bt_callout;
-  trace::BtCountsEvent bt_counts;
-  uint8_t raw[sizeof(trace::NestedWalkEvent)];
-};
-static_assert(sizeof(EventRecord) >= sizeof(trace::VmExitEvent));
+// Any event record (trace/event.hpp).
+using EventRecord = trace::AnyEvent;
 
 class EventStore {
  public:
@@ -69,6 +50,8 @@ class EventStore {
   // The exit reason of a VM exit event (KVM's number); 0 for other types.
   uint32_t exit_reason(size_t i) const;
 
+  // The header of event i (header.seq = i), from its row alone.
+  trace::EventHeader header(size_t i) const;
   // Rebuilds the full record of event i into *out (header.seq = i).
   void load(size_t i, EventRecord* out) const;
 

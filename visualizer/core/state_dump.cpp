@@ -1,5 +1,6 @@
 #include "visualizer/core/state_dump.hpp"
 
+#include "trace/fields.hpp"
 #include "visualizer/core/describe.hpp"
 #include "visualizer/core/lesson_driver.hpp"
 
@@ -64,37 +65,21 @@ json dump_event(const EventRecord& e) {
          {"rip", h.rip},
          {"mode", std::string(trace::to_string(h.cpu_mode))}};
   j["cpl"] = h.cpl <= 3 ? json(h.cpl) : json(nullptr);
-  switch (h.type) {
-    case EventType::kVmExit:
-      j["exit_reason"] = std::string(trace::exit_reason_name(e.exit.reason));
-      j["kvm_exit_reason"] = e.exit.reason;
-      if (e.exit.reason == static_cast<uint32_t>(trace::ExitReason::kIo)) {
-        j["port"] = e.exit.payload.io.port;
-        j["direction"] = e.exit.payload.io.direction ? "out" : "in";
-        j["size"] = e.exit.payload.io.size;
-        j["value"] = e.exit.payload.io.value;
-      }
-      break;
-    case EventType::kException:
-      j["vector"] = e.exception.vector;
-      if (e.exception.has_error_code) j["error_code"] = e.exception.error_code;
-      break;
-    case EventType::kRingTransition:
-      j["from_cpl"] = e.ring.from_cpl;
-      j["to_cpl"] = e.ring.to_cpl;
-      j["vector"] = e.ring.vector;
-      break;
-    case EventType::kPageWalk:
-      j["linear"] = e.walk.linear;
-      j["physical"] = e.walk.physical;
-      j["faulted"] = e.walk.faulted != 0;
-      break;
-    case EventType::kRunEnd:
-      j["reason"] = std::string(trace::to_string(e.run_end.reason));
-      j["exit_code"] = e.run_end.exit_code;
-      break;
-    default:
-      break;
+  // The type's fields (trace/events.def): numbers as numbers, names and text as strings.
+  for (const trace::Field* f : trace::fields_of(h.type)) {
+    if (f->header_only()) continue;
+    if (f->format == trace::FieldFormat::kText || f->format == trace::FieldFormat::kName) {
+      if (auto v = trace::field_text(*f, h)) j[std::string(f->name)] = *v;
+      continue;
+    }
+    uint64_t v = 0;
+    if (!f->get(h, &v)) continue;
+    if (f->format == trace::FieldFormat::kSigned) j[std::string(f->name)] = static_cast<int64_t>(v);
+    else j[std::string(f->name)] = v;
+  }
+  if (h.type == EventType::kVmExit) {  // the names scripts have used since before the table
+    j["exit_reason"] = std::string(trace::exit_reason_name(e.exit.reason));
+    j["kvm_exit_reason"] = e.exit.reason;
   }
   return j;
 }
