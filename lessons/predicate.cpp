@@ -69,7 +69,7 @@ bool of_kind(EventKind kind, const EventHeader& e) {
   if (!(mask_of(kind) & trace::type_bit(e.type))) return false;
   if (e.type == EventType::kRunEnd) {
     // Only a run that is over is a run_end; "any" never stops at the pause markers either.
-    return trace::ends_guest_run(as<trace::RunEndEvent>(e).reason);
+    return trace::ends_guest_run(reinterpret_cast<const trace::RunEndEvent&>(e).reason);
   }
   return true;
 }

@@ -303,7 +303,6 @@ ExitingInstruction locate_exiting_instruction(const GuestMemory& memory, const k
   x86::IoExitInfo io{};
   if (io_in) io = {io_in->port, io_in->size, false};
   if (io_out) io = {io_out->port, io_out->size, true};
-  const x86::CpuState state = from_kvm(regs, s);
   // Does an instruction of exactly these bytes cause this exit? `next_rip`: the RIP after it.
   auto causes = [&](std::span<const uint8_t> b, uint64_t next_rip) -> bool {
     if (is_hlt) return x86::match_hlt(b, x86::mode64(mode)) == b.size();
@@ -315,7 +314,7 @@ ExitingInstruction locate_exiting_instruction(const GuestMemory& memory, const k
     if (x86::decode(b, mode, &insn) != x86::DecodeStatus::kOk || insn.length != b.size()) {
       return false;
     }
-    x86::CpuState after = state;
+    x86::CpuState after = from_kvm(regs, s);  // only for MMIO writes: the rest match by bytes
     after.rip = next_rip;
     const platform::PagingRegs pr{s.cr0, s.cr3, s.cr4, s.efer};
     for (unsigned i = 0; i < insn.operand_count; ++i) {

@@ -122,7 +122,10 @@ bool matches(const Breakpoint& bp, const EventRecord& e) {
 std::string to_string(const Breakpoint& bp) {
   if (bp.kind == Breakpoint::Kind::kAddress) return fmt::format("{:#x}", bp.address);
   std::string s(to_string(bp.event));
-  for (const trace::FieldTest& t : bp.conditions) s += " " + t.to_string();
+  for (const trace::FieldTest& t : bp.conditions) {
+    s += ' ';  // appended apart: GCC 12's -Wrestrict misfires on " " + std::string
+    s += t.to_string();
+  }
   return s;
 }
 
