@@ -41,7 +41,7 @@ struct Config {
   bool record_instructions = false;  // simulator: an event per retired instruction
   // Simulator: the virtualization technique (sim/virt/monitor.hpp) and, for trap-and-emulate,
   // the real CPL of the guest kernel (1 or 3).
-  virt::Technique technique = virt::Technique::kEmulation;
+  sim::virt::Technique technique = sim::virt::Technique::kEmulation;
   uint8_t deprivilege = 1;
   // Simulator: how its VMM virtualizes memory, and the TLB size (sim/mmu.hpp).
   sim::VmmPaging paging = sim::VmmPaging::kNative;

@@ -312,14 +312,14 @@ CosimResult cosimulate(std::span<const uint8_t> image, const Config& config,
 CosimResult compare_with_native(std::span<const uint8_t> image, const Config& config,
                                 const StopCondition& stop, const std::atomic<bool>* cancel) {
   Config native_cfg = config;
-  native_cfg.technique = virt::Technique::kEmulation;
+  native_cfg.technique = sim::virt::Technique::kEmulation;
   native_cfg.record_instructions = false;
   Config virt_cfg = config;
   virt_cfg.record_instructions = false;
   virt_cfg.bt_lookup_events = false;
   Side native, virtualized;
   set_up(native, "native", Kind::kSim, native_cfg, image, stop);
-  set_up(virtualized, std::string(virt::to_string(config.technique)), Kind::kSim, virt_cfg,
+  set_up(virtualized, std::string(sim::virt::to_string(config.technique)), Kind::kSim, virt_cfg,
          image, stop);
   CosimResult res = check(native, virtualized, stop.timeout_s, cancel);
   if (res.equal || res.report.rfind("first divergence at VM exit", 0) != 0) return res;

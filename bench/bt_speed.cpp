@@ -57,7 +57,7 @@ struct Sample {
   sim::bt::BtStats bt;
 };
 
-Sample run_once(const guests::Guest& g, virt::Technique technique) {
+Sample run_once(const guests::Guest& g, sim::virt::Technique technique) {
   backend::Config cfg;
   cfg.mode = *platform::parse_boot_mode(g.mode);
   cfg.technique = technique;
@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < rounds; ++r) {
       for (int k = 0; k < 2; ++k) {
         const int t = (r % 2) ? 1 - k : k;  // alternate which goes first
-        last[t] = run_once(*g, t ? virt::Technique::kBt : virt::Technique::kEmulation);
+        last[t] = run_once(*g, t ? sim::virt::Technique::kBt : sim::virt::Technique::kEmulation);
         wall[t].push_back(static_cast<double>(last[t].instructions) / last[t].wall_s / 1e6);
         cpu[t].push_back(static_cast<double>(last[t].instructions) / last[t].cpu_s / 1e6);
       }

@@ -45,12 +45,12 @@ using namespace trapscope::bench;
 // One of trapscope's engines on a workload, from machine creation to the guest's exit.
 class SimEngine final : public Machine {
  public:
-  SimEngine(const ComputeImage& image, virt::Technique t) : image_(image), technique_(t) {
+  SimEngine(const ComputeImage& image, sim::virt::Technique t) : image_(image), technique_(t) {
     description = std::string("in-process simulator, --technique ") +
-                  (t == virt::Technique::kBt ? "bt" : "emulation") + ", no event sink";
+                  (t == sim::virt::Technique::kBt ? "bt" : "emulation") + ", no event sink";
   }
   std::string name() const override {
-    return technique_ == virt::Technique::kBt ? "bt" : "interp";
+    return technique_ == sim::virt::Technique::kBt ? "bt" : "interp";
   }
   uint64_t count_base = 0, count_per_iteration = 0;  // once known, checked on every run
 
@@ -90,7 +90,7 @@ class SimEngine final : public Machine {
 
  private:
   const ComputeImage& image_;
-  virt::Technique technique_;
+  sim::virt::Technique technique_;
 };
 
 struct Options {
@@ -129,7 +129,7 @@ double ratio(const Slot* a, const Slot* b, size_t round, bool cpu) {
 int run_workload(const Options& opt, const Workload& w) {
   int status = 0;
   const ComputeImage image(w);
-  SimEngine interp(image, virt::Technique::kEmulation), bt(image, virt::Technique::kBt);
+  SimEngine interp(image, sim::virt::Technique::kEmulation), bt(image, sim::virt::Technique::kBt);
   uint64_t per_iter = w.insns_per_iteration_from_source;
   {
     const RunResult a = interp.run(1), b = interp.run(2);
@@ -256,7 +256,7 @@ int run_workload(const Options& opt, const Workload& w) {
 
 int profile(const Options& opt) {
   const ComputeImage image(*opt.workloads.back());
-  SimEngine e(image, opt.profile == "bt" ? virt::Technique::kBt : virt::Technique::kEmulation);
+  SimEngine e(image, opt.profile == "bt" ? sim::virt::Technique::kBt : sim::virt::Technique::kEmulation);
   const RunResult r = e.run(opt.profile_n);
   if (!r.ok) {
     std::fprintf(stderr, "engine_ratios: %s\n", r.error.c_str());

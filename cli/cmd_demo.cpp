@@ -80,7 +80,7 @@ int demo(const DemoOptions& o) {
   }
   // 2. trap-and-emulate, 3. VT-x model
   std::vector<std::string> divergences;
-  for (virt::Technique t : {virt::Technique::kTrapEmulate, virt::Technique::kVt}) {
+  for (sim::virt::Technique t : {sim::virt::Technique::kTrapEmulate, sim::virt::Technique::kVt}) {
     backend::Config cfg = base;
     cfg.technique = t;
     cfg.deprivilege = static_cast<uint8_t>(o.deprivilege);
@@ -89,7 +89,7 @@ int demo(const DemoOptions& o) {
     TechniqueCounter count;
     const backend::RunOutcome r = m->run(stop, &count);
     std::string footer;
-    if (t == virt::Technique::kTrapEmulate) {
+    if (t == sim::virt::Technique::kTrapEmulate) {
       footer = std::to_string(count.traps) + " traps, " + std::to_string(count.no_trap) +
                " sensitive w/o trap";
     } else {
@@ -98,12 +98,12 @@ int demo(const DemoOptions& o) {
       footer = std::to_string(exits) + " VM exits, " + std::to_string(count.cycles) +
                " cycles (model)";
     }
-    cols.push_back({t == virt::Technique::kTrapEmulate
+    cols.push_back({t == sim::virt::Technique::kTrapEmulate
                         ? "trap-and-emulate (kernel at CPL " + std::to_string(o.deprivilege) + ")"
                         : "VT-x model (non-root, CPL 0)",
                     split_lines(m->devices().console.text()), footer});
     const auto eq = backend::compare_with_native(guest->image, cfg, stop);
-    divergences.push_back(std::string(virt::to_string(t)) + " vs native: " + eq.report);
+    divergences.push_back(std::string(sim::virt::to_string(t)) + " vs native: " + eq.report);
   }
 
   // Side by side; '*' marks a line that differs from the native run's.

@@ -203,7 +203,7 @@ int machine_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
   src.config.mode = *platform::parse_boot_mode(mode);
   src.config.load_address = o.load;
   src.config.record_instructions = src.kind == backend::Kind::kSim && !o.no_instructions;
-  src.config.technique = *virt::parse_technique(o.technique);
+  src.config.technique = *sim::virt::parse_technique(o.technique);
   src.image = std::move(guest->image);
   src.name = guest->name;
   src.max_events = o.max_events;

@@ -191,7 +191,7 @@ int run(const RunOptions& o) {
   cfg.mode = *platform::parse_boot_mode(mode_name);
   cfg.load_address = o.load;
   cfg.record_instructions = o.record_instructions;
-  cfg.technique = *virt::parse_technique(o.technique);
+  cfg.technique = *sim::virt::parse_technique(o.technique);
   cfg.deprivilege = static_cast<uint8_t>(o.deprivilege);
   cfg.paging = *sim::parse_vmm_paging(o.paging);
   cfg.tlb_entries = o.tlb_entries;
@@ -272,7 +272,7 @@ int run(const RunOptions& o) {
   trace::ExitStats stats;
   if (o.stats) tee.add(&stats);
   TechniqueCounter virt_counts;
-  if (cfg.technique != virt::Technique::kEmulation) tee.add(&virt_counts);
+  if (cfg.technique != sim::virt::Technique::kEmulation) tee.add(&virt_counts);
   std::unique_ptr<trace::TraceWriter> writer;
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> chrome_file(nullptr, std::fclose);
   std::unique_ptr<trace::ChromeTraceWriter> chrome;  // --trace-format chrome
@@ -312,7 +312,7 @@ int run(const RunOptions& o) {
     }
   }
   const bool tracing =
-      !o.quiet || o.stats || writer || chrome || cfg.technique != virt::Technique::kEmulation;
+      !o.quiet || o.stats || writer || chrome || cfg.technique != sim::virt::Technique::kEmulation;
   if (o.quiet) machine->devices().console.set_echo(info);
 
   StopSignals signals;
@@ -372,13 +372,13 @@ int run(const RunOptions& o) {
                static_cast<unsigned long long>(regs.rip),
                kind == backend::Kind::kKvm ? "KVM" : "simulator");
   if (!r.detail.empty()) std::fprintf(info, "%s", r.detail.c_str());
-  if (cfg.technique == virt::Technique::kPv && kind == backend::Kind::kKvm) {
+  if (cfg.technique == sim::virt::Technique::kPv && kind == backend::Kind::kKvm) {
     const auto& hc = machine->devices().hypercall;
     std::fprintf(info, "paravirtualization on KVM: %llu hypercalls (%llu refused), each one "
                        "KVM_EXIT_IO on port 0x%x\n",
                  static_cast<unsigned long long>(hc.calls()),
                  static_cast<unsigned long long>(hc.errors()), platform::kHypercallPort);
-  } else if (cfg.technique != virt::Technique::kEmulation) {
+  } else if (cfg.technique != sim::virt::Technique::kEmulation) {
     if (const sim::bt::BtStats* bt = machine->bt_stats()) {
       std::fprintf(info, "%s", bt->summary().c_str());
     } else {
@@ -386,7 +386,7 @@ int run(const RunOptions& o) {
     }
   }
   if (o.check_equivalence) {
-    if (kind == backend::Kind::kSim && cfg.technique != virt::Technique::kEmulation) {
+    if (kind == backend::Kind::kSim && cfg.technique != sim::virt::Technique::kEmulation) {
       // The check's runs get what is left of --timeout (backend/cosim.hpp [SECTION] Bounds).
       std::fflush(info);  // the run's result first: the check may take as long again
       const double used =

@@ -30,7 +30,7 @@ class TechniqueCounter final : public trace::EventSink {
   }
   std::string summary(const backend::Config& cfg) const {
     std::string s;
-    if (cfg.technique == virt::Technique::kTrapEmulate) {
+    if (cfg.technique == sim::virt::Technique::kTrapEmulate) {
       s = "trap-and-emulate (guest kernel at real CPL " + std::to_string(cfg.deprivilege) +
           "): " + std::to_string(traps) + " privileged instructions trapped to the VMM, " +
           std::to_string(no_trap) + " sensitive instructions did NOT trap\n";
@@ -43,7 +43,7 @@ class TechniqueCounter final : public trace::EventSink {
               std::string(trace::vmx_exit_reason_name(reason)) + " (" + std::to_string(reason) +
               ")";
       }
-      s = std::string(cfg.technique == virt::Technique::kPv ? "paravirtualization (" +
+      s = std::string(cfg.technique == sim::virt::Technique::kPv ? "paravirtualization (" +
                                                                   std::to_string(hypercalls) +
                                                                   " hypercalls, " +
                                                                   std::to_string(hypercall_errors) +

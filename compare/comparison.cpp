@@ -63,9 +63,9 @@ class StoppableSink final : public trace::EventSink {
 Source source_of(const Technique& tech) {
   if (tech.kind == backend::Kind::kKvm) return Source::kVmExits;
   switch (tech.technique) {
-    case virt::Technique::kTrapEmulate: return Source::kTraps;
-    case virt::Technique::kBt: return Source::kCallouts;
-    case virt::Technique::kEmulation: return Source::kVmExits;
+    case sim::virt::Technique::kTrapEmulate: return Source::kTraps;
+    case sim::virt::Technique::kBt: return Source::kCallouts;
+    case sim::virt::Technique::kEmulation: return Source::kVmExits;
     default: return Source::kVtExits;
   }
 }
@@ -78,7 +78,7 @@ Row run_row(const Technique& tech, const guests::Guest& guest, std::span<const u
   row.technique = std::string(tech.name);
   row.guest = std::string(guest.name);
   row.simulator = tech.kind == backend::Kind::kSim;
-  const virt::Technique t = tech.technique;
+  const sim::virt::Technique t = tech.technique;
   backend::Config cfg;
   cfg.mode = boot_mode(guest);
   cfg.technique = t;
@@ -121,12 +121,12 @@ Row run_row(const Technique& tech, const guests::Guest& guest, std::span<const u
     uint64_t paging = s.hidden_faults + s.true_faults + s.pt_write_traps + s.ept_violations;
     row.causes[kPageFault] += s.hidden_faults + s.true_faults + s.pt_write_traps;
     row.causes[kEptViolation] += s.ept_violations;
-    if (t == virt::Technique::kEmulation) {
+    if (t == sim::virt::Technique::kEmulation) {
       row.causes[kInvlpg] += s.invlpg_exits;
       row.causes[kCrAccess] += s.cr3_exits;
       paging += s.invlpg_exits + s.cr3_exits;
     }
-    if (row.simulator && t == virt::Technique::kBt) {
+    if (row.simulator && t == sim::virt::Technique::kBt) {
       // No VM exits under BT (bar EPT's): faults into the software VMM, and the shadow updates
       // its callouts make (cost_model.hpp: shadow_faults, shadow_updates).
       const uint64_t trapped = s.pt_write_traps - std::min(s.pt_write_traps, c.callout_pt_writes);
@@ -148,20 +148,20 @@ Row run_row(const Technique& tech, const guests::Guest& guest, std::span<const u
     return row;
   }
   switch (t) {
-    case virt::Technique::kEmulation:
+    case sim::virt::Technique::kEmulation:
       row.parts[kPartInstructions] = r.instructions * kInterpretedInstruction.cycles;
       break;
-    case virt::Technique::kTrapEmulate:
+    case sim::virt::Technique::kTrapEmulate:
       row.parts[kPartInstructions] = (r.instructions - c.traps) * kDirectInstruction.cycles;
       row.parts[kPartTraps] =
           c.traps * (kExceptionDelivery.cycles + kInterpretedInstruction.cycles);
       break;
-    case virt::Technique::kVt:
-    case virt::Technique::kPv:
+    case sim::virt::Technique::kVt:
+    case sim::virt::Technique::kPv:
       row.parts[kPartInstructions] = r.instructions * kDirectInstruction.cycles;
       row.parts[kPartVmTransitions] = c.vt_cycles;
       break;
-    case virt::Technique::kBt: {
+    case sim::virt::Technique::kBt: {
       row.parts[kPartInstructions] = r.instructions * kDirectInstruction.cycles;
       row.parts[kPartCallouts] = c.callouts * kCallout.cycles;
       // An exception a callout raised costs the VMM bt_exception in all, its callout included.

@@ -19,17 +19,17 @@ namespace trapscope::compare {
 struct Technique {
   std::string_view name;  // the table's and the JSON's "technique"
   backend::Kind kind;
-  virt::Technique technique;  // the simulator's; unused on KVM
+  sim::virt::Technique technique;  // the simulator's; unused on KVM
   bool pv_twin;               // runs the guest's pv- twin (if it has one)
 };
 inline constexpr std::array<Technique, 7> kTechniques = {{
-    {"emulation", backend::Kind::kSim, virt::Technique::kEmulation, false},
-    {"trap-emulate", backend::Kind::kSim, virt::Technique::kTrapEmulate, false},
-    {"vt", backend::Kind::kSim, virt::Technique::kVt, false},
-    {"bt", backend::Kind::kSim, virt::Technique::kBt, false},
-    {"pv", backend::Kind::kSim, virt::Technique::kPv, true},
-    {"kvm", backend::Kind::kKvm, virt::Technique::kEmulation, false},
-    {"kvm pv", backend::Kind::kKvm, virt::Technique::kEmulation, true},
+    {"emulation", backend::Kind::kSim, sim::virt::Technique::kEmulation, false},
+    {"trap-emulate", backend::Kind::kSim, sim::virt::Technique::kTrapEmulate, false},
+    {"vt", backend::Kind::kSim, sim::virt::Technique::kVt, false},
+    {"bt", backend::Kind::kSim, sim::virt::Technique::kBt, false},
+    {"pv", backend::Kind::kSim, sim::virt::Technique::kPv, true},
+    {"kvm", backend::Kind::kKvm, sim::virt::Technique::kEmulation, false},
+    {"kvm pv", backend::Kind::kKvm, sim::virt::Technique::kEmulation, true},
 }};
 
 // The guests a WORKLOAD argument names: one built-in guest, or the seven nanobenchmarks for

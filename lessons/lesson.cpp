@@ -101,7 +101,7 @@ Predicate predicate(const Where& w, const YAML::Node& node, const std::string& f
 
 std::string technique(const Where& w, const YAML::Node& node, const std::string& field) {
   const std::string t = scalar(w, node, field);
-  if (!virt::parse_technique(t))
+  if (!sim::virt::parse_technique(t))
     w.fail(node, field, "unknown technique '" + t + "' (emulation, trap-emulate, vt)");
   return t;
 }

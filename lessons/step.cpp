@@ -26,7 +26,7 @@ backend::Config machine_config(const Lesson& l, const Setup& s) {
   if (!guest) throw LessonError(l.file + ": guest: '" + l.guest + "' is not built in");
   backend::Config cfg;
   cfg.mode = *platform::parse_boot_mode(l.mode.empty() ? guest->mode : l.mode);
-  cfg.technique = *virt::parse_technique(s.technique);
+  cfg.technique = *sim::virt::parse_technique(s.technique);
   cfg.deprivilege = static_cast<uint8_t>(s.deprivilege);
   cfg.paging = *sim::parse_vmm_paging(s.paging);
   return cfg;

@@ -14,7 +14,7 @@ using namespace trapscope;
 namespace {
 
 // The console of a compute image with `n` iterations, run to its end by the simulator.
-std::string sim_console(uint32_t n, virt::Technique technique, uint64_t* instructions,
+std::string sim_console(uint32_t n, sim::virt::Technique technique, uint64_t* instructions,
                         const bench::Workload& w = bench::kCompute) {
   const bench::ComputeImage image(w);
   backend::Config cfg;
@@ -35,12 +35,12 @@ TEST_CASE("bench peers: the checksum model is what the guest prints, under both 
           "[bench][peers][sim]") {
   REQUIRE(bench::model_checksum(3) != bench::model_checksum(4));
   uint64_t i3 = 0, i4 = 0, b3 = 0;
-  const std::string c3 = sim_console(3, virt::Technique::kEmulation, &i3);
-  const std::string c4 = sim_console(4, virt::Technique::kEmulation, &i4);
+  const std::string c3 = sim_console(3, sim::virt::Technique::kEmulation, &i3);
+  const std::string c4 = sim_console(4, sim::virt::Technique::kEmulation, &i4);
   CHECK(bench::console_line(c3) == bench::expected_line(3));
   CHECK(bench::console_line(c4) == bench::expected_line(4));
   CHECK(i4 - i3 == bench::kInsnsPerIterationFromSource);  // what the benches' MIPS rest on
-  CHECK(bench::console_line(sim_console(3, virt::Technique::kBt, &b3)) == bench::expected_line(3));
+  CHECK(bench::console_line(sim_console(3, sim::virt::Technique::kBt, &b3)) == bench::expected_line(3));
   CHECK(b3 == i3);
   // The catalog's image carries its own count, which bt_speed checks bt's console against.
   CHECK(bench::ComputeImage().iterations() > 0);
@@ -51,13 +51,13 @@ TEST_CASE("bench peers: compute64 (long mode, paging, add [base + index*8]) prin
   REQUIRE(bench::model_checksum64(3) != bench::model_checksum64(4));
   const bench::Workload& w = bench::kCompute64;
   uint64_t i3 = 0, i4 = 0, b4 = 0;
-  const std::string c3 = sim_console(3, virt::Technique::kEmulation, &i3, w);
-  const std::string c4 = sim_console(4, virt::Technique::kEmulation, &i4, w);
+  const std::string c3 = sim_console(3, sim::virt::Technique::kEmulation, &i3, w);
+  const std::string c4 = sim_console(4, sim::virt::Technique::kEmulation, &i4, w);
   CHECK(bench::console_line(c3, w) == bench::expected_line(3, w));
   CHECK(bench::console_line(c4, w) == bench::expected_line(4, w));
   CHECK(bench::console_line(c4) == "");  // its own prefix, not compute's
   CHECK(i4 - i3 == bench::kInsnsPerIteration64FromSource);
-  CHECK(bench::console_line(sim_console(4, virt::Technique::kBt, &b4, w), w) ==
+  CHECK(bench::console_line(sim_console(4, sim::virt::Technique::kBt, &b4, w), w) ==
         bench::expected_line(4, w));
   CHECK(b4 == i4);
   CHECK(bench::ComputeImage(w).iterations() > 0);

@@ -30,7 +30,7 @@ using trace::BtKind;
 backend::Config bt_config(const std::string& mode = "real") {
   backend::Config cfg;
   cfg.mode = *platform::parse_boot_mode(mode);
-  cfg.technique = virt::Technique::kBt;
+  cfg.technique = sim::virt::Technique::kBt;
   return cfg;
 }
 
@@ -49,7 +49,7 @@ Translated translate(std::vector<uint8_t> bytes, trace::CpuMode mode, uint64_t n
 
 // A flat image (real mode unless `mode` says otherwise) run by the simulator under `technique` (5 s at most); it must halt.
 std::unique_ptr<sim::SimMachine> run_until_halt(const std::vector<uint8_t>& code,
-                                                virt::Technique technique,
+                                                sim::virt::Technique technique,
                                                 platform::BootMode mode = platform::BootMode::kReal) {
   sim::SimConfig cfg;
   cfg.technique = technique;
@@ -238,7 +238,7 @@ TEST_CASE("bt: invalidated units are freed, so code rewritten 20,000 times keeps
   std::copy(std::begin(loop), std::end(loop), code.begin());
   std::copy(std::begin(patch), std::end(patch), code.begin() + 0x1000);
   sim::SimConfig cfg;
-  cfg.technique = virt::Technique::kBt;
+  cfg.technique = sim::virt::Technique::kBt;
   sim::SimMachine m(cfg);
   m.load(code);
   trace::Recorder events;
@@ -330,7 +330,7 @@ TEST_CASE("bt: code running to the end of memory that is not whole pages stays i
   // Nops to the last byte of memory; past it the fetch reads all ones (MMIO): #UD, delivered
   // through the real-mode IVT. bt must end where the interpreter does.
   const std::vector<uint8_t> code(16, 0x90);
-  auto end_state = [&](virt::Technique t) {
+  auto end_state = [&](sim::virt::Technique t) {
     auto cfg = bt_config();
     cfg.technique = t;
     cfg.memory_bytes = platform::kDefaultLoadAddress + code.size();
@@ -340,8 +340,8 @@ TEST_CASE("bt: code running to the end of memory that is not whole pages stays i
     CHECK(r.reason == trace::RunEndReason::kInstructionLimit);
     return m->registers();
   };
-  const x86::CpuState native = end_state(virt::Technique::kEmulation);
-  const x86::CpuState bt = end_state(virt::Technique::kBt);
+  const x86::CpuState native = end_state(sim::virt::Technique::kEmulation);
+  const x86::CpuState bt = end_state(sim::virt::Technique::kBt);
   CHECK(bt.rip == native.rip);
   CHECK(std::memcmp(bt.gpr, native.gpr, sizeof bt.gpr) == 0);
   CHECK(bt.seg[x86::kCs].base == native.seg[x86::kCs].base);
@@ -402,7 +402,7 @@ TEST_CASE("bt: micro-ops skip dead flags but a fault inside a unit sees every fl
       0xC7, 0x06, 0x34, 0x00, 0x20, 0x80, 0xC7, 0x06, 0x36, 0x00, 0x00, 0x00,
       0xB8, 0xFF, 0x7F, 0xBB, 0x01, 0x00, 0x01, 0xD8, 0x39, 0xC0, 0x01, 0xD8,
       0x66, 0x8B, 0x0E, 0xFE, 0xFF, 0x39, 0xC0, 0xF4, 0x5E, 0x5F, 0x5A, 0xF4};
-  auto mp = run_until_halt(code, virt::Technique::kBt);
+  auto mp = run_until_halt(code, sim::virt::Technique::kBt);
   sim::SimMachine& m = *mp;
   const x86::CpuState& s = m.cpu().s;
   CHECK(s.gpr[x86::kRsi] == 0x8018);  // the faulting instruction
@@ -428,7 +428,7 @@ TEST_CASE("bt: micro-ops skip dead flags but a fault inside a unit sees every fl
   // Stopped before the first add (a breakpoint), then resumed: the unit goes on from there and
   // the fault in it has the same RIP, flags, TSC and instruction count.
   sim::SimConfig cfg;
-  cfg.technique = virt::Technique::kBt;
+  cfg.technique = sim::virt::Technique::kBt;
   sim::SimMachine r(cfg);
   r.load(code);
   sim::SimLimits bp;
@@ -466,7 +466,7 @@ TEST_CASE("bt: a fault in a unit reached by the chained inner loop has the inter
   std::vector<uint8_t> code(0x30 + sizeof handler, 0x90);  // nop between them
   std::copy(std::begin(loop), std::end(loop), code.begin());
   std::copy(std::begin(handler), std::end(handler), code.begin() + 0x30);
-  auto mp = run_until_halt(code, virt::Technique::kBt);
+  auto mp = run_until_halt(code, sim::virt::Technique::kBt);
   sim::SimMachine& m = *mp;
   const x86::CpuState& s = m.cpu().s;
   CHECK(s.gpr[x86::kRsi] == 0x8017);  // the faulting load
@@ -475,7 +475,7 @@ TEST_CASE("bt: a fault in a unit reached by the chained inner loop has the inter
   REQUIRE(m.bt_cache() != nullptr);
   CHECK(m.bt_cache()->stats().chained >= 10);  // the passes ran through chains
   // The interpreter retires as many instructions and ends with the same TSC.
-  auto im = run_until_halt(code, virt::Technique::kEmulation);
+  auto im = run_until_halt(code, sim::virt::Technique::kEmulation);
   CHECK(m.instructions() == im->instructions());
   CHECK(s.tsc == im->cpu().s.tsc);
   // The same under the interpreter (registers, memory, exits, instruction count).
@@ -503,7 +503,7 @@ std::unique_ptr<sim::SimMachine> bt_machine(const guests::Guest& g, bool record 
   cfg.record_instructions = record;
   cfg.paging = paging;
   cfg.mode = *platform::parse_boot_mode(std::string(g.mode));
-  cfg.technique = virt::Technique::kBt;
+  cfg.technique = sim::virt::Technique::kBt;
   auto m = std::make_unique<sim::SimMachine>(cfg);
   m->load(g.image);
   return m;
@@ -837,7 +837,7 @@ TEST_CASE("bt: a run restored from a snapshot translates, chains and counts as o
     std::copy(std::begin(patch), std::end(patch), code.begin() + 0x1000);
     const auto make = [&] {
       sim::SimConfig cfg;
-      cfg.technique = virt::Technique::kBt;
+      cfg.technique = sim::virt::Technique::kBt;
       auto m = std::make_unique<sim::SimMachine>(cfg);
       m->load(code);
       return m;
@@ -923,7 +923,7 @@ TEST_CASE("bt: 16-bit code that runs past IP 0xFFFF goes on at CS:0, as under th
   };
 
   SECTION("CS limit 0xFFFF") {
-    auto m = run_until_halt(code, virt::Technique::kBt);
+    auto m = run_until_halt(code, sim::virt::Technique::kBt);
     check_wrapped(*m);
     backend::Config bcfg = bt_config();
     const auto eq = backend::compare_with_native(code, bcfg, {5.0, 0, 0});
@@ -936,7 +936,7 @@ TEST_CASE("bt: 16-bit code that runs past IP 0xFFFF goes on at CS:0, as under th
     std::unique_ptr<sim::SimMachine> ms[2];
     for (int k = 0; k < 2; ++k) {
       sim::SimConfig cfg;
-      cfg.technique = k == 0 ? virt::Technique::kBt : virt::Technique::kEmulation;
+      cfg.technique = k == 0 ? sim::virt::Technique::kBt : sim::virt::Technique::kEmulation;
       ms[k] = std::make_unique<sim::SimMachine>(cfg);
       ms[k]->load(code);
       x86::Segment& cs = ms[k]->cpu().s.seg[x86::kCs];
@@ -1035,7 +1035,7 @@ TEST_CASE("bt: a chained successor whose page was written since is translated ag
   std::copy(std::begin(x), std::end(x), code.begin());
   std::copy(std::begin(c), std::end(c), code.begin() + 0x100);
   std::copy(std::begin(b), std::end(b), code.begin() + 0x1000);
-  auto mp = run_until_halt(code, virt::Technique::kBt);
+  auto mp = run_until_halt(code, sim::virt::Technique::kBt);
   sim::SimMachine& m = *mp;
   CHECK((m.cpu().s.gpr[x86::kRbx] & 0xFFFF) == 1 + 5 + 4 + 3 + 2);  // stale: 1 + 5 + 5 + 4 + 3
   CHECK((m.cpu().s.gpr[x86::kRax] & 0xFFFF) == 5);
@@ -1043,7 +1043,7 @@ TEST_CASE("bt: a chained successor whose page was written since is translated ag
   const sim::bt::BtStats& st = m.bt_cache()->stats();
   CHECK(st.invalidations >= 4);  // B, once per pass after the first
   CHECK(st.chained >= 2);        // through links made in earlier passes
-  auto im = run_until_halt(code, virt::Technique::kEmulation);
+  auto im = run_until_halt(code, sim::virt::Technique::kEmulation);
   CHECK(m.instructions() == im->instructions());
   CHECK(m.cpu().s.tsc == im->cpu().s.tsc);
   const auto eq = backend::compare_with_native(code, bt_config(), {5.0, 0, 0});
@@ -1075,13 +1075,13 @@ TEST_CASE("bt: a chained successor is not used once its linear page maps elsewhe
       0x25, 0x00, 0x00, 0x20, 0x00, 0x8b, 0x14, 0x25, 0x00, 0x00, 0x20, 0x00, 0xff, 0xc9,
       0x75, 0xd5, 0xf4, 0x83, 0xc3, 0x01, 0xe9, 0x2a, 0x80, 0xe0, 0xff, 0x83, 0xc3, 0x64,
       0xe9, 0x2a, 0x80, 0xe0, 0xff};
-  auto mp = run_until_halt(code, virt::Technique::kBt, platform::BootMode::kLong);
+  auto mp = run_until_halt(code, sim::virt::Technique::kBt, platform::BootMode::kLong);
   sim::SimMachine& m = *mp;
   CHECK(m.cpu().s.gpr[x86::kRbx] == 1 + 1 + 100 + 100);  // a stale B: 1 + 1 + 1 + 100
   CHECK(m.cpu().s.gpr[x86::kRax] == 4);
   REQUIRE(m.bt_cache() != nullptr);
   CHECK(m.bt_cache()->stats().chained >= 3);
-  auto im = run_until_halt(code, virt::Technique::kEmulation, platform::BootMode::kLong);
+  auto im = run_until_halt(code, sim::virt::Technique::kEmulation, platform::BootMode::kLong);
   CHECK(m.instructions() == im->instructions());
   CHECK(m.cpu().s.tsc == im->cpu().s.tsc);
   const auto eq = backend::compare_with_native(code, bt_config("long"), {5.0, 0, 0});
@@ -1173,7 +1173,7 @@ TEST_CASE("bt: the host ALU gives the interpreter's flags", "[bt][sim]") {
   INFO(eq.report);
   CHECK(eq.equal);
   // The runs did go through the micro-ops with live flags.
-  auto m = run_until_halt(code, virt::Technique::kBt, platform::BootMode::kLong);
+  auto m = run_until_halt(code, sim::virt::Technique::kBt, platform::BootMode::kLong);
   REQUIRE(m->bt_cache() != nullptr);
   CHECK(m->bt_cache()->stats().cache_insns > 100000);
 }
@@ -1201,7 +1201,7 @@ TEST_CASE("bt: the micro-ops' accumulator always holds the register's current va
       0x1e, 0x04, 0x91, 0x66, 0x01, 0x1e, 0xfe, 0x9f, 0x66, 0x89, 0xde, 0x66, 0xc1, 0xee,
       0x03, 0x66, 0x01, 0xf6, 0x66, 0x0f, 0xaf, 0xf6, 0x66, 0x89, 0x36, 0x08, 0x91, 0x59,
       0xe2, 0xa8, 0xf4};
-  auto m = run_until_halt(code, virt::Technique::kBt);
+  auto m = run_until_halt(code, sim::virt::Technique::kBt);
   REQUIRE(m->bt_cache() != nullptr);
   const auto& units = m->bt_cache()->units();
   size_t from_acc = 0;  // micro-ops run after one that leaves a register in the accumulator
@@ -1211,7 +1211,7 @@ TEST_CASE("bt: the micro-ops' accumulator always holds the register's current va
     }
   }
   CHECK(from_acc >= 10);
-  auto im = run_until_halt(code, virt::Technique::kEmulation);
+  auto im = run_until_halt(code, sim::virt::Technique::kEmulation);
   for (unsigned r = 0; r < 16; ++r) {
     INFO("register " << r);
     CHECK(m->cpu().s.gpr[r] == im->cpu().s.gpr[r]);

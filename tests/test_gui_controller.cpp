@@ -228,7 +228,7 @@ TEST_CASE("gui controller (simulator): breakpoints", "[gui]") {
 TEST_CASE("gui controller (simulator): under bt, each stop shows the current execution counts",
           "[gui][tcache][bt]") {
   LiveSource source = source_for("kernelops");
-  source.config.technique = virt::Technique::kBt;
+  source.config.technique = sim::virt::Technique::kBt;
   Model m;
   LiveController c(source);
   settle(c, m);
@@ -381,7 +381,7 @@ TEST_CASE("gui controller (simulator): under bt, a step back goes on as if it ha
   // The snapshot restored keeps the translation cache (sim/bt/translator.hpp [SECTION]
   // Snapshots): the run on from it does not translate or chain its units a second time.
   LiveSource source = source_for("kernelops");
-  source.config.technique = virt::Technique::kBt;
+  source.config.technique = sim::virt::Technique::kBt;
   source.snapshot_interval = 997;
   Model m;
   LiveController c(source);
@@ -869,7 +869,7 @@ TEST_CASE("gui controller (simulator): run states — a machine that cannot star
 TEST_CASE("gui controller (simulator): hypercall records are not VM exits in the lane or counts",
           "[gui]") {
   LiveSource src = source_for("pv-hello");
-  src.config.technique = virt::Technique::kPv;
+  src.config.technique = sim::virt::Technique::kPv;
   Model m;
   LiveController c(std::move(src));
   settle(c, m);

@@ -30,7 +30,7 @@ struct BtRun {
 };
 
 // Runs a teaching guest to its end on the simulator under `technique`.
-BtRun run_guest(const std::string& name, virt::Technique technique) {
+BtRun run_guest(const std::string& name, sim::virt::Technique technique) {
   const auto g = guests::find(name);
   REQUIRE(g);
   backend::Config cfg;
@@ -48,7 +48,7 @@ BtRun run_guest(const std::string& name, virt::Technique technique) {
 }
 
 BtRun run_bt(const std::string& name) {
-  BtRun r = run_guest(name, virt::Technique::kBt);
+  BtRun r = run_guest(name, sim::virt::Technique::kBt);
   CHECK(r.stats.translations > 0);
   return r;
 }
@@ -229,7 +229,7 @@ TEST_CASE("tcache model: truncation rebuilds exactly what the remaining events s
 
 TEST_CASE("tcache model: a run without binary translation has no translation cache",
           "[gui][tcache]") {
-  const BtRun run = run_guest("hello", virt::Technique::kEmulation);
+  const BtRun run = run_guest("hello", sim::virt::Technique::kEmulation);
   REQUIRE(run.events.size() > 0);
   Model m;
   feed(m, run.events);
@@ -252,7 +252,7 @@ TEST_CASE("tcache view: shows what the translator recorded, whatever its adaptiv
     INFO("adaptive threshold " << threshold);
     sim::SimConfig cfg;
     cfg.mode = *platform::parse_boot_mode(std::string(g->mode));
-    cfg.technique = virt::Technique::kBt;
+    cfg.technique = sim::virt::Technique::kBt;
     cfg.bt_adaptive_threshold = setting;
     sim::SimMachine machine(cfg);
     machine.load(g->image);

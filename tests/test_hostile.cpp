@@ -92,11 +92,11 @@ int64_t first_change(std::span<const uint8_t> before, std::span<const uint8_t> a
 
 struct Engine {
   backend::Kind kind;
-  virt::Technique technique = virt::Technique::kEmulation;
+  sim::virt::Technique technique = sim::virt::Technique::kEmulation;
   sim::VmmPaging paging = sim::VmmPaging::kNative;
   std::string name() const {
     if (kind == backend::Kind::kKvm) return "kvm";
-    return "sim " + std::string(virt::to_string(technique)) + " " +
+    return "sim " + std::string(sim::virt::to_string(technique)) + " " +
            std::string(sim::to_string(paging));
   }
 };
@@ -132,7 +132,7 @@ void run_all(const Engine& e) {
   for (const HostileGuest& g : kHostileGuests) run_hostile(g, e);
 }
 
-std::vector<Engine> sim_engines(virt::Technique t) {
+std::vector<Engine> sim_engines(sim::virt::Technique t) {
   std::vector<Engine> v;
   for (auto p : {sim::VmmPaging::kNative, sim::VmmPaging::kShadow, sim::VmmPaging::kEpt}) {
     v.push_back({backend::Kind::kSim, t, p});
@@ -162,23 +162,23 @@ TEST_CASE("hostile: guests on KVM", "[hostile][kvm]") {
 }
 
 TEST_CASE("hostile: guests on the simulator under emulation", "[hostile][sim]") {
-  for (const Engine& e : sim_engines(virt::Technique::kEmulation)) run_all(e);
+  for (const Engine& e : sim_engines(sim::virt::Technique::kEmulation)) run_all(e);
 }
 
 TEST_CASE("hostile: guests on the simulator under trap-and-emulate", "[hostile][sim]") {
-  for (const Engine& e : sim_engines(virt::Technique::kTrapEmulate)) run_all(e);
+  for (const Engine& e : sim_engines(sim::virt::Technique::kTrapEmulate)) run_all(e);
 }
 
 TEST_CASE("hostile: guests on the simulator under vt", "[hostile][sim]") {
-  for (const Engine& e : sim_engines(virt::Technique::kVt)) run_all(e);
+  for (const Engine& e : sim_engines(sim::virt::Technique::kVt)) run_all(e);
 }
 
 TEST_CASE("hostile: guests on the simulator under bt", "[hostile][sim][bt]") {
-  for (const Engine& e : sim_engines(virt::Technique::kBt)) run_all(e);
+  for (const Engine& e : sim_engines(sim::virt::Technique::kBt)) run_all(e);
 }
 
 TEST_CASE("hostile: guests on the simulator under pv", "[hostile][sim][pv]") {
-  for (const Engine& e : sim_engines(virt::Technique::kPv)) run_all(e);
+  for (const Engine& e : sim_engines(sim::virt::Technique::kPv)) run_all(e);
 }
 
 namespace {

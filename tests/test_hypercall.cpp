@@ -115,7 +115,7 @@ struct Ran {
   std::string console;
 };
 
-Ran run_guest(const char* name, backend::Kind kind, virt::Technique t) {
+Ran run_guest(const char* name, backend::Kind kind, sim::virt::Technique t) {
   const auto g = guests::find(name);
   REQUIRE(g);
   backend::Config cfg;
@@ -209,7 +209,7 @@ TEST_CASE("hypercall: mmu_update applies a valid batch all-or-nothing", "[hyperc
 }
 
 TEST_CASE("PV guests equal their twins, with fewer exits", "[hypercall][pv]") {
-  using virt::Technique;
+  using sim::virt::Technique;
   const Ran hello = run_guest("hello", backend::Kind::kSim, Technique::kVt);
   const Ran pv_hello = run_guest("pv-hello", backend::Kind::kSim, Technique::kPv);
   CHECK(pv_hello.console == hello.console);
@@ -258,7 +258,7 @@ ShadowRun run_pv(const char* name, sim::VmmPaging paging, std::optional<uint32_t
   if (iterations) std::memcpy(image.data() + 6, &*iterations, 4);
   backend::Config cfg;
   cfg.mode = g->mode == "long" ? platform::BootMode::kLong : platform::BootMode::kReal;
-  cfg.technique = virt::Technique::kPv;
+  cfg.technique = sim::virt::Technique::kPv;
   cfg.paging = paging;
   auto m = backend::make_backend(backend::Kind::kSim, cfg);
   m->load(image);
@@ -309,7 +309,7 @@ TEST_CASE("hypercall: mmu_update under shadow paging resynchronizes only the wri
 
 TEST_CASE("PV guests equal their twins on KVM", "[hypercall][pv][kvm]") {
   REQUIRE_KVM_OR_SKIP();
-  using virt::Technique;
+  using sim::virt::Technique;
   for (auto [plain, pv] : {std::pair{"hello", "pv-hello"}, std::pair{"ptes", "pv-ptes"},
                            std::pair{"paging", "pv-paging"}}) {
     INFO(pv);
@@ -341,7 +341,7 @@ TEST_CASE("hypercall records carry the doorbell instruction on both backends", "
   for (const auto kind : kinds) {
     INFO(backend::to_string(kind));
     backend::Config cfg;
-    cfg.technique = virt::Technique::kPv;
+    cfg.technique = sim::virt::Technique::kPv;
     auto m = backend::make_backend(kind, cfg);
     m->load(g->image);
     Exits sink;

@@ -267,7 +267,7 @@ TEST_CASE("an endless out loop recorded in memory stops at the Recorder cap",
     backend::Config cfg;
     cfg.memory_bytes = 16 << 20;
     cfg.mode = *platform::parse_boot_mode("protected");
-    cfg.technique = *virt::parse_technique(technique);
+    cfg.technique = *sim::virt::parse_technique(technique);
     cfg.record_instructions = true;
     auto b = backend::make_backend(backend::Kind::kSim, cfg);
     b->load(kOutLoop);

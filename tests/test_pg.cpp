@@ -215,7 +215,7 @@ TEST_CASE("popek guest prints what a CPL 0 kernel sees, on the simulator", "[pg]
 
 namespace {
 
-using trapscope::virt::Technique;
+using trapscope::sim::virt::Technique;
 
 struct Ran {
   trapscope::x86::CpuState regs;
@@ -227,7 +227,7 @@ struct Ran {
 // Runs 32-bit protected-mode code at CPL 0 (entered by the VMM) under a technique.
 Ran run_code(std::vector<uint8_t> code, Technique t, uint8_t deprivilege,
              trapscope::trace::Recorder& events,
-             void (*configure)(trapscope::virt::VmcsControls&) = nullptr) {
+             void (*configure)(trapscope::sim::virt::VmcsControls&) = nullptr) {
   trapscope::sim::SimConfig cfg;
   cfg.mode = trapscope::platform::BootMode::kProtected;
   cfg.technique = t;
@@ -281,14 +281,14 @@ TEST_CASE("trap-and-emulate: sensitive instructions run against the real state",
   CHECK((te3.regs.gpr[3] & 3) == 3);
   // smsw: the host's CR0 bits 15:0
   CHECK((native.regs.gpr[1] & 0xFFFF) == (native.regs.cr0 & 0xFFFF));
-  CHECK((te.regs.gpr[1] & 0xFFFF) == (trapscope::virt::kHostState.cr0 & 0xFFFF));
+  CHECK((te.regs.gpr[1] & 0xFFFF) == (trapscope::sim::virt::kHostState.cr0 & 0xFFFF));
   // sgdt: the VMM's GDT base; str: the VMM's TR
   uint32_t native_base, te_base;
   std::memcpy(&native_base, &native.memory[0x9002], 4);
   std::memcpy(&te_base, &te.memory[0x9002], 4);
   CHECK(native_base == native.regs.gdtr.base);
-  CHECK(te_base == trapscope::virt::kHostState.gdt_base);
-  CHECK((te.regs.gpr[2] & 0xFFFF) == trapscope::virt::kHostState.tr);
+  CHECK(te_base == trapscope::sim::virt::kHostState.gdt_base);
+  CHECK((te.regs.gpr[2] & 0xFFFF) == trapscope::sim::virt::kHostState.tr);
   // the virtual state itself is untouched: the guest's IF stays 0 (the VMM emulated cli), its
   // CS selector and GDTR are its own
   CHECK((te.regs.rflags & 0x200) == 0);
@@ -333,7 +333,7 @@ TEST_CASE("VT-x model: exit reasons and exit qualifications", "[pg][sim]") {
   // cpuid; mov cr3, ebx; mov eax, cr3; out 0xe9, al; mov dx, 0x3f8; in al, dx; ud2
   const std::vector<uint8_t> code = {0x0F, 0xA2, 0x0F, 0x22, 0xDB, 0x0F, 0x20, 0xD8, 0xE6, 0xE9,
                                      0x66, 0xBA, 0xF8, 0x03, 0xEC, 0x0F, 0x0B};
-  const Ran r = run_code(code, Technique::kVt, 1, ev, [](trapscope::virt::VmcsControls& c) {
+  const Ran r = run_code(code, Technique::kVt, 1, ev, [](trapscope::sim::virt::VmcsControls& c) {
     c.exception_bitmap = 1u << 6;  // #UD exits
   });
   std::vector<const trapscope::trace::VirtEvent*> exits;
@@ -360,7 +360,7 @@ TEST_CASE("VT-x model: the I/O bitmap, HLT exiting and the interrupt window", "[
   trapscope::trace::Recorder ev;
   // out 0xe9, al; sti; nop; hlt
   const std::vector<uint8_t> code = {0xE6, 0xE9, 0xFB, 0x90, 0xF4};
-  const Ran r = run_code(code, Technique::kVt, 1, ev, [](trapscope::virt::VmcsControls& c) {
+  const Ran r = run_code(code, Technique::kVt, 1, ev, [](trapscope::sim::virt::VmcsControls& c) {
     c.io_bitmap.reset(0xE9);  // port 0xE9 passes through
     c.hlt_exiting = false;
     c.interrupt_window_exiting = true;

@@ -102,7 +102,7 @@ TEST_CASE("printer: an instruction length past the record's 15 bytes is clamped"
 TEST_CASE("printer: a virtualization event names its technique, paravirtualization too",
           "[unit][printer]") {
   // VirtEvent::technique holds trace::VirtTechnique's numbers (1, 2, 3), which differ from
-  // virt::Technique's (kTrapEmulate 1, kVt 2, kPv 4): the printer once showed 3 as "vt".
+  // sim::virt::Technique's (kTrapEmulate 1, kVt 2, kPv 4): the printer once showed 3 as "vt".
   const std::pair<trace::VirtTechnique, const char*> kCases[] = {
       {trace::VirtTechnique::kTrapEmulate, "trap-emulate"},
       {trace::VirtTechnique::kVt, "vt"},

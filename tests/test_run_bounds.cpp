@@ -51,16 +51,16 @@ const Bytes kRepMovs = {0xBE, 0x00, 0x10, 0x00, 0x00, 0xBF, 0x00, 0x00, 0x20, 0x
 // port no device claims: nothing is kept per exit but the exit itself).
 const Bytes kPortLoop = {0xB0, 0x41, 0xE6, 0x80, 0xEB, 0xFC};
 
-backend::Config protected_config(virt::Technique t) {
+backend::Config protected_config(sim::virt::Technique t) {
   backend::Config c;
   c.mode = platform::BootMode::kProtected;
   c.technique = t;
   return c;
 }
 
-constexpr virt::Technique kTechniques[] = {virt::Technique::kEmulation,
-                                           virt::Technique::kTrapEmulate, virt::Technique::kVt,
-                                           virt::Technique::kBt, virt::Technique::kPv};
+constexpr sim::virt::Technique kTechniques[] = {sim::virt::Technique::kEmulation,
+                                           sim::virt::Technique::kTrapEmulate, sim::virt::Technique::kVt,
+                                           sim::virt::Technique::kBt, sim::virt::Technique::kPv};
 
 std::string write_guest(const char* name, const Bytes& code) {
   const std::string path = temp_path(name);
@@ -101,7 +101,7 @@ TEST_CASE("a rep string instruction stops between iterations and resumes where i
   code[12] = 0x27;
   code[13] = code[14] = 0x00;
   const auto t = GENERATE(from_range(std::begin(kTechniques), std::end(kTechniques)));
-  INFO("technique " << virt::to_string(t));
+  INFO("technique " << sim::virt::to_string(t));
   const auto cfg = protected_config(t);
 
   auto whole = backend::make_backend(backend::Kind::kSim, cfg);
@@ -155,7 +155,7 @@ TEST_CASE("a time limit stops a rep string instruction of 2^32 - 1 iterations", 
                         {"rep movsb", &kRepMovs, 0xF, true, 0x200000}};
   const auto t = GENERATE(from_range(std::begin(kTechniques), std::end(kTechniques)));
   for (const Case& c : cases) {
-    INFO(c.name << " under " << virt::to_string(t));
+    INFO(c.name << " under " << sim::virt::to_string(t));
     auto m = backend::make_backend(backend::Kind::kSim, protected_config(t));
     m->load(*c.code);
     const auto r = m->run({0.2, 0, 0}, nullptr);
@@ -187,7 +187,7 @@ TEST_CASE("run --timeout ends a rep string guest, also one writing MMIO under bt
 TEST_CASE("the equivalence check holds few exits at once and ends at its time budget",
           "[sim][cosim][run-once]") {
   backend::Config cfg;
-  cfg.technique = virt::Technique::kVt;
+  cfg.technique = sim::virt::Technique::kVt;
   const auto r = backend::compare_with_native(kPortLoop, cfg, {1.0, 0, 0});
   CHECK_FALSE(r.checked);
   CHECK_FALSE(r.equal);
@@ -203,7 +203,7 @@ TEST_CASE("the equivalence check holds few exits at once and ends at its time bu
   CHECK_THAT(c.report, Catch::StartsWith("equivalence not checked: interrupted"));
 
   // Runs that end (here at an exit limit, inside the rep outsb) are checked to the end.
-  const auto ok = backend::compare_with_native(kRepOuts, protected_config(virt::Technique::kVt),
+  const auto ok = backend::compare_with_native(kRepOuts, protected_config(sim::virt::Technique::kVt),
                                                {30.0, 20, 0});
   CHECK(ok.checked);
   CHECK(ok.equal);

@@ -312,7 +312,7 @@ enum class VmxExitReason : uint32_t {
 // "CR_ACCESS", "IO_INSTRUCTION", … (SDM Vol. 3C Appendix C names); "?" for others.
 std::string_view vmx_exit_reason_name(uint32_t reason);  // kVmTransition: VM entry (else VM exit)
 // VirtEvent::technique: the numbers are the trace format's (sim/virt/monitor.cpp maps its
-// virt::Technique to them); the names are virt::to_string's.
+// sim::virt::Technique to them); the names are sim::virt::to_string's.
 enum class VirtTechnique : uint8_t { kTrapEmulate = 1, kVt = 2, kPv = 3 };
 std::string_view to_string(VirtTechnique technique);  // "trap-emulate", "vt", "pv"; "?"
 struct VirtEvent {

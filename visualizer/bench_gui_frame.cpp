@@ -243,7 +243,7 @@ int main(int argc, char** argv) {
     const auto k = guests::find("kernelops");
     backend::Config bc;
     bc.mode = *platform::parse_boot_mode(k->mode);
-    bc.technique = virt::Technique::kBt;
+    bc.technique = sim::virt::Technique::kBt;
     bc.record_instructions = true;
     Collect bt_sink(bt_model, n);
     while (bt_model.events().size() < n) {

@@ -5,7 +5,7 @@
 #include "sim/interp/handlers.hpp"
 #include "x86/classify.hpp"
 
-namespace trapscope::virt {
+namespace trapscope::sim::virt {
 namespace {
 
 using sim::Cpu;
@@ -385,4 +385,4 @@ void Monitor::on_exception(Cpu& cpu, uint8_t vector, bool has_error_code, uint32
   vm_entry(cpu, nullptr, nullptr, r);  // the VMM reflects the exception into the guest
 }
 
-}  // namespace trapscope::virt
+}  // namespace trapscope::sim::virt

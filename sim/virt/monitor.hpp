@@ -71,7 +71,7 @@
 #include "sim/arch.hpp"
 #include "sim/virt/technique.hpp"
 
-namespace trapscope::virt {
+namespace trapscope::sim::virt {
 
 // The techniques: sim/virt/technique.hpp.
 
@@ -157,4 +157,4 @@ class Monitor {
   MonitorStats stats_;
 };
 
-}  // namespace trapscope::virt
+}  // namespace trapscope::sim::virt

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string_view>
 
-namespace trapscope::virt {
+namespace trapscope::sim::virt {
 
 // kEmulation: the interpreter alone (no VMM). kBt: binary translation; no Monitor: SimMachine
 // runs a bt::Cache. kPv: paravirtualization (sim/virt/monitor.hpp [SECTION] Paravirtualization).
@@ -16,4 +16,4 @@ enum class Technique : uint8_t { kEmulation, kTrapEmulate, kVt, kBt, kPv };
 std::string_view to_string(Technique t);  // "emulation", "trap-emulate", "vt", "bt", "pv"
 std::optional<Technique> parse_technique(std::string_view name);
 
-}  // namespace trapscope::virt
+}  // namespace trapscope::sim::virt

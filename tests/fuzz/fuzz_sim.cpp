@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static constexpr platform::BootMode kModes[] = {platform::BootMode::kReal, platform::BootMode::kProtected,
                                              platform::BootMode::kLong};
   cfg.mode = kModes[in.pick(3)];
-  cfg.technique = static_cast<virt::Technique>(in.pick(5));
+  cfg.technique = static_cast<sim::virt::Technique>(in.pick(5));
   cfg.paging = static_cast<sim::VmmPaging>(in.pick(3));
   const uint8_t b3 = in.u8();
   cfg.deprivilege = (b3 & 1) ? 3 : 1;

@@ -126,7 +126,7 @@ std::unique_ptr<TraceReexecution> reexecution_for(const trace::TraceFile& t,
     return nullptr;
   }
   const auto mode = platform::parse_boot_mode(m.mode);
-  const auto technique = virt::parse_technique(m.technique);
+  const auto technique = sim::virt::parse_technique(m.technique);
   const auto paging = sim::parse_vmm_paging(m.paging);
   if (!mode || m.memory_bytes == 0 || m.memory_bytes > kMaxReexecMemory || !technique ||
       !paging || (m.deprivilege != 1 && m.deprivilege != 3) ||
