@@ -389,8 +389,7 @@ platform::ExitSite exit_site(Cpu& cpu) {
   site.rip = cpu.fault_rip;
   site.cpl = cpu.cpl();
   site.mode = cpu.s.mode();
-  const Segment& cs = cpu.s.seg[kCs];
-  site.insn_addr = cpu.mode64() ? cpu.fault_rip : ((cs.base + cpu.fault_rip) & 0xFFFFFFFFull);
+  site.insn_addr = linear_address(cpu.s, kCs, cpu.fault_rip);
   if (cpu.insn_bytes) site.insn = {cpu.insn_bytes, cpu.insn_len};
   return site;
 }

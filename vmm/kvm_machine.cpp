@@ -333,13 +333,6 @@ ExitingInstruction locate_exiting_instruction(const GuestMemory& memory, const k
   // the same address, a segment override with base 0): so it is then extended over the prefix
   // bytes before it while it still matches (SDM Vol. 2 2.1.1, 2.2.1: legacy prefixes; REX in
   // 64-bit mode).
-  auto is_prefix = [&](uint8_t b) {
-    switch (b) {
-      case 0x26: case 0x2E: case 0x36: case 0x3E: case 0x64: case 0x65: case 0x66: case 0x67:
-      case 0xF0: case 0xF2: case 0xF3: return true;
-      default: return x86::mode64(mode) && (b & 0xF0) == 0x40;
-    }
-  };
   auto find_before = [&]() -> bool {
     uint8_t bytes[15];
     uint8_t n = 0, found = 0;
@@ -351,7 +344,7 @@ ExitingInstruction locate_exiting_instruction(const GuestMemory& memory, const k
     while (mmio_write && found < 15 && found < at.linear) {
       uint8_t longer[15];
       const uint8_t m = read_insn(memory, s, at.linear - found - 1, longer);
-      if (m < found + 1 || !is_prefix(longer[0]) || !causes({longer, found + 1u}, regs.rip)) break;
+      if (m < found + 1 || !x86::is_prefix(longer[0], x86::mode64(mode)) || !causes({longer, found + 1u}, regs.rip)) break;
       ++found;
       n = m;
       std::memcpy(bytes, longer, m);

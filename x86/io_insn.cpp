@@ -9,15 +9,9 @@ unsigned skip_prefixes(std::span<const uint8_t> b, bool mode64, bool* opsize_pre
   *opsize_prefix = false;
   while (i < b.size() && i < 14) {
     const uint8_t p = b[i];
+    if (!is_prefix(p, mode64)) return i;
     if (p == 0x66) *opsize_prefix = true;
-    else if (p == 0x67 || p == 0xF2 || p == 0xF3 || p == 0xF0 || p == 0x26 || p == 0x2E ||
-             p == 0x36 || p == 0x3E || p == 0x64 || p == 0x65) {
-    } else if (mode64 && (p & 0xF0) == 0x40) {
-      // REX: must be the last prefix; the opcode follows.
-      return i + 1;
-    } else {
-      return i;
-    }
+    if (mode64 && (p & 0xF0) == 0x40) return i + 1;  // REX: the last prefix; the opcode follows
     ++i;
   }
   return i;

@@ -24,6 +24,17 @@ struct IoExitInfo {
 unsigned match_io_instruction(std::span<const uint8_t> bytes, const IoExitInfo& io, uint16_t dx,
                               bool default16, bool mode64);
 
+// True if `b` is an instruction prefix: a legacy prefix (SDM Vol. 2 2.1.1: lock/rep F0, F2, F3;
+// segment overrides 26, 2E, 36, 3E, 64, 65; operand and address size 66, 67) or, in 64-bit
+// mode, a REX prefix 40–4F (2.2.1).
+constexpr bool is_prefix(uint8_t b, bool mode64) {
+  switch (b) {
+    case 0x26: case 0x2E: case 0x36: case 0x3E: case 0x64: case 0x65: case 0x66: case 0x67:
+    case 0xF0: case 0xF2: case 0xF3: return true;
+    default: return mode64 && (b & 0xF0) == 0x40;
+  }
+}
+
 // 1 if bytes start with `hlt` (F4, possibly after prefixes), with the length; 0 otherwise.
 unsigned match_hlt(std::span<const uint8_t> bytes, bool mode64);
 
