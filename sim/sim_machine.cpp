@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "platform/exit_event.hpp"
 #include "sim/bt/counts.hpp"
 #include "x86/decoder.hpp"
 #include "x86/disasm.hpp"
@@ -481,15 +482,14 @@ SimResult SimMachine::run(const SimLimits& limits, trace::EventSink* outer_sink)
     } else if (st == StepStatus::kTripleFault) {
       r.reason = RunEndReason::kTripleFault;
       ++cpu_.exits;  // KVM reports it as KVM_EXIT_SHUTDOWN
-      if (sink) {
-        trace::VmExitEvent e{};
-        e.header = trace::make_header<trace::VmExitEvent>(trace::EventType::kVmExit);
-        e.header.seq = cpu_.next_seq();
-        e.header.time_ns = Cpu::event_time();
-        e.header.rip = cpu_.s.rip;
-        e.header.cpl = cpu_.cpl();
-        e.header.cpu_mode = cpu_.s.mode();
-        e.reason = static_cast<uint32_t>(trace::ExitReason::kShutdown);
+      if (sink) {  // built as every VM-exit event is (platform/exit_event.hpp); no bytes
+        platform::ExitSite site;
+        site.seq = cpu_.next_seq();
+        site.time_ns = Cpu::event_time();
+        site.rip = cpu_.s.rip;
+        site.cpl = cpu_.cpl();
+        site.mode = cpu_.s.mode();
+        const trace::VmExitEvent e = platform::exit_event(platform::ExitShutdown{}, site);
         sink->on_event(e.header);
       }
     } else if (st == StepStatus::kLimit) {
