@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,7 +25,9 @@
 #include <utility>
 #include <vector>
 
+#include "platform/block.hpp"
 #include "platform/bus.hpp"
+#include "platform/guest_ram.hpp"
 #include "trace/event.hpp"
 #include "platform/hypercall.hpp"
 
@@ -165,6 +168,12 @@ struct Devices {
   HypercallDevice hypercall{console};
   PioBus pio;
   MmioBus mmio;  // no device is memory-mapped yet: unclaimed reads return all ones
+  // Guest RAM for devices that do DMA (platform/guest_ram.hpp); set by the engine that owns
+  // the RAM before the first run, never null then.
+  GuestRam* ram = nullptr;
+  // The machine's disks in the order given (`--disk`), shared by the controllers that expose
+  // them (platform/block.hpp).
+  std::vector<std::shared_ptr<BlockBackend>> disks;
   std::vector<MmioWrite> mmio_writes;
   uint64_t mmio_writes_dropped = 0;  // writes past kMmioLogLimitEntries, not in mmio_writes
 };

@@ -101,8 +101,19 @@ void SimMachine::HypercallHost::set_cr3(uint64_t value) {
   mmu_cr3_written(cpu_);  // as `mov cr3` (sim/processor/control_registers.cpp write_cr3)
 }
 
+void SimMachine::note_dma_write(void* cpu, uint64_t gpa, uint64_t len) {
+  for (uint64_t done = 0; done < len; done += 4096) {  // Cpu::note_write takes an unsigned size
+    const auto chunk = static_cast<unsigned>(std::min<uint64_t>(len - done, 4096));
+    static_cast<Cpu*>(cpu)->note_write(gpa + done, chunk);
+  }
+}
+
 SimMachine::SimMachine(const SimConfig& config)
-    : config_(config), memory_(config.memory_bytes), cpu_(memory_, devices_) {
+    : config_(config),
+      memory_(config.memory_bytes),
+      cpu_(memory_, devices_),
+      dma_ram_(memory_.span(), &SimMachine::note_dma_write, &cpu_) {
+  devices_.ram = &dma_ram_;
   if (!decode_cache_) throw std::bad_alloc();
   if (config.technique == virt::Technique::kBt) {
     bt_ = std::make_unique<bt::Cache>();

@@ -146,6 +146,10 @@ class SimMachine {
   PhysicalMemory memory_;
   platform::Devices devices_;
   Cpu cpu_;
+  // Devices' DMA into memory_: a write to a page that holds cached code invalidates it, as a
+  // store of the guest does (Cpu::note_write).
+  platform::SpanRam dma_ram_;
+  static void note_dma_write(void* cpu, uint64_t gpa, uint64_t len);
   uint64_t instructions_ = 0;
   std::string detail_;
   trace::RunEndReason limit_ = trace::RunEndReason::kConsoleLimit;  // of the last kLimit step

@@ -212,6 +212,7 @@ KvmMachine::KvmMachine(const MachineConfig& config)
       vcpu_(create_vcpu(kvm_, vm_, memory_)) {
   hypercall_host_ = std::make_unique<KvmHypercallHost>(vcpu_, memory_);
   devices_.hypercall.bind(hypercall_host_.get());
+  devices_.ram = &dma_ram_;
 }
 
 KvmMachine::~KvmMachine() = default;

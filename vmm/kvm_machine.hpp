@@ -91,6 +91,7 @@ class KvmMachine {
   Kvm kvm_;
   Vm vm_;
   GuestMemory memory_;
+  platform::SpanRam dma_ram_{memory_.bytes()};  // devices' DMA (platform/guest_ram.hpp)
   Vcpu vcpu_;
   platform::Devices devices_;
   std::unique_ptr<KvmHypercallHost> hypercall_host_;  // binds devices_.hypercall to this vCPU
