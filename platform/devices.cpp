@@ -156,4 +156,12 @@ Devices::Devices() {
   pio.insert(kHypercallPort, 1, &hypercall);
 }
 
+void Devices::emit(const trace::DeviceEvent& e) {
+  if (device_events.size() >= kMaxDeviceEventsPerExit) {
+    ++device_events_dropped;
+    return;
+  }
+  device_events.push_back(e);
+}
+
 }  // namespace trapscope::platform

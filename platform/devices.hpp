@@ -174,6 +174,15 @@ struct Devices {
   // The machine's disks in the order given (`--disk`), shared by the controllers that expose
   // them (platform/block.hpp).
   std::vector<std::shared_ptr<BlockBackend>> disks;
+
+  // Events the devices raised while the current VM exit was handled (trace/device_event.hpp).
+  // The engine emits them right after that exit's own event and clears them
+  // (platform/exit_event.hpp emit_device_events). At most kMaxDeviceEventsPerExit are kept per
+  // exit; the rest are counted in device_events_dropped.
+  static constexpr size_t kMaxDeviceEventsPerExit = 4096;
+  void emit(const trace::DeviceEvent& e);
+  std::vector<trace::DeviceEvent> device_events;
+  uint64_t device_events_dropped = 0;
   std::vector<MmioWrite> mmio_writes;
   uint64_t mmio_writes_dropped = 0;  // writes past kMmioLogLimitEntries, not in mmio_writes
 };

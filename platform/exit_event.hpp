@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <span>
 
+#include "platform/devices.hpp"
 #include "platform/exit.hpp"
+#include "trace/recorder.hpp"
 #include "trace/event.hpp"
 #include "x86/mode.hpp"
 
@@ -32,5 +34,25 @@ struct ExitSite {
 };
 
 trace::VmExitEvent exit_event(const VcpuExit& exit, const ExitSite& site);
+
+// Emits the device events raised while an exit was handled (Devices::device_events) to `sink`,
+// right after that exit's event `exit`: each gets the exit's time, RIP, CPL and mode and the
+// next sequence number from next_seq(). Clears them; with a null sink only clears them.
+template <typename NextSeq>
+void emit_device_events(Devices& devices, trace::EventSink* sink, const trace::EventHeader& exit,
+                        NextSeq&& next_seq) {
+  if (sink != nullptr) {
+    for (trace::DeviceEvent e : devices.device_events) {
+      e.header = trace::make_header<trace::DeviceEvent>(trace::EventType::kDevice);
+      e.header.seq = next_seq();
+      e.header.time_ns = exit.time_ns;
+      e.header.rip = exit.rip;
+      e.header.cpl = exit.cpl;
+      e.header.cpu_mode = exit.cpu_mode;
+      sink->on_event(e.header);
+    }
+  }
+  devices.device_events.clear();
+}
 
 }  // namespace trapscope::platform

@@ -400,6 +400,7 @@ void Cpu::record_exit_io(uint16_t port, unsigned size, bool out, uint32_t count,
   if (!sink_) {
     platform::HypercallRecord hc;
     devices_.hypercall.take_record(&hc);
+    devices_.device_events.clear();
     return;
   }
   uint8_t first[8];
@@ -414,11 +415,15 @@ void Cpu::record_exit_io(uint16_t port, unsigned size, bool out, uint32_t count,
     const trace::VmExitEvent h = platform::hypercall_event(hc, e, next_seq());
     sink_->on_event(h.header);
   }
+  platform::emit_device_events(devices_, sink_, e.header, [this] { return next_seq(); });
 }
 
 void Cpu::record_exit_mmio(uint64_t gpa, unsigned size, bool write, uint64_t value) {
   ++exits;
-  if (!sink_) return;
+  if (!sink_) {
+    devices_.device_events.clear();
+    return;
+  }
   uint8_t bytes[8];
   std::memcpy(bytes, &value, sizeof bytes);
   const std::span<uint8_t> data{bytes, size};
@@ -426,6 +431,7 @@ void Cpu::record_exit_mmio(uint64_t gpa, unsigned size, bool write, uint64_t val
       write ? platform::exit_event(platform::ExitMmioWrite{gpa, data}, exit_site(*this))
             : platform::exit_event(platform::ExitMmioRead{gpa, data}, exit_site(*this));
   sink_->on_event(e.header);
+  platform::emit_device_events(devices_, sink_, e.header, [this] { return next_seq(); });
   // One rep movs/stos at unbacked memory makes an exit per element: stop inside it.
   if (sink_->full()) [[unlikely]] throw LimitReached{trace::RunEndReason::kEventLimit};
 }

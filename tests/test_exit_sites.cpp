@@ -8,6 +8,8 @@
 // each store, so a VMM that shows the exit at RIP shows the wrong instruction.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -106,4 +108,64 @@ TEST_CASE("every event of a KVM run has its own increasing sequence number, the 
   }
   CHECK(records > 0);
   CHECK(rec.at(rec.size() - 1).type == trace::EventType::kRunEnd);
+}
+
+namespace {
+
+// An MMIO device that raises a device event for every write it sees.
+class EventingDevice final : public platform::MmioDevice {
+ public:
+  explicit EventingDevice(platform::Devices& devices) : devices_(devices) {}
+  std::string_view name() const override { return "eventing"; }
+  void read(uint64_t, std::span<uint8_t> data) override { std::fill(data.begin(), data.end(), 0); }
+  void write(uint64_t offset, std::span<const uint8_t> data) override {
+    trace::DeviceEvent e{};
+    e.device = trace::DeviceKind::kPassthrough;
+    e.action = trace::DeviceAction::kRegisterWrite;
+    e.command = static_cast<uint32_t>(offset);
+    e.count = static_cast<uint32_t>(data.size());
+    devices_.emit(e);
+  }
+
+ private:
+  platform::Devices& devices_;
+};
+
+void check_device_events_follow_their_exit(backend::Kind kind) {
+  backend::Config config;
+  config.mode = platform::BootMode::kProtected;
+  auto b = backend::make_backend(kind, config);
+  EventingDevice device(b->devices());
+  b->devices().mmio.insert(0xF0000000, 0x1000, &device);
+  b->load(exit_guest("mmio-store32"));
+  trace::Recorder rec;
+  REQUIRE(b->run({}, &rec).reason == trace::RunEndReason::kGuestExit);
+  std::vector<uint64_t> offsets;
+  for (size_t i = 0; i < rec.size(); ++i) {
+    const trace::EventHeader& h = rec.at(i);
+    CHECK(h.seq == i);  // dense and in order, device events included
+    const auto* d = rec.get<trace::DeviceEvent>(i, trace::EventType::kDevice);
+    if (!d) continue;
+    // Right after the MMIO write's VM exit, at the same instruction.
+    REQUIRE(i > 0);
+    const auto* exit = rec.get<trace::VmExitEvent>(i - 1, trace::EventType::kVmExit);
+    REQUIRE(exit != nullptr);
+    CHECK(exit->reason == static_cast<uint32_t>(trace::ExitReason::kMmio));
+    CHECK(d->header.rip == exit->header.rip);
+    offsets.push_back(d->command);
+  }
+  CHECK(offsets == std::vector<uint64_t>{0x0, 0x10, 0x20, 0x30});
+  CHECK(b->devices().device_events.empty());
+}
+
+}  // namespace
+
+TEST_CASE("a device's events follow the VM exit that caused them, on the simulator",
+          "[exits][devices]") {
+  check_device_events_follow_their_exit(backend::Kind::kSim);
+}
+
+TEST_CASE("a device's events follow the VM exit that caused them, on KVM", "[kvm][exits][devices]") {
+  REQUIRE_KVM_OR_SKIP();
+  check_device_events_follow_their_exit(backend::Kind::kKvm);
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support.hpp"
+#include "trace/condition.hpp"
 #include "trace/event.hpp"
 #include "trace/printer.hpp"
 
@@ -139,4 +140,36 @@ TEST_CASE("trapscope run --technique pv --format jsonl: the VT-x model's transit
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains(R"("technique":"pv")"));
   CHECK_THAT(r.out, !Catch::Contains(R"("technique":"vt")"));
+}
+
+TEST_CASE("printer: a device event names the device, the action and the command",
+          "[unit][printer][devices]") {
+  trace::DeviceEvent e{};
+  e.header = trace::make_header<trace::DeviceEvent>(EventType::kDevice);
+  e.device = trace::DeviceKind::kAta;
+  e.unit = 0;
+  e.action = trace::DeviceAction::kCommand;
+  e.command = 0x20;
+  e.address = 1;
+  e.count = 1;
+  trace::EventFormatter text({trace::Format::kText, false});
+  CHECK_THAT(text.format(e.header),
+             Catch::Contains("device  ata 0 command READ SECTORS (0x20) lba=1 count=1"));
+  e.device = trace::DeviceKind::kVirtioBlk;
+  e.action = trace::DeviceAction::kChain;
+  e.command = 1;
+  e.address = 8;
+  e.count = 3;
+  e.bytes = 4096;
+  e.value = 0;
+  CHECK_THAT(text.format(e.header),
+             Catch::Contains("virtio-blk 0 chain head=0 OUT (0x1) sector=8 descriptors=3 bytes=4096"));
+
+  std::string error;
+  const auto c = trace::Condition::parse("device device=virtio-blk action=chain", &error);
+  REQUIRE(c);
+  CHECK(c->matches(e.header));
+  const auto ata = trace::Condition::parse("device device=ata", &error);
+  REQUIRE(ata);
+  CHECK_FALSE(ata->matches(e.header));
 }

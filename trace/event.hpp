@@ -24,6 +24,7 @@
 #include <optional>
 #include <string_view>
 
+#include "trace/device_event.hpp"
 #include "x86/mode.hpp"
 
 namespace trapscope::trace {
@@ -515,6 +516,23 @@ struct BtCountsEvent {
 };
 static_assert(sizeof(BtCountsEvent) == 56);
 
+// A device model acted on a guest's request (trace/device_event.hpp says which field each action
+// fills). header.rip: the instruction whose access caused it, when there is one (a register
+// access); else the RIP at the time.
+struct DeviceEvent {
+  EventHeader header;
+  DeviceKind device;
+  uint8_t unit;           // ATA drive (0/1) or device index
+  DeviceAction action;
+  uint8_t status;         // the device's status after (ATA status register, virtio status byte)
+  uint32_t command;       // opcode, request type, register offset or queue index
+  uint64_t address;       // sector (LBA) or device address (IOVA / GPA), bytes
+  uint32_t count;         // sectors, data-port accesses or descriptors
+  uint32_t bytes;         // bytes moved
+  uint64_t value;         // register value, used index, error code or the GPA a DMA reached
+};
+static_assert(sizeof(DeviceEvent) == 64);
+
 #pragma pack(pop)
 
 // The record type of each EventType (trace/events.def): EventStruct<EventType::kVmExit> is
@@ -584,6 +602,7 @@ union AnyEvent {
   BtInvalidateEvent bt_invalidate;
   BtCalloutEvent bt_callout;
   BtCountsEvent bt_counts;
+  DeviceEvent device;
   uint8_t raw[sizeof(NestedWalkEvent)];
 };
 #define TRAPSCOPE_EVENT(Id, number, Struct, name, label) \

@@ -63,6 +63,12 @@ std::string_view ept_resolution_name(uint64_t v) {
 std::string_view virt_technique_name(uint64_t v) {
   return v < 256 ? to_string(static_cast<VirtTechnique>(v)) : "?";
 }
+std::string_view device_kind_name(uint64_t v) {
+  return v < 256 ? to_string(static_cast<DeviceKind>(v)) : "?";
+}
+std::string_view device_action_name(uint64_t v) {
+  return v < 256 ? to_string(static_cast<DeviceAction>(v)) : "?";
+}
 }  // namespace namers
 
 // [SECTION] The table

@@ -192,6 +192,58 @@ std::string bt_text(const BtCountsEvent& e) {
          " instructions executed";
 }
 
+// "ata 0 command READ SECTORS (0x20) lba=1 count=1": the device, its unit, the action and the
+// fields that action fills (trace/device_event.hpp).
+std::string device_text(const DeviceEvent& e) {
+  std::string s = fmt::format("{} {} {}", to_string(e.device), e.unit, to_string(e.action));
+  const auto command_name = [&]() -> std::string {
+    std::string_view name = e.device == DeviceKind::kAta
+                                ? ata_command_name(static_cast<uint8_t>(e.command))
+                                : e.device == DeviceKind::kVirtioBlk
+                                      ? virtio_blk_type_name(e.command)
+                                      : std::string_view("?");
+    return name == "?" ? hex(e.command) : fmt::format("{} ({:#x})", name, value(e.command));
+  };
+  switch (e.action) {
+    case DeviceAction::kRegisterRead:
+    case DeviceAction::kRegisterWrite:
+      s += fmt::format(" reg={:#x} value={:#x} ({} bytes)", value(e.command), value(e.value),
+                       value(e.count));
+      break;
+    case DeviceAction::kCommand:
+      s += fmt::format(" {} lba={} count={}", command_name(), value(e.address), value(e.count));
+      break;
+    case DeviceAction::kData:
+      s += fmt::format(" {} accesses, {} bytes", value(e.count), value(e.bytes));
+      break;
+    case DeviceAction::kComplete:
+      s += fmt::format(" {} status={:#04x} sectors={}", command_name(), value(e.status),
+                       value(e.count));
+      break;
+    case DeviceAction::kError:
+      s += fmt::format(" {} status={:#04x} error={:#x}", command_name(), value(e.status),
+                       value(e.value));
+      break;
+    case DeviceAction::kNotify: s += fmt::format(" queue {}", value(e.command)); break;
+    case DeviceAction::kChain:
+      s += fmt::format(" head={} {} sector={} descriptors={} bytes={}", value(e.value),
+                       command_name(), value(e.address), value(e.count), value(e.bytes));
+      break;
+    case DeviceAction::kUsed: s += fmt::format(" used.idx={}", value(e.value)); break;
+    case DeviceAction::kNeedsReset: s += fmt::format(" reason={}", value(e.value)); break;
+    case DeviceAction::kDma:
+      s += fmt::format(" address={:#x} -> gpa={:#x} bytes={}", value(e.address), value(e.value),
+                       value(e.bytes));
+      break;
+    case DeviceAction::kIommuFault:
+      s += fmt::format(" address={:#x} bytes={} blocked", value(e.address), value(e.bytes));
+      break;
+    case DeviceAction::kFlush:
+    case DeviceAction::kMax: break;
+  }
+  return s;
+}
+
 // [SECTION] Text: one function per record type, called through trace::visit (events.def).
 // Each appends what follows the sequence number and time; `timing` adds the host times.
 struct TextLine {
@@ -298,6 +350,7 @@ struct TextLine {
             disasm(held(e.bytes, e.len), h);
   }
   void operator()(const VirtEvent& e) { line += " " + virt_event_text(e, true); }
+  void operator()(const DeviceEvent& e) { line += " device  " + device_text(e); }
   template <typename Bt>
     requires(requires(const Bt& b) { bt_text(b); })
   void operator()(const Bt& e) {
@@ -454,6 +507,18 @@ struct JsonFields {
     j["adaptive"] = (e.header.flags & kBtFlagAdaptive) != 0;
     j["insn_bytes"] = bytes_hex(held(e.insn, e.insn_len));
     j["disasm"] = disasm(held(e.insn, e.insn_len), e.header);
+  }
+  void operator()(const DeviceEvent& e) {
+    j["device"] = to_string(e.device);
+    j["unit"] = value(e.unit);
+    j["action"] = to_string(e.action);
+    j["status"] = value(e.status);
+    j["command"] = value(e.command);
+    j["address"] = value(e.address);
+    j["count"] = value(e.count);
+    j["bytes"] = value(e.bytes);
+    j["value"] = value(e.value);
+    j["text"] = device_text(e);
   }
   void operator()(const RunEndEvent& e) {
     j["reason"] = to_string(e.reason);

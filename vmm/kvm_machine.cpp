@@ -489,9 +489,11 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
         if (platform::HypercallRecord hc; devices_.hypercall.take_record(&hc)) {
           record_hypercall(*sink, hc, recorded, seq++);
         }
+        platform::emit_device_events(devices_, sink, recorded.header, [&seq] { return seq++; });
       } else {
         platform::HypercallRecord hc;
         devices_.hypercall.take_record(&hc);
+        devices_.device_events.clear();
       }
       if (!action.stop && hypercall_host_->pending()) {
         complete_pending_io(exit);
