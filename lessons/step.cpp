@@ -16,20 +16,32 @@ Setup after_restart(const Setup& now, const Restart& r) {
 }
 
 std::span<const uint8_t> guest_image(const Lesson& l) {
+  if (l.guest_bytes) return *l.guest_bytes;
   const auto guest = guests::find(l.guest);
   if (!guest) throw LessonError(l.file + ": guest: '" + l.guest + "' is not built in");
   return guest->image;
 }
 
 backend::Config machine_config(const Lesson& l, const Setup& s) {
-  const auto guest = guests::find(l.guest);
-  if (!guest) throw LessonError(l.file + ": guest: '" + l.guest + "' is not built in");
+  std::string mode = l.mode;
+  if (!l.guest_bytes) {
+    const auto guest = guests::find(l.guest);
+    if (!guest) throw LessonError(l.file + ": guest: '" + l.guest + "' is not built in");
+    if (mode.empty()) mode = guest->mode;
+  }
   backend::Config cfg;
-  cfg.mode = *platform::parse_boot_mode(l.mode.empty() ? guest->mode : l.mode);
+  cfg.mode = *platform::parse_boot_mode(mode);
   cfg.technique = *sim::virt::parse_technique(s.technique);
   cfg.deprivilege = static_cast<uint8_t>(s.deprivilege);
   cfg.paging = *sim::parse_vmm_paging(s.paging);
   return cfg;
+}
+
+bool load_guest(const Lesson& l, backend::Backend& machine) {
+  machine.load(guest_image(l));
+  if (l.params.empty()) return true;
+  const std::vector<uint8_t> block = params_block(l.params);
+  return machine.write_memory(kParamsAddress, block);
 }
 
 std::string stop_mask_on(const Predicate& p, backend::Kind backend, uint32_t* mask) {

@@ -31,6 +31,10 @@ backend::Config machine_config(const Lesson& lesson, const Setup& setup);
 // The lesson's guest image. Throws LessonError when the guest is not built in.
 std::span<const uint8_t> guest_image(const Lesson& lesson);
 
+// Loads the lesson's guest into `machine` and, when the lesson has parameters, writes their
+// block at kParamsAddress (lessons/params.hpp). False when the block does not fit in memory.
+bool load_guest(const Lesson& lesson, backend::Backend& machine);
+
 // The event types (bits 1 << trace::EventType) a run for `until` stops on, on `backend` (KVM:
 // VM exits only; 0: run to the end). Empty string, or why the step cannot run there.
 std::string stop_mask_on(const Predicate& until, backend::Kind backend, uint32_t* mask);

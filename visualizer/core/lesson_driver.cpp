@@ -34,7 +34,68 @@ LessonDriver::LessonDriver(lessons::Lesson lesson, LiveController& controller,
       backend_(backend),
       lang_(lang),
       setup_(lessons::initial_setup(lesson_)),
-      results_(lesson_.steps.size()) {}
+      results_(lesson_.steps.size()),
+      answers_(lesson_.steps.size()) {}
+
+const AnswerState& LessonDriver::answer(const std::string& typed, int64_t selected) {
+  AnswerState& a = answers_[current_];
+  const lessons::Step& s = lesson_.steps[current_];
+  if (!s.grade || a.done()) return a;
+  std::optional<uint64_t> event;
+  if (s.grade->kind == lessons::Grade::Kind::kEvent) {
+    const StepResult& r = results_[current_];
+    if (r.verdict != Verdict::kPassed || r.event < 0) {
+      a.message = lang_ == lessons::Lang::kEs ? "primero ejecuta el paso" : "run the step first";
+      return a;
+    }
+    if (selected < 0) {
+      a.message = lang_ == lessons::Lang::kEs ? "selecciona un evento en la lista"
+                                              : "select an event in the list";
+      return a;
+    }
+    event = static_cast<uint64_t>(r.event);
+    if (lessons::accepts(*s.grade, std::to_string(selected), event)) {
+      a.right = true;
+      a.message.clear();
+      return a;
+    }
+  } else {
+    if (const std::string why = lessons::unreadable(*s.grade, typed, lang_); !why.empty()) {
+      a.message = why;  // not an answer: no try spent
+      return a;
+    }
+    if (lessons::accepts(*s.grade, typed, std::nullopt)) {
+      a.right = true;
+      a.message.clear();
+      return a;
+    }
+  }
+  ++a.tries;
+  a.message = lang_ == lessons::Lang::kEs ? "no" : "no";
+  return a;
+}
+
+void LessonDriver::give_up() {
+  if (lesson_.steps[current_].grade) answers_[current_].given_up = true;
+}
+
+bool LessonDriver::answer_shown(size_t step) const {
+  const lessons::Step& s = lesson_.steps.at(step);
+  const bool ran = results_.at(step).verdict == Verdict::kPassed;
+  return ran && (!s.grade || answers_.at(step).done());
+}
+
+size_t LessonDriver::questions() const {
+  size_t n = 0;
+  for (const lessons::Step& s : lesson_.steps) n += s.grade.has_value();
+  return n;
+}
+
+size_t LessonDriver::right() const {
+  size_t n = 0;
+  for (const AnswerState& a : answers_) n += a.right;
+  return n;
+}
 
 bool LessonDriver::failed() const {
   for (const StepResult& r : results_)
@@ -70,10 +131,12 @@ void LessonDriver::next() {
     ++next_;
   }
   if (current_ + 1 < count()) ++current_;
+  draft_.clear();
 }
 
 void LessonDriver::previous() {
   if (current_ > 0) --current_;
+  draft_.clear();
 }
 
 void LessonDriver::fail(size_t step, std::string why) {
