@@ -533,6 +533,28 @@ TEST_CASE("gui under Xvfb: lesson 1 (vm-exit) on the simulator, step by step in 
   CHECK(p.distinct_rows() > 300);
 }
 
+TEST_CASE("gui under Xvfb: the lesson pane grades answers: two tries, then the answer",
+          "[gui][xvfb][lessons]") {
+  REQUIRE_XVFB_OR_SKIP();
+  // Lesson 1, step 2 (0x48): a wrong answer, not a number (no try spent), the right one; step 4
+  // (31 exits): wrong twice, so done without being right.
+  const json l = run_gui({"--lesson", "vm-exit", "--backend", "sim", "--lang", "en"},
+                         "lesson-next\nlesson-answer 0x41\nlesson-answer H\ndump @tried\n"
+                         "lesson-answer 72\nlesson-step\nassert-lesson passed\nlesson-next\n"
+                         "lesson-step\nlesson-next\nlesson-answer 30\nlesson-answer 32\n"
+                         "lesson-answer 31\nlesson-step\nassert-lesson passed\ndump @end\n")
+                     .dump("end")["lesson"];
+  const json& two = l["results"][1]["answer"];
+  CHECK(two["right"] == true);
+  CHECK(two["tries"] == 1);
+  const json& four = l["results"][3]["answer"];
+  CHECK(four["right"] == false);
+  CHECK(four["tries"] == 2);
+  CHECK(four["done"] == true);
+  CHECK(l["questions"] == 2);
+  CHECK(l["right"] == 1);
+}
+
 TEST_CASE("gui under Xvfb: a lesson whose expectation fails shows it, and stops there",
           "[gui][xvfb][lessons]") {
   REQUIRE_XVFB_OR_SKIP();

@@ -761,3 +761,26 @@ TEST_CASE("the event a step stops on is printed and marked in every step of ever
     CHECK(steps_with_event == actions);
   }
 }
+
+TEST_CASE("an event question is asked after the step runs; the event's number answers it",
+          "[lessons]") {
+  const auto l = lessons::parse_lesson(
+      replace(kTiny, "grade: {number: 0x48}", "grade: event"), "t.yaml");
+  // The answering event (#0, the first exit) is printed unmarked, asked for, then marked.
+  auto r = run_with(l, Lang::kEn, "#3\n#0\n");
+  CHECK(r.result.right == 1);
+  const size_t plain = r.out.find("  #0     VM exit IO");
+  const size_t asked = r.out.find("Your answer:");
+  const size_t marked = r.out.find("▶ #0     VM exit IO");
+  REQUIRE(plain != std::string::npos);
+  REQUIRE(asked != std::string::npos);
+  REQUIRE(marked != std::string::npos);
+  CHECK(plain < asked);
+  CHECK(asked < marked);
+  std::map<size_t, std::string> answers{{1, "0"}};
+  CHECK(run_with(l, Lang::kEn, "", true, &answers).result.wrong.empty());
+  CHECK_THAT(error_of(replace(replace(kTiny, "grade: {number: 0x48}", "grade: event"),
+                              "    run_until: {event: vm_exit, reason: IO}\n"
+                              "    expect: {port: 0xe9, value: 0x48}\n", "")),
+             Catch::Contains("steps[1].grade: event: needs a run_until in the step"));
+}
