@@ -177,7 +177,7 @@ class Session {
       return;
     }
     result_.wrong.push_back(wrong_line(i, it == o_.answers->end() ? "" : it->second, *s.grade, event));
-    say("step %zu: wrong: %s\n", i + 1, result_.wrong.back().c_str());
+    say("wrong: %s\n", result_.wrong.back().c_str());
   }
 
   std::string wrong_line(size_t i, const std::string& typed, const Grade& g,
@@ -275,7 +275,7 @@ class Session {
     if (s.expect || s.console || s.exits) say("✓ %s\n", lang == Lang::kEs ? "comprobado" : "checked");
     if (s.answer) {
       std::string expected;
-      if (s.grade) expected = expected_text(*s.grade, lang, event) + ". ";
+      if (s.grade && !o_.reveal) expected = expected_text(*s.grade, lang, event) + ". ";
       say("\n→ %s%s\n", expected.c_str(), terminal_text(s.answer->in(lang)).c_str());
     }
     if (i + 1 < lesson_.steps.size()) wait_enter("Enter: siguiente paso", "Enter: next step");
@@ -382,10 +382,13 @@ class Session {
                                 : "instructions executed so far",
               instructions_);
         // The host time the actions took (what a cost per instruction divides).
-        say("  %s: %.1f ms\n",
+        char ms[32];
+        std::snprintf(ms, sizeof ms, "%.1f", static_cast<double>(run_ns_) / 1e6);
+        if (lang == Lang::kEs) *std::strchr(ms, '.') = ',';  // a decimal comma in Spanish
+        say("  %s: %s ms\n",
             lang == Lang::kEs ? "tiempo del anfitrión en las acciones hasta ahora"
                               : "host time of the actions so far",
-            static_cast<double>(run_ns_) / 1e6);
+            ms);
         say("%s", stats_.table().c_str());
         break;
       case Show::kEfficiency: {
