@@ -393,29 +393,11 @@ class Session {
         break;
       case Show::kEfficiency: {
         if (o_.backend != backend::Kind::kSim) break;  // KVM does not count instructions
-        // Each instruction the VMM handles once: under BT a callout (the device behind an `in`
-        // or `out` is reached from it, and counted as an exit too); otherwise a trap or an exit.
-        const uint64_t by_vmm = setup_.technique == "bt" ? callouts_ : exits_ + traps_;
-        const bool emulated = setup_.technique == "emulation";
-        const uint64_t direct = emulated || by_vmm > since_instructions_ ? 0 : since_instructions_ - by_vmm;
-        const double share = since_instructions_ ? 100.0 * static_cast<double>(direct) /
-                                                       static_cast<double>(since_instructions_)
-                                                 : 0;
-        const bool es = lang == Lang::kEs;
-        say("  %s (%s): %" PRIu64 " %s; %s: %" PRIu64 " (%s %" PRIu64 ", %s %" PRIu64
-            ", callouts %" PRIu64 ")\n",
-            es ? "desde que empezó el invitado" : "since the guest started", setup_.technique.c_str(),
-            since_instructions_, es ? "instrucciones" : "instructions",
-            es ? "atendidas por el VMM" : "handled by the VMM", by_vmm,
-            es ? "VM exits" : "VM exits", exits_, es ? "traps al VMM" : "VMM traps", traps_, callouts_);
-        char percent[32];
-        std::snprintf(percent, sizeof percent, "%.3f", share);
-        if (es) *std::strchr(percent, '.') = ',';  // a decimal comma in Spanish
-        say("  %s: %" PRIu64 " (%s %%)%s\n",
-            es ? "ejecutadas directamente" : "run directly", direct, percent,
-            emulated ? (es ? ": con emulación el software ejecuta todas"
-                           : ": under emulation software runs every one")
-                     : "");
+        const Efficiency e =
+            efficiency(setup_.technique, since_instructions_, exits_, traps_, callouts_);
+        say("  %s\n", efficiency_line(e, setup_.technique, lang).c_str());
+        say("  (%s %" PRIu64 ", %s %" PRIu64 ", callouts %" PRIu64 ")\n",
+            "VM exits", exits_, lang == Lang::kEs ? "traps al VMM" : "VMM traps", traps_, callouts_);
         break;
       }
       case Show::kConsole:

@@ -1,6 +1,8 @@
 #include "lessons/step.hpp"
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "guests/guest_catalog.hpp"
 #include "sim/mmu.hpp"
@@ -73,6 +75,31 @@ std::string ended_before(const trace::EventHeader& e, const std::string& detail,
   const auto& end = reinterpret_cast<const trace::RunEndEvent&>(e);
   return "the guest's run ended (" + std::string(trace::to_string(end.reason)) +
          (detail.empty() ? "" : ": " + detail) + ") before " + until.describe();
+}
+
+Efficiency efficiency(const std::string& technique, uint64_t instructions, uint64_t exits,
+                      uint64_t traps, uint64_t callouts) {
+  Efficiency e;
+  e.instructions = instructions;
+  e.by_vmm = technique == "bt" ? callouts : exits + traps;
+  e.direct = technique == "emulation" || e.by_vmm > instructions ? 0 : instructions - e.by_vmm;
+  e.percent = instructions ? 100.0 * static_cast<double>(e.direct) / static_cast<double>(instructions) : 0;
+  return e;
+}
+
+std::string efficiency_line(const Efficiency& e, const std::string& technique, Lang lang) {
+  const bool es = lang == Lang::kEs;
+  char percent[32];
+  std::snprintf(percent, sizeof percent, "%.3f", e.percent);
+  if (es) *std::strchr(percent, '.') = ',';  // a decimal comma in Spanish
+  std::string s = std::string(es ? "ejecutadas directamente: " : "run directly: ") +
+                  std::to_string(e.direct) + (es ? " de " : " of ") +
+                  std::to_string(e.instructions) + (es ? " instrucciones (" : " instructions (") +
+                  percent + " %); " + (es ? "el VMM atendió " : "the VMM handled ") +
+                  std::to_string(e.by_vmm) + " (" + technique + ")";
+  if (technique == "emulation")
+    s += es ? "; con emulación el software ejecuta todas" : "; under emulation software runs every one";
+  return s;
 }
 
 std::string step_failure(const Lesson& l, size_t i, const std::string& failure) {

@@ -612,6 +612,29 @@ TEST_CASE("gui under Xvfb: lesson 3 restarts the guest under VT-x in the pane",
   CHECK(g.screenshot("end").stddev() > 20.0);
 }
 
+TEST_CASE("gui under Xvfb: the new lessons (cost, efficiency, type1-type2) pass in the pane",
+          "[gui][xvfb][lessons]") {
+  REQUIRE_XVFB_OR_SKIP();
+  for (const std::string id : {"cost", "efficiency", "type1-type2"}) {
+    INFO("lesson " << id);
+    const lessons::Lesson l = lessons::find_lesson(id);
+    const json s = run_gui({"--lesson", id, "--backend", "sim", "--lang", "es"},
+                           every_step(l.steps.size()))
+                       .dump("end");
+    REQUIRE(s["lesson"]["results"].size() == l.steps.size());
+    for (const json& step : s["lesson"]["results"]) {
+      INFO(step.dump());
+      CHECK(step["verdict"] == "passed");
+    }
+    CHECK(s["selected"]["type"] == "run end");  // the last step's answer, selected
+    if (id == "efficiency") {  // the pane shows the share run directly, as the terminal does
+      CHECK(s["lesson"]["results"][2]["efficiency"].get<double>() > 99.99);  // VT-x: 17 exits
+      CHECK(s["lesson"]["results"][3]["efficiency"].get<double>() == Approx(63.162).margin(0.01));
+      CHECK(s["lesson"]["results"][4]["efficiency"].get<double>() == 0);  // emulation
+    }
+  }
+}
+
 TEST_CASE("gui under Xvfb: lesson 1 on KVM in the pane", "[gui][xvfb][kvm][lessons]") {
   REQUIRE_XVFB_OR_SKIP();
   REQUIRE_KVM_OR_SKIP();

@@ -1,5 +1,6 @@
 #include "visualizer/core/lesson_driver.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "visualizer/core/event_store.hpp"
@@ -118,7 +119,7 @@ void LessonDriver::run_step() {
       return;
     }
     cursor_ = 0;  // update() waits while the controller is busy: the model is truncated then
-    exits_ = 0;
+    exits_ = traps_ = callouts_ = 0;
   }
 }
 
@@ -159,6 +160,10 @@ void LessonDriver::finish(size_t step, const Model& model, const trace::EventHea
     return;
   }
   r.verdict = Verdict::kPassed;
+  const Status& st = model.status();
+  if (st.instructions_known &&
+      std::find(s.show.begin(), s.show.end(), lessons::Show::kEfficiency) != s.show.end())
+    r.efficiency = lessons::efficiency(setup_.technique, st.instructions, exits_, traps_, callouts_);
   sent_ = false;
   ++next_;
 }
@@ -180,6 +185,8 @@ std::optional<int64_t> LessonDriver::update(const Model& model) {
     model.events().load(cursor_, &rec);
     const trace::EventHeader& e = rec.header;
     if (trace::is_vm_exit(e)) ++exits_;
+    if (e.type == trace::EventType::kVmmTrap) ++traps_;
+    if (e.type == trace::EventType::kBtCallout) ++callouts_;
     if (p.matches(e)) {
       const auto index = static_cast<int64_t>(cursor_++);
       finish(step, model, &e, index);

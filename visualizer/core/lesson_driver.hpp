@@ -50,6 +50,9 @@ struct AnswerState {
 
 struct StepResult {
   Verdict verdict = Verdict::kNotRun;
+  // `show: [efficiency]`: the share of instructions run directly since the guest (re)started,
+  // when the step passed on the simulator (lessons::efficiency, as the terminal prints it).
+  std::optional<lessons::Efficiency> efficiency;
   std::string failure;       // kFailed: what did not hold (lessons::check_step's message)
   int64_t event = -1;        // the event the action ended at (a model event number), or -1
   std::string event_line;    // that event as `trapscope run` prints it
@@ -116,6 +119,7 @@ class LessonDriver {
   size_t next_ = 0;
   uint64_t cursor_ = 0;  // the first model event no step has examined
   uint64_t exits_ = 0;   // VM exits examined since the guest (re)started
+  uint64_t traps_ = 0, callouts_ = 0;  // VMM traps and BT callouts examined since then
   bool sent_ = false;    // a command is out for the running step
   uint64_t sent_events_ = 0;  // the model's event count when it was sent
 };

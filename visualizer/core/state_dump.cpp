@@ -25,6 +25,7 @@ nlohmann::json dump_lesson(const LessonDriver& d) {
                             {"failure", r.failure},
                             {"event", r.event},
                             {"event_line", r.event_line},
+                            {"efficiency", r.efficiency ? r.efficiency->percent : -1.0},
                             {"answer", {{"tries", a.tries}, {"right", a.right},
                                         {"done", a.done()}, {"message", a.message}}}});
   }

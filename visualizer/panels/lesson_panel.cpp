@@ -232,6 +232,9 @@ void draw_lesson(PanelContext& ctx, LessonDriver& d) {
       } else {
         ImGui::TextColored(theme::to_vec4(theme::kOk), "\u2713 %s", tr(lang, "comprobado", "checked"));
       }
+      if (r.efficiency)
+        ImGui::TextWrapped("%s",
+                           lessons::efficiency_line(*r.efficiency, d.setup().technique, lang).c_str());
       if (s.answer && d.answer_shown(i)) {
         marked_text(ctx.fonts, "\u2192", s.answer->in(lang));
       } else if (s.answer) {
