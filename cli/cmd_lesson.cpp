@@ -115,8 +115,9 @@ void add_lesson_command(CLI::App& app, int* status) {
               "2 bad lesson, answers file or usage; 5 KVM needed and unusable.");
   run->callback([o, status] {
     if (o->gui) {
-      if (o->check) {
-        std::fprintf(stderr, "trapscope lesson: --check runs in the terminal; drop --gui\n");
+      if (o->check || o->seed || !o->answers.empty() || o->reveal) {
+        std::fprintf(stderr, "trapscope lesson: --check, --seed, --answers and --reveal run in "
+                             "the terminal; drop --gui\n");
         *status = kBadInput;
         return;
       }

@@ -201,6 +201,9 @@ TEST_CASE("gui: usage errors need no screen", "[gui]") {
     CHECK(b.err.find("does not run on kvm") != std::string::npos);
     const auto c = test::run_trapscope({"lesson", "run", "3", "--gui", "--check"});
     CHECK(c.exit_code == 2);
+    const auto d = test::run_trapscope({"lesson", "run", "1", "--gui", "--seed", "3"});
+    CHECK(d.exit_code == 2);
+    CHECK(d.err.find("run in the terminal; drop --gui") != std::string::npos);
   }
   SECTION("no display: exit 2 and a hint about Xvfb") {
     const auto r = test::run_command({TRAPSCOPE_EXE, "gui", "hello"},

@@ -584,7 +584,7 @@ TEST_CASE("seeded variants: the same seed the same problem, other seeds other an
   CHECK(c.exit_code == 0);
 }
 
-TEST_CASE("parameters: declared, chosen, substituted; bad expressions are refused", "[lessons]") {
+TEST_CASE("parameters: declared, chosen, substituted, and bad expressions refused", "[lessons]") {
   const std::string with = replace(kTiny, "steps:", "params:\n  - {name: n, default: 2, min: 1, max: 9}\nsteps:");
   CHECK(error_of(replace(with, "value: 0x48}", "value: $(0x46 + n)}")).empty());
   CHECK_THAT(error_of(replace(with, "value: 0x48}", "value: $(0x46 + m)}")),
@@ -763,7 +763,7 @@ TEST_CASE("the event a step stops on is printed and marked in every step of ever
   }
 }
 
-TEST_CASE("an event question is asked after the step runs; the event's number answers it",
+TEST_CASE("an event question is asked after the step runs, and the event's number answers it",
           "[lessons]") {
   const auto l = lessons::parse_lesson(
       replace(kTiny, "grade: {number: 0x48}", "grade: event"), "t.yaml");
