@@ -2,11 +2,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "lessons/runner.hpp"
 #include "lessons/step.hpp"
+#include "trace/input_file.hpp"
 #include "vmm/kvm.hpp"
 
 namespace trapscope::cli {
@@ -18,9 +21,10 @@ lessons::Lang pick_lang(const std::string& flag) {
   return lessons::lang_from_environment();
 }
 
-// Runs one lesson on one backend; returns the exit status.
+// Runs one lesson on one backend; returns the exit status. With `answers` it grades them (exit
+// status 1 when one is wrong, listed on stderr).
 int run_one(const lessons::Lesson& l, const std::string& backend_flag, lessons::Lang lang,
-            bool check) {
+            bool check, const lessons::Answers* answers = nullptr, bool reveal = false) {
   std::string backend = backend_flag;
   if (backend.empty()) {
     backend = l.backends.front();
@@ -39,10 +43,17 @@ int run_one(const lessons::Lesson& l, const std::string& backend_flag, lessons::
   lessons::RunnerOptions o;
   o.lang = lang;
   o.backend = backend == "kvm" ? backend::Kind::kKvm : backend::Kind::kSim;
-  o.check = check;
-  o.in = check ? nullptr : &std::cin;
+  o.check = check || answers;
+  o.in = o.check || reveal ? nullptr : &std::cin;
+  o.answers = answers ? &answers->by_step : nullptr;
+  o.reveal = reveal;
   const lessons::LessonResult r = lessons::run_lesson(l, o);
-  return r.passed ? kOk : kGuestFailed;
+  if (answers && !r.wrong.empty()) {
+    std::fprintf(stderr, "trapscope lesson: %zu of %zu answers wrong:\n", r.wrong.size(),
+                 r.questions);
+    for (const std::string& w : r.wrong) std::fprintf(stderr, "  %s\n", w.c_str());
+  }
+  return r.passed && r.wrong.empty() ? kOk : kGuestFailed;
 }
 
 }  // namespace
@@ -54,6 +65,10 @@ void add_lesson_command(CLI::App& app, int* status) {
     std::string backend;
     bool check = false;
     bool gui = false;
+    std::optional<uint64_t> seed;
+    std::string answers;
+    bool reveal = false;
+    std::vector<std::string> files;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("lesson", "Guided, checked lessons in Spanish and English");
@@ -70,6 +85,8 @@ void add_lesson_command(CLI::App& app, int* status) {
         for (const auto& x : l.backends) b += (b.empty() ? "" : ",") + x;
         std::printf("%2d  %-22s %-8s %s\n", l.number, l.id.c_str(), b.c_str(),
                     l.title.in(lang).c_str());
+        if (l.topic) std::printf("    %-31s %s: %s\n", "", lang == lessons::Lang::kEs ? "tema" : "topic",
+                                 l.topic->in(lang).c_str());
       }
       *status = kOk;
     } catch (const lessons::LessonError& e) {
@@ -88,12 +105,19 @@ void add_lesson_command(CLI::App& app, int* status) {
       ->check(CLI::IsMember({"kvm", "sim"}));
   run->add_flag("--check", o->check, "Run straight through and verify every expectation");
   run->add_flag("--gui", o->gui, "In the visualizer's lesson pane (`trapscope gui --lesson ID`)");
-  run->footer("Exit status: 0 every expectation held; 1 one did not; 2 bad lesson or usage; "
-              "5 KVM needed and unusable.");
+  run->add_option("--seed", o->seed,
+                  "A variant: the lesson's parameters chosen from this seed (same seed, same problem)");
+  run->add_option("--answers", o->answers,
+                  "Grade a file of answers ('STEP: ANSWER' lines) without asking: exit 0 all right, "
+                  "1 with the wrong ones listed (docs/lessons.md)");
+  run->add_flag("--reveal", o->reveal, "Print every question's answer without asking");
+  run->footer("Exit status: 0 every expectation held (and every answer right); 1 one did not; "
+              "2 bad lesson, answers file or usage; 5 KVM needed and unusable.");
   run->callback([o, status] {
     if (o->gui) {
-      if (o->check) {
-        std::fprintf(stderr, "trapscope lesson: --check runs in the terminal; drop --gui\n");
+      if (o->check || o->seed || !o->answers.empty() || o->reveal) {
+        std::fprintf(stderr, "trapscope lesson: --check, --seed, --answers and --reveal run in "
+                             "the terminal; drop --gui\n");
         *status = kBadInput;
         return;
       }
@@ -101,8 +125,26 @@ void add_lesson_command(CLI::App& app, int* status) {
       return;
     }
     try {
-      const lessons::Lesson l = lessons::find_lesson(o->lesson);
-      *status = run_one(l, o->backend, pick_lang(o->lang), o->check);
+      std::optional<lessons::Answers> answers;
+      if (!o->answers.empty()) {
+        std::string error;
+        const auto text = trace::read_input_file(o->answers, lessons::kMaxLessonFileBytes,
+                                                 "an answers file", &error);
+        if (!text) throw lessons::LessonError(o->answers + ": cannot read the answers file: " + error);
+        answers = lessons::parse_answers(*text, o->answers);
+        if (o->reveal) throw lessons::LessonError("--answers grades, --reveal tells: use one");
+        if (answers->seed && o->seed && *answers->seed != *o->seed)
+          throw lessons::LessonError(o->answers + ": the answers are for seed " +
+                                     std::to_string(*answers->seed) + ", not " +
+                                     std::to_string(*o->seed));
+      }
+      const std::optional<uint64_t> seed = o->seed ? o->seed : answers ? answers->seed : std::nullopt;
+      const lessons::Lesson l = lessons::find_lesson(o->lesson, seed);
+      if (seed && l.params.empty())
+        std::fprintf(stderr, "trapscope lesson: lesson %s has no parameters: --seed changes nothing\n",
+                     l.id.c_str());
+      *status = run_one(l, o->backend, pick_lang(o->lang), o->check, answers ? &*answers : nullptr,
+                        o->reveal);
     } catch (const lessons::LessonError& e) {
       std::fprintf(stderr, "trapscope lesson: %s\n", e.what());
       *status = kBadInput;
@@ -113,12 +155,28 @@ void add_lesson_command(CLI::App& app, int* status) {
   });
 
   CLI::App* check = cmd->add_subcommand(
-      "check", "Verify every built-in lesson on every backend it allows (KVM where usable)");
-  check->callback([status] {
+      "check", "Verify lesson files (default: every built-in lesson) on every backend each names "
+               "(KVM where usable)");
+  check->add_option("FILE", o->files, "Lesson files to check (read, validated, then run)");
+  check->callback([o, status] {
     int worst = kOk;
     try {
       const bool kvm = backend::kvm_usable();
-      for (const lessons::Lesson& l : lessons::builtin_lessons()) {
+      std::vector<lessons::Lesson> all;
+      if (o->files.empty()) {
+        all = lessons::builtin_lessons();
+      } else {
+        for (const std::string& f : o->files) {
+          lessons::Lesson l = lessons::load_lesson_file(f);
+          // A file whose id is a built-in lesson's would be ambiguous in a course's list.
+          for (const lessons::Lesson& b : lessons::builtin_lessons())
+            if (b.id == l.id)
+              throw lessons::LessonError(f + ": id: '" + l.id + "' is the built-in lesson " +
+                                         std::to_string(b.number) + "'s; choose another");
+          all.push_back(std::move(l));
+        }
+      }
+      for (const lessons::Lesson& l : all) {
         for (const std::string& b : l.backends) {
           if (b == "kvm" && !kvm) {
             std::printf("lesson %s on kvm: skipped (KVM is not usable here)\n", l.id.c_str());
@@ -131,6 +189,9 @@ void add_lesson_command(CLI::App& app, int* status) {
     } catch (const lessons::LessonError& e) {
       std::fprintf(stderr, "trapscope lesson: %s\n", e.what());
       worst = kBadInput;
+    } catch (const vmm::KvmError& e) {
+      std::fprintf(stderr, "trapscope lesson: KVM: %s\n", e.what());
+      worst = kNoKvm;
     }
     *status = worst;
   });

@@ -1,6 +1,8 @@
 #include "lessons/step.hpp"
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "guests/guest_catalog.hpp"
 #include "sim/mmu.hpp"
@@ -16,20 +18,32 @@ Setup after_restart(const Setup& now, const Restart& r) {
 }
 
 std::span<const uint8_t> guest_image(const Lesson& l) {
+  if (l.guest_bytes) return *l.guest_bytes;
   const auto guest = guests::find(l.guest);
   if (!guest) throw LessonError(l.file + ": guest: '" + l.guest + "' is not built in");
   return guest->image;
 }
 
 backend::Config machine_config(const Lesson& l, const Setup& s) {
-  const auto guest = guests::find(l.guest);
-  if (!guest) throw LessonError(l.file + ": guest: '" + l.guest + "' is not built in");
+  std::string mode = l.mode;
+  if (!l.guest_bytes) {
+    const auto guest = guests::find(l.guest);
+    if (!guest) throw LessonError(l.file + ": guest: '" + l.guest + "' is not built in");
+    if (mode.empty()) mode = guest->mode;
+  }
   backend::Config cfg;
-  cfg.mode = *platform::parse_boot_mode(l.mode.empty() ? guest->mode : l.mode);
+  cfg.mode = *platform::parse_boot_mode(mode);
   cfg.technique = *sim::virt::parse_technique(s.technique);
   cfg.deprivilege = static_cast<uint8_t>(s.deprivilege);
   cfg.paging = *sim::parse_vmm_paging(s.paging);
   return cfg;
+}
+
+bool load_guest(const Lesson& l, backend::Backend& machine) {
+  machine.load(guest_image(l));
+  if (l.params.empty()) return true;
+  const std::vector<uint8_t> block = params_block(l.params);
+  return machine.write_memory(kParamsAddress, block);
 }
 
 std::string stop_mask_on(const Predicate& p, backend::Kind backend, uint32_t* mask) {
@@ -61,6 +75,31 @@ std::string ended_before(const trace::EventHeader& e, const std::string& detail,
   const auto& end = reinterpret_cast<const trace::RunEndEvent&>(e);
   return "the guest's run ended (" + std::string(trace::to_string(end.reason)) +
          (detail.empty() ? "" : ": " + detail) + ") before " + until.describe();
+}
+
+Efficiency efficiency(const std::string& technique, uint64_t instructions, uint64_t exits,
+                      uint64_t traps, uint64_t callouts) {
+  Efficiency e;
+  e.instructions = instructions;
+  e.by_vmm = technique == "bt" ? callouts : exits + traps;
+  e.direct = technique == "emulation" || e.by_vmm > instructions ? 0 : instructions - e.by_vmm;
+  e.percent = instructions ? 100.0 * static_cast<double>(e.direct) / static_cast<double>(instructions) : 0;
+  return e;
+}
+
+std::string efficiency_line(const Efficiency& e, const std::string& technique, Lang lang) {
+  const bool es = lang == Lang::kEs;
+  char percent[32];
+  std::snprintf(percent, sizeof percent, "%.3f", e.percent);
+  if (es) *std::strchr(percent, '.') = ',';  // a decimal comma in Spanish
+  std::string s = std::string(es ? "ejecutadas directamente: " : "run directly: ") +
+                  std::to_string(e.direct) + (es ? " de " : " of ") +
+                  std::to_string(e.instructions) + (es ? " instrucciones (" : " instructions (") +
+                  percent + " %); " + (es ? "el VMM atendió " : "the VMM handled ") +
+                  std::to_string(e.by_vmm) + " (" + technique + ")";
+  if (technique == "emulation")
+    s += es ? "; con emulación el software ejecuta todas" : "; under emulation software runs every one";
+  return s;
 }
 
 std::string step_failure(const Lesson& l, size_t i, const std::string& failure) {

@@ -201,6 +201,9 @@ TEST_CASE("gui: usage errors need no screen", "[gui]") {
     CHECK(b.err.find("does not run on kvm") != std::string::npos);
     const auto c = test::run_trapscope({"lesson", "run", "3", "--gui", "--check"});
     CHECK(c.exit_code == 2);
+    const auto d = test::run_trapscope({"lesson", "run", "1", "--gui", "--seed", "3"});
+    CHECK(d.exit_code == 2);
+    CHECK(d.err.find("run in the terminal; drop --gui") != std::string::npos);
   }
   SECTION("no display: exit 2 and a hint about Xvfb") {
     const auto r = test::run_command({TRAPSCOPE_EXE, "gui", "hello"},
@@ -533,6 +536,28 @@ TEST_CASE("gui under Xvfb: lesson 1 (vm-exit) on the simulator, step by step in 
   CHECK(p.distinct_rows() > 300);
 }
 
+TEST_CASE("gui under Xvfb: the lesson pane grades answers: two tries, then the answer",
+          "[gui][xvfb][lessons]") {
+  REQUIRE_XVFB_OR_SKIP();
+  // Lesson 1, step 2 (0x48): a wrong answer, not a number (no try spent), the right one; step 4
+  // (31 exits): wrong twice, so done without being right.
+  const json l = run_gui({"--lesson", "vm-exit", "--backend", "sim", "--lang", "en"},
+                         "lesson-next\nlesson-answer 0x41\nlesson-answer H\ndump @tried\n"
+                         "lesson-answer 72\nlesson-step\nassert-lesson passed\nlesson-next\n"
+                         "lesson-step\nlesson-next\nlesson-answer 30\nlesson-answer 32\n"
+                         "lesson-answer 31\nlesson-step\nassert-lesson passed\ndump @end\n")
+                     .dump("end")["lesson"];
+  const json& two = l["results"][1]["answer"];
+  CHECK(two["right"] == true);
+  CHECK(two["tries"] == 1);
+  const json& four = l["results"][3]["answer"];
+  CHECK(four["right"] == false);
+  CHECK(four["tries"] == 2);
+  CHECK(four["done"] == true);
+  CHECK(l["questions"] == 2);
+  CHECK(l["right"] == 1);
+}
+
 TEST_CASE("gui under Xvfb: a lesson whose expectation fails shows it, and stops there",
           "[gui][xvfb][lessons]") {
   REQUIRE_XVFB_OR_SKIP();
@@ -588,6 +613,29 @@ TEST_CASE("gui under Xvfb: lesson 3 restarts the guest under VT-x in the pane",
   CHECK(s["selected"]["type"] == "run end");
   CHECK(s["console"].get<std::string>().find("popek: done") != std::string::npos);
   CHECK(g.screenshot("end").stddev() > 20.0);
+}
+
+TEST_CASE("gui under Xvfb: the new lessons (cost, efficiency, type1-type2) pass in the pane",
+          "[gui][xvfb][lessons]") {
+  REQUIRE_XVFB_OR_SKIP();
+  for (const std::string id : {"cost", "efficiency", "type1-type2"}) {
+    INFO("lesson " << id);
+    const lessons::Lesson l = lessons::find_lesson(id);
+    const json s = run_gui({"--lesson", id, "--backend", "sim", "--lang", "es"},
+                           every_step(l.steps.size()))
+                       .dump("end");
+    REQUIRE(s["lesson"]["results"].size() == l.steps.size());
+    for (const json& step : s["lesson"]["results"]) {
+      INFO(step.dump());
+      CHECK(step["verdict"] == "passed");
+    }
+    CHECK(s["selected"]["type"] == "run end");  // the last step's answer, selected
+    if (id == "efficiency") {  // the pane shows the share run directly, as the terminal does
+      CHECK(s["lesson"]["results"][2]["efficiency"].get<double>() > 99.99);  // VT-x: 17 exits
+      CHECK(s["lesson"]["results"][3]["efficiency"].get<double>() == Approx(63.162).margin(0.01));
+      CHECK(s["lesson"]["results"][4]["efficiency"].get<double>() == 0);  // emulation
+    }
+  }
 }
 
 TEST_CASE("gui under Xvfb: lesson 1 on KVM in the pane", "[gui][xvfb][kvm][lessons]") {

@@ -237,6 +237,7 @@ void ScriptRunner::execute(const ScriptCommand& c) {
     case Op::kLessonNext:
     case Op::kLessonPrev:
     case Op::kLessonLang:
+    case Op::kLessonAnswer:
     case Op::kAssertLesson: {
       LessonDriver* l = app_.lesson();
       if (!l) {
@@ -262,6 +263,14 @@ void ScriptRunner::execute(const ScriptCommand& c) {
         frames_left_ = 2;
       } else if (c.op == Op::kLessonLang) {
         l->set_lang(*lessons::parse_lang(c.text));
+        frames_left_ = 2;
+      } else if (c.op == Op::kLessonAnswer) {
+        if (!l->lesson().steps[l->current()].grade) {
+          fail(c, "step " + std::to_string(l->current() + 1) + " has no graded question");
+          break;
+        }
+        l->answer(c.text == "@selected" ? "" : c.text,
+                  c.text == "@selected" ? model_.selected() : -1);
         frames_left_ = 2;
       } else {
         const StepResult& r = l->result(l->current());

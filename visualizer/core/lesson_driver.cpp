@@ -1,5 +1,6 @@
 #include "visualizer/core/lesson_driver.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "visualizer/core/event_store.hpp"
@@ -34,7 +35,68 @@ LessonDriver::LessonDriver(lessons::Lesson lesson, LiveController& controller,
       backend_(backend),
       lang_(lang),
       setup_(lessons::initial_setup(lesson_)),
-      results_(lesson_.steps.size()) {}
+      results_(lesson_.steps.size()),
+      answers_(lesson_.steps.size()) {}
+
+const AnswerState& LessonDriver::answer(const std::string& typed, int64_t selected) {
+  AnswerState& a = answers_[current_];
+  const lessons::Step& s = lesson_.steps[current_];
+  if (!s.grade || a.done()) return a;
+  std::optional<uint64_t> event;
+  if (s.grade->kind == lessons::Grade::Kind::kEvent) {
+    const StepResult& r = results_[current_];
+    if (r.verdict != Verdict::kPassed || r.event < 0) {
+      a.message = lang_ == lessons::Lang::kEs ? "primero ejecuta el paso" : "run the step first";
+      return a;
+    }
+    if (selected < 0) {
+      a.message = lang_ == lessons::Lang::kEs ? "selecciona un evento en la lista"
+                                              : "select an event in the list";
+      return a;
+    }
+    event = static_cast<uint64_t>(r.event);
+    if (lessons::accepts(*s.grade, std::to_string(selected), event)) {
+      a.right = true;
+      a.message.clear();
+      return a;
+    }
+  } else {
+    if (const std::string why = lessons::unreadable(*s.grade, typed, lang_); !why.empty()) {
+      a.message = why;  // not an answer: no try spent
+      return a;
+    }
+    if (lessons::accepts(*s.grade, typed, std::nullopt)) {
+      a.right = true;
+      a.message.clear();
+      return a;
+    }
+  }
+  ++a.tries;
+  a.message = lang_ == lessons::Lang::kEs ? "no" : "no";
+  return a;
+}
+
+void LessonDriver::give_up() {
+  if (lesson_.steps[current_].grade) answers_[current_].given_up = true;
+}
+
+bool LessonDriver::answer_shown(size_t step) const {
+  const lessons::Step& s = lesson_.steps.at(step);
+  const bool ran = results_.at(step).verdict == Verdict::kPassed;
+  return ran && (!s.grade || answers_.at(step).done());
+}
+
+size_t LessonDriver::questions() const {
+  size_t n = 0;
+  for (const lessons::Step& s : lesson_.steps) n += s.grade.has_value();
+  return n;
+}
+
+size_t LessonDriver::right() const {
+  size_t n = 0;
+  for (const AnswerState& a : answers_) n += a.right;
+  return n;
+}
 
 bool LessonDriver::failed() const {
   for (const StepResult& r : results_)
@@ -57,7 +119,7 @@ void LessonDriver::run_step() {
       return;
     }
     cursor_ = 0;  // update() waits while the controller is busy: the model is truncated then
-    exits_ = 0;
+    exits_ = traps_ = callouts_ = 0;
   }
 }
 
@@ -70,10 +132,12 @@ void LessonDriver::next() {
     ++next_;
   }
   if (current_ + 1 < count()) ++current_;
+  draft_.clear();
 }
 
 void LessonDriver::previous() {
   if (current_ > 0) --current_;
+  draft_.clear();
 }
 
 void LessonDriver::fail(size_t step, std::string why) {
@@ -96,6 +160,10 @@ void LessonDriver::finish(size_t step, const Model& model, const trace::EventHea
     return;
   }
   r.verdict = Verdict::kPassed;
+  const Status& st = model.status();
+  if (st.instructions_known &&
+      std::find(s.show.begin(), s.show.end(), lessons::Show::kEfficiency) != s.show.end())
+    r.efficiency = lessons::efficiency(setup_.technique, st.instructions, exits_, traps_, callouts_);
   sent_ = false;
   ++next_;
 }
@@ -117,6 +185,8 @@ std::optional<int64_t> LessonDriver::update(const Model& model) {
     model.events().load(cursor_, &rec);
     const trace::EventHeader& e = rec.header;
     if (trace::is_vm_exit(e)) ++exits_;
+    if (e.type == trace::EventType::kVmmTrap) ++traps_;
+    if (e.type == trace::EventType::kBtCallout) ++callouts_;
     if (p.matches(e)) {
       const auto index = static_cast<int64_t>(cursor_++);
       finish(step, model, &e, index);

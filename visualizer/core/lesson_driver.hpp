@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "lessons/grade.hpp"
 #include "lessons/lesson.hpp"
 #include "lessons/step.hpp"
 #include "visualizer/core/live_controller.hpp"
@@ -34,8 +35,24 @@ namespace trapscope::viz {
 enum class Verdict : uint8_t { kNotRun, kRunning, kPassed, kFailed };
 std::string_view to_string(Verdict v);  // "not run", "running", "passed", "failed"
 
+// A student's answer to a step's graded question (lessons/grade.hpp): two tries, the lesson's
+// hint after a wrong one, then the answer is revealed. A number or a choice may be answered
+// before the step runs (a prediction); an event, once it has run: the event selected in the
+// views is the answer.
+struct AnswerState {
+  int tries = 0;           // wrong tries so far
+  bool right = false;      // answered right
+  bool given_up = false;   // the student asked for the answer
+  std::string message;     // what the last try got ("", "not a number …")
+  bool done() const { return right || given_up || tries >= kTries; }
+  static constexpr int kTries = 2;
+};
+
 struct StepResult {
   Verdict verdict = Verdict::kNotRun;
+  // `show: [efficiency]`: the share of instructions run directly since the guest (re)started,
+  // when the step passed on the simulator (lessons::efficiency, as the terminal prints it).
+  std::optional<lessons::Efficiency> efficiency;
   std::string failure;       // kFailed: what did not hold (lessons::check_step's message)
   int64_t event = -1;        // the event the action ended at (a model event number), or -1
   std::string event_line;    // that event as `trapscope run` prints it
@@ -66,6 +83,19 @@ class LessonDriver {
   bool failed() const;  // a step failed (the ones after it cannot run)
 
   void run_step();  // runs the current step (when can_run())
+
+  // Grading the current step's question: `typed` is what the student typed or clicked (an
+  // option's id), `selected` the event selected in the views (an event question; -1 none).
+  // Returns the state after the try; a try after done() changes nothing.
+  const AnswerState& answer(const std::string& typed, int64_t selected = -1);
+  void give_up();  // reveal the current step's answer without a right one
+  const AnswerState& answer_state(size_t step) const { return answers_.at(step); }
+  // Whether the current step's answer may be shown: its action has run (or it has none) and its
+  // question, if graded, is done.
+  bool answer_shown(size_t step) const;
+  size_t questions() const;  // graded questions in the lesson
+  size_t right() const;      // answered right
+  std::string& draft() { return draft_; }  // the answer field's text (the pane's input)
   void next();      // shows the next step (running the current one first when it has no action)
   void previous();
 
@@ -83,10 +113,13 @@ class LessonDriver {
   lessons::Lang lang_;
   lessons::Setup setup_;
   std::vector<StepResult> results_;
+  std::vector<AnswerState> answers_;
+  std::string draft_;
   size_t current_ = 0;
   size_t next_ = 0;
   uint64_t cursor_ = 0;  // the first model event no step has examined
   uint64_t exits_ = 0;   // VM exits examined since the guest (re)started
+  uint64_t traps_ = 0, callouts_ = 0;  // VMM traps and BT callouts examined since then
   bool sent_ = false;    // a command is out for the running step
   uint64_t sent_events_ = 0;  // the model's event count when it was sent
 };

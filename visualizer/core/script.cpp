@@ -164,6 +164,10 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
       c.op = Op::kLessonLang;
       if (rest != "es" && rest != "en") return fail("lesson-lang takes es or en");
       c.text = rest;
+    } else if (word == "lesson-answer") {
+      c.op = Op::kLessonAnswer;
+      if (rest.empty()) return fail("lesson-answer takes an answer (or @selected)");
+      c.text = rest;
     } else if (word == "assert-lesson") {
       c.op = Op::kAssertLesson;
       if (rest != "passed" && rest != "failed" && rest != "not-run")

@@ -33,6 +33,8 @@
 //   lesson-next | lesson-prev  show the next / previous step (as the pane's buttons)
 //   lesson-lang es|en        the lesson's language
 //   assert-lesson passed|failed|not-run   the current step's verdict
+//   lesson-answer TEXT       answer the current step's question (a number, an option's id or
+//                            text; `@selected`: the event selected in the views)
 //   compare-open FILE        open a `trapscope compare --json` result in the compare panel (a
 //                            bad file: the panel shows the error, as the GUI would)
 //   compare-run WORKLOAD [native|shadow|ept]   run a compare from the panel; waits for its end
@@ -61,7 +63,7 @@ struct ScriptCommand {
     kBreak, kBreakEvent, kClearBreaks, kFilter, kMemory, kSpeed, kFrames, kScreenshot, kDump,
     kAssertCpl, kAssertSelected, kAssertConsole, kTimeline, kShow, kHide, kQuit,
     kLessonStep, kLessonNext, kLessonPrev, kLessonLang, kAssertLesson, kTcacheSelect,
-    kCompareOpen, kCompareRun, kCompareLog,
+    kCompareOpen, kCompareRun, kCompareLog, kLessonAnswer,
   };
   Op op = Op::kWaitIdle;
   int line = 0;            // 1-based line in the script

@@ -19,12 +19,18 @@ nlohmann::json dump_lesson(const LessonDriver& d) {
   j["results"] = nlohmann::json::array();
   for (size_t i = 0; i < d.count(); ++i) {
     const StepResult& r = d.result(i);
+    const AnswerState& a = d.answer_state(i);
     j["results"].push_back({{"step", i + 1},
                             {"verdict", std::string(to_string(r.verdict))},
                             {"failure", r.failure},
                             {"event", r.event},
-                            {"event_line", r.event_line}});
+                            {"event_line", r.event_line},
+                            {"efficiency", r.efficiency ? r.efficiency->percent : -1.0},
+                            {"answer", {{"tries", a.tries}, {"right", a.right},
+                                        {"done", a.done()}, {"message", a.message}}}});
   }
+  j["questions"] = d.questions();
+  j["right"] = d.right();
   return j;
 }
 

@@ -2,6 +2,8 @@
 // LessonDriver (visualizer/core/lesson_driver.hpp). The matched event is selected in every view,
 // as a step-to would select it.
 #include <algorithm>
+#include <cstdio>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -93,6 +95,67 @@ void markdown_text(const theme::Fonts& fonts, const std::string& text) {
   }
 }
 
+// The question's answer: a field (a number; an event: the one selected in the views) or one
+// button per option (a choice), two tries with the lesson's hint between them, then the answer.
+static void draw_grading(PanelContext& ctx, LessonDriver& d, const lessons::Step& s) {
+  const lessons::Lang lang = d.lang();
+  const AnswerState& a = d.answer_state(d.current());
+  const lessons::Grade& g = *s.grade;
+  if (a.right) {
+    ImGui::TextColored(theme::to_vec4(theme::kOk), "\u2713 %s", tr(lang, "¡Correcto!", "Right!"));
+    return;
+  }
+  if (a.done()) {
+    const StepResult& r = d.result(d.current());
+    const std::optional<uint64_t> event =
+        r.event >= 0 ? std::optional<uint64_t>(static_cast<uint64_t>(r.event)) : std::nullopt;
+    ImGui::TextWrapped("%s %s", tr(lang, "La respuesta:", "The answer:"),
+                       lessons::expected_text(g, lang, event).c_str());
+    return;
+  }
+  ImGui::PushID("grading");
+  switch (g.kind) {
+    case lessons::Grade::Kind::kChoice:
+      for (const lessons::Option& o : g.options) {
+        if (ImGui::Button((lang == lessons::Lang::kEs ? o.es : o.en).c_str())) d.answer(o.id);
+        ImGui::SameLine();
+      }
+      ImGui::NewLine();
+      break;
+    case lessons::Grade::Kind::kNumber: {
+      std::string& draft = d.draft();
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s", draft.c_str());
+      ImGui::SetNextItemWidth(ImGui::CalcTextSize("0x0000000000000").x);
+      const bool enter = ImGui::InputText("##answer", buf, sizeof buf,
+                                          ImGuiInputTextFlags_EnterReturnsTrue);
+      draft = buf;
+      ImGui::SameLine();
+      if (ImGui::Button(tr(lang, "Comprobar", "Check")) || enter) d.answer(draft);
+      break;
+    }
+    case lessons::Grade::Kind::kEvent:
+      if (ImGui::Button(tr(lang, "Comprobar el evento seleccionado", "Check the selected event")))
+        d.answer("", ctx.model.selected());
+      break;
+  }
+  if (!a.message.empty()) {
+    ImGui::SameLine();
+    ImGui::PushStyleColor(ImGuiCol_Text, theme::kError);
+    ImGui::TextWrapped("\u2717 %s", a.message.c_str());
+    ImGui::PopStyleColor();
+  }
+  if (a.tries > 0 && s.hint) {
+    ImGui::PushFont(ctx.fonts.bold);
+    ImGui::TextUnformatted(tr(lang, "Pista:", "Hint:"));
+    ImGui::PopFont();
+    ImGui::SameLine();
+    markdown_text(ctx.fonts, s.hint->in(lang));
+  }
+  if (ImGui::SmallButton(tr(lang, "ver la respuesta", "show the answer"))) d.give_up();
+  ImGui::PopID();
+}
+
 // A separator, then `mark` in bold before a Markdown text (the question, the answer).
 static void marked_text(const theme::Fonts& fonts, const char* mark, const std::string& text) {
   ImGui::Separator();
@@ -138,6 +201,7 @@ void draw_lesson(PanelContext& ctx, LessonDriver& d) {
                           "This step starts the guest again."));
   }
   if (s.question) marked_text(ctx.fonts, "?", s.question->in(lang));
+  if (s.question && s.grade) draw_grading(ctx, d, s);
   const bool has_action = s.run_until || s.restart || s.exits || s.console;
   if (has_action) {
     if (s.run_until) ImGui::TextDisabled("run until %s", s.run_until->describe().c_str());
@@ -168,7 +232,15 @@ void draw_lesson(PanelContext& ctx, LessonDriver& d) {
       } else {
         ImGui::TextColored(theme::to_vec4(theme::kOk), "\u2713 %s", tr(lang, "comprobado", "checked"));
       }
-      if (s.answer) marked_text(ctx.fonts, "\u2192", s.answer->in(lang));
+      if (r.efficiency)
+        ImGui::TextWrapped("%s",
+                           lessons::efficiency_line(*r.efficiency, d.setup().technique, lang).c_str());
+      if (s.answer && d.answer_shown(i)) {
+        marked_text(ctx.fonts, "\u2192", s.answer->in(lang));
+      } else if (s.answer) {
+        ImGui::TextDisabled("%s", tr(lang, "(responde a la pregunta para ver la explicación)",
+                                     "(answer the question to see the explanation)"));
+      }
       break;
     case Verdict::kFailed:
       ImGui::PushStyleColor(ImGuiCol_Text, theme::kError);
@@ -194,6 +266,11 @@ void draw_lesson(PanelContext& ctx, LessonDriver& d) {
   size_t passed = 0;
   for (size_t k = 0; k < d.count(); ++k) passed += d.result(k).verdict == Verdict::kPassed;
   ImGui::TextDisabled("%zu/%zu %s", passed, d.count(), tr(lang, "pasos comprobados", "steps passed"));
+  if (d.questions() > 0) {
+    ImGui::SameLine();
+    ImGui::TextDisabled("· %zu/%zu %s", d.right(), d.questions(),
+                        tr(lang, "respuestas correctas", "answers right"));
+  }
   ImGui::End();
 }
 
