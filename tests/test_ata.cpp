@@ -72,7 +72,7 @@ struct Rig {
 
 }  // namespace
 
-TEST_CASE("ata: no disk leaves the ports floating; a disk answers DRDY", "[ata]") {
+TEST_CASE("ata: no disk leaves the ports floating - a disk answers DRDY", "[ata]") {
   platform::Devices none;
   none.attach_disks();
   uint8_t v = 0;
@@ -163,7 +163,7 @@ TEST_CASE("ata: sector count 0 means 256 sectors", "[ata]") {
   CHECK(r.in8(0x1F7) == (ata::kDrdy | ata::kDsc));
 }
 
-TEST_CASE("ata: WRITE SECTORS reaches the disk a sector at a time; FLUSH CACHE flushes", "[ata]") {
+TEST_CASE("ata: WRITE SECTORS reaches the disk a sector at a time - FLUSH CACHE flushes", "[ata]") {
   Rig r;
   r.command(ata::kWriteSectors, 100, 2);
   CHECK(r.in8(0x1F7) == (ata::kDrdy | ata::kDsc | ata::kDrq));
@@ -227,7 +227,7 @@ TEST_CASE("ata: errors: unknown command, read-only write, out of range, CHS", "[
   CHECK(error_event);
 }
 
-TEST_CASE("ata: drive 1 absent reads 0; present with a second disk", "[ata]") {
+TEST_CASE("ata: drive 1 absent reads 0 - present with a second disk", "[ata]") {
   Rig one;
   one.out8(0x1F6, 0xF0);  // select drive 1
   CHECK(one.in8(0x1F7) == 0);

@@ -131,7 +131,7 @@ TEST_CASE("disk: bad image files are refused with the reason (exit 2)", "[disk]"
   CHECK_THAT(three.err, Catch::Contains("at most 2"));
 }
 
-TEST_CASE("disk: an overlay never writes its base; reads fall through; commit merges",
+TEST_CASE("disk: an overlay never writes its base - reads fall through - commit merges",
           "[disk]") {
   const std::string base = temp_path("base.img");
   std::vector<unsigned char> content(32 * 512);
@@ -258,18 +258,18 @@ void check_disk_ata_run(const std::vector<std::string>& engine) {
 }
 }  // namespace
 
-TEST_CASE("disk-ata guest: the simulator, every technique; the image's bytes after", "[disk]") {
+TEST_CASE("disk-ata guest: the simulator, every technique - the image's bytes after", "[disk]") {
   for (const char* t : {"emulation", "trap-emulate", "vt", "bt"}) {
     SECTION(t) { check_disk_ata_run({"--backend", "sim", "--technique", t}); }
   }
 }
 
-TEST_CASE("disk-ata guest: KVM; the image's bytes after", "[disk][kvm]") {
+TEST_CASE("disk-ata guest: KVM - the image's bytes after", "[disk][kvm]") {
   REQUIRE_KVM_OR_SKIP();
   check_disk_ata_run({"--backend", "kvm"});
 }
 
-TEST_CASE("disk-ata guest: a read-only disk refuses the write with ABRT; the file is unchanged",
+TEST_CASE("disk-ata guest: a read-only disk refuses the write with ABRT - the file is unchanged",
           "[disk]") {
   const std::string img = make_guest_image("ro-ata.img");
   const auto before = read_file(img);
@@ -280,7 +280,7 @@ TEST_CASE("disk-ata guest: a read-only disk refuses the write with ABRT; the fil
   CHECK(read_file(img) == before);
 }
 
-TEST_CASE("disk-ata guest: through an overlay the base keeps its bytes; commit merges",
+TEST_CASE("disk-ata guest: through an overlay the base keeps its bytes - commit merges",
           "[disk]") {
   const std::string img = make_guest_image("base-ata.img");
   const auto before = read_file(img);
