@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "platform/disk_image.hpp"
 #include "sim/sim_machine.hpp"
 #include "vmm/kvm_state.hpp"
 #include "vmm/kvm_machine.hpp"
@@ -15,6 +16,14 @@ bool write_span(std::span<uint8_t> mem, uint64_t gpa, std::span<const uint8_t> b
   if (gpa > mem.size() || bytes.size() > mem.size() - gpa) return false;
   std::memcpy(mem.data() + gpa, bytes.data(), bytes.size());
   return true;
+}
+
+// Every run end (guest exit, fault, limit, stop request) makes the disks' writes durable.
+RunOutcome flushed(platform::Devices& devices, RunOutcome r) {
+  if (const auto s = devices.flush_disks(); s != platform::BlockStatus::kOk) {
+    r.detail += "disk flush at run end failed: " + std::string(platform::to_string(s)) + "\n";
+  }
+  return r;
 }
 
 class KvmBackend final : public Backend {
@@ -43,14 +52,14 @@ class KvmBackend final : public Backend {
     if (stop.has_breakpoint && r.reason == trace::RunEndReason::kDebug) {
       r.reason = trace::RunEndReason::kBreakpoint;
     }
-    return {r.reason, r.exit_code, r.exits, 0, r.duration_ns, r.detail};
+    return flushed(devices(), {r.reason, r.exit_code, r.exits, 0, r.duration_ns, r.detail});
   }
   RunOutcome step(trace::EventSink* sink) override {
     machine_.set_debug(true, false, 0);
     vmm::RunResult r = machine_.run({10.0, 0}, sink);
     machine_.set_debug(false, false, 0);
     if (r.reason == trace::RunEndReason::kDebug) r.reason = trace::RunEndReason::kStep;
-    return {r.reason, r.exit_code, r.exits, 0, r.duration_ns, r.detail};
+    return flushed(devices(), {r.reason, r.exit_code, r.exits, 0, r.duration_ns, r.detail});
   }
   Snapshot snapshot() override {
     Snapshot s;
@@ -113,14 +122,16 @@ class SimBackend final : public Backend {
     limits.breakpoint = stop.breakpoint;
     limits.stop_on = stop.stop_on;
     const sim::SimResult r = machine_.run(limits, sink);
-    return {r.reason, r.exit_code, r.exits, r.instructions, r.duration_ns, r.detail};
+    return flushed(devices(),
+                   {r.reason, r.exit_code, r.exits, r.instructions, r.duration_ns, r.detail});
   }
   RunOutcome step(trace::EventSink* sink) override {
     sim::SimLimits limits;
     limits.max_instructions = 1;
     sim::SimResult r = machine_.run(limits, sink);
     if (r.reason == trace::RunEndReason::kInstructionLimit) r.reason = trace::RunEndReason::kStep;
-    return {r.reason, r.exit_code, r.exits, r.instructions, r.duration_ns, r.detail};
+    return flushed(devices(),
+                   {r.reason, r.exit_code, r.exits, r.instructions, r.duration_ns, r.detail});
   }
   Snapshot snapshot() override {
     Snapshot s;
@@ -179,9 +190,22 @@ std::atomic<uint64_t> g_machines_made{0};
 uint64_t machines_made() { return g_machines_made.load(); }
 
 std::unique_ptr<Backend> make_backend(Kind kind, const Config& config) {
+  if (config.disks.size() > 2) {
+    throw platform::DiskError("at most 2 disks (ATA drives 0 and 1); " +
+                              std::to_string(config.disks.size()) + " given");
+  }
+  std::vector<std::shared_ptr<platform::BlockBackend>> disks;
+  for (const platform::DiskSpec& spec : config.disks) disks.push_back(platform::open_disk(spec));
   ++g_machines_made;
-  if (kind == Kind::kKvm) return std::make_unique<KvmBackend>(config);
-  return std::make_unique<SimBackend>(config);
+  std::unique_ptr<Backend> b;
+  if (kind == Kind::kKvm) {
+    b = std::make_unique<KvmBackend>(config);
+  } else {
+    b = std::make_unique<SimBackend>(config);
+  }
+  b->devices().disks = std::move(disks);
+  b->devices().attach_disks();
+  return b;
 }
 
 bool kvm_usable(std::string* why) {

@@ -48,6 +48,9 @@ struct Config {
   unsigned tlb_entries = sim::kTlbDefaultEntries;
   bool bt_lookup_events = false;  // technique bt: an event per translation-cache lookup
   uint32_t bt_adaptive_threshold = 0;  // technique bt: sim::SimConfig::bt_adaptive_threshold
+  // `--disk`: the machine's disks (at most 2), opened by make_backend into Devices::disks
+  // (platform/disk_image.hpp open_disk) and flushed at the end of every run and step.
+  std::vector<platform::DiskSpec> disks;
 };
 
 // The simulator's memory-virtualization counters (sim/mmu.hpp), for `run --stats`.
@@ -129,7 +132,8 @@ class Backend {
   virtual void report_bt_counts(trace::EventSink& sink) { (void)sink; }
 };
 
-// Throws vmm::KvmError (or std::system_error) when KVM is not usable.
+// Throws vmm::KvmError (or std::system_error) when KVM is not usable, platform::DiskError for a
+// disk that cannot be opened (checked before KVM is touched).
 std::unique_ptr<Backend> make_backend(Kind kind, const Config& config);
 // How many machines make_backend has made in this process: each runs the guest once (`run
 // --stats` prints it, so that a test sees that `run --technique T` runs the guest once).

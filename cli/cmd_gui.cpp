@@ -48,6 +48,7 @@ struct GuiCommandOptions {
   std::string compare;  // --compare FILE.json
   std::string guest;    // --guest: the guest to re-execute a trace with
   bool source_set = false;
+  std::vector<std::string> disks;  // --disk
 };
 
 // Whether `path` is a regular file that starts with the trace magic (a FIFO or device is not
@@ -204,6 +205,16 @@ int machine_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
   src.config.load_address = o.load;
   src.config.record_instructions = src.kind == backend::Kind::kSim && !o.no_instructions;
   src.config.technique = *sim::virt::parse_technique(o.technique);
+  if (!disk_specs(o.disks, &src.config.disks, &error)) {
+    std::fprintf(stderr, "trapscope gui: %s\n", error.c_str());
+    return kBadInput;
+  }
+  try {  // bad image files are refused here (exit 2), not when the window is up
+    for (const platform::DiskSpec& d : src.config.disks) platform::open_disk(d);
+  } catch (const platform::DiskError& e) {
+    std::fprintf(stderr, "trapscope gui: %s\n", e.what());
+    return kBadInput;
+  }
   src.image = std::move(guest->image);
   src.name = guest->name;
   src.max_events = o.max_events;
@@ -275,6 +286,7 @@ void add_gui_command(CLI::App& app, int* status) {
                   "With a trace file: re-execute it with this guest (a built-in name or a flat "
                   "binary) for registers and memory; needed when the trace holds no checksum "
                   "of its guest or the guest file it names has changed");
+  add_disk_option(cmd, &o->disks);
   cmd->add_option("--size", o->size, "Window size WIDTHxHEIGHT")->capture_default_str();
   cmd->add_option("--font-scale", o->font_scale, "Scale the fonts (e.g. 1.25 on large screens)")
       ->check(CLI::Range(0.5f, 3.0f))

@@ -54,6 +54,7 @@ struct RunOptions {
   unsigned tlb_entries = sim::kTlbDefaultEntries;
   bool bt_lookup_events = false;
   bool check_equivalence = false;
+  std::vector<std::string> disks;  // --disk
 };
 
 // Basic exit reasons of the simulator's VMM-internal exits (SDM Vol. 3D Appendix C).
@@ -196,6 +197,10 @@ int run(const RunOptions& o) {
   cfg.paging = *sim::parse_vmm_paging(o.paging);
   cfg.tlb_entries = o.tlb_entries;
   cfg.bt_lookup_events = o.bt_lookup_events;
+  if (!disk_specs(o.disks, &cfg.disks, &error)) {
+    std::fprintf(stderr, "trapscope run: %s\n", error.c_str());
+    return kBadInput;
+  }
 
   backend::Kind kind = backend::Kind::kKvm;
   std::string why_no_kvm;
@@ -243,6 +248,9 @@ int run(const RunOptions& o) {
   std::unique_ptr<backend::Backend> machine;
   try {
     machine = backend::make_backend(kind, cfg);
+  } catch (const platform::DiskError& e) {
+    std::fprintf(stderr, "trapscope run: %s\n", e.what());
+    return kBadInput;
   } catch (const std::exception& e) {
     struct stat st {};
     std::fprintf(stderr, "trapscope run: KVM is not usable: %s\n", e.what());
@@ -481,6 +489,7 @@ void add_run_command(CLI::App& app, int* status) {
                 "technique and compare (VM exits, run end, console, registers, memory)");
   cmd->add_flag("--record-instructions", o->record_instructions,
                 "Simulator: an event for every retired instruction");
+  add_disk_option(cmd, &o->disks);
   cmd->add_flag("--no-timing", o->no_timing,
                 "Leave out timestamps and handling times (deterministic output)");
   cmd->footer(

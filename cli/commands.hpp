@@ -24,5 +24,6 @@ void add_lesson_command(CLI::App& app, int* status);
 void add_walk_command(CLI::App& app, int* status);
 void add_compare_command(CLI::App& app, int* status);  // cmd_compare.cpp
 void add_export_command(CLI::App& app, int* status);   // cmd_export.cpp
+void add_disk_command(CLI::App& app, int* status);     // cmd_disk.cpp
 
 }  // namespace trapscope::cli

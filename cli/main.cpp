@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   trapscope::cli::add_demo_command(app, &status);
   trapscope::cli::add_lesson_command(app, &status);
   trapscope::cli::add_walk_command(app, &status);
+  trapscope::cli::add_disk_command(app, &status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,6 +14,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <vector>
+
+#include "platform/disk_image.hpp"
 
 namespace trapscope::cli {
 
@@ -78,6 +81,37 @@ inline CLI::Option* add_count_option(CLI::App* cmd, const std::string& name, uin
 inline CLI::Option* add_load_option(CLI::App* cmd, uint64_t* address, const std::string& help) {
   return cmd->add_option("--load", *address, help)->transform(u64_validator("an address"))
       ->capture_default_str();
+}
+
+// --disk FILE[,readonly][,overlay=FILE], repeatable (at most 2: ATA drives 0 and 1); the text
+// is checked here, the file when the machine is made (platform/disk_image.hpp open_disk).
+inline constexpr size_t kMaxDisks = 2;
+inline CLI::Option* add_disk_option(CLI::App* cmd, std::vector<std::string>* disks) {
+  return cmd
+      ->add_option("--disk", *disks,
+                   "Attach a disk image: FILE[,readonly][,overlay=OVERLAY] (repeat for drive 1; "
+                   "docs/disks.md)")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            std::string error;
+            return platform::parse_disk_spec(text, &error) ? std::string() : error;
+          },
+          "DISK"));
+}
+// The parsed --disk values; false and `error` for more than kMaxDisks.
+inline bool disk_specs(const std::vector<std::string>& texts,
+                       std::vector<platform::DiskSpec>* out, std::string* error) {
+  if (texts.size() > kMaxDisks) {
+    *error = "at most 2 --disk options (ATA drives 0 and 1); " + std::to_string(texts.size()) +
+             " given";
+    return false;
+  }
+  for (const std::string& t : texts) {
+    auto spec = platform::parse_disk_spec(t, error);
+    if (!spec) return false;
+    out->push_back(*spec);
+  }
+  return true;
 }
 
 }  // namespace trapscope::cli

@@ -156,6 +156,22 @@ Devices::Devices() {
   pio.insert(kHypercallPort, 1, &hypercall);
 }
 
+void Devices::attach_disks() {
+  if (disks.empty() || ata) return;
+  ata = std::make_unique<AtaController>(*this);
+  pio.insert(kAtaCommandBase, 8, &ata->command_block());
+  pio.insert(kAtaControlPort, 1, &ata->control_block());
+}
+
+BlockStatus Devices::flush_disks() {
+  BlockStatus first = BlockStatus::kOk;
+  for (const auto& d : disks) {
+    const BlockStatus s = d->flush();
+    if (first == BlockStatus::kOk) first = s;
+  }
+  return first;
+}
+
 void Devices::emit(const trace::DeviceEvent& e) {
   if (device_events.size() >= kMaxDeviceEventsPerExit) {
     ++device_events_dropped;

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "platform/ata.hpp"
 #include "platform/block.hpp"
 #include "platform/bus.hpp"
 #include "platform/guest_ram.hpp"
@@ -174,6 +175,13 @@ struct Devices {
   // The machine's disks in the order given (`--disk`), shared by the controllers that expose
   // them (platform/block.hpp).
   std::vector<std::shared_ptr<BlockBackend>> disks;
+  // Puts the controllers that expose `disks` on the buses (once, after `disks` is filled):
+  // the ATA controller (platform/ata.hpp) with disks[0] and [1] as drives 0 and 1 at
+  // 0x1F0-0x1F7 and 0x3F6. Without disks nothing is attached (the ports stay floating).
+  void attach_disks();
+  // BlockBackend::flush on every disk (each run end); kOk or the first error.
+  BlockStatus flush_disks();
+  std::unique_ptr<AtaController> ata;
 
   // Events the devices raised while the current VM exit was handled (trace/device_event.hpp).
   // The engine emits them right after that exit's own event and clears them

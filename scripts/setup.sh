@@ -24,6 +24,7 @@ packages=(
   libzydis-dev catch2 libcli11-dev nlohmann-json3-dev libyaml-cpp-dev  # yaml-cpp: lesson files
   libssl-dev  # OpenSSL libcrypto: SHA-256 of the guest image in trace metadata
   libfmt-dev  # {fmt}: hex and padded numbers in printed text
+  zlib1g-dev  # zlib: CRC-32 of disk images and overlays (platform/disk_image.hpp)
   # the visualizer: GLFW, Dear ImGui 1.86 (+ backends), glad (loader generated at build time),
   # stb (PNG screenshots), DejaVu fonts; Xvfb + Mesa + xauth run it without a screen (tests)
   libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
