@@ -89,7 +89,7 @@ TEST_CASE("exit qualifications are decoded per the SDM's tables", "[vmcs]") {
   CHECK(x86::vmx_exit_reason_title(28) == "Control-register accesses");
 }
 
-TEST_CASE("--vmcs lists: parsed by SDM name, refused whole with the reason", "[vmcs]") {
+TEST_CASE("vmcs lists (--vmcs): parsed by SDM name, refused whole with the reason", "[vmcs]") {
   sim::virt::VmcsControls c;
   std::string error;
   REQUIRE(sim::virt::apply_vmcs_spec(c, "+descriptor-table-exiting,-hlt-exiting", &error));
@@ -332,7 +332,7 @@ TEST_CASE("run --vmcs: a control changes the exits the run reports", "[vmcs][cli
   CHECK(no_vt.err.find("needs --technique vt or pv") != std::string::npos);
 }
 
-TEST_CASE("gui under Xvfb: a VMCS control toggled changes the next VM exit; the panel shows it",
+TEST_CASE("gui under Xvfb: a VMCS control toggled changes the next VM exit, the panel shows it",
           "[vmcs][gui][xvfb]") {
   REQUIRE_XVFB_OR_SKIP();
   const auto g = test::run_gui({"rings", "--technique", "vt", "--size", "1600x900"},
@@ -387,7 +387,7 @@ TEST_CASE("trap-and-emulate: the GUI's state has the real privilege beside the v
   CHECK_FALSE(sim::virt::real_privilege(sim::virt::Technique::kTrapEmulate, 1, 0, false));
 }
 
-TEST_CASE("KVM: `run` says once what it cannot see; the GUI's CPL lane is only at exits",
+TEST_CASE("KVM: `run` says once what it cannot see, the GUI's CPL lane is only at exits",
           "[vmcs][kvm]") {
   REQUIRE_KVM_OR_SKIP();
   const auto r = test::run_trapscope({"run", "rings", "--backend", "kvm", "--no-timing"});
