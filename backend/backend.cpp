@@ -106,7 +106,24 @@ class SimBackend final : public Backend {
   explicit SimBackend(const Config& c)
       : machine_(sim::SimConfig{c.memory_bytes, c.mode, c.load_address, c.record_instructions,
                                 c.technique, c.deprivilege, c.paging, c.tlb_entries,
-                                c.bt_lookup_events, c.bt_adaptive_threshold}) {}
+                                c.bt_lookup_events, c.bt_adaptive_threshold, c.vmcs}) {}
+  std::optional<sim::virt::VmcsControls> vmcs() const override {
+    const sim::virt::Monitor* m = machine_.monitor();
+    if (m && (m->technique() == sim::virt::Technique::kVt ||
+              m->technique() == sim::virt::Technique::kPv)) {
+      return m->controls();
+    }
+    return std::nullopt;
+  }
+  bool set_vmcs(const sim::virt::VmcsControls& controls) override {
+    sim::virt::Monitor* m = machine_.monitor();
+    if (!m || (m->technique() != sim::virt::Technique::kVt &&
+               m->technique() != sim::virt::Technique::kPv)) {
+      return false;
+    }
+    m->controls() = controls;
+    return true;
+  }
   const sim::bt::BtStats* bt_stats() override {
     return machine_.bt_cache() ? &machine_.bt_cache()->stats() : nullptr;
   }

@@ -17,6 +17,7 @@
 
 #include "x86/state.hpp"
 #include "sim/virt/technique.hpp"
+#include "sim/virt/vmcs.hpp"
 #include "sim/vmm_paging.hpp"
 #include "trace/recorder.hpp"
 #include "platform/devices.hpp"
@@ -51,6 +52,7 @@ struct Config {
   // `--disk`: the machine's disks (at most 2), opened by make_backend into Devices::disks
   // (platform/disk_image.hpp open_disk) and flushed at the end of every run and step.
   std::vector<platform::DiskSpec> disks;
+  sim::virt::VmcsControls vmcs;  // techniques vt, pv: the VT-x model's VMCS (sim/virt/vmcs.hpp)
 };
 
 // The simulator's memory-virtualization counters (sim/mmu.hpp), for `run --stats`.
@@ -130,6 +132,14 @@ class Backend {
   // when it pauses (a breakpoint, a watched event), so that stopping does not change the event
   // stream; the visualizer asks for them when it stops for the user. Else nothing.
   virtual void report_bt_counts(trace::EventSink& sink) { (void)sink; }
+  // Under techniques vt and pv, the VT-x model's VMCS controls now (sim/virt/vmcs.hpp); else
+  // nullopt. set_vmcs changes them between runs (the next instruction follows them); false when
+  // there is no VT-x model (KVM, another technique).
+  virtual std::optional<sim::virt::VmcsControls> vmcs() const { return std::nullopt; }
+  virtual bool set_vmcs(const sim::virt::VmcsControls& controls) {
+    (void)controls;
+    return false;
+  }
 };
 
 // Throws vmm::KvmError (or std::system_error) when KVM is not usable, platform::DiskError for a

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <sstream>
 
@@ -36,6 +37,8 @@ struct GuiCommandOptions {
   bool backend_set = false;                  // --backend given (a lesson picks its own)
   std::string mode;
   std::string technique = "emulation";
+  std::string paging = "native";  // --paging: the simulator's memory virtualization
+  std::string vmcs;               // --vmcs: the VT-x model's controls (sim/virt/vmcs.hpp)
   uint64_t load = platform::kDefaultLoadAddress;
   uint64_t mem_mib = 16;
   bool no_instructions = false;
@@ -45,6 +48,7 @@ struct GuiCommandOptions {
   double script_timeout = 120;
   std::string size = "1600x900";
   float font_scale = 1.0f;
+  std::string layout;   // --layout FILE|none (default: layout_file_default())
   std::string compare;  // --compare FILE.json
   std::string guest;    // --guest: the guest to re-execute a trace with
   bool source_set = false;
@@ -53,6 +57,24 @@ struct GuiCommandOptions {
 
 // Whether `path` is a regular file that starts with the trace magic (a FIFO or device is not
 // opened for reading: trace/input_file.hpp).
+// Where the window layout is kept (docs/visualizer.md, "Layout"): --layout FILE, else
+// $TRAPSCOPE_GUI_LAYOUT, else none under --script (scripts and tests never write the user's
+// files), else $XDG_CONFIG_HOME/trapscope/imgui.ini ($HOME/.config when XDG_CONFIG_HOME is
+// unset, the XDG Base Directory default). "none": not kept.
+std::string layout_file(const GuiCommandOptions& o) {
+  std::string f = o.layout;
+  if (f.empty()) {
+    if (const char* env = std::getenv("TRAPSCOPE_GUI_LAYOUT")) f = env;
+  }
+  if (f.empty() && o.script.empty()) {
+    const char* xdg = std::getenv("XDG_CONFIG_HOME");
+    const char* home = std::getenv("HOME");
+    if (xdg && *xdg) f = std::string(xdg) + "/trapscope/imgui.ini";
+    else if (home && *home) f = std::string(home) + "/.config/trapscope/imgui.ini";
+  }
+  return f == "none" ? "" : f;
+}
+
 bool is_trace_file(const std::string& path) {
   uint64_t size = 0;
   std::string error;
@@ -113,6 +135,8 @@ int gui(const GuiCommandOptions& o) {
   g.width = w;
   g.height = h;
   g.font_scale = o.font_scale;
+  g.layout_file = layout_file(o);
+  g.lang = o.lesson_lang;
   g.dump_path = o.dump_state;
   g.script_timeout_s = o.script_timeout;
   if (!o.script.empty()) {
@@ -215,6 +239,29 @@ int machine_gui(const GuiCommandOptions& o, viz::GuiOptions g) {
     std::fprintf(stderr, "trapscope gui: %s\n", e.what());
     return kBadInput;
   }
+  src.config.paging = *sim::parse_vmm_paging(o.paging);
+  if (o.paging != "native" && src.kind == backend::Kind::kKvm) {
+    std::fprintf(stderr, "trapscope gui: --paging %s needs --backend sim (KVM's own memory "
+                         "virtualization is not selectable from user space)\n", o.paging.c_str());
+    return kBadInput;
+  }
+  if (!o.vmcs.empty()) {
+    std::string why;
+    if (o.technique != "vt" && o.technique != "pv") {
+      std::fprintf(stderr, "trapscope gui: --vmcs sets the VT-x model's controls: it needs "
+                           "--technique vt or pv\n");
+      return kBadInput;
+    }
+    if (src.kind == backend::Kind::kKvm) {
+      std::fprintf(stderr, "trapscope gui: --vmcs applies to the simulator's VT-x model "
+                           "(--backend sim)\n");
+      return kBadInput;
+    }
+    if (!sim::virt::apply_vmcs_spec(src.config.vmcs, o.vmcs, &why)) {
+      std::fprintf(stderr, "trapscope gui: --vmcs %s\n", why.c_str());
+      return kBadInput;
+    }
+  }
   src.image = std::move(guest->image);
   src.name = guest->name;
   src.max_events = o.max_events;
@@ -247,7 +294,7 @@ void add_gui_command(CLI::App& app, int* status) {
   cmd->add_option("--lesson", o->lesson,
                   "Open a lesson (id, number or file; `trapscope lesson list`) in the lesson "
                   "pane, on the lesson's guest and backend");
-  cmd->add_option("--lang", o->lang, "The lesson's language, es or en (default: from LANG)")
+  cmd->add_option("--lang", o->lang, "The language of the lesson and of the visualizer's VT-x texts, es or en (default: from LANG)")
       ->check(CLI::IsMember({"es", "en"}));
   cmd->add_option("--backend", o->backend,
                   "sim (default): the simulator, which can step, stop at any event and step "
@@ -264,6 +311,16 @@ void add_gui_command(CLI::App& app, int* status) {
                   "its units), or pv")
       ->check(CLI::IsMember({"emulation", "trap-emulate", "vt", "bt", "pv"}))
       ->capture_default_str();
+  cmd->add_option("--paging", o->paging,
+                  "Simulator: how its VMM virtualizes memory, as for `trapscope run`: native, "
+                  "shadow (shadow page tables) or ept (nested paging); the Page walk window "
+                  "shows the walks live")
+      ->check(CLI::IsMember({"native", "shadow", "ept"}))
+      ->capture_default_str();
+  cmd->add_option("--vmcs", o->vmcs,
+                  "vt, pv: the VT-x model's VMCS controls at the start, e.g. "
+                  "+descriptor-table-exiting,-hlt-exiting (docs/vmcs.md); the VMCS panel "
+                  "changes them live");
   add_load_option(cmd, &o->load, "Guest-physical load address = entry point");
   cmd->add_option("--mem", o->mem_mib, "Guest memory in MiB")
       ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
@@ -288,7 +345,13 @@ void add_gui_command(CLI::App& app, int* status) {
                   "of its guest or the guest file it names has changed");
   add_disk_option(cmd, &o->disks);
   cmd->add_option("--size", o->size, "Window size WIDTHxHEIGHT")->capture_default_str();
-  cmd->add_option("--font-scale", o->font_scale, "Scale the fonts (e.g. 1.25 on large screens)")
+  cmd->add_option("--layout", o->layout,
+                  "Keep the window layout in this Dear ImGui .ini file, or none (default: "
+                  "$TRAPSCOPE_GUI_LAYOUT, else ~/.config/trapscope/imgui.ini; none under "
+                  "--script)");
+  cmd->add_option("--font-scale", o->font_scale,
+                  "Scale the fonts: 1.5–2 is a presentation mode for a classroom projector "
+                  "(1.25 on large screens)")
       ->check(CLI::Range(0.5f, 3.0f))
       ->capture_default_str();
   cmd->footer(

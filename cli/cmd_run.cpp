@@ -55,6 +55,7 @@ struct RunOptions {
   bool bt_lookup_events = false;
   bool check_equivalence = false;
   std::vector<std::string> disks;  // --disk
+  std::string vmcs;  // --vmcs: VT-x model controls (sim/virt/vmcs.hpp)
 };
 
 // Basic exit reasons of the simulator's VMM-internal exits (SDM Vol. 3D Appendix C).
@@ -201,6 +202,22 @@ int run(const RunOptions& o) {
     std::fprintf(stderr, "trapscope run: %s\n", error.c_str());
     return kBadInput;
   }
+  if (!o.vmcs.empty()) {
+    if (o.technique != "vt" && o.technique != "pv") {
+      std::fprintf(stderr, "trapscope run: --vmcs sets the VT-x model's controls: it needs "
+                           "--technique vt or pv\n");
+      return kBadInput;
+    }
+    if (o.backend == "kvm") {
+      std::fprintf(stderr, "trapscope run: --vmcs applies to the simulator's VT-x model "
+                           "(--backend sim); KVM's own VMCS is not reachable from user space\n");
+      return kBadInput;
+    }
+    if (!sim::virt::apply_vmcs_spec(cfg.vmcs, o.vmcs, &error)) {
+      std::fprintf(stderr, "trapscope run: --vmcs %s\n", error.c_str());
+      return kBadInput;
+    }
+  }
 
   backend::Kind kind = backend::Kind::kKvm;
   std::string why_no_kvm;
@@ -214,7 +231,7 @@ int run(const RunOptions& o) {
   const bool paging_options =
       o.paging != "native" || o.tlb_entries != sim::kTlbDefaultEntries;
   // pv runs on either backend: on KVM a hypercall is an ordinary KVM_EXIT_IO (platform/hypercall.hpp).
-  if (((o.technique != "emulation" && o.technique != "pv") || paging_options) &&
+  if (((o.technique != "emulation" && o.technique != "pv") || paging_options || !o.vmcs.empty()) &&
       o.backend.empty()) {
     kind = backend::Kind::kSim;  // a technique or a memory-virtualization mode implies the simulator
   }
@@ -323,6 +340,13 @@ int run(const RunOptions& o) {
       !o.quiet || o.stats || writer || chrome || cfg.technique != sim::virt::Technique::kEmulation;
   if (o.quiet) machine->devices().console.set_echo(info);
 
+  if (kind == backend::Kind::kKvm && !o.quiet) {
+    // Once, before the events: what this engine cannot show, and where to see it.
+    std::fprintf(stderr, "trapscope run: KVM reports only VM exits; ring transitions, "
+                         "exceptions, page walks and retired instructions happen inside the "
+                         "guest without an exit and are not seen here: `--backend sim` (the "
+                         "simulator) shows every one of them\n");
+  }
   StopSignals signals;
   g_interrupted.store(false);
   g_running.store(machine.get());
@@ -472,6 +496,9 @@ void add_run_command(CLI::App& app, int* status) {
                   "trap-emulate: the real CPL the guest kernel runs at (1 or 3)")
       ->check(CLI::IsMember({1u, 3u}))
       ->capture_default_str();
+  cmd->add_option("--vmcs", o->vmcs,
+                  "vt, pv: change the VT-x model's VMCS controls, e.g. "
+                  "+descriptor-table-exiting,-hlt-exiting,+exception:#UD,-io:0xe9 (docs/vmcs.md)");
   cmd->add_option("--paging", o->paging,
                   "Simulator: how its VMM virtualizes memory: native (the guest's tables only), "
                   "shadow (shadow page tables), ept (nested paging)")

@@ -124,7 +124,7 @@ SimMachine::SimMachine(const SimConfig& config)
     }
     if (config.bt_adaptive_threshold != 0) bt_->adaptive_threshold = config.bt_adaptive_threshold;
   } else if (config.technique != virt::Technique::kEmulation) {
-    monitor_ = std::make_unique<virt::Monitor>(config.technique, config.deprivilege);
+    monitor_ = std::make_unique<virt::Monitor>(config.technique, config.deprivilege, config.vmcs);
   }
   if (!cpu_.tlb.set_entries(config.tlb_entries)) {
     throw std::invalid_argument("TLB entries must be a power of two from 1 to " +

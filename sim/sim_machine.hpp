@@ -38,6 +38,7 @@ struct SimConfig {
   // bt: traps before an instruction is retranslated into a callout, 1..255 (0: the translator's
   // kBtAdaptiveThreshold; other values are for tests: the view must follow the translator).
   uint32_t bt_adaptive_threshold = 0;
+  virt::VmcsControls vmcs;  // vt, pv: the VT-x model's controls at the start (sim/virt/vmcs.hpp)
 };
 
 struct SimLimits {
@@ -135,6 +136,7 @@ class SimMachine {
   uint64_t instructions() const { return instructions_; }
   // The VMM of a virtualization technique; null under plain emulation.
   virt::Monitor* monitor() { return monitor_.get(); }
+  const virt::Monitor* monitor() const { return monitor_.get(); }
   // The translation cache of binary translation (sim/bt/translator.hpp); null otherwise.
   bt::Cache* bt_cache() { return bt_.get(); }
   // Between runs: the bt units' counters that changed since they were last reported, as

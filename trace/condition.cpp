@@ -144,8 +144,13 @@ TypeMask all_types() {
   return m;
 }
 
+bool is_vt_exit_kind(std::string_view word) {
+  return iequal(word, "vt-exit") || iequal(word, "vt_exit") || iequal(word, "vtexit");
+}
+
 std::optional<TypeMask> parse_kind(std::string_view word) {
   if (iequal(word, "any")) return all_types();
+  if (is_vt_exit_kind(word)) return type_bit(EventType::kVmTransition);
   for (unsigned t = 1; t < static_cast<unsigned>(EventType::kMax); ++t) {
     if (iequal(word, to_string(static_cast<EventType>(t)))) return TypeMask{1} << t;
   }
@@ -264,11 +269,12 @@ std::optional<Condition> Condition::parse(std::string_view text, std::string* er
   const auto types = parse_kind(word);
   if (!types) {
     *error = "'" + word + "' is not an event kind (vm_exit, ring_transition, exception, "
-             "page_walk, instruction, run_end, … or any; docs/conditions.md)";
+             "page_walk, instruction, run_end, vt-exit, … or any; docs/conditions.md)";
     return std::nullopt;
   }
   c.types = *types;
   c.kind = word;
+  c.vt_exits_only = is_vt_exit_kind(word);
   while (in >> word) {
     auto t = FieldTest::parse(word, c.types, error, extra);
     if (!t) return std::nullopt;
@@ -279,6 +285,7 @@ std::optional<Condition> Condition::parse(std::string_view text, std::string* er
 
 bool Condition::matches(const EventHeader& event) const {
   if (!(types & type_bit(event.type))) return false;
+  if (vt_exits_only && !is_vt_exit(event)) return false;
   for (const FieldTest& t : tests) {
     if (!t.holds(event)) return false;
   }

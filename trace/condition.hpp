@@ -29,6 +29,10 @@
 
 namespace trapscope::trace {
 
+// `vt-exit` (also vt_exit, vtexit): the VT-x model's VM exits — vm_transition events that are
+// not VM entries (trace::is_vt_exit), so `vt-exit reason=CR_ACCESS` stops at the exit only.
+bool is_vt_exit_kind(std::string_view word);
+
 // A set of event types: bit 1 << EventType.
 using TypeMask = uint32_t;
 constexpr TypeMask type_bit(EventType t) { return TypeMask{1} << static_cast<unsigned>(t); }
@@ -84,6 +88,7 @@ class FieldTest {
 struct Condition {
   TypeMask types = 0;
   std::string kind;  // as written
+  bool vt_exits_only = false;  // kind `vt-exit`: vm_transition events that are VM exits
   std::vector<FieldTest> tests;
 
   // nullopt with *error set for an unknown kind or a bad test.

@@ -54,23 +54,10 @@ std::string_view to_string(BtKind kind) {
   return "?";
 }
 
-std::string_view vmx_exit_reason_name(uint32_t reason) {
-  switch (static_cast<VmxExitReason>(reason)) {
-    case VmxExitReason::kExceptionOrNmi: return "EXCEPTION_NMI";
-    case VmxExitReason::kInterruptWindow: return "INTERRUPT_WINDOW";
-    case VmxExitReason::kCpuid: return "CPUID";
-    case VmxExitReason::kHlt: return "HLT";
-    case VmxExitReason::kInvd: return "INVD";
-    case VmxExitReason::kInvlpg: return "INVLPG";
-    case VmxExitReason::kRdtsc: return "RDTSC";
-    case VmxExitReason::kCrAccess: return "CR_ACCESS";
-    case VmxExitReason::kDrAccess: return "DR_ACCESS";
-    case VmxExitReason::kIoInstruction: return "IO_INSTRUCTION";
-    case VmxExitReason::kRdmsr: return "MSR_READ";
-    case VmxExitReason::kWrmsr: return "MSR_WRITE";
-    case VmxExitReason::kWbinvd: return "WBINVD";
-  }
-  return "?";
+std::string_view vmx_exit_reason_name(uint32_t reason) { return x86::vmx_exit_reason_name(reason); }
+
+bool is_vt_exit(const EventHeader& e) {
+  return e.type == EventType::kVmTransition && !(e.flags & kVirtFlagEntry);
 }
 
 std::string_view exit_reason_name(uint32_t reason) {

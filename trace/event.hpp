@@ -26,6 +26,7 @@
 
 #include "trace/device_event.hpp"
 #include "x86/mode.hpp"
+#include "x86/vmx.hpp"
 
 namespace trapscope::trace {
 
@@ -205,6 +206,10 @@ inline bool is_vm_exit(const EventHeader& e) {
   return e.type == EventType::kVmExit && !(e.flags & kExitFlagHypercallRecord);
 }
 
+// True for a VM exit of the simulator's VT-x model (a kVmTransition that is not the VM entry
+// after it): what `step to VM exit`, the `vt-exit` condition kind and the exit statistics take.
+bool is_vt_exit(const EventHeader& e);
+
 struct RunEndEvent {
   EventHeader header;
   RunEndReason reason;
@@ -290,28 +295,17 @@ static_assert(sizeof(InstructionEvent) == 48);
 //                     control-register access, 30 = I/O instruction), qualification = the exit
 //                     qualification (SDM Vol. 3C 28.2.1), interruption_info = the VM-exit
 //                     interruption information for exception exits (bit 31 valid, bits 10:8
-//                     type, 7:0 vector); cost_cycles = the modelled cost of this transition
+//                     type, 7:0 vector), and for the descriptor-table exits 46 and 47 the
+//                     VM-exit instruction-information field (x86/vmx.hpp: bits 29:28 say which
+//                     of SGDT … LTR); cost_cycles = the modelled cost of this transition
 //                     (a model: sim/virt/monitor.hpp cites the source). The same fields are
 //                     repeated on the matching VM entry.
 inline constexpr uint8_t kVirtFlagEntry = 1 << 0;
-// Intel VMX basic exit reasons used by the VT-x model (SDM Vol. 3C Appendix C).
-enum class VmxExitReason : uint32_t {
-  kExceptionOrNmi = 0,
-  kInterruptWindow = 7,
-  kCpuid = 10,
-  kHlt = 12,
-  kInvd = 13,
-  kInvlpg = 14,
-  kRdtsc = 16,
-  kCrAccess = 28,
-  kDrAccess = 29,
-  kIoInstruction = 30,
-  kRdmsr = 31,
-  kWrmsr = 32,
-  kWbinvd = 54,
-};
-// "CR_ACCESS", "IO_INSTRUCTION", … (SDM Vol. 3C Appendix C names); "?" for others.
-std::string_view vmx_exit_reason_name(uint32_t reason);  // kVmTransition: VM entry (else VM exit)
+// Intel VMX basic exit reasons (SDM Vol. 3C Appendix C): defined once in x86/vmx.hpp, with the
+// decoding of the exit qualification.
+using VmxExitReason = x86::VmxExit;
+// "CR_ACCESS", "IO_INSTRUCTION", … (x86::vmx_exit_reason_name); "?" for others.
+std::string_view vmx_exit_reason_name(uint32_t reason);
 // VirtEvent::technique: the numbers are the trace format's (sim/virt/monitor.cpp maps its
 // sim::virt::Technique to them); the names are sim::virt::to_string's.
 enum class VirtTechnique : uint8_t { kTrapEmulate = 1, kVt = 2, kPv = 3 };

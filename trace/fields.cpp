@@ -60,6 +60,9 @@ std::string_view shadow_action_name(uint64_t v) {
 std::string_view ept_resolution_name(uint64_t v) {
   return v == 1 ? "mapped" : v == 2 ? "mmio" : "?";
 }
+std::string_view vmx_exit_reason_name(uint64_t v) {
+  return v < x86::kVmxExitReasons ? x86::vmx_exit_reason_name(static_cast<uint32_t>(v)) : "?";
+}
 std::string_view virt_technique_name(uint64_t v) {
   return v < 256 ? to_string(static_cast<VirtTechnique>(v)) : "?";
 }

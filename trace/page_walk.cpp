@@ -143,19 +143,7 @@ std::vector<NestedRow> nested_grid(const NestedWalkEvent& w) {
 }
 
 std::string ept_qualification_text(uint64_t q) {
-  std::string s;
-  auto add = [&](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
-  if (q & 1) add("data read");
-  if (q & 2) add("data write");
-  if (q & 4) add("instruction fetch");
-  add((q & 0x38) ? std::string("EPT allowed ") + ((q & 8) ? "R" : "") + ((q & 16) ? "W" : "") +
-                       ((q & 32) ? "X" : "")
-                 : std::string("EPT entry not present"));
-  if (q & 0x80) {
-    add("guest-linear address valid");
-    add((q & 0x100) ? "access to the translated address" : "access to a guest paging-structure entry");
-  }
-  return s;
+  return x86::exit_qualification_text(static_cast<uint32_t>(x86::VmxExit::kEptViolation), q);
 }
 
 }  // namespace trapscope::trace

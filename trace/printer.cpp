@@ -466,7 +466,19 @@ struct JsonFields {
       j["vmx_exit_reason"] = value(e.exit_reason);
       j["vmx_exit_reason_name"] = vmx_exit_reason_name(e.exit_reason);
       j["exit_qualification"] = hex(e.qualification);
-      if (e.interruption_info) j["interruption_info"] = hex(e.interruption_info);
+      if (!(h.flags & kVirtFlagEntry)) {
+        nlohmann::json fields = nlohmann::json::array();
+        for (const x86::VmxField& f :
+             x86::decode_exit_qualification(e.exit_reason, e.qualification, e.interruption_info)) {
+          fields.push_back({{"bits", f.bits}, {"name", f.name}, {"value", f.value}});
+        }
+        j["exit_qualification_fields"] = fields;  // SDM Vol. 3C 28.2.1 (x86/vmx.hpp)
+      }
+      if (e.interruption_info) {
+        const bool dt = e.exit_reason == static_cast<uint32_t>(x86::VmxExit::kGdtrIdtrAccess) ||
+                        e.exit_reason == static_cast<uint32_t>(x86::VmxExit::kLdtrTrAccess);
+        j[dt ? "instruction_info" : "interruption_info"] = hex(e.interruption_info);
+      }
       j["modelled_cycles"] = value(e.cost_cycles);
     } else if (h.type == EventType::kVmmTrap) {
       j["trap_vector"] = value(e.exit_reason);
@@ -590,7 +602,14 @@ std::string virt_event_text(const VirtEvent& e, bool with_cost) {
   if (!dis.empty()) s += " " + dis;
   if (!entry) {
     s += " qualification=" + hex(e.qualification);
-    if (e.interruption_info) s += " interruption-info=" + hex(e.interruption_info);
+    const std::string q = x86::exit_qualification_text(e.exit_reason, e.qualification,
+                                                       e.interruption_info);
+    if (!q.empty()) s += " (" + q + ")";
+    const bool dt = e.exit_reason == static_cast<uint32_t>(x86::VmxExit::kGdtrIdtrAccess) ||
+                    e.exit_reason == static_cast<uint32_t>(x86::VmxExit::kLdtrTrAccess);
+    if (e.interruption_info) {
+      s += (dt ? " instruction-info=" : " interruption-info=") + hex(e.interruption_info);
+    }
   }
   if (with_cost) s += " cost=" + std::to_string(e.cost_cycles) + " cycles (model)";
   return s;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "visualizer/app/app.hpp"
@@ -20,7 +21,15 @@ int run_gui(GuiOptions o) {
   IMGUI_CHECKVERSION();
   ImGui::CreateContext();
   ImGuiIO& io = ImGui::GetIO();
-  io.IniFilename = nullptr;  // the layout is computed (app.cpp), not saved
+  io.IniFilename = nullptr;  // no layout file: the layout is computed (app.cpp), not saved
+  bool restored = false;
+  if (!o.layout_file.empty()) {
+    std::error_code ec;
+    const std::filesystem::path ini(o.layout_file);
+    if (ini.has_parent_path()) std::filesystem::create_directories(ini.parent_path(), ec);
+    restored = std::filesystem::is_regular_file(ini, ec);
+    io.IniFilename = o.layout_file.c_str();  // o outlives the context
+  }
   io.ConfigFlags |= ImGuiConfigFlags_NavEnableKeyboard;
   io.ConfigWindowsMoveFromTitleBarOnly = true;
 
@@ -42,7 +51,9 @@ int run_gui(GuiOptions o) {
   Model model;
   Driver& driver = *o.driver;
   App app(driver, model, fonts, &platform::Window::key_index);
+  app.set_lang(o.lang);
   if (o.lesson) app.set_lesson(o.lesson.get());
+  if (restored) app.keep_restored_layout();
   app.compare().workloads = o.compare_workloads;
   if (o.compare) {
     CompareState& s = app.compare();
@@ -58,7 +69,7 @@ int run_gui(GuiOptions o) {
     j["framebuffer"] = {window->framebuffer_width(), window->framebuffer_height()};
     j["renderer"] = window->renderer();
     j["script"] = o.script_path;
-    for (const char* w : {"breakpoints", "help", "page walk", "translation cache"}) {
+    for (const char* w : {"breakpoints", "help", "page walk", "translation cache", "vmcs"}) {
       j["windows"][w] = app.window_shown(w);
     }
     return j;

@@ -11,6 +11,7 @@
 #include "visualizer/core/driver.hpp"
 #include "visualizer/core/lesson_driver.hpp"
 #include "visualizer/core/script.hpp"
+#include "visualizer/core/words.hpp"
 
 namespace trapscope::viz {
 
@@ -21,6 +22,10 @@ struct GuiOptions {
   int width = 1600;
   int height = 900;
   float font_scale = 1.0f;
+  // The window layout's Dear ImGui .ini file: read at start (the saved layout replaces the
+  // default tiling) and written as windows move and at exit. "": not saved (scripts, tests).
+  std::string layout_file;
+  Lang lang = Lang::kEn;  // the visualizer's own words (`--lang`, else LANG; words.hpp)
   bool has_script = false;
   std::string script_path;
   std::vector<ScriptCommand> script;

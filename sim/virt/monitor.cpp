@@ -47,23 +47,57 @@ bool msr_exits(const VmcsControls& c, uint32_t msr, bool write) {
 }
 
 bool io_exits(const VmcsControls& c, uint16_t port, unsigned size) {
-  if (!c.use_io_bitmaps) return true;
+  // SDM Vol. 3C 26.1.3: with "use I/O bitmaps" 0, "unconditional I/O exiting" decides.
+  if (!c.use_io_bitmaps) return c.unconditional_io_exiting;
   for (unsigned i = 0; i < size; ++i) {
     if (c.io_bitmap[(port + i) & 0xFFFF]) return true;
   }
   return false;
 }
 
-// A VM exit the controls ask for: reason and qualification.
+// A VM exit the controls ask for: reason, qualification and (descriptor-table exits) the
+// VM-exit instruction-information field.
 struct Exit {
   uint32_t reason;
   uint64_t qualification = 0;
+  uint32_t info = 0;
 };
+
+// Descriptor-table exiting (SDM Vol. 3C 26.1.3, secondary control bit 2): reason 46 for the
+// GDTR/IDTR instructions, 47 for LDTR/TR; the qualification is the operand's displacement
+// (28.2.1), the instruction information says which one (tables 28-10, 28-11). The loads are
+// privileged (#GP at CPL > 0 comes first), the stores are not; SLDT/STR/LLDT/LTR are #UD in
+// real mode (the instruction's own fault comes first).
+std::optional<Exit> descriptor_table_exit(const Cpu& cpu, const Instruction& insn) {
+  unsigned identity = 0;
+  bool gdt_idt = true, privileged = false;
+  switch (insn.op) {
+    case Op::kSgdt: identity = 0; break;
+    case Op::kSidt: identity = 1; break;
+    case Op::kLgdt: identity = 2; privileged = true; break;
+    case Op::kLidt: identity = 3; privileged = true; break;
+    case Op::kSldt: identity = 0; gdt_idt = false; break;
+    case Op::kStr: identity = 1; gdt_idt = false; break;
+    case Op::kLldt: identity = 2; gdt_idt = false; privileged = true; break;
+    case Op::kLtr: identity = 3; gdt_idt = false; privileged = true; break;
+    default: return std::nullopt;
+  }
+  if (privileged && cpu.cpl() != 0) return std::nullopt;
+  if (!gdt_idt && !cpu.protected_mode()) return std::nullopt;
+  const x86::Operand& op = insn.ops[0];
+  const uint64_t disp = op.kind == OperandKind::kMem ? static_cast<uint64_t>(op.disp) : 0;
+  return Exit{static_cast<uint32_t>(gdt_idt ? VmxExitReason::kGdtrIdtrAccess
+                                            : VmxExitReason::kLdtrTrAccess),
+              disp, x86::descriptor_table_info(identity)};
+}
 
 std::optional<Exit> exit_for(const Cpu& cpu, const VmcsControls& c, const Instruction& insn,
                              std::span<const uint8_t> bytes) {
   const sim::CpuState& s = cpu.s;
   auto reason = [](VmxExitReason r) { return static_cast<uint32_t>(r); };
+  if (c.descriptor_table_exiting) {
+    if (auto x = descriptor_table_exit(cpu, insn)) return x;
+  }
   switch (insn.op) {
     case Op::kCpuid: return Exit{reason(VmxExitReason::kCpuid)};
     case Op::kHlt:
@@ -83,7 +117,8 @@ std::optional<Exit> exit_for(const Cpu& cpu, const VmcsControls& c, const Instru
       if (k.cls == PgClass::kPrivileged && cpu.cpl() == 0) {
         // invd exits unconditionally; wbinvd only with "WBINVD exiting" (modelled as set)
         const bool invd = bytes.size() >= 2 && bytes[bytes.size() - 1] == 0x08;
-        return Exit{reason(invd ? VmxExitReason::kInvd : VmxExitReason::kWbinvd)};
+        if (invd) return Exit{reason(VmxExitReason::kInvd)};
+        if (c.wbinvd_exiting) return Exit{reason(VmxExitReason::kWbinvd)};
       }
       break;
     }
@@ -182,6 +217,14 @@ std::optional<Technique> parse_technique(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<RealPrivilege> real_privilege(Technique t, uint8_t deprivilege, uint8_t cpl,
+                                            bool protected_mode) {
+  if (!protected_mode || cpl > 3) return std::nullopt;
+  if (t == Technique::kTrapEmulate) return RealPrivilege{cpl == 0 ? deprivilege : cpl, true, 0};
+  if (t == Technique::kBt) return RealPrivilege{static_cast<uint8_t>(cpl < 3 ? 1 : 3), true, 0};
+  return std::nullopt;
+}
+
 Monitor::Monitor(Technique technique, uint8_t deprivilege, const VmcsControls& controls,
                  const CostModel& cost)
     : technique_(technique), deprivilege_(deprivilege), controls_(controls), cost_(cost) {}
@@ -203,7 +246,8 @@ void Monitor::emit(Cpu& cpu, trace::EventType type, const Instruction* insn, con
   e.technique = static_cast<uint8_t>(technique_ == Technique::kTrapEmulate ? VT::kTrapEmulate
                                      : technique_ == Technique::kPv        ? VT::kPv
                                                                            : VT::kVt);
-  e.real_cpl = technique_ == Technique::kTrapEmulate ? deprivilege_ : cpu.cpl();
+  const auto real = real_privilege(technique_, deprivilege_, cpu.cpl(), cpu.protected_mode());
+  e.real_cpl = real ? real->cpl : cpu.cpl();
   if (insn && bytes) {
     e.insn_len = insn->length;
     std::memcpy(e.insn, bytes, insn->length);
@@ -352,7 +396,7 @@ void Monitor::vt(Cpu& cpu, const Instruction& insn, const uint8_t* bytes) {
   if (!x) {
     run_handler(cpu, insn);  // non-root operation: runs natively at the guest's own CPL
   } else {
-    vm_exit(cpu, &insn, bytes, x->reason, x->qualification);
+    vm_exit(cpu, &insn, bytes, x->reason, x->qualification, x->info);
     try {
       run_handler(cpu, insn);  // the VMM in root operation emulates it on the guest state
     } catch (...) {

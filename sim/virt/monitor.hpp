@@ -39,9 +39,14 @@
 //   bit 6 immediate operand, 31:16 port; INVLPG: the linear address; #PF: the faulting linear
 //   address); the root-mode VMM then emulates the instruction and resumes the guest with a VM
 //   entry (another kVmTransition event). Exits: CR0/CR3/CR4 accesses, I/O instructions through
-//   the I/O bitmap, rdmsr/wrmsr through the MSR bitmap, exceptions through the exception bitmap,
-//   HLT, CPUID and INVD (unconditional, SDM Vol. 3C 26.1.2), INVLPG, RDTSC, MOV DR, interrupt
-//   window. Not modelled: EPT, VPID, interrupt injection (the simulator has no interrupt sources).
+//   the I/O bitmap (or unconditional I/O exiting), rdmsr/wrmsr through the MSR bitmap,
+//   exceptions through the exception bitmap, HLT, CPUID and INVD (unconditional, SDM Vol. 3C
+//   26.1.2), INVLPG, RDTSC, MOV DR, WBINVD, interrupt window, and with descriptor-table exiting
+//   LGDT/LIDT/SGDT/SIDT (46) and LLDT/LTR/SLDT/STR (47), the instruction's identity in the
+//   VM-exit instruction-information field (x86/vmx.hpp). The controls can change between
+//   instructions (controls(): `--vmcs`, the visualizer's VMCS panel); the next instruction
+//   follows them. Not modelled: VPID, interrupt injection (the simulator has no interrupt
+//   sources); EPT is the memory model's (--paging ept, sim/mmu.hpp).
 //
 // [SECTION] Paravirtualization (Technique::kPv; Barham et al., "Xen and the Art of
 //   Virtualization", SOSP 2003)
@@ -70,44 +75,16 @@
 #include "sim/cpu.hpp"
 #include "sim/arch.hpp"
 #include "sim/virt/technique.hpp"
+#include "sim/virt/vmcs.hpp"
 
 namespace trapscope::sim::virt {
 
 // The techniques: sim/virt/technique.hpp.
 
-// What the real hardware holds while a ring-compressed guest runs (the VMM's own tables, at
-// addresses a 32-bit VMM would use near the top of the address space, and a Linux host's CR0).
-struct HostState {
-  uint64_t gdt_base = 0xFFC00000;
-  uint16_t gdt_limit = 0x00FF;
-  uint64_t idt_base = 0xFFC01000;
-  uint16_t idt_limit = 0x07FF;
-  uint16_t ldtr = 0x0000;
-  uint16_t tr = 0x0040;
-  uint64_t cr0 = 0x80050033;  // PE MP ET NE WP AM PG
-};
-inline constexpr HostState kHostState{};
+// What the real hardware holds while a ring-compressed guest runs (HostState, kHostState):
+// sim/virt/vmcs.hpp, which the VT-x model's host-state area shows too.
 
-// The VM-execution controls of the model (SDM Vol. 3C 25.6); defaults are what a VMM such as KVM
-// sets for a guest without EPT-based MMIO: everything that touches the platform exits.
-struct VmcsControls {
-  bool hlt_exiting = true;
-  bool invlpg_exiting = true;
-  bool rdtsc_exiting = false;
-  bool mov_dr_exiting = true;
-  bool cr3_load_exiting = true;
-  bool cr3_store_exiting = true;
-  uint64_t cr0_guest_host_mask = ~0ull;  // bits the VMM owns: a mov to CR0 that changes one exits
-  uint64_t cr4_guest_host_mask = ~0ull;
-  bool use_io_bitmaps = true;   // false: unconditional I/O exiting
-  std::bitset<65536> io_bitmap = std::bitset<65536>().set();  // bit = port: exit
-  bool use_msr_bitmaps = true;  // false: every rdmsr/wrmsr exits
-  // MSR bitmaps (SDM Vol. 3C 25.6.9): MSRs 0..0x1FFF and 0xC0000000..0xC0001FFF; others exit.
-  std::bitset<8192> msr_read_low = std::bitset<8192>().set(), msr_read_high = std::bitset<8192>().set();
-  std::bitset<8192> msr_write_low = std::bitset<8192>().set(), msr_write_high = std::bitset<8192>().set();
-  uint32_t exception_bitmap = 0;          // bit n: exception vector n exits
-  bool interrupt_window_exiting = false;  // exit once RFLAGS.IF = 1 (then the VMM clears it)
-};
+// The VM-execution controls of the model (SDM Vol. 3C 25.6): sim/virt/vmcs.hpp.
 
 struct CostModel {
   uint32_t vm_exit_cycles = 1186;  // Adams & Agesen 2006, Core 2
@@ -137,6 +114,7 @@ class Monitor {
   uint8_t deprivilege() const { return deprivilege_; }
   const MonitorStats& stats() const { return stats_; }
   VmcsControls& controls() { return controls_; }
+  const VmcsControls& controls() const { return controls_; }
 
  private:
   void trap_emulate(sim::Cpu& cpu, const sim::Instruction& insn, const uint8_t* bytes);

@@ -19,12 +19,14 @@ App::App(Driver& driver, Model& model, theme::Fonts fonts, KeyIndex keys)
 void App::frame() {
   const ImVec2 display = ImGui::GetIO().DisplaySize;
   if (display.x != last_display_.x || display.y != last_display_.y) {
+    const bool first = last_display_.x == 0 && last_display_.y == 0;
     last_display_ = display;
-    layout_pending_ = true;  // a new window size: tile again
+    if (!(first && keep_restored_)) layout_pending_ = true;  // a new window size: tile again
   }
   menu_bar();
   shortcuts();
-  PanelContext ctx{model_, *this, fonts_};
+  PanelContext ctx{model_, *this, fonts_, lang()};
+  if (lesson_) ctx.free_x1 = lesson_left();  // floating windows open left of the lesson pane
   if (lesson_) {
     if (auto event = lesson_->update(model_)) select(*event);
   }
@@ -54,6 +56,12 @@ void App::frame() {
   draw_help(ctx, &show_help_);
   draw_page_walk(ctx, &show_page_walk_);
   draw_tcache(ctx, tcache_, &show_tcache_);
+  if (!vmcs_opened_once_ && model_.vmcs()) {  // --technique vt, pv: the VMCS is the point
+    vmcs_opened_once_ = true;
+    show_vmcs_ = true;
+  }
+  if (show_vmcs_) place("VMCS");
+  draw_vmcs(ctx, &show_vmcs_);
   if (show_compare_) place("Compare");
   draw_compare(ctx, compare_, &show_compare_);
   layout_pending_ = false;
@@ -91,6 +99,7 @@ void App::menu_bar() {
     if (ImGui::MenuItem("Reset layout")) layout_pending_ = true;
     ImGui::MenuItem("Page walk", nullptr, &show_page_walk_);
     ImGui::MenuItem("Translation cache", nullptr, &show_tcache_);
+    ImGui::MenuItem("VMCS (VT-x)", nullptr, &show_vmcs_);
     if (ImGui::MenuItem("Compare techniques", nullptr, &show_compare_) && show_compare_) {
       compare_.focus = true;
     }
@@ -169,6 +178,7 @@ void App::place(const char* window) {
   const float y = time_y + time_h;
   const float h = std::max(d.y - y, 200.0f);
   const float aw = std::floor(d.x * 0.31f), bw = std::floor(d.x * 0.35f), cw = d.x - aw - bw;
+  const float free_w = lesson_ ? lesson_left() : d.x;  // what a window may cover
   struct Rect {
     float x, y, w, h;
   };
@@ -192,10 +202,20 @@ void App::place(const char* window) {
   else if (name == "Guest console") r = column(aw, bw, 0.74f, 1.0f);
   else if (name == "Registers") r = column(aw + bw, cw, lesson_ ? 0.66f : 0.0f, 1.0f);
   else if (name == "Lesson") r = column(aw + bw, cw, 0.0f, 0.66f);
-  else if (name == "Compare") r = {0, time_y, d.x, d.y - time_y};  // over all but the controls
+  else if (name == "VMCS") r = column(aw, bw, 0.0f, 1.0f);  // over disassembly, memory, console
+  else if (name == "Compare") r = {0, time_y, free_w, d.y - time_y};  // over all but the controls
+                                                                        // (and the lesson pane)
   const ImGuiCond cond = layout_pending_ ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
   ImGui::SetNextWindowPos(ImVec2(r.x, r.y), cond);
   ImGui::SetNextWindowSize(ImVec2(r.w, r.h), cond);
+}
+
+Lang App::lang() const { return lesson_ ? lesson_->lang() : lang_; }
+
+// The left edge of the lesson pane (the right column of place()'s tiling).
+float App::lesson_left() const {
+  const float w = ImGui::GetIO().DisplaySize.x;
+  return std::floor(w * 0.31f) + std::floor(w * 0.35f);
 }
 
 // [SECTION] Actions
@@ -206,6 +226,13 @@ void App::send(Command c) {
 }
 
 void App::select(int64_t event) { model_.select(event); }
+
+void App::set_vmcs(const std::string& spec) {
+  Command c;
+  c.op = Command::Op::kSetVmcs;
+  c.text = spec;
+  send(std::move(c));
+}
 
 void App::set_timeline_view(double first, double last) {
   timeline_.view_start = first;
@@ -226,6 +253,10 @@ void App::show_window(const std::string& name, bool show) {
     if (show && !show_compare_) compare_.focus = true;
     show_compare_ = show;
   }
+  if (name == "vmcs") {
+    show_vmcs_ = show;
+    vmcs_opened_once_ = true;  // a script's choice stands
+  }
 }
 
 bool App::window_shown(const std::string& name) const {
@@ -234,6 +265,7 @@ bool App::window_shown(const std::string& name) const {
   if (name == "page walk") return show_page_walk_;
   if (name == "translation cache") return show_tcache_;
   if (name == "compare") return show_compare_;
+  if (name == "vmcs") return show_vmcs_;
   return false;
 }
 

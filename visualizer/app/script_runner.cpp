@@ -124,6 +124,15 @@ void ScriptRunner::execute(const ScriptCommand& c) {
         fail(c, "no " + std::string(describe(c.kind)) + " after the selection");
       }
       break;
+    case Op::kVmcs: {
+      Command cmd;
+      cmd.op = Command::Op::kSetVmcs;
+      cmd.text = c.text;
+      app_.send(cmd);
+      waiting_ = true;
+      settle_frames_ = 2;
+      break;
+    }
     case Op::kBreak:
     case Op::kBreakEvent:
       app_.add_breakpoint(c.breakpoint);

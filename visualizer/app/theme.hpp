@@ -39,5 +39,8 @@ inline constexpr ImU32 kLaneBgAlt = IM_COL32(36, 40, 49, 255);
 inline constexpr ImU32 kGrid = IM_COL32(70, 76, 90, 120);
 inline constexpr ImU32 kRipRow = IM_COL32(90, 140, 255, 60);
 inline constexpr ImU32 kBreakpoint = IM_COL32(235, 70, 70, 255);
+// The real privilege under trap-and-emulate and BT, beside the virtual one (cpl_color).
+// Violet: apart from both CPL colours (ring 0 orange, ring 3 teal).
+inline constexpr ImU32 kRealPrivilege = IM_COL32(196, 140, 255, 255);
 
 }  // namespace trapscope::viz::theme

@@ -40,6 +40,7 @@ std::string_view to_string(StepKind kind) {
     case StepKind::kPageWalk: return "walk";
     case StepKind::kTranslation: return "translation";
     case StepKind::kAny: return "any";
+    case StepKind::kVtExit: return "vt-exit";
     case StepKind::kCount: break;
   }
   return "?";
@@ -54,6 +55,7 @@ std::string_view describe(StepKind kind) {
     case StepKind::kPageWalk: return "page walk";
     case StepKind::kTranslation: return "translation";
     case StepKind::kAny: return "event";
+    case StepKind::kVtExit: return "VT-x VM exit";
     case StepKind::kCount: break;
   }
   return "?";
@@ -73,28 +75,43 @@ std::optional<StepKind> parse_step_kind(std::string_view t) {
   }
   if (iequals(t, "translation") || iequals(t, "tu")) return StepKind::kTranslation;
   if (iequals(t, "any") || iequals(t, "event")) return StepKind::kAny;
+  if (trace::is_vt_exit_kind(t)) return StepKind::kVtExit;
   return std::nullopt;
 }
 
 uint32_t event_mask(StepKind kind) {
   switch (kind) {
-    case StepKind::kVmExit: return bit(EventType::kVmExit);
+    case StepKind::kVmExit: return bit(EventType::kVmExit) | bit(EventType::kVmTransition);
+    case StepKind::kVtExit: return bit(EventType::kVmTransition);
     case StepKind::kRing: return bit(EventType::kRingTransition);
     case StepKind::kException: return bit(EventType::kException);
     case StepKind::kPageWalk: return bit(EventType::kPageWalk);
     case StepKind::kTranslation: return bit(EventType::kBtTranslate);
     case StepKind::kAny:
-      return bit(EventType::kVmExit) | bit(EventType::kRingTransition) |
-             bit(EventType::kException) | bit(EventType::kPageWalk);
+      return bit(EventType::kVmExit) | bit(EventType::kVmTransition) |
+             bit(EventType::kRingTransition) | bit(EventType::kException) |
+             bit(EventType::kPageWalk);
     case StepKind::kInstruction:
     case StepKind::kCount: break;
   }
   return 0;
 }
 
+bool stops_at_mask(uint32_t mask, const trace::EventHeader& e) {
+  if (!(mask & bit(e.type))) return false;
+  if (e.type == EventType::kVmExit) return trace::is_vm_exit(e);
+  if (e.type == EventType::kVmTransition) return trace::is_vt_exit(e);
+  return true;
+}
+
+bool stops_at(StepKind kind, const trace::EventHeader& e) {
+  return stops_at_mask(event_mask(kind), e);
+}
+
 StepKind step_kind_of(EventType type) {
   switch (type) {
     case EventType::kVmExit: return StepKind::kVmExit;
+    case EventType::kVmTransition: return StepKind::kVmExit;
     case EventType::kRingTransition: return StepKind::kRing;
     case EventType::kException: return StepKind::kException;
     case EventType::kPageWalk: return StepKind::kPageWalk;
@@ -110,7 +127,7 @@ bool matches(const Breakpoint& bp, const EventRecord& e) {
   const EventType type = e.header.type;
   if (bp.event == StepKind::kInstruction) {
     if (type != EventType::kInstruction) return false;
-  } else if (!(event_mask(bp.event) & (1u << static_cast<unsigned>(type)))) {
+  } else if (!stops_at(bp.event, e.header)) {
     return false;
   }
   for (const trace::FieldTest& t : bp.conditions) {
@@ -133,7 +150,7 @@ std::optional<Breakpoint> parse_event_breakpoint(std::string_view text, std::str
   std::istringstream in{std::string(text)};
   std::string word;
   if (!(in >> word)) {
-    *error = "expected an event kind (exit, ring, exception, walk, translation, any)";
+    *error = "expected an event kind (exit, ring, exception, walk, translation, any, vt-exit)";
     return std::nullopt;
   }
   Breakpoint bp;
@@ -141,7 +158,7 @@ std::optional<Breakpoint> parse_event_breakpoint(std::string_view text, std::str
   const auto kind = parse_step_kind(word);
   if (!kind || *kind == StepKind::kInstruction) {
     *error = "'" + word + "' is not an event kind a breakpoint can watch (exit, ring, exception, "
-             "walk, translation, any)";
+             "walk, translation, any, vt-exit)";
     return std::nullopt;
   }
   bp.event = *kind;
@@ -163,6 +180,7 @@ std::string_view to_string(Command::Op op) {
     case Command::Op::kStepBack: return "step-back";
     case Command::Op::kSetBreakpoints: return "set-breakpoints";
     case Command::Op::kSetMemoryWindow: return "set-memory-window";
+    case Command::Op::kSetVmcs: return "set-vmcs";
   }
   return "?";
 }

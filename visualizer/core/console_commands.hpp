@@ -30,6 +30,8 @@ enum class StepKind : uint8_t {
   kPageWalk,     // the next guest page walk (a TLB miss)
   kTranslation,  // the next translation unit translated (binary translation: kBtTranslate)
   kAny,          // the next event of any kind except retired instructions
+  kVtExit,       // the next VM exit of the VT-x model (--technique vt, pv: trace::is_vt_exit);
+                 // kVmExit stops at these too, this kind at nothing else
   kCount,
 };
 
@@ -38,8 +40,14 @@ std::string_view describe(StepKind kind);         // "VM exit", "ring transition
 std::optional<StepKind> parse_step_kind(std::string_view text);  // also "vmexit", "exc", …
 
 // The event types (bits 1 << trace::EventType) that end a step of this kind; 0 for kInstruction.
-// kTranslation waits for a kBtTranslate, which only `--technique bt` records.
+// kTranslation waits for a kBtTranslate, which only `--technique bt` records. kVmExit (and kAny)
+// include the VT-x model's kVmTransition: a step stops at its VM exits, not at the VM entries
+// nor at hypercall records (stops_at).
 uint32_t event_mask(StepKind kind);
+// Whether an event ends a step to `kind`: of event_mask(kind)'s types, and neither a VT-x VM
+// entry nor a hypercall record (which tells the doorbell's exit again, trace::is_vm_exit).
+bool stops_at(StepKind kind, const trace::EventHeader& event);
+bool stops_at_mask(uint32_t mask, const trace::EventHeader& event);
 
 // The step kind an event counts as (kInstruction for retired instructions and run ends).
 StepKind step_kind_of(trace::EventType type);
@@ -65,7 +73,7 @@ bool matches(const Breakpoint& bp, const EventRecord& event);
 std::string to_string(const Breakpoint& bp);
 
 // Parses the words after `break-event` in a script, or the breakpoint editor's condition text:
-// KIND (a step kind: exit, ring, exception, walk, translation, any) and tests of the fields of
+// KIND (a step kind: exit, ring, exception, walk, translation, any, vt-exit) and tests of the fields of
 // its events in the condition language (trace/condition.hpp, docs/conditions.md), such as
 // reason=IO port=0xe9 vector=14 cpl=3. nullopt with *error set if malformed.
 std::optional<Breakpoint> parse_event_breakpoint(std::string_view text, std::string* error);
@@ -85,6 +93,9 @@ struct Command {
     kStepBack,         // `count` instructions back (simulator: snapshot + re-execution)
     kSetBreakpoints,   // replace the breakpoint list
     kSetMemoryWindow,  // which guest-physical bytes to publish at each stop
+    kSetVmcs,          // change the VT-x model's VMCS controls by `text`, a --vmcs list
+                       // (sim/virt/vmcs.hpp); acts between slices of a run, and at once when
+                       // the machine waits
   };
   Op op = Op::kStep;
   StepKind kind = StepKind::kInstruction;
@@ -94,6 +105,7 @@ struct Command {
   std::vector<Breakpoint> breakpoints;
   uint64_t address = 0;
   uint32_t length = 0;
+  std::string text;  // kSetVmcs: "+descriptor-table-exiting,-hlt-exiting"
 };
 
 std::string_view to_string(Command::Op op);

@@ -216,9 +216,66 @@ void exit_fields(const trace::VmExitEvent& e, std::vector<Field>* f) {
                 e.handle_ns ? "host time in the VMM's handler" : "the simulator does not time its VMM"});
 }
 
+// A VT-x model event (kVmTransition), a trap-and-emulate trap or a sensitive instruction that
+// did not trap: the instruction, the two privilege levels, and for a VM exit its basic exit
+// reason and the exit qualification decoded field by field (x86/vmx.hpp, SDM Vol. 3C 28.2.1).
+void virt_fields(const trace::VirtEvent& e, std::vector<Field>* f, Lang l) {
+  const trace::EventHeader& h = e.header;
+  if (h.type == EventType::kVmTransition) {
+    const bool entry = h.flags & trace::kVirtFlagEntry;
+    f->push_back({es_en(l, "transición", "transition"),
+                  entry ? es_en(l, "entrada VM (VM entry)", "VM entry")
+                        : es_en(l, "salida VM (VM exit)", "VM exit"),
+                  es_en(l, "modelo VT-x del simulador (sim/virt/monitor.hpp)",
+                        "the simulator's VT-x model (sim/virt/monitor.hpp)")});
+    f->push_back({es_en(l, "motivo básico de salida", "basic exit reason"),
+                  std::string(x86::vmx_exit_reason_name(e.exit_reason)) + " (" +
+                      std::to_string(e.exit_reason) + ")",
+                  std::string(x86::vmx_exit_reason_title(e.exit_reason)) +
+                      " — Intel SDM Vol. 3C, Appendix C"});
+  }
+  if (e.insn_len) {
+    const auto d = x86::disassemble({e.insn, e.insn_len}, h.cpu_mode, h.rip);
+    f->push_back({es_en(l, "instrucción", "instruction"), d.text, ""});
+    f->push_back({"bytes", bytes_text(e.insn, e.insn_len), ""});
+  }
+  f->push_back({es_en(l, "CPL virtual", "virtual CPL"), cpl_text(h.cpl),
+                es_en(l, "el que cree el invitado", "what the guest believes")});
+  f->push_back({es_en(l, "CPL real", "real CPL"), cpl_text(e.real_cpl),
+                es_en(l, "al que la máquina lo ejecuta", "what the machine runs it at")});
+  if (h.type == EventType::kVmmTrap) {
+    f->push_back({es_en(l, "trampa", "trap"), vector_mnemonic(static_cast<uint8_t>(e.exit_reason)),
+                  es_en(l, "la excepción que levantó la instrucción desprivilegiada",
+                        "the exception the deprivileged instruction raised")});
+  }
+  if (h.type != EventType::kVmTransition || (h.flags & trace::kVirtFlagEntry)) {
+    if (h.type == EventType::kVmTransition) {
+      f->push_back({es_en(l, "coste", "cost"), std::to_string(e.cost_cycles) + " cycles",
+                    es_en(l, "un modelo: Adams & Agesen 2006, Core 2",
+                          "a model: Adams & Agesen 2006, Core 2")});
+    }
+    return;
+  }
+  f->push_back({es_en(l, "cualificación de salida", "exit qualification"), hex(e.qualification),
+                "SDM Vol. 3C 28.2.1"});
+  for (const x86::VmxField& q :
+       x86::decode_exit_qualification(e.exit_reason, e.qualification, e.interruption_info)) {
+    f->push_back({"  " + q.bits + " " + q.name, q.value, ""});
+  }
+  if (e.interruption_info && e.exit_reason == static_cast<uint32_t>(x86::VmxExit::kExceptionOrNmi)) {
+    f->push_back({es_en(l, "información de interrupción", "interruption information"),
+                  hex(e.interruption_info),
+                  vector_mnemonic(static_cast<uint8_t>(e.interruption_info & 0xFF)) +
+                      " — SDM Vol. 3C 25.9.2"});
+  }
+  f->push_back({es_en(l, "coste", "cost"), std::to_string(e.cost_cycles) + " cycles",
+                es_en(l, "un modelo: Adams & Agesen 2006, Core 2",
+                      "a model: Adams & Agesen 2006, Core 2")});
+}
+
 }  // namespace
 
-std::vector<Field> event_fields(const EventRecord& e) {
+std::vector<Field> event_fields(const EventRecord& e, Lang lang) {
   std::vector<Field> f;
   const trace::EventHeader& h = e.header;
   std::string event = "#";
@@ -295,6 +352,7 @@ std::vector<Field> event_fields(const EventRecord& e) {
       f.push_back({"run ended", v, ""});
       f.push_back({"VM exits", with_commas(r.exits), "during the run"});
     },
+    [&](const trace::VirtEvent&) -> void { virt_fields(e.virt, &f, lang); },
     [&](const auto&) -> void {
       // The other types: their fields as trace/events.def names them (trace/fields.hpp).
       for (const trace::Field* field : trace::fields_of(h.type)) {
@@ -305,7 +363,62 @@ std::vector<Field> event_fields(const EventRecord& e) {
   return f;
 }
 
-std::string explain(const EventRecord& e) {
+namespace {
+
+// What a VT-x model event, a trap or an untrapped sensitive instruction means (sim/virt/monitor.hpp).
+std::string explain_virt(const trace::VirtEvent& e, Lang l) {
+  const trace::EventHeader& h = e.header;
+  const std::string insn =
+      e.insn_len ? "`" + x86::disassemble({e.insn, e.insn_len}, h.cpu_mode, h.rip).text + "`"
+                 : std::string(es_en(l, "un evento", "an event"));
+  const std::string virt = cpl_text(h.cpl), real = cpl_text(e.real_cpl);
+  if (h.type == EventType::kVmmTrap) {
+    return fmt::format(fmt::runtime(es_en(l,
+        "Atrapar y emular: el núcleo invitado ejecutó {} en su CPL virtual {}, pero la máquina lo "
+        "ejecuta en CPL real {}: la instrucción es privilegiada, levantó {} y el VMM la atrapó y la "
+        "emuló sobre el estado virtual, con el mismo resultado que en la máquina desnuda.",
+        "Trap-and-emulate: the guest kernel executed {} at its virtual CPL {}, but the machine "
+        "runs it at real CPL {}: the instruction is privileged, raised {}, and the VMM trapped "
+        "it and emulated it on the virtual state, with the same result as on the bare machine.")),
+        insn, virt, real, vector_mnemonic(static_cast<uint8_t>(e.exit_reason)));
+  }
+  if (h.type == EventType::kSensitiveNoTrap) {
+    return fmt::format(fmt::runtime(es_en(l,
+        "Sensible pero no privilegiada: {} se ejecutó en CPL real {} SIN atrapar (el invitado cree "
+        "estar en CPL {}), así que vio el estado real de la máquina y no el virtual: la "
+        "violación de Popek y Goldberg del x86 clásico.",
+        "Sensitive but not privileged: {} ran at real CPL {} WITHOUT trapping (the guest "
+        "believes it is at CPL {}), so it saw the machine's real state, not the virtual one: "
+        "classic x86's violation of Popek and Goldberg.")),
+        insn, real, virt);
+  }
+  const std::string reason = std::string(x86::vmx_exit_reason_name(e.exit_reason)) + " (" +
+                             std::to_string(e.exit_reason) + ")";
+  if (h.flags & trace::kVirtFlagEntry) {
+    return fmt::format(fmt::runtime(es_en(l,
+        "Entrada VM: el VMM, en modo raíz, terminó de tratar la salida {} y reanudó al invitado "
+        "en modo no raíz (coste modelado {} ciclos).",
+        "VM entry: the VMM, in root operation, finished handling the {} exit and resumed the "
+        "guest in non-root operation (modelled cost {} cycles).")),
+        reason, e.cost_cycles);
+  }
+  const std::string q =
+      x86::exit_qualification_text(e.exit_reason, e.qualification, e.interruption_info);
+  return fmt::format(fmt::runtime(es_en(l,
+      "Salida VM del modelo VT-x, motivo básico {}: el invitado ejecutó {} en CPL {} en modo no "
+      "raíz y los controles de ejecución de la VMCS piden una salida para ello (panel VMCS). "
+      "{}{}El VMM en modo raíz la emula y vuelve con una entrada VM.",
+      "VT-x model VM exit, basic exit reason {}: the guest executed {} at CPL {} in VMX non-root "
+      "operation, and the VMCS's execution controls ask for an exit on it (VMCS panel). "
+      "{}{}The VMM in root operation emulates it and resumes with a VM entry.")),
+      reason, insn, virt,
+      q.empty() ? "" : std::string(es_en(l, "La cualificación dice: ", "The qualification says: ")),
+      q.empty() ? "" : q + ". ");
+}
+
+}  // namespace
+
+std::string explain(const EventRecord& e, Lang lang) {
   const trace::EventHeader& h = e.header;
   const std::string where = h.cpl <= 3 ? " at CPL " + std::to_string(h.cpl) : "";
   return trace::visit(h, trace::Overloaded{
@@ -433,6 +546,7 @@ std::string explain(const EventRecord& e) {
                   ? "; the VMM mapped the page and the guest retries."
                   : "; there is no RAM there, so the VMM emulates the access (MMIO).");
     },
+    [&](const trace::VirtEvent&) -> std::string { return explain_virt(e.virt, lang); },
     [&](const auto&) -> std::string {
       return "";
     }});

@@ -15,6 +15,7 @@
 
 #include "x86/state.hpp"
 #include "visualizer/core/event_store.hpp"
+#include "visualizer/core/words.hpp"
 
 namespace trapscope::viz {
 
@@ -35,10 +36,11 @@ struct Field {
   std::string value;
   std::string note;  // what it means, where it comes from (may be empty)
 };
-std::vector<Field> event_fields(const EventRecord& event);
+// Rows of VT-x and trap-and-emulate events come in `lang` (visualizer/core/words.hpp).
+std::vector<Field> event_fields(const EventRecord& event, Lang lang = Lang::kEn);
 
 // One or two sentences on what happened and who handled it, for the details pane.
-std::string explain(const EventRecord& event);
+std::string explain(const EventRecord& event, Lang lang = Lang::kEn);
 
 // "#GP", "#PF", … (SDM Vol. 3A table 6-1); "int N" past the architectural vectors.
 std::string vector_mnemonic(uint8_t vector);

@@ -176,6 +176,10 @@ void LiveController::send(Command c) {
       case Command::Op::kSetBreakpoints:
         breakpoints_ = std::move(c.breakpoints);
         break;
+      case Command::Op::kSetVmcs:  // a running slice's next one takes it; a waiting state at once
+        vmcs_pending_.push_back(c.text);
+        commands_.push_back(std::move(c));
+        break;
       case Command::Op::kSetMemoryWindow:
         memory_address_ = c.address;
         memory_length_ = std::min<uint32_t>(c.length, 1u << 20);
@@ -373,6 +377,9 @@ LiveState LiveController::paused() {
                       last_event());
       }
       return LiveState::kSteppingBack;
+    case Command::Op::kSetVmcs:
+      apply_vmcs();
+      return stay(LiveState::kPaused);
     default:  // a memory window (the answer publishes it), breakpoints, a pause
       return stay(LiveState::kPaused);
   }
@@ -392,6 +399,9 @@ LiveState LiveController::finished() {
                         "): reset" + std::string(caps_.step_back ? " or step back" : "") +
                         " to go on",
                     LiveState::kFinished);
+    case Command::Op::kSetVmcs:
+      apply_vmcs();
+      return stay(LiveState::kFinished);
     default:  // a memory window (the answer publishes it), breakpoints, a pause
       return stay(LiveState::kFinished);
   }
@@ -459,6 +469,11 @@ Status LiveController::status() const {
   s.instructions_known = source_.kind == backend::Kind::kSim;
   s.instructions = instructions_;
   s.commands_done = commands_done_;
+  s.cpl_only_at_exits = kvm();
+  if (!kvm()) {
+    s.technique = source_.config.technique;
+    s.deprivilege = source_.config.deprivilege;
+  }
   return s;
 }
 
@@ -475,10 +490,13 @@ void LiveController::publish(bool stop, bool reset, std::optional<uint64_t> sele
   s.reset = reset;
   s.select = select;
   if (backend_) {
+    s.vmcs = backend_->vmcs();
     s.console = backend_->devices().console.text();
     if (stop) {
       s.has_registers = true;
       s.registers = backend_->registers();
+      s.status.real = sim::virt::real_privilege(s.status.technique, s.status.deprivilege,
+                                                s.registers.cpl(), s.registers.cr0 & 1);
       s.code = read_code(s.registers);
       s.memory = read_memory();
     }
@@ -654,8 +672,8 @@ std::optional<LiveController::RunPlan> LiveController::plan_run(StepKind target,
   RunPlan plan;
   plan.free_run = free_run;
   plan.target_mask = free_run ? 0 : mask ? mask : event_mask(target);
-  if (kvm() && !free_run && !mask && target == StepKind::kAny) {
-    plan.target_mask = bit(EventType::kVmExit);
+  if (kvm() && !free_run && !mask && (target == StepKind::kAny || target == StepKind::kVmExit)) {
+    plan.target_mask = bit(EventType::kVmExit);  // KVM has no VT-x model transitions
   }
   if (!free_run && mask && kvm() && (mask & ~bit(EventType::kVmExit))) {
     say("KVM reports only VM exits: " + caps_.step_kinds_why, true);
@@ -679,8 +697,39 @@ std::optional<LiveController::RunPlan> LiveController::plan_run(StepKind target,
   return plan;
 }
 
+// Applies the VMCS changes sent since the last call, in order; a list that cannot be applied
+// is refused whole, with the reason (sim/virt/vmcs.hpp apply_vmcs_spec).
+void LiveController::apply_vmcs() {
+  std::vector<std::string> specs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    specs.swap(vmcs_pending_);
+  }
+  if (specs.empty() || !backend_) return;
+  std::optional<sim::virt::VmcsControls> c = backend_->vmcs();
+  if (!c) {
+    say("the VMCS belongs to the simulator's VT-x model: run with --backend sim --technique vt "
+        "(or pv) to change its controls",
+        true);
+    return;
+  }
+  std::string done;
+  for (const std::string& spec : specs) {
+    std::string error;
+    if (!sim::virt::apply_vmcs_spec(*c, spec, &error)) {
+      say("VMCS: " + error, true);
+      return;
+    }
+    done += (done.empty() ? "" : ",") + spec;
+  }
+  backend_->set_vmcs(*c);
+  source_.config.vmcs = *c;  // a reset keeps them
+  say("VMCS: " + done + " — the next instruction follows the new controls");
+}
+
 // The next slice under the breakpoints set now, or nullopt (said why) if KVM cannot take them.
 std::optional<LiveController::Slice> LiveController::plan_slice(const RunPlan& plan) {
+  apply_vmcs();  // changed during a run: from the next slice on
   Slice s;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -692,6 +741,8 @@ std::optional<LiveController::Slice> LiveController::plan_slice(const RunPlan& p
     if (b.kind == Breakpoint::Kind::kAddress) s.addresses.push_back(b.address);
     else bp_mask |= event_mask(b.event);
   }
+  // An `exit` breakpoint also watches the VT-x model's exits, which KVM never has.
+  if (kvm() && (bp_mask & bit(EventType::kVmExit))) bp_mask &= ~bit(EventType::kVmTransition);
   if (kvm()) {
     if (s.addresses.size() > 1) {
       say("KVM takes one address breakpoint at a time (one hardware debug register through "
@@ -789,7 +840,7 @@ bool LiveController::stop_after(const RunPlan& plan, const Slice& s, const backe
 bool LiveController::stop_at_watched(const RunPlan& plan, const Slice& s,
                                      std::optional<uint64_t>& select) {
   for (const auto& [index, rec] : sink_->watched) {
-    if (plan.target_mask & bit(rec.header.type)) {
+    if (stops_at_mask(plan.target_mask, rec.header)) {
       select = index;
       const StepKind k = step_kind_of(rec.header.type);
       // A lesson's mask can stop at types no step kind names (a VT-x transition, a trap).
@@ -847,7 +898,7 @@ void LiveController::end_guest_run(const RunPlan& plan, const Slice& s,
   }
   // The event that ended the run (a `hlt` exit) may be what was asked for.
   for (const auto& [index, rec] : sink_->watched) {
-    bool hit = plan.target_mask & bit(rec.header.type);
+    bool hit = stops_at_mask(plan.target_mask, rec.header);
     for (const Breakpoint& bp : s.breakpoints) hit = hit || (bp.enabled && matches(bp, rec));
     if (hit) select = index;
   }

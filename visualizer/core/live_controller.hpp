@@ -165,6 +165,7 @@ class LiveController final : public Driver {
                      std::optional<uint64_t>& select);
   std::optional<uint64_t> end_run(const RunPlan& plan, std::optional<uint64_t> select);
   void say_paused();
+  void apply_vmcs();  // the kSetVmcs lists sent since the last call
   void do_step_back(uint64_t count);
   bool restore_to(uint64_t instructions);
   void snapshot_if_due();
@@ -192,6 +193,7 @@ class LiveController final : public Driver {
   std::deque<Command> commands_;
   std::vector<Update> updates_;
   std::vector<Breakpoint> breakpoints_;
+  std::vector<std::string> vmcs_pending_;  // kSetVmcs lists not applied yet
   std::optional<backend::Config> next_config_;  // restart(): taken by the next reset
   uint64_t memory_address_, memory_length_;
   uint64_t taken_ = 1;     // commands the worker took (the first: the constructor's reset)

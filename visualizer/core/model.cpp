@@ -62,11 +62,14 @@ void Model::index(size_t i, const trace::EventHeader& e) {
   // A hypercall record tells the doorbell's VM exit again (trace::is_vm_exit): it is kept and
   // listed, but no lane holds it, so no VM-exit count, step or timeline mark takes it for one.
   const bool record = e.type == EventType::kVmExit && !trace::is_vm_exit(e);
-  if (t < std::size(lanes_) && !record) lanes_[t].push_back(static_cast<uint32_t>(i));
+  // Likewise a VT-x model's VM entry: the VM-transition lane holds its VM exits only
+  // (trace::is_vt_exit), so steps and counts take each exit once.
+  const bool entry = e.type == EventType::kVmTransition && !trace::is_vt_exit(e);
+  if (t < std::size(lanes_) && !record && !entry) lanes_[t].push_back(static_cast<uint32_t>(i));
   if (e.cpl <= 3 && (cpl_spans_.empty() || cpl_spans_.back().cpl != e.cpl)) {
     cpl_spans_.push_back({static_cast<uint32_t>(i), e.cpl});
   }
-  if (trace::is_vm_exit(e)) stats_.on_event(e);
+  if (trace::is_vm_exit(e) || trace::is_vt_exit(e)) stats_.on_event(e);
   if (e.type >= EventType::kBtTranslate && e.type <= EventType::kBtCounts) tcache_.on_event(i, e);
 }
 
@@ -90,9 +93,11 @@ void Model::truncate(size_t n) {
 void Model::rebuild_stats() {
   stats_ = trace::ExitStats{};
   EventRecord r;
-  for (uint32_t i : lane(EventType::kVmExit)) {
-    store_.load(i, &r);
-    stats_.on_event(r.header);
+  for (EventType t : {EventType::kVmExit, EventType::kVmTransition}) {
+    for (uint32_t i : lane(t)) {
+      store_.load(i, &r);
+      stats_.on_event(r.header);
+    }
   }
 }
 
@@ -107,7 +112,9 @@ void Model::apply(Update u) {
 }
 
 void Model::apply_state(MachineState&& s) {
+  const auto real = status_.real;
   status_ = std::move(s.status);
+  if (!s.stop && !s.reset) status_.real = real;  // the last stop's, until the next stop
   if (s.reset) {
     has_previous_ = false;
     has_registers_ = false;
@@ -132,6 +139,7 @@ void Model::apply_state(MachineState&& s) {
     memory_ = std::move(s.memory);
   }
   console_ = std::move(s.console);
+  vmcs_ = std::move(s.vmcs);
   if (s.select && *s.select < store_.size()) select(static_cast<int64_t>(*s.select));
   ++revision_;
 }

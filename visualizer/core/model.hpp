@@ -10,9 +10,10 @@
 // [SECTION] Indexes
 //   Events are numbered in arrival order (EventStore). Per event type, a lane holds the sorted
 //   numbers of that type's events (the timeline's rows and step-to searches) — the VM-exit lane
-//   only VM exits, not the hypercall records that describe one (trace::is_vm_exit); CPL spans hold
+//   only VM exits, not the hypercall records that describe one (trace::is_vm_exit), the
+//   VM-transition lane only the VT-x model's exits, not its entries (trace::is_vt_exit); CPL spans hold
 //   where the CPL changed (the timeline's CPL band). Exit statistics are kept per exit reason
-//   (trace/exit_stats.hpp); the translation cache's view model per unit and block
+//   (trace/exit_stats.hpp: KVM's numbers, and the VT-x model's by basic exit reason); the translation cache's view model per unit and block
 //   (tcache_view.hpp). The filter's
 //   result is built incrementally (advance_filter).
 //
@@ -31,6 +32,8 @@
 #include <vector>
 
 #include "x86/state.hpp"
+#include "sim/virt/technique.hpp"
+#include "sim/virt/vmcs.hpp"
 #include "trace/exit_stats.hpp"
 #include "trace/limits.hpp"
 #include "visualizer/core/console_commands.hpp"
@@ -63,6 +66,15 @@ struct Status {
   bool instructions_known = false;         // the simulator counts retired instructions; KVM not
   uint64_t instructions = 0;               // retired since reset
   uint64_t commands_done = 0;              // commands completed (scripts and tests wait on it)
+  // KVM (live or a KVM trace): the CPL is seen only at VM exits; between them it is not
+  // observed (the timeline's CPL lane says so instead of drawing a span).
+  bool cpl_only_at_exits = false;
+  // The simulator's technique (virtual vs real privilege: sim/virt/technique.hpp).
+  sim::virt::Technique technique = sim::virt::Technique::kEmulation;
+  uint8_t deprivilege = 1;
+  // At the stop: what the machine really runs the guest at, when it differs from the
+  // registers' (virtual) CPL, IF and IOPL (trap-and-emulate, BT in protected mode).
+  std::optional<sim::virt::RealPrivilege> real;
 };
 
 // Code bytes around RIP, read through the guest's page tables (linear = cs_base + offset).
@@ -100,6 +112,8 @@ struct MachineState {
   CodeWindow code;
   MemoryWindow memory;
   std::optional<uint64_t> select;  // the event that explains the stop
+  // The VT-x model's VMCS controls (techniques vt, pv; sim/virt/vmcs.hpp); nullopt: no model.
+  std::optional<sim::virt::VmcsControls> vmcs;
 };
 using Update = std::variant<EventBatch, Truncate, MachineState>;
 
@@ -161,6 +175,8 @@ class Model {
   const CodeWindow& code() const { return code_; }
   const MemoryWindow& memory() const { return memory_; }
   const MemoryWindow& previous_memory() const { return previous_memory_; }
+  // The VT-x model's VMCS controls at the last update (the VMCS panel); nullopt: no VT-x model.
+  const std::optional<sim::virt::VmcsControls>& vmcs() const { return vmcs_; }
   // The CPL the GUI shows: the registers' when there are (a live machine, a re-executed
   // simulator trace), else the selected event's (a trace without re-execution).
   std::optional<uint8_t> shown_cpl() const;
@@ -201,6 +217,7 @@ class Model {
   std::string console_;
   CodeWindow code_;
   MemoryWindow memory_, previous_memory_;
+  std::optional<sim::virt::VmcsControls> vmcs_;
   std::vector<Breakpoint> breakpoints_;
   uint32_t last_breakpoint_id_ = 0;
   uint64_t revision_ = 0;

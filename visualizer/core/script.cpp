@@ -65,7 +65,7 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
       if (!number(true, 1)) return fail("step takes an optional count");
     } else if (word == "step-to") {
       c.op = Op::kStepTo;
-      if (!kind()) return fail("step-to takes exit, ring, exception, walk, translation or any");
+      if (!kind()) return fail("step-to takes exit, ring, exception, walk, translation, any or vt-exit");
     } else if (word == "step-back") {
       c.op = Op::kStepBack;
       if (!number(true, 1)) return fail("step-back takes an optional count");
@@ -149,8 +149,9 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
     } else if (word == "show" || word == "hide") {
       c.op = word == "show" ? Op::kShow : Op::kHide;
       if (rest != "breakpoints" && rest != "help" && rest != "page walk" &&
-          rest != "translation cache" && rest != "compare") {
-        return fail(word + " takes breakpoints, help, page walk, translation cache or compare");
+          rest != "translation cache" && rest != "compare" && rest != "vmcs") {
+        return fail(word + " takes breakpoints, help, page walk, translation cache, compare or "
+                           "vmcs");
       }
       c.text = rest;
     } else if (word == "tcache-select") {
@@ -191,6 +192,10 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
       c.op = Op::kCompareLog;
       if (rest != "on" && rest != "off") return fail("compare-log takes on or off");
       c.number = rest == "on";
+    } else if (word == "vmcs") {
+      c.op = Op::kVmcs;
+      if (rest.empty()) return fail("vmcs takes a list such as +descriptor-table-exiting,-hlt-exiting");
+      c.text = rest;
     } else if (word == "quit") {
       c.op = Op::kQuit;
     } else {

@@ -21,7 +21,9 @@
 //   frames N                 render N more frames (N <= 1,000,000)
 //   timeline FIRST LAST      show events FIRST..LAST in the timeline ("timeline fit": all);
 //                            FIRST < LAST <= 2^53 (event numbers a double holds exactly)
-//   show breakpoints|help|page walk|translation cache|compare   open a window (hide …: close it)
+//   show breakpoints|help|page walk|translation cache|compare|vmcs   open a window (hide …: close it)
+//   vmcs LIST                change the VT-x model's VMCS controls, as `--vmcs LIST` (vt, pv;
+//                            sim/virt/vmcs.hpp), as the VMCS panel's checkboxes do
 //   tcache-select RIP        the translation-cache panel shows the block at guest RIP (as a
 //                            click on its row would: its translation event is selected)
 //   screenshot FILE.png      write the window's pixels (after the frame is drawn)
@@ -63,7 +65,7 @@ struct ScriptCommand {
     kBreak, kBreakEvent, kClearBreaks, kFilter, kMemory, kSpeed, kFrames, kScreenshot, kDump,
     kAssertCpl, kAssertSelected, kAssertConsole, kTimeline, kShow, kHide, kQuit,
     kLessonStep, kLessonNext, kLessonPrev, kLessonLang, kAssertLesson, kTcacheSelect,
-    kCompareOpen, kCompareRun, kCompareLog, kLessonAnswer,
+    kCompareOpen, kCompareRun, kCompareLog, kLessonAnswer, kVmcs,
   };
   Op op = Op::kWaitIdle;
   int line = 0;            // 1-based line in the script

@@ -83,6 +83,13 @@ json dump_event(const EventRecord& e) {
     if (f->format == trace::FieldFormat::kSigned) j[std::string(f->name)] = static_cast<int64_t>(v);
     else j[std::string(f->name)] = v;
   }
+  // What the details pane shows (describe.hpp), in English.
+  j["explain"] = explain(e);
+  json details = json::array();
+  for (const Field& f : event_fields(e)) {
+    details.push_back({{"name", f.name}, {"value", f.value}, {"note", f.note}});
+  }
+  j["details"] = details;
   if (h.type == EventType::kVmExit) {  // the names scripts have used since before the table
     j["exit_reason"] = std::string(trace::exit_reason_name(e.exit.reason));
     j["kvm_exit_reason"] = e.exit.reason;
@@ -98,11 +105,19 @@ json dump_state(const Model& m) {
   j["state"] = std::string(to_string(st.state));
   j["message"] = st.message;
   j["message_is_error"] = st.message_is_error;
+  // KVM: the CPL lane shows the CPL only at VM exits ("not observed" between them).
+  j["cpl_only_at_exits"] = st.cpl_only_at_exits;
+  if (st.real) {  // trap-and-emulate, BT: the real privilege beside the registers' virtual one
+    j["real_privilege"] = {{"cpl", st.real->cpl}, {"if", st.real->interrupts}, {"iopl", st.real->iopl}};
+  } else {
+    j["real_privilege"] = nullptr;
+  }
   j["events"] = m.events().size();
   j["lanes"] = {{"vm_exit", m.lane(EventType::kVmExit).size()},
                 {"exception", m.lane(EventType::kException).size()},
                 {"page_walk", m.lane(EventType::kPageWalk).size()},
                 {"ring_transition", m.lane(EventType::kRingTransition).size()},
+                {"vt_exit", m.lane(EventType::kVmTransition).size()},
                 {"instruction", m.lane(EventType::kInstruction).size()},
                 {"run_end", m.lane(EventType::kRunEnd).size()}};
   if (m.selected() >= 0) {
@@ -131,6 +146,13 @@ json dump_state(const Model& m) {
                      {"max_ns", s.max_ns}});
   }
   j["exit_stats"] = stats;
+  json vmx = json::array();  // the VT-x model's exits by basic exit reason
+  for (const auto& [reason, n] : m.exit_stats().by_vmx_reason()) {
+    vmx.push_back({{"reason", std::string(x86::vmx_exit_reason_name(reason))},
+                   {"vmx_exit_reason", reason},
+                   {"count", n}});
+  }
+  j["vmx_exit_stats"] = vmx;
   j["filter"] = {{"text", m.filter().text()}, {"visible", m.visible_count()}};
   json bps = json::array();
   for (const Breakpoint& b : m.breakpoints()) {
@@ -138,6 +160,19 @@ json dump_state(const Model& m) {
   }
   j["breakpoints"] = bps;
   j["tcache"] = dump_tcache(m);
+  if (const auto& v = m.vmcs()) {  // the VT-x model's VMCS (sim/virt/vmcs.hpp)
+    json f;
+    for (int i = 0; i < static_cast<int>(sim::virt::VmcsField::kCount); ++i) {
+      const auto field = static_cast<sim::virt::VmcsField>(i);
+      f[std::string(sim::virt::to_string(field))] = sim::virt::field_word(*v, field);
+    }
+    j["vmcs"] = {{"spec", sim::virt::vmcs_spec_of(*v)},
+                 {"controls", f},
+                 {"exception_bitmap", v->exception_bitmap},
+                 {"io_bitmap_exiting_ports", v->io_bitmap.count()}};
+  } else {
+    j["vmcs"] = nullptr;
+  }
   return j;
 }
 

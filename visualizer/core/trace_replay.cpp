@@ -149,6 +149,7 @@ void TraceReplay::publish(Model& model, std::string message, bool error) {
   s.status.state = RunState::kTrace;
   s.status.backend = "trace file (" + (metadata_.backend.empty() ? "?" : metadata_.backend) + ")";
   s.status.source = path_;
+  s.status.cpl_only_at_exits = metadata_.backend == "kvm";
   s.status.message = std::move(message);
   s.status.message_is_error = error;
   s.status.commands_done = commands_done_;

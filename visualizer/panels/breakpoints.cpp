@@ -1,5 +1,6 @@
 // Breakpoints: on an address (stop before executing it) and on an event kind with conditions
 // (exit reason, port, vector, CPL).
+#include <algorithm>
 #include <cstdio>
 
 #include "visualizer/core/describe.hpp"
@@ -11,7 +12,8 @@ void draw_breakpoints(PanelContext& ctx, BreakpointsState& s, bool* open) {
   if (!*open) return;
   ImGui::SetNextWindowSize(ImVec2(520, 330), ImGuiCond_FirstUseEver);
   const ImVec2 d = ImGui::GetIO().DisplaySize;
-  ImGui::SetNextWindowPos(ImVec2(d.x * 0.5f, d.y * 0.45f), ImGuiCond_FirstUseEver, ImVec2(0.5f, 0.5f));
+  ImGui::SetNextWindowPos(ImVec2(std::min(d.x * 0.5f, ctx.free_right() - 520 * 0.5f), d.y * 0.45f),
+                          ImGuiCond_FirstUseEver, ImVec2(0.5f, 0.5f));  // not over the lesson pane
   if (!ImGui::Begin("Breakpoints", open)) {
     ImGui::End();
     return;

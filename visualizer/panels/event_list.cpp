@@ -159,17 +159,21 @@ void draw_event_details(PanelContext& ctx) {
     title += " \u2014 " + std::string(trace::exit_reason_name(r.exit.reason));
   } else if (r.header.type == trace::EventType::kException) {
     title += " \u2014 " + vector_mnemonic(r.exception.vector);
+  } else if (r.header.type == trace::EventType::kVmTransition) {
+    title += " \u2014 " + std::string(x86::vmx_exit_reason_name(r.virt.exit_reason));
   }
   chip(c, title.c_str());
   ImGui::PopFont();
   ImGui::PushTextWrapPos(0.0f);
-  ImGui::TextDisabled("%s", explain(r).c_str());
+  ImGui::TextDisabled("%s", explain(r, ctx.lang).c_str());
   ImGui::PopTextWrapPos();
   ImGui::Spacing();
   if (ImGui::BeginTable("fields", 2, ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingStretchProp)) {
-    ImGui::TableSetupColumn("field", ImGuiTableColumnFlags_WidthFixed, 120);
+    // VT-x exit qualifications name their bits ("5:4 access type"): a wider name column.
+    const bool vt = r.header.type == trace::EventType::kVmTransition;
+    ImGui::TableSetupColumn("field", ImGuiTableColumnFlags_WidthFixed, vt ? 230.0f : 120.0f);
     ImGui::TableSetupColumn("value", ImGuiTableColumnFlags_WidthStretch);
-    for (const Field& f : event_fields(r)) {
+    for (const Field& f : event_fields(r, ctx.lang)) {
       ImGui::TableNextRow();
       ImGui::TableNextColumn();
       ImGui::TextDisabled("%s", f.name.c_str());

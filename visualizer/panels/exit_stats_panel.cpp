@@ -9,9 +9,66 @@
 
 namespace trapscope::viz {
 
+namespace {
+
+// The VT-x model's exits by basic exit reason (--technique vt, pv; trace/exit_stats.hpp).
+void vmx_rows(PanelContext& ctx, const trace::ExitStats& stats) {
+  const Lang l = ctx.lang;
+  std::vector<std::pair<uint32_t, uint64_t>> rows(stats.by_vmx_reason().begin(),
+                                                  stats.by_vmx_reason().end());
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  ImGui::TextDisabled("%s %s", with_commas(stats.vmx_total()).c_str(),
+                      es_en(l, "salidas VM del modelo VT-x", "VT-x model VM exits"));
+  ImGui::SameLine();
+  help_marker(es_en(l,
+                    "Una fila por motivo básico de salida (Intel SDM Vol. 3C, apéndice C): las "
+                    "salidas que los controles de la VMCS piden (panel VMCS). Clic en una fila: "
+                    "la lista de eventos muestra solo esas transiciones.",
+                    "One row per basic exit reason (Intel SDM Vol. 3C Appendix C): the exits the "
+                    "VMCS controls ask for (VMCS panel). Click a row to show only those "
+                    "transitions in the event list."));
+  const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV |
+                                ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_BordersOuterH;
+  if (!ImGui::BeginTable("vmx", 3, flags)) return;
+  ImGui::TableSetupColumn(es_en(l, "motivo básico", "basic exit reason"));
+  ImGui::TableSetupColumn(es_en(l, "salidas", "exits"));
+  ImGui::TableSetupColumn("%");
+  ImGui::TableHeadersRow();
+  for (const auto& [reason, n] : rows) {
+    ImGui::TableNextRow();
+    ImGui::TableNextColumn();
+    const std::string name =
+        std::string(x86::vmx_exit_reason_name(reason)) + " (" + std::to_string(reason) + ")";
+    ImGui::PushID(static_cast<int>(reason) + 0x10000);
+    const ImVec2 p = ImGui::GetCursorScreenPos();
+    if (ImGui::Selectable("##vmx", false, ImGuiSelectableFlags_SpanAllColumns)) {
+      std::string err;
+      ctx.actions.set_filter("vm_transition reason=" + std::string(x86::vmx_exit_reason_name(reason)),
+                             &err);
+    }
+    tooltip(std::string(x86::vmx_exit_reason_title(reason)).c_str());
+    ImGui::SetCursorScreenPos(p);
+    chip(theme::event_color(trace::EventType::kVmTransition), name.c_str());
+    ImGui::PopID();
+    ImGui::TableNextColumn();
+    mono_text(ctx.fonts, theme::kText, with_commas(n).c_str());
+    ImGui::TableNextColumn();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f%%",
+                  100.0 * static_cast<double>(n) / static_cast<double>(stats.vmx_total()));
+    mono_text(ctx.fonts, theme::kText, buf);
+  }
+  ImGui::EndTable();
+  ImGui::Spacing();
+}
+
+}  // namespace
+
 void draw_exit_stats(PanelContext& ctx) {
   ImGui::Begin("Exit statistics");
   const trace::ExitStats& stats = ctx.model.exit_stats();
+  if (stats.vmx_total()) vmx_rows(ctx, stats);
   std::vector<std::pair<uint32_t, trace::ExitReasonStats>> rows(stats.by_reason().begin(),
                                                                  stats.by_reason().end());
   std::stable_sort(rows.begin(), rows.end(),
@@ -25,7 +82,7 @@ void draw_exit_stats(PanelContext& ctx) {
               "the simulator does not time its VMM, so its time columns show \u2014.\n\nClick a row to show "
               "only those exits in the event list.");
   if (rows.empty()) {
-    ImGui::TextDisabled("No VM exits yet.");
+    if (!stats.vmx_total()) ImGui::TextDisabled("%s", es_en(ctx.lang, "Aún no hay salidas VM.", "No VM exits yet."));
     ImGui::End();
     return;
   }

@@ -1,4 +1,6 @@
 // Help: the keyboard shortcuts, and what this machine can and cannot observe.
+#include <algorithm>
+
 #include "visualizer/panels/panels.hpp"
 
 namespace trapscope::viz {
@@ -7,7 +9,8 @@ void draw_help(PanelContext& ctx, bool* open) {
   if (!*open) return;
   ImGui::SetNextWindowSize(ImVec2(560, 420), ImGuiCond_FirstUseEver);
   const ImVec2 d = ImGui::GetIO().DisplaySize;
-  ImGui::SetNextWindowPos(ImVec2(d.x * 0.5f, d.y * 0.45f), ImGuiCond_FirstUseEver, ImVec2(0.5f, 0.5f));
+  ImGui::SetNextWindowPos(ImVec2(std::min(d.x * 0.5f, ctx.free_right() - 560 * 0.5f), d.y * 0.45f),
+                          ImGuiCond_FirstUseEver, ImVec2(0.5f, 0.5f));  // not over the lesson pane
   if (!ImGui::Begin("Help", open)) {
     ImGui::End();
     return;

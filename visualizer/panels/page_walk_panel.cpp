@@ -5,6 +5,7 @@
 // the order the hardware makes them (Bhargava et al., ASPLOS 2008). For a shadow-paging event
 // (trace::ShadowPagingEvent): the guest's leaf entry beside the shadow entry the VMM built, with
 // the bits that differ marked. Sources: Intel SDM Vol. 3A 4.3–4.5, Vol. 3C 29.3.
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -155,9 +156,12 @@ void shadow_entry(PanelContext& ctx, const trace::ShadowPagingEvent& e) {
 
 void draw_page_walk(PanelContext& ctx, bool* open) {
   if (!*open) return;
-  const ImVec2 d = ImGui::GetIO().DisplaySize;  // first shown over the disassembly and memory
-  ImGui::SetNextWindowPos(ImVec2(d.x * 0.31f, d.y * 0.45f), ImGuiCond_FirstUseEver);
-  ImGui::SetNextWindowSize(ImVec2(d.x * 0.52f, d.y * 0.3f), ImGuiCond_FirstUseEver);
+  // First shown over the disassembly and memory, never over the lesson pane.
+  const ImVec2 d = ImGui::GetIO().DisplaySize;
+  const float w = std::min(d.x * 0.52f, ctx.free_right());
+  ImGui::SetNextWindowPos(ImVec2(std::min(d.x * 0.31f, ctx.free_right() - w), d.y * 0.45f),
+                          ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowSize(ImVec2(w, d.y * 0.3f), ImGuiCond_FirstUseEver);
   if (!ImGui::Begin("Page walk", open)) {
     ImGui::End();
     return;

@@ -28,6 +28,7 @@
 #include "visualizer/core/disasm_window.hpp"
 #include "visualizer/core/driver.hpp"
 #include "visualizer/core/model.hpp"
+#include "visualizer/core/words.hpp"
 
 namespace trapscope::viz {
 
@@ -50,6 +51,8 @@ class Actions {
   virtual void remove_breakpoint(uint32_t id) = 0;
   virtual void breakpoints_changed() = 0;  // after editing Model::breakpoints() in place
   virtual const Capabilities& capabilities() const = 0;
+  // Change the VT-x model's VMCS controls by a --vmcs list (sim/virt/vmcs.hpp).
+  virtual void set_vmcs(const std::string& spec) { (void)spec; }
 };
 
 // [SECTION] Shortcuts
@@ -146,6 +149,11 @@ struct PanelContext {
   Model& model;
   Actions& actions;
   const theme::Fonts& fonts;
+  Lang lang = Lang::kEn;  // the visualizer's words (visualizer/core/words.hpp)
+  // Where a floating window (page walk, translation cache, breakpoints, help) first opens: the
+  // display less the lesson pane, which no window may cover. x1 = 0: the whole display.
+  float free_x1 = 0;
+  float free_right() const { return free_x1 > 0 ? free_x1 : ImGui::GetIO().DisplaySize.x; }
 };
 
 // [SECTION] Panels
@@ -174,6 +182,10 @@ void draw_lesson(PanelContext& ctx, LessonDriver& lesson);
 // metric, one bar per technique row, log scale, values on hover, n/a for a metric a row lacks;
 // and a compare run for a chosen workload in the background, with its progress.
 void draw_compare(PanelContext& ctx, CompareState& state, bool* open);
+// The VMCS panel (vmcs_panel.cpp): the VT-x model's guest-state and host-state areas, its control
+// fields by SDM name with the modelled ones as checkboxes, the exception bitmap, I/O bitmaps,
+// CR0/CR4 guest/host masks and read shadows (--technique vt, pv).
+void draw_vmcs(PanelContext& ctx, bool* open);
 // The panel's state for `dump` (script) and --dump-state: {loaded, error, warning, log_scale,
 // running, source, workload, rows[label], charts[{key, title, note, plot[x, y, w, h], axis_min,
 // axis_max, bars[{row, cluster, value (null: n/a), rect[x0, y0, x1, y1]}]}]} — screen pixels of

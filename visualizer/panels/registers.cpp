@@ -31,6 +31,38 @@ void bits_row(const theme::Fonts& fonts, const std::vector<Bit>& bits, bool show
   if (first) ImGui::TextDisabled("none set");
 }
 
+// Under trap-and-emulate and BT the registers are the guest's VIRTUAL state; the machine runs
+// it at another CPL, IF and IOPL (sim/virt/technique.hpp real_privilege). Both, in two colours:
+// the virtual (what the guest believes) in the CPL colour above, the real one in the technique
+// colour here.
+void real_privilege_row(PanelContext& ctx, const sim::virt::RealPrivilege& real) {
+  const Lang l = ctx.lang;
+  const x86::CpuState& r = ctx.model.registers();
+  ImGui::PushFont(ctx.fonts.large);
+  ImGui::TextColored(theme::to_vec4(theme::kRealPrivilege), "%s %u",
+                     es_en(l, "CPL real", "real CPL"), real.cpl);
+  ImGui::PopFont();
+  ImGui::SameLine();
+  ImGui::BeginGroup();
+  ImGui::TextColored(theme::to_vec4(theme::kRealPrivilege), "%s · IOPL %u · IF=%d",
+                     es_en(l, "lo que ejecuta la máquina", "what the machine runs"),
+                     static_cast<unsigned>(real.iopl), real.interrupts ? 1 : 0);
+  ImGui::TextColored(theme::to_vec4(theme::cpl_color(r.cpl())), "%s: CPL %u · IOPL %u · IF=%d",
+                     es_en(l, "lo que cree el invitado (virtual)", "what the guest believes (virtual)"),
+                     r.cpl(), static_cast<unsigned>((r.rflags >> 12) & 3),
+                     (r.rflags & x86::kIF) ? 1 : 0);
+  ImGui::EndGroup();
+  tooltip(es_en(l,
+                "Con atrapar y emular y con traducción binaria los registros son el estado "
+                "VIRTUAL del invitado. La máquina ejecuta su núcleo en otro anillo (compresión de "
+                "anillos: --deprivilege; la traducción binaria en CPL 1), con IF=1 e IOPL 0: por "
+                "eso pushf, smsw o mov desde CS ven el estado real.",
+                "Under trap-and-emulate and binary translation the registers are the guest's "
+                "VIRTUAL state. The machine runs its kernel in another ring (ring compression: "
+                "--deprivilege; translated code at CPL 1), with IF=1 and IOPL 0: which is why "
+                "pushf, smsw or mov from CS see the real state."));
+}
+
 }  // namespace
 
 void draw_registers(PanelContext& ctx) {
@@ -67,6 +99,7 @@ void draw_registers(PanelContext& ctx) {
   tooltip("CPL = CS.RPL in protected and long mode, 0 in real mode, 3 in virtual-8086 mode "
           "(SDM Vol. 3A 5.5). IOPL: the highest CPL allowed to use in/out and cli/sti without "
           "the I/O bitmap.");
+  if (const auto& real = m.status().real) real_privilege_row(ctx, *real);
   ImGui::Separator();
 
   static constexpr const char* kGpr[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",

@@ -285,9 +285,11 @@ void draw_tcache(PanelContext& ctx, TcacheState& st, bool* open) {
     *open = true;
   }
   if (!*open) return;
-  const ImVec2 d = ImGui::GetIO().DisplaySize;  // first shown over the middle and right columns
-  ImGui::SetNextWindowPos(ImVec2(d.x * 0.31f, d.y * 0.30f), ImGuiCond_FirstUseEver);
-  ImGui::SetNextWindowSize(ImVec2(d.x * 0.69f, d.y * 0.70f), ImGuiCond_FirstUseEver);
+  // First shown over the middle and right columns, never over the lesson pane.
+  const ImVec2 d = ImGui::GetIO().DisplaySize;
+  const float w = std::min(d.x * 0.69f, ctx.free_right());
+  ImGui::SetNextWindowPos(ImVec2(ctx.free_right() - w, d.y * 0.30f), ImGuiCond_FirstUseEver);
+  ImGui::SetNextWindowSize(ImVec2(w, d.y * 0.70f), ImGuiCond_FirstUseEver);
   if (!ImGui::Begin("Translation cache", open)) {
     ImGui::End();
     return;

@@ -91,6 +91,63 @@ std::optional<size_t> nearest(const Geometry& g, const std::vector<uint32_t>& la
 
 // [SECTION] CPL band
 
+// KVM sees the CPL only when the guest exits (Status::cpl_only_at_exits): between VM exits the
+// band is hatched "not observed"; each exit is a mark on its CPL's row, and where the CPL at an
+// exit differs from the one before, a connector "a → b observed at exit" joins the two rows.
+void draw_cpl_at_exits(ImDrawList* dl, const Geometry& g, const Model& m, float y0, float y1,
+                       Lang lang) {
+  const float mid = (y0 + y1) * 0.5f;
+  dl->AddRectFilled(ImVec2(g.x0, y0 + 2), ImVec2(g.x0 + g.w, y1 - 2), IM_COL32(60, 64, 72, 70));
+  for (float x = g.x0; x < g.x0 + g.w; x += 10.0f) {
+    dl->AddLine(ImVec2(x, y1 - 2), ImVec2(x + 8, y0 + 2), IM_COL32(110, 116, 128, 55));
+  }
+  const char* label = es_en(lang, "no observado entre salidas VM (KVM)",
+                            "not observed between VM exits (KVM)");
+  dl->AddText(ImVec2(g.x0 + 4, mid - ImGui::GetTextLineHeight() * 0.5f), theme::kTextDim, label);
+  auto row = [&](uint8_t cpl, float* a, float* b) {
+    *a = cpl == 0 ? y0 + 2 : mid + 1;
+    *b = cpl == 0 ? mid - 1 : y1 - 2;
+  };
+  const auto& lane = m.lane(EventType::kVmExit);
+  auto lo = std::lower_bound(lane.begin(), lane.end(),
+                             static_cast<uint32_t>(std::max(0.0, std::floor(g.start))));
+  const auto hi = std::lower_bound(lo, lane.end(),
+                                   static_cast<uint32_t>(std::max(0.0, std::ceil(g.start + g.span))));
+  uint8_t prev = lo != lane.begin() ? m.events().cpl(*(lo - 1)) : trace::kCplUnknown;
+  float last_label_x = -1e9f;
+  for (auto it = lo; it != hi;) {
+    const uint8_t cpl = m.events().cpl(*it);
+    const float x = g.x_of(*it + 0.5);
+    if (cpl <= 3) {
+      float a, b;
+      row(cpl, &a, &b);
+      dl->AddRectFilled(ImVec2(x - 1.5f, a), ImVec2(x + 1.5f, b), theme::cpl_color(cpl));
+      if (prev <= 3 && prev != cpl) {
+        float pa, pb;
+        row(prev, &pa, &pb);
+        dl->AddLine(ImVec2(x, (pa + pb) * 0.5f), ImVec2(x, (a + b) * 0.5f), theme::kText, 1.5f);
+        if (x - last_label_x > 150) {
+          char t[64];
+          std::snprintf(t, sizeof t, "%u → %u %s", prev, cpl,
+                        es_en(lang, "visto en la salida", "observed at exit"));
+          dl->AddText(ImVec2(x + 3, cpl == 0 ? mid + 1 : y0 + 2), theme::kText, t);
+          last_label_x = x;
+        }
+      }
+      prev = cpl;
+    }
+    // More exits than pixels: the next one a pixel column further (the CPL at the last one
+    // skipped is what the next connector starts from).
+    const auto next = std::lower_bound(it + 1, hi, static_cast<uint32_t>(std::max(
+                                                       0.0, std::ceil(g.event_at(x + 1.0f)))));
+    if (next - it > 1) {
+      const uint8_t skipped = m.events().cpl(*(next - 1));
+      if (skipped <= 3) prev = skipped;
+    }
+    it = next;
+  }
+}
+
 void draw_cpl_band(ImDrawList* dl, const Geometry& g, const Model& m, float y0, float y1) {
   const auto& spans = m.cpl_spans();
   const double n = static_cast<double>(m.events().size());
@@ -123,9 +180,23 @@ void draw_cpl_band(ImDrawList* dl, const Geometry& g, const Model& m, float y0, 
     if (last_row >= 0 && last_row != row && std::fabs(x0 - last_x1) < 1.5f) {
       dl->AddLine(ImVec2(x0, y0 + 2), ImVec2(x0, y1 - 2), IM_COL32(255, 255, 255, 150), 1.5f);
     }
+    // Trap-and-emulate, BT: the real CPL the machine runs this span at, a strip in its own
+    // colour on the real CPL's row (sim/virt/technique.hpp real_privilege).
+    const Status& st = m.status();
+    const auto real = sim::virt::real_privilege(
+        st.technique, st.deprivilege, it->cpl,
+        m.events().header(it->first).cpu_mode != trace::CpuMode::kReal16);
+    if (real && real->cpl != it->cpl) {
+      const float ry = real->cpl == 0 ? y0 + 2 : y1 - 6;
+      dl->AddRectFilled(ImVec2(x0, ry), ImVec2(x1, ry + 4), theme::kRealPrivilege);
+    }
     if (x1 - x0 > 60) {
-      char t[16];
-      std::snprintf(t, sizeof t, "CPL %u", it->cpl);
+      char t[32];
+      if (real && real->cpl != it->cpl) {
+        std::snprintf(t, sizeof t, "CPL %u (real %u)", it->cpl, real->cpl);
+      } else {
+        std::snprintf(t, sizeof t, "CPL %u", it->cpl);
+      }
       dl->AddText(ImVec2(x0 + 4, ya + (yb - ya - ImGui::GetTextLineHeight()) * 0.5f),
                   IM_COL32(20, 22, 26, 255), t);
     }
@@ -198,7 +269,8 @@ void draw_timeline(PanelContext& ctx, TimelineState& s) {
 
   static const LaneDef kLanes[] = {
       {"CPL", "Current privilege level: ring 0 (top) or ring 3 (bottom).", EventType::kMax, 38},
-      {"VM exits", "Exits to the VMM, coloured by exit reason (hover for details).",
+      {"VM exits", "Exits to the VMM, coloured by exit reason (hover for details); under "
+                   "--technique vt also the VT-x model's exits, in one colour.",
        EventType::kVmExit, 24},
       {"Exceptions", "Exceptions and interrupts delivered through the guest's IDT (not VM exits).",
        EventType::kException, 24},
@@ -259,11 +331,23 @@ void draw_timeline(PanelContext& ctx, TimelineState& s) {
       dl->AddText(ImVec2(origin.x + 42, y + 2), theme::cpl_color(0), "ring 0");
       dl->AddText(ImVec2(origin.x + 42, y1 - ImGui::GetTextLineHeight() - 1), theme::cpl_color(3),
                   "ring 3");
-      draw_cpl_band(dl, g, m, y, y1);
+      if (m.status().cpl_only_at_exits) {
+        draw_cpl_at_exits(dl, g, m, y, y1, ctx.lang);
+      } else {
+        draw_cpl_band(dl, g, m, y, y1);
+      }
     } else if (l.type == EventType::kVmExit) {
       draw_lane(dl, g, m.lane(l.type), y, y1,
                 [&](uint32_t i) { return theme::exit_reason_color(m.events().exit_reason(i)); },
                 [&](uint32_t i) { return std::string(trace::exit_reason_name(m.events().exit_reason(i))); });
+      // The VT-x model's exits (--technique vt, pv) share the lane, in their own colour.
+      draw_lane(dl, g, m.lane(EventType::kVmTransition), y, y1,
+                [&](uint32_t) { return theme::event_color(EventType::kVmTransition); },
+                [&](uint32_t i) {
+                  EventRecord r;
+                  m.events().load(i, &r);
+                  return std::string(x86::vmx_exit_reason_name(r.virt.exit_reason));
+                });
     } else {
       draw_lane(dl, g, m.lane(l.type), y, y1, [&](uint32_t) { return theme::event_color(l.type); },
                 [&](uint32_t i) -> std::string {
@@ -301,7 +385,11 @@ void draw_timeline(PanelContext& ctx, TimelineState& s) {
       if (e < 0 || e >= static_cast<double>(n)) return std::nullopt;
       return static_cast<size_t>(e);
     }
-    return nearest(g, m.lane(l.type), mouse.x, 8.0f);
+    auto best = nearest(g, m.lane(l.type), mouse.x, 8.0f);
+    if (l.type == EventType::kVmExit && !best) {
+      best = nearest(g, m.lane(EventType::kVmTransition), mouse.x, 8.0f);
+    }
+    return best;
   };
   if (hovered && io.MouseWheel != 0) {
     const double pivot = g.event_at(mouse.x);

@@ -1,5 +1,7 @@
 // The toolbar: stepping commands with their shortcuts, run/pause and the animation speed, the
 // machine's status, and the current privilege level, large, where the eye goes first.
+#include <algorithm>
+#include <cfloat>
 #include <cstdio>
 
 #include "visualizer/core/describe.hpp"
@@ -17,12 +19,23 @@ void cpl_badge(PanelContext& ctx, float right_edge, float top, float height) {
                                 : *cpl == 0 ? std::string_view("ring 0 \u00B7 kernel")
                                 : *cpl == 3 ? std::string_view("ring 3 \u00B7 user")
                                             : ring_name(*cpl);
-  const std::string_view mode_name = mode ? cpu_mode_name(*mode) : std::string_view("");
+  std::string_view mode_name = mode ? cpu_mode_name(*mode) : std::string_view("");
+  // Trap-and-emulate, BT: the guest's CPL (virtual) beside the machine's (real), two colours.
+  const auto& real = ctx.model.status().real;
+  std::string ring_text(ring), real_text;
+  if (real && ctx.model.has_registers()) {
+    ring_text += es_en(ctx.lang, " (virtual)", " (virtual)");
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s %u · IF=%d IOPL %u", es_en(ctx.lang, "CPL real", "real CPL"),
+                  real->cpl, real->interrupts ? 1 : 0, static_cast<unsigned>(real->iopl));
+    real_text = buf;
+    mode_name = real_text;
+  }
 
   ImGui::PushFont(ctx.fonts.large);
   const ImVec2 big_size = ImGui::CalcTextSize(big);
   ImGui::PopFont();
-  const float text_w = std::max(ImGui::CalcTextSize(ring.data(), ring.data() + ring.size()).x,
+  const float text_w = std::max(ImGui::CalcTextSize(ring_text.c_str()).x,
                                 ImGui::CalcTextSize(mode_name.data(), mode_name.data() + mode_name.size()).x);
   const float pad = 10.0f;
   const float badge_w = big_size.x + 2 * pad;
@@ -39,9 +52,9 @@ void cpl_badge(PanelContext& ctx, float right_edge, float top, float height) {
   const float line = ImGui::GetTextLineHeight();
   const float tx = p0.x + badge_w + 10;
   const float ty = p0.y + (height - 2 * line - 2) * 0.5f;
-  dl->AddText(ImVec2(tx, ty), col, ring.data(), ring.data() + ring.size());
-  dl->AddText(ImVec2(tx, ty + line + 2), theme::kTextDim, mode_name.data(),
-              mode_name.data() + mode_name.size());
+  dl->AddText(ImVec2(tx, ty), col, ring_text.c_str());
+  dl->AddText(ImVec2(tx, ty + line + 2), real_text.empty() ? theme::kTextDim : theme::kRealPrivilege,
+              mode_name.data(), mode_name.data() + mode_name.size());
   ImGui::SetCursorScreenPos(p0);
   ImGui::InvisibleButton("##cplbadge", ImVec2(total_w, height));
   tooltip(ctx.model.status().state == RunState::kTrace
@@ -172,10 +185,41 @@ void draw_toolbar(PanelContext& ctx, bool* show_breakpoints) {
   state_text += "] ";
   ImGui::TextUnformatted(state_text.c_str());
   ImGui::SameLine(0, 2);
-  ImGui::PushTextWrapPos(ImGui::GetWindowContentRegionMax().x - 420);
-  ImGui::TextUnformatted(st.message.c_str());
-  ImGui::PopTextWrapPos();
+  const float wrap_x = ImGui::GetWindowContentRegionMax().x - 420;
+  const float wrap_w = std::max(wrap_x - ImGui::GetCursorPosX(), 200.0f);
+  const bool whole = ImGui::CalcTextSize(st.message.c_str(), nullptr, false, wrap_w).y >
+                     ImGui::GetTextLineHeight() * 1.5f;
+  if (whole) {  // its first line here, the whole message below
+    const char* text = st.message.c_str();
+    const char* end = ImGui::GetFont()->CalcWordWrapPositionA(
+        ImGui::GetFontSize() / ImGui::GetFont()->FontSize, text, text + st.message.size(), wrap_w);
+    std::string first(text, end);
+    first += " \u2026";
+    ImGui::TextUnformatted(first.c_str());
+  } else {
+    ImGui::PushTextWrapPos(wrap_x);
+    ImGui::TextUnformatted(st.message.c_str());
+    ImGui::PopTextWrapPos();
+  }
   ImGui::PopStyleColor();
+  if (whole) {
+    // The status row has room for one line: a longer message (a refusal and its reason) is
+    // shown whole just under it, above the timeline, until the next message.
+    const ImVec2 wp = ImGui::GetWindowPos();
+    ImGui::SetNextWindowPos(ImVec2(wp.x + ImGui::GetStyle().WindowPadding.x,
+                                   wp.y + ImGui::GetWindowHeight()));
+    ImGui::SetNextWindowSizeConstraints(ImVec2(wrap_w, 0), ImVec2(wrap_w + 24, FLT_MAX));
+    ImGui::Begin("##message", nullptr,
+                 ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_AlwaysAutoResize |
+                     ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
+                     ImGuiWindowFlags_NoFocusOnAppearing);
+    ImGui::PushStyleColor(ImGuiCol_Text, msg_col);
+    ImGui::PushTextWrapPos(0.0f);
+    ImGui::TextUnformatted(st.message.c_str());
+    ImGui::PopTextWrapPos();
+    ImGui::PopStyleColor();
+    ImGui::End();
+  }
 
   const float right = ImGui::GetWindowContentRegionMax().x;
   cpl_badge(ctx, right, top, ImGui::GetWindowHeight() - top - ImGui::GetStyle().WindowPadding.y);

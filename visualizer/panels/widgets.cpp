@@ -24,7 +24,8 @@ const char* shortcut_keys(Shortcut s) {
 Shortcut shortcut_for(StepKind k) {
   switch (k) {
     case StepKind::kInstruction: return Shortcut::kStep;
-    case StepKind::kVmExit: return Shortcut::kStepExit;
+    case StepKind::kVmExit:
+    case StepKind::kVtExit: return Shortcut::kStepExit;
     case StepKind::kRing: return Shortcut::kStepRing;
     case StepKind::kException: return Shortcut::kStepException;
     case StepKind::kPageWalk: return Shortcut::kStepWalk;
