@@ -180,8 +180,12 @@ uint64_t machines_made() { return g_machines_made.load(); }
 
 std::unique_ptr<Backend> make_backend(Kind kind, const Config& config) {
   ++g_machines_made;
-  if (kind == Kind::kKvm) return std::make_unique<KvmBackend>(config);
-  return std::make_unique<SimBackend>(config);
+  std::unique_ptr<Backend> b;
+  if (kind == Kind::kKvm) b = std::make_unique<KvmBackend>(config);
+  else b = std::make_unique<SimBackend>(config);
+  // The simulator models the IOMMU; on KVM the device is VMM code checked against RAM's bounds.
+  b->devices().attach_passthrough(config.passthrough, kind == Kind::kSim);
+  return b;
 }
 
 bool kvm_usable(std::string* why) {

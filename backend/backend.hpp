@@ -48,6 +48,9 @@ struct Config {
   unsigned tlb_entries = sim::kTlbDefaultEntries;
   bool bt_lookup_events = false;  // technique bt: an event per translation-cache lookup
   uint32_t bt_adaptive_threshold = 0;  // technique bt: sim::SimConfig::bt_adaptive_threshold
+  // The passthrough device (platform/passthrough.hpp, docs/passthrough.md): none, mapped (no
+  // VM exits; the simulator adds its IOMMU model) or emulated (MMIO exits).
+  platform::PassthroughMode passthrough = platform::PassthroughMode::kNone;
 };
 
 // The simulator's memory-virtualization counters (sim/mmu.hpp), for `run --stats`.
