@@ -212,6 +212,7 @@ struct GuestRun {
   std::string console;
   uint64_t window_exits = 0;  // MMIO exits at the passthrough window
   uint64_t dma_events = 0, iommu_faults = 0;
+  size_t unbacked_writes = 0;  // Devices::mmio_writes: writes no device claimed
 };
 
 GuestRun run_guest(backend::Kind kind, PassthroughMode mode) {
@@ -226,6 +227,7 @@ GuestRun run_guest(backend::Kind kind, PassthroughMode mode) {
   GuestRun g;
   g.outcome = b->run({60.0, 0, 0}, &rec);
   g.console = b->devices().console.text();
+  g.unbacked_writes = b->devices().mmio_writes.size();
   for (size_t i = 0; i < rec.size(); ++i) {
     if (const auto* e = rec.get<trace::VmExitEvent>(i, trace::EventType::kVmExit)) {
       if (e->reason == 6 && e->payload.mmio.gpa >= platform::kPassthroughBase &&
@@ -260,6 +262,7 @@ void check_pair(backend::Kind kind) {
     CHECK(g->outcome.reason == trace::RunEndReason::kGuestExit);
     CHECK(g->outcome.exit_code == 0);
     CHECK(g->console == expected_console());
+    CHECK(g->unbacked_writes == 0);  // the emulated registers claim their MMIO writes
     CHECK(g->dma_events == 4);  // the 4 DMA commands that succeed (a refused one moves nothing)
   }
   CHECK(mapped.window_exits == 0);    // the guest's accesses are memory accesses
