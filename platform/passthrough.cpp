@@ -1,5 +1,7 @@
 #include "platform/passthrough.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -296,7 +298,18 @@ void PassthroughDevice::poll_loop() {
 void PassthroughDevice::start_thread() {
   if (thread_.joinable()) return;
   stop_.store(false, std::memory_order_release);
-  thread_ = std::thread([this] { poll_loop(); });
+  // The thread takes no signals (it inherits this mask): Ctrl-C and the run timer's signal must
+  // reach the vCPU thread, whose KVM_RUN they interrupt.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  try {
+    thread_ = std::thread([this] { poll_loop(); });
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    throw;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 void PassthroughDevice::stop_thread() {
