@@ -222,6 +222,8 @@ std::unique_ptr<Backend> make_backend(Kind kind, const Config& config) {
   }
   b->devices().disks = std::move(disks);
   b->devices().attach_disks();
+  // The simulator models the IOMMU; on KVM the device is VMM code checked against RAM's bounds.
+  b->devices().attach_passthrough(config.passthrough, kind == Kind::kSim);
   return b;
 }
 

@@ -53,6 +53,9 @@ struct Config {
   // (platform/disk_image.hpp open_disk) and flushed at the end of every run and step.
   std::vector<platform::DiskSpec> disks;
   sim::virt::VmcsControls vmcs;  // techniques vt, pv: the VT-x model's VMCS (sim/virt/vmcs.hpp)
+  // The passthrough device (platform/passthrough.hpp, docs/passthrough.md): none, mapped (no
+  // VM exits; the simulator adds its IOMMU model) or emulated (MMIO exits).
+  platform::PassthroughMode passthrough = platform::PassthroughMode::kNone;
 };
 
 // The simulator's memory-virtualization counters (sim/mmu.hpp), for `run --stats`.

@@ -12,6 +12,8 @@
 #include <optional>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "cli/commands.hpp"
 #include "cli/guest_file.hpp"
 #include "cli/exit_codes.hpp"
@@ -56,7 +58,19 @@ struct RunOptions {
   bool check_equivalence = false;
   std::vector<std::string> disks;  // --disk
   std::string vmcs;  // --vmcs: VT-x model controls (sim/virt/vmcs.hpp)
+  std::string passthrough = "none";  // --passthrough (platform/passthrough.hpp)
 };
+
+// What the passthrough device did, and what the VMM saw of it (docs/passthrough.md).
+std::string passthrough_summary(const platform::PassthroughDevice& pt) {
+  const bool mapped = pt.mapped();
+  return fmt::format(
+      "passthrough ({}): {} commands ({} refused), {} bytes of DMA; {}\n",
+      platform::to_string(pt.mode()), pt.commands(), pt.errors(), pt.dma_bytes(),
+      mapped ? "its registers and buffer are memory mapped into the guest: the guest's accesses "
+               "caused no VM exit and the VMM could not trace them"
+             : "every access to its registers and buffer was an MMIO exit");
+}
 
 // Basic exit reasons of the simulator's VMM-internal exits (SDM Vol. 3D Appendix C).
 const char* intel_exit_name(uint32_t reason) {
@@ -218,6 +232,7 @@ int run(const RunOptions& o) {
       return kBadInput;
     }
   }
+  cfg.passthrough = *platform::parse_passthrough_mode(o.passthrough);
 
   backend::Kind kind = backend::Kind::kKvm;
   std::string why_no_kvm;
@@ -417,6 +432,9 @@ int run(const RunOptions& o) {
       std::fprintf(info, "%s", virt_counts.summary(cfg).c_str());
     }
   }
+  if (const platform::PassthroughDevice* pt = machine->devices().passthrough.get()) {
+    std::fprintf(info, "%s", passthrough_summary(*pt).c_str());
+  }
   if (o.check_equivalence) {
     if (kind == backend::Kind::kSim && cfg.technique != sim::virt::Technique::kEmulation) {
       // The check's runs get what is left of --timeout (backend/cosim.hpp [SECTION] Bounds).
@@ -461,6 +479,11 @@ void add_run_command(CLI::App& app, int* status) {
   add_load_option(cmd, &o->load, "Guest-physical load address = entry point (e.g. 0x8000)");
   cmd->add_option("--mem", o->mem_mib, "Guest memory in MiB")
       ->check(CLI::Range(uint64_t{1}, uint64_t{3584}))
+      ->capture_default_str();
+  cmd->add_option("--passthrough", o->passthrough,
+                  "Attach the passthrough device (docs/passthrough.md): mapped (host memory "
+                  "mapped into the guest, no VM exits) or emulated (an MMIO exit per access)")
+      ->check(CLI::IsMember({"none", "mapped", "emulated"}))
       ->capture_default_str();
   cmd->add_option("--trace", o->trace_file, "Also record every event to this trace file");
   cmd->add_option("--trace-format", o->trace_format,

@@ -46,3 +46,5 @@ trapscope_guest(compute64 MODE real
   DESCRIPTION "boot sector: long mode with paging, an 8-instruction loop with add [base + index*8], reg (bench/engine_ratios)")
 trapscope_guest(disk-ata MODE real
   DESCRIPTION "an ATA PIO driver: IDENTIFY, read and check 64 sectors, write 16, flush, read back (needs --disk; docs/disks.md)")
+trapscope_guest(passthrough MODE protected
+  DESCRIPTION "drives the passthrough device (run with --passthrough mapped|emulated): DMA reads, writes, its buffer, refused requests")

@@ -180,4 +180,23 @@ void Devices::emit(const trace::DeviceEvent& e) {
   device_events.push_back(e);
 }
 
+void Devices::attach_passthrough(PassthroughMode mode, bool iommu) {
+  if (mode == PassthroughMode::kNone) return;
+  std::unique_ptr<Iommu> table;
+  if (iommu && ram != nullptr) {
+    table = std::make_unique<Iommu>();
+    const uint64_t bytes = ram->size() & ~(Iommu::kPage - 1);
+    if (bytes != 0) table->map(0, 0, bytes, true);  // the VMM assigns the VM's pages
+  }
+  passthrough = std::make_unique<PassthroughDevice>(mode, nullptr, ram, std::move(table));
+  if (mode == PassthroughMode::kEmulated) {
+    mmio.insert(kPassthroughBase, kPassthroughBytes, &passthrough->mmio());
+  }
+}
+
+std::optional<std::string> Devices::snapshot_blocker() const {
+  if (passthrough) return passthrough_snapshot_blocker(passthrough->mode());
+  return std::nullopt;
+}
+
 }  // namespace trapscope::platform

@@ -31,6 +31,7 @@
 #include "platform/guest_ram.hpp"
 #include "trace/event.hpp"
 #include "platform/hypercall.hpp"
+#include "platform/passthrough.hpp"
 
 namespace trapscope::platform {
 
@@ -182,6 +183,14 @@ struct Devices {
   // BlockBackend::flush on every disk (each run end); kOk or the first error.
   BlockStatus flush_disks();
   std::unique_ptr<AtaController> ata;
+  // The passthrough device (platform/passthrough.hpp; `--passthrough`), null if none. Mapped:
+  // the engine maps its window at kPassthroughBase; emulated: it is on `mmio`.
+  std::unique_ptr<PassthroughDevice> passthrough;
+  // Adds it (needs `ram` set). iommu: DMA goes through the simulator's IOMMU model, with the
+  // VM's RAM assigned to it (identity: device address = guest-physical address).
+  void attach_passthrough(PassthroughMode mode, bool iommu);
+  // Why this VM cannot be snapshotted or migrated, if it cannot (a passthrough device).
+  std::optional<std::string> snapshot_blocker() const;
 
   // Events the devices raised while the current VM exit was handled (trace/device_event.hpp).
   // The engine emits them right after that exit's own event and clears them

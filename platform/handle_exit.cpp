@@ -36,8 +36,8 @@ ExitAction on_io_in(Devices& d, const ExitIoIn& e) {
   return ExitAction::resume();
 }
 
-// [SECTION] MMIO — to the MMIO bus; unclaimed reads return all ones, and every write is logged
-// (Devices::mmio_writes).
+// [SECTION] MMIO — to the MMIO bus; unclaimed reads return all ones, and every write no device
+// claims is logged (Devices::mmio_writes).
 ExitAction on_mmio_read(Devices& d, const ExitMmioRead& e) {
   d.mmio.read(e.gpa, e.data);
   return ExitAction::resume();
@@ -46,8 +46,9 @@ ExitAction on_mmio_read(Devices& d, const ExitMmioRead& e) {
 ExitAction on_mmio_write(Devices& d, const ExitMmioWrite& e) {
   uint64_t v = 0;
   std::memcpy(&v, e.data.data(), e.data.size() < 8 ? e.data.size() : 8);
-  d.record_mmio_write({e.gpa, static_cast<uint8_t>(e.data.size()), v});
-  d.mmio.write(e.gpa, e.data);
+  if (!d.mmio.write(e.gpa, e.data)) {  // a device took it (the passthrough registers)
+    d.record_mmio_write({e.gpa, static_cast<uint8_t>(e.data.size()), v});
+  }
   return ExitAction::resume();
 }
 
@@ -85,6 +86,11 @@ struct Dispatch {
 
 ExitAction handle_exit(Devices& devices, const VcpuExit& exit) {
   const ExitAction a = std::visit(Dispatch{devices}, exit);
+  // The passthrough device's events: from this exit (emulated) or, on KVM mapped, what its
+  // thread did since the last exit (the VMM learns of them only now).
+  if (devices.passthrough) {
+    for (const trace::DeviceEvent& e : devices.passthrough->take_events()) devices.emit(e);
+  }
   if (a.stop) return a;
   // A device that reached its cap (trace/limits.hpp: the console) ends the run.
   if (const auto limit = devices.limit_reached()) return ExitAction::end(*limit);

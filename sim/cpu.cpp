@@ -124,6 +124,10 @@ uint64_t Cpu::physical_read(uint64_t gpa, unsigned size) {
     std::memcpy(&v, mem_.data() + gpa, size);
     return v;
   }
+  if (platform::PassthroughDevice* pt = mapped_passthrough(gpa, size)) {
+    std::memcpy(&v, pt->window().data() + (gpa - platform::kPassthroughBase), size);
+    return v;  // host memory mapped into guest-physical space: no exit
+  }
   // Unbacked: an MMIO exit, handled by the platform as on the KVM engine (all ones today).
   uint8_t buf[8] = {};
   take(platform::handle_exit(devices_, platform::ExitMmioRead{gpa, {buf, size}}));
@@ -138,10 +142,34 @@ void Cpu::physical_write(uint64_t gpa, unsigned size, uint64_t value) {
     note_write(gpa, size);
     return;
   }
+  if (platform::PassthroughDevice* pt = mapped_passthrough(gpa, size)) {
+    std::memcpy(pt->window().data() + (gpa - platform::kPassthroughBase), &value, size);
+    passthrough_turn(*pt);
+    return;
+  }
   uint8_t buf[8];
   std::memcpy(buf, &value, sizeof buf);
   take(platform::handle_exit(devices_, platform::ExitMmioWrite{gpa, {buf, size}}));
   record_exit_mmio(gpa, size, true, value);
+}
+
+platform::PassthroughDevice* Cpu::mapped_passthrough(uint64_t gpa, unsigned size) {
+  platform::PassthroughDevice* pt = devices_.passthrough.get();
+  return pt != nullptr && pt->mapped() && pt->contains(gpa, size) ? pt : nullptr;
+}
+
+// The mapped passthrough device's turn after a guest store to its window: it polls its doorbell
+// as its host thread would (platform/passthrough.hpp), in lock-step so runs are deterministic.
+// No VM exit: its DMA and IOMMU events are emitted at the storing instruction.
+void Cpu::passthrough_turn(platform::PassthroughDevice& pt) {
+  if (!pt.service()) return;
+  for (const trace::DeviceEvent& e : pt.take_events()) devices_.emit(e);
+  trace::EventHeader at{};
+  at.time_ns = event_time();
+  at.rip = fault_rip;
+  at.cpl = cpl();
+  at.cpu_mode = s.mode();
+  platform::emit_device_events(devices_, sink_, at, [this] { return next_seq(); });
 }
 
 namespace {

@@ -320,6 +320,9 @@ class Cpu {
  private:
   uint64_t physical_read(uint64_t gpa, unsigned size);
   void physical_write(uint64_t gpa, unsigned size, uint64_t value);
+  // The passthrough device if `--passthrough mapped` maps its window over [gpa, gpa + size).
+  platform::PassthroughDevice* mapped_passthrough(uint64_t gpa, unsigned size);
+  void passthrough_turn(platform::PassthroughDevice& pt);
   PhysicalMemory& mem_;
   platform::Devices& devices_;
   std::vector<uint32_t> page_gen_;  // per 4 KiB guest-physical page

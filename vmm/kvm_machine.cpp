@@ -204,6 +204,34 @@ void KvmMachine::record_hypercall(trace::EventSink& sink, const platform::Hyperc
   sink.on_event(e.header);
 }
 
+// --passthrough mapped (platform/passthrough.hpp): the device's window becomes memory slot 1 at
+// kPassthroughBase the first time (KVM_SET_USER_MEMORY_REGION: the guest's accesses to it are
+// ordinary memory accesses, no exit), and the device's polling thread runs for as long as the
+// guest does: started here, joined when the run ends, however it ends.
+class KvmMachine::PassthroughThread {
+ public:
+  explicit PassthroughThread(KvmMachine& m) : device_(m.devices_.passthrough.get()) {
+    if (device_ == nullptr || !device_->mapped()) {
+      device_ = nullptr;
+      return;
+    }
+    if (!m.passthrough_slot_) {
+      m.vm_.set_user_memory_region(1, platform::kPassthroughBase, platform::kPassthroughBytes,
+                                   device_->window().data());
+      m.passthrough_slot_ = true;
+    }
+    device_->start_thread();
+  }
+  ~PassthroughThread() {
+    if (device_ != nullptr) device_->stop_thread();
+  }
+  PassthroughThread(const PassthroughThread&) = delete;
+  PassthroughThread& operator=(const PassthroughThread&) = delete;
+
+ private:
+  platform::PassthroughDevice* device_;
+};
+
 KvmMachine::KvmMachine(const MachineConfig& config)
     : config_(config),
       kvm_(Kvm::open()),
@@ -462,6 +490,7 @@ RunResult KvmMachine::run(const RunLimits& limits, trace::EventSink* sink) {
   platform::ExitInternalError failure{};
   uint64_t seq = 0;  // every event of the run, hypercall records included
   {
+    PassthroughThread device_thread(*this);  // mapped passthrough: its thread runs with the run
     RunTimer timer(vcpu_, limits.timeout_s);
     for (;;) {
       if (limits.max_exits != 0 && res.exits >= limits.max_exits) {

@@ -97,6 +97,8 @@ class KvmMachine {
   std::unique_ptr<KvmHypercallHost> hypercall_host_;  // binds devices_.hypercall to this vCPU
   std::atomic<bool> stop_requested_{false};
   bool debug_on_ = false;
+  class PassthroughThread;
+  bool passthrough_slot_ = false;  // slot 1 holds the passthrough window
 };
 
 // Whether this host's KVM has already moved RIP past an `in`/`out` when it reports the IO exit
