@@ -24,5 +24,7 @@ void add_lesson_command(CLI::App& app, int* status);
 void add_walk_command(CLI::App& app, int* status);
 void add_compare_command(CLI::App& app, int* status);  // cmd_compare.cpp
 void add_export_command(CLI::App& app, int* status);   // cmd_export.cpp
+void add_restore_command(CLI::App& app, int* status);   // cmd_snapshot.cpp
+void add_snapshot_command(CLI::App& app, int* status);  // cmd_snapshot.cpp
 
 }  // namespace trapscope::cli
