@@ -231,3 +231,84 @@ TEST_CASE("snapshot: the simulator refuses a pending event it cannot deliver", "
   auto m = machine(Kind::kSim, "hello", Technique::kEmulation, false);
   CHECK_THROWS_AS(snapshot::apply(f, *m), snapshot::RestoreError);
 }
+
+TEST_CASE("snapshot file: every device's state makes the round trip", "[snapshot]") {
+  auto f = take(Kind::kSim, "hello", {2, 0});
+  auto& d = f.state.devices;
+  d.console = "He";
+  d.console_dropped = 7;
+  d.uart = {1, 2, 3, 4, 5, 6};
+  d.exit_code = 42;
+  d.mmio_writes = {{0x1234567, 4, 0xDEADBEEF}, {0xFEE00000, 1, 0x5}};
+  d.mmio_writes_dropped = 3;
+  d.hypercall_shared_info = 0x9000;
+  const snapshot::File g = snapshot::decode(snapshot::encode(f));
+  const auto& e = g.state.devices;
+  CHECK(e.console == d.console);
+  CHECK(e.console_dropped == 7);
+  CHECK(e.uart.ier == 1);
+  CHECK(e.uart.dlm == 6);
+  CHECK(e.exit_code == std::optional<uint32_t>(42));
+  REQUIRE(e.mmio_writes.size() == 2);
+  CHECK(e.mmio_writes[0].gpa == 0x1234567);
+  CHECK(e.mmio_writes[0].data == 0xDEADBEEF);
+  CHECK(e.mmio_writes[1].len == 1);
+  CHECK(e.mmio_writes_dropped == 3);
+  CHECK(e.hypercall_shared_info == 0x9000);
+  // ... and into a machine's devices.
+  auto m = machine(Kind::kSim, "hello", Technique::kEmulation, false);
+  snapshot::apply(g, *m);
+  CHECK(m->devices().hypercall.shared_info_gpa() == 0x9000);
+  CHECK(m->devices().control.exit_code() == std::optional<uint32_t>(42));
+}
+
+TEST_CASE("snapshot commands: save, info, restore, and bad input exits 2 naming the place",
+          "[snapshot][cli]") {
+  const std::string file = test::temp_path("hello.snap");
+  auto r = test::run_trapscope({"run", "hello", "--backend", "sim", "--save-at", "exit:3",
+                                "--save", file, "--no-timing"});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("run end: guest halted at rip=0x800f after 31 VM exits") != std::string::npos);
+  r = test::run_trapscope({"snapshot", "info", file});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("point:        exit:3") != std::string::npos);
+  CHECK(r.out.find("not captured: FPU/SSE") != std::string::npos);
+  r = test::run_trapscope({"restore", file, "-q"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("lo from a real-mode guest!") != std::string::npos);
+
+  const auto good = test::read_file(file);
+  const auto refused = [&](std::vector<unsigned char> bytes, const std::string& says) {
+    const std::string bad = test::temp_path("bad.snap");
+    test::write_file(bad, bytes);
+    for (const char* cmd : {"restore", "info"}) {
+      const auto x = std::string(cmd) == "info" ? test::run_trapscope({"snapshot", "info", bad})
+                                                : test::run_trapscope({"restore", bad});
+      INFO(cmd << ": " << x.err);
+      CHECK(x.exit_code == 2);
+      CHECK(x.err.find("byte ") != std::string::npos);
+      CHECK(x.err.find(says) != std::string::npos);
+    }
+  };
+  refused({good.begin(), good.begin() + 100}, "(header.file_bytes): the header says");
+  auto corrupt = good;
+  corrupt[40] ^= 1;
+  refused(corrupt, "(END .crc32)");
+  refused(test::read_file(TRAPSCOPE_GUEST_DIR "/hello.bin"), "not a trapscope snapshot");
+  auto version = good;
+  version[8] = 7;
+  refused(version, "(header.version_major): format version 7.0");
+
+  r = test::run_trapscope({"restore", file, "--mem", "32"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("does not fit --mem 32") != std::string::npos);
+  r = test::run_trapscope({"run", "hello", "--backend", "kvm", "--save-at", "insn:5", "--save", file});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("insn:N needs --backend sim") != std::string::npos);
+  r = test::run_trapscope({"run", "hello", "--backend", "sim", "--save-at", "exit:1000", "--save",
+                           test::temp_path("never.snap"), "-q"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("nothing saved") != std::string::npos);
+  r = test::run_trapscope({"run", "hello", "--backend", "sim", "--save-at", "exit:x", "--save", file});
+  CHECK(r.exit_code == 2);
+}
