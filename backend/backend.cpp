@@ -53,7 +53,7 @@ class KvmBackend final : public Backend {
     if (r.reason == trace::RunEndReason::kDebug) r.reason = trace::RunEndReason::kStep;
     return {r.reason, r.exit_code, r.exits, 0, r.duration_ns, r.detail};
   }
-  Snapshot snapshot() override {
+  Snapshot snapshot(bool with_memory) override {
     settle();
     Snapshot s;
     s.kind = Kind::kKvm;
@@ -62,7 +62,7 @@ class KvmBackend final : public Backend {
     s.fpu = vmm::from_kvm(machine_.vcpu().get_fpu());
     s.events = vmm::from_kvm(machine_.vcpu().get_vcpu_events());
     const auto m = memory();
-    s.memory.assign(m.begin(), m.end());
+    if (with_memory) s.memory.assign(m.begin(), m.end());
     s.devices = machine_.devices().save();
     return s;
   }
@@ -152,12 +152,12 @@ class SimBackend final : public Backend {
     if (r.reason == trace::RunEndReason::kInstructionLimit) r.reason = trace::RunEndReason::kStep;
     return {r.reason, r.exit_code, r.exits, r.instructions, r.duration_ns, r.detail};
   }
-  Snapshot snapshot() override {
+  Snapshot snapshot(bool with_memory) override {
     Snapshot s;
     s.kind = Kind::kSim;
     s.registers = machine_.cpu().s;
     const auto m = machine_.memory().span();
-    s.memory.assign(m.begin(), m.end());
+    if (with_memory) s.memory.assign(m.begin(), m.end());
     s.devices = machine_.devices().save();
     s.instructions = machine_.instructions();
     s.code = std::make_shared<const sim::CodeState>(machine_.save_code_state());

@@ -108,7 +108,8 @@ class Backend {
   // KVM_GUESTDBG_SINGLESTEP, which this project's kvm_pvm hosts report only for emulated code
   // (CPL 0, real mode), not for natively run CPL 3 code (`trapscope doctor`).
   virtual RunOutcome step(trace::EventSink* sink) = 0;
-  virtual Snapshot snapshot() = 0;
+  // with_memory false: Snapshot::memory stays empty (snapshot/ reads memory() itself).
+  virtual Snapshot snapshot(bool with_memory = true) = 0;
   // Takes a snapshot of either engine (cross-engine: what one engine lacks is left at its reset
   // value, docs/snapshots.md). std::invalid_argument if the memory size differs or the state
   // cannot be taken (the simulator: a pending event, which it cannot deliver).

@@ -378,9 +378,8 @@ std::vector<uint8_t> encode(const File& f) {
   add(kDevices, [&](Writer& w) { write_devices(w, f.state.devices); });
   add(kMemory, [&](Writer& w) { write_memory(w, f.memory); });
 
-  std::vector<uint8_t> out;
+  std::vector<uint8_t> out(kMagic, kMagic + sizeof kMagic);
   Writer w(out);
-  w.bytes({reinterpret_cast<const uint8_t*>(kMagic), sizeof kMagic});
   w.u16(kVersionMajor);
   w.u16(kVersionMinor);
   w.u32(kHeaderBytes);

@@ -45,15 +45,17 @@ std::string utc_now() {
   return buf;
 }
 
-File capture(backend::Backend& machine, Metadata meta) {
+File capture(backend::Backend& machine, Metadata meta, bool with_memory) {
   if (const auto why = machine.devices().snapshot_blocker()) {
     throw RestoreError("this machine cannot be snapshotted: " + *why);
   }
   File f;
-  f.state = machine.snapshot();
-  f.memory = MemoryImage::from(f.state.memory);
-  f.state.memory.clear();
-  f.state.memory.shrink_to_fit();
+  f.state = machine.snapshot(/*with_memory=*/false);
+  if (with_memory) {
+    f.memory = MemoryImage::from(machine.memory());
+  } else {
+    f.memory.bytes = machine.memory().size();
+  }
   f.state.code.reset();
   meta.engine = std::string(backend::to_string(machine.kind()));
   meta.memory_bytes = f.memory.bytes;

@@ -25,7 +25,8 @@ std::vector<std::string> not_captured(backend::Kind engine);
 // `meta` holds what the caller knows (guest, technique, paging, point, exits, instructions);
 // engine, memory size, host, time, tool version and not_captured are filled in here.
 // Throws RestoreError when the devices refuse (platform::Devices::snapshot_blocker).
-File capture(backend::Backend& machine, Metadata meta);
+// `with_memory` false: the file's MEM section holds no pages (live migration sends them).
+File capture(backend::Backend& machine, Metadata meta, bool with_memory = true);
 
 // Puts the file's memory, registers and devices into `machine` (of either engine, made with
 // the file's memory size). Throws RestoreError: another memory size, an event pending delivery

@@ -351,9 +351,7 @@ backend::RunOutcome run_migrating(backend::Backend& m, const backend::StopCondit
     meta.point = "migration";
     meta.exits = total.exits;
     meta.instructions = total.instructions;
-    File f = capture(m, meta);
-    f.memory.pages.clear();
-    f.memory.data.clear();
+    const File f = capture(m, meta, /*with_memory=*/false);
     const std::vector<uint8_t> state = encode(f);
     std::vector<uint8_t> msg;
     Writer w(msg);
