@@ -83,7 +83,7 @@ void migrate(uint64_t pages, double bandwidth) {
   auto src = machine(backend::Kind::kSim, "dirty", 16ull << 20);
   x86::CpuState s = src->registers();
   s.gpr[x86::kRdi] = pages;
-  s.gpr[x86::kRsi] = std::max<uint64_t>(400, 4'000'000 / pages);  // about 4M writes in all
+  s.gpr[x86::kRsi] = std::max<uint64_t>(400, 16'000'000 / pages);  // about 16M writes in all
   src->set_registers(s);
   src->run({60.0, 2, 0}, nullptr);  // 200 passes: the working set is written
   snapshot::MigrationOptions o;
