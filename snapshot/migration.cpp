@@ -365,7 +365,7 @@ backend::RunOutcome run_migrating(backend::Backend& m, const backend::StopCondit
     res.migrated = true;
     if (use_log) m.set_dirty_logging(false);
     total.reason = R::kStopped;
-    total.detail = "migrated to " + address;
+    total.detail = "migrated to " + address + "\n";
     if (sink) hold.release(total.exits - hold_exits, total.duration_ns - hold_ns);
     return total;
   } catch (const LinkError& e) {
