@@ -6,6 +6,7 @@
 
 #include "platform/disk_image.hpp"
 #include "sim/sim_machine.hpp"
+#include "vmm/kvm_extended_state.hpp"
 #include "vmm/kvm_state.hpp"
 #include "vmm/kvm_machine.hpp"
 
@@ -61,21 +62,33 @@ class KvmBackend final : public Backend {
     if (r.reason == trace::RunEndReason::kDebug) r.reason = trace::RunEndReason::kStep;
     return flushed(devices(), {r.reason, r.exit_code, r.exits, 0, r.duration_ns, r.detail});
   }
-  Snapshot snapshot() override {
+  Snapshot snapshot(bool with_memory) override {
+    settle();
     Snapshot s;
     s.kind = Kind::kKvm;
     s.registers = registers();
+    vmm::read_msrs_and_debug(machine_.vcpu(), &s.registers);
+    s.fpu = vmm::from_kvm(machine_.vcpu().get_fpu());
+    s.events = vmm::from_kvm(machine_.vcpu().get_vcpu_events());
     const auto m = memory();
-    s.memory.assign(m.begin(), m.end());
+    if (with_memory) s.memory.assign(m.begin(), m.end());
     s.devices = machine_.devices().save();
     return s;
   }
   void restore(const Snapshot& s) override {
-    if (s.kind != Kind::kKvm || s.memory.size() != memory().size()) {
-      throw std::invalid_argument("snapshot of another machine");
+    if (!s.memory.empty() && s.memory.size() != memory().size()) {
+      throw std::invalid_argument("snapshot of a machine with another memory size");
     }
-    std::memcpy(machine_.memory().bytes().data(), s.memory.data(), s.memory.size());
+    settle();
+    if (!s.memory.empty()) {
+      std::memcpy(machine_.memory().bytes().data(), s.memory.data(), s.memory.size());
+    }
     set_registers(s.registers);
+    vmm::write_msrs_and_debug(machine_.vcpu(), s.registers);
+    if (s.fpu) machine_.vcpu().set_fpu(vmm::to_kvm(*s.fpu));
+    kvm_vcpu_events e = machine_.vcpu().get_vcpu_events();
+    vmm::to_kvm(s.events.value_or(x86::PendingEvents{}), &e);
+    machine_.vcpu().set_vcpu_events(e);
     machine_.devices().restore(s.devices);
   }
   x86::CpuState registers() override {
@@ -96,8 +109,25 @@ class KvmBackend final : public Backend {
   }
   platform::Devices& devices() override { return machine_.devices(); }
   void request_stop() override { machine_.request_stop(); }
+  bool set_dirty_logging(bool on) override {
+    auto& mem = machine_.memory();
+    machine_.vm().set_user_memory_region(0, 0, mem.size(), mem.host_address(),
+                                         on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+    return true;
+  }
+  std::vector<uint64_t> take_dirty_log() override {
+    return machine_.vm().get_dirty_log(0, machine_.memory().size() / 4096);
+  }
 
  private:
+  // After an I/O or MMIO exit the vCPU's state is consistent only once KVM_RUN has been entered
+  // again, which completes the access; with immediate_exit set it returns at once without
+  // running guest code (KVM API 5, kvm_run.immediate_exit). Harmless when nothing is pending.
+  void settle() {
+    machine_.vcpu().kick();
+    (void)machine_.vcpu().run();
+    machine_.vcpu().clear_kick();
+  }
   vmm::KvmMachine machine_;
 };
 
@@ -150,23 +180,31 @@ class SimBackend final : public Backend {
     return flushed(devices(),
                    {r.reason, r.exit_code, r.exits, r.instructions, r.duration_ns, r.detail});
   }
-  Snapshot snapshot() override {
+  Snapshot snapshot(bool with_memory) override {
     Snapshot s;
     s.kind = Kind::kSim;
     s.registers = machine_.cpu().s;
     const auto m = machine_.memory().span();
-    s.memory.assign(m.begin(), m.end());
+    if (with_memory) s.memory.assign(m.begin(), m.end());
     s.devices = machine_.devices().save();
     s.instructions = machine_.instructions();
     s.code = std::make_shared<const sim::CodeState>(machine_.save_code_state());
     return s;
   }
   void restore(const Snapshot& s) override {
-    if (s.kind != Kind::kSim || s.memory.size() != machine_.memory().size()) {
-      throw std::invalid_argument("snapshot of another machine");
+    if (!s.memory.empty() && s.memory.size() != machine_.memory().size()) {
+      throw std::invalid_argument("snapshot of a machine with another memory size");
     }
-    std::memcpy(machine_.memory().data(), s.memory.data(), s.memory.size());
-    machine_.restore_state(s.registers, s.instructions, s.code.get());
+    if (s.events && s.events->any()) {
+      throw std::invalid_argument("the snapshot has an event pending delivery (KVM), which the "
+                                  "simulator cannot deliver");
+    }
+    if (!s.memory.empty()) std::memcpy(machine_.memory().data(), s.memory.data(), s.memory.size());
+    // A KVM snapshot has no code state; one of another technique's translation cache is not
+    // this machine's: both start with empty caches.
+    const bool own_code = s.kind == Kind::kSim && s.code &&
+                          (s.code->bt != nullptr) == (machine_.bt_cache() != nullptr);
+    machine_.restore_state(s.registers, s.instructions, own_code ? s.code.get() : nullptr);
     machine_.devices().restore(s.devices);
   }
   x86::CpuState registers() override { return machine_.cpu().s; }

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "x86/extended_state.hpp"
 #include "x86/state.hpp"
 #include "sim/virt/technique.hpp"
 #include "sim/virt/vmcs.hpp"
@@ -76,12 +77,17 @@ struct StopCondition {
 };
 
 // Everything needed to return a machine to an earlier point (step back = restore + re-run on
-// the deterministic simulator). KVM snapshots hold the registers, segment, descriptor-table and
-// control state, EFER and memory; not the FPU/SSE state or other MSRs.
+// the deterministic simulator; snapshot files: snapshot/). KVM snapshots hold the registers,
+// segment, descriptor-table and control state, EFER, the MSRs of x86::CpuState, the debug
+// registers, the FPU/SSE state, the pending events and memory (taken after KVM has completed
+// an I/O or MMIO exit's access, KVM API 5 immediate_exit); not KVM's TSC.
 struct Snapshot {
   Kind kind = Kind::kSim;
   x86::CpuState registers;
-  std::vector<uint8_t> memory;
+  std::vector<uint8_t> memory;  // restore: empty = guest memory is left as it is
+  // KVM only (the simulator models neither: x86/extended_state.hpp).
+  std::optional<x86::FpuState> fpu;
+  std::optional<x86::PendingEvents> events;
   platform::Devices::State devices;
   uint64_t instructions = 0;  // simulator: instructions retired at the snapshot
   // Simulator: the code-page marks and the translation cache (sim/sim_machine.hpp CodeState;
@@ -110,8 +116,12 @@ class Backend {
   // KVM_GUESTDBG_SINGLESTEP, which this project's kvm_pvm hosts report only for emulated code
   // (CPL 0, real mode), not for natively run CPL 3 code (`trapscope doctor`).
   virtual RunOutcome step(trace::EventSink* sink) = 0;
-  virtual Snapshot snapshot() = 0;
-  virtual void restore(const Snapshot& snapshot) = 0;  // std::invalid_argument if foreign
+  // with_memory false: Snapshot::memory stays empty (snapshot/ reads memory() itself).
+  virtual Snapshot snapshot(bool with_memory = true) = 0;
+  // Takes a snapshot of either engine (cross-engine: what one engine lacks is left at its reset
+  // value, docs/snapshots.md). std::invalid_argument if the memory size differs or the state
+  // cannot be taken (the simulator: a pending event, which it cannot deliver).
+  virtual void restore(const Snapshot& snapshot) = 0;
   virtual x86::CpuState registers() = 0;
   // Sets the general registers, RIP, RFLAGS and the segment, descriptor-table, control and EFER
   // state (the KVM backend: KVM_SET_REGS + KVM_SET_SREGS). Throws vmm::KvmError if KVM refuses.
@@ -128,6 +138,12 @@ class Backend {
   // backend was made — "exits" counts the VM exits KVM handled in the kernel too. Empty on the
   // simulator.
   virtual std::vector<std::pair<std::string, uint64_t>> kvm_stats() { return {}; }
+  // Live migration (snapshot/migration.hpp). KVM: dirty-page logging of guest memory on or off
+  // (KVM_MEM_LOG_DIRTY_PAGES on its memory slot); false where the engine has none (the
+  // simulator: migration compares pages with the copy it sent).
+  virtual bool set_dirty_logging(bool on) { (void)on; return false; }
+  // The pages written since the last call (KVM_GET_DIRTY_LOG): a bit per 4 KiB page.
+  virtual std::vector<uint64_t> take_dirty_log() { return {}; }
   // The translation cache's counters under technique bt (sim/bt/translator.hpp); else null.
   virtual const sim::bt::BtStats* bt_stats() { return nullptr; }
   // Under technique bt, emits a kBtCounts event (sim/bt/counts.hpp) for each unit whose

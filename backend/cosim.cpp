@@ -1,6 +1,7 @@
 #include "backend/cosim.hpp"
 
 #include <algorithm>
+#include <tuple>
 #include <chrono>
 #include <cinttypes>
 #include <cstring>
@@ -307,6 +308,21 @@ CosimResult cosimulate(std::span<const uint8_t> image, const Config& config,
   set_up(kvm, "kvm", Kind::kKvm, config, image, kvm_stop);
   set_up(sim, "sim", Kind::kSim, config, image, stop);
   return check(kvm, sim, stop.timeout_s, cancel);
+}
+
+CosimResult compare_machines(std::unique_ptr<Backend> a, std::string a_name,
+                             std::unique_ptr<Backend> b, std::string b_name,
+                             const StopCondition& stop, const std::atomic<bool>* cancel) {
+  Side x, y;
+  for (auto [s, m, n] : {std::tuple{&x, &a, &a_name}, std::tuple{&y, &b, &b_name}}) {
+    s->name = std::move(*n);
+    s->machine = std::move(*m);
+    s->stop = stop;
+    s->stop.has_breakpoint = false;
+    s->stop.stop_on = 0;
+    if (s->machine->kind() == Kind::kKvm) s->stop.max_instructions = 0;
+  }
+  return check(x, y, stop.timeout_s, cancel);
 }
 
 CosimResult compare_with_native(std::span<const uint8_t> image, const Config& config,

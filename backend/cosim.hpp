@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -49,5 +50,13 @@ CosimResult cosimulate(std::span<const uint8_t> image, const Config& config,
 CosimResult compare_with_native(std::span<const uint8_t> image, const Config& config,
                                 const StopCondition& stop,
                                 const std::atomic<bool>* cancel = nullptr);
+
+// The same check on two machines already set up and standing at the same point of a run (e.g.
+// one restored from a snapshot, the other run there from the start: snapshot/, tests): from
+// here on, their exits, run end, console, registers and memory. `stop` bounds each side's
+// rest of the run (max_exits and max_instructions from here).
+CosimResult compare_machines(std::unique_ptr<Backend> a, std::string a_name,
+                             std::unique_ptr<Backend> b, std::string b_name,
+                             const StopCondition& stop, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace trapscope::backend

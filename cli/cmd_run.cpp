@@ -18,6 +18,7 @@
 #include "cli/guest_file.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/options.hpp"
+#include "cli/snapshot_run.hpp"
 #include "cli/technique_counter.hpp"
 #include "guests/guest_catalog.hpp"
 #include "trace/exit_stats.hpp"
@@ -59,6 +60,9 @@ struct RunOptions {
   std::vector<std::string> disks;  // --disk
   std::string vmcs;  // --vmcs: VT-x model controls (sim/virt/vmcs.hpp)
   std::string passthrough = "none";  // --passthrough (platform/passthrough.hpp)
+  std::string save_at, save_file;  // --save-at exit:N|insn:N --save FILE (cli/snapshot_run.hpp)
+  MigrateRequest migrate;          // --migrate-to / --migrate-listen (cli/snapshot_run.hpp)
+  std::string guest_arg;           // --guest-arg N[,M]: RDI, RSI at entry
 };
 
 // What the passthrough device did, and what the VMM saw of it (docs/passthrough.md).
@@ -277,6 +281,18 @@ int run(const RunOptions& o) {
     return kBadInput;
   }
 
+  std::string save_error;
+  const auto save = parse_save_request(o.save_at, o.save_file, kind, &save_error);
+  if (!save && !save_error.empty()) {
+    std::fprintf(stderr, "trapscope run: %s\n", save_error.c_str());
+    return kBadInput;
+  }
+  bool saved = false, migrated = false;
+  if (!o.migrate.to.empty() && (!o.migrate.listen.empty() || save)) {
+    std::fprintf(stderr, "trapscope run: --migrate-to goes without --migrate-listen and --save\n");
+    return kBadInput;
+  }
+
   std::unique_ptr<backend::Backend> machine;
   try {
     machine = backend::make_backend(kind, cfg);
@@ -298,6 +314,15 @@ int run(const RunOptions& o) {
     machine->load(guest->image);
   } catch (const platform::LoadError& e) {
     std::fprintf(stderr, "trapscope run: cannot load '%s': %s\n", guest->name.c_str(), e.what());
+    return kBadInput;
+  }
+  if (!set_guest_arg(*machine, o.guest_arg, &save_error)) {
+    std::fprintf(stderr, "trapscope run: %s\n", save_error.c_str());
+    return kBadInput;
+  }
+  if (!o.migrate.listen.empty() &&
+      !receive_incoming(*machine, o.migrate.listen, o.timeout_s,
+                        o.format == "jsonl" ? stderr : stdout)) {
     return kBadInput;
   }
 
@@ -367,7 +392,15 @@ int run(const RunOptions& o) {
   g_running.store(machine.get());
   backend::RunOutcome r;
   try {
-    r = machine->run({o.timeout_s, o.max_exits, o.max_instructions}, tracing ? &tee : nullptr);
+    const backend::StopCondition stop{o.timeout_s, o.max_exits, o.max_instructions};
+    if (!o.migrate.to.empty()) {
+      r = run_migrating(*machine, stop, tracing ? &tee : nullptr, o.migrate,
+                        run_metadata(guest->name, guest->image, cfg), info, &migrated);
+    } else {
+      r = save ? run_saving(*machine, stop, tracing ? &tee : nullptr, *save,
+                            run_metadata(guest->name, guest->image, cfg), &saved)
+               : machine->run(stop, tracing ? &tee : nullptr);
+    }
     if (writer) writer->finish();
     if (chrome) {
       chrome->finish();
@@ -461,6 +494,8 @@ int run(const RunOptions& o) {
     std::fputc('\n', info);
   }
   if (g_interrupted.load()) return kInterrupted;
+  if (save && !saved) return kBadInput;  // the run ended before --save-at
+  if (migrated) return kOk;              // the guest runs on at the destination
   return exit_code_for(r.reason, r.exit_code);
 }
 
@@ -542,6 +577,32 @@ void add_run_command(CLI::App& app, int* status) {
   add_disk_option(cmd, &o->disks);
   cmd->add_flag("--no-timing", o->no_timing,
                 "Leave out timestamps and handling times (deterministic output)");
+  cmd->add_option("--save-at", o->save_at,
+                  "With --save: take a snapshot after the N-th VM exit (exit:N) or after N "
+                  "retired instructions (insn:N, simulator only); the run then goes on");
+  cmd->add_option("--save", o->save_file, "With --save-at: the snapshot file to write "
+                                          "(`trapscope restore FILE`, docs/snapshots.md)");
+  cmd->add_option("--guest-arg", o->guest_arg,
+                  "N[,M]: RDI = N and RSI = M at the guest's entry (the dirty guest: working-set "
+                  "pages, passes)");
+  cmd->add_option("--migrate-listen", o->migrate.listen,
+                  "ADDR:PORT: wait for a machine migrated live from another trapscope and run "
+                  "it here (docs/snapshots.md)");
+  cmd->add_option("--migrate-to", o->migrate.to,
+                  "ADDR:PORT: migrate the running guest live (pre-copy) to a trapscope waiting "
+                  "with --migrate-listen");
+  cmd->add_option("--max-downtime", o->migrate.max_downtime_ms,
+                  "--migrate-to: stop-and-copy once the rest fits in this many ms")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  cmd->add_option("--max-rounds", o->migrate.max_rounds,
+                  "--migrate-to: pre-copy rounds at most, then stop-and-copy of the rest")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
+  cmd->add_option("--bandwidth", o->migrate.bandwidth_mb_s,
+                  "--migrate-to: the link's rate in MB/s (0: as fast as the socket goes)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
   cmd->footer(
       "Exit status: 0 guest halted or exit code 0; 1 guest exit code != 0; 2 bad input;\n"
       "3 guest fault (triple fault, emulation failure, ...); 4 time/exit limit; 5 no KVM;\n"

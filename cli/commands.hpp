@@ -25,5 +25,7 @@ void add_walk_command(CLI::App& app, int* status);
 void add_compare_command(CLI::App& app, int* status);  // cmd_compare.cpp
 void add_export_command(CLI::App& app, int* status);   // cmd_export.cpp
 void add_disk_command(CLI::App& app, int* status);     // cmd_disk.cpp
+void add_restore_command(CLI::App& app, int* status);   // cmd_snapshot.cpp
+void add_snapshot_command(CLI::App& app, int* status);  // cmd_snapshot.cpp
 
 }  // namespace trapscope::cli

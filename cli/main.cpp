@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   trapscope::cli::add_lesson_command(app, &status);
   trapscope::cli::add_walk_command(app, &status);
   trapscope::cli::add_disk_command(app, &status);
+  trapscope::cli::add_restore_command(app, &status);
+  trapscope::cli::add_snapshot_command(app, &status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -48,3 +48,5 @@ trapscope_guest(disk-ata MODE real
   DESCRIPTION "an ATA PIO driver: IDENTIFY, read and check 64 sectors, write 16, flush, read back (needs --disk; docs/disks.md)")
 trapscope_guest(passthrough MODE protected
   DESCRIPTION "drives the passthrough device (run with --passthrough mapped|emulated): DMA reads, writes, its buffer, refused requests")
+trapscope_guest(dirty MODE protected
+  DESCRIPTION "live migration: increments a dword in each page of a working set, pass after pass (--guest-arg PAGES[,PASSES])")

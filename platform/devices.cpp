@@ -125,7 +125,8 @@ std::optional<uint8_t> HypercallDevice::event_mask() const {
 
 Devices::State Devices::save() const {
   return {console.text(),  uart.registers(),  control.exit_code(),
-          mmio_writes,     console.dropped(), mmio_writes_dropped};
+          mmio_writes,     console.dropped(), mmio_writes_dropped,
+          hypercall.shared_info_gpa()};
 }
 
 void Devices::restore(const State& st) {
@@ -134,6 +135,7 @@ void Devices::restore(const State& st) {
   control.set_exit_code(st.exit_code);
   mmio_writes = st.mmio_writes;
   mmio_writes_dropped = st.mmio_writes_dropped;
+  hypercall.set_shared_info_gpa(st.hypercall_shared_info);
 }
 
 void Devices::record_mmio_write(const MmioWrite& w) {

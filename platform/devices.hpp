@@ -118,6 +118,7 @@ class HypercallDevice final : public PioDevice {
   uint64_t calls() const { return calls_; }
   uint64_t errors() const { return errors_; }
   uint64_t shared_info_gpa() const { return shared_info_gpa_; }  // 0 = none registered
+  void set_shared_info_gpa(uint64_t gpa) { shared_info_gpa_ = gpa; }  // restoring a snapshot
   // The event mask in the shared page (1 = masked, the PV `cli`); nullopt if none registered.
   std::optional<uint8_t> event_mask() const;
   // True once after a successful halt call (the backend then ends the run as for `hlt`).
@@ -153,9 +154,13 @@ struct Devices {
     std::vector<MmioWrite> mmio_writes;
     uint64_t console_dropped = 0;
     uint64_t mmio_writes_dropped = 0;
+    uint64_t hypercall_shared_info = 0;  // HypercallDevice::shared_info_gpa()
   };
   State save() const;
   void restore(const State& state);
+  // Why this machine cannot be snapshotted or migrated (e.g. a passthrough device whose state
+  // lives in real hardware), or nullopt when it can. Snapshot files: snapshot/format.hpp.
+  std::optional<std::string> snapshot_blocker() const { return std::nullopt; }
 
   // Logs a write to unbacked memory: the first trace::kMmioLogLimitEntries are kept in
   // mmio_writes, later ones only counted in mmio_writes_dropped (the run goes on).

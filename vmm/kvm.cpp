@@ -121,6 +121,15 @@ void Vm::set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t bytes, voi
 
 void Vm::set_tss_addr(uint64_t gpa) { KVM_IOCTL(fd_.get(), KVM_SET_TSS_ADDR, gpa); }
 
+std::vector<uint64_t> Vm::get_dirty_log(uint32_t slot, uint64_t pages) const {
+  std::vector<uint64_t> bitmap((pages + 63) / 64, 0);
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = bitmap.data();
+  KVM_IOCTL(fd_.get(), KVM_GET_DIRTY_LOG, &log);
+  return bitmap;
+}
+
 Vcpu Vm::create_vcpu(int id) {
   int fd = KVM_IOCTL(fd_.get(), KVM_CREATE_VCPU, id);
   return Vcpu(Fd(fd), mmap_size_);
@@ -167,6 +176,71 @@ kvm_vcpu_events Vcpu::get_vcpu_events() const {
   kvm_vcpu_events e{};
   KVM_IOCTL(fd_.get(), KVM_GET_VCPU_EVENTS, &e);
   return e;
+}
+
+void Vcpu::set_fpu(const kvm_fpu& fpu) { KVM_IOCTL(fd_.get(), KVM_SET_FPU, &fpu); }
+void Vcpu::set_vcpu_events(const kvm_vcpu_events& events) {
+  KVM_IOCTL(fd_.get(), KVM_SET_VCPU_EVENTS, &events);
+}
+kvm_debugregs Vcpu::get_debugregs() const {
+  kvm_debugregs d{};
+  KVM_IOCTL(fd_.get(), KVM_GET_DEBUGREGS, &d);
+  return d;
+}
+void Vcpu::set_debugregs(const kvm_debugregs& dr) { KVM_IOCTL(fd_.get(), KVM_SET_DEBUGREGS, &dr); }
+
+namespace {
+// struct kvm_msrs ends in a flexible array too (as kvm_cpuid2 above): an 8-byte header of our
+// own, its ioctl numbers from it, then the entries.
+struct MsrsHeader {
+  __u32 nmsrs;
+  __u32 pad;
+};
+static_assert(sizeof(MsrsHeader) == 8);
+constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
+constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
+
+struct MsrsBuffer {
+  explicit MsrsBuffer(const std::vector<uint32_t>& index)
+      : bytes(sizeof(MsrsHeader) + index.size() * sizeof(kvm_msr_entry), 0) {
+    const MsrsHeader h{static_cast<__u32>(index.size()), 0};
+    std::memcpy(bytes.data(), &h, sizeof h);
+    for (size_t i = 0; i < index.size(); ++i) {
+      kvm_msr_entry e{};
+      e.index = index[i];
+      set(i, e);
+    }
+  }
+  kvm_msr_entry get(size_t i) const {
+    kvm_msr_entry e;
+    std::memcpy(&e, bytes.data() + sizeof(MsrsHeader) + i * sizeof e, sizeof e);
+    return e;
+  }
+  void set(size_t i, const kvm_msr_entry& e) {
+    std::memcpy(bytes.data() + sizeof(MsrsHeader) + i * sizeof e, &e, sizeof e);
+  }
+  std::vector<uint8_t> bytes;
+};
+}  // namespace
+
+std::vector<uint64_t> Vcpu::get_msrs(const std::vector<uint32_t>& index) const {
+  MsrsBuffer b(index);
+  const int n = checked_ioctl(fd_.get(), kGetMsrs, "KVM_GET_MSRS", b.bytes.data());
+  if (n != static_cast<int>(index.size())) throw KvmError("KVM_GET_MSRS", EINVAL);
+  std::vector<uint64_t> out(index.size());
+  for (size_t i = 0; i < index.size(); ++i) out[i] = b.get(i).data;
+  return out;
+}
+
+void Vcpu::set_msrs(const std::vector<uint32_t>& index, const std::vector<uint64_t>& values) {
+  MsrsBuffer b(index);
+  for (size_t i = 0; i < index.size() && i < values.size(); ++i) {
+    kvm_msr_entry e = b.get(i);
+    e.data = values[i];
+    b.set(i, e);
+  }
+  const int n = checked_ioctl(fd_.get(), kSetMsrs, "KVM_SET_MSRS", b.bytes.data());
+  if (n != static_cast<int>(index.size())) throw KvmError("KVM_SET_MSRS", EINVAL);
 }
 
 std::vector<std::pair<std::string, uint64_t>> Vcpu::stats() const {

@@ -78,6 +78,9 @@ class Vm {
   void set_user_memory_region(uint32_t slot, uint64_t gpa, uint64_t bytes, void* hva,
                               uint32_t flags = 0);
   void set_tss_addr(uint64_t gpa);  // KVM_SET_TSS_ADDR (VMX real-mode support), 3 pages
+  // KVM_GET_DIRTY_LOG of a slot registered with KVM_MEM_LOG_DIRTY_PAGES: a bit per 4 KiB page
+  // written since the last call (the call clears the log), `pages` bits in 64-bit words.
+  std::vector<uint64_t> get_dirty_log(uint32_t slot, uint64_t pages) const;
   Vcpu create_vcpu(int id);         // KVM_CREATE_VCPU + mmap of its kvm_run
   int fd() const { return fd_.get(); }
 
@@ -104,6 +107,14 @@ class Vcpu {
   void set_sregs(const kvm_sregs& sregs);     // KVM_SET_SREGS
   kvm_fpu get_fpu() const;                    // KVM_GET_FPU
   kvm_vcpu_events get_vcpu_events() const;    // KVM_GET_VCPU_EVENTS
+  void set_fpu(const kvm_fpu& fpu);           // KVM_SET_FPU
+  void set_vcpu_events(const kvm_vcpu_events& events);  // KVM_SET_VCPU_EVENTS
+  kvm_debugregs get_debugregs() const;        // KVM_GET_DEBUGREGS
+  void set_debugregs(const kvm_debugregs& dr);  // KVM_SET_DEBUGREGS
+  // KVM_GET_MSRS / KVM_SET_MSRS of the MSRs `index` names (values in the same order). Throws
+  // KvmError if KVM refuses one (the ioctl returns how many it processed; fewer = refused).
+  std::vector<uint64_t> get_msrs(const std::vector<uint32_t>& index) const;
+  void set_msrs(const std::vector<uint32_t>& index, const std::vector<uint64_t>& values);
   void set_cpuid(const std::vector<kvm_cpuid_entry2>& entries);  // KVM_SET_CPUID2
   void set_guest_debug(const kvm_guest_debug& dbg);               // KVM_SET_GUEST_DEBUG
   kvm_translation translate(uint64_t linear) const;               // KVM_TRANSLATE

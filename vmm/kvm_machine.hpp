@@ -75,6 +75,7 @@ class KvmMachine {
   platform::Devices& devices() { return devices_; }
   GuestMemory& memory() { return memory_; }
   Vcpu& vcpu() { return vcpu_; }
+  Vm& vm() { return vm_; }
   const Kvm& kvm() const { return kvm_; }
   const MachineConfig& config() const { return config_; }
 
