@@ -158,9 +158,6 @@ struct Devices {
   };
   State save() const;
   void restore(const State& state);
-  // Why this machine cannot be snapshotted or migrated (e.g. a passthrough device whose state
-  // lives in real hardware), or nullopt when it can. Snapshot files: snapshot/format.hpp.
-  std::optional<std::string> snapshot_blocker() const { return std::nullopt; }
 
   // Logs a write to unbacked memory: the first trace::kMmioLogLimitEntries are kept in
   // mmio_writes, later ones only counted in mmio_writes_dropped (the run goes on).
@@ -194,7 +191,8 @@ struct Devices {
   // Adds it (needs `ram` set). iommu: DMA goes through the simulator's IOMMU model, with the
   // VM's RAM assigned to it (identity: device address = guest-physical address).
   void attach_passthrough(PassthroughMode mode, bool iommu);
-  // Why this VM cannot be snapshotted or migrated, if it cannot (a passthrough device).
+  // Why this VM cannot be snapshotted or migrated (a passthrough device, whose state lives
+  // outside the VMM), or nullopt when it can. Snapshot files: snapshot/format.hpp.
   std::optional<std::string> snapshot_blocker() const;
 
   // Events the devices raised while the current VM exit was handled (trace/device_event.hpp).
