@@ -15,6 +15,7 @@
 #include "cli/commands.hpp"
 #include "cli/guest_file.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/gdb_run.hpp"
 #include "cli/options.hpp"
 #include "cli/technique_counter.hpp"
 #include "guests/guest_catalog.hpp"
@@ -54,6 +55,7 @@ struct RunOptions {
   unsigned tlb_entries = sim::kTlbDefaultEntries;
   bool bt_lookup_events = false;
   bool check_equivalence = false;
+  std::string gdb;  // --gdb HOST:PORT (cli/gdb_run.hpp)
 };
 
 // Basic exit reasons of the simulator's VMM-internal exits (SDM Vol. 3D Appendix C).
@@ -320,7 +322,13 @@ int run(const RunOptions& o) {
   g_running.store(machine.get());
   backend::RunOutcome r;
   try {
-    r = machine->run({o.timeout_s, o.max_exits, o.max_instructions}, tracing ? &tee : nullptr);
+    std::optional<backend::RunOutcome> under_gdb;
+    if (!o.gdb.empty()) {
+      under_gdb = run_under_gdb(*machine, o.gdb, tracing ? &tee : nullptr, g_interrupted, stderr);
+    }
+    r = under_gdb ? *under_gdb
+                  : machine->run({o.timeout_s, o.max_exits, o.max_instructions},
+                                 tracing ? &tee : nullptr);
     if (writer) writer->finish();
     if (chrome) {
       chrome->finish();
@@ -483,6 +491,10 @@ void add_run_command(CLI::App& app, int* status) {
                 "Simulator: an event for every retired instruction");
   cmd->add_flag("--no-timing", o->no_timing,
                 "Leave out timestamps and handling times (deterministic output)");
+  cmd->add_option("--gdb", o->gdb,
+                  "Wait for gdb on HOST:PORT (e.g. 127.0.0.1:1234; port 0: any free port, "
+                  "printed) before the first instruction (docs/gdb.md)")
+      ->check(CLI::Validator(check_gdb_address, "HOST:PORT"));
   cmd->footer(
       "Exit status: 0 guest halted or exit code 0; 1 guest exit code != 0; 2 bad input;\n"
       "3 guest fault (triple fault, emulation failure, ...); 4 time/exit limit; 5 no KVM;\n"
