@@ -253,6 +253,65 @@ TEST_CASE("the command layer: a write watchpoint on the simulator", "[gdbstub]")
   CHECK(ask(s, "k") == "");
 }
 
+TEST_CASE("a run under gdb has one run end: the guest's, not one per step", "[gdbstub]") {
+  struct Count final : trace::EventSink {
+    void on_event(const trace::EventHeader& e) override {
+      run_ends += e.type == trace::EventType::kRunEnd;
+      exits += e.type == trace::EventType::kVmExit;
+    }
+    int run_ends = 0, exits = 0;
+  } count;
+  auto m = test::guest_backend("boot", false);
+  gdbstub::Session s(*m, &count);
+  for (int i = 0; i < 5; ++i) CHECK(ask(s, "s") == "T05thread:1;");
+  CHECK(ask(s, "Z0," + hex_addr(boot_sites().mov_cr0_pg) + ",1") == "OK");
+  CHECK(ask(s, "c") == "T05thread:1;swbreak:;");
+  CHECK(count.run_ends == 0);
+  CHECK(ask(s, "z0," + hex_addr(boot_sites().mov_cr0_pg) + ",1") == "OK");
+  CHECK(ask(s, "c") == "W00");
+  CHECK(count.run_ends == 1);
+  // The same VM exits as a run without gdb: one per console byte and the final hlt.
+  auto plain = test::guest_backend("boot", false);
+  Count direct;
+  plain->run({}, &direct);
+  CHECK(count.exits == direct.exits);
+  CHECK(direct.run_ends == 1);
+}
+
+namespace {
+// A peer that has sent Ctrl-C (0x03) by the time the stub polls.
+struct InterruptingChannel final : gdbstub::Channel {
+  Read read(std::string* out, int) override {
+    out->push_back('\x03');
+    return Read::kData;
+  }
+  bool write(std::string_view) override { return true; }
+};
+
+void interrupt_endless_loop(backend::Kind kind) {
+  backend::Config cfg;
+  cfg.memory_bytes = 1 << 20;
+  auto m = backend::make_backend(kind, cfg);
+  const uint8_t loop[] = {0xEB, 0xFE};  // jmp $
+  m->load(loop);
+  gdbstub::Session s(*m, nullptr);
+  InterruptingChannel c;
+  std::optional<gdbstub::SessionEnd> end;
+  CHECK(s.handle("c", c, &end) == "T02thread:1;");  // SIGINT
+  CHECK_FALSE(end);
+  CHECK(m->registers().rip == 0x8000);
+}
+}  // namespace
+
+TEST_CASE("Ctrl-C from gdb stops an endless guest on the simulator", "[gdbstub]") {
+  interrupt_endless_loop(backend::Kind::kSim);
+}
+
+TEST_CASE("Ctrl-C from gdb stops an endless guest on KVM", "[gdbstub][kvm]") {
+  REQUIRE_KVM_OR_SKIP();
+  interrupt_endless_loop(backend::Kind::kKvm);
+}
+
 TEST_CASE("a hostile packet stream never ends the session wrongly", "[gdbstub]") {
   auto m = test::guest_backend("boot", false);
   gdbstub::Session s(*m, nullptr);
