@@ -41,7 +41,7 @@ std::vector<RegDef> make_defs(bool wide) {
   }
   if (wide) {
     for (uint8_t i = 8; i < 16; ++i) {
-      d.push_back({"r" + std::to_string(i), 64, "int64", "", Field::kGpr, i, kCore});
+      d.push_back({std::string("r") + std::to_string(i), 64, "int64", "", Field::kGpr, i, kCore});
     }
   }
   d.push_back({wide ? "rip" : "eip", w, "code_ptr", "", Field::kRip, 0, kCore});
@@ -52,13 +52,13 @@ std::vector<RegDef> make_defs(bool wide) {
     d.push_back({name, 32, "int32", "", Field::kSeg, static_cast<uint8_t>(s), kCore});
   }
   for (int i = 0; i < 8; ++i) {
-    d.push_back({"st" + std::to_string(i), 80, "i387_ext", "float", Field::kZero, 0, kCore});
+    d.push_back({std::string("st") + std::to_string(i), 80, "i387_ext", "float", Field::kZero, 0, kCore});
   }
   for (const char* n : {"fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop"}) {
     d.push_back({n, 32, "int", "float", Field::kZero, 0, kCore});
   }
   for (int i = 0; i < (wide ? 16 : 8); ++i) {
-    d.push_back({"xmm" + std::to_string(i), 128, "uint128", "vector", Field::kZero, 0, kSse});
+    d.push_back({std::string("xmm") + std::to_string(i), 128, "uint128", "vector", Field::kZero, 0, kSse});
   }
   d.push_back({"mxcsr", 32, "int", "vector", Field::kZero, 0, kSse});
   const std::array<std::pair<const char*, Field>, 5> sys = {{{"cr0", Field::kCr0},
