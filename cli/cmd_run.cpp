@@ -322,13 +322,16 @@ int run(const RunOptions& o) {
   g_running.store(machine.get());
   backend::RunOutcome r;
   try {
-    std::optional<backend::RunOutcome> under_gdb;
+    GdbRun under_gdb{true, {}};  // without --gdb: as if gdb had detached before the start
     if (!o.gdb.empty()) {
       under_gdb = run_under_gdb(*machine, o.gdb, tracing ? &tee : nullptr, g_interrupted, stderr);
     }
-    r = under_gdb ? *under_gdb
-                  : machine->run({o.timeout_s, o.max_exits, o.max_instructions},
-                                 tracing ? &tee : nullptr);
+    r = under_gdb.outcome;
+    if (under_gdb.detached) {
+      r = machine->run({o.timeout_s, o.max_exits, o.max_instructions}, tracing ? &tee : nullptr);
+      r.exits += under_gdb.outcome.exits;
+      r.instructions += under_gdb.outcome.instructions;
+    }
     if (writer) writer->finish();
     if (chrome) {
       chrome->finish();

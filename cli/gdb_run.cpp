@@ -12,7 +12,7 @@ std::string check_gdb_address(const std::string& text) {
   return gdbstub::parse_address(text, &host, &port, &why) ? std::string() : why;
 }
 
-std::optional<backend::RunOutcome> run_under_gdb(backend::Backend& machine,
+GdbRun run_under_gdb(backend::Backend& machine,
                                                  const std::string& address,
                                                  trace::EventSink* sink,
                                                  const std::atomic<bool>& quit, std::FILE* log) {
@@ -26,8 +26,8 @@ std::optional<backend::RunOutcome> run_under_gdb(backend::Backend& machine,
     const int fd = listener.accept();
     if (fd < 0) {  // a signal
       if (quit.load()) {
-        backend::RunOutcome r;
-        r.reason = trace::RunEndReason::kStopped;
+        GdbRun r{false, session.outcome()};
+        r.outcome.reason = trace::RunEndReason::kStopped;
         return r;
       }
       continue;
@@ -38,12 +38,12 @@ std::optional<backend::RunOutcome> run_under_gdb(backend::Backend& machine,
     switch (session.serve(channel)) {
       case gdbstub::SessionEnd::kDetached:
         std::fprintf(log, "gdb: detached; the guest runs on\n");
-        return std::nullopt;
+        return {true, session.outcome()};
       case gdbstub::SessionEnd::kKilled:
         std::fprintf(log, "gdb: killed the guest\n");
-        return session.outcome();
+        return {false, session.outcome()};
       case gdbstub::SessionEnd::kRunEnded:
-        return session.outcome();
+        return {false, session.outcome()};
       case gdbstub::SessionEnd::kDisconnected:
         std::fprintf(log, "gdb: connection closed; the guest stays stopped, waiting for gdb on "
                           "%s:%u\n", listener.host().c_str(), listener.port());

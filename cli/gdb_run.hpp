@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <optional>
 #include <string>
 
 #include "backend/backend.hpp"
@@ -14,11 +13,16 @@ namespace trapscope::cli {
 // CLI11 check of --gdb's value: "" if it is HOST:PORT, else why not.
 std::string check_gdb_address(const std::string& text);
 
+struct GdbRun {
+  bool detached = false;       // gdb detached: the caller runs the guest on
+  backend::RunOutcome outcome;  // how the run ended under gdb (killed or `quit`: kStopped), or
+                                // the exits and instructions so far (detached)
+};
+
 // Listens on `address` (prints "gdb: listening on HOST:PORT" to `log`), serves gdb connections
-// one after another until gdb detaches, kills the guest or the guest's run ends. Returns the
-// run's outcome when it ended under gdb (killed, or `quit` set: reason kStopped), nullopt when gdb
-// detached and the caller runs the guest on. Throws gdbstub::ServerError when it cannot listen.
-std::optional<backend::RunOutcome> run_under_gdb(backend::Backend& machine,
+// one after another until gdb detaches, kills the guest or the guest's run ends. Throws
+// gdbstub::ServerError when it cannot listen.
+GdbRun run_under_gdb(backend::Backend& machine,
                                                  const std::string& address,
                                                  trace::EventSink* sink,
                                                  const std::atomic<bool>& quit, std::FILE* log);

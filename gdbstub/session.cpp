@@ -29,6 +29,7 @@ class Session::Sink final : public trace::EventSink {
       if (!trace::ends_guest_run(end.reason)) return;
     }
     if (e.type == trace::EventType::kVmExit) {
+      ++exits;
       const auto& x = reinterpret_cast<const trace::VmExitEvent&>(e);
       if (x.reason == static_cast<uint32_t>(trace::ExitReason::kDebug)) dr6 = x.payload.debug.dr6;
     }
@@ -39,6 +40,7 @@ class Session::Sink final : public trace::EventSink {
   }
   bool full() const override { return next_ && next_->full(); }
   uint64_t dr6 = 0;
+  uint64_t exits = 0;  // VM exits seen (the replays of reverse execution are not seen)
   std::deque<std::vector<uint8_t>> kept;
 
  private:
@@ -64,7 +66,7 @@ std::string hex_number(uint64_t v) {
   return std::string(buf, r.ptr);
 }
 
-std::string console_packet(std::string_view text) { return "O" + to_hex(text); }
+std::string console_packet(std::string_view text) { return std::string("O") + to_hex(text); }
 
 bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
   return a < b + blen && b < a + alen;
@@ -141,7 +143,9 @@ std::string Session::stop_reply(const Stop& s) const {
   char buf[8];
   std::snprintf(buf, sizeof buf, "%02x", s.signal & 0xFF);
   if (s.kind == Stop::kEnded) {
-    if (outcome_.reason == RunEndReason::kGuestExit) return "W" + hex_number(outcome_.exit_code & 0xFF);
+    if (outcome_.reason == RunEndReason::kGuestExit) {
+      return std::string("W") + hex_number(outcome_.exit_code & 0xFF);
+    }
     if (outcome_.reason == RunEndReason::kHalted) return "W00";
     return std::string("X") + buf;
   }
@@ -264,6 +268,13 @@ bool Session::interrupted(Channel& channel) {
     if (in.kind == Input::Kind::kInterrupt) return true;
   }
   return false;
+}
+
+backend::RunOutcome Session::outcome() const {
+  backend::RunOutcome r = outcome_;
+  r.exits = sink_->exits;
+  r.instructions = icount_;
+  return r;
 }
 
 Session::Stop Session::ended(const backend::RunOutcome& r) {
@@ -509,18 +520,21 @@ std::string Session::monitor(std::string_view command) {
     if (!parse_hex_u64(a, &gva)) return "usage: monitor walk GVA (hexadecimal)\n";
     const x86::CpuState s = machine_.registers();
     if (!(s.cr0 & x86::kCr0Pg)) {
-      return "paging is off (CR0.PG = 0): linear 0x" + hex_number(gva) + " is physical\n";
+      return std::string("paging is off (CR0.PG = 0): linear 0x") + hex_number(gva) +
+             " is physical\n";
     }
     const trace::PageWalkEvent w = platform::guest_walk(machine_.memory(), {s.cr0, s.cr3, s.cr4, s.efer}, gva);
-    out = "walk of 0x" + hex_number(gva) + " (" +
-          std::string(trace::walk_structure_name(w.header.flags)) + ", CR3 0x" + hex_number(s.cr3) + ")\n";
+    out = std::string("walk of 0x") + hex_number(gva) + " (" +
+          std::string(trace::walk_structure_name(w.header.flags)) + std::string(", CR3 0x") +
+          hex_number(s.cr3) + ")\n";
     for (const trace::WalkRef& r : trace::decode_walk(w)) {
-      out += "  " + std::string(r.level_name) + "[" + std::to_string(r.index) + "] @0x" +
-             hex_number(r.entry_address) + " = 0x" + hex_number(r.entry) + "  " + r.flags +
+      out += std::string("  ") + std::string(r.level_name) + std::string("[") +
+             std::to_string(r.index) + "] @0x" +
+             hex_number(r.entry_address) + std::string(" = 0x") + hex_number(r.entry) + "  " + r.flags +
              (r.fault ? "  (not present: the walk faults here)" : "") + "\n";
     }
     const auto gpa = physical(gva);
-    out += gpa ? "  -> guest-physical 0x" + hex_number(*gpa) + "\n" : "  -> not mapped\n";
+    out += gpa ? std::string("  -> guest-physical 0x") + hex_number(*gpa) + "\n" : "  -> not mapped\n";
     return out;
   }
   if (command == "tcache") {
@@ -660,7 +674,7 @@ std::string Session::handle(std::string_view p, Channel& channel, std::optional<
   }
   // Queries (E.5).
   if (p.substr(0, 10) == "qSupported") {
-    std::string r = "PacketSize=" + hex_number(kMaxPacketBytes) +
+    std::string r = std::string("PacketSize=") + hex_number(kMaxPacketBytes) +
                     ";qXfer:features:read+;QStartNoAckMode+;swbreak+;hwbreak+;vContSupported+";
     if (start_) r += ";ReverseStep+;ReverseContinue+";
     return r;

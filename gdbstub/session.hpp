@@ -76,8 +76,9 @@ class Session {
 
   // Serves one connection until it ends (see [SECTION] Ends of a session).
   SessionEnd serve(Channel& channel);
-  // After kRunEnded: how the guest's run ended. After kKilled: reason kStopped.
-  const backend::RunOutcome& outcome() const { return outcome_; }
+  // After kRunEnded: how the guest's run ended; after kKilled: reason kStopped. Exits and
+  // instructions count the whole session (all its runs, forward), not only the last run.
+  backend::RunOutcome outcome() const;
   // Instructions retired under the session (simulator).
   uint64_t instructions() const { return icount_; }
 

@@ -445,6 +445,16 @@ void boot_under_gdb(const std::string& backend) {
   CHECK(r.err.find("too long") == std::string::npos);
   CHECK(slurp(stub.out_path).find("long mode") != std::string::npos);  // ran on after detach
   CHECK(status == 0);
+  if (backend == "sim") {
+    // The summary counts the whole run, under gdb and after it, as a run without gdb does.
+    const auto plain = test::run_trapscope({"run", "boot", "--backend", "sim", "-q"});
+    static const std::regex kExits("after [0-9]+ VM exits and [0-9]+ instructions");
+    std::smatch a, b;
+    const std::string with_gdb = slurp(stub.out_path);
+    REQUIRE(std::regex_search(plain.out, a, kExits));
+    REQUIRE(std::regex_search(with_gdb, b, kExits));
+    CHECK(a.str() == b.str());
+  }
 }
 
 }  // namespace
