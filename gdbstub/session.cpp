@@ -66,7 +66,11 @@ std::string hex_number(uint64_t v) {
   return std::string(buf, r.ptr);
 }
 
-std::string console_packet(std::string_view text) { return std::string("O") + to_hex(text); }
+std::string console_packet(std::string_view text) {
+  std::string out = "O";
+  out += to_hex(text);
+  return out;
+}
 
 bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
   return a < b + blen && b < a + alen;
