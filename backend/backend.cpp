@@ -44,13 +44,23 @@ class KvmBackend final : public Backend {
     }
     uint64_t max_exits = stop.max_exits;
     if (stop.stop_on & vm_exit_bit) max_exits = 1;
-    machine_.set_debug(false, stop.has_breakpoint, stop.breakpoint);
+    if (stop.debug_slots.size() > 4 || (stop.has_breakpoint && !stop.debug_slots.empty())) {
+      throw std::invalid_argument("KVM has four debug registers (DR0-DR3): too many breakpoints");
+    }
+    if (stop.debug_slots.empty()) {
+      machine_.set_debug(false, stop.has_breakpoint, stop.breakpoint);
+    } else {
+      std::vector<vmm::DebugSlot> slots;
+      for (const DebugSlot& d : stop.debug_slots) slots.push_back({d.linear, d.rw, d.len});
+      machine_.set_debug_slots(slots);
+    }
     vmm::RunResult r = machine_.run({stop.timeout_s, max_exits}, sink);
     machine_.set_debug(false, false, 0);
     if ((stop.stop_on & vm_exit_bit) && r.reason == trace::RunEndReason::kExitLimit) {
       r.reason = trace::RunEndReason::kEventMatched;
     }
-    if (stop.has_breakpoint && r.reason == trace::RunEndReason::kDebug) {
+    if ((stop.has_breakpoint || !stop.debug_slots.empty()) &&
+        r.reason == trace::RunEndReason::kDebug) {
       r.reason = trace::RunEndReason::kBreakpoint;
     }
     return flushed(devices(), {r.reason, r.exit_code, r.exits, 0, r.duration_ns, r.detail});
@@ -161,6 +171,10 @@ class SimBackend final : public Backend {
   Kind kind() const override { return Kind::kSim; }
   void load(std::span<const uint8_t> image) override { machine_.load(image); }
   RunOutcome run(const StopCondition& stop, trace::EventSink* sink) override {
+    if (!stop.debug_slots.empty()) {
+      throw std::invalid_argument("the simulator has no debug-register slots: check breakpoints "
+                                  "and watchpoints between steps (gdbstub/session.cpp)");
+    }
     sim::SimLimits limits;
     limits.max_instructions = stop.max_instructions;
     limits.max_exits = stop.max_exits;

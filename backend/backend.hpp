@@ -66,6 +66,14 @@ struct PagingCounters {
   sim::PagingStats stats;
 };
 
+// A debug-register slot (SDM Vol. 3B 18.2: DR0–DR3 and DR7's R/W and LEN fields): the gdb stub's
+// (gdbstub/) hardware breakpoints and watchpoints on KVM.
+struct DebugSlot {
+  uint64_t linear = 0;
+  uint8_t rw = 0;   // DR7 R/W: 0 instruction execution, 1 data write, 3 data read or write
+  uint8_t len = 1;  // bytes: 1, 2, 4 or 8 (execution: 1)
+};
+
 struct StopCondition {
   double timeout_s = 10.0;        // host wall clock
   uint64_t max_exits = 0;         // VM exits (simulator: the same events); 0 = no limit
@@ -74,6 +82,10 @@ struct StopCondition {
   uint64_t breakpoint = 0;        //   (KVM: a hardware breakpoint on the linear address)
   uint32_t stop_on = 0;           // bits (1 << trace::EventType): stop after such an event
                                   //   (KVM observes only VM exits: other bits are refused)
+  // KVM only, at most 4 (KVM_SET_GUEST_DEBUG, USE_HW_BP): a hit ends the run with kBreakpoint
+  // and its KVM_EXIT_DEBUG event carries DR6 (bit i: slot i). The simulator refuses them
+  // (std::invalid_argument): the gdb stub checks its breakpoints and watchpoints itself there.
+  std::vector<DebugSlot> debug_slots = {};
 };
 
 // Everything needed to return a machine to an earlier point (step back = restore + re-run on

@@ -29,6 +29,14 @@ void add_doctor_command(CLI::App& app, int* status) {
                   r.int_probe == "triple fault" ? "as on hardware"
                                                 : "the kernel cannot emulate `int n`");
     }
+    if (!r.hw_breakpoint_probe.empty()) {  // the gdb stub (docs/gdb.md)
+      std::printf("gdb stub (run --gdb), probed in real-mode code: hardware breakpoint %s, "
+                  "single-step %s, write watchpoint %s; break/hbreak/watch/awatch share DR0-DR3 "
+                  "(4); what is not reported is refused; rwatch and reverse execution need the "
+                  "simulator\n",
+                  r.hw_breakpoint_probe.c_str(), r.single_step_probe.c_str(),
+                  r.write_watch_probe.c_str());
+    }
     if (!r.cannot_observe.empty()) {
       std::printf("cannot be observed on this host (works on hardware-assisted KVM):\n");
       for (const auto& s : r.cannot_observe) std::printf("  - %s\n", s.c_str());

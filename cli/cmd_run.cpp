@@ -17,6 +17,7 @@
 #include "cli/commands.hpp"
 #include "cli/guest_file.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/gdb_run.hpp"
 #include "cli/options.hpp"
 #include "cli/snapshot_run.hpp"
 #include "cli/technique_counter.hpp"
@@ -63,6 +64,7 @@ struct RunOptions {
   std::string save_at, save_file;  // --save-at exit:N|insn:N --save FILE (cli/snapshot_run.hpp)
   MigrateRequest migrate;          // --migrate-to / --migrate-listen (cli/snapshot_run.hpp)
   std::string guest_arg;           // --guest-arg N[,M]: RDI, RSI at entry
+  std::string gdb;  // --gdb HOST:PORT (cli/gdb_run.hpp)
 };
 
 // What the passthrough device did, and what the VMM saw of it (docs/passthrough.md).
@@ -218,6 +220,12 @@ int run(const RunOptions& o) {
   cfg.bt_lookup_events = o.bt_lookup_events;
   if (!disk_specs(o.disks, &cfg.disks, &error)) {
     std::fprintf(stderr, "trapscope run: %s\n", error.c_str());
+    return kBadInput;
+  }
+  if (!o.gdb.empty() && (!o.save_at.empty() || !o.save_file.empty() || !o.migrate.to.empty() ||
+                         !o.migrate.listen.empty())) {
+    std::fprintf(stderr, "trapscope run: --gdb cannot be combined with --save-at/--save or live "
+                         "migration\n");
     return kBadInput;
   }
   if (!o.vmcs.empty()) {
@@ -393,7 +401,16 @@ int run(const RunOptions& o) {
   backend::RunOutcome r;
   try {
     const backend::StopCondition stop{o.timeout_s, o.max_exits, o.max_instructions};
-    if (!o.migrate.to.empty()) {
+    if (!o.gdb.empty()) {
+      const GdbRun under_gdb =
+          run_under_gdb(*machine, o.gdb, tracing ? &tee : nullptr, g_interrupted, stderr);
+      r = under_gdb.outcome;
+      if (under_gdb.detached) {  // the guest runs on to its end
+        r = machine->run(stop, tracing ? &tee : nullptr);
+        r.exits += under_gdb.outcome.exits;
+        r.instructions += under_gdb.outcome.instructions;
+      }
+    } else if (!o.migrate.to.empty()) {
       r = run_migrating(*machine, stop, tracing ? &tee : nullptr, o.migrate,
                         run_metadata(guest->name, guest->image, cfg), info, &migrated);
     } else {
@@ -603,6 +620,10 @@ void add_run_command(CLI::App& app, int* status) {
                   "--migrate-to: the link's rate in MB/s (0: as fast as the socket goes)")
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
+  cmd->add_option("--gdb", o->gdb,
+                  "Wait for gdb on HOST:PORT (e.g. 127.0.0.1:1234; port 0: any free port, "
+                  "printed) before the first instruction (docs/gdb.md)")
+      ->check(CLI::Validator(check_gdb_address, "HOST:PORT"));
   cmd->footer(
       "Exit status: 0 guest halted or exit code 0; 1 guest exit code != 0; 2 bad input;\n"
       "3 guest fault (triple fault, emulation failure, ...); 4 time/exit limit; 5 no KVM;\n"

@@ -30,6 +30,7 @@ packages=(
   libglfw3-dev libimgui-dev python3-glad libstb-dev fonts-dejavu-core
   xvfb xauth libgl1-mesa-dri
   time  # /usr/bin/time: a child's own peak memory in the export test (test_export_chrome.cpp)
+  gdb  # the real gdb in batch mode against `run --gdb` (tests/test_gdbstub.cpp)
 )
 
 install_missing() {

@@ -27,6 +27,7 @@ const std::map<std::string, std::set<std::string>> kMayInclude = {
     {"backend", {"x86", "trace", "platform", "sim", "vmm"}},
     {"compare", {"x86", "trace", "platform", "sim", "vmm", "backend"}},
     {"snapshot", {"x86", "trace", "platform", "sim", "vmm", "backend"}},
+    {"gdbstub", {"x86", "trace", "platform", "sim", "vmm", "backend"}},
 };
 
 // The project-relative `#include "dir/…"` targets of a file, as "dir".

@@ -43,6 +43,35 @@ std::string probe_int_n() {
 
 }  // namespace
 
+std::string probe_debug(DebugProbe what) {
+  // A real-mode guest at 0x8000: `mov [0x9000], al; nop; hlt` (A2 00 90, 90, F4). The breakpoint
+  // is on the `nop`, the single-step starts at the `mov`, the watchpoint watches the byte it
+  // writes: each must end the run with a debug exit at the `nop` (0x8003).
+  try {
+    MachineConfig cfg;
+    cfg.memory_bytes = 1 << 20;
+    KvmMachine m(cfg);
+    const uint8_t code[] = {0xA2, 0x00, 0x90, 0x90, 0xF4};
+    m.load(code);
+    const uint64_t nop = cfg.load_address + 3;
+    if (what == DebugProbe::kSingleStep) {
+      m.set_debug(true, false, 0);
+    } else {
+      const DebugSlot slot = what == DebugProbe::kHwBreakpoint ? DebugSlot{nop, 0, 1}
+                                                               : DebugSlot{0x9000, 1, 1};
+      m.set_debug_slots(std::span(&slot, 1));
+    }
+    RunLimits limits;
+    limits.timeout_s = 2;
+    limits.max_exits = 10;
+    const RunResult r = m.run(limits, nullptr);
+    if (r.reason == trace::RunEndReason::kDebug && r.regs.rip == nop) return "reported";
+    return "not reported (the run ended: " + std::string(trace::to_string(r.reason)) + ")";
+  } catch (const std::exception& e) {
+    return std::string("probe failed: ") + e.what();
+  }
+}
+
 DoctorReport run_doctor() {
   DoctorReport rep;
   struct stat st {};
@@ -98,6 +127,9 @@ DoctorReport run_doctor() {
       return rep;
     }
     rep.int_probe = probe_int_n();
+    rep.hw_breakpoint_probe = probe_debug(DebugProbe::kHwBreakpoint);
+    rep.single_step_probe = probe_debug(DebugProbe::kSingleStep);
+    rep.write_watch_probe = probe_debug(DebugProbe::kWriteWatch);
     rep.usable = rep.int_probe.rfind("probe failed", 0) != 0;
     if (!rep.usable) rep.error = rep.int_probe;
   } catch (const std::exception& e) {

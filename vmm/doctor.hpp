@@ -3,6 +3,7 @@
 // (docs/kvm-hosts.md); the `int n` probe below re-checks the main one at run time.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,9 +26,21 @@ struct DoctorReport {
   std::vector<CapabilityCheck> capabilities;
   std::string int_probe;        // what `int 0x20` at CPL 0 in long mode did ("triple fault", …)
   std::vector<std::string> cannot_observe;  // limitations of this host
+  // The gdb stub's needs (docs/gdb.md), probed on a real-mode guest (emulated code on kvm_pvm):
+  // whether a hardware breakpoint (DR0) and a single-step are reported as KVM_EXIT_DEBUG.
+  std::string hw_breakpoint_probe;  // "reported", "not reported (…)", "probe failed: …"
+  std::string single_step_probe;
+  std::string write_watch_probe;
 };
 
 DoctorReport run_doctor();
+
+// Whether this host's KVM reports a debug event to user space (KVM_EXIT_DEBUG), probed on a
+// real-mode guest (emulated code on kvm_pvm): a hardware execution breakpoint, a single-step, a
+// data write watchpoint (DR0, R/W = 01). "reported", "not reported (…)" or "probe failed: …".
+// The gdb stub refuses what is not reported (docs/gdb.md).
+enum class DebugProbe : uint8_t { kHwBreakpoint, kSingleStep, kWriteWatch };
+std::string probe_debug(DebugProbe what);
 
 // Which KVM module the host kernel has loaded (from /sys/module).
 std::string host_kvm_module();

@@ -8,6 +8,7 @@
 #include <cinttypes>
 #include <cstring>
 #include <mutex>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -287,6 +288,32 @@ void KvmMachine::set_debug(bool single_step, bool breakpoint, uint64_t linear) {
   }
   vcpu_.set_guest_debug(dbg);
   debug_on_ = single_step || breakpoint;
+}
+
+void KvmMachine::set_debug_slots(std::span<const DebugSlot> slots) {
+  if (slots.size() > 4) throw std::invalid_argument("more than four debug-register slots");
+  kvm_guest_debug dbg{};
+  dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+  uint64_t dr7 = 0;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const DebugSlot& d = slots[i];
+    uint64_t len = 0;  // DR7 LEN encoding: 00 = 1 byte, 01 = 2, 11 = 4, 10 = 8
+    switch (d.len) {
+      case 1: len = 0; break;
+      case 2: len = 1; break;
+      case 4: len = 3; break;
+      case 8: len = 2; break;
+      default: throw std::invalid_argument("a debug-register length must be 1, 2, 4 or 8");
+    }
+    if (d.rw == 0) len = 0;
+    dbg.arch.debugreg[i] = d.linear;
+    dr7 |= 1ull << (2 * i);                          // Ln: local enable
+    dr7 |= uint64_t{d.rw & 3u} << (16 + 4 * i);       // R/Wn
+    dr7 |= len << (18 + 4 * i);                      // LENn
+  }
+  dbg.arch.debugreg[7] = dr7;
+  vcpu_.set_guest_debug(dbg);
+  debug_on_ = true;
 }
 
 void KvmMachine::request_stop() {

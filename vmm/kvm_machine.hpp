@@ -31,6 +31,12 @@ struct MachineConfig {
   uint64_t load_address = platform::kDefaultLoadAddress;
 };
 
+struct DebugSlot {
+  uint64_t linear = 0;
+  uint8_t rw = 0;   // DR7 R/W: 0 execute, 1 write, 3 read or write
+  uint8_t len = 1;  // 1, 2, 4 or 8 bytes
+};
+
 struct RunLimits {
   double timeout_s = 10.0;  // wall-clock limit of the run, seconds (> 0)
   uint64_t max_exits = 0;   // stop after this many VM exits; 0 = no limit
@@ -71,6 +77,10 @@ class KvmMachine {
   // KVM_SET_GUEST_DEBUG: single-step and/or one hardware execution breakpoint (DR0) at a guest
   // linear address; a hit ends run() with RunEndReason::kDebug. All off: debugging disabled.
   void set_debug(bool single_step, bool breakpoint, uint64_t linear);
+  // KVM_SET_GUEST_DEBUG with up to four hardware slots (DR0-DR3; DR7 local enables, R/W and LEN
+  // as SDM Vol. 3B 18.2.4); a hit ends run() with RunEndReason::kDebug and DR6 in its exit.
+  // Throws std::invalid_argument for more than four slots or a bad length.
+  void set_debug_slots(std::span<const DebugSlot> slots);
 
   platform::Devices& devices() { return devices_; }
   GuestMemory& memory() { return memory_; }
