@@ -130,6 +130,8 @@ class HypercallDevice final : public PioDevice {
   uint64_t calls_ = 0, errors_ = 0, shared_info_gpa_ = 0;
 };
 
+class VirtioBlk;  // platform/virtio_blk.hpp
+
 // A write to guest-physical memory that no memory backs (recorded, otherwise ignored).
 struct MmioWrite {
   uint64_t gpa;
@@ -140,6 +142,7 @@ struct MmioWrite {
 // The standard device set of a trapscope machine, wired on its bus.
 struct Devices {
   Devices();
+  ~Devices();
   Devices(const Devices&) = delete;
   Devices& operator=(const Devices&) = delete;
 
@@ -174,6 +177,11 @@ struct Devices {
   // The machine's disks in the order given (`--disk`), shared by the controllers that expose
   // them (platform/block.hpp).
   std::vector<std::shared_ptr<BlockBackend>> disks;
+  // Makes the controllers that expose `disks` (call once, after filling disks, with ram set):
+  // virtio-blk device N over disks[N] on `mmio` at kVirtioMmioBase + N × kVirtioMmioStride
+  // (platform/virtio_mmio.hpp). Throws std::invalid_argument if guest RAM would reach that range.
+  void attach_disks();
+  std::vector<std::unique_ptr<VirtioBlk>> virtio_blk;
 
   // Events the devices raised while the current VM exit was handled (trace/device_event.hpp).
   // The engine emits them right after that exit's own event and clears them
