@@ -180,8 +180,12 @@ uint64_t machines_made() { return g_machines_made.load(); }
 
 std::unique_ptr<Backend> make_backend(Kind kind, const Config& config) {
   ++g_machines_made;
-  if (kind == Kind::kKvm) return std::make_unique<KvmBackend>(config);
-  return std::make_unique<SimBackend>(config);
+  std::unique_ptr<Backend> b;
+  if (kind == Kind::kKvm) b = std::make_unique<KvmBackend>(config);
+  else b = std::make_unique<SimBackend>(config);
+  if (config.add_disks) config.add_disks(b->devices());
+  b->devices().attach_disks();
+  return b;
 }
 
 bool kvm_usable(std::string* why) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -48,6 +49,9 @@ struct Config {
   unsigned tlb_entries = sim::kTlbDefaultEntries;
   bool bt_lookup_events = false;  // technique bt: an event per translation-cache lookup
   uint32_t bt_adaptive_threshold = 0;  // technique bt: sim::SimConfig::bt_adaptive_threshold
+  // Tests: adds disks (e.g. platform::MemoryBlock) to a new machine's Devices::disks before
+  // make_backend calls Devices::attach_disks; called once per machine (cosim makes two).
+  std::function<void(platform::Devices&)> add_disks;
 };
 
 // The simulator's memory-virtualization counters (sim/mmu.hpp), for `run --stats`.

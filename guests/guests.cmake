@@ -44,3 +44,5 @@ trapscope_guest(pv-paging MODE long
   DESCRIPTION "paravirtualized paging: mmu_update in the #PF handler and for every PTE change, set_cr3, console_write")
 trapscope_guest(compute64 MODE real
   DESCRIPTION "boot sector: long mode with paging, an 8-instruction loop with add [base + index*8], reg (bench/engine_ratios)")
+trapscope_guest(disk-virtio MODE protected
+  DESCRIPTION "a virtio-blk driver over virtio-mmio: GET_ID, read and check 64 sectors, write 16, flush, read back (needs a disk)")
