@@ -10,6 +10,7 @@
 #include "visualizer/app/theme.hpp"
 #include "visualizer/core/driver.hpp"
 #include "visualizer/panels/panels.hpp"
+#include "visualizer/panels/devices.hpp"
 
 namespace trapscope::viz {
 
@@ -72,6 +73,8 @@ class App final : public Actions {
   bool show_page_walk_ = false;
   bool show_tcache_ = false;
   TcacheState tcache_;
+  bool show_devices_ = false;
+  DevicesState devices_;
   bool show_compare_ = false;
   CompareState compare_;
   LessonDriver* lesson_ = nullptr;

@@ -149,8 +149,8 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
     } else if (word == "show" || word == "hide") {
       c.op = word == "show" ? Op::kShow : Op::kHide;
       if (rest != "breakpoints" && rest != "help" && rest != "page walk" &&
-          rest != "translation cache" && rest != "compare") {
-        return fail(word + " takes breakpoints, help, page walk, translation cache or compare");
+          rest != "translation cache" && rest != "compare" && rest != "devices") {
+        return fail(word + " takes breakpoints, help, page walk, translation cache, compare or devices");
       }
       c.text = rest;
     } else if (word == "tcache-select") {
