@@ -170,7 +170,7 @@ struct Devices {
   ControlPort control;
   HypercallDevice hypercall{console};
   PioBus pio;
-  MmioBus mmio;  // no device is memory-mapped yet: unclaimed reads return all ones
+  MmioBus mmio;  // virtio-blk devices (attach_disks); unclaimed reads return all ones
   // Guest RAM for devices that do DMA (platform/guest_ram.hpp); set by the engine that owns
   // the RAM before the first run, never null then.
   GuestRam* ram = nullptr;

@@ -36,8 +36,8 @@ ExitAction on_io_in(Devices& d, const ExitIoIn& e) {
   return ExitAction::resume();
 }
 
-// [SECTION] MMIO — to the MMIO bus; unclaimed reads return all ones, and every write is logged
-// (Devices::mmio_writes).
+// [SECTION] MMIO — to the MMIO bus; unclaimed reads return all ones, and every write no device
+// claims is logged (Devices::mmio_writes).
 ExitAction on_mmio_read(Devices& d, const ExitMmioRead& e) {
   d.mmio.read(e.gpa, e.data);
   return ExitAction::resume();
@@ -46,8 +46,7 @@ ExitAction on_mmio_read(Devices& d, const ExitMmioRead& e) {
 ExitAction on_mmio_write(Devices& d, const ExitMmioWrite& e) {
   uint64_t v = 0;
   std::memcpy(&v, e.data.data(), e.data.size() < 8 ? e.data.size() : 8);
-  d.record_mmio_write({e.gpa, static_cast<uint8_t>(e.data.size()), v});
-  d.mmio.write(e.gpa, e.data);
+  if (!d.mmio.write(e.gpa, e.data)) d.record_mmio_write({e.gpa, static_cast<uint8_t>(e.data.size()), v});
   return ExitAction::resume();
 }
 
