@@ -347,7 +347,7 @@ TEST_CASE("gui headless: breakpoints and filters go through the actions", "[gui]
   h.frame(app);
 }
 
-// [SECTION] Devices panel (visualizer/core/devices_view.hpp, visualizer/panels/devices.cpp)
+// [SECTION] Devices panel (visualizer/core/devices_view.hpp, visualizer/panels/devices_panel.cpp)
 
 namespace {
 // The events of a disk-virtio run on the simulator over a pattern disk (tests/test_virtio_guest.cpp

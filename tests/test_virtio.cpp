@@ -87,7 +87,7 @@ TEST_CASE("virtio-mmio: identification registers and configuration space", "[vir
   CHECK(r.count(trace::DeviceAction::kRegisterRead) == 10);
 }
 
-TEST_CASE("virtio-mmio: FEATURES_OK needs VERSION_1 and a subset; status 0 resets", "[virtio]") {
+TEST_CASE("virtio-mmio: FEATURES_OK needs VERSION_1 and a subset, status 0 resets", "[virtio]") {
   Rig r;
   VirtioTestDriver drv(r.d, r.mem);
   CHECK((drv.init(16, platform::kVirtioBlkFFlush) & platform::kVirtioStatusFeaturesOk) == 0);

@@ -10,7 +10,7 @@
 #include "visualizer/app/theme.hpp"
 #include "visualizer/core/driver.hpp"
 #include "visualizer/panels/panels.hpp"
-#include "visualizer/panels/devices.hpp"
+#include "visualizer/panels/devices_panel.hpp"
 
 namespace trapscope::viz {
 

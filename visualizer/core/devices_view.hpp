@@ -1,5 +1,5 @@
 // visualizer/core/devices_view.hpp — the view model of the Devices panel
-// (visualizer/panels/devices.cpp), built from device events alone (trace/device_event.hpp), so
+// (visualizer/panels/devices_panel.cpp), built from device events alone (trace/device_event.hpp), so
 // it works the same live and from a trace file: data flows one way, engine → events → this
 // model → the panel. No GUI: unit-tested in tests/test_gui_devices.cpp.
 //

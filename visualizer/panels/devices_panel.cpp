@@ -1,6 +1,6 @@
-// The Devices panel (visualizer/panels/devices.hpp). Everything shown comes from device events
+// The Devices panel (visualizer/panels/devices_panel.hpp). Everything shown comes from device events
 // (engine → events → DevicesView → this view); nothing here reads a machine.
-#include "visualizer/panels/devices.hpp"
+#include "visualizer/panels/devices_panel.hpp"
 
 #include <algorithm>
 #include <cstdio>

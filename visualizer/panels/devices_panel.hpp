@@ -1,4 +1,4 @@
-// visualizer/panels/devices.hpp — the Devices panel's state: a DevicesView (visualizer/core/
+// visualizer/panels/devices_panel.hpp — the Devices panel's state: a DevicesView (visualizer/core/
 // devices_view.hpp) fed from the model's device events as they arrive (rebuilt after a
 // truncation), the device shown and the language of its text.
 #pragma once
