@@ -273,6 +273,7 @@ std::unique_ptr<Backend> make_backend(Kind kind, const Config& config) {
     b = std::make_unique<SimBackend>(config);
   }
   b->devices().disks = std::move(disks);
+  if (config.add_disks) config.add_disks(b->devices());  // tests: in-memory disks
   b->devices().attach_disks();
   // The simulator models the IOMMU; on KVM the device is VMM code checked against RAM's bounds.
   b->devices().attach_passthrough(config.passthrough, kind == Kind::kSim);

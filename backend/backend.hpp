@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -57,6 +58,9 @@ struct Config {
   // The passthrough device (platform/passthrough.hpp, docs/passthrough.md): none, mapped (no
   // VM exits; the simulator adds its IOMMU model) or emulated (MMIO exits).
   platform::PassthroughMode passthrough = platform::PassthroughMode::kNone;
+  // Tests: adds disks (e.g. platform::MemoryBlock) to a new machine's Devices::disks before
+  // make_backend calls Devices::attach_disks; called once per machine (cosim makes two).
+  std::function<void(platform::Devices&)> add_disks;
 };
 
 // The simulator's memory-virtualization counters (sim/mmu.hpp), for `run --stats`.

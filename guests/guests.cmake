@@ -50,3 +50,5 @@ trapscope_guest(passthrough MODE protected
   DESCRIPTION "drives the passthrough device (run with --passthrough mapped|emulated): DMA reads, writes, its buffer, refused requests")
 trapscope_guest(dirty MODE protected
   DESCRIPTION "live migration: increments a dword in each page of a working set, pass after pass (--guest-arg PAGES[,PASSES])")
+trapscope_guest(disk-virtio MODE protected
+  DESCRIPTION "a virtio-blk driver over virtio-mmio: GET_ID, read and check 64 sectors, write 16, flush, read back (needs a disk)")

@@ -283,7 +283,7 @@ print_hex:
     ret
 
 msg_done: db "passthrough: checksum=", 0
-msg_no_device: db "passthrough: no device at 0xE0000000 (run with --passthrough mapped or emulated)", 10, 0
+msg_no_device: db "passthrough: no device at 0xE8000000 (run with --passthrough mapped or emulated)", 10, 0
 align 4
 doorbell: dd 0
 checksum: dd 0

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "platform/virtio_blk.hpp"
 #include "trace/limits.hpp"
 
 namespace trapscope::platform {
@@ -158,11 +159,25 @@ Devices::Devices() {
   pio.insert(kHypercallPort, 1, &hypercall);
 }
 
+Devices::~Devices() = default;
+
 void Devices::attach_disks() {
-  if (disks.empty() || ata) return;
-  ata = std::make_unique<AtaController>(*this);
-  pio.insert(kAtaCommandBase, 8, &ata->command_block());
-  pio.insert(kAtaControlPort, 1, &ata->control_block());
+  if (!disks.empty() && !ata) {
+    ata = std::make_unique<AtaController>(*this);
+    pio.insert(kAtaCommandBase, 8, &ata->command_block());
+    pio.insert(kAtaControlPort, 1, &ata->control_block());
+  }
+  for (size_t i = virtio_blk.size(); i < disks.size(); ++i) {
+    const uint64_t base = kVirtioMmioBase + kVirtioMmioStride * i;
+    if (ram != nullptr && ram->size() > base) {
+      char msg[96];
+      std::snprintf(msg, sizeof msg, "virtio-blk%zu at guest-physical 0x%llx would overlap guest RAM",
+                    i, static_cast<unsigned long long>(base));
+      throw std::invalid_argument(msg);
+    }
+    virtio_blk.push_back(std::make_unique<VirtioBlk>(*this, static_cast<uint8_t>(i), disks[i]));
+    mmio.insert(base, kVirtioMmioSize, virtio_blk.back().get());
+  }
 }
 
 BlockStatus Devices::flush_disks() {

@@ -133,6 +133,8 @@ class HypercallDevice final : public PioDevice {
   uint64_t calls_ = 0, errors_ = 0, shared_info_gpa_ = 0;
 };
 
+class VirtioBlk;  // platform/virtio_blk.hpp
+
 // A write to guest-physical memory that no memory backs (recorded, otherwise ignored).
 struct MmioWrite {
   uint64_t gpa;
@@ -143,6 +145,7 @@ struct MmioWrite {
 // The standard device set of a trapscope machine, wired on its bus.
 struct Devices {
   Devices();
+  ~Devices();
   Devices(const Devices&) = delete;
   Devices& operator=(const Devices&) = delete;
 
@@ -171,20 +174,24 @@ struct Devices {
   ControlPort control;
   HypercallDevice hypercall{console};
   PioBus pio;
-  MmioBus mmio;  // no device is memory-mapped yet: unclaimed reads return all ones
+  MmioBus mmio;  // virtio-blk devices (attach_disks); unclaimed reads return all ones
   // Guest RAM for devices that do DMA (platform/guest_ram.hpp); set by the engine that owns
   // the RAM before the first run, never null then.
   GuestRam* ram = nullptr;
   // The machine's disks in the order given (`--disk`), shared by the controllers that expose
   // them (platform/block.hpp).
   std::vector<std::shared_ptr<BlockBackend>> disks;
-  // Puts the controllers that expose `disks` on the buses (once, after `disks` is filled):
-  // the ATA controller (platform/ata.hpp) with disks[0] and [1] as drives 0 and 1 at
-  // 0x1F0-0x1F7 and 0x3F6. Without disks nothing is attached (the ports stay floating).
+  // Puts the controllers that expose `disks` on the buses (once, after `disks` is filled, with
+  // `ram` set): the ATA controller (platform/ata.hpp) with disks[0] and [1] as drives 0 and 1 at
+  // 0x1F0-0x1F7 and 0x3F6, and virtio-blk device N over disks[N] on `mmio` at kVirtioMmioBase +
+  // N × kVirtioMmioStride (platform/virtio_mmio.hpp): a guest uses whichever driver it has.
+  // Without disks nothing is attached (the ATA ports stay floating). Throws
+  // std::invalid_argument if guest RAM would reach the virtio-mmio range.
   void attach_disks();
   // BlockBackend::flush on every disk (each run end); kOk or the first error.
   BlockStatus flush_disks();
   std::unique_ptr<AtaController> ata;
+  std::vector<std::unique_ptr<VirtioBlk>> virtio_blk;
   // The passthrough device (platform/passthrough.hpp; `--passthrough`), null if none. Mapped:
   // the engine maps its window at kPassthroughBase; emulated: it is on `mmio`.
   std::unique_ptr<PassthroughDevice> passthrough;

@@ -4,9 +4,9 @@
 // One handler per exit reason (handle_exit.cpp, [SECTION] per reason):
 //   IO             to the port bus (platform/devices.hpp); an `in` gets the device's bytes; an out to
 //                  the control port ends the run with the guest's exit code
-//   MMIO           to the MMIO bus (platform/bus.hpp; --passthrough emulated puts its registers
-//                  there): an unclaimed read returns all ones; an unclaimed write is logged in
-//                  Devices::mmio_writes
+//   MMIO           to the MMIO bus (platform/bus.hpp: virtio-blk devices, platform/virtio_mmio.hpp;
+//                  --passthrough emulated puts its registers there): an unclaimed read returns
+//                  all ones; an unclaimed write is logged in Devices::mmio_writes
 //   HLT            ends the run (no interrupt can wake the guest: there is no interrupt source)
 //   SHUTDOWN       triple fault: ends the run
 //   INTERNAL_ERROR ends the run (suberror 1: the kernel's emulator failed on an instruction)

@@ -47,9 +47,10 @@
 
 namespace trapscope::platform {
 
-// Just above the largest guest RAM `--mem` allows (3584 MiB), below 4 GiB so that a 32-bit
-// guest reaches it without paging.
-inline constexpr uint64_t kPassthroughBase = 0xE000'0000;
+// Above the largest guest RAM `--mem` allows (3584 MiB ends at 0xE000_0000, where the
+// virtio-mmio devices start: platform/virtio_mmio.hpp), below 4 GiB so that a 32-bit guest
+// reaches it without paging.
+inline constexpr uint64_t kPassthroughBase = 0xE800'0000;
 inline constexpr uint64_t kPassthroughBytes = 0x2000;  // register page + buffer page
 
 inline constexpr uint32_t kPtMagic = 0x54505354;  // "TSPT" in memory order

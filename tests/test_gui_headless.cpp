@@ -5,8 +5,14 @@
 
 #include <imgui.h>
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
+#include "backend/backend.hpp"
+#include "guests/guest_catalog.hpp"
+#include "platform/block.hpp"
+#include "trace/recorder.hpp"
 #include "visualizer/app/app.hpp"
 #include "visualizer/app/theme.hpp"
 #include "visualizer/core/model.hpp"
@@ -339,4 +345,73 @@ TEST_CASE("gui headless: breakpoints and filters go through the actions", "[gui]
   app.set_speed(50);
   CHECK(d.speed == 50);
   h.frame(app);
+}
+
+// [SECTION] Devices panel (visualizer/core/devices_view.hpp, visualizer/panels/devices_panel.cpp)
+
+namespace {
+// The events of a disk-virtio run on the simulator over a pattern disk (tests/test_virtio_guest.cpp
+// checks the run itself).
+void fill_disk_virtio(Model& m) {
+  const auto g = guests::find("disk-virtio");
+  REQUIRE(g);
+  backend::Config cfg;
+  cfg.mode = platform::BootMode::kProtected;
+  cfg.add_disks = [](platform::Devices& d) {
+    auto disk = std::make_shared<platform::MemoryBlock>(128);
+    for (uint64_t i = 0; i < disk->bytes().size(); ++i) {
+      disk->bytes()[i] = static_cast<uint8_t>((i >> 9) * 0x1D + i);
+    }
+    d.disks.push_back(disk);
+  };
+  auto b = backend::make_backend(backend::Kind::kSim, cfg);
+  b->load(g->image);
+  trace::Recorder rec;
+  REQUIRE(b->run({30.0}, &rec).exit_code == 0);
+  for (size_t i = 0; i < rec.size(); ++i) m.append(rec.at(i));
+}
+}  // namespace
+
+TEST_CASE("devices view: a disk-virtio run's registers, rings and sector map", "[gui][virtio]") {
+  Model m;
+  fill_disk_virtio(m);
+  DevicesState st;
+  update_devices(m, st);
+  REQUIRE(st.view.devices().size() == 1);
+  const DeviceModel& d = st.view.devices()[0];
+  CHECK(d.kind == trace::DeviceKind::kVirtioBlk);
+  CHECK(d.registers.at(0x070).value == 0x0F);  // Status: ACK|DRIVER|FEATURES_OK|DRIVER_OK
+  CHECK(d.registers.at(0x000).value == 0x74726976);
+  CHECK(d.queue_size == 32);
+  CHECK(d.desc == 0x10000);
+  CHECK(d.notifies == 5);
+  CHECK(d.commands == 13);
+  CHECK(d.used_idx == 13);
+  CHECK(d.avail_ring.size() == 32);
+  CHECK(d.avail_ring[1].head == 0);   // the first read of batch 2 (descriptors 0..2)
+  CHECK(d.avail_ring[2].head == 3);
+  CHECK(d.used_ring[12].type == 0);   // the read back
+  const auto& map = st.view.sector_maps().at(0);
+  REQUIRE(map.size() == 80);
+  CHECK(std::all_of(map.begin(), map.begin() + 64, [](SectorState s) { return s == SectorState::kRead; }));
+  CHECK(std::all_of(map.begin() + 64, map.end(), [](SectorState s) { return s == SectorState::kFlushed; }));
+  // A truncation (step back) rebuilds from the events still held.
+  const size_t half = m.lane(EventType::kDevice)[m.lane(EventType::kDevice).size() / 2];
+  m.truncate(half);
+  update_devices(m, st);
+  CHECK(st.view.devices()[0].commands < 13);
+}
+
+TEST_CASE("gui headless: the Devices panel opens at the first device event and draws",
+          "[gui][virtio]") {
+  Headless h;
+  RecordingDriver drv;
+  Model m;
+  App app(drv, m, h.fonts, &key_index);
+  h.frame(app);
+  CHECK_FALSE(app.window_shown("devices"));
+  fill_disk_virtio(m);
+  for (int i = 0; i < 3; ++i) h.frame(app);
+  CHECK(app.window_shown("devices"));
+  CHECK(ImGui::GetDrawData()->TotalVtxCount > 2000);
 }

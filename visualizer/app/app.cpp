@@ -62,6 +62,8 @@ void App::frame() {
   }
   if (show_vmcs_) place("VMCS");
   draw_vmcs(ctx, &show_vmcs_);
+  if (lesson_) devices_.lang = lesson_->lang();
+  draw_devices(ctx, devices_, &show_devices_);
   if (show_compare_) place("Compare");
   draw_compare(ctx, compare_, &show_compare_);
   layout_pending_ = false;
@@ -100,6 +102,7 @@ void App::menu_bar() {
     ImGui::MenuItem("Page walk", nullptr, &show_page_walk_);
     ImGui::MenuItem("Translation cache", nullptr, &show_tcache_);
     ImGui::MenuItem("VMCS (VT-x)", nullptr, &show_vmcs_);
+    ImGui::MenuItem("Devices", nullptr, &show_devices_);
     if (ImGui::MenuItem("Compare techniques", nullptr, &show_compare_) && show_compare_) {
       compare_.focus = true;
     }
@@ -249,6 +252,10 @@ void App::show_window(const std::string& name, bool show) {
     show_tcache_ = show;
     tcache_.opened_once = true;  // a script's choice stands
   }
+  if (name == "devices") {
+    show_devices_ = show;
+    devices_.opened_once = true;
+  }
   if (name == "compare") {
     if (show && !show_compare_) compare_.focus = true;
     show_compare_ = show;
@@ -266,6 +273,7 @@ bool App::window_shown(const std::string& name) const {
   if (name == "translation cache") return show_tcache_;
   if (name == "compare") return show_compare_;
   if (name == "vmcs") return show_vmcs_;
+  if (name == "devices") return show_devices_;
   return false;
 }
 

@@ -10,6 +10,7 @@
 #include "visualizer/app/theme.hpp"
 #include "visualizer/core/driver.hpp"
 #include "visualizer/panels/panels.hpp"
+#include "visualizer/panels/devices_panel.hpp"
 
 namespace trapscope::viz {
 
@@ -80,6 +81,8 @@ class App final : public Actions {
   bool show_page_walk_ = false;
   bool show_tcache_ = false;
   TcacheState tcache_;
+  bool show_devices_ = false;
+  DevicesState devices_;
   bool show_compare_ = false;
   bool show_vmcs_ = false;
   bool vmcs_opened_once_ = false;  // the VMCS window opens itself once when a VT-x model appears

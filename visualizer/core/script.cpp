@@ -149,9 +149,10 @@ std::optional<std::vector<ScriptCommand>> parse_script(std::string_view text, st
     } else if (word == "show" || word == "hide") {
       c.op = word == "show" ? Op::kShow : Op::kHide;
       if (rest != "breakpoints" && rest != "help" && rest != "page walk" &&
-          rest != "translation cache" && rest != "compare" && rest != "vmcs") {
-        return fail(word + " takes breakpoints, help, page walk, translation cache, compare or "
-                           "vmcs");
+          rest != "translation cache" && rest != "compare" && rest != "vmcs" &&
+          rest != "devices") {
+        return fail(word + " takes breakpoints, help, page walk, translation cache, compare, "
+                           "vmcs or devices");
       }
       c.text = rest;
     } else if (word == "tcache-select") {
