@@ -11,26 +11,28 @@
 #include <charconv>
 #include <cstring>
 
+#include <fmt/format.h>
+
 namespace trapscope::gdbstub {
 
 bool parse_address(std::string_view text, uint32_t* host, uint16_t* port, std::string* why) {
   const size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) {
-    *why = "'" + std::string(text) + "' is not HOST:PORT (e.g. 127.0.0.1:1234)";
+    *why = fmt::format("'{}' is not HOST:PORT (e.g. 127.0.0.1:1234)", text);
     return false;
   }
   std::string h(text.substr(0, colon));
   if (h == "localhost") h = "127.0.0.1";
   in_addr a{};
   if (inet_pton(AF_INET, h.c_str(), &a) != 1) {
-    *why = "'" + h + "' is not an IPv4 address (e.g. 127.0.0.1)";
+    *why = fmt::format("'{}' is not an IPv4 address (e.g. 127.0.0.1)", h);
     return false;
   }
   const std::string_view p = text.substr(colon + 1);
   unsigned v = 0;
   const auto r = std::from_chars(p.data(), p.data() + p.size(), v);
   if (p.empty() || r.ec != std::errc() || r.ptr != p.data() + p.size() || v > 65535) {
-    *why = "'" + std::string(p) + "' is not a port number from 0 to 65535";
+    *why = fmt::format("'{}' is not a port number from 0 to 65535", p);
     return false;
   }
   *host = a.s_addr;
