@@ -40,7 +40,7 @@
 
 #include "backend/backend.hpp"
 #include "gdbstub/packet.hpp"
-#include "gdbstub/registers.hpp"
+#include "gdbstub/register_layout.hpp"
 
 namespace trapscope::gdbstub {
 

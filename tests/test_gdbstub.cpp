@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "gdbstub/packet.hpp"
-#include "gdbstub/registers.hpp"
+#include "gdbstub/register_layout.hpp"
 #include "gdbstub/session.hpp"
 #include "guests/guest_catalog.hpp"
 #include "tests/support.hpp"

@@ -100,8 +100,9 @@ TEST_CASE("no two source files share a name", "[layers]") {
   // A file's name says what it is, wherever it is opened (an editor tab, a compiler message).
   const fs::path root = TRAPSCOPE_SOURCE_DIR;
   std::map<std::string, std::vector<std::string>> by_name;
-  for (const char* top : {"x86", "trace", "platform", "sim", "vmm", "backend", "compare", "cli",
-                          "visualizer", "lessons", "guests", "tests", "bench"}) {
+  for (const char* top : {"x86", "trace", "platform", "sim", "vmm", "backend", "snapshot",
+                          "gdbstub", "compare", "cli", "visualizer", "lessons", "guests", "tests",
+                          "bench"}) {
     if (!fs::exists(root / top)) continue;
     for (const auto& entry : fs::recursive_directory_iterator(root / top)) {
       const auto ext = entry.path().extension();
@@ -116,4 +117,28 @@ TEST_CASE("no two source files share a name", "[layers]") {
     for (const auto& p : paths) UNSCOPED_INFO(p);
     CHECK(paths.size() == 1);
   }
+}
+
+TEST_CASE("no test name has a character ctest splits or reads as an option", "[layers]") {
+  // catch_discover_tests hands each name to ctest as a list element: a ';' splits one test into
+  // two that both fail, and a name that starts with '-' is read by Catch as an option.
+  const fs::path root = TRAPSCOPE_SOURCE_DIR;
+  size_t names = 0;
+  for (const auto& entry : fs::directory_iterator(root / "tests")) {
+    if (entry.path().extension() != ".cpp") continue;
+    std::ifstream in(entry.path());
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      const size_t at = line.find("TEST_CASE(\"");
+      if (at == std::string::npos) continue;
+      const size_t begin = at + 11, end = line.find('"', begin);
+      if (end == std::string::npos) continue;
+      const std::string name = line.substr(begin, end - begin);
+      ++names;
+      INFO(entry.path().filename().string() << ":" << n << ": " << name);
+      CHECK(name.find(';') == std::string::npos);
+      CHECK((name.empty() || name[0] != '-'));
+    }
+  }
+  CHECK(names > 100);
 }

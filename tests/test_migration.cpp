@@ -137,7 +137,7 @@ TEST_CASE("migration: a working set the link cannot keep up with stops at --max-
   CHECK(e.console == expected_console(20000));
 }
 
-TEST_CASE("migration: a destination of another memory size refuses; the source runs on",
+TEST_CASE("migration: a destination of another memory size refuses, the source runs on",
           "[migration][sim]") {
   const std::string address = "127.0.0.1:" + std::to_string(free_port());
   auto dest = destination(Kind::kSim, address, 32);
@@ -182,7 +182,7 @@ TEST_CASE("migration: a stream of another version is refused", "[migration]") {
   CHECK(e.error.find("stream version 2.0") != std::string::npos);
 }
 
-TEST_CASE("migration: the connection drops mid-migration; the source runs on as before",
+TEST_CASE("migration: the connection drops mid-migration, the source runs on as before",
           "[migration][sim]") {
   // A destination that accepts the hello, reads 100 KiB of pages and hangs up.
   const int port = free_port();

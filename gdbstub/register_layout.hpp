@@ -1,4 +1,4 @@
-// gdbstub/registers.hpp — the register layouts the stub offers gdb, one per x86 processor mode,
+// gdbstub/register_layout.hpp — the register layouts the stub offers gdb, one per x86 processor mode,
 // and the target descriptions (gdb's XML) that name them.
 //
 // gdb learns the layout of the `g`/`G` packets from the target description it reads once, when it

@@ -1,4 +1,4 @@
-#include "gdbstub/registers.hpp"
+#include "gdbstub/register_layout.hpp"
 
 #include <array>
 #include <cstring>
