@@ -1,5 +1,5 @@
 // Lessons (lessons/): the format's validation, the predicates, and every built-in lesson
-// checked on every backend it allows, as `trapscope lesson check` does; then what issue 23 added:
+// checked on every backend it allows, as `trapscope lesson check` does; then what the graded lessons added:
 // the answering event always shown, graded questions (lessons/grade.hpp), seeded variants
 // (lessons/params.hpp), the authoring checks (`lesson check FILE`), and the content fixes, each
 // with the text it guards.
@@ -690,7 +690,7 @@ TEST_CASE("every built-in lesson: a topic, its sources, every question graded", 
   CHECK_THAT(r.out, Catch::Contains("tema: Requisitos de virtualización de Popek y Goldberg"));
 }
 
-TEST_CASE("the content fixes of issue 23 stay fixed", "[lessons]") {
+TEST_CASE("the lessons' content fixes stay fixed", "[lessons]") {
   const auto all = lessons::builtin_lessons();
   // Lesson 2 step 5: the question was cut at "#PF" (a YAML comment) in both languages.
   const auto& rings = builtin(all, "rings");

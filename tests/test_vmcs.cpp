@@ -1,4 +1,4 @@
-// The VT-x model's VMCS and exits (issue 22): exit qualifications decoded per the SDM's tables
+// The VT-x model's VMCS and exits: exit qualifications decoded per the SDM's tables
 // (x86/vmx.hpp), the --vmcs controls (sim/virt/vmcs.hpp) honoured by the model, the `vt-exit`
 // condition kind, VT-x exits in the visualizer's model (step to VM exit, exit statistics,
 // breakpoints) and a VMCS change that changes the next exit, live.
