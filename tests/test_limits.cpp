@@ -38,7 +38,9 @@ constexpr long kBaselineKib = 560 * kMiB;
 constexpr const char* kHostileTimeout = "150";
 constexpr double kHostileKillAfter = 240;
 #else
-constexpr long kBaselineKib = 200 * kMiB;
+// 205 MiB measured for the KVM MMIO run at 280,000 exits in its 2 s (the more exits the host
+// makes, the longer the capped MMIO log): 240 allowed.
+constexpr long kBaselineKib = 240 * kMiB;
 constexpr const char* kHostileTimeout = "60";
 constexpr double kHostileKillAfter = 120;
 #endif
